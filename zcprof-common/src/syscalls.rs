@@ -1,0 +1,186 @@
+//! The syscalls the syscall layer counts, how each is classified, and the map from x86-64
+//! syscall numbers to our dense indexes (the `syscall` field of `StatsKey`).
+//!
+//! Only x86-64 numbers are listed: other architectures fail to compile here rather than
+//! silently counting the wrong syscalls.
+
+#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(target_arch = "bpf"))]
+compile_error!("zcprof's syscall table lists x86-64 syscall numbers only");
+
+/// How a syscall moves bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// The bytes crossed the user/kernel boundary by a CPU copy.
+    Copy,
+    /// The bytes moved between kernel objects without passing through user memory.
+    ZeroCopy,
+}
+
+/// Which way a copy went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Kernel to user memory (read family).
+    KernelToUser,
+    /// User memory to kernel (write family).
+    UserToKernel,
+    /// Kernel object to kernel object (zero-copy family).
+    KernelToKernel,
+}
+
+/// One counted syscall.
+#[derive(Clone, Copy, Debug)]
+pub struct Syscall {
+    /// The name as the kernel's tracepoints spell it (`syscalls:sys_exit_<name>`).
+    pub name: &'static str,
+    /// x86-64 syscall number.
+    pub nr: u32,
+    pub family: Family,
+    pub direction: Direction,
+    /// The return value counts messages, not bytes: the bytes are the sum of the
+    /// `msg_len` fields of the `mmsghdr` vector (recvmmsg/sendmmsg).
+    pub counts_messages: bool,
+}
+
+const fn copy(name: &'static str, nr: u32, direction: Direction) -> Syscall {
+    Syscall { name, nr, family: Family::Copy, direction, counts_messages: false }
+}
+
+const fn zero_copy(name: &'static str, nr: u32) -> Syscall {
+    Syscall {
+        name,
+        nr,
+        family: Family::ZeroCopy,
+        direction: Direction::KernelToKernel,
+        counts_messages: false,
+    }
+}
+
+const fn mmsg(name: &'static str, nr: u32, direction: Direction) -> Syscall {
+    Syscall { name, nr, family: Family::Copy, direction, counts_messages: true }
+}
+
+use Direction::{KernelToUser as K2U, UserToKernel as U2K};
+
+/// Every counted syscall; a `StatsKey::syscall` is an index into this table.
+///
+/// vmsplice is in the zero-copy family as the issue defines it: user pages are mapped into
+/// the pipe, not copied. (vmsplice *from* a pipe to user memory does copy; the syscall
+/// layer cannot tell the two apart, the kernel layer can.)
+pub const SYSCALLS: [Syscall; 21] = [
+    copy("read", 0, K2U),
+    copy("write", 1, U2K),
+    copy("pread64", 17, K2U),
+    copy("pwrite64", 18, U2K),
+    copy("readv", 19, K2U),
+    copy("writev", 20, U2K),
+    copy("preadv", 295, K2U),
+    copy("pwritev", 296, U2K),
+    copy("preadv2", 327, K2U),
+    copy("pwritev2", 328, U2K),
+    copy("recvfrom", 45, K2U),
+    copy("sendto", 44, U2K),
+    copy("recvmsg", 47, K2U),
+    copy("sendmsg", 46, U2K),
+    mmsg("recvmmsg", 299, K2U),
+    mmsg("sendmmsg", 307, U2K),
+    zero_copy("sendfile64", 40),
+    zero_copy("splice", 275),
+    zero_copy("vmsplice", 278),
+    zero_copy("tee", 276),
+    zero_copy("copy_file_range", 326),
+];
+
+/// Number of counted syscalls.
+pub const COUNT: usize = SYSCALLS.len();
+
+/// Index of recvmmsg in [`SYSCALLS`].
+pub const RECVMMSG: u32 = 14;
+/// Index of sendmmsg in [`SYSCALLS`].
+pub const SENDMMSG: u32 = 15;
+
+/// Our index for x86-64 syscall number `nr`, or `None` when the syscall is not counted.
+///
+/// A `match` rather than a table lookup: in the eBPF program this compiles to a short
+/// compare tree that the verifier accepts without a map, on the path every syscall takes.
+#[inline(always)]
+pub fn index_of(nr: u64) -> Option<u32> {
+    Some(match nr {
+        0 => 0,
+        1 => 1,
+        17 => 2,
+        18 => 3,
+        19 => 4,
+        20 => 5,
+        295 => 6,
+        296 => 7,
+        327 => 8,
+        328 => 9,
+        45 => 10,
+        44 => 11,
+        47 => 12,
+        46 => 13,
+        299 => 14,
+        307 => 15,
+        40 => 16,
+        275 => 17,
+        278 => 18,
+        276 => 19,
+        326 => 20,
+        _ => return None,
+    })
+}
+
+/// The table entry for an index, or `None` when the index is out of range (an event
+/// from a newer or corrupt producer).
+pub fn get(index: u32) -> Option<&'static Syscall> {
+    SYSCALLS.get(index as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_of_agrees_with_the_table() {
+        for (i, sc) in SYSCALLS.iter().enumerate() {
+            assert_eq!(index_of(sc.nr as u64), Some(i as u32), "{}", sc.name);
+        }
+        assert_eq!(index_of(2), None, "open is not counted");
+        assert_eq!(index_of(u64::MAX), None);
+        assert_eq!(SYSCALLS[RECVMMSG as usize].name, "recvmmsg");
+        assert_eq!(SYSCALLS[SENDMMSG as usize].name, "sendmmsg");
+    }
+
+    #[test]
+    fn numbers_match_libc() {
+        let expected = [
+            ("read", libc::SYS_read),
+            ("write", libc::SYS_write),
+            ("pread64", libc::SYS_pread64),
+            ("pwrite64", libc::SYS_pwrite64),
+            ("readv", libc::SYS_readv),
+            ("writev", libc::SYS_writev),
+            ("preadv", libc::SYS_preadv),
+            ("pwritev", libc::SYS_pwritev),
+            ("preadv2", libc::SYS_preadv2),
+            ("pwritev2", libc::SYS_pwritev2),
+            ("recvfrom", libc::SYS_recvfrom),
+            ("sendto", libc::SYS_sendto),
+            ("recvmsg", libc::SYS_recvmsg),
+            ("sendmsg", libc::SYS_sendmsg),
+            ("recvmmsg", libc::SYS_recvmmsg),
+            ("sendmmsg", libc::SYS_sendmmsg),
+            ("sendfile64", libc::SYS_sendfile),
+            ("splice", libc::SYS_splice),
+            ("vmsplice", libc::SYS_vmsplice),
+            ("tee", libc::SYS_tee),
+            ("copy_file_range", libc::SYS_copy_file_range),
+        ];
+        assert_eq!(expected.len(), COUNT);
+        for (name, nr) in expected {
+            let sc = SYSCALLS.iter().find(|s| s.name == name).expect(name);
+            assert_eq!(sc.nr as i64, nr, "{name}");
+        }
+    }
+}

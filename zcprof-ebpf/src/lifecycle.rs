@@ -1,0 +1,126 @@
+//! Process lifecycle: fork, exec and exit, sent once each through the `EVENTS` ring buffer.
+//!
+//! At exit the process's `STATS` entries are moved into the ring buffer as `FINAL_STATS`
+//! records and deleted, before the `EXIT` record. User space therefore sees every byte of
+//! a process even if it exits between two reads of the map, and a later process that gets
+//! the same PID starts from zero instead of inheriting the old totals.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use zcprof_common::{COMM_LEN, Event, StatsKey, SyscallStats, counter, event_kind, syscalls};
+
+use crate::maps::{EVENTS, STATS, bump};
+
+/// Tracepoint field offsets, set by user space from tracefs before loading (see
+/// `zcprof_common::global`). Read with `read_volatile` so the compiler does not fold the
+/// zero initialisers into the code.
+#[unsafe(no_mangle)]
+static NEWTASK_PID_OFFSET: u32 = 0;
+#[unsafe(no_mangle)]
+static NEWTASK_FLAGS_OFFSET: u32 = 0;
+#[unsafe(no_mangle)]
+static EXIT_GROUP_DEAD_OFFSET: u32 = 0;
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+#[tracepoint]
+pub fn task_newtask(ctx: TracePointContext) -> u32 {
+    match try_task_newtask(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_task_newtask(ctx: &TracePointContext) -> Result<(), ()> {
+    // SAFETY: a plain read of a global that user space set before loading.
+    let flags_at = unsafe { core::ptr::read_volatile(&NEWTASK_FLAGS_OFFSET) } as usize;
+    // SAFETY: as above.
+    let pid_at = unsafe { core::ptr::read_volatile(&NEWTASK_PID_OFFSET) } as usize;
+    // SAFETY: offsets come from this kernel's tracefs format; the helper checks the read.
+    let flags: u64 = unsafe { ctx.read_at(flags_at) }.map_err(|_| ())?;
+    if flags & CLONE_THREAD != 0 {
+        // A thread: its syscalls are counted under its process's tgid already.
+        return Ok(());
+    }
+    // SAFETY: as above.
+    let child: i32 = unsafe { ctx.read_at(pid_at) }.map_err(|_| ())?;
+    // The current task is the parent; the child starts with the parent's comm.
+    emit(event_kind::FORK, child as u32, 0, None);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn process_exec(_ctx: TracePointContext) -> u32 {
+    // After exec the current task is the process's leader with the new comm.
+    emit(event_kind::EXEC, 0, 0, None);
+    0
+}
+
+#[tracepoint]
+pub fn process_exit(ctx: TracePointContext) -> u32 {
+    match try_process_exit(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    // SAFETY: a plain read of a global that user space set before loading.
+    let group_dead_at = unsafe { core::ptr::read_volatile(&EXIT_GROUP_DEAD_OFFSET) } as usize;
+    let process_ended = if group_dead_at != 0 {
+        // SAFETY: offset from this kernel's tracefs format; the helper checks the read.
+        let group_dead: u8 = unsafe { ctx.read_at(group_dead_at) }.map_err(|_| ())?;
+        group_dead != 0
+    } else {
+        // Older kernels: the leader's exit stands for the process's end.
+        pid == tgid
+    };
+    if !process_ended {
+        return Ok(());
+    }
+    for index in 0..syscalls::COUNT as u32 {
+        let key = StatsKey { tgid, syscall: index };
+        // SAFETY: the value is copied into the record at once; every thread of the process
+        // is gone, so nothing updates it concurrently.
+        let Some(stats) = (unsafe { STATS.get(&key) }) else {
+            continue;
+        };
+        if emit(event_kind::FINAL_STATS, pid, index, Some(stats)) {
+            let _ = STATS.remove(&key);
+        }
+        // Else the entry stays: user space finds it in the map and still counts it.
+    }
+    emit(event_kind::EXIT, pid, 0, None);
+    Ok(())
+}
+
+/// Writes one record for the current task; `false` (and a lost-event count) if the ring
+/// buffer is full.
+#[inline(always)]
+fn emit(kind: u32, pid: u32, syscall: u32, stats: Option<&SyscallStats>) -> bool {
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        bump(counter::RINGBUF_FULL);
+        return false;
+    };
+    let event = entry.as_mut_ptr();
+    let comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+    // SAFETY: `event` points to a reserved, writable record of `size_of::<Event>()` bytes;
+    // every field is written before submit.
+    unsafe {
+        (*event).kind = kind;
+        (*event).tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        (*event).pid = pid;
+        (*event).syscall = syscall;
+        (*event).ts_ns = bpf_ktime_get_ns();
+        (*event).comm = comm;
+        (*event).stats = match stats {
+            Some(stats) => *stats,
+            None => SyscallStats::ZERO,
+        };
+    }
+    entry.submit(0);
+    true
+}

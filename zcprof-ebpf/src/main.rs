@@ -1,0 +1,28 @@
+//! zcprof's eBPF programs. One object, loaded by user space, which decides at run time which
+//! programs to attach (see `zcprof/src/probes.rs`).
+//!
+//! - `syscalls`: the syscall layer — counts calls, bytes, errors and sizes per
+//!   `(tgid, syscall)` in the `STATS` hash map, in the kernel, with atomic adds.
+//! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
+//!   plus the final totals of each exiting process (so PID reuse cannot merge two processes).
+
+#![no_std]
+#![no_main]
+// For `atomic_xadd`: see `maps::add`.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+mod lifecycle;
+mod maps;
+mod syscalls;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any path that could reach here, so it is never executed.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,143 @@
+//! The syscall layer: what each completed read/write-family and zero-copy syscall moved.
+//!
+//! Two ways to see syscall exits, chosen by user space at run time:
+//! - `sys_exit_raw`, a raw tracepoint on `sys_exit`: one program runs for every syscall
+//!   and filters by number. Cheapest per hit and needs no tracefs.
+//! - `sys_exit_tp`, a classic tracepoint attached to each `syscalls:sys_exit_<name>`:
+//!   runs only for counted syscalls, and a missing one is visible by name. Used when raw
+//!   tracepoints are unavailable, or on request.
+//!
+//! Both feed `maps::record` with the same numbers, so their results are identical.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user},
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::HashMap,
+    programs::{RawTracePointContext, TracePointContext},
+};
+use zcprof_common::{MMSG_MAX, counter, syscalls};
+
+use crate::maps::{bump, record};
+
+/// x86-64 `struct pt_regs` offsets (arch/x86/include/asm/ptrace.h): the syscall number is
+/// kept in `orig_ax`, and the second argument in `si` is still there at exit.
+const PT_REGS_SI: usize = 13 * 8;
+const PT_REGS_ORIG_AX: usize = 15 * 8;
+
+/// `struct mmsghdr` is a 56-byte `struct msghdr` followed by `unsigned int msg_len`.
+const MMSGHDR_SIZE: u64 = 64;
+const MMSGHDR_MSG_LEN: u64 = 56;
+
+/// Offset of the `mmsg` pointer in `syscalls:sys_enter_{recv,send}mmsg` records
+/// (after the 8-byte common header, `__syscall_nr` padded to 8, and `fd`).
+const ENTER_MMSG_ARG: usize = 24;
+/// Offsets of `__syscall_nr` and `ret` in `syscalls:sys_exit_*` records.
+const EXIT_NR: usize = 8;
+const EXIT_RET: usize = 16;
+
+/// Tracepoint mode only: the `mmsghdr` vector of an in-flight recvmmsg/sendmmsg, by thread,
+/// from enter to exit. Bounded by the number of threads in such a call at once.
+#[map]
+static MMSG_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(4096, 0);
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_raw(ctx: RawTracePointContext) -> i32 {
+    match try_sys_exit_raw(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_sys_exit_raw(ctx: &RawTracePointContext) -> Result<(), ()> {
+    // TP_PROTO(struct pt_regs *regs, long ret)
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    // SAFETY: `regs` is the kernel's pt_regs of the current task; the helper checks the read.
+    let nr: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_ORIG_AX).cast()) }
+        .map_err(|_| ())?;
+    let Some(index) = syscalls::index_of(nr) else {
+        return Ok(());
+    };
+    let bytes = if index == syscalls::RECVMMSG || index == syscalls::SENDMMSG {
+        // SAFETY: as above.
+        let vec: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_SI).cast()) }
+            .map_err(|_| ())?;
+        mmsg_bytes(vec, ret)
+    } else {
+        ret.max(0) as u64
+    };
+    record(tgid(), index, ret, bytes);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
+    match try_sys_exit_tp(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_sys_exit_tp(ctx: &TracePointContext) -> Result<(), ()> {
+    // SAFETY: fixed offsets of every syscalls:sys_exit_* record; user space checks them
+    // against tracefs before attaching.
+    let nr: i32 = unsafe { ctx.read_at(EXIT_NR) }.map_err(|_| ())?;
+    // SAFETY: as above.
+    let ret: i64 = unsafe { ctx.read_at(EXIT_RET) }.map_err(|_| ())?;
+    let Some(index) = syscalls::index_of(nr as u64) else {
+        return Ok(());
+    };
+    let bytes = if index == syscalls::RECVMMSG || index == syscalls::SENDMMSG {
+        let thread = bpf_get_current_pid_tgid();
+        // SAFETY: plain u64 value; copied out before the entry is removed.
+        let vec = unsafe { MMSG_ARGS.get(&thread) }.copied();
+        let _ = MMSG_ARGS.remove(&thread);
+        match vec {
+            Some(vec) => mmsg_bytes(vec, ret),
+            None => {
+                // Attached after the call began: the bytes of this one call are unknown.
+                bump(counter::MMSG_NO_ENTER);
+                0
+            }
+        }
+    } else {
+        ret.max(0) as u64
+    };
+    record(tgid(), index, ret, bytes);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sys_enter_mmsg_tp(ctx: TracePointContext) -> u32 {
+    // SAFETY: fixed offset of `mmsg` in sys_enter_{recv,send}mmsg, checked by user space.
+    if let Ok(vec) = unsafe { ctx.read_at::<u64>(ENTER_MMSG_ARG) } {
+        let _ = MMSG_ARGS.insert(&bpf_get_current_pid_tgid(), &vec, 0);
+    }
+    0
+}
+
+#[inline(always)]
+fn tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// Bytes moved by a recvmmsg/sendmmsg that returned `ret` messages: the kernel has written
+/// each message's length into `msg_len` of the user's `mmsghdr` vector at `vec`.
+#[inline(always)]
+fn mmsg_bytes(vec: u64, ret: i64) -> u64 {
+    let count = if ret < 0 { 0 } else { ret as u64 };
+    let mut total = 0u64;
+    for i in 0..MMSG_MAX as u64 {
+        if i >= count {
+            break;
+        }
+        let len = (vec + i * MMSGHDR_SIZE + MMSGHDR_MSG_LEN) as *const u32;
+        // SAFETY: a user pointer; the helper checks the read and fails on a bad address.
+        match unsafe { bpf_probe_read_user(len) } {
+            Ok(len) => total += len as u64,
+            Err(_) => {
+                bump(counter::MMSG_UNREADABLE);
+                break;
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,60 @@
+//! `zcprof top`: every interval, the processes ranked by copied bytes per second.
+//! Headless (text or JSON lines); the dashboard builds on the same session.
+
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::bail;
+
+use crate::{
+    probes::LoadOptions,
+    procfs,
+    report::top::{self, Filter},
+    session::{Session, Signals},
+};
+
+pub struct TopOptions {
+    pub interval: Duration,
+    pub once: bool,
+    pub json: bool,
+    pub filter: Filter,
+    pub limit: usize,
+}
+
+pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCode> {
+    for &pid in &opts.filter.pids {
+        if !procfs::exists(pid) {
+            bail!("no process with pid {pid} exists");
+        }
+    }
+    let mut signals = Signals::new()?;
+    let mut session = Session::start(load, opts.interval)?;
+    let print = |session: &Session, partial: bool| {
+        let frame = if opts.json {
+            top::json(&session.model, &session.layers, &opts.filter, partial)
+        } else {
+            top::text(&session.model, &session.layers, &opts.filter, opts.limit, partial)
+        };
+        println!("{frame}");
+    };
+    loop {
+        tokio::select! {
+            batch = session.next() => {
+                if batch.is_none() {
+                    bail!("the collector stopped unexpectedly");
+                }
+                print(&session, false);
+                session.model.prune_exited();
+                if opts.once {
+                    break;
+                }
+            }
+            _ = signals.recv() => {
+                // Show what the cut-short interval gathered, then detach (on drop).
+                session.flush().await?;
+                print(&session, true);
+                break;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,22 @@
+//! zcprof: a copy-overhead profiler for Linux.
+//!
+//! The pieces, in the order data flows through them:
+//! - [`probes`] loads the eBPF object and attaches what this kernel allows, reporting each
+//!   probe as attached or unavailable (with the kernel's reason);
+//! - [`collector`] owns the loaded object and turns the kernel's maps and ring buffer into
+//!   [`collector::Batch`]es, on its own task;
+//! - [`model`] (pure) attributes the batches to processes and computes totals and rates;
+//! - [`report`] renders the model as text or JSON; [`cmd`] holds one module per subcommand.
+
+pub mod atomic;
+pub mod cli;
+pub mod cmd;
+pub mod collector;
+pub mod model;
+pub mod privileges;
+pub mod probes;
+pub mod procfs;
+pub mod report;
+pub mod session;
+pub mod tracefs;
+pub mod units;

@@ -1,0 +1,307 @@
+//! Attribution of the kernel's counts to processes: pure, no I/O (process details come
+//! through the [`ProcSource`] trait), so that it is tested with synthetic batches.
+//!
+//! A process is one *instance* ([`ProcId`]): a tgid from its fork (or first sighting) to its
+//! exit. When a PID is reused, the new process gets a new instance, so two processes are
+//! never merged; the kernel side helps by flushing and deleting an exiting process's map
+//! entries (see `zcprof-ebpf/src/lifecycle.rs`).
+
+mod input;
+mod totals;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+pub use input::{Batch, KernelCounters, ProcEvent};
+pub use totals::{Figures, StatsExt, Totals};
+use zcprof_common::{StatsKey, syscalls};
+
+/// Identity of one process instance, unique for the life of a [`Model`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProcId(pub u64);
+
+/// What `/proc` says about a live process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub comm: String,
+    pub ppid: u32,
+}
+
+/// Where the model learns about processes it has no event for (started before zcprof).
+pub trait ProcSource {
+    /// `None` when no process `tgid` exists (any more).
+    fn lookup(&self, tgid: u32) -> Option<ProcInfo>;
+}
+
+/// How the model first learned of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Its fork was seen: everything it did is counted.
+    Forked,
+    /// It existed before the probes attached (or its fork record was lost): counted from
+    /// the moment the probes attached.
+    Existing,
+}
+
+/// One process instance.
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub id: ProcId,
+    pub tgid: u32,
+    /// The parent's tgid, when known.
+    pub ppid: Option<u32>,
+    /// The parent's instance, when the parent was seen by this model.
+    pub parent: Option<ProcId>,
+    pub comm: String,
+    pub origin: Origin,
+    pub exited: bool,
+    /// Everything counted for it since the probes attached.
+    pub totals: Totals,
+    /// What it did during the last interval (see [`Model::tick`]).
+    pub interval: Totals,
+    at_last_tick: Totals,
+    /// Exited before the last tick too: may be pruned once it shows no activity.
+    exited_at_last_tick: bool,
+}
+
+impl Process {
+    fn new(id: ProcId, tgid: u32, comm: String, origin: Origin) -> Self {
+        Process {
+            id,
+            tgid,
+            ppid: None,
+            parent: None,
+            comm,
+            origin,
+            exited: false,
+            totals: Totals::zero(),
+            interval: Totals::zero(),
+            at_last_tick: Totals::zero(),
+            exited_at_last_tick: false,
+        }
+    }
+}
+
+/// Processes, their totals and the kernel's health counters.
+#[derive(Default)]
+pub struct Model {
+    procs: BTreeMap<ProcId, Process>,
+    /// The live instance of each tgid.
+    live: HashMap<u32, ProcId>,
+    next_id: u64,
+    /// The latest kernel counters (cumulative since load).
+    pub counters: KernelCounters,
+    /// Ring-buffer records user space could not decode (cumulative).
+    pub malformed: u64,
+    last_tick: Option<Instant>,
+    /// Length of the last interval, once two ticks have happened.
+    pub interval: Option<Duration>,
+}
+
+impl Model {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the first interval at `at` (when the probes attached), so the first batch
+    /// already yields rates.
+    pub fn start_at(&mut self, at: Instant) {
+        self.last_tick = Some(at);
+    }
+
+    /// Applies one batch from the collector, then closes the interval at `batch.at`.
+    /// Returns the `STATS` keys user space took over (entries left behind by processes that
+    /// are gone), which the collector must delete so they are not counted twice.
+    pub fn apply(&mut self, batch: &Batch, source: &dyn ProcSource) -> Vec<StatsKey> {
+        for event in &batch.events {
+            self.apply_event(event, source);
+        }
+        let mut forget = Vec::new();
+        for (key, stats) in &batch.stats {
+            let Some(index) = valid_index(key.syscall) else {
+                continue;
+            };
+            if let Some(id) = self.live.get(&key.tgid).copied() {
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.totals.0[index] = *stats;
+                }
+                continue;
+            }
+            match source.lookup(key.tgid) {
+                Some(info) => {
+                    let id = self.create(key.tgid, info.comm, Origin::Existing);
+                    if let Some(p) = self.procs.get_mut(&id) {
+                        p.ppid = Some(info.ppid);
+                        p.parent = self.live.get(&info.ppid).copied();
+                        p.totals.0[index] = *stats;
+                    }
+                }
+                None => {
+                    // Left behind by a process that is gone (its exit record was lost): add it
+                    // to that process's last instance and have the kernel entry deleted.
+                    let id = match self.latest_instance(key.tgid) {
+                        Some(id) => id,
+                        None => {
+                            let id = self.create(key.tgid, String::new(), Origin::Existing);
+                            self.mark_exited(key.tgid, id);
+                            id
+                        }
+                    };
+                    if let Some(p) = self.procs.get_mut(&id) {
+                        p.totals.0[index].add(stats);
+                    }
+                    forget.push(*key);
+                }
+            }
+        }
+        self.counters = batch.counters;
+        self.malformed = batch.malformed;
+        self.tick(batch.at);
+        forget
+    }
+
+    fn apply_event(&mut self, event: &ProcEvent, source: &dyn ProcSource) {
+        match event {
+            ProcEvent::Fork { parent, child, comm } => {
+                // A live instance with the child's PID must have exited unseen.
+                if let Some(stale) = self.live.get(child).copied() {
+                    self.mark_exited(*child, stale);
+                }
+                let id = self.create(*child, comm.clone(), Origin::Forked);
+                let parent_id = self.live.get(parent).copied();
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.ppid = Some(*parent);
+                    p.parent = parent_id;
+                }
+            }
+            ProcEvent::Exec { tgid, comm } => {
+                let id = self.live_or_create(*tgid, comm, source);
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.comm.clone_from(comm);
+                }
+            }
+            ProcEvent::FinalStats { tgid, syscall, stats } => {
+                let Some(index) = valid_index(*syscall) else {
+                    return;
+                };
+                let id = self.live_or_create(*tgid, "", source);
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.totals.0[index] = *stats;
+                }
+            }
+            ProcEvent::Exit { tgid, comm } => {
+                let id = self.live_or_create(*tgid, comm, source);
+                if let Some(p) = self.procs.get_mut(&id)
+                    && p.comm.is_empty()
+                {
+                    p.comm.clone_from(comm);
+                }
+                self.mark_exited(*tgid, id);
+            }
+        }
+    }
+
+    fn live_or_create(&mut self, tgid: u32, comm: &str, source: &dyn ProcSource) -> ProcId {
+        if let Some(id) = self.live.get(&tgid) {
+            return *id;
+        }
+        let info = source.lookup(tgid);
+        let comm = info.as_ref().map_or_else(|| comm.to_string(), |i| i.comm.clone());
+        let id = self.create(tgid, comm, Origin::Existing);
+        if let Some(info) = info {
+            let parent = self.live.get(&info.ppid).copied();
+            if let Some(p) = self.procs.get_mut(&id) {
+                p.ppid = Some(info.ppid);
+                p.parent = parent;
+            }
+        }
+        id
+    }
+
+    fn create(&mut self, tgid: u32, comm: String, origin: Origin) -> ProcId {
+        let id = ProcId(self.next_id);
+        self.next_id += 1;
+        self.procs.insert(id, Process::new(id, tgid, comm, origin));
+        self.live.insert(tgid, id);
+        id
+    }
+
+    fn mark_exited(&mut self, tgid: u32, id: ProcId) {
+        if self.live.get(&tgid) == Some(&id) {
+            self.live.remove(&tgid);
+        }
+        if let Some(p) = self.procs.get_mut(&id) {
+            p.exited = true;
+        }
+    }
+
+    /// The most recent instance of `tgid`, live or exited.
+    pub fn latest_instance(&self, tgid: u32) -> Option<ProcId> {
+        self.procs.values().rev().find(|p| p.tgid == tgid).map(|p| p.id)
+    }
+
+    /// Closes the current interval: each process's `interval` becomes what it did since the
+    /// previous tick.
+    fn tick(&mut self, now: Instant) {
+        self.interval = self.last_tick.map(|last| now.saturating_duration_since(last));
+        self.last_tick = Some(now);
+        for p in self.procs.values_mut() {
+            p.interval = p.totals.minus(&p.at_last_tick);
+            p.at_last_tick = p.totals.clone();
+        }
+    }
+
+    /// Forgets exited processes that did nothing in the last interval and had exited before
+    /// it began: a long `top` must not grow without bound. (`run` keeps everything.)
+    pub fn prune_exited(&mut self) {
+        self.procs
+            .retain(|_, p| !(p.exited && p.exited_at_last_tick && p.interval.is_zero()));
+        for p in self.procs.values_mut() {
+            p.exited_at_last_tick = p.exited;
+        }
+    }
+
+    pub fn process(&self, id: ProcId) -> Option<&Process> {
+        self.procs.get(&id)
+    }
+
+    pub fn processes(&self) -> impl Iterator<Item = &Process> {
+        self.procs.values()
+    }
+
+    /// The instance started by fork `parent -> child`, i.e. the latest instance of `child`
+    /// whose parent is `parent`.
+    pub fn child_of(&self, parent: u32, child: u32) -> Option<ProcId> {
+        self.procs
+            .values()
+            .rev()
+            .find(|p| p.tgid == child && p.ppid == Some(parent))
+            .map(|p| p.id)
+    }
+
+    /// `root` and every instance descended from it, in creation order.
+    pub fn tree(&self, root: ProcId) -> Vec<ProcId> {
+        let mut members = vec![root];
+        let mut seen = std::collections::HashSet::from([root]);
+        // Creation order means parents come before children, so one pass suffices.
+        for p in self.procs.values() {
+            if let Some(parent) = p.parent
+                && seen.contains(&parent)
+                && seen.insert(p.id)
+            {
+                members.push(p.id);
+            }
+        }
+        members
+    }
+}
+
+fn valid_index(syscall: u32) -> Option<usize> {
+    syscalls::get(syscall).map(|_| syscall as usize)
+}
+
+#[cfg(test)]
+mod tests;

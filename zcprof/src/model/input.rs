@@ -1,0 +1,55 @@
+//! What the collector hands the model: owned, decoded values with no aya types in them.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use zcprof_common::{StatsKey, SyscallStats};
+
+/// A process lifecycle record from the kernel (see `zcprof_common::event_kind`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcEvent {
+    /// `parent` created process `child` (threads are not reported).
+    Fork { parent: u32, child: u32, comm: String },
+    /// `tgid` executed a program now called `comm`.
+    Exec { tgid: u32, comm: String },
+    /// The final totals of one syscall of exiting process `tgid`.
+    FinalStats { tgid: u32, syscall: u32, stats: SyscallStats },
+    /// Process `tgid` ended.
+    Exit { tgid: u32, comm: String },
+}
+
+/// What the kernel side could not record, cumulative since the object was loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KernelCounters {
+    /// Ring-buffer records dropped because the buffer was full.
+    pub ringbuf_full: u64,
+    /// Syscalls not counted because the per-process map was full.
+    pub stats_map_full: u64,
+    /// recvmmsg/sendmmsg calls whose message lengths could not be read.
+    pub mmsg_unreadable: u64,
+    /// recvmmsg/sendmmsg exits seen without their enter (tracepoint mode).
+    pub mmsg_no_enter: u64,
+}
+
+impl KernelCounters {
+    /// Events lost in total: the number users must see.
+    pub fn lost(&self) -> u64 {
+        self.ringbuf_full + self.stats_map_full + self.mmsg_unreadable + self.mmsg_no_enter
+    }
+}
+
+/// One collection round.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// When the maps were read.
+    pub at: Instant,
+    /// Lifecycle records in the order the kernel wrote them.
+    pub events: Vec<ProcEvent>,
+    /// The `STATS` map: cumulative totals of live processes.
+    pub stats: Vec<(StatsKey, SyscallStats)>,
+    pub counters: KernelCounters,
+    /// Ring-buffer records that could not be decoded (cumulative).
+    pub malformed: u64,
+    /// Made on request (`Control::Flush`) rather than by the timer.
+    pub flushed: bool,
+}

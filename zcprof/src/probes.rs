@@ -1,0 +1,373 @@
+//! Loads zcprof's eBPF object and attaches what this kernel allows, deciding per probe at run
+//! time. A probe that cannot attach is recorded with the kernel's reason and the rest keep
+//! working; the caller shows the list (`ProbeStatus`) to the user, never hides it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, anyhow, bail};
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{RawTracePoint, TracePoint},
+};
+use serde::Serialize;
+use zcprof_common::{global, program, syscalls};
+
+use crate::tracefs;
+
+/// The eBPF object built by build.rs from `zcprof-ebpf`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zcprof"));
+
+/// How the syscall layer sees syscall exits (see `zcprof-ebpf/src/syscalls.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallProbe {
+    /// One raw tracepoint on `sys_exit`, filtered by syscall number (cheapest).
+    Raw,
+    /// One `syscalls:sys_exit_*` tracepoint per counted syscall.
+    Tracepoint,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// BTF to load against; `None`: the running kernel's (/sys/kernel/btf/vmlinux).
+    pub btf: Option<PathBuf>,
+    pub syscall_probe: SyscallProbe,
+}
+
+/// The layer a probe feeds; every figure zcprof prints names one.
+pub const LAYER_SYSCALL: &str = "syscall";
+/// Process lifecycle (fork/exec/exit): attribution, not a layer of figures.
+pub const LAYER_LIFECYCLE: &str = "lifecycle";
+
+/// What became of one probe.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeStatus {
+    pub layer: &'static str,
+    /// What was probed, e.g. `syscalls:sys_exit_read` or `raw_tp:sys_exit`.
+    pub probe: String,
+    /// How it is attached (`raw_tracepoint`, `tracepoint`), or `None` if unavailable.
+    pub via: Option<&'static str>,
+    /// Why it is unavailable.
+    pub reason: Option<String>,
+}
+
+impl ProbeStatus {
+    fn attached(layer: &'static str, probe: String, via: &'static str) -> Self {
+        ProbeStatus { layer, probe, via: Some(via), reason: None }
+    }
+
+    fn unavailable(layer: &'static str, probe: String, reason: String) -> Self {
+        ProbeStatus { layer, probe, via: None, reason: Some(reason) }
+    }
+}
+
+/// The loaded object and what attached.
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub probes: Vec<ProbeStatus>,
+    /// Non-fatal problems the user must be told about (missing BTF, fallbacks).
+    pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// One line per layer: how it is attached, or why it is not.
+    pub fn layer_summary(&self) -> Vec<LayerSummary> {
+        summarize(&self.probes)
+    }
+}
+
+/// The state of one layer, for headers and JSON.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LayerSummary {
+    pub layer: &'static str,
+    /// `live`, `partial` or `unavailable`.
+    pub state: &'static str,
+    /// e.g. `raw_tracepoint sys_exit` or `tracepoint ×21`.
+    pub via: String,
+    pub attached: usize,
+    pub unavailable: Vec<String>,
+}
+
+fn summarize(probes: &[ProbeStatus]) -> Vec<LayerSummary> {
+    let mut out: Vec<LayerSummary> = Vec::new();
+    for p in probes {
+        let entry = match out.iter_mut().position(|l| l.layer == p.layer) {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(LayerSummary {
+                    layer: p.layer,
+                    state: "unavailable",
+                    via: String::new(),
+                    attached: 0,
+                    unavailable: Vec::new(),
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        match p.via {
+            Some(via) => {
+                entry.attached += 1;
+                if !entry.via.contains(via) {
+                    if !entry.via.is_empty() {
+                        entry.via.push_str(", ");
+                    }
+                    entry.via.push_str(via);
+                }
+            }
+            None => entry.unavailable.push(p.probe.clone()),
+        }
+    }
+    for l in &mut out {
+        l.state = match (l.attached, l.unavailable.len()) {
+            (0, _) => "unavailable",
+            (_, 0) => "live",
+            _ => "partial",
+        };
+    }
+    out
+}
+
+/// Loads the object and attaches the syscall and lifecycle probes.
+pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
+    let mut warnings = Vec::new();
+    let btf = load_btf(opts.btf.as_ref(), &mut warnings)?;
+    let tracefs = match tracefs::ensure_mounted() {
+        Ok(root) => Some(root),
+        Err(err) => {
+            warnings.push(format!(
+                "tracefs is unavailable ({err:#}): classic tracepoints (process lifecycle, the tracepoint syscall probe) cannot attach"
+            ));
+            None
+        }
+    };
+    let offsets = tracefs.as_deref().map(lifecycle_offsets).transpose();
+    let offsets = match offsets {
+        Ok(offsets) => offsets,
+        Err(err) => {
+            warnings.push(format!("cannot read tracepoint layouts: {err:#}"));
+            None
+        }
+    };
+
+    let mut loader = EbpfLoader::new();
+    loader.btf(btf.as_ref());
+    let (pid_at, flags_at, group_dead_at) = offsets.unwrap_or((0, 0, 0));
+    loader
+        .override_global(global::NEWTASK_PID_OFFSET, &pid_at, true)
+        .override_global(global::NEWTASK_FLAGS_OFFSET, &flags_at, true)
+        .override_global(global::EXIT_GROUP_DEAD_OFFSET, &group_dead_at, true);
+    let mut ebpf = loader.load(OBJECT).context("loading zcprof's eBPF object")?;
+
+    let mut probes = Vec::new();
+    attach_syscall_layer(&mut ebpf, opts.syscall_probe, tracefs.as_deref(), &mut probes, &mut warnings);
+    if offsets.is_some() {
+        attach_lifecycle(&mut ebpf, &mut probes);
+    } else {
+        for (_, event, _) in LIFECYCLE {
+            probes.push(ProbeStatus::unavailable(
+                LAYER_LIFECYCLE,
+                event.to_string(),
+                "tracefs is unavailable".into(),
+            ));
+        }
+    }
+    if !probes.iter().any(|p| p.layer == LAYER_SYSCALL && p.via.is_some()) {
+        bail!("no syscall probe could attach on this kernel: {}", first_reason(&probes));
+    }
+    Ok(Loaded { ebpf, probes, warnings })
+}
+
+fn first_reason(probes: &[ProbeStatus]) -> String {
+    probes
+        .iter()
+        .find_map(|p| p.reason.as_ref().map(|r| format!("{}: {r}", p.probe)))
+        .unwrap_or_else(|| "no reason given".into())
+}
+
+/// BTF from `path`, or the running kernel's. A path the user named must work; the kernel's
+/// own may be missing (the syscall layer does not need it), which is only a warning.
+fn load_btf(path: Option<&PathBuf>, warnings: &mut Vec<String>) -> anyhow::Result<Option<Btf>> {
+    match path {
+        Some(path) => {
+            if !path.exists() {
+                bail!("the BTF file {} does not exist", path.display());
+            }
+            let btf = Btf::parse_file(path, aya::Endianness::default())
+                .map_err(|err| anyhow!("{} is not valid BTF: {err}", path.display()))?;
+            Ok(Some(btf))
+        }
+        None => match Btf::from_sys_fs() {
+            Ok(btf) => Ok(Some(btf)),
+            Err(err) => {
+                warnings.push(format!(
+                    "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: {err}); the syscall layer works without it"
+                ));
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// (category, event, program) of the lifecycle tracepoints.
+const LIFECYCLE: [(&str, &str, &str); 3] = [
+    ("task", "task_newtask", program::TASK_NEWTASK),
+    ("sched", "sched_process_exec", program::PROCESS_EXEC),
+    ("sched", "sched_process_exit", program::PROCESS_EXIT),
+];
+
+/// Field offsets the lifecycle programs read: newtask `pid` and `clone_flags`, and exit
+/// `group_dead` (0 when this kernel's record has none).
+fn lifecycle_offsets(root: &std::path::Path) -> anyhow::Result<(u32, u32, u32)> {
+    let newtask = tracefs::fields(root, "task", "task_newtask")?;
+    let pid = tracefs::offset_of(&newtask, "pid", 4)
+        .ok_or_else(|| anyhow!("task:task_newtask has no 4-byte pid field"))?;
+    let flags = tracefs::offset_of(&newtask, "clone_flags", 8)
+        .ok_or_else(|| anyhow!("task:task_newtask has no 8-byte clone_flags field"))?;
+    let exit = tracefs::fields(root, "sched", "sched_process_exit")?;
+    let group_dead = tracefs::offset_of(&exit, "group_dead", 1).unwrap_or(0);
+    Ok((pid, flags, group_dead))
+}
+
+fn attach_lifecycle(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
+    for (category, event, name) in LIFECYCLE {
+        let probe = format!("{category}:{event}");
+        let result = tracepoint(ebpf, name).and_then(|tp| {
+            tp.attach(category, event)
+                .map(drop)
+                .map_err(|err| anyhow!(err).context("attach"))
+        });
+        probes.push(match result {
+            Ok(()) => ProbeStatus::attached(LAYER_LIFECYCLE, probe, "tracepoint"),
+            Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),
+        });
+    }
+}
+
+fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut TracePoint> {
+    let prog: &mut TracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} is missing from the object"))?
+        .try_into()?;
+    if prog.fd().is_err() {
+        prog.load().with_context(|| format!("loading {name}"))?;
+    }
+    Ok(prog)
+}
+
+fn attach_syscall_layer(
+    ebpf: &mut Ebpf,
+    mode: SyscallProbe,
+    tracefs: Option<&std::path::Path>,
+    probes: &mut Vec<ProbeStatus>,
+    warnings: &mut Vec<String>,
+) {
+    if mode == SyscallProbe::Raw {
+        match attach_raw(ebpf) {
+            Ok(()) => {
+                probes.push(ProbeStatus::attached(
+                    LAYER_SYSCALL,
+                    "raw_tp:sys_exit".into(),
+                    "raw_tracepoint",
+                ));
+                return;
+            }
+            Err(err) => warnings.push(format!(
+                "the raw sys_exit tracepoint cannot attach ({err:#}); falling back to one tracepoint per syscall"
+            )),
+        }
+    }
+    let Some(root) = tracefs else {
+        for sc in &syscalls::SYSCALLS {
+            probes.push(ProbeStatus::unavailable(
+                LAYER_SYSCALL,
+                format!("syscalls:sys_exit_{}", sc.name),
+                "tracefs is unavailable".into(),
+            ));
+        }
+        return;
+    };
+    if let Err(err) = check_syscall_layouts(root) {
+        for sc in &syscalls::SYSCALLS {
+            probes.push(ProbeStatus::unavailable(
+                LAYER_SYSCALL,
+                format!("syscalls:sys_exit_{}", sc.name),
+                format!("{err:#}"),
+            ));
+        }
+        return;
+    }
+    for sc in &syscalls::SYSCALLS {
+        let event = format!("sys_exit_{}", sc.name);
+        let result = attach_tp(ebpf, program::SYS_EXIT_TP, root, &event).and_then(|()| {
+            if sc.counts_messages {
+                attach_tp(ebpf, program::SYS_ENTER_MMSG_TP, root, &format!("sys_enter_{}", sc.name))
+            } else {
+                Ok(())
+            }
+        });
+        let probe = format!("syscalls:{event}");
+        probes.push(match result {
+            Ok(()) => ProbeStatus::attached(LAYER_SYSCALL, probe, "tracepoint"),
+            Err(err) => ProbeStatus::unavailable(LAYER_SYSCALL, probe, format!("{err:#}")),
+        });
+    }
+}
+
+fn attach_raw(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program::SYS_EXIT_RAW)
+        .ok_or_else(|| anyhow!("program {} is missing from the object", program::SYS_EXIT_RAW))?
+        .try_into()?;
+    prog.load().context("loading")?;
+    prog.attach("sys_exit").context("attaching")?;
+    Ok(())
+}
+
+fn attach_tp(ebpf: &mut Ebpf, name: &str, root: &std::path::Path, event: &str) -> anyhow::Result<()> {
+    if !tracefs::exists(root, "syscalls", event) {
+        bail!("this kernel has no tracepoint syscalls:{event}");
+    }
+    tracepoint(ebpf, name)?
+        .attach("syscalls", event)
+        .map(drop)
+        .map_err(|err| anyhow!(err).context("attach"))
+}
+
+/// The tracepoint programs read `__syscall_nr`/`ret` and the mmsg pointer at fixed offsets;
+/// refuse to attach them to a kernel whose records differ.
+fn check_syscall_layouts(root: &std::path::Path) -> anyhow::Result<()> {
+    let exit = tracefs::fields(root, "syscalls", "sys_exit_read")?;
+    if tracefs::offset_of(&exit, "__syscall_nr", 4) != Some(8)
+        || tracefs::offset_of(&exit, "ret", 8) != Some(16)
+    {
+        bail!("syscalls:sys_exit_* records have an unexpected layout on this kernel");
+    }
+    let enter = tracefs::fields(root, "syscalls", "sys_enter_recvmmsg")?;
+    if tracefs::offset_of(&enter, "mmsg", 8) != Some(24) {
+        bail!("syscalls:sys_enter_recvmmsg records have an unexpected layout on this kernel");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_says_live_partial_or_unavailable() {
+        let probes = vec![
+            ProbeStatus::attached(LAYER_SYSCALL, "a".into(), "tracepoint"),
+            ProbeStatus::unavailable(LAYER_SYSCALL, "b".into(), "gone".into()),
+            ProbeStatus::attached(LAYER_LIFECYCLE, "c".into(), "tracepoint"),
+        ];
+        let s = summarize(&probes);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].state, "partial");
+        assert_eq!(s[0].unavailable, vec!["b".to_string()]);
+        assert_eq!(s[1].state, "live");
+        assert_eq!(s[1].via, "tracepoint");
+        let none = summarize(&[ProbeStatus::unavailable(LAYER_SYSCALL, "x".into(), "r".into())]);
+        assert_eq!(none[0].state, "unavailable");
+        assert_eq!(first_reason(&[ProbeStatus::unavailable(LAYER_SYSCALL, "x".into(), "r".into())]), "x: r");
+    }
+}

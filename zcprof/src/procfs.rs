@@ -1,0 +1,64 @@
+//! What `/proc` says about processes that started before zcprof (their fork was not seen).
+
+use std::fs;
+
+use crate::model::{ProcInfo, ProcSource};
+
+/// Reads `/proc/<tgid>/stat`.
+pub struct Procfs;
+
+impl ProcSource for Procfs {
+    fn lookup(&self, tgid: u32) -> Option<ProcInfo> {
+        let stat = fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
+        parse_stat(&stat)
+    }
+}
+
+/// `pid (comm) state ppid …`: comm may contain spaces and parentheses, so split at the last
+/// `)`.
+fn parse_stat(stat: &str) -> Option<ProcInfo> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let _state = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some(ProcInfo { comm, ppid })
+}
+
+/// The command line of a live process, arguments joined by spaces.
+pub fn cmdline(tgid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{tgid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (!args.is_empty()).then(|| args.join(" "))
+}
+
+/// Whether a process with this PID exists now.
+pub fn exists(tgid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{tgid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_comm_with_spaces_and_parens() {
+        let info = parse_stat("42 (a (b) c) S 7 42 42 0 -1").expect("parses");
+        assert_eq!(info, ProcInfo { comm: "a (b) c".into(), ppid: 7 });
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let info = Procfs.lookup(me).expect("own stat");
+        assert_eq!(info.ppid, std::os::unix::process::parent_id());
+        assert!(exists(me));
+        assert!(cmdline(me).is_some());
+    }
+}

@@ -1,0 +1,111 @@
+//! Rendering the model for people (text) and programs (JSON). Every figure is labelled with
+//! the probe layer that produced it, and every header shows lost events.
+
+pub mod run;
+pub mod top;
+
+use serde::Serialize;
+
+use crate::{
+    model::{Figures, KernelCounters, Model},
+    probes::LayerSummary,
+};
+
+/// Lost and undecodable events, as printed in every report.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct Lost {
+    #[serde(flatten)]
+    pub kernel: KernelCounters,
+    pub malformed_records: u64,
+    pub total: u64,
+}
+
+impl Lost {
+    pub fn of(model: &Model) -> Lost {
+        Lost {
+            kernel: model.counters,
+            malformed_records: model.malformed,
+            total: model.counters.lost() + model.malformed,
+        }
+    }
+
+    /// `lost events: 0`, or the breakdown when some were lost.
+    pub fn line(&self) -> String {
+        if self.total == 0 {
+            return "lost events: 0".into();
+        }
+        let mut parts = Vec::new();
+        let k = &self.kernel;
+        for (n, what) in [
+            (k.ringbuf_full, "ring buffer full"),
+            (k.stats_map_full, "process map full"),
+            (k.mmsg_unreadable, "mmsg lengths unreadable"),
+            (k.mmsg_no_enter, "mmsg without enter"),
+            (self.malformed_records, "undecodable records"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        format!("LOST EVENTS: {} ({})", self.total, parts.join(", "))
+    }
+}
+
+/// `syscall layer: live via raw_tracepoint · lifecycle: live via tracepoint`, naming what
+/// is unavailable.
+pub fn layers_line(layers: &[LayerSummary]) -> String {
+    layers
+        .iter()
+        .map(|l| {
+            let mut s = format!("{} layer: {}", l.layer, l.state);
+            if !l.via.is_empty() {
+                s.push_str(&format!(" via {}", l.via));
+            }
+            if !l.unavailable.is_empty() {
+                s.push_str(&format!(" (unavailable: {})", l.unavailable.join(", ")));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// Figures per second over an interval, for JSON.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Rates {
+    pub copy_k2u_bytes_per_s: f64,
+    pub copy_u2k_bytes_per_s: f64,
+    pub zero_copy_bytes_per_s: f64,
+    pub calls_per_s: f64,
+    pub errors_per_s: f64,
+    /// Share of moved bytes that were not copied; `null` when nothing moved.
+    pub zero_copy_ratio: Option<f64>,
+}
+
+impl Rates {
+    pub fn of(f: &Figures, seconds: f64) -> Rates {
+        let per = |n: u64| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
+        Rates {
+            copy_k2u_bytes_per_s: per(f.copy_k2u_bytes),
+            copy_u2k_bytes_per_s: per(f.copy_u2k_bytes),
+            zero_copy_bytes_per_s: per(f.zero_copy_bytes),
+            calls_per_s: per(f.calls),
+            errors_per_s: per(f.errors),
+            zero_copy_ratio: f.zero_copy_ratio(),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for JSON timestamps.
+pub fn unix_time() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `HH:MM:SS` UTC, for text headers.
+pub fn clock() -> String {
+    let secs = unix_time() as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}

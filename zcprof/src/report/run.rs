@@ -1,0 +1,326 @@
+//! The summary `zcprof run` prints when the profiled command exits: per process and in
+//! total, bytes/calls/errors per syscall, copy versus zero-copy, and size histograms.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use zcprof_common::{
+    HIST_BUCKETS, SyscallStats, hist,
+    syscalls::{self, Direction, Family},
+};
+
+use super::{Lost, layers_line};
+use crate::{
+    model::{Figures, Model, Origin, ProcId, Process, Totals},
+    probes::LayerSummary,
+    units,
+};
+
+/// How the profiled command ended.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Outcome {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// zcprof stopped early (Ctrl-C/SIGTERM) and the command may still be running.
+    pub interrupted: bool,
+}
+
+/// Everything the summary needs, gathered from the model.
+pub struct Summary<'a> {
+    pub command: Vec<String>,
+    pub outcome: Outcome,
+    pub duration_s: f64,
+    pub layers: &'a [LayerSummary],
+    pub lost: Lost,
+    pub processes: Vec<&'a Process>,
+    pub total: Totals,
+}
+
+impl<'a> Summary<'a> {
+    /// The summary of `root` and its descendants.
+    pub fn new(
+        model: &'a Model,
+        root: Option<ProcId>,
+        command: Vec<String>,
+        outcome: Outcome,
+        duration_s: f64,
+        layers: &'a [LayerSummary],
+    ) -> Self {
+        let processes: Vec<&Process> = root
+            .map(|root| model.tree(root))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|id| model.process(id))
+            .collect();
+        let mut total = Totals::zero();
+        for p in &processes {
+            total.add(&p.totals);
+        }
+        Summary {
+            command,
+            outcome,
+            duration_s,
+            layers,
+            lost: Lost::of(model),
+            processes,
+            total,
+        }
+    }
+}
+
+/// Schema name of `run --json` output.
+pub const SCHEMA: &str = "zcprof.run/v1";
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    schema: &'static str,
+    command: &'a [String],
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+    duration_s: f64,
+    layers: &'a [LayerSummary],
+    lost: Lost,
+    processes: Vec<JsonProcess<'a>>,
+    total: JsonLayers,
+}
+
+#[derive(Serialize)]
+struct JsonProcess<'a> {
+    pid: u32,
+    ppid: Option<u32>,
+    comm: &'a str,
+    origin: Origin,
+    exited: bool,
+    #[serde(flatten)]
+    layers: JsonLayers,
+}
+
+/// Figures keyed by the layer that produced them.
+#[derive(Serialize)]
+struct JsonLayers {
+    syscall: JsonSyscallLayer,
+}
+
+#[derive(Serialize)]
+struct JsonSyscallLayer {
+    totals: JsonFigures,
+    /// Only syscalls that were called.
+    syscalls: BTreeMap<&'static str, JsonSyscall>,
+}
+
+#[derive(Serialize)]
+struct JsonFigures {
+    #[serde(flatten)]
+    figures: Figures,
+    zero_copy_ratio: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonSyscall {
+    family: &'static str,
+    direction: &'static str,
+    calls: u64,
+    bytes: u64,
+    errors: u64,
+    /// Non-empty size buckets: calls that moved `low..=high` bytes.
+    hist: Vec<JsonBucket>,
+}
+
+#[derive(Serialize)]
+struct JsonBucket {
+    low: u64,
+    high: u64,
+    count: u64,
+}
+
+fn family(f: Family) -> &'static str {
+    match f {
+        Family::Copy => "copy",
+        Family::ZeroCopy => "zero_copy",
+    }
+}
+
+fn direction(d: Direction) -> &'static str {
+    match d {
+        Direction::KernelToUser => "k2u",
+        Direction::UserToKernel => "u2k",
+        Direction::KernelToKernel => "k2k",
+    }
+}
+
+fn used(totals: &Totals) -> impl Iterator<Item = (&'static syscalls::Syscall, &SyscallStats)> {
+    syscalls::SYSCALLS.iter().zip(totals.0.iter()).filter(|(_, s)| s.calls > 0)
+}
+
+fn buckets(s: &SyscallStats) -> Vec<JsonBucket> {
+    (0..HIST_BUCKETS)
+        .filter(|&k| s.hist[k] > 0)
+        .map(|k| JsonBucket { low: hist::bucket_low(k), high: hist::bucket_high(k), count: s.hist[k] })
+        .collect()
+}
+
+fn layers_json(totals: &Totals) -> JsonLayers {
+    let figures = totals.figures();
+    JsonLayers {
+        syscall: JsonSyscallLayer {
+            totals: JsonFigures { figures, zero_copy_ratio: figures.zero_copy_ratio() },
+            syscalls: used(totals)
+                .map(|(sc, s)| {
+                    (sc.name, JsonSyscall {
+                        family: family(sc.family),
+                        direction: direction(sc.direction),
+                        calls: s.calls,
+                        bytes: s.bytes,
+                        errors: s.errors,
+                        hist: buckets(s),
+                    })
+                })
+                .collect(),
+        },
+    }
+}
+
+/// The summary as one JSON document.
+pub fn json(s: &Summary) -> String {
+    let doc = JsonSummary {
+        schema: SCHEMA,
+        command: &s.command,
+        outcome: &s.outcome,
+        duration_s: s.duration_s,
+        layers: s.layers,
+        lost: s.lost,
+        processes: s
+            .processes
+            .iter()
+            .map(|p| JsonProcess {
+                pid: p.tgid,
+                ppid: p.ppid,
+                comm: &p.comm,
+                origin: p.origin,
+                exited: p.exited,
+                layers: layers_json(&p.totals),
+            })
+            .collect(),
+        total: layers_json(&s.total),
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
+}
+
+/// The summary for a terminal.
+pub fn text(s: &Summary) -> String {
+    let mut out = String::new();
+    let ended = match (&s.outcome.exit_code, &s.outcome.signal) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        (None, None) => "was still running".into(),
+    };
+    out.push_str(&format!(
+        "zcprof run: `{}` {ended} after {:.2} s{}\n{} · {}\n",
+        s.command.join(" "),
+        s.duration_s,
+        if s.outcome.interrupted { " (zcprof interrupted: partial figures)" } else { "" },
+        layers_line(s.layers),
+        s.lost.line(),
+    ));
+    out.push_str("figures from the syscall layer (bytes are sums of syscall return values)\n");
+    for p in &s.processes {
+        let parent = p.ppid.map(|pp| format!(", parent {pp}")).unwrap_or_default();
+        let state = if p.exited { "" } else { ", still running" };
+        out.push_str(&format!("\nprocess {} {}{parent}{state}\n", p.tgid, p.comm));
+        table(&mut out, &p.totals);
+    }
+    if s.processes.len() != 1 {
+        out.push_str(&format!("\ntotal of {} processes\n", s.processes.len()));
+        table(&mut out, &s.total);
+    }
+    out
+}
+
+fn table(out: &mut String, totals: &Totals) {
+    out.push_str(&format!(
+        "  {:<16} {:<9} {:<4} {:>10} {:>16} {:>7}  {}\n",
+        "SYSCALL", "FAMILY", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
+    ));
+    for (sc, st) in used(totals) {
+        out.push_str(&format!(
+            "  {:<16} {:<9} {:<4} {:>10} {:>16} {:>7}  {}\n",
+            sc.name,
+            family(sc.family),
+            direction(sc.direction),
+            units::count(st.calls),
+            units::count(st.bytes),
+            units::count(st.errors),
+            sizes(st),
+        ));
+    }
+    let f = totals.figures();
+    out.push_str(&format!(
+        "  copied k→u {} ({}), u→k {} ({}); zero-copy {} ({}); zero-copy ratio {}\n",
+        units::count(f.copy_k2u_bytes),
+        units::bytes(f.copy_k2u_bytes as f64),
+        units::count(f.copy_u2k_bytes),
+        units::bytes(f.copy_u2k_bytes as f64),
+        units::count(f.zero_copy_bytes),
+        units::bytes(f.zero_copy_bytes as f64),
+        units::percent(f.zero_copy_ratio()),
+    ));
+}
+
+/// `64K-128K:1000 512-1K:3`, largest buckets by count first, at most four.
+fn sizes(s: &SyscallStats) -> String {
+    let mut used: Vec<usize> = (0..HIST_BUCKETS).filter(|&k| s.hist[k] > 0).collect();
+    used.sort_by(|&a, &b| s.hist[b].cmp(&s.hist[a]).then(a.cmp(&b)));
+    let mut parts: Vec<String> = used
+        .iter()
+        .take(4)
+        .map(|&k| format!("{}:{}", bucket_label(k), s.hist[k]))
+        .collect();
+    if used.len() > 4 {
+        parts.push("…".into());
+    }
+    parts.join(" ")
+}
+
+fn bucket_label(k: usize) -> String {
+    if k == 0 {
+        return "0".into();
+    }
+    let short = |n: u64| -> String {
+        match n {
+            n if n >= 1 << 30 => format!("{}G", n >> 30),
+            n if n >= 1 << 20 => format!("{}M", n >> 20),
+            n if n >= 1 << 10 => format!("{}K", n >> 10),
+            n => n.to_string(),
+        }
+    };
+    let low = hist::bucket_low(k);
+    if k == HIST_BUCKETS - 1 {
+        format!("{}+", short(low))
+    } else if low == hist::bucket_high(k) {
+        short(low)
+    } else {
+        // The bucket is [low, 2*low): label it by its half-open bounds.
+        format!("{}-{}", short(low), short(low * 2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_labels() {
+        assert_eq!(bucket_label(0), "0");
+        assert_eq!(bucket_label(1), "1");
+        assert_eq!(bucket_label(17), "64K-128K");
+        assert_eq!(bucket_label(HIST_BUCKETS - 1), "1G+");
+    }
+
+    #[test]
+    fn sizes_lists_biggest_buckets_first() {
+        let mut s = SyscallStats::ZERO;
+        s.hist[17] = 1000;
+        s.hist[10] = 3;
+        assert_eq!(sizes(&s), "64K-128K:1000 512-1K:3");
+    }
+}
