@@ -31,8 +31,10 @@ pub enum Direction {
 /// One counted syscall.
 #[derive(Clone, Copy, Debug)]
 pub struct Syscall {
-    /// The name as the kernel's tracepoints spell it (`syscalls:sys_exit_<name>`).
+    /// The name as strace and man pages spell it.
     pub name: &'static str,
+    /// The name in the kernel's tracepoints (`syscalls:sys_exit_<event>`).
+    pub event: &'static str,
     /// x86-64 syscall number.
     pub nr: u32,
     pub family: Family,
@@ -43,12 +45,20 @@ pub struct Syscall {
 }
 
 const fn copy(name: &'static str, nr: u32, direction: Direction) -> Syscall {
-    Syscall { name, nr, family: Family::Copy, direction, counts_messages: false }
-}
-
-const fn zero_copy(name: &'static str, nr: u32) -> Syscall {
     Syscall {
         name,
+        event: name,
+        nr,
+        family: Family::Copy,
+        direction,
+        counts_messages: false,
+    }
+}
+
+const fn zero_copy(name: &'static str, event: &'static str, nr: u32) -> Syscall {
+    Syscall {
+        name,
+        event,
         nr,
         family: Family::ZeroCopy,
         direction: Direction::KernelToKernel,
@@ -57,7 +67,14 @@ const fn zero_copy(name: &'static str, nr: u32) -> Syscall {
 }
 
 const fn mmsg(name: &'static str, nr: u32, direction: Direction) -> Syscall {
-    Syscall { name, nr, family: Family::Copy, direction, counts_messages: true }
+    Syscall {
+        name,
+        event: name,
+        nr,
+        family: Family::Copy,
+        direction,
+        counts_messages: true,
+    }
 }
 
 use Direction::{KernelToUser as K2U, UserToKernel as U2K};
@@ -84,11 +101,11 @@ pub const SYSCALLS: [Syscall; 21] = [
     copy("sendmsg", 46, U2K),
     mmsg("recvmmsg", 299, K2U),
     mmsg("sendmmsg", 307, U2K),
-    zero_copy("sendfile64", 40),
-    zero_copy("splice", 275),
-    zero_copy("vmsplice", 278),
-    zero_copy("tee", 276),
-    zero_copy("copy_file_range", 326),
+    zero_copy("sendfile", "sendfile64", 40),
+    zero_copy("splice", "splice", 275),
+    zero_copy("vmsplice", "vmsplice", 278),
+    zero_copy("tee", "tee", 276),
+    zero_copy("copy_file_range", "copy_file_range", 326),
 ];
 
 /// Number of counted syscalls.
@@ -171,7 +188,7 @@ mod tests {
             ("sendmsg", libc::SYS_sendmsg),
             ("recvmmsg", libc::SYS_recvmmsg),
             ("sendmmsg", libc::SYS_sendmmsg),
-            ("sendfile64", libc::SYS_sendfile),
+            ("sendfile", libc::SYS_sendfile),
             ("splice", libc::SYS_splice),
             ("vmsplice", libc::SYS_vmsplice),
             ("tee", libc::SYS_tee),

@@ -8,6 +8,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
+    maps::ring_buf::RingBufEntry,
     programs::TracePointContext,
 };
 use zcprof_common::{COMM_LEN, Event, StatsKey, SyscallStats, counter, event_kind, syscalls};
@@ -47,14 +48,14 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), ()> {
     // SAFETY: as above.
     let child: i32 = unsafe { ctx.read_at(pid_at) }.map_err(|_| ())?;
     // The current task is the parent; the child starts with the parent's comm.
-    emit(event_kind::FORK, child as u32, 0, None);
+    submit(record(event_kind::FORK, child as u32, 0, None));
     Ok(())
 }
 
 #[tracepoint]
 pub fn process_exec(_ctx: TracePointContext) -> u32 {
     // After exec the current task is the process's leader with the new comm.
-    emit(event_kind::EXEC, 0, 0, None);
+    submit(record(event_kind::EXEC, 0, 0, None));
     0
 }
 
@@ -83,27 +84,43 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
     }
     for index in 0..syscalls::COUNT as u32 {
         let key = StatsKey { tgid, syscall: index };
-        // SAFETY: the value is copied into the record at once; every thread of the process
-        // is gone, so nothing updates it concurrently.
+        // SAFETY: the value is copied into the record before the entry is removed; every
+        // thread of the process is gone, so nothing updates it concurrently.
         let Some(stats) = (unsafe { STATS.get(&key) }) else {
             continue;
         };
-        if emit(event_kind::FINAL_STATS, pid, index, Some(stats)) {
+        // Delete the entry before the record that carries its totals becomes visible: user
+        // space reads the ring buffer, then the map, and must find each count in exactly one.
+        // If no record can be reserved the entry stays, and user space still counts it from
+        // the map.
+        if let Some(entry) = record(event_kind::FINAL_STATS, pid, index, Some(stats)) {
             let _ = STATS.remove(&key);
+            entry.submit(0);
         }
-        // Else the entry stays: user space finds it in the map and still counts it.
     }
-    emit(event_kind::EXIT, pid, 0, None);
+    submit(record(event_kind::EXIT, pid, 0, None));
     Ok(())
 }
 
-/// Writes one record for the current task; `false` (and a lost-event count) if the ring
-/// buffer is full.
 #[inline(always)]
-fn emit(kind: u32, pid: u32, syscall: u32, stats: Option<&SyscallStats>) -> bool {
+fn submit(entry: Option<RingBufEntry<Event>>) {
+    if let Some(entry) = entry {
+        entry.submit(0);
+    }
+}
+
+/// Reserves and fills one record for the current task, for the caller to submit; `None`
+/// (and a lost-event count) if the ring buffer is full.
+#[inline(always)]
+fn record(
+    kind: u32,
+    pid: u32,
+    syscall: u32,
+    stats: Option<&SyscallStats>,
+) -> Option<RingBufEntry<Event>> {
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         bump(counter::RINGBUF_FULL);
-        return false;
+        return None;
     };
     let event = entry.as_mut_ptr();
     let comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
@@ -121,6 +138,5 @@ fn emit(kind: u32, pid: u32, syscall: u32, stats: Option<&SyscallStats>) -> bool
             None => SyscallStats::ZERO,
         };
     }
-    entry.submit(0);
-    true
+    Some(entry)
 }

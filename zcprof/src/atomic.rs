@@ -14,11 +14,14 @@ use anyhow::{Context as _, bail};
 pub fn check_writable(path: &Path) -> anyhow::Result<()> {
     let dir = parent(path);
     if !dir.is_dir() {
-        bail!("cannot write {}: the directory {} does not exist", path.display(), dir.display());
+        bail!(
+            "cannot write {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
     let probe = temp_name(path);
-    fs::write(&probe, b"")
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    fs::write(&probe, b"").with_context(|| format!("cannot write {}", path.display()))?;
     let _ = fs::remove_file(&probe);
     Ok(())
 }
@@ -52,7 +55,10 @@ fn parent(path: &Path) -> &Path {
 }
 
 fn temp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     parent(path).join(format!(".{name}.zcprof-tmp.{}", std::process::id()))
 }
 
@@ -72,7 +78,10 @@ mod tests {
         assert_eq!(fs::read(&path).expect("read"), b"two");
         let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let names: Vec<_> = fs::read_dir(&dir).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         fs::remove_dir_all(&dir).expect("cleanup");
     }

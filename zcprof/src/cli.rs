@@ -75,7 +75,12 @@ struct RunArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
     /// The command to run, after `--`
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     command: Vec<OsString>,
 }
 
@@ -109,25 +114,38 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Ok(cli) => cli,
         Err(err) => return Ok(report_usage_error(err)),
     };
-    let load = LoadOptions { btf: cli.btf, syscall_probe: cli.syscall_probe };
+    let load = LoadOptions {
+        btf: cli.btf,
+        syscall_probe: cli.syscall_probe,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match cli.command.unwrap_or(Command::Top(TopArgs { limit: 20, ..TopArgs::default() })) {
+    match cli.command.unwrap_or(Command::Top(TopArgs {
+        limit: 20,
+        ..TopArgs::default()
+    })) {
         Command::Top(args) => {
             let opts = TopOptions {
                 interval: args.interval.unwrap_or(Duration::from_secs(1)),
                 once: args.once,
                 json: args.json,
-                filter: Filter { pids: args.pid, comm: args.comm },
+                filter: Filter {
+                    pids: args.pid,
+                    comm: args.comm,
+                },
                 limit: args.limit,
             };
             runtime.block_on(top::run(&load, opts))
         }
         Command::Run(args) => runtime.block_on(run::run(
             &load,
-            RunOptions { json: args.json, output: args.output, command: args.command },
+            RunOptions {
+                json: args.json,
+                output: args.output,
+                command: args.command,
+            },
         )),
     }
 }
@@ -149,9 +167,16 @@ fn report_usage_error(err: clap::Error) -> ExitCode {
     }
 }
 
-fn first_line(rendered: &str) -> &str {
-    let line = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-    line.strip_prefix("error: ").unwrap_or(line)
+/// Clap's message without its usage block, on one line: the first line, joined with the
+/// next when it only introduces it ("…were not provided:" / "  <CMD>...").
+fn first_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match lines.next() {
+        Some(next) if first.ends_with(':') => format!("{first} {next}"),
+        _ => first.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -174,14 +199,18 @@ mod tests {
     #[test]
     fn usage_errors_are_one_line() {
         let err = Cli::try_parse_from(["zcprof", "top", "--interval", "0"]).unwrap_err();
-        let line = first_line(&err.render().to_string()).to_string();
+        let line = first_line(&err.render().to_string());
         assert!(line.contains("at least 10ms"), "{line}");
         assert!(!line.contains('\n'));
+        let err = Cli::try_parse_from(["zcprof", "run"]).unwrap_err();
+        let line = first_line(&err.render().to_string());
+        assert!(line.contains("not provided: <CMD>"), "{line}");
     }
 
     #[test]
     fn run_takes_the_rest_of_the_line() {
-        let cli = Cli::try_parse_from(["zcprof", "run", "--", "dd", "--help", "-x"]).expect("parses");
+        let cli =
+            Cli::try_parse_from(["zcprof", "run", "--", "dd", "--help", "-x"]).expect("parses");
         match cli.command {
             Some(Command::Run(args)) => assert_eq!(args.command, ["dd", "--help", "-x"]),
             other => panic!("{other:?}"),

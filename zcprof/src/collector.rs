@@ -11,7 +11,11 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
 };
 use tokio::{
-    io::{Interest, unix::AsyncFd}, sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
+    io::{Interest, unix::AsyncFd},
+    sync::mpsc,
+    task::JoinHandle,
+    time::MissedTickBehavior,
+};
 use zcprof_common::{
     COUNTERS_MAP, EVENTS_MAP, Event, STATS_MAP, StatsKey, SyscallStats, counter, event_kind,
 };
@@ -49,7 +53,14 @@ impl Collector {
         // RingBuf (and so the AsyncFd that owns it) is dropped.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(|err| anyhow!("registering the ring buffer with tokio: {}", err))?;
-        Ok(Collector { _ebpf: ebpf, stats, counters, ring, pending: Vec::new(), malformed: 0 })
+        Ok(Collector {
+            _ebpf: ebpf,
+            stats,
+            counters,
+            ring,
+            pending: Vec::new(),
+            malformed: 0,
+        })
     }
 
     /// Moves every record waiting in the ring buffer into `pending`.
@@ -117,13 +128,27 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
     let event: Event = unsafe { read_unaligned(bytes.as_ptr().cast()) };
     let comm = comm_string(&event.comm);
     Some(match event.kind {
-        event_kind::FORK => ProcEvent::Fork { parent: event.tgid, child: event.pid, comm },
-        event_kind::EXEC => ProcEvent::Exec { tgid: event.tgid, comm },
+        event_kind::FORK => ProcEvent::Fork {
+            parent: event.tgid,
+            child: event.pid,
+            comm,
+        },
+        event_kind::EXEC => ProcEvent::Exec {
+            tgid: event.tgid,
+            comm,
+        },
         event_kind::FINAL_STATS => {
             zcprof_common::syscalls::get(event.syscall)?;
-            ProcEvent::FinalStats { tgid: event.tgid, syscall: event.syscall, stats: event.stats }
+            ProcEvent::FinalStats {
+                tgid: event.tgid,
+                syscall: event.syscall,
+                stats: event.stats,
+            }
         }
-        event_kind::EXIT => ProcEvent::Exit { tgid: event.tgid, comm },
+        event_kind::EXIT => ProcEvent::Exit {
+            tgid: event.tgid,
+            comm,
+        },
         _ => return None,
     })
 }
@@ -149,7 +174,11 @@ pub fn spawn(collector: Collector, period: Duration) -> Handle {
     let (batch_tx, batches) = mpsc::channel(4);
     let (control, control_rx) = mpsc::channel(16);
     let task = tokio::spawn(run(collector, period, batch_tx, control_rx));
-    Handle { batches, control, task }
+    Handle {
+        batches,
+        control,
+        task,
+    }
 }
 
 async fn run(
@@ -217,7 +246,10 @@ mod tests {
             syscall: 1,
             ts_ns: 5,
             comm,
-            stats: SyscallStats { calls: 3, ..SyscallStats::ZERO },
+            stats: SyscallStats {
+                calls: 3,
+                ..SyscallStats::ZERO
+            },
         }
     }
 
@@ -225,19 +257,33 @@ mod tests {
     fn decodes_each_kind() {
         assert_eq!(
             decode(&raw(&event(event_kind::FORK))),
-            Some(ProcEvent::Fork { parent: 10, child: 11, comm: "dd".into() })
+            Some(ProcEvent::Fork {
+                parent: 10,
+                child: 11,
+                comm: "dd".into()
+            })
         );
         assert_eq!(
             decode(&raw(&event(event_kind::EXEC))),
-            Some(ProcEvent::Exec { tgid: 10, comm: "dd".into() })
+            Some(ProcEvent::Exec {
+                tgid: 10,
+                comm: "dd".into()
+            })
         );
         match decode(&raw(&event(event_kind::FINAL_STATS))) {
-            Some(ProcEvent::FinalStats { tgid: 10, syscall: 1, stats }) => assert_eq!(stats.calls, 3),
+            Some(ProcEvent::FinalStats {
+                tgid: 10,
+                syscall: 1,
+                stats,
+            }) => assert_eq!(stats.calls, 3),
             other => panic!("{other:?}"),
         }
         assert_eq!(
             decode(&raw(&event(event_kind::EXIT))),
-            Some(ProcEvent::Exit { tgid: 10, comm: "dd".into() })
+            Some(ProcEvent::Exit {
+                tgid: 10,
+                comm: "dd".into()
+            })
         );
     }
 

@@ -165,7 +165,11 @@ impl Model {
 
     fn apply_event(&mut self, event: &ProcEvent, source: &dyn ProcSource) {
         match event {
-            ProcEvent::Fork { parent, child, comm } => {
+            ProcEvent::Fork {
+                parent,
+                child,
+                comm,
+            } => {
                 // A live instance with the child's PID must have exited unseen.
                 if let Some(stale) = self.live.get(child).copied() {
                     self.mark_exited(*child, stale);
@@ -183,7 +187,11 @@ impl Model {
                     p.comm.clone_from(comm);
                 }
             }
-            ProcEvent::FinalStats { tgid, syscall, stats } => {
+            ProcEvent::FinalStats {
+                tgid,
+                syscall,
+                stats,
+            } => {
                 let Some(index) = valid_index(*syscall) else {
                     return;
                 };
@@ -209,7 +217,9 @@ impl Model {
             return *id;
         }
         let info = source.lookup(tgid);
-        let comm = info.as_ref().map_or_else(|| comm.to_string(), |i| i.comm.clone());
+        let comm = info
+            .as_ref()
+            .map_or_else(|| comm.to_string(), |i| i.comm.clone());
         let id = self.create(tgid, comm, Origin::Existing);
         if let Some(info) = info {
             let parent = self.live.get(&info.ppid).copied();
@@ -240,13 +250,19 @@ impl Model {
 
     /// The most recent instance of `tgid`, live or exited.
     pub fn latest_instance(&self, tgid: u32) -> Option<ProcId> {
-        self.procs.values().rev().find(|p| p.tgid == tgid).map(|p| p.id)
+        self.procs
+            .values()
+            .rev()
+            .find(|p| p.tgid == tgid)
+            .map(|p| p.id)
     }
 
     /// Closes the current interval: each process's `interval` becomes what it did since the
     /// previous tick.
     fn tick(&mut self, now: Instant) {
-        self.interval = self.last_tick.map(|last| now.saturating_duration_since(last));
+        self.interval = self
+            .last_tick
+            .map(|last| now.saturating_duration_since(last));
         self.last_tick = Some(now);
         for p in self.procs.values_mut() {
             p.interval = p.totals.minus(&p.at_last_tick);

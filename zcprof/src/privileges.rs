@@ -32,7 +32,9 @@ pub fn check() -> Result<(), PrivilegeError> {
 }
 
 fn parse_cap_eff(status: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|line| line.strip_prefix("CapEff:"))?;
+    let hex = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))?;
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 

@@ -53,11 +53,21 @@ pub struct ProbeStatus {
 
 impl ProbeStatus {
     fn attached(layer: &'static str, probe: String, via: &'static str) -> Self {
-        ProbeStatus { layer, probe, via: Some(via), reason: None }
+        ProbeStatus {
+            layer,
+            probe,
+            via: Some(via),
+            reason: None,
+        }
     }
 
     fn unavailable(layer: &'static str, probe: String, reason: String) -> Self {
-        ProbeStatus { layer, probe, via: None, reason: Some(reason) }
+        ProbeStatus {
+            layer,
+            probe,
+            via: None,
+            reason: Some(reason),
+        }
     }
 }
 
@@ -156,10 +166,18 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         .override_global(global::NEWTASK_PID_OFFSET, &pid_at, true)
         .override_global(global::NEWTASK_FLAGS_OFFSET, &flags_at, true)
         .override_global(global::EXIT_GROUP_DEAD_OFFSET, &group_dead_at, true);
-    let mut ebpf = loader.load(OBJECT).context("loading zcprof's eBPF object")?;
+    let mut ebpf = loader
+        .load(OBJECT)
+        .context("loading zcprof's eBPF object")?;
 
     let mut probes = Vec::new();
-    attach_syscall_layer(&mut ebpf, opts.syscall_probe, tracefs.as_deref(), &mut probes, &mut warnings);
+    attach_syscall_layer(
+        &mut ebpf,
+        opts.syscall_probe,
+        tracefs.as_deref(),
+        &mut probes,
+        &mut warnings,
+    );
     if offsets.is_some() {
         attach_lifecycle(&mut ebpf, &mut probes);
     } else {
@@ -171,10 +189,20 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
             ));
         }
     }
-    if !probes.iter().any(|p| p.layer == LAYER_SYSCALL && p.via.is_some()) {
-        bail!("no syscall probe could attach on this kernel: {}", first_reason(&probes));
+    if !probes
+        .iter()
+        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
+    {
+        bail!(
+            "no syscall probe could attach on this kernel: {}",
+            first_reason(&probes)
+        );
     }
-    Ok(Loaded { ebpf, probes, warnings })
+    Ok(Loaded {
+        ebpf,
+        probes,
+        warnings,
+    })
 }
 
 fn first_reason(probes: &[ProbeStatus]) -> String {
@@ -280,7 +308,7 @@ fn attach_syscall_layer(
         for sc in &syscalls::SYSCALLS {
             probes.push(ProbeStatus::unavailable(
                 LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.name),
+                format!("syscalls:sys_exit_{}", sc.event),
                 "tracefs is unavailable".into(),
             ));
         }
@@ -290,17 +318,22 @@ fn attach_syscall_layer(
         for sc in &syscalls::SYSCALLS {
             probes.push(ProbeStatus::unavailable(
                 LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.name),
+                format!("syscalls:sys_exit_{}", sc.event),
                 format!("{err:#}"),
             ));
         }
         return;
     }
     for sc in &syscalls::SYSCALLS {
-        let event = format!("sys_exit_{}", sc.name);
+        let event = format!("sys_exit_{}", sc.event);
         let result = attach_tp(ebpf, program::SYS_EXIT_TP, root, &event).and_then(|()| {
             if sc.counts_messages {
-                attach_tp(ebpf, program::SYS_ENTER_MMSG_TP, root, &format!("sys_enter_{}", sc.name))
+                attach_tp(
+                    ebpf,
+                    program::SYS_ENTER_MMSG_TP,
+                    root,
+                    &format!("sys_enter_{}", sc.event),
+                )
             } else {
                 Ok(())
             }
@@ -316,14 +349,24 @@ fn attach_syscall_layer(
 fn attach_raw(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     let prog: &mut RawTracePoint = ebpf
         .program_mut(program::SYS_EXIT_RAW)
-        .ok_or_else(|| anyhow!("program {} is missing from the object", program::SYS_EXIT_RAW))?
+        .ok_or_else(|| {
+            anyhow!(
+                "program {} is missing from the object",
+                program::SYS_EXIT_RAW
+            )
+        })?
         .try_into()?;
     prog.load().context("loading")?;
     prog.attach("sys_exit").context("attaching")?;
     Ok(())
 }
 
-fn attach_tp(ebpf: &mut Ebpf, name: &str, root: &std::path::Path, event: &str) -> anyhow::Result<()> {
+fn attach_tp(
+    ebpf: &mut Ebpf,
+    name: &str,
+    root: &std::path::Path,
+    event: &str,
+) -> anyhow::Result<()> {
     if !tracefs::exists(root, "syscalls", event) {
         bail!("this kernel has no tracepoint syscalls:{event}");
     }
@@ -366,8 +409,19 @@ mod tests {
         assert_eq!(s[0].unavailable, vec!["b".to_string()]);
         assert_eq!(s[1].state, "live");
         assert_eq!(s[1].via, "tracepoint");
-        let none = summarize(&[ProbeStatus::unavailable(LAYER_SYSCALL, "x".into(), "r".into())]);
+        let none = summarize(&[ProbeStatus::unavailable(
+            LAYER_SYSCALL,
+            "x".into(),
+            "r".into(),
+        )]);
         assert_eq!(none[0].state, "unavailable");
-        assert_eq!(first_reason(&[ProbeStatus::unavailable(LAYER_SYSCALL, "x".into(), "r".into())]), "x: r");
+        assert_eq!(
+            first_reason(&[ProbeStatus::unavailable(
+                LAYER_SYSCALL,
+                "x".into(),
+                "r".into()
+            )]),
+            "x: r"
+        );
     }
 }

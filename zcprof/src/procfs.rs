@@ -49,7 +49,13 @@ mod tests {
     #[test]
     fn parses_comm_with_spaces_and_parens() {
         let info = parse_stat("42 (a (b) c) S 7 42 42 0 -1").expect("parses");
-        assert_eq!(info, ProcInfo { comm: "a (b) c".into(), ppid: 7 });
+        assert_eq!(
+            info,
+            ProcInfo {
+                comm: "a (b) c".into(),
+                ppid: 7
+            }
+        );
         assert_eq!(parse_stat("garbage"), None);
     }
 

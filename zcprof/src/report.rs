@@ -84,7 +84,13 @@ pub struct Rates {
 
 impl Rates {
     pub fn of(f: &Figures, seconds: f64) -> Rates {
-        let per = |n: u64| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
+        let per = |n: u64| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
+        };
         Rates {
             copy_k2u_bytes_per_s: per(f.copy_k2u_bytes),
             copy_u2k_bytes_per_s: per(f.copy_u2k_bytes),
@@ -107,5 +113,10 @@ pub fn unix_time() -> f64 {
 /// `HH:MM:SS` UTC, for text headers.
 pub fn clock() -> String {
     let secs = unix_time() as u64 % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }

@@ -23,7 +23,10 @@ pub fn ensure_mounted() -> anyhow::Result<PathBuf> {
     mount_tracefs(target).with_context(|| format!("mounting tracefs at {}", target.display()))?;
     match find() {
         Some(root) => Ok(root),
-        None => bail!("tracefs was mounted at {} but has no events", target.display()),
+        None => bail!(
+            "tracefs was mounted at {} but has no events",
+            target.display()
+        ),
     }
 }
 
@@ -66,7 +69,11 @@ pub struct Field {
 
 /// The fields of `category:event`, read from its `format` file.
 pub fn fields(root: &Path, category: &str, event: &str) -> anyhow::Result<Vec<Field>> {
-    let path = root.join("events").join(category).join(event).join("format");
+    let path = root
+        .join("events")
+        .join(category)
+        .join(event)
+        .join("format");
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(parse_format(&text))
 }
@@ -96,7 +103,11 @@ pub fn parse_format(text: &str) -> Vec<Field> {
             // "char comm[16]" -> "comm"; "__data_loc char[] filename" -> "filename".
             let name = decl?.rsplit(' ').next()?;
             let name = name.split('[').next()?.to_string();
-            Some(Field { name, offset: offset?, size: size? })
+            Some(Field {
+                name,
+                offset: offset?,
+                size: size?,
+            })
         })
         .collect()
 }
@@ -134,7 +145,8 @@ print fmt: \"comm=%s pid=%d\", REC->comm, REC->pid
         assert_eq!(offset_of(&fields, "group_dead", 1), Some(32));
         assert_eq!(offset_of(&fields, "pid", 4), Some(24));
         assert_eq!(offset_of(&fields, "pid", 8), None, "size must match too");
-        let data_loc = parse_format("\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;");
+        let data_loc =
+            parse_format("\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;");
         assert_eq!(data_loc[0].name, "filename");
     }
 }

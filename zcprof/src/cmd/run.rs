@@ -36,9 +36,15 @@ const GRACE: Duration = Duration::from_secs(2);
 const PERIOD: Duration = Duration::from_millis(500);
 
 pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCode> {
-    let program = opts.command.first().ok_or_else(|| anyhow!("no command given"))?;
+    let program = opts
+        .command
+        .first()
+        .ok_or_else(|| anyhow!("no command given"))?;
     if resolve(program).is_none() {
-        eprintln!("zcprof: cannot run `{}`: command not found", program.to_string_lossy());
+        eprintln!(
+            "zcprof: cannot run `{}`: command not found",
+            program.to_string_lossy()
+        );
         return Ok(ExitCode::from(NOT_FOUND));
     }
     if let Some(path) = &opts.output {
@@ -48,14 +54,19 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     let mut session = Session::start(load, PERIOD)?;
 
     let started = Instant::now();
-    let mut child = match tokio::process::Command::new(program).args(&opts.command[1..]).spawn() {
+    let mut child = match tokio::process::Command::new(program)
+        .args(&opts.command[1..])
+        .spawn()
+    {
         Ok(child) => child,
         Err(err) => {
             eprintln!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
             return Ok(ExitCode::from(NOT_FOUND));
         }
     };
-    let pid = child.id().ok_or_else(|| anyhow!("the command exited before zcprof saw its pid"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow!("the command exited before zcprof saw its pid"))?;
 
     let mut interrupted = false;
     let status = loop {
@@ -87,9 +98,24 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         .model
         .child_of(std::process::id(), pid)
         .or_else(|| session.model.latest_instance(pid));
-    let command = opts.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let s = Summary::new(&session.model, root, command, outcome.clone(), duration_s, &session.layers);
-    let rendered = if opts.json { summary::json(&s) } else { summary::text(&s) };
+    let command = opts
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let s = Summary::new(
+        &session.model,
+        root,
+        command,
+        outcome.clone(),
+        duration_s,
+        &session.layers,
+    );
+    let rendered = if opts.json {
+        summary::json(&s)
+    } else {
+        summary::text(&s)
+    };
     match &opts.output {
         Some(path) => atomic::write(path, rendered.as_bytes())?,
         None => eprintln!("{rendered}"),
@@ -141,7 +167,11 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_shell() {
-        let o = |exit_code, signal| Outcome { exit_code, signal, interrupted: false };
+        let o = |exit_code, signal| Outcome {
+            exit_code,
+            signal,
+            interrupted: false,
+        };
         assert_eq!(exit_code(&o(Some(3), None)), ExitCode::from(3));
         assert_eq!(exit_code(&o(None, Some(9))), ExitCode::from(137));
     }

@@ -32,7 +32,13 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
         let frame = if opts.json {
             top::json(&session.model, &session.layers, &opts.filter, partial)
         } else {
-            top::text(&session.model, &session.layers, &opts.filter, opts.limit, partial)
+            top::text(
+                &session.model,
+                &session.layers,
+                &opts.filter,
+                opts.limit,
+                partial,
+            )
         };
         println!("{frame}");
     };

@@ -9,11 +9,19 @@ use zcprof_common::{StatsKey, SyscallStats};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProcEvent {
     /// `parent` created process `child` (threads are not reported).
-    Fork { parent: u32, child: u32, comm: String },
+    Fork {
+        parent: u32,
+        child: u32,
+        comm: String,
+    },
     /// `tgid` executed a program now called `comm`.
     Exec { tgid: u32, comm: String },
     /// The final totals of one syscall of exiting process `tgid`.
-    FinalStats { tgid: u32, syscall: u32, stats: SyscallStats },
+    FinalStats {
+        tgid: u32,
+        syscall: u32,
+        stats: SyscallStats,
+    },
     /// Process `tgid` ended.
     Exit { tgid: u32, comm: String },
 }

@@ -149,13 +149,20 @@ fn direction(d: Direction) -> &'static str {
 }
 
 fn used(totals: &Totals) -> impl Iterator<Item = (&'static syscalls::Syscall, &SyscallStats)> {
-    syscalls::SYSCALLS.iter().zip(totals.0.iter()).filter(|(_, s)| s.calls > 0)
+    syscalls::SYSCALLS
+        .iter()
+        .zip(totals.0.iter())
+        .filter(|(_, s)| s.calls > 0)
 }
 
 fn buckets(s: &SyscallStats) -> Vec<JsonBucket> {
     (0..HIST_BUCKETS)
         .filter(|&k| s.hist[k] > 0)
-        .map(|k| JsonBucket { low: hist::bucket_low(k), high: hist::bucket_high(k), count: s.hist[k] })
+        .map(|k| JsonBucket {
+            low: hist::bucket_low(k),
+            high: hist::bucket_high(k),
+            count: s.hist[k],
+        })
         .collect()
 }
 
@@ -163,17 +170,23 @@ fn layers_json(totals: &Totals) -> JsonLayers {
     let figures = totals.figures();
     JsonLayers {
         syscall: JsonSyscallLayer {
-            totals: JsonFigures { figures, zero_copy_ratio: figures.zero_copy_ratio() },
+            totals: JsonFigures {
+                figures,
+                zero_copy_ratio: figures.zero_copy_ratio(),
+            },
             syscalls: used(totals)
                 .map(|(sc, s)| {
-                    (sc.name, JsonSyscall {
-                        family: family(sc.family),
-                        direction: direction(sc.direction),
-                        calls: s.calls,
-                        bytes: s.bytes,
-                        errors: s.errors,
-                        hist: buckets(s),
-                    })
+                    (
+                        sc.name,
+                        JsonSyscall {
+                            family: family(sc.family),
+                            direction: direction(sc.direction),
+                            calls: s.calls,
+                            bytes: s.bytes,
+                            errors: s.errors,
+                            hist: buckets(s),
+                        },
+                    )
                 })
                 .collect(),
         },
@@ -218,13 +231,20 @@ pub fn text(s: &Summary) -> String {
         "zcprof run: `{}` {ended} after {:.2} s{}\n{} · {}\n",
         s.command.join(" "),
         s.duration_s,
-        if s.outcome.interrupted { " (zcprof interrupted: partial figures)" } else { "" },
+        if s.outcome.interrupted {
+            " (zcprof interrupted: partial figures)"
+        } else {
+            ""
+        },
         layers_line(s.layers),
         s.lost.line(),
     ));
     out.push_str("figures from the syscall layer (bytes are sums of syscall return values)\n");
     for p in &s.processes {
-        let parent = p.ppid.map(|pp| format!(", parent {pp}")).unwrap_or_default();
+        let parent = p
+            .ppid
+            .map(|pp| format!(", parent {pp}"))
+            .unwrap_or_default();
         let state = if p.exited { "" } else { ", still running" };
         out.push_str(&format!("\nprocess {} {}{parent}{state}\n", p.tgid, p.comm));
         table(&mut out, &p.totals);

@@ -21,7 +21,10 @@ pub struct Filter {
 impl Filter {
     pub fn matches(&self, p: &Process) -> bool {
         (self.pids.is_empty() || self.pids.contains(&p.tgid))
-            && self.comm.as_ref().is_none_or(|c| p.comm.contains(c.as_str()))
+            && self
+                .comm
+                .as_ref()
+                .is_none_or(|c| p.comm.contains(c.as_str()))
     }
 }
 
@@ -37,7 +40,10 @@ pub fn rows<'a>(model: &'a Model, filter: &Filter) -> Vec<Row<'a>> {
     let mut rows: Vec<Row> = model
         .processes()
         .filter(|p| !p.interval.is_zero() && filter.matches(p))
-        .map(|p| Row { process: p, figures: p.interval.figures() })
+        .map(|p| Row {
+            process: p,
+            figures: p.interval.figures(),
+        })
         .collect();
     rows.sort_by(|a, b| {
         b.figures
@@ -98,7 +104,9 @@ pub fn json(model: &Model, layers: &[LayerSummary], filter: &Filter, partial: bo
         partial,
         layers,
         lost: Lost::of(model),
-        machine: JsonFigures { syscall: Rates::of(&machine(model), seconds) },
+        machine: JsonFigures {
+            syscall: Rates::of(&machine(model), seconds),
+        },
         processes: rows(model, filter)
             .into_iter()
             .map(|r| JsonProcess {
@@ -141,12 +149,22 @@ pub fn text(
     ));
     let rows = rows(model, filter);
     for r in rows.iter().take(limit) {
-        out.push_str(&line(&r.process.tgid.to_string(), &r.process.comm, &r.figures, seconds));
+        out.push_str(&line(
+            &r.process.tgid.to_string(),
+            &r.process.comm,
+            &r.figures,
+            seconds,
+        ));
     }
     if rows.len() > limit {
         out.push_str(&format!("{:>8} … {} more\n", "", rows.len() - limit));
     }
-    out.push_str(&line("machine", "(all processes)", &machine(model), seconds));
+    out.push_str(&line(
+        "machine",
+        "(all processes)",
+        &machine(model),
+        seconds,
+    ));
     out
 }
 

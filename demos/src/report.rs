@@ -1,0 +1,70 @@
+//! The JSON ground truth a run prints on stdout (schema documented in README.md).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::syscalls::{Counter, Family};
+use crate::worker::RoleOutcome;
+
+/// Everything one run did, per worker process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: String,
+    pub mode: String,
+    /// True for the scenario's copying baseline mode.
+    pub baseline: bool,
+    /// Useful bytes delivered end to end (or processed, for single-worker jobs).
+    pub payload_bytes: u64,
+    /// True when the receiving side checked every payload byte (or checksum).
+    pub verified: bool,
+    pub chunk_bytes: u64,
+    pub requested_bytes: Option<u64>,
+    pub requested_seconds: Option<f64>,
+    /// From the first worker's start to the last worker's end.
+    pub wall_seconds: f64,
+    pub throughput_bytes_per_sec: f64,
+    /// The demo's own (untallied) process: not part of the ground truth.
+    pub parent_pid: u32,
+    pub roles: Vec<RoleReport>,
+}
+
+/// One worker process's exact syscall tally.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoleReport {
+    pub role: String,
+    pub pid: i32,
+    /// Non-zero counters only, keyed by the name strace prints.
+    pub syscalls: BTreeMap<String, Counter>,
+    pub copy_family: Counter,
+    pub zero_copy_family: Counter,
+    pub user_copy_bytes: u64,
+    /// Payload bytes this role sent, received, or processed.
+    pub payload_bytes: u64,
+    /// CPU time of this worker process (getrusage via wait4).
+    pub cpu_user_seconds: f64,
+    pub cpu_system_seconds: f64,
+}
+
+impl RoleReport {
+    pub fn from_outcome(o: &RoleOutcome) -> Self {
+        RoleReport {
+            role: o.role.to_owned(),
+            pid: o.pid,
+            syscalls: o.tally.to_map(),
+            copy_family: o.tally.family_total(Family::Copy),
+            zero_copy_family: o.tally.family_total(Family::ZeroCopy),
+            user_copy_bytes: o.stats.user_copy_bytes,
+            payload_bytes: o.stats.payload_bytes,
+            cpu_user_seconds: o.cpu_user_seconds,
+            cpu_system_seconds: o.cpu_system_seconds,
+        }
+    }
+}
+
+/// Seconds from the earliest worker start to the latest worker end.
+pub fn wall_seconds(outcomes: &[RoleOutcome]) -> f64 {
+    let start = outcomes.iter().map(|o| o.start_ns).min().unwrap_or(0);
+    let end = outcomes.iter().map(|o| o.end_ns).max().unwrap_or(0);
+    end.saturating_sub(start) as f64 / 1e9
+}

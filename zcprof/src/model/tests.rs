@@ -1,0 +1,304 @@
+//! Unit tests of the model with synthetic batches: attribution, PID reuse, leftovers of
+//! exited processes, intervals and process trees.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use zcprof_common::{StatsKey, SyscallStats, syscalls};
+
+use super::*;
+
+/// A fake /proc: the processes alive "now".
+#[derive(Default)]
+struct FakeProc(HashMap<u32, ProcInfo>);
+
+impl FakeProc {
+    fn with(mut self, tgid: u32, comm: &str, ppid: u32) -> Self {
+        self.0.insert(
+            tgid,
+            ProcInfo {
+                comm: comm.into(),
+                ppid,
+            },
+        );
+        self
+    }
+}
+
+impl ProcSource for FakeProc {
+    fn lookup(&self, tgid: u32) -> Option<ProcInfo> {
+        self.0.get(&tgid).cloned()
+    }
+}
+
+fn index(name: &str) -> u32 {
+    syscalls::SYSCALLS
+        .iter()
+        .position(|s| s.name == name)
+        .expect(name) as u32
+}
+
+fn stats(calls: u64, bytes: u64) -> SyscallStats {
+    SyscallStats {
+        calls,
+        bytes,
+        ..SyscallStats::ZERO
+    }
+}
+
+fn key(tgid: u32, name: &str) -> StatsKey {
+    StatsKey {
+        tgid,
+        syscall: index(name),
+    }
+}
+
+struct Clock(Instant);
+
+impl Clock {
+    fn batch(&mut self, events: Vec<ProcEvent>, stats: Vec<(StatsKey, SyscallStats)>) -> Batch {
+        self.0 += Duration::from_secs(1);
+        Batch {
+            at: self.0,
+            events,
+            stats,
+            counters: KernelCounters::default(),
+            malformed: 0,
+            flushed: false,
+        }
+    }
+}
+
+fn fork(parent: u32, child: u32, comm: &str) -> ProcEvent {
+    ProcEvent::Fork {
+        parent,
+        child,
+        comm: comm.into(),
+    }
+}
+
+fn exit(tgid: u32, comm: &str) -> ProcEvent {
+    ProcEvent::Exit {
+        tgid,
+        comm: comm.into(),
+    }
+}
+
+fn final_stats(tgid: u32, name: &str, s: SyscallStats) -> ProcEvent {
+    ProcEvent::FinalStats {
+        tgid,
+        syscall: index(name),
+        stats: s,
+    }
+}
+
+fn instances(model: &Model, tgid: u32) -> Vec<&Process> {
+    model.processes().filter(|p| p.tgid == tgid).collect()
+}
+
+#[test]
+fn pid_reuse_makes_two_processes() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let none = FakeProc::default();
+    m.apply(
+        &clock.batch(
+            vec![
+                fork(1, 100, "first"),
+                final_stats(100, "read", stats(2, 10)),
+                exit(100, "first"),
+                fork(1, 100, "second"),
+            ],
+            vec![(key(100, "read"), stats(1, 5))],
+        ),
+        &none,
+    );
+    let both = instances(&m, 100);
+    assert_eq!(both.len(), 2);
+    assert_eq!((both[0].comm.as_str(), both[0].exited), ("first", true));
+    assert_eq!(both[0].totals.0[index("read") as usize], stats(2, 10));
+    assert_eq!((both[1].comm.as_str(), both[1].exited), ("second", false));
+    assert_eq!(both[1].totals.0[index("read") as usize], stats(1, 5));
+}
+
+#[test]
+fn a_fork_over_a_live_pid_closes_the_stale_instance() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let none = FakeProc::default();
+    m.apply(&clock.batch(vec![fork(1, 7, "a")], vec![]), &none);
+    // The exit record of the first process was lost; the PID comes back.
+    m.apply(&clock.batch(vec![fork(1, 7, "b")], vec![]), &none);
+    let both = instances(&m, 7);
+    assert_eq!(both.len(), 2);
+    assert!(both[0].exited);
+    assert!(!both[1].exited);
+}
+
+#[test]
+fn existing_processes_come_from_proc() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let proc = FakeProc::default().with(50, "nginx", 1).with(1, "init", 0);
+    let forget = m.apply(
+        &clock.batch(
+            vec![],
+            vec![
+                (key(1, "write"), stats(1, 1)),
+                (key(50, "sendfile"), stats(3, 300)),
+            ],
+        ),
+        &proc,
+    );
+    assert!(forget.is_empty());
+    let p = &instances(&m, 50)[0];
+    assert_eq!(p.comm, "nginx");
+    assert_eq!(p.origin, Origin::Existing);
+    assert_eq!(p.ppid, Some(1));
+    assert_eq!(p.parent, m.latest_instance(1));
+    assert_eq!(p.totals.figures().zero_copy_bytes, 300);
+}
+
+#[test]
+fn leftovers_of_a_gone_process_are_added_once_and_forgotten() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let none = FakeProc::default();
+    m.apply(
+        &clock.batch(
+            vec![
+                fork(1, 9, "w"),
+                final_stats(9, "write", stats(1, 4)),
+                exit(9, "w"),
+            ],
+            vec![],
+        ),
+        &none,
+    );
+    // An entry the exit could not flush (ring buffer full) is still in the map.
+    let forget = m.apply(
+        &clock.batch(vec![], vec![(key(9, "write"), stats(2, 6))]),
+        &none,
+    );
+    assert_eq!(forget, vec![key(9, "write")]);
+    let p = &instances(&m, 9);
+    assert_eq!(p.len(), 1, "no new instance for a dead pid");
+    assert_eq!(p[0].totals.0[index("write") as usize], stats(3, 10));
+}
+
+#[test]
+fn intervals_are_deltas_between_batches() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    m.start_at(clock.0);
+    let proc = FakeProc::default().with(5, "cat", 1);
+    m.apply(
+        &clock.batch(vec![], vec![(key(5, "read"), stats(10, 1000))]),
+        &proc,
+    );
+    assert_eq!(m.interval, Some(Duration::from_secs(1)));
+    assert_eq!(instances(&m, 5)[0].interval.figures().copy_k2u_bytes, 1000);
+    m.apply(
+        &clock.batch(vec![], vec![(key(5, "read"), stats(15, 1600))]),
+        &proc,
+    );
+    let p = instances(&m, 5)[0];
+    assert_eq!(p.interval.figures().copy_k2u_bytes, 600);
+    assert_eq!(p.interval.figures().calls, 5);
+    assert_eq!(p.totals.figures().copy_k2u_bytes, 1600);
+    m.apply(
+        &clock.batch(vec![], vec![(key(5, "read"), stats(15, 1600))]),
+        &proc,
+    );
+    assert!(instances(&m, 5)[0].interval.is_zero());
+}
+
+#[test]
+fn exited_processes_are_pruned_after_a_quiet_interval() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let none = FakeProc::default();
+    m.apply(
+        &clock.batch(
+            vec![
+                fork(1, 3, "x"),
+                final_stats(3, "read", stats(1, 1)),
+                exit(3, "x"),
+            ],
+            vec![],
+        ),
+        &none,
+    );
+    m.prune_exited();
+    assert_eq!(
+        instances(&m, 3).len(),
+        1,
+        "its last interval is still shown"
+    );
+    m.apply(&clock.batch(vec![], vec![]), &none);
+    m.prune_exited();
+    assert_eq!(instances(&m, 3).len(), 0);
+}
+
+#[test]
+fn trees_follow_forks_not_pids() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let none = FakeProc::default();
+    m.apply(
+        &clock.batch(
+            vec![
+                fork(1, 10, "sh"),
+                fork(10, 11, "sh"),
+                fork(11, 12, "dd"),
+                fork(1, 20, "other"),
+                fork(20, 21, "other-child"),
+            ],
+            vec![],
+        ),
+        &none,
+    );
+    let root = m.child_of(1, 10).expect("root");
+    let tgids: Vec<u32> = m
+        .tree(root)
+        .iter()
+        .map(|id| m.process(*id).expect("member").tgid)
+        .collect();
+    assert_eq!(tgids, vec![10, 11, 12]);
+}
+
+#[test]
+fn figures_split_copy_directions_and_zero_copy() {
+    let mut t = Totals::zero();
+    t.0[index("read") as usize] = stats(1, 100);
+    t.0[index("recvmmsg") as usize] = stats(1, 20);
+    t.0[index("write") as usize] = stats(1, 50);
+    t.0[index("sendfile") as usize] = stats(2, 850);
+    t.0[index("splice") as usize] = SyscallStats {
+        errors: 1,
+        ..stats(1, 0)
+    };
+    let f = t.figures();
+    assert_eq!(f.copy_k2u_bytes, 120);
+    assert_eq!(f.copy_u2k_bytes, 50);
+    assert_eq!(f.zero_copy_bytes, 850);
+    assert_eq!(f.calls, 6);
+    assert_eq!(f.errors, 1);
+    assert_eq!(f.zero_copy_ratio(), Some(850.0 / 1020.0));
+    assert_eq!(Totals::zero().figures().zero_copy_ratio(), None);
+}
+
+#[test]
+fn events_for_unknown_syscalls_are_ignored() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let proc = FakeProc::default().with(4, "a", 1);
+    let bad = StatsKey {
+        tgid: 4,
+        syscall: 999,
+    };
+    m.apply(&clock.batch(vec![], vec![(bad, stats(1, 1))]), &proc);
+    assert_eq!(m.processes().count(), 0);
+}

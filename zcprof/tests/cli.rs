@@ -1,0 +1,375 @@
+//! The `zcprof` binary as a user runs it: `run` against strace's ground truth, process
+//! trees, exit statuses, signals, `top` output, and one-line errors for bad input.
+
+mod common;
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use common::privileged;
+use serde_json::Value;
+
+fn zcprof() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zcprof"))
+}
+
+/// A fresh path per call: tests run in parallel threads of one process.
+fn temp(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("zcprof-cli-{name}-{}-{n}", std::process::id()))
+}
+
+/// Runs `zcprof run --json -o FILE -- cmd…` and returns its exit status and summary.
+fn run_json(cmd: &[&str]) -> (Output, Value) {
+    let out_file = temp(&format!("run-{}", cmd[0].replace('/', "_")));
+    let output = zcprof()
+        .args(["run", "--json", "-o"])
+        .arg(&out_file)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("zcprof runs");
+    let text = std::fs::read_to_string(&out_file).unwrap_or_else(|err| {
+        panic!(
+            "no summary ({err}); stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let _ = std::fs::remove_file(&out_file);
+    (
+        output,
+        serde_json::from_str(&text).expect("summary is JSON"),
+    )
+}
+
+fn syscall(process: &Value, name: &str) -> (u64, u64) {
+    let s = &process["syscall"]["syscalls"][name];
+    (
+        s["calls"].as_u64().unwrap_or(0),
+        s["bytes"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Sums of `read` and `write` return values per strace, for the same command.
+fn strace_read_write(cmd: &[&str]) -> ((u64, u64), (u64, u64)) {
+    let trace = temp("strace");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=read,write", "-o"])
+        .arg(&trace)
+        .args(cmd)
+        .status()
+        .expect("strace is installed (cargo xtask setup installs it)");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&trace).expect("trace");
+    let _ = std::fs::remove_file(&trace);
+    let (mut read, mut write) = ((0, 0), (0, 0));
+    for line in text.lines() {
+        let Some((call, ret)) = line.rsplit_once(" = ") else {
+            continue;
+        };
+        let Ok(ret) = ret.split_whitespace().next().unwrap_or("").parse::<i64>() else {
+            continue;
+        };
+        let slot = if call.contains(" read(") {
+            &mut read
+        } else if call.contains(" write(") {
+            &mut write
+        } else {
+            continue;
+        };
+        slot.0 += 1;
+        slot.1 += ret.max(0) as u64;
+    }
+    (read, write)
+}
+
+/// The issue's acceptance check: dd's totals equal strace's, and the writes are exactly
+/// 65,536,000 bytes.
+#[test]
+fn dd_matches_strace() {
+    if !privileged("dd_matches_strace") {
+        return;
+    }
+    let cmd = [
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64k",
+        "count=1000",
+        "status=none",
+    ];
+    let (output, summary) = run_json(&cmd);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let processes = summary["processes"].as_array().expect("processes");
+    assert_eq!(processes.len(), 1, "dd forks nothing");
+    let dd = &processes[0];
+    assert_eq!(dd["comm"], "dd");
+    let (read, write) = strace_read_write(&cmd);
+    assert_eq!(syscall(dd, "write"), (1000, 65_536_000));
+    assert_eq!(syscall(dd, "write"), write, "writes: zcprof vs strace");
+    assert_eq!(
+        syscall(dd, "read"),
+        read,
+        "reads: zcprof vs strace (the loader's included)"
+    );
+    assert_eq!(summary["lost"]["total"], 0);
+    assert_eq!(summary["layers"][0]["layer"], "syscall");
+    assert_eq!(summary["layers"][0]["state"], "live");
+    assert_eq!(
+        summary["total"]["syscall"]["totals"]["copy_u2k_bytes"],
+        65_536_000
+    );
+}
+
+/// Children and grandchildren are followed; each keeps its own totals.
+#[test]
+fn run_follows_descendants() {
+    if !privileged("run_follows_descendants") {
+        return;
+    }
+    let script = "dd if=/dev/zero of=/dev/null bs=1k count=10 status=none; \
+                  (dd if=/dev/zero of=/dev/null bs=1k count=20 status=none) && true";
+    let (output, summary) = run_json(&["sh", "-c", script]);
+    assert!(output.status.success());
+    let processes = summary["processes"].as_array().expect("processes");
+    let mut dd_writes: Vec<(u64, u64)> = processes
+        .iter()
+        .filter(|p| p["comm"] == "dd")
+        .map(|p| syscall(p, "write"))
+        .collect();
+    dd_writes.sort();
+    assert_eq!(dd_writes, vec![(10, 10_240), (20, 20_480)], "{summary:#}");
+    let total = &summary["total"]["syscall"]["syscalls"]["write"];
+    let all: u64 = processes.iter().map(|p| syscall(p, "write").1).sum();
+    assert_eq!(
+        total["bytes"].as_u64(),
+        Some(all),
+        "the total is the sum of the tree"
+    );
+}
+
+#[test]
+fn run_exits_with_the_commands_status() {
+    if !privileged("run_exits_with_the_commands_status") {
+        return;
+    }
+    let (output, summary) = run_json(&["sh", "-c", "exit 3"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(summary["exit_code"], 3);
+    let (output, summary) = run_json(&["sh", "-c", "kill -9 $$"]);
+    assert_eq!(output.status.code(), Some(137));
+    assert_eq!(summary["signal"], 9);
+}
+
+/// Ctrl-C reaches zcprof and the command; the summary is still written, marked interrupted.
+#[test]
+fn interrupted_run_still_writes_its_summary() {
+    if !privileged("interrupted_run_still_writes_its_summary") {
+        return;
+    }
+    let out_file = temp("interrupted");
+    let mut child = zcprof()
+        .args(["run", "--json", "-o"])
+        .arg(&out_file)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=1k count=5 status=none; exec sleep 30",
+        ])
+        .spawn()
+        .expect("zcprof runs");
+    // Wait until the probes are attached and the command runs (its sleep exists).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !has_child_named(child.id(), "sleep") {
+        assert!(Instant::now() < deadline, "the command never started");
+        sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("zcprof exits");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).expect("summary written"))
+            .expect("JSON");
+    let _ = std::fs::remove_file(&out_file);
+    assert_eq!(summary["interrupted"], true);
+    // zcprof forwarded SIGINT to the shell-turned-sleep, which died of it.
+    assert_eq!(status.code(), Some(130));
+    let processes = summary["processes"].as_array().expect("processes");
+    let dd = processes
+        .iter()
+        .find(|p| p["comm"] == "dd")
+        .expect("dd was seen");
+    assert_eq!(syscall(dd, "write"), (5, 5120));
+}
+
+fn has_child_named(parent: u32, comm: &str) -> bool {
+    let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+    else {
+        return false;
+    };
+    children.split_whitespace().any(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+    })
+}
+
+/// `top --once --json` prints one frame in which a busy process shows its copy rates.
+#[test]
+fn top_json_shows_a_busy_process() {
+    if !privileged("top_json_shows_a_busy_process") {
+        return;
+    }
+    let mut busy = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=4k",
+            "count=50000000",
+            "status=none",
+        ])
+        .spawn()
+        .expect("dd");
+    let output = zcprof()
+        .args(["top", "--once", "--json", "--interval", "300ms", "--pid"])
+        .arg(busy.id().to_string())
+        .output()
+        .expect("zcprof top");
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object per interval");
+    let frame: Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert_eq!(frame["schema"], "zcprof.top/v1");
+    let processes = frame["processes"].as_array().expect("processes");
+    assert_eq!(processes.len(), 1, "--pid filters: {frame:#}");
+    let dd = &processes[0];
+    assert_eq!(dd["comm"], "dd");
+    assert!(
+        dd["syscall"]["copy_k2u_bytes_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 1e6
+    );
+    assert!(
+        dd["syscall"]["copy_u2k_bytes_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 1e6
+    );
+    assert_eq!(dd["syscall"]["zero_copy_ratio"], 0.0);
+}
+
+/// SIGTERM stops `top` cleanly, after printing the interval it cut short.
+#[test]
+fn top_stops_on_sigterm_with_a_partial_frame() {
+    if !privileged("top_stops_on_sigterm_with_a_partial_frame") {
+        return;
+    }
+    let child = zcprof()
+        .args(["top", "--json", "--interval", "10s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("zcprof top");
+    sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let frame: Value = serde_json::from_str(stdout.trim()).expect("one JSON frame");
+    assert_eq!(frame["partial"], true);
+}
+
+/// Runs zcprof with `args` and checks it fails with `code` and exactly one stderr line
+/// containing `needle`.
+fn fails(args: &[&str], code: i32, needle: &str) {
+    let output = zcprof().args(args).output().expect("zcprof runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr}");
+    assert!(lines[0].starts_with("zcprof: "), "{args:?}: {stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: `{needle}` not in {stderr}"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_and_a_nonzero_exit() {
+    fails(&["top", "--interval", "0"], 2, "at least 10ms");
+    fails(&["top", "--interval", "soon"], 2, "not a duration");
+    fails(&["top", "--limit", "-3"], 2, "-3");
+    fails(&["frobnicate"], 2, "frobnicate");
+    fails(&["run"], 2, "CMD");
+    fails(
+        &["run", "--", "definitely-not-a-command-zcprof"],
+        127,
+        "command not found",
+    );
+    if privileged("bad_input_gets_one_line_and_a_nonzero_exit") {
+        fails(
+            &["top", "--pid", "999999999"],
+            1,
+            "no process with pid 999999999",
+        );
+        fails(
+            &["--btf", "/nonexistent/vmlinux", "top", "--once"],
+            1,
+            "BTF file /nonexistent/vmlinux does not exist",
+        );
+        let corrupt = temp("corrupt-btf");
+        std::fs::write(&corrupt, b"not btf at all").expect("write");
+        let corrupt_arg = corrupt.to_string_lossy().into_owned();
+        fails(
+            &["--btf", &corrupt_arg, "top", "--once"],
+            1,
+            "is not valid BTF",
+        );
+        let _ = std::fs::remove_file(&corrupt);
+        fails(
+            &["run", "-o", "/nonexistent-dir/out.json", "--", "true"],
+            1,
+            "does not exist",
+        );
+    }
+}
+
+/// Without privileges zcprof says so in one sentence, before touching anything.
+#[test]
+fn unprivileged_users_are_told_to_use_sudo() {
+    if unsafe { libc::geteuid() } != 0 {
+        fails(&["top", "--once"], 1, "sudo");
+        return;
+    }
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_zcprof"))
+        .args(["top", "--once"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("run it with sudo"), "{stderr}");
+}

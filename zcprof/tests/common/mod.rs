@@ -1,0 +1,162 @@
+//! Helpers shared by the integration tests: the root check, and forked workload processes
+//! whose syscalls are tallied exactly (the ground truth the profiler must match).
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::ptr;
+
+use zcprof_common::{SyscallStats, syscalls};
+
+/// True when this process may load eBPF programs. Under CI a test that cannot is a failure,
+/// not a skip: the suite must prove the probes work on the CI kernel.
+pub fn privileged(test: &str) -> bool {
+    if zcprof::privileges::check().is_ok() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{test}: CI=true but this process cannot load eBPF programs (run the tests as root)"
+        );
+    }
+    eprintln!("skipping {test}: needs root or CAP_BPF+CAP_PERFMON to attach probes");
+    false
+}
+
+/// Per-syscall counts a workload made, by its own reckoning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Tally {
+    pub calls: [u64; syscalls::COUNT],
+    pub bytes: [u64; syscalls::COUNT],
+    pub errors: [u64; syscalls::COUNT],
+}
+
+impl Tally {
+    /// Records one call of syscall `name` that returned `ret` (bytes moved if >= 0).
+    /// Allocation-free: it runs in a forked child of a multi-threaded process.
+    pub fn note(&mut self, name: &str, ret: isize) -> isize {
+        let i = index(name);
+        self.calls[i] += 1;
+        if ret < 0 {
+            self.errors[i] += 1;
+        } else {
+            self.bytes[i] += ret as u64;
+        }
+        ret
+    }
+
+    /// Records a recvmmsg/sendmmsg that moved `bytes` in `ret` messages.
+    pub fn note_mmsg(&mut self, name: &str, ret: isize, bytes: u64) {
+        let i = index(name);
+        self.calls[i] += 1;
+        if ret < 0 {
+            self.errors[i] += 1;
+        } else {
+            self.bytes[i] += bytes;
+        }
+    }
+
+    pub fn get(&self, name: &str) -> (u64, u64, u64) {
+        let i = index(name);
+        (self.calls[i], self.bytes[i], self.errors[i])
+    }
+}
+
+pub fn index(name: &str) -> usize {
+    syscalls::SYSCALLS
+        .iter()
+        .position(|s| s.name == name)
+        .unwrap_or_else(|| panic!("{name} is not a counted syscall"))
+}
+
+/// (calls, bytes, errors) of a `SyscallStats`.
+pub fn triple(s: &SyscallStats) -> (u64, u64, u64) {
+    (s.calls, s.bytes, s.errors)
+}
+
+/// A forked child that ran `work`; its PID and what it tallied.
+pub struct Child {
+    pub pid: u32,
+    pub tally: Tally,
+}
+
+/// Forks a child that runs `work` (only raw syscalls, no allocation: the parent has other
+/// threads) and exits, waits for it, and returns its tally. Everything `work` needs must be
+/// prepared before the call.
+pub fn in_child(work: impl FnOnce(&mut Tally)) -> Child {
+    let size = std::mem::size_of::<Tally>();
+    // SAFETY: an anonymous shared mapping, checked below; unmapped before returning.
+    let shared = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(shared, libc::MAP_FAILED, "mmap failed");
+    let tally = shared.cast::<Tally>();
+    // SAFETY: the mapping is large enough and zeroed memory is a valid Tally.
+    unsafe {
+        tally.write(Tally {
+            calls: [0; syscalls::COUNT],
+            bytes: [0; syscalls::COUNT],
+            errors: [0; syscalls::COUNT],
+        })
+    };
+    // SAFETY: the child only runs `work` (raw syscalls) and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: the mapping is shared with the parent, which waits for us.
+        work(unsafe { &mut *tally });
+        // SAFETY: leave without running the parent's atexit handlers or destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "workload failed: {status}"
+    );
+    // SAFETY: the child has exited; nothing else writes the mapping.
+    let result = unsafe { tally.read() };
+    // SAFETY: unmapping what we mapped.
+    unsafe { libc::munmap(shared, size) };
+    Child {
+        pid: pid as u32,
+        tally: result,
+    }
+}
+
+/// A temporary file filled with `len` bytes of a pattern, removed on drop.
+pub struct TempFile {
+    pub path: std::path::PathBuf,
+}
+
+impl TempFile {
+    pub fn new(tag: &str, len: usize) -> TempFile {
+        let path = std::env::temp_dir().join(format!("zcprof-test-{tag}-{}", std::process::id()));
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, data).expect("write temp file");
+        TempFile { path }
+    }
+
+    pub fn open(&self, flags: i32) -> i32 {
+        let c = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+        assert!(fd >= 0, "open {}", self.path.display());
+        fd
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,379 @@
+//! The syscall layer on the running kernel, through the library: real probes, real forked
+//! workloads, and exact ground truth (each workload tallies the return value of every
+//! counted syscall it makes; the profiler must attribute exactly that to its PID).
+
+mod common;
+
+use std::{ffi::CString, fs, time::Duration};
+
+use common::{Child, Tally, TempFile, in_child, privileged, triple};
+use zcprof::{
+    model::{Model, Origin, Process},
+    probes::{LoadOptions, SyscallProbe},
+    session::Session,
+};
+use zcprof_common::syscalls;
+
+fn start(mode: SyscallProbe) -> (tokio::runtime::Runtime, Session) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let opts = LoadOptions {
+        btf: None,
+        syscall_probe: mode,
+    };
+    let session = rt
+        .block_on(async { Session::start(&opts, Duration::from_millis(200)) })
+        .expect("probes attach on this kernel");
+    (rt, session)
+}
+
+/// The instance the test process forked with this PID.
+fn process(model: &Model, pid: u32) -> &Process {
+    let id = model
+        .child_of(std::process::id(), pid)
+        .unwrap_or_else(|| panic!("no process forked with pid {pid}"));
+    model.process(id).expect("instance")
+}
+
+/// Every counted syscall of the child matches its tally, and nothing else was counted.
+fn assert_exact(model: &Model, child: &Child, what: &str) {
+    let p = process(model, child.pid);
+    assert!(p.exited, "{what}: the exit was seen");
+    assert_eq!(p.origin, Origin::Forked, "{what}: the fork was seen");
+    for (i, sc) in syscalls::SYSCALLS.iter().enumerate() {
+        let expected = (
+            child.tally.calls[i],
+            child.tally.bytes[i],
+            child.tally.errors[i],
+        );
+        assert_eq!(
+            triple(&p.totals.0[i]),
+            expected,
+            "{what}: {} (calls, bytes, errors)",
+            sc.name
+        );
+    }
+}
+
+fn c(path: &str) -> CString {
+    CString::new(path).expect("no NUL")
+}
+
+fn iov(buf: &mut [u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    }
+}
+
+/// The read and write families on files: chunked reads to EOF, a failed write, positional
+/// and vectored variants.
+fn file_workload() -> Child {
+    let input = TempFile::new("in", 1_048_576 + 123);
+    let output = TempFile::new("out", 0);
+    let fd = input.open(libc::O_RDONLY);
+    let out = output.open(libc::O_WRONLY);
+    let devnull = unsafe { libc::open(c("/dev/null").as_ptr(), libc::O_WRONLY) };
+    let mut buf = vec![0u8; 65_536];
+    let mut a = vec![0u8; 100];
+    let mut b = vec![0u8; 200];
+    let child = in_child(|t: &mut Tally| unsafe {
+        let p = buf.as_mut_ptr().cast();
+        while t.note("read", libc::read(fd, p, 65_536)) > 0 {}
+        for _ in 0..100 {
+            t.note("write", libc::write(devnull, p, 4096));
+        }
+        t.note("write", libc::write(-1, p, 10)); // EBADF: a call with an error
+        t.note("pread64", libc::pread(fd, p, 1000, 5));
+        t.note("pwrite64", libc::pwrite(out, p, 777, 0));
+        let mut v = [iov(&mut a), iov(&mut b)];
+        libc::lseek(fd, 0, libc::SEEK_SET);
+        t.note("readv", libc::readv(fd, v.as_ptr(), 2));
+        t.note("writev", libc::writev(devnull, v.as_ptr(), 2));
+        t.note("preadv", libc::preadv(fd, v.as_mut_ptr(), 2, 10));
+        t.note("pwritev", libc::pwritev(out, v.as_ptr(), 2, 1000));
+        let r = libc::syscall(libc::SYS_preadv2, fd, v.as_ptr(), 2, 20, 0, 0);
+        t.note("preadv2", r as isize);
+        let r = libc::syscall(libc::SYS_pwritev2, out, v.as_ptr(), 2, 2000, 0, 0);
+        t.note("pwritev2", r as isize);
+        t.note("read", libc::read(fd, p, 0)); // a zero-byte success
+    });
+    unsafe {
+        libc::close(fd);
+        libc::close(out);
+        libc::close(devnull);
+    }
+    // The tally must be what we meant to do, or the test proves nothing.
+    assert_eq!(child.tally.get("read"), (18 + 1, 1_048_576 + 123, 0));
+    assert_eq!(child.tally.get("write"), (101, 409_600, 1));
+    assert_eq!(child.tally.get("preadv2"), (1, 300, 0));
+    child
+}
+
+/// The socket families, including the message vectors of recvmmsg/sendmmsg.
+fn socket_workload() -> Child {
+    let mut fds = [0i32; 2];
+    assert_eq!(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) },
+        0
+    );
+    let [tx, rx] = fds;
+    let mut bufs: Vec<Vec<u8>> = vec![vec![1u8; 100], vec![2u8; 200], vec![3u8; 300]];
+    let mut rbufs: Vec<Vec<u8>> = vec![vec![0u8; 1000], vec![0u8; 1000], vec![0u8; 1000]];
+    let mut iovs: Vec<libc::iovec> = bufs.iter_mut().map(|b| iov(b)).collect();
+    let mut riovs: Vec<libc::iovec> = rbufs.iter_mut().map(|b| iov(b)).collect();
+    let mut msgs: Vec<libc::mmsghdr> = (0..3).map(|_| unsafe { std::mem::zeroed() }).collect();
+    let mut rmsgs: Vec<libc::mmsghdr> = (0..3).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for i in 0..3 {
+        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        rmsgs[i].msg_hdr.msg_iov = &mut riovs[i];
+        rmsgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    let mut one: libc::msghdr = unsafe { std::mem::zeroed() };
+    one.msg_iov = iovs.as_mut_ptr();
+    one.msg_iovlen = 2;
+    let mut rone: libc::msghdr = unsafe { std::mem::zeroed() };
+    rone.msg_iov = riovs.as_mut_ptr();
+    rone.msg_iovlen = 1;
+    let mut scratch = vec![0u8; 4096];
+    let child = in_child(|t: &mut Tally| unsafe {
+        let s = scratch.as_mut_ptr().cast();
+        t.note("sendto", libc::sendto(tx, s, 1234, 0, std::ptr::null(), 0));
+        t.note(
+            "recvfrom",
+            libc::recvfrom(rx, s, 4096, 0, std::ptr::null_mut(), std::ptr::null_mut()),
+        );
+        t.note("sendmsg", libc::sendmsg(tx, &one, 0));
+        t.note("recvmsg", libc::recvmsg(rx, &mut rone, 0));
+        let sent = libc::sendmmsg(tx, msgs.as_mut_ptr(), 3, 0) as isize;
+        let bytes: u64 = msgs
+            .iter()
+            .take(sent.max(0) as usize)
+            .map(|m| m.msg_len as u64)
+            .sum();
+        t.note_mmsg("sendmmsg", sent, bytes);
+        let got = libc::recvmmsg(
+            rx,
+            rmsgs.as_mut_ptr(),
+            3,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        ) as isize;
+        let bytes: u64 = rmsgs
+            .iter()
+            .take(got.max(0) as usize)
+            .map(|m| m.msg_len as u64)
+            .sum();
+        t.note_mmsg("recvmmsg", got, bytes);
+        // Nothing left to receive: an error (EAGAIN) counts as a call with an error.
+        let none = libc::recvmmsg(
+            rx,
+            rmsgs.as_mut_ptr(),
+            3,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        ) as isize;
+        t.note_mmsg("recvmmsg", none, 0);
+    });
+    unsafe {
+        libc::close(tx);
+        libc::close(rx);
+    }
+    assert_eq!(child.tally.get("sendmmsg"), (1, 600, 0));
+    assert_eq!(child.tally.get("recvmmsg"), (2, 600, 1));
+    assert_eq!(child.tally.get("sendmsg"), (1, 300, 0));
+    child
+}
+
+/// The zero-copy family: sendfile, splice, vmsplice, tee, copy_file_range.
+fn zero_copy_workload() -> Child {
+    let input = TempFile::new("zc-in", 300_000);
+    let output = TempFile::new("zc-out", 0);
+    let fd = input.open(libc::O_RDONLY);
+    let out = output.open(libc::O_WRONLY);
+    let devnull = unsafe { libc::open(c("/dev/null").as_ptr(), libc::O_WRONLY) };
+    let mut p1 = [0i32; 2];
+    let mut p2 = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(p1.as_mut_ptr()) }, 0);
+    assert_eq!(unsafe { libc::pipe(p2.as_mut_ptr()) }, 0);
+    let mut page = vec![7u8; 4096];
+    let v = [iov(&mut page)];
+    let child = in_child(|t: &mut Tally| unsafe {
+        let mut off: libc::off_t = 0;
+        t.note("sendfile", libc::sendfile(out, fd, &mut off, 100_000));
+        t.note("sendfile", libc::sendfile(-1, fd, &mut off, 10)); // EBADF
+        let mut in_off: libc::loff_t = 100_000;
+        let mut out_off: libc::loff_t = 0;
+        let n = libc::copy_file_range(fd, &mut in_off, out, &mut out_off, 50_000, 0);
+        t.note("copy_file_range", n as isize);
+        let mut foff: libc::loff_t = 0;
+        let moved = libc::splice(fd, &mut foff, p1[1], std::ptr::null_mut(), 65_536, 0);
+        t.note("splice", moved);
+        t.note(
+            "splice",
+            libc::splice(
+                p1[0],
+                std::ptr::null_mut(),
+                devnull,
+                std::ptr::null_mut(),
+                65_536,
+                0,
+            ),
+        );
+        t.note("vmsplice", libc::vmsplice(p1[1], v.as_ptr(), 1, 0));
+        t.note("tee", libc::tee(p1[0], p2[1], 4096, 0));
+        t.note(
+            "splice",
+            libc::splice(
+                p1[0],
+                std::ptr::null_mut(),
+                devnull,
+                std::ptr::null_mut(),
+                4096,
+                0,
+            ),
+        );
+        t.note(
+            "splice",
+            libc::splice(
+                p2[0],
+                std::ptr::null_mut(),
+                devnull,
+                std::ptr::null_mut(),
+                4096,
+                0,
+            ),
+        );
+    });
+    unsafe {
+        for fd in [fd, out, devnull, p1[0], p1[1], p2[0], p2[1]] {
+            libc::close(fd);
+        }
+    }
+    assert_eq!(child.tally.get("sendfile"), (2, 100_000, 1));
+    assert_eq!(child.tally.get("splice"), (4, 65_536 * 2 + 4096 * 2, 0));
+    assert_eq!(child.tally.get("tee"), (1, 4096, 0));
+    child
+}
+
+fn exact_ground_truth(mode: SyscallProbe, test: &str) {
+    if !privileged(test) {
+        return;
+    }
+    let (rt, mut session) = start(mode);
+    let files = file_workload();
+    let sockets = socket_workload();
+    let zero_copy = zero_copy_workload();
+    rt.block_on(session.flush()).expect("flush");
+    let m = &session.model;
+    assert_exact(m, &files, "file workload");
+    assert_exact(m, &sockets, "socket workload");
+    assert_exact(m, &zero_copy, "zero-copy workload");
+    let f = process(m, zero_copy.pid).totals.figures();
+    assert_eq!(
+        f.copied_bytes(),
+        0,
+        "the zero-copy workload copied nothing through syscalls"
+    );
+    assert_eq!(
+        f.zero_copy_bytes,
+        100_000 + 50_000 + 65_536 * 2 + 4096 * 3 + 4096
+    );
+    assert_eq!(m.counters.lost(), 0, "no lost events");
+    assert_eq!(m.malformed, 0);
+}
+
+#[test]
+fn raw_tracepoint_counts_exactly() {
+    exact_ground_truth(SyscallProbe::Raw, "raw_tracepoint_counts_exactly");
+}
+
+#[test]
+fn per_syscall_tracepoints_count_exactly() {
+    exact_ground_truth(
+        SyscallProbe::Tracepoint,
+        "per_syscall_tracepoints_count_exactly",
+    );
+}
+
+/// A busy neighbour running at the same time is not attributed to the workload, and the
+/// workload is not attributed to it.
+#[test]
+fn other_processes_are_not_attributed() {
+    if !privileged("other_processes_are_not_attributed") {
+        return;
+    }
+    let (rt, mut session) = start(SyscallProbe::Raw);
+    let mut noise = std::process::Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=512",
+            "count=400000",
+            "status=none",
+        ])
+        .spawn()
+        .expect("dd runs");
+    let files = file_workload();
+    assert!(noise.wait().expect("dd").success());
+    rt.block_on(session.flush()).expect("flush");
+    let m = &session.model;
+    assert_exact(m, &files, "file workload beside dd");
+    let dd = process(m, noise.id());
+    let (calls, bytes, _) = triple(&dd.totals.0[common::index("write")]);
+    assert_eq!(
+        (calls, bytes),
+        (400_000, 400_000 * 512),
+        "dd's writes are its own"
+    );
+}
+
+/// When a PID is reused, the second process starts from zero: the kernel flushed and
+/// deleted the first one's entries at its exit.
+#[test]
+fn reused_pids_are_not_merged() {
+    if !privileged("reused_pids_are_not_merged") {
+        return;
+    }
+    let (rt, mut session) = start(SyscallProbe::Raw);
+    let devnull = unsafe { libc::open(c("/dev/null").as_ptr(), libc::O_WRONLY) };
+    let buf = vec![0u8; 1000];
+    let first = in_child(|t| unsafe {
+        t.note("write", libc::write(devnull, buf.as_ptr().cast(), 1000));
+    });
+    // Make the next fork get the same PID (root may set ns_last_pid). Another process may
+    // fork in between, so try a few times.
+    let mut second = None;
+    for _ in 0..20 {
+        fs::write("/proc/sys/kernel/ns_last_pid", (first.pid - 1).to_string())
+            .expect("ns_last_pid");
+        let child = in_child(|t| unsafe {
+            t.note("write", libc::write(devnull, buf.as_ptr().cast(), 10));
+            t.note("write", libc::write(devnull, buf.as_ptr().cast(), 10));
+        });
+        if child.pid == first.pid {
+            second = Some(child);
+            break;
+        }
+    }
+    unsafe { libc::close(devnull) };
+    let second = second.expect("could not get the same pid again in 20 tries");
+    rt.block_on(session.flush()).expect("flush");
+    let m = &session.model;
+    let both: Vec<&Process> = m
+        .processes()
+        .filter(|p| p.tgid == first.pid && p.ppid == Some(std::process::id()))
+        .collect();
+    assert_eq!(both.len(), 2, "two instances of pid {}", first.pid);
+    assert_eq!(
+        triple(&both[0].totals.0[common::index("write")]),
+        first.tally.get("write")
+    );
+    assert_eq!(
+        triple(&both[1].totals.0[common::index("write")]),
+        second.tally.get("write")
+    );
+}
