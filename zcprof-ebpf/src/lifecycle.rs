@@ -83,10 +83,13 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         return Ok(());
     }
     for index in 0..syscalls::COUNT as u32 {
-        let key = StatsKey { tgid, syscall: index };
+        let key = StatsKey {
+            tgid,
+            syscall: index,
+        };
         // SAFETY: the value is copied into the record before the entry is removed; every
         // thread of the process is gone, so nothing updates it concurrently.
-        let Some(stats) = (unsafe { STATS.get(&key) }) else {
+        let Some(stats) = (unsafe { STATS.get(key) }) else {
             continue;
         };
         // Delete the entry before the record that carries its totals becomes visible: user
@@ -94,7 +97,7 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         // If no record can be reserved the entry stays, and user space still counts it from
         // the map.
         if let Some(entry) = record(event_kind::FINAL_STATS, pid, index, Some(stats)) {
-            let _ = STATS.remove(&key);
+            let _ = STATS.remove(key);
             entry.submit(0);
         }
     }

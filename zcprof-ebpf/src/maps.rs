@@ -7,15 +7,12 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use zcprof_common::{
-    EVENTS_BYTES, STATS_MAX_ENTRIES, StatsKey, SyscallStats, counter, hist,
-};
+use zcprof_common::{EVENTS_BYTES, STATS_MAX_ENTRIES, StatsKey, SyscallStats, counter, hist};
 
 /// `(tgid, syscall) -> totals`, for live processes. Preallocated (the default), so updates
 /// never allocate in the syscall path.
 #[map]
-pub static STATS: HashMap<StatsKey, SyscallStats> =
-    HashMap::with_max_entries(STATS_MAX_ENTRIES, 0);
+pub static STATS: HashMap<StatsKey, SyscallStats> = HashMap::with_max_entries(STATS_MAX_ENTRIES, 0);
 
 /// Process lifecycle records and final totals, see `zcprof_common::Event`.
 #[map]
@@ -52,13 +49,20 @@ unsafe fn add(ptr: *mut u64, value: u64) {
 /// raw return value `ret` (negative: an error) and the `bytes` it moved.
 #[inline(always)]
 pub fn record(tgid: u32, index: u32, ret: i64, bytes: u64) {
-    let key = StatsKey { tgid, syscall: index };
-    let stats = match STATS.get_ptr_mut(&key) {
+    let key = StatsKey {
+        tgid,
+        syscall: index,
+    };
+    let stats = match STATS.get_ptr_mut(key) {
         Some(stats) => stats,
         None => {
             // BPF_NOEXIST: if another thread created the entry meanwhile, keep its counts.
-            let _ = STATS.insert(&key, &SyscallStats::ZERO, BPF_NOEXIST as u64);
-            match STATS.get_ptr_mut(&key) {
+            // By reference on purpose: `&ZERO` points into .rodata, while a by-value
+            // argument is built on the stack with a byte-wise memset loop that the verifier
+            // unrolls past its instruction limit.
+            #[expect(clippy::needless_borrows_for_generic_args, reason = "see above")]
+            let _ = STATS.insert(key, &SyscallStats::ZERO, BPF_NOEXIST as u64);
+            match STATS.get_ptr_mut(key) {
                 Some(stats) => stats,
                 None => {
                     bump(counter::STATS_FULL);

@@ -52,15 +52,15 @@ fn try_sys_exit_raw(ctx: &RawTracePointContext) -> Result<(), ()> {
     let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     // SAFETY: `regs` is the kernel's pt_regs of the current task; the helper checks the read.
-    let nr: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_ORIG_AX).cast()) }
-        .map_err(|_| ())?;
+    let nr: u64 =
+        unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_ORIG_AX).cast()) }.map_err(|_| ())?;
     let Some(index) = syscalls::index_of(nr) else {
         return Ok(());
     };
     let bytes = if index == syscalls::RECVMMSG || index == syscalls::SENDMMSG {
         // SAFETY: as above.
-        let vec: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_SI).cast()) }
-            .map_err(|_| ())?;
+        let vec: u64 =
+            unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_SI).cast()) }.map_err(|_| ())?;
         mmsg_bytes(vec, ret)
     } else {
         ret.max(0) as u64
@@ -88,8 +88,8 @@ fn try_sys_exit_tp(ctx: &TracePointContext) -> Result<(), ()> {
     let bytes = if index == syscalls::RECVMMSG || index == syscalls::SENDMMSG {
         let thread = bpf_get_current_pid_tgid();
         // SAFETY: plain u64 value; copied out before the entry is removed.
-        let vec = unsafe { MMSG_ARGS.get(&thread) }.copied();
-        let _ = MMSG_ARGS.remove(&thread);
+        let vec = unsafe { MMSG_ARGS.get(thread) }.copied();
+        let _ = MMSG_ARGS.remove(thread);
         match vec {
             Some(vec) => mmsg_bytes(vec, ret),
             None => {
@@ -109,7 +109,7 @@ fn try_sys_exit_tp(ctx: &TracePointContext) -> Result<(), ()> {
 pub fn sys_enter_mmsg_tp(ctx: TracePointContext) -> u32 {
     // SAFETY: fixed offset of `mmsg` in sys_enter_{recv,send}mmsg, checked by user space.
     if let Ok(vec) = unsafe { ctx.read_at::<u64>(ENTER_MMSG_ARG) } {
-        let _ = MMSG_ARGS.insert(&bpf_get_current_pid_tgid(), &vec, 0);
+        let _ = MMSG_ARGS.insert(bpf_get_current_pid_tgid(), vec, 0);
     }
     0
 }

@@ -142,7 +142,7 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
             ProcEvent::FinalStats {
                 tgid: event.tgid,
                 syscall: event.syscall,
-                stats: event.stats,
+                stats: Box::new(event.stats),
             }
         }
         event_kind::EXIT => ProcEvent::Exit {

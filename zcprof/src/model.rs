@@ -197,7 +197,7 @@ impl Model {
                 };
                 let id = self.live_or_create(*tgid, "", source);
                 if let Some(p) = self.procs.get_mut(&id) {
-                    p.totals.0[index] = *stats;
+                    p.totals.0[index] = **stats;
                 }
             }
             ProcEvent::Exit { tgid, comm } => {

@@ -324,6 +324,21 @@ fn attach_syscall_layer(
         }
         return;
     }
+    // Load each program once: a program the verifier rejects is rejected for every
+    // syscall, and each attempt can cost seconds of verifier time.
+    let loaded = [program::SYS_EXIT_TP, program::SYS_ENTER_MMSG_TP]
+        .into_iter()
+        .try_for_each(|name| tracepoint(ebpf, name).map(drop));
+    if let Err(err) = loaded {
+        for sc in &syscalls::SYSCALLS {
+            probes.push(ProbeStatus::unavailable(
+                LAYER_SYSCALL,
+                format!("syscalls:sys_exit_{}", sc.event),
+                format!("{err:#}"),
+            ));
+        }
+        return;
+    }
     for sc in &syscalls::SYSCALLS {
         let event = format!("sys_exit_{}", sc.event);
         let result = attach_tp(ebpf, program::SYS_EXIT_TP, root, &event).and_then(|()| {

@@ -26,6 +26,17 @@ fn start(mode: SyscallProbe) -> (tokio::runtime::Runtime, Session) {
     let session = rt
         .block_on(async { Session::start(&opts, Duration::from_millis(200)) })
         .expect("probes attach on this kernel");
+    // No silent fallback: the mode under test is the one attached, for every syscall.
+    let via = match mode {
+        SyscallProbe::Raw => "raw_tracepoint",
+        SyscallProbe::Tracepoint => "tracepoint",
+    };
+    let syscall_layer = &session.layers[0];
+    assert_eq!(
+        (syscall_layer.layer, syscall_layer.state),
+        ("syscall", "live")
+    );
+    assert_eq!(syscall_layer.via, via);
     (rt, session)
 }
 

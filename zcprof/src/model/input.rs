@@ -20,7 +20,7 @@ pub enum ProcEvent {
     FinalStats {
         tgid: u32,
         syscall: u32,
-        stats: SyscallStats,
+        stats: Box<SyscallStats>,
     },
     /// Process `tgid` ended.
     Exit { tgid: u32, comm: String },

@@ -90,7 +90,7 @@ fn final_stats(tgid: u32, name: &str, s: SyscallStats) -> ProcEvent {
     ProcEvent::FinalStats {
         tgid,
         syscall: index(name),
-        stats: s,
+        stats: Box::new(s),
     }
 }
 
