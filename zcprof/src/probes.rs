@@ -305,23 +305,11 @@ fn attach_syscall_layer(
         }
     }
     let Some(root) = tracefs else {
-        for sc in &syscalls::SYSCALLS {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.event),
-                "tracefs is unavailable".into(),
-            ));
-        }
+        all_syscall_tracepoints_unavailable(probes, "tracefs is unavailable");
         return;
     };
     if let Err(err) = check_syscall_layouts(root) {
-        for sc in &syscalls::SYSCALLS {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.event),
-                format!("{err:#}"),
-            ));
-        }
+        all_syscall_tracepoints_unavailable(probes, &format!("{err:#}"));
         return;
     }
     // Load each program once: a program the verifier rejects is rejected for every
@@ -330,13 +318,7 @@ fn attach_syscall_layer(
         .into_iter()
         .try_for_each(|name| tracepoint(ebpf, name).map(drop));
     if let Err(err) = loaded {
-        for sc in &syscalls::SYSCALLS {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.event),
-                format!("{err:#}"),
-            ));
-        }
+        all_syscall_tracepoints_unavailable(probes, &format!("{err:#}"));
         return;
     }
     for sc in &syscalls::SYSCALLS {
@@ -358,6 +340,17 @@ fn attach_syscall_layer(
             Ok(()) => ProbeStatus::attached(LAYER_SYSCALL, probe, "tracepoint"),
             Err(err) => ProbeStatus::unavailable(LAYER_SYSCALL, probe, format!("{err:#}")),
         });
+    }
+}
+
+/// Records every per-syscall tracepoint as unavailable for the same `reason`.
+fn all_syscall_tracepoints_unavailable(probes: &mut Vec<ProbeStatus>, reason: &str) {
+    for sc in &syscalls::SYSCALLS {
+        probes.push(ProbeStatus::unavailable(
+            LAYER_SYSCALL,
+            format!("syscalls:sys_exit_{}", sc.event),
+            reason.to_string(),
+        ));
     }
 }
 
