@@ -170,6 +170,20 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         .load(OBJECT)
         .context("loading zcprof's eBPF object")?;
 
+    // Lifecycle first: once the syscall layer counts a process, its exit must be seen, or
+    // its entries would outlive it (a process exiting while we attach would stay "live").
+    let mut lifecycle = Vec::new();
+    if offsets.is_some() {
+        attach_lifecycle(&mut ebpf, &mut lifecycle);
+    } else {
+        for (_, event, _) in LIFECYCLE {
+            lifecycle.push(ProbeStatus::unavailable(
+                LAYER_LIFECYCLE,
+                event.to_string(),
+                "tracefs is unavailable".into(),
+            ));
+        }
+    }
     let mut probes = Vec::new();
     attach_syscall_layer(
         &mut ebpf,
@@ -178,17 +192,8 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         &mut probes,
         &mut warnings,
     );
-    if offsets.is_some() {
-        attach_lifecycle(&mut ebpf, &mut probes);
-    } else {
-        for (_, event, _) in LIFECYCLE {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_LIFECYCLE,
-                event.to_string(),
-                "tracefs is unavailable".into(),
-            ));
-        }
-    }
+    // Reported syscall layer first: it is the one that produces figures.
+    probes.append(&mut lifecycle);
     if !probes
         .iter()
         .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
