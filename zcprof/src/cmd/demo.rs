@@ -74,6 +74,20 @@ const PERIOD: Duration = Duration::from_millis(250);
 const USAGE: u8 = 2;
 
 pub async fn run(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<ExitCode> {
+    match dispatch(load, command).await {
+        Err(err)
+            if err
+                .downcast_ref::<runner::DemoFailed>()
+                .is_some_and(|f| f.usage) =>
+        {
+            eprintln!("zcprof: {err:#}");
+            Ok(ExitCode::from(USAGE))
+        }
+        other => other,
+    }
+}
+
+async fn dispatch(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<ExitCode> {
     match command {
         DemoCommand::List { json } => Ok(list(json)),
         DemoCommand::Run {
@@ -247,8 +261,11 @@ async fn report(
             comparison,
         });
     }
-    let evaluated: Vec<_> = claims::claims()
-        .iter()
+    // Claims in catalogue order, so the table reads like the scenario sections below.
+    let mut ordered: Vec<_> = claims::claims().iter().collect();
+    ordered.sort_by_key(|c| scenarios().iter().position(|s| s.name == c.scenario));
+    let evaluated: Vec<_> = ordered
+        .into_iter()
         .map(|claim| {
             let c = done
                 .iter()

@@ -233,6 +233,13 @@ pub fn markdown(
          each table shows the median run by throughput.\n",
         meta.host, meta.kernel, meta.cpus, meta.date_utc, meta.seconds, meta.profile, meta.repeats
     );
+    if meta.profile == "debug" {
+        let _ = writeln!(
+            out,
+            "**Debug build**: timings of unoptimised code say little about the copies; \
+             `cargo xtask run -- demo report` measures a release build.\n"
+        );
+    }
     let _ = writeln!(
         out,
         "Where each figure comes from: **syscall layer** = zcprof's eBPF counts for the demo's \

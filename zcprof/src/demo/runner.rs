@@ -56,6 +56,17 @@ fn check(path: &Path, missing: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// `zcprof-demo` itself failed; `usage` when it refused its input (exit 2: e.g. a size
+/// larger than the free disk space), which zcprof reports as bad input too.
+#[derive(Debug, thiserror::Error)]
+#[error("{command} failed ({status}): {message}")]
+pub struct DemoFailed {
+    pub command: String,
+    pub status: String,
+    pub message: String,
+    pub usage: bool,
+}
+
 /// What to ask of one demo run.
 #[derive(Clone, Debug)]
 pub struct DemoArgs {
@@ -110,11 +121,13 @@ pub async fn run_variant(
         let stderr = String::from_utf8_lossy(&output.stderr);
         let line = stderr.lines().last().unwrap_or("").trim();
         let line = line.strip_prefix("zcprof-demo: ").unwrap_or(line);
-        bail!(
-            "{BINARY} {scenario} --mode {mode} failed ({}): {}",
-            code.map_or_else(|| "killed by a signal".into(), |c| format!("exit {c}")),
-            if line.is_empty() { "no message" } else { line }
-        );
+        return Err(DemoFailed {
+            command: format!("{BINARY} {scenario} --mode {mode}"),
+            status: code.map_or_else(|| "killed by a signal".into(), |c| format!("exit {c}")),
+            message: if line.is_empty() { "no message" } else { line }.to_string(),
+            usage: code == Some(2),
+        }
+        .into());
     }
     let report: Report = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("reading the JSON report of {BINARY} {scenario} --mode {mode}"))?;
