@@ -210,6 +210,8 @@ pub fn markdown(
     ctx: &Context,
 ) -> String {
     let mut out = String::new();
+    // Per round of runs (one run of every mode); every round has the same workers.
+    let runs: usize = scenarios.iter().map(|s| s.comparison.variants.len()).sum();
     let workers: usize = scenarios
         .iter()
         .flat_map(|s| &s.comparison.variants)
@@ -244,7 +246,7 @@ pub fn markdown(
         out,
         "Where each figure comes from: **syscall layer** = zcprof's eBPF counts for the demo's \
          worker processes ({}; {}); **wall clock** = the demo's own timing, first worker start \
-         to last worker end; **demo tally** = bytes the demo copied in user space, which no \
+         to last worker end; **CPU time** = the workers' user + system time (rusage); **demo tally** = bytes the demo copied in user space, which no \
          syscall shows.\n",
         layers_line(ctx.layers),
         ctx.lost.line()
@@ -252,9 +254,11 @@ pub fn markdown(
     if inexact.is_empty() {
         let _ = writeln!(
             out,
-            "Profiler vs ground truth: in every run, all {workers} worker processes' calls, \
-             bytes and errors per syscall equal the demo's own tally exactly, and every \
-             copy-free role made no copy-family syscall.\n"
+            "Profiler vs ground truth: in all {runs} runs, every one of the {workers} worker \
+             processes' calls, bytes and errors per syscall equal the demo's own tally \
+             exactly, and every copy-free role made no copy-family syscall.\n",
+            runs = runs * meta.repeats,
+            workers = workers * meta.repeats,
         );
     } else {
         let _ = writeln!(
