@@ -4,6 +4,11 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `zcprof top | head` would panic on the first write after
+    // `head` exits. Restore the default, as other Unix tools have it: end quietly. (Sockets
+    // are unaffected: std and tokio send with MSG_NOSIGNAL.)
+    // SAFETY: setting a signal disposition to SIG_DFL before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp(None)
         .init();

@@ -373,3 +373,18 @@ fn unprivileged_users_are_told_to_use_sudo() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("run it with sudo"), "{stderr}");
 }
+
+/// Output cut short by a closed pipe (`zcprof … | head`) ends quietly, without a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let mut child = zcprof()
+        .args(["demo", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zcprof runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
