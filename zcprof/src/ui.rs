@@ -76,12 +76,8 @@ fn too_small(frame: &mut Frame, area: Rect) {
         Line::from("enlarge it, or q to quit"),
     ];
     let top = area.height.saturating_sub(3) / 2;
-    let [_, middle] =
-        Layout::vertical([Constraint::Length(top), Constraint::Fill(1)]).areas(area);
-    frame.render_widget(
-        Paragraph::new(text).alignment(Alignment::Center),
-        middle,
-    );
+    let [_, middle] = Layout::vertical([Constraint::Length(top), Constraint::Fill(1)]).areas(area);
+    frame.render_widget(Paragraph::new(text).alignment(Alignment::Center), middle);
 }
 
 /// The bottom line: tabs and key hints, or the `/` prompt with its error.

@@ -383,7 +383,9 @@ pub enum Command {
         seconds: u32,
     },
     /// Interrupt the `zcprof-demo` process `pid` (it reports what it did so far).
-    StopDemo { pid: u32 },
+    StopDemo {
+        pid: u32,
+    },
 }
 
 /// The dashboard's whole state.
@@ -456,11 +458,8 @@ impl App {
         let seconds = model.interval.map_or(0.0, |d| d.as_secs_f64());
         self.seconds = seconds;
         self.lost = Lost::of(model);
-        let mut known: HashMap<ProcId, String> = self
-            .rows
-            .drain(..)
-            .map(|r| (r.id, r.cmdline))
-            .collect();
+        let mut known: HashMap<ProcId, String> =
+            self.rows.drain(..).map(|r| (r.id, r.cmdline)).collect();
         let mut children: HashMap<ProcId, Vec<(u32, String)>> = HashMap::new();
         for p in model.processes() {
             if let Some(parent) = p.parent {
@@ -549,7 +548,11 @@ impl App {
     /// process if it is still shown, else on the first row.
     pub(crate) fn refresh_order(&mut self) {
         let mut order: Vec<usize> = (0..self.rows.len())
-            .filter(|&i| self.filter.as_ref().is_none_or(|f| f.matches(&self.rows[i])))
+            .filter(|&i| {
+                self.filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&self.rows[i]))
+            })
             .collect();
         let rows = &self.rows;
         let sort = self.sort;

@@ -30,10 +30,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if panel.scenarios.is_empty() {
-        frame.render_widget(
-            Paragraph::new("no bundled demos").style(theme.dim()),
-            inner,
-        );
+        frame.render_widget(Paragraph::new("no bundled demos").style(theme.dim()), inner);
         return;
     }
     let [list, detail] =
@@ -86,13 +83,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             theme.title()
         };
+        // The scenario list's border already separates the first column.
+        let borders = if i == 0 { Borders::NONE } else { Borders::LEFT };
         let block = Block::default()
-            .borders(Borders::LEFT)
+            .borders(borders)
             .title(Span::styled(title, title_style));
-        frame.render_widget(
-            Paragraph::new(mode_lines(app, run)).block(block),
-            *col,
-        );
+        frame.render_widget(Paragraph::new(mode_lines(app, run)).block(block), *col);
     }
 }
 
@@ -142,7 +138,10 @@ fn mode_lines<'a>(app: &App, run: Option<&'a DemoRun>) -> Vec<Line<'a>> {
             Span::raw("total copied "),
             Span::styled(units::bytes(run.copied_bytes() as f64), theme.copied()),
             Span::raw(", zero-copy "),
-            Span::styled(units::bytes(run.zero_copy_bytes() as f64), theme.zero_copy()),
+            Span::styled(
+                units::bytes(run.zero_copy_bytes() as f64),
+                theme.zero_copy(),
+            ),
         ]));
     }
     match (&run.result, run.amplification()) {

@@ -73,7 +73,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let parent = row.ppid.map_or_else(|| "?".into(), |p| p.to_string());
     frame.render_widget(
         Paragraph::new(vec![
-            Line::from(vec![Span::styled("command line: ", theme.title()), Span::raw(cmdline)]),
+            Line::from(vec![
+                Span::styled("command line: ", theme.title()),
+                Span::raw(cmdline),
+            ]),
             Line::from(vec![
                 Span::styled("parent: ", theme.title()),
                 Span::raw(parent),
@@ -130,11 +133,10 @@ fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &super::app::
         ],
     )
     .header(header)
-    .block(
-        Block::default()
-            .borders(Borders::RIGHT)
-            .title(Span::styled("per syscall (syscall layer, totals)", theme.title())),
-    );
+    .block(Block::default().borders(Borders::RIGHT).title(Span::styled(
+        "per syscall (syscall layer, totals)",
+        theme.title(),
+    )));
     frame.render_widget(table, area);
     if empty && area.height > 2 {
         frame.render_widget(

@@ -53,7 +53,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Span::raw(" · u→k "),
         Span::styled(units::rate(m.copy_u2k_bytes_per_s), theme.copied()),
         Span::raw(" · zero-copy "),
-        Span::styled(per_second(m.zero_copy_bytes_per_s) + "/s", theme.zero_copy()),
+        Span::styled(
+            per_second(m.zero_copy_bytes_per_s) + "/s",
+            theme.zero_copy(),
+        ),
         Span::raw(format!(
             " · zero-copy ratio {}",
             units::percent(m.zero_copy_ratio)

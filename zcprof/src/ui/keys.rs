@@ -15,10 +15,19 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("?", "show or hide this help"),
     ("Tab, 1, 2", "switch tab: processes / demos"),
     ("↑ ↓, k j", "select a process (demos tab: a scenario)"),
-    ("PgUp PgDn, Home End", "move the selection by a page / to the ends"),
+    (
+        "PgUp PgDn, Home End",
+        "move the selection by a page / to the ends",
+    ),
     ("Enter", "details of the selected process (Esc goes back)"),
-    ("/", "filter: a word, a regex (comm or command line) or a pid"),
-    ("Esc", "close the prompt, leave details, or clear the filter"),
+    (
+        "/",
+        "filter: a word, a regex (comm or command line) or a pid",
+    ),
+    (
+        "Esc",
+        "close the prompt, leave details, or clear the filter",
+    ),
     ("s, S", "sort by the next / previous column"),
     ("r", "reverse the sort order"),
     ("space", "pause or resume the display (collection goes on)"),
@@ -197,9 +206,7 @@ fn demos(app: &mut App, key: KeyEvent) -> Handled {
             let modes = panel.selected().map_or(1, |(s, _)| s.modes.len());
             panel.mode = (panel.mode + 1).min(modes.saturating_sub(1));
         }
-        KeyCode::Char('+') | KeyCode::Char('=') => {
-            panel.seconds = (panel.seconds + 10).min(600)
-        }
+        KeyCode::Char('+') | KeyCode::Char('=') => panel.seconds = (panel.seconds + 10).min(600),
         KeyCode::Char('-') => panel.seconds = panel.seconds.saturating_sub(10).max(10),
         KeyCode::Enter | KeyCode::Char('s') | KeyCode::Char('a') => {
             let Some((scenario, mode)) = panel.selected() else {

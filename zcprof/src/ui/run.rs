@@ -179,7 +179,9 @@ fn start_demo(scenario: &str, mode: &str, seconds: u32, tx: mpsc::Sender<DemoEve
                 return;
             }
         };
-        let pid = child.id().ok_or_else(|| "the demo exited at once".to_string());
+        let pid = child
+            .id()
+            .ok_or_else(|| "the demo exited at once".to_string());
         let _ = tx
             .send(DemoEvent::Spawned {
                 scenario: scenario.clone(),

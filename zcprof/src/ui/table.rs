@@ -25,7 +25,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     )));
     if let Some(filter) = &app.filter {
         title.push(Span::styled(
-            format!("· filter \"{}\": {shown} of {} ", filter.text(), app.total_rows()),
+            format!(
+                "· filter \"{}\": {shown} of {} ",
+                filter.text(),
+                app.total_rows()
+            ),
             theme.accent(),
         ));
     }
@@ -47,7 +51,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     )
     .style(theme.title());
 
-    let trend_width = 30;
+    // Fixed columns take 80 cells with their gaps; COMM gets 16, the trend what is left
+    // (up to 30), COMM the rest.
+    let trend_width = usize::from(area.width.saturating_sub(80 + 16)).min(30);
     let rows: Vec<Row> = app
         .visible()
         .map(|r| {
@@ -80,7 +86,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
     let widths = [
         Constraint::Length(7),
-        Constraint::Min(10),
+        Constraint::Min(12),
         Constraint::Length(10),
         Constraint::Length(10),
         Constraint::Length(10),
