@@ -207,10 +207,10 @@ fn bucket_label(k: usize) -> String {
 /// Copied and zero-copy bytes per second over the last [`HISTORY`] intervals.
 fn render_chart(frame: &mut Frame, area: Rect, app: &App, id: crate::model::ProcId) {
     let theme = Theme::of(app);
-    let (copied, zero): (Vec<(f64, f64)>, Vec<(f64, f64)>) = match app.history(id) {
-        Some(h) => (points(&h.copied), points(&h.zero_copy)),
-        None => (Vec::new(), Vec::new()),
-    };
+    let (copied, zero) = app.history(id).map_or_else(
+        || (Vec::new(), Vec::new()),
+        |h| (points(&h.copied), points(&h.zero_copy)),
+    );
     let max = copied
         .iter()
         .chain(zero.iter())

@@ -136,8 +136,8 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `zcprof-demo` beside this executable (as installed and as built by cargo), else
-/// `$ZCPROF_DEMO`, else from `PATH`.
+/// `$ZCPROF_DEMO` if set, else `zcprof-demo` beside this executable (as installed and as
+/// built by cargo), else from `PATH`.
 fn demo_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("ZCPROF_DEMO") {
         return PathBuf::from(path);
