@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, error::ErrorKind};
 
 use crate::{
     cmd::{
+        demo::{self, DemoCommand},
         run::{self, RunOptions},
         top::{self, TopOptions},
     },
@@ -43,6 +44,9 @@ enum Command {
     Top(TopArgs),
     /// Run a command under the profiler and summarise what it and its children copied
     Run(RunArgs),
+    /// Run the bundled demo workloads under the profiler and compare their modes
+    #[command(subcommand)]
+    Demo(DemoCommand),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -148,6 +152,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 command: args.command,
             },
         )),
+        Command::Demo(command) => runtime.block_on(demo::run(&load, command)),
     }
 }
 

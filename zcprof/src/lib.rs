@@ -13,6 +13,7 @@ pub mod atomic;
 pub mod cli;
 pub mod cmd;
 pub mod collector;
+pub mod demo;
 pub mod model;
 pub mod privileges;
 pub mod probes;

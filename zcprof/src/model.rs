@@ -33,6 +33,11 @@ pub struct ProcInfo {
 pub trait ProcSource {
     /// `None` when no process `tgid` exists (any more).
     fn lookup(&self, tgid: u32) -> Option<ProcInfo>;
+
+    /// Whether process `tgid` exists.
+    fn alive(&self, tgid: u32) -> bool {
+        self.lookup(tgid).is_some()
+    }
 }
 
 /// How the model first learned of a process.
@@ -160,7 +165,31 @@ impl Model {
         self.counters = batch.counters;
         self.malformed = batch.malformed;
         self.tick(batch.at);
+        self.sweep_missed_exits(source, &mut forget);
         forget
+    }
+
+    /// Marks exited the live processes that are gone although no exit record came (it was
+    /// lost to a full ring buffer), and has their kernel entries deleted. Only idle ones are
+    /// checked: a process that did something in the last interval is alive.
+    fn sweep_missed_exits(&mut self, source: &dyn ProcSource, forget: &mut Vec<StatsKey>) {
+        let gone: Vec<(u32, ProcId)> = self
+            .live
+            .iter()
+            .filter(|(_, id)| self.procs.get(id).is_some_and(|p| p.interval.is_zero()))
+            .filter(|(tgid, _)| !source.alive(**tgid))
+            .map(|(tgid, id)| (*tgid, *id))
+            .collect();
+        for (tgid, id) in gone {
+            if let Some(p) = self.procs.get(&id) {
+                forget.extend(
+                    (0..syscalls::COUNT as u32)
+                        .filter(|&i| p.totals.0[i as usize].calls > 0)
+                        .map(|syscall| StatsKey { tgid, syscall }),
+                );
+            }
+            self.mark_exited(tgid, id);
+        }
     }
 
     fn apply_event(&mut self, event: &ProcEvent, source: &dyn ProcSource) {

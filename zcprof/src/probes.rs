@@ -170,6 +170,20 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         .load(OBJECT)
         .context("loading zcprof's eBPF object")?;
 
+    // Lifecycle first: once the syscall layer counts a process, its exit must be seen, or
+    // its entries would outlive it (a process exiting while we attach would stay "live").
+    let mut lifecycle = Vec::new();
+    if offsets.is_some() {
+        attach_lifecycle(&mut ebpf, &mut lifecycle);
+    } else {
+        for (_, event, _) in LIFECYCLE {
+            lifecycle.push(ProbeStatus::unavailable(
+                LAYER_LIFECYCLE,
+                event.to_string(),
+                "tracefs is unavailable".into(),
+            ));
+        }
+    }
     let mut probes = Vec::new();
     attach_syscall_layer(
         &mut ebpf,
@@ -178,17 +192,8 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         &mut probes,
         &mut warnings,
     );
-    if offsets.is_some() {
-        attach_lifecycle(&mut ebpf, &mut probes);
-    } else {
-        for (_, event, _) in LIFECYCLE {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_LIFECYCLE,
-                event.to_string(),
-                "tracefs is unavailable".into(),
-            ));
-        }
-    }
+    // Reported syscall layer first: it is the one that produces figures.
+    probes.append(&mut lifecycle);
     if !probes
         .iter()
         .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
@@ -305,23 +310,11 @@ fn attach_syscall_layer(
         }
     }
     let Some(root) = tracefs else {
-        for sc in &syscalls::SYSCALLS {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.event),
-                "tracefs is unavailable".into(),
-            ));
-        }
+        all_syscall_tracepoints_unavailable(probes, "tracefs is unavailable");
         return;
     };
     if let Err(err) = check_syscall_layouts(root) {
-        for sc in &syscalls::SYSCALLS {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.event),
-                format!("{err:#}"),
-            ));
-        }
+        all_syscall_tracepoints_unavailable(probes, &format!("{err:#}"));
         return;
     }
     // Load each program once: a program the verifier rejects is rejected for every
@@ -330,13 +323,7 @@ fn attach_syscall_layer(
         .into_iter()
         .try_for_each(|name| tracepoint(ebpf, name).map(drop));
     if let Err(err) = loaded {
-        for sc in &syscalls::SYSCALLS {
-            probes.push(ProbeStatus::unavailable(
-                LAYER_SYSCALL,
-                format!("syscalls:sys_exit_{}", sc.event),
-                format!("{err:#}"),
-            ));
-        }
+        all_syscall_tracepoints_unavailable(probes, &format!("{err:#}"));
         return;
     }
     for sc in &syscalls::SYSCALLS {
@@ -358,6 +345,17 @@ fn attach_syscall_layer(
             Ok(()) => ProbeStatus::attached(LAYER_SYSCALL, probe, "tracepoint"),
             Err(err) => ProbeStatus::unavailable(LAYER_SYSCALL, probe, format!("{err:#}")),
         });
+    }
+}
+
+/// Records every per-syscall tracepoint as unavailable for the same `reason`.
+fn all_syscall_tracepoints_unavailable(probes: &mut Vec<ProbeStatus>, reason: &str) {
+    for sc in &syscalls::SYSCALLS {
+        probes.push(ProbeStatus::unavailable(
+            LAYER_SYSCALL,
+            format!("syscalls:sys_exit_{}", sc.event),
+            reason.to_string(),
+        ));
     }
 }
 

@@ -12,6 +12,10 @@ impl ProcSource for Procfs {
         let stat = fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
         parse_stat(&stat)
     }
+
+    fn alive(&self, tgid: u32) -> bool {
+        exists(tgid)
+    }
 }
 
 /// `pid (comm) state ppid …`: comm may contain spaces and parentheses, so split at the last

@@ -166,27 +166,25 @@ fn socket_workload() -> Child {
             .map(|m| m.msg_len as u64)
             .sum();
         t.note_mmsg("sendmmsg", sent, bytes);
-        let got = libc::recvmmsg(
-            rx,
-            rmsgs.as_mut_ptr(),
-            3,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        ) as isize;
-        let bytes: u64 = rmsgs
-            .iter()
-            .take(got.max(0) as usize)
-            .map(|m| m.msg_len as u64)
-            .sum();
+        let mut receive = || {
+            let got = libc::recvmmsg(
+                rx,
+                rmsgs.as_mut_ptr(),
+                3,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            );
+            let bytes: u64 = rmsgs
+                .iter()
+                .take(got.max(0) as usize)
+                .map(|m| m.msg_len as u64)
+                .sum();
+            (got as isize, bytes)
+        };
+        let (got, bytes) = receive();
         t.note_mmsg("recvmmsg", got, bytes);
         // Nothing left to receive: an error (EAGAIN) counts as a call with an error.
-        let none = libc::recvmmsg(
-            rx,
-            rmsgs.as_mut_ptr(),
-            3,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        ) as isize;
+        let (none, _) = receive();
         t.note_mmsg("recvmmsg", none, 0);
     });
     unsafe {

@@ -127,10 +127,10 @@ fn pid_reuse_makes_two_processes() {
 fn a_fork_over_a_live_pid_closes_the_stale_instance() {
     let mut m = Model::new();
     let mut clock = Clock(Instant::now());
-    let none = FakeProc::default();
-    m.apply(&clock.batch(vec![fork(1, 7, "a")], vec![]), &none);
+    let proc = FakeProc::default().with(7, "b", 1);
+    m.apply(&clock.batch(vec![fork(1, 7, "a")], vec![]), &proc);
     // The exit record of the first process was lost; the PID comes back.
-    m.apply(&clock.batch(vec![fork(1, 7, "b")], vec![]), &none);
+    m.apply(&clock.batch(vec![fork(1, 7, "b")], vec![]), &proc);
     let both = instances(&m, 7);
     assert_eq!(both.len(), 2);
     assert!(both[0].exited);
@@ -301,4 +301,51 @@ fn events_for_unknown_syscalls_are_ignored() {
     };
     m.apply(&clock.batch(vec![], vec![(bad, stats(1, 1))]), &proc);
     assert_eq!(m.processes().count(), 0);
+}
+
+#[test]
+fn a_process_that_died_without_an_exit_record_is_swept() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let alive = FakeProc::default().with(8, "dd", 1);
+    m.apply(
+        &clock.batch(
+            vec![],
+            vec![
+                (key(8, "read"), stats(1, 10)),
+                (key(8, "write"), stats(2, 20)),
+            ],
+        ),
+        &alive,
+    );
+    assert!(!instances(&m, 8)[0].exited);
+    // Busy in this interval: not even checked, although /proc no longer has it.
+    let gone = FakeProc::default();
+    let forget = m.apply(
+        &clock.batch(
+            vec![],
+            vec![
+                (key(8, "read"), stats(2, 20)),
+                (key(8, "write"), stats(2, 20)),
+            ],
+        ),
+        &gone,
+    );
+    assert!(forget.is_empty());
+    assert!(!instances(&m, 8)[0].exited);
+    // Idle and gone: exited, totals kept, kernel entries to be deleted.
+    let forget = m.apply(
+        &clock.batch(
+            vec![],
+            vec![
+                (key(8, "read"), stats(2, 20)),
+                (key(8, "write"), stats(2, 20)),
+            ],
+        ),
+        &gone,
+    );
+    assert_eq!(forget, vec![key(8, "read"), key(8, "write")]);
+    let p = instances(&m, 8)[0];
+    assert!(p.exited);
+    assert_eq!(p.totals.figures().calls, 4);
 }

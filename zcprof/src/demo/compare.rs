@@ -1,0 +1,437 @@
+//! The comparison of a scenario's variants (pure): each worker checked against the demo's
+//! ground truth, and the figures a user compares between modes.
+//!
+//! Bytes, calls, copy amplification and the zero-copy ratio come from the **syscall
+//! layer** (what zcprof counted for the variant's worker processes); throughput and CPU
+//! time come from the demo (its wall clock and its workers' rusage). A figure derived from
+//! a worker the profiler did not match exactly is still shown, but the variant is marked.
+
+use serde::Serialize;
+use zcprof_demos::{Counter, RoleReport, ScenarioInfo};
+
+use super::measure::{Measured, WorkerMeasure};
+use crate::model::Figures;
+
+/// Every difference between what the profiler attributed to a worker and what the worker
+/// tallied itself; empty means exact.
+pub fn differences(expected: &RoleReport, worker: &WorkerMeasure) -> Vec<String> {
+    let Some(seen) = &worker.seen else {
+        return vec![format!(
+            "pid {} not found among the demo's descendants",
+            worker.pid
+        )];
+    };
+    let mut out = Vec::new();
+    if !seen.forked {
+        out.push("its fork was not seen".to_string());
+    }
+    if !seen.exited {
+        out.push("its exit was not seen".to_string());
+    }
+    let names = expected
+        .syscalls
+        .keys()
+        .chain(seen.syscalls.keys())
+        .collect::<std::collections::BTreeSet<_>>();
+    for name in names {
+        let want = expected.syscalls.get(name).copied().unwrap_or_default();
+        let got = seen.syscalls.get(name).copied().unwrap_or_default();
+        if want != got {
+            out.push(format!(
+                "{name}: profiler {}, demo {}",
+                triple(&got),
+                triple(&want)
+            ));
+        }
+    }
+    out
+}
+
+fn triple(c: &Counter) -> String {
+    format!("{} calls/{} B/{} errors", c.calls, c.bytes, c.errors)
+}
+
+/// One worker in a comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerRow {
+    pub role: String,
+    pub pid: u32,
+    /// Syscall layer; zero when the worker was not found.
+    pub figures: Figures,
+    /// Profiler versus ground truth; empty when exact.
+    pub differences: Vec<String>,
+}
+
+/// A role that the catalogue says makes no copy-family syscall in this mode.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyFree {
+    pub role: String,
+    /// Copy-family calls and bytes the syscall layer attributed to it.
+    pub copy_calls: u64,
+    pub copied_bytes: u64,
+    /// Found, and zero copy-family calls.
+    pub ok: bool,
+}
+
+/// One mode of a scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Variant {
+    pub mode: String,
+    pub baseline: bool,
+    pub payload_bytes: u64,
+    pub verified: bool,
+    pub chunk_bytes: u64,
+    /// Sum over the variant's worker processes (syscall layer).
+    pub figures: Figures,
+    /// Bytes copied across the user/kernel boundary per payload byte (syscall layer).
+    pub copy_amplification: Option<f64>,
+    /// Zero-copy bytes over all moved bytes (syscall layer).
+    pub zero_copy_ratio: Option<f64>,
+    /// Bytes the workers copied in user space (the demo's tally; invisible to syscalls).
+    pub user_copy_bytes: u64,
+    pub wall_seconds: f64,
+    pub throughput_bytes_per_sec: f64,
+    /// User + system CPU time of the workers (demo's rusage).
+    pub cpu_seconds: f64,
+    /// Throughput over the baseline's; `None` when either is zero.
+    pub speedup: Option<f64>,
+    pub workers: Vec<WorkerRow>,
+    pub copy_free: Vec<CopyFree>,
+}
+
+impl Variant {
+    /// Every worker matched its ground truth exactly.
+    pub fn exact(&self) -> bool {
+        self.workers.iter().all(|w| w.differences.is_empty())
+    }
+
+    /// Every copy-free role really made no copy-family syscall.
+    pub fn copy_free_ok(&self) -> bool {
+        self.copy_free.iter().all(|c| c.ok)
+    }
+
+    /// Copy amplification of some roles only (all when `roles` is empty).
+    pub fn copies_per_byte_of(&self, roles: &[&str]) -> Option<f64> {
+        let copied: u64 = self
+            .workers
+            .iter()
+            .filter(|w| roles.is_empty() || roles.contains(&w.role.as_str()))
+            .map(|w| w.figures.copied_bytes())
+            .sum();
+        ratio(copied as f64, self.payload_bytes as f64)
+    }
+}
+
+/// All compared modes of one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub scenario: String,
+    pub baseline: String,
+    pub variants: Vec<Variant>,
+}
+
+impl Comparison {
+    /// Builds the comparison of `runs` (one per mode, in display order) of scenario `info`.
+    pub fn new(info: &ScenarioInfo, runs: &[Measured]) -> Comparison {
+        let mut variants: Vec<Variant> = runs.iter().map(|m| variant(info, m)).collect();
+        let base = variants
+            .iter()
+            .find(|v| v.mode == info.baseline)
+            .map(|v| v.throughput_bytes_per_sec);
+        for v in &mut variants {
+            v.speedup = base.and_then(|b| ratio(v.throughput_bytes_per_sec, b));
+        }
+        Comparison {
+            scenario: info.name.to_string(),
+            baseline: info.baseline.to_string(),
+            variants,
+        }
+    }
+
+    pub fn variant(&self, mode: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.mode == mode)
+    }
+
+    /// Every worker of every variant was exact and every copy-free role was copy-free.
+    pub fn all_exact(&self) -> bool {
+        self.variants.iter().all(|v| v.exact() && v.copy_free_ok())
+    }
+}
+
+fn variant(info: &ScenarioInfo, m: &Measured) -> Variant {
+    let r = &m.report;
+    let mut figures = Figures::default();
+    let mut workers = Vec::new();
+    for (expected, w) in r.roles.iter().zip(&m.workers) {
+        let f = w.seen.as_ref().map(|s| s.figures).unwrap_or_default();
+        figures.add(&f);
+        workers.push(WorkerRow {
+            role: w.role.clone(),
+            pid: w.pid,
+            figures: f,
+            differences: differences(expected, w),
+        });
+    }
+    if r.roles.len() != m.workers.len() {
+        // Cannot happen with `measure`, which maps roles one to one; say so if it does.
+        if let Some(first) = workers.first_mut() {
+            first
+                .differences
+                .push("worker count differs from the report".into());
+        }
+    }
+    let copy_free = info
+        .mode(&r.mode)
+        .map(|mode| mode.copy_free_roles)
+        .unwrap_or_default()
+        .iter()
+        .map(|role| {
+            let seen = m
+                .workers
+                .iter()
+                .find(|w| w.role == *role)
+                .and_then(|w| w.seen.as_ref());
+            let (calls, bytes) = seen.map_or((0, 0), |s| (s.copy_calls, s.figures.copied_bytes()));
+            CopyFree {
+                role: role.to_string(),
+                copy_calls: calls,
+                copied_bytes: bytes,
+                ok: seen.is_some() && calls == 0 && bytes == 0,
+            }
+        })
+        .collect();
+    Variant {
+        mode: r.mode.clone(),
+        baseline: r.mode == info.baseline,
+        payload_bytes: r.payload_bytes,
+        verified: r.verified,
+        chunk_bytes: r.chunk_bytes,
+        copy_amplification: ratio(figures.copied_bytes() as f64, r.payload_bytes as f64),
+        zero_copy_ratio: figures.zero_copy_ratio(),
+        figures,
+        user_copy_bytes: r.roles.iter().map(|x| x.user_copy_bytes).sum(),
+        wall_seconds: r.wall_seconds,
+        throughput_bytes_per_sec: r.throughput_bytes_per_sec,
+        cpu_seconds: r
+            .roles
+            .iter()
+            .map(|x| x.cpu_user_seconds + x.cpu_system_seconds)
+            .sum(),
+        speedup: None,
+        workers,
+        copy_free,
+    }
+}
+
+/// `a / b`, or `None` when `b` is not a positive finite number.
+pub fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0 && b.is_finite() && a.is_finite()).then(|| a / b)
+}
+
+/// Of several runs of one mode, the one to show: the first whose profile was not exact
+/// (a mismatch must never be hidden by a repeat), else the median by throughput.
+pub fn representative(mut runs: Vec<Measured>) -> Option<Measured> {
+    let inexact = runs.iter().position(|m| {
+        m.report
+            .roles
+            .iter()
+            .zip(&m.workers)
+            .any(|(e, w)| !differences(e, w).is_empty())
+    });
+    if let Some(i) = inexact {
+        return Some(runs.swap_remove(i));
+    }
+    runs.sort_by(|a, b| {
+        a.report
+            .throughput_bytes_per_sec
+            .total_cmp(&b.report.throughput_bytes_per_sec)
+    });
+    let mid = runs.len() / 2;
+    (!runs.is_empty()).then(|| runs.swap_remove(mid))
+}
+
+#[cfg(test)]
+mod tests {
+    use zcprof_demos::Report;
+
+    use super::*;
+    use crate::demo::measure::Seen;
+
+    fn counter(calls: u64, bytes: u64) -> Counter {
+        Counter {
+            calls,
+            bytes,
+            errors: 0,
+        }
+    }
+
+    fn role(name: &str, pid: i32, syscalls: &[(&str, Counter)]) -> RoleReport {
+        RoleReport {
+            role: name.into(),
+            pid,
+            syscalls: syscalls.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            copy_family: Counter::default(),
+            zero_copy_family: Counter::default(),
+            user_copy_bytes: 0,
+            payload_bytes: 0,
+            cpu_user_seconds: 0.5,
+            cpu_system_seconds: 0.25,
+        }
+    }
+
+    /// A worker seen with exactly the role's counters (sorted into copy/zero-copy the way
+    /// the syscall table does for read/write/sendfile).
+    fn seen_as(r: &RoleReport) -> WorkerMeasure {
+        let mut f = Figures::default();
+        let mut copy_calls = 0;
+        for (name, c) in &r.syscalls {
+            match name.as_str() {
+                "read" => f.copy_k2u_bytes += c.bytes,
+                "write" => f.copy_u2k_bytes += c.bytes,
+                _ => f.zero_copy_bytes += c.bytes,
+            }
+            if name != "sendfile" {
+                copy_calls += c.calls;
+            }
+            f.calls += c.calls;
+        }
+        WorkerMeasure {
+            role: r.role.clone(),
+            pid: r.pid as u32,
+            seen: Some(Seen {
+                forked: true,
+                exited: true,
+                syscalls: r.syscalls.clone(),
+                figures: f,
+                copy_calls,
+            }),
+        }
+    }
+
+    fn run(mode: &str, throughput: f64, roles: Vec<RoleReport>) -> Measured {
+        let workers = roles.iter().map(seen_as).collect();
+        Measured {
+            report: Report {
+                scenario: "file-serve".into(),
+                mode: mode.into(),
+                baseline: mode == "read-write",
+                payload_bytes: 1000,
+                verified: true,
+                chunk_bytes: 100,
+                requested_bytes: Some(1000),
+                requested_seconds: None,
+                wall_seconds: 1000.0 / throughput,
+                throughput_bytes_per_sec: throughput,
+                parent_pid: 1,
+                roles,
+            },
+            workers,
+        }
+    }
+
+    fn file_serve() -> Comparison {
+        let info = zcprof_demos::scenario("file-serve").expect("catalogue");
+        let rw = run(
+            "read-write",
+            100.0,
+            vec![
+                role(
+                    "server",
+                    10,
+                    &[("read", counter(11, 1000)), ("write", counter(10, 1000))],
+                ),
+                role("client", 11, &[("read", counter(11, 1000))]),
+            ],
+        );
+        let sf = run(
+            "sendfile",
+            250.0,
+            vec![
+                role("server", 20, &[("sendfile", counter(10, 1000))]),
+                role("client", 21, &[("read", counter(11, 1000))]),
+            ],
+        );
+        Comparison::new(info, &[rw, sf])
+    }
+
+    #[test]
+    fn amplification_ratio_and_speedup() {
+        let c = file_serve();
+        let rw = c.variant("read-write").expect("baseline");
+        assert_eq!(rw.copy_amplification, Some(3.0));
+        assert_eq!(rw.zero_copy_ratio, Some(0.0));
+        assert_eq!(rw.speedup, Some(1.0));
+        assert_eq!(rw.copies_per_byte_of(&["server"]), Some(2.0));
+        assert_eq!(rw.cpu_seconds, 1.5);
+        let sf = c.variant("sendfile").expect("sendfile");
+        assert_eq!(sf.copy_amplification, Some(1.0));
+        assert_eq!(sf.zero_copy_ratio, Some(0.5));
+        assert_eq!(sf.speedup, Some(2.5));
+        assert_eq!(sf.copies_per_byte_of(&["server"]), Some(0.0));
+        assert!(c.all_exact());
+        assert_eq!(sf.copy_free.len(), 1);
+        assert!(sf.copy_free[0].ok);
+    }
+
+    #[test]
+    fn a_difference_is_named() {
+        let expected = role("server", 5, &[("read", counter(2, 10))]);
+        let mut w = seen_as(&expected);
+        if let Some(s) = &mut w.seen {
+            s.syscalls.insert("read".into(), counter(2, 9));
+            s.syscalls.insert("write".into(), counter(1, 1));
+        }
+        let d = differences(&expected, &w);
+        assert_eq!(
+            d,
+            [
+                "read: profiler 2 calls/9 B/0 errors, demo 2 calls/10 B/0 errors",
+                "write: profiler 1 calls/1 B/0 errors, demo 0 calls/0 B/0 errors"
+            ]
+        );
+        w.seen = None;
+        assert_eq!(differences(&expected, &w).len(), 1);
+        let mut unfinished = seen_as(&expected);
+        if let Some(s) = &mut unfinished.seen {
+            s.exited = false;
+        }
+        assert_eq!(
+            differences(&expected, &unfinished),
+            ["its exit was not seen"]
+        );
+    }
+
+    #[test]
+    fn copies_by_a_copy_free_role_fail_the_check() {
+        let info = zcprof_demos::scenario("file-serve").expect("catalogue");
+        let server = role("server", 20, &[("sendfile", counter(10, 1000))]);
+        let mut m = run("sendfile", 1.0, vec![server]);
+        if let Some(s) = &mut m.workers[0].seen {
+            s.copy_calls = 1;
+        }
+        let c = Comparison::new(info, &[m]);
+        assert!(!c.variants[0].copy_free_ok());
+        assert!(!c.all_exact());
+        // No baseline among the runs: no speed-up rather than a made-up one.
+        assert_eq!(c.variants[0].speedup, None);
+    }
+
+    #[test]
+    fn representative_is_the_median_or_a_mismatch() {
+        let mk = |t: f64| run("read-write", t, vec![role("client", 1, &[])]);
+        let pick = representative(vec![mk(3.0), mk(1.0), mk(2.0)]).expect("one");
+        assert_eq!(pick.report.throughput_bytes_per_sec, 2.0);
+        let mut bad = mk(9.0);
+        bad.workers[0].seen = None;
+        let pick = representative(vec![mk(3.0), bad, mk(2.0)]).expect("one");
+        assert_eq!(pick.report.throughput_bytes_per_sec, 9.0);
+        assert!(representative(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn ratios_refuse_empty_denominators() {
+        assert_eq!(ratio(1.0, 0.0), None);
+        assert_eq!(ratio(1.0, f64::NAN), None);
+        assert_eq!(ratio(3.0, 2.0), Some(1.5));
+    }
+}

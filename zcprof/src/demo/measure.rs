@@ -1,0 +1,145 @@
+//! What the profiler attributed to each worker process of one demo run.
+//!
+//! The demo process forks one worker per role and prints their pids. A pid alone is not
+//! an identity (pids are reused), so a worker is looked up only among the instances
+//! descended from the demo process that zcprof itself spawned: the fork tree is what
+//! makes the match exact even while other demos or other programs run.
+
+use std::collections::BTreeMap;
+
+use zcprof_common::syscalls::{self, Family};
+use zcprof_demos::{Counter, Report};
+
+use crate::model::{Figures, Model, ProcId, Totals};
+
+/// One demo run: the demo's own report and what zcprof saw of each of its workers.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub report: Report,
+    /// In the report's role order.
+    pub workers: Vec<WorkerMeasure>,
+}
+
+/// One worker (role) of a run, as the profiler saw it.
+#[derive(Clone, Debug)]
+pub struct WorkerMeasure {
+    pub role: String,
+    pub pid: u32,
+    /// `None` when no instance with this pid descends from the demo process.
+    pub seen: Option<Seen>,
+}
+
+/// The syscall-layer figures of one process instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    /// Its fork was seen (so everything it did was counted).
+    pub forked: bool,
+    /// Its exit was seen (so its counts are final).
+    pub exited: bool,
+    /// Non-zero counters only, keyed by the name strace prints (as the demo keys them).
+    pub syscalls: BTreeMap<String, Counter>,
+    pub figures: Figures,
+    /// Calls of the copy family (read/write/send/recv …), failed ones included.
+    pub copy_calls: u64,
+}
+
+impl Seen {
+    /// The figures of a process's totals.
+    pub fn of(totals: &Totals, forked: bool, exited: bool) -> Seen {
+        let mut map = BTreeMap::new();
+        let mut copy_calls = 0;
+        for (sc, s) in syscalls::SYSCALLS.iter().zip(totals.0.iter()) {
+            let c = Counter {
+                calls: s.calls,
+                bytes: s.bytes,
+                errors: s.errors,
+            };
+            if c.is_zero() {
+                continue;
+            }
+            if sc.family == Family::Copy {
+                copy_calls += c.calls;
+            }
+            map.insert(sc.name.to_string(), c);
+        }
+        Seen {
+            forked,
+            exited,
+            syscalls: map,
+            figures: totals.figures(),
+            copy_calls,
+        }
+    }
+}
+
+/// Looks up every worker of `report` in the fork tree under `demo` (the demo process's
+/// instance; `None` when its fork was not seen, which leaves every worker unseen).
+pub fn measure(model: &Model, demo: Option<ProcId>, report: Report) -> Measured {
+    let tree: Vec<ProcId> = demo.map(|root| model.tree(root)).unwrap_or_default();
+    let workers = report
+        .roles
+        .iter()
+        .map(|role| {
+            let pid = u32::try_from(role.pid).unwrap_or(0);
+            // Latest instance first: the tree is in creation order.
+            let seen = tree
+                .iter()
+                .rev()
+                .filter(|id| Some(**id) != demo)
+                .filter_map(|id| model.process(*id))
+                .find(|p| p.tgid == pid)
+                .map(|p| {
+                    Seen::of(
+                        &p.totals,
+                        p.origin == crate::model::Origin::Forked,
+                        p.exited,
+                    )
+                });
+            WorkerMeasure {
+                role: role.role.clone(),
+                pid,
+                seen,
+            }
+        })
+        .collect();
+    Measured { report, workers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(name: &str) -> usize {
+        syscalls::SYSCALLS
+            .iter()
+            .position(|s| s.name == name)
+            .expect("counted syscall")
+    }
+
+    #[test]
+    fn seen_keeps_non_zero_counters_by_strace_name() {
+        let mut t = Totals::zero();
+        t.0[index("read")].calls = 3;
+        t.0[index("read")].bytes = 100;
+        t.0[index("write")].calls = 1;
+        t.0[index("write")].errors = 1;
+        t.0[index("sendfile")].calls = 2;
+        t.0[index("sendfile")].bytes = 50;
+        let s = Seen::of(&t, true, true);
+        assert_eq!(
+            s.syscalls.keys().collect::<Vec<_>>(),
+            ["read", "sendfile", "write"]
+        );
+        assert_eq!(
+            s.syscalls["write"],
+            Counter {
+                calls: 1,
+                bytes: 0,
+                errors: 1
+            }
+        );
+        assert_eq!(s.copy_calls, 4);
+        assert_eq!(s.figures.copy_k2u_bytes, 100);
+        assert_eq!(s.figures.zero_copy_bytes, 50);
+    }
+}

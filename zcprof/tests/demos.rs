@@ -1,0 +1,381 @@
+//! `zcprof demo` against the bundled workloads' own ground truth: every scenario in
+//! every mode runs under the profiler (through the library, as `zcprof demo run` does),
+//! and each worker process's calls, bytes and errors per syscall must equal what the
+//! worker tallied itself, exactly; copy-free roles must show no copy-family syscall.
+//! Then the command line: `demo run --json`, `demo report`, `demo list`, and bad input.
+//!
+//! The workloads are the `zcprof-demo` binary, which must sit beside the `zcprof` binary
+//! under test: `cargo test --workspace` (and so `cargo xtask test`) builds it; a plain
+//! `cargo test -p zcprof` does not, and these tests then fail saying so. No assertion here
+//! depends on timing: throughput ratios belong in `zcprof demo report`.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use common::privileged;
+use serde_json::Value;
+use zcprof::{
+    demo::{
+        compare::Comparison,
+        measure::Measured,
+        runner::{self, DemoArgs},
+    },
+    model::{Model, Origin},
+    probes::{LoadOptions, SyscallProbe},
+    session::Session,
+};
+use zcprof_common::syscalls::{self, Family};
+use zcprof_demos::{Counter, ModeInfo, ScenarioInfo};
+
+/// Small enough that all scenarios together take a few seconds, large enough for many
+/// chunks (64 KiB each) per worker.
+const BYTES: u64 = 512 << 10;
+
+fn zcprof() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zcprof"))
+}
+
+fn demo_binary() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_zcprof"))
+        .parent()
+        .expect("target directory");
+    runner::beside(dir).unwrap_or_else(|err| panic!("{err:#} (`cargo test --workspace` builds it)"))
+}
+
+/// A fresh path per call: tests run in parallel threads of one process.
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("zcprof-demos-{name}-{}", std::process::id()))
+}
+
+/// The model's counts for one syscall of the instance `parent` forked as `pid`.
+fn measured(model: &Model, parent: u32, pid: u32, index: usize) -> Option<Counter> {
+    let id = model.child_of(parent, pid)?;
+    let s = &model.process(id)?.totals.0[index];
+    Some(Counter {
+        calls: s.calls,
+        bytes: s.bytes,
+        errors: s.errors,
+    })
+}
+
+/// Checks one run straight against the model (not through `zcprof::demo`'s own
+/// comparison, which is cross-checked afterwards).
+fn assert_exact(model: &Model, info: &ScenarioInfo, mode: &ModeInfo, m: &Measured) {
+    let what = format!("{}/{}", info.name, mode.name);
+    let r = &m.report;
+    assert!(r.verified, "{what}: the demo verified its payload");
+    assert_eq!(r.payload_bytes, BYTES, "{what}: payload");
+    assert_eq!(
+        r.roles.len(),
+        info.roles.len(),
+        "{what}: one worker per role"
+    );
+    let demo = model
+        .child_of(std::process::id(), r.parent_pid)
+        .expect("the demo process was seen forked from the test");
+    let tree = model.tree(demo);
+    for role in &r.roles {
+        let pid = role.pid as u32;
+        let who = format!("{what}: {} (pid {pid})", role.role);
+        for name in role.syscalls.keys() {
+            assert!(
+                syscalls::SYSCALLS.iter().any(|s| s.name == name),
+                "{who}: the demo counted {name}, which zcprof does not count"
+            );
+        }
+        let id = model
+            .child_of(r.parent_pid, pid)
+            .unwrap_or_else(|| panic!("{who}: no instance forked by the demo"));
+        assert!(tree.contains(&id), "{who}: in the demo's fork tree");
+        let p = model.process(id).expect("instance");
+        assert_eq!(p.origin, Origin::Forked, "{who}: fork seen");
+        assert!(p.exited, "{who}: exit seen");
+        let mut copy = Counter::default();
+        for (i, sc) in syscalls::SYSCALLS.iter().enumerate() {
+            let want = role.syscalls.get(sc.name).copied().unwrap_or_default();
+            let got = measured(model, r.parent_pid, pid, i).expect("instance");
+            assert_eq!(got, want, "{who}: {} (calls, bytes, errors)", sc.name);
+            if sc.family == Family::Copy {
+                copy.add(&got);
+            }
+        }
+        if mode.copy_free_roles.contains(&role.role.as_str()) {
+            assert_eq!(
+                copy,
+                Counter::default(),
+                "{who}: a copy-free role made copy-family calls"
+            );
+        }
+    }
+}
+
+/// Runs every mode of `scenario` under one session and checks each exactly.
+fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
+    if !privileged(scenario) {
+        return;
+    }
+    let exe = demo_binary();
+    let info = zcprof_demos::scenario(scenario).expect("in the catalogue");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let load = LoadOptions {
+            btf: None,
+            syscall_probe: probe,
+        };
+        let mut session = Session::start(&load, Duration::from_millis(200)).expect("probes attach");
+        let mut runs = Vec::new();
+        for mode in info.modes {
+            let m = runner::run_variant(
+                &mut session,
+                &exe,
+                scenario,
+                mode.name,
+                &DemoArgs { bytes: Some(BYTES) },
+            )
+            .await
+            .unwrap_or_else(|err| panic!("{scenario}/{}: {err:#}", mode.name));
+            assert_exact(&session.model, info, mode, &m);
+            runs.push(m);
+        }
+        // zcprof's own comparison agrees, and copy amplification is what the demo says.
+        let c = Comparison::new(info, &runs);
+        assert!(c.all_exact(), "{c:#?}");
+        for (v, m) in c.variants.iter().zip(&runs) {
+            let copied: u64 = m.report.roles.iter().map(|r| r.copy_family.bytes).sum();
+            assert_eq!(v.figures.copied_bytes(), copied, "{scenario}/{}", v.mode);
+        }
+    });
+}
+
+#[test]
+fn file_serve_is_exact() {
+    every_mode_is_exact("file-serve", SyscallProbe::Raw);
+}
+
+#[test]
+fn proxy_is_exact() {
+    every_mode_is_exact("proxy", SyscallProbe::Raw);
+}
+
+#[test]
+fn pipe_is_exact() {
+    every_mode_is_exact("pipe", SyscallProbe::Raw);
+}
+
+#[test]
+fn pipe_is_exact_with_tracepoint_probes() {
+    every_mode_is_exact("pipe", SyscallProbe::Tracepoint);
+}
+
+#[test]
+fn file_copy_is_exact() {
+    every_mode_is_exact("file-copy", SyscallProbe::Raw);
+}
+
+#[test]
+fn file_read_is_exact() {
+    every_mode_is_exact("file-read", SyscallProbe::Raw);
+}
+
+#[test]
+fn in_process_is_exact() {
+    every_mode_is_exact("in-process", SyscallProbe::Raw);
+}
+
+/// Exactly one line on stderr, prefixed `zcprof: `; nothing on stdout.
+fn assert_one_line_error(out: &Output, code: i32, mentions: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("zcprof: "), "{stderr}");
+    assert!(stderr.contains(mentions), "mentions {mentions}: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn demo_run_json_compares_every_mode_exactly() {
+    if !privileged("demo_run_json_compares_every_mode_exactly") {
+        return;
+    }
+    let out = zcprof()
+        .args(["demo", "run", "pipe", "--bytes", "256k", "--json"])
+        .output()
+        .expect("zcprof runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["schema"], "zcprof.demo/v1");
+    assert_eq!(doc["layer"], "syscall");
+    assert_eq!(doc["exact"], true);
+    let variants = doc["variants"].as_array().expect("variants");
+    let modes: Vec<&str> = variants.iter().filter_map(|v| v["mode"].as_str()).collect();
+    assert_eq!(modes, ["read-write", "tee", "vmsplice"]);
+    // read-write: producer 1 + relay 3 + consumers 2 copies per byte; vmsplice: 2.
+    assert_eq!(variants[0]["copy_amplification"], 6.0);
+    assert_eq!(variants[2]["copy_amplification"], 2.0);
+    assert_eq!(variants[0]["speedup"], 1.0);
+    for v in variants {
+        assert_eq!(v["payload_bytes"], 256 * 1024);
+        for w in v["workers"].as_array().expect("workers") {
+            assert_eq!(w["differences"], Value::Array(Vec::new()), "{w}");
+        }
+    }
+}
+
+#[test]
+fn demo_run_text_runs_the_baseline_too() {
+    if !privileged("demo_run_text_runs_the_baseline_too") {
+        return;
+    }
+    let out = zcprof()
+        .args([
+            "demo",
+            "run",
+            "file-read",
+            "--modes",
+            "mmap",
+            "--bytes",
+            "256k",
+        ])
+        .output()
+        .expect("zcprof runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\nread *"), "{text}");
+    assert!(text.contains("\nmmap "), "{text}");
+    assert_eq!(text.matches("exact (1/1 workers)").count(), 2, "{text}");
+    assert!(text.contains("syscall layer"), "{text}");
+}
+
+#[test]
+fn demo_report_sets_every_claim_beside_a_measurement() {
+    if !privileged("demo_report_sets_every_claim_beside_a_measurement") {
+        return;
+    }
+    let path = temp("report.md");
+    let out = zcprof()
+        .args(["demo", "report", "--bytes", "256k", "--repeat", "1", "-o"])
+        .arg(&path)
+        .output()
+        .expect("zcprof runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stderr.contains("claims:"), "{stderr}");
+    let md = std::fs::read_to_string(&path).expect("report written");
+    let _ = std::fs::remove_file(&path);
+    let claims = zcprof::demo::claims::claims();
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| {
+            claims
+                .iter()
+                .any(|c| l.starts_with(&format!("| {} | ", c.scenario)))
+        })
+        .collect();
+    assert_eq!(rows.len(), claims.len(), "{md}");
+    for row in &rows {
+        assert!(
+            row.ends_with(" agrees |") || row.contains("| **disagrees**"),
+            "every claim measured: {row}"
+        );
+    }
+    assert!(md.contains("equal the demo's own tally exactly"), "{md}");
+    for s in zcprof_demos::scenarios() {
+        assert!(
+            md.contains(&format!("### {} (256.0 KiB per run)", s.name)),
+            "{md}"
+        );
+    }
+}
+
+#[test]
+fn demo_list_prints_the_catalogue() {
+    let out = zcprof()
+        .args(["demo", "list"])
+        .output()
+        .expect("zcprof runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for s in zcprof_demos::scenarios() {
+        assert!(text.contains(s.name), "{text}");
+        assert!(text.contains(&format!(
+            "{} (baseline)",
+            s.mode(s.baseline).expect("baseline").description
+        )));
+    }
+    let out = zcprof()
+        .args(["demo", "list", "--json"])
+        .output()
+        .expect("zcprof runs");
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let list = doc.as_array().expect("an array");
+    assert_eq!(list.len(), zcprof_demos::scenarios().len());
+    assert_eq!(list[0]["modes"][0]["name"], list[0]["baseline"]);
+}
+
+#[test]
+fn bad_demo_input_is_one_line() {
+    let run = |args: &[&str]| {
+        zcprof()
+            .arg("demo")
+            .args(args)
+            .output()
+            .expect("zcprof runs")
+    };
+    assert_one_line_error(&run(&["run", "nope"]), 2, "unknown scenario `nope`");
+    assert_one_line_error(
+        &run(&["run", "pipe", "--modes", "tee,splice"]),
+        2,
+        "pipe has no mode `splice` (modes: read-write, tee, vmsplice)",
+    );
+    assert_one_line_error(&run(&["run", "pipe", "--bytes", "0"]), 2, "greater than 0");
+    assert_one_line_error(&run(&["run", "pipe", "--repeat", "0"]), 2, "repeat");
+    assert_one_line_error(&run(&["run"]), 2, "SCENARIO");
+    assert_one_line_error(&run(&["frobnicate"]), 2, "frobnicate");
+}
+
+#[test]
+fn too_large_a_size_is_bad_input() {
+    if !privileged("too_large_a_size_is_bad_input") {
+        return;
+    }
+    let out = zcprof()
+        .args(["demo", "run", "file-copy", "--bytes", "1T"])
+        .output()
+        .expect("zcprof runs");
+    assert_one_line_error(&out, 2, "free disk");
+}
+
+#[test]
+fn a_missing_demo_binary_says_how_to_build_it() {
+    // A copy of zcprof alone in a directory: `current_exe` resolves symlinks, so it must
+    // be a copy.
+    let dir = temp("lonely");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let lonely = dir.join("zcprof");
+    std::fs::copy(env!("CARGO_BIN_EXE_zcprof"), &lonely).expect("copy zcprof");
+    let out = Command::new(&lonely)
+        .args(["demo", "run", "pipe"])
+        .env_remove(runner::ENV)
+        .output()
+        .expect("zcprof runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_one_line_error(&out, 1, "cargo build --release -p zcprof-demos");
+}
