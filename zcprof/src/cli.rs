@@ -39,7 +39,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show processes ranked by copied bytes per second, every interval
+    /// Show processes ranked by copied bytes per second, every interval (the full-screen
+    /// dashboard on a terminal; text lines otherwise or with --once/--json)
     Top(TopArgs),
     /// Run a command under the profiler and summarise what it and its children copied
     Run(RunArgs),

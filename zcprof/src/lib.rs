@@ -6,7 +6,8 @@
 //! - [`collector`] owns the loaded object and turns the kernel's maps and ring buffer into
 //!   [`collector::Batch`]es, on its own task;
 //! - [`model`] (pure) attributes the batches to processes and computes totals and rates;
-//! - [`report`] renders the model as text or JSON; [`cmd`] holds one module per subcommand.
+//! - [`report`] renders the model as text or JSON; [`cmd`] holds one module per subcommand;
+//!   [`ui`] is the terminal dashboard.
 
 pub mod atomic;
 pub mod cli;
@@ -20,4 +21,5 @@ pub mod procfs;
 pub mod report;
 pub mod session;
 pub mod tracefs;
+pub mod ui;
 pub mod units;

@@ -1,7 +1,8 @@
 //! `zcprof top`: every interval, the processes ranked by copied bytes per second.
-//! Headless (text or JSON lines); the dashboard builds on the same session.
+//! On a terminal (without `--once`/`--json`) this is the dashboard ([`crate::ui`]);
+//! otherwise headless text or JSON lines from the same session.
 
-use std::{process::ExitCode, time::Duration};
+use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
 
 use anyhow::bail;
 
@@ -25,6 +26,10 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
         if !procfs::exists(pid) {
             bail!("no process with pid {pid} exists");
         }
+    }
+    // On a terminal, without --once/--json, `top` is the dashboard (issue 5).
+    if !opts.once && !opts.json && std::io::stdout().is_terminal() {
+        return crate::ui::run(load, opts.interval, dashboard_filter(&opts.filter)).await;
     }
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval)?;
@@ -63,4 +68,13 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dashboard's initial `/` filter for `-p`/`-c`: one pid, or the name as a substring.
+fn dashboard_filter(filter: &Filter) -> Option<String> {
+    match (filter.pids.as_slice(), &filter.comm) {
+        (_, Some(comm)) => Some(regex::escape(comm)),
+        ([pid, ..], None) => Some(pid.to_string()),
+        ([], None) => None,
+    }
 }

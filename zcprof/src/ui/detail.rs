@@ -1,0 +1,263 @@
+//! The detail view of the selected process: per-syscall breakdown (bytes, calls, errors,
+//! since the probes attached, and the last interval per second), the size histogram, a
+//! chart of copied versus zero-copy bytes per second, its command line and children.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    symbols::Marker,
+    text::{Line, Span},
+    widgets::{Axis, Block, Borders, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table},
+};
+use zcprof_common::{
+    HIST_BUCKETS, hist,
+    syscalls::{self, Direction, Family},
+};
+
+use super::{App, Theme, app::HISTORY, per_second};
+use crate::units;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = Theme::of(app);
+    let Some(row) = app.selected_row() else {
+        frame.render_widget(
+            Paragraph::new("no process selected (Esc goes back)").style(theme.dim()),
+            area,
+        );
+        return;
+    };
+    let via = app
+        .info
+        .layers
+        .iter()
+        .find(|l| l.layer == "syscall")
+        .map_or_else(String::new, |l| format!(" via {}", l.via));
+    let title = format!(
+        " pid {} · {}{} · syscall layer{via} · since the probes attached ",
+        row.pid,
+        row.comm,
+        if row.exited { " (exited)" } else { "" }
+    );
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(Span::styled(title, theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let [about, middle, chart] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+
+    let children = if row.children.is_empty() {
+        "none seen".to_string()
+    } else {
+        let mut list: Vec<String> = row
+            .children
+            .iter()
+            .take(8)
+            .map(|(pid, comm)| format!("{pid} {comm}"))
+            .collect();
+        if row.children.len() > 8 {
+            list.push(format!("… {} more", row.children.len() - 8));
+        }
+        list.join(", ")
+    };
+    let cmdline = if row.cmdline.is_empty() {
+        "(unknown)"
+    } else {
+        &row.cmdline
+    };
+    let parent = row.ppid.map_or_else(|| "?".into(), |p| p.to_string());
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::from(vec![
+                Span::styled("command line: ", theme.title()),
+                Span::raw(cmdline),
+            ]),
+            Line::from(vec![
+                Span::styled("parent: ", theme.title()),
+                Span::raw(parent),
+                Span::styled(" · children: ", theme.title()),
+                Span::raw(children),
+            ]),
+        ]),
+        about,
+    );
+
+    let [breakdown, histogram] =
+        Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(middle);
+    render_breakdown(frame, breakdown, app, row);
+    render_histogram(frame, histogram, app, row);
+    render_chart(frame, chart, app, row.id);
+}
+
+fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &super::app::ProcRow) {
+    let theme = Theme::of(app);
+    let header = Row::new(["SYSCALL", "KIND", "CALLS", "BYTES", "ERRORS"]).style(theme.title());
+    let rows: Vec<Row> = syscalls::SYSCALLS
+        .iter()
+        .zip(row.totals.0.iter())
+        .filter(|(_, s)| s.calls > 0)
+        .map(|(sc, s)| {
+            let kind = match (sc.family, sc.direction) {
+                (Family::ZeroCopy, _) => "zero-copy",
+                (Family::Copy, Direction::KernelToUser) => "copy k→u",
+                (Family::Copy, _) => "copy u→k",
+            };
+            let style = if sc.family == Family::ZeroCopy {
+                theme.zero_copy()
+            } else {
+                theme.copied()
+            };
+            Row::new(vec![
+                Cell::from(sc.name),
+                Cell::from(Span::styled(kind, style)),
+                Cell::from(units::count(s.calls)),
+                Cell::from(units::bytes(s.bytes as f64)),
+                Cell::from(units::count(s.errors)),
+            ])
+        })
+        .collect();
+    let empty = rows.is_empty();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(16),
+            Constraint::Length(10),
+            Constraint::Length(12),
+            Constraint::Length(11),
+            Constraint::Length(7),
+        ],
+    )
+    .header(header)
+    .block(Block::default().borders(Borders::RIGHT).title(Span::styled(
+        "per syscall (syscall layer, totals)",
+        theme.title(),
+    )));
+    frame.render_widget(table, area);
+    if empty && area.height > 2 {
+        frame.render_widget(
+            Line::styled("  no counted syscall", theme.dim()),
+            Rect {
+                y: area.y + 2,
+                height: 1,
+                ..area
+            },
+        );
+    }
+}
+
+/// Calls by size, all syscalls together: one line per non-empty log2 bucket.
+fn render_histogram(frame: &mut Frame, area: Rect, app: &App, row: &super::app::ProcRow) {
+    let theme = Theme::of(app);
+    let mut buckets = [0u64; HIST_BUCKETS];
+    for s in row.totals.0.iter() {
+        for (b, n) in buckets.iter_mut().zip(s.hist.iter()) {
+            *b += n;
+        }
+    }
+    let max = buckets.iter().copied().max().unwrap_or(0);
+    let bar_width = area.width.saturating_sub(22) as u64;
+    let mut lines = vec![Line::styled(
+        " calls by bytes moved (syscall layer)",
+        theme.title(),
+    )];
+    for (k, &n) in buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let len = if max > 0 {
+            (n * bar_width).div_ceil(max)
+        } else {
+            0
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!(" {:>9} {:>8} ", bucket_label(k), units::count(n))),
+            Span::styled("■".repeat(len as usize), theme.copied()),
+        ]));
+    }
+    if lines.len() == 1 {
+        lines.push(Line::styled(" no calls", theme.dim()));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// `0`, `1`, `2-4`, `64K-128K`, `1G+`: the bucket's half-open bounds.
+fn bucket_label(k: usize) -> String {
+    let short = |n: u64| -> String {
+        match n {
+            n if n >= 1 << 30 => format!("{}G", n >> 30),
+            n if n >= 1 << 20 => format!("{}M", n >> 20),
+            n if n >= 1 << 10 => format!("{}K", n >> 10),
+            n => n.to_string(),
+        }
+    };
+    let low = hist::bucket_low(k);
+    if k == 0 {
+        "0".into()
+    } else if k == HIST_BUCKETS - 1 {
+        format!("{}+", short(low))
+    } else if low == hist::bucket_high(k) {
+        short(low)
+    } else {
+        format!("{}-{}", short(low), short(low * 2))
+    }
+}
+
+/// Copied and zero-copy bytes per second over the last [`HISTORY`] intervals.
+fn render_chart(frame: &mut Frame, area: Rect, app: &App, id: crate::model::ProcId) {
+    let theme = Theme::of(app);
+    let (copied, zero) = app.history(id).map_or_else(
+        || (Vec::new(), Vec::new()),
+        |h| (points(&h.copied), points(&h.zero_copy)),
+    );
+    let max = copied
+        .iter()
+        .chain(zero.iter())
+        .map(|p| p.1)
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let datasets = vec![
+        Dataset::default()
+            .name("copied (k→u + u→k)")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.copied())
+            .data(&copied),
+        Dataset::default()
+            .name("zero-copy")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.zero_copy())
+            .data(&zero),
+    ];
+    let chart = Chart::new(datasets)
+        .block(Block::default().borders(Borders::TOP).title(Span::styled(
+            " bytes/s, last minute (syscall layer) ",
+            theme.title(),
+        )))
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, (HISTORY - 1) as f64])
+                .labels(vec![
+                    Line::from(format!("-{}", HISTORY - 1)),
+                    Line::from("now"),
+                ]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, max])
+                .labels(vec![Line::from("0"), Line::from(per_second(max) + "/s")]),
+        );
+    frame.render_widget(chart, area);
+}
+
+/// Samples as chart points, the newest at x = HISTORY - 1.
+fn points(series: &std::collections::VecDeque<f64>) -> Vec<(f64, f64)> {
+    let offset = HISTORY - series.len().min(HISTORY);
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ((offset + i) as f64, *v))
+        .collect()
+}

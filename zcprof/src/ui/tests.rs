@@ -1,0 +1,580 @@
+//! Dashboard tests without a terminal: key handling as a pure function of (state, key),
+//! and every view rendered on ratatui's `TestBackend` from a model fed synthetic batches,
+//! compared with committed insta snapshots (main screen, detail, demos, help, a tiny
+//! terminal, an empty machine).
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::{Terminal, backend::TestBackend};
+use zcprof_common::{HIST_BUCKETS, StatsKey, SyscallStats, hist, syscalls};
+
+use super::{
+    App, Command,
+    app::{Column, DemoScenario, DemoState, HostInfo, View},
+    draw,
+};
+use crate::{
+    model::{Batch, KernelCounters, Model, ProcEvent, ProcInfo, ProcSource},
+    probes::LayerSummary,
+};
+
+struct FakeProc(HashMap<u32, ProcInfo>);
+
+impl ProcSource for FakeProc {
+    fn lookup(&self, tgid: u32) -> Option<ProcInfo> {
+        self.0.get(&tgid).cloned()
+    }
+}
+
+fn index(name: &str) -> u32 {
+    syscalls::SYSCALLS
+        .iter()
+        .position(|s| s.name == name)
+        .expect(name) as u32
+}
+
+/// Cumulative stats of `calls` calls of `size` bytes each.
+fn stats(calls: u64, size: u64) -> SyscallStats {
+    let mut hist = [0; HIST_BUCKETS];
+    hist[hist::bucket(size)] = calls;
+    SyscallStats {
+        calls,
+        bytes: calls * size,
+        errors: 0,
+        hist,
+    }
+}
+
+/// A machine with a copying cat, a zero-copy nginx, a quiet sshd, and a demo (pid 500)
+/// with two workers, after `ticks` one-second intervals.
+fn model(ticks: u64) -> Model {
+    let start = Instant::now();
+    let mut m = Model::new();
+    m.start_at(start);
+    let proc = FakeProc(HashMap::from([
+        (
+            100,
+            ProcInfo {
+                comm: "nginx".into(),
+                ppid: 1,
+            },
+        ),
+        (
+            200,
+            ProcInfo {
+                comm: "cat".into(),
+                ppid: 1,
+            },
+        ),
+        (
+            300,
+            ProcInfo {
+                comm: "sshd".into(),
+                ppid: 1,
+            },
+        ),
+        (
+            500,
+            ProcInfo {
+                comm: "zcprof-demo".into(),
+                ppid: 1,
+            },
+        ),
+    ]));
+    for t in 1..=ticks {
+        let key = |tgid, name| StatsKey {
+            tgid,
+            syscall: index(name),
+        };
+        let mut events = Vec::new();
+        if t == 1 {
+            events.push(ProcEvent::Exec {
+                tgid: 500,
+                comm: "zcprof-demo".into(),
+            });
+            events.push(ProcEvent::Fork {
+                parent: 500,
+                child: 501,
+                comm: "zcprof-demo".into(),
+            });
+            events.push(ProcEvent::Fork {
+                parent: 500,
+                child: 502,
+                comm: "zcprof-demo".into(),
+            });
+        }
+        let batch = Batch {
+            at: start + Duration::from_secs(t),
+            events,
+            stats: vec![
+                (key(100, "sendfile"), stats(100 * t, 65536)),
+                (key(100, "read"), stats(10 * t, 512)),
+                (key(200, "read"), stats(1000 * t * t, 131072)),
+                (key(200, "write"), stats(1000 * t * t, 131072)),
+                (key(300, "read"), stats(t, 52)),
+                (key(500, "read"), stats(t, 100)),
+                (key(501, "read"), stats(400 * t, 65536)),
+                (key(501, "write"), stats(400 * t, 65536)),
+                (key(502, "splice"), stats(400 * t, 65536)),
+            ],
+            counters: KernelCounters::default(),
+            malformed: 0,
+            flushed: false,
+        };
+        m.apply(&batch, &proc);
+    }
+    m
+}
+
+fn cmdline(pid: u32) -> Option<String> {
+    match pid {
+        100 => Some("nginx: worker process".into()),
+        200 => Some("cat /var/log/big.log".into()),
+        500..=502 => Some("zcprof-demo run file-copy --mode read-write".into()),
+        _ => None,
+    }
+}
+
+fn info() -> HostInfo {
+    HostInfo {
+        kernel: "6.18.0-test".into(),
+        layers: vec![
+            LayerSummary {
+                layer: "syscall",
+                state: "live",
+                via: "raw_tracepoint".into(),
+                attached: 1,
+                unavailable: vec![],
+            },
+            LayerSummary {
+                layer: "lifecycle",
+                state: "live",
+                via: "tracepoint".into(),
+                attached: 3,
+                unavailable: vec![],
+            },
+        ],
+        refresh: Duration::from_secs(1),
+    }
+}
+
+fn demos() -> Vec<DemoScenario> {
+    vec![
+        DemoScenario {
+            name: "file-copy".into(),
+            description: "Copy a file to another file on the same filesystem.".into(),
+            modes: vec!["read-write".into(), "copy-file-range".into()],
+            baseline: "read-write".into(),
+        },
+        DemoScenario {
+            name: "pipe".into(),
+            description: "Fan a stream out to two consumers through a pipe.".into(),
+            modes: vec!["read-write".into(), "tee".into(), "vmsplice".into()],
+            baseline: "read-write".into(),
+        },
+    ]
+}
+
+fn app_after(ticks: u64) -> App {
+    let mut app = App::new(info(), demos());
+    app.color = false;
+    app.self_cpu = Some(0.7);
+    let m = model(ticks);
+    app.apply(&m, &cmdline);
+    app
+}
+
+/// An app that saw every tick (so it has a history), as the event loop would.
+fn app_with_history(ticks: u64) -> App {
+    let mut app = App::new(info(), demos());
+    app.color = false;
+    app.self_cpu = Some(0.7);
+    for t in 1..=ticks {
+        app.apply(&model(t), &cmdline);
+    }
+    app
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &str) -> Option<Command> {
+    let mut last = None;
+    for c in keys.chars() {
+        last = app.handle_key(key(KeyCode::Char(c)));
+    }
+    last
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    terminal.draw(|f| draw(f, app)).expect("draws");
+    terminal.backend().to_string()
+}
+
+fn pids(app: &App) -> Vec<u32> {
+    app.visible().map(|r| r.pid).collect()
+}
+
+// ---- key handling ----
+
+#[test]
+fn rows_are_sorted_by_copied_bytes_then_pid() {
+    let app = app_after(3);
+    // cat copies most, then the demo worker 501, nginx (a little), the demo parent, sshd;
+    // the splice worker copies nothing.
+    assert_eq!(pids(&app), [200, 501, 100, 500, 300, 502]);
+}
+
+#[test]
+fn sort_keys_cycle_columns_and_reverse() {
+    let mut app = app_after(3);
+    assert_eq!(app.sort.column, Column::Copied);
+    press(&mut app, "s");
+    assert_eq!(app.sort.column, Column::CopyK2u);
+    press(&mut app, "SS");
+    assert_eq!(app.sort.column, Column::Comm);
+    // Comm descending: zcprof-demo, sshd, nginx, cat (ties by pid).
+    assert_eq!(pids(&app), [500, 501, 502, 300, 100, 200]);
+    press(&mut app, "r");
+    assert!(!app.sort.descending);
+    assert_eq!(pids(&app), [200, 100, 300, 500, 501, 502]);
+    // Zero-copy: the splice worker first.
+    app.sort.column = Column::ZeroCopy;
+    app.sort.descending = true;
+    app.refresh_order();
+    assert_eq!(pids(&app)[..2], [502, 100]);
+}
+
+#[test]
+fn filter_by_word_regex_and_pid() {
+    let mut app = app_after(3);
+    press(&mut app, "/cat");
+    assert!(app.filter_input.is_some());
+    // Typing does not filter yet.
+    assert_eq!(pids(&app).len(), 6);
+    app.handle_key(key(KeyCode::Enter));
+    assert!(app.filter_input.is_none());
+    assert_eq!(pids(&app), [200]);
+    // The command line counts too, case-insensitively, as a regex.
+    app.handle_key(key(KeyCode::Esc));
+    press(&mut app, "/WORKER|big\\.log");
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!(pids(&app), [200, 100]);
+    // A number is a pid.
+    press(&mut app, "/");
+    for _ in 0..20 {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "300");
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!(pids(&app), [300]);
+    // Esc clears it.
+    app.handle_key(key(KeyCode::Esc));
+    assert!(app.filter.is_none());
+    assert_eq!(pids(&app).len(), 6);
+}
+
+#[test]
+fn a_bad_regex_shows_an_error_and_keeps_the_old_filter() {
+    let mut app = app_after(3);
+    press(&mut app, "/nginx");
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!(pids(&app), [100]);
+    press(&mut app, "/");
+    app.handle_key(key(KeyCode::Backspace));
+    press(&mut app, "x(");
+    app.handle_key(key(KeyCode::Enter));
+    let input = app.filter_input.as_ref().expect("prompt stays open");
+    let err = input.error.as_deref().expect("inline error");
+    assert!(err.starts_with("bad regex"), "{err}");
+    assert_eq!(app.filter.as_ref().map(|f| f.text()), Some("nginx".into()));
+    assert_eq!(pids(&app), [100]);
+    // Editing clears the error; Esc closes the prompt and still keeps the old filter.
+    app.handle_key(key(KeyCode::Backspace));
+    assert!(app.filter_input.as_ref().is_some_and(|i| i.error.is_none()));
+    app.handle_key(key(KeyCode::Esc));
+    assert!(app.filter_input.is_none());
+    assert_eq!(pids(&app), [100]);
+}
+
+#[test]
+fn selection_moves_clamps_and_follows_the_process() {
+    let mut app = app_after(3);
+    assert_eq!(app.selected_row().map(|r| r.pid), Some(200));
+    app.handle_key(key(KeyCode::Down));
+    press(&mut app, "j");
+    assert_eq!(app.selected_row().map(|r| r.pid), Some(100));
+    app.handle_key(key(KeyCode::End));
+    assert_eq!(app.selected_row().map(|r| r.pid), Some(502));
+    app.handle_key(key(KeyCode::Down));
+    assert_eq!(app.selected_row().map(|r| r.pid), Some(502));
+    app.handle_key(key(KeyCode::Home));
+    app.handle_key(key(KeyCode::Up));
+    assert_eq!(app.selected_row().map(|r| r.pid), Some(200));
+    // The selection stays on the same process when the order changes.
+    app.handle_key(key(KeyCode::Down));
+    press(&mut app, "r");
+    assert_eq!(app.selected_row().map(|r| r.pid), Some(501));
+    // Enter opens the detail view, Esc goes back.
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::Detail);
+    app.handle_key(key(KeyCode::Esc));
+    assert_eq!(app.view, View::Processes);
+}
+
+#[test]
+fn pause_freezes_the_display() {
+    let mut app = app_after(2);
+    let before = app.machine;
+    press(&mut app, " ");
+    assert!(app.paused);
+    app.apply(&model(5), &cmdline);
+    assert_eq!(app.machine, before);
+    press(&mut app, " ");
+    assert!(!app.paused);
+    app.apply(&model(5), &cmdline);
+    assert_ne!(app.machine, before);
+}
+
+#[test]
+fn quit_help_and_unknown_keys() {
+    let mut app = app_after(1);
+    assert_eq!(press(&mut app, "q"), Some(Command::Quit));
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.handle_key(ctrl_c), Some(Command::Quit));
+    // In the prompt, q is text; Ctrl-C still quits.
+    press(&mut app, "/");
+    assert_eq!(press(&mut app, "q"), None);
+    assert_eq!(app.handle_key(ctrl_c), Some(Command::Quit));
+    app.handle_key(key(KeyCode::Esc));
+    // Help opens with ? and any key closes it without acting.
+    press(&mut app, "?");
+    assert!(app.help);
+    assert_eq!(press(&mut app, "q"), None);
+    assert!(!app.help);
+    // Unknown keys change nothing.
+    let order = pids(&app);
+    for code in [KeyCode::F(5), KeyCode::Char('Z'), KeyCode::Insert] {
+        assert_eq!(app.handle_key(key(code)), None);
+    }
+    assert_eq!(pids(&app), order);
+    assert_eq!(app.view, View::Processes);
+    assert!(app.filter.is_none() && !app.paused && !app.help);
+}
+
+#[test]
+fn demos_start_once_and_stop() {
+    let mut app = app_after(1);
+    app.handle_key(key(KeyCode::Tab));
+    assert_eq!(app.view, View::Demos);
+    app.handle_key(key(KeyCode::Down));
+    app.handle_key(key(KeyCode::Right));
+    let cmd = app.handle_key(key(KeyCode::Enter));
+    assert_eq!(
+        cmd,
+        Some(Command::StartDemos {
+            scenario: "pipe".into(),
+            modes: vec!["tee".into()],
+            seconds: 30,
+        })
+    );
+    // Already starting: no second process.
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    // `a` starts the modes not yet running.
+    assert_eq!(
+        press(&mut app, "a"),
+        Some(Command::StartDemos {
+            scenario: "pipe".into(),
+            modes: vec!["read-write".into(), "vmsplice".into()],
+            seconds: 30,
+        })
+    );
+    app.demo_spawned("pipe", "tee", Ok(4242));
+    assert_eq!(
+        app.demos.run("pipe", "tee").map(|r| &r.state),
+        Some(&DemoState::Running)
+    );
+    assert_eq!(press(&mut app, "x"), Some(Command::StopDemo { pid: 4242 }));
+    app.demo_exited("pipe", "tee", Err("interrupted".into()));
+    assert_eq!(
+        app.demos.run("pipe", "tee").map(|r| &r.state),
+        Some(&DemoState::Stopped)
+    );
+    // A demo that cannot start says why; the rest goes on.
+    app.demo_spawned(
+        "pipe",
+        "vmsplice",
+        Err("cannot run zcprof-demo: not found".into()),
+    );
+    assert!(matches!(
+        app.demos.run("pipe", "vmsplice").map(|r| &r.state),
+        Some(DemoState::Failed(_))
+    ));
+    // Tab back to the processes.
+    app.handle_key(key(KeyCode::Tab));
+    assert_eq!(app.view, View::Processes);
+}
+
+// ---- rendering ----
+
+#[test]
+fn main_screen() {
+    insta::assert_snapshot!(screen(&app_with_history(5), 120, 24));
+}
+
+#[test]
+fn main_screen_filtered_and_paused() {
+    let mut app = app_with_history(3);
+    press(&mut app, "/demo");
+    app.handle_key(key(KeyCode::Enter));
+    press(&mut app, " ");
+    insta::assert_snapshot!(screen(&app, 100, 16));
+}
+
+#[test]
+fn filter_prompt_with_bad_regex() {
+    let mut app = app_with_history(2);
+    press(&mut app, "/[a-");
+    app.handle_key(key(KeyCode::Enter));
+    let text = screen(&app, 100, 16);
+    assert!(text.contains("bad regex"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn detail_view() {
+    let mut app = app_with_history(5);
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::Detail);
+    insta::assert_snapshot!(screen(&app, 120, 36));
+}
+
+#[test]
+fn detail_shows_command_line_parent_and_children() {
+    let mut app = app_with_history(2);
+    press(&mut app, "/500");
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(key(KeyCode::Enter));
+    let text = screen(&app, 120, 36);
+    assert!(text.contains("zcprof-demo run file-copy"), "{text}");
+    assert!(
+        text.contains("children: 501 zcprof-demo, 502 zcprof-demo"),
+        "{text}"
+    );
+    app.handle_key(key(KeyCode::Esc));
+    app.handle_key(key(KeyCode::Esc));
+    press(&mut app, "/502");
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(key(KeyCode::Enter));
+    let text = screen(&app, 120, 36);
+    assert!(text.contains("parent: 500 · children: none seen"), "{text}");
+    assert!(text.contains("zero-copy"), "{text}");
+}
+
+#[test]
+fn demos_panel() {
+    let mut app = App::new(info(), demos());
+    app.color = false;
+    app.handle_key(key(KeyCode::Char('2')));
+    press(&mut app, "a");
+    app.demo_spawned("file-copy", "read-write", Ok(500));
+    app.demo_spawned("file-copy", "copy-file-range", Err("exited with 2".into()));
+    for t in 1..=3 {
+        app.apply(&model(t), &cmdline);
+    }
+    let report = serde_json::json!({
+        "scenario": "file-copy", "mode": "read-write", "baseline": true,
+        "payload_bytes": 3u64 * 400 * 65536, "verified": true, "chunk_bytes": 65536,
+        "requested_bytes": null, "requested_seconds": 3.0, "wall_seconds": 3.0,
+        "throughput_bytes_per_sec": 26214400.0, "parent_pid": 500,
+        "roles": [{
+            "role": "worker", "pid": 501, "syscalls": {},
+            "copy_family": {"calls": 0, "bytes": 0, "errors": 0},
+            "zero_copy_family": {"calls": 0, "bytes": 0, "errors": 0},
+            "user_copy_bytes": 0, "payload_bytes": 0,
+            "cpu_user_seconds": 0.0, "cpu_system_seconds": 0.0
+        }]
+    });
+    let report: zcprof_demos::Report = serde_json::from_value(report).expect("report");
+    app.demo_exited("file-copy", "read-write", Ok(report));
+    let run = app.demos.run("file-copy", "read-write").expect("run");
+    // Workers 501 (read+write) and 502 (splice) copied 2 × 3 × 400 × 64 KiB.
+    assert_eq!(run.copied_bytes(), 2 * 3 * 400 * 65536);
+    assert_eq!(run.amplification(), Some(2.0));
+    insta::assert_snapshot!(screen(&app, 120, 36));
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = app_with_history(2);
+    press(&mut app, "?");
+    let text = screen(&app, 100, 30);
+    for (keys, _) in super::keys::BINDINGS {
+        assert!(text.contains(keys), "{keys} missing from the help");
+    }
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn tiny_terminal() {
+    let app = app_with_history(2);
+    insta::assert_snapshot!(screen(&app, 40, 8));
+    // Even smaller sizes must not panic.
+    // (TestBackend cannot print a 0-wide buffer, so only draw.)
+    for (w, h) in [(0, 0), (1, 1), (10, 2), (59, 30), (200, 13), (60, 14)] {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+        terminal.draw(|f| draw(f, &app)).expect("draws");
+    }
+}
+
+#[test]
+fn empty_machine() {
+    let mut app = App::new(info(), Vec::new());
+    app.color = false;
+    insta::assert_snapshot!("empty_before_first_batch", screen(&app, 100, 16));
+    app.apply(&Model::new(), &cmdline);
+    let text = screen(&app, 100, 16);
+    assert!(text.contains("no process has made a counted syscall yet"));
+    insta::assert_snapshot!("empty_after_a_batch", text);
+    // Every view copes with nothing to show.
+    for k in ['2', '1'] {
+        app.handle_key(key(KeyCode::Char(k)));
+        screen(&app, 100, 16);
+    }
+    app.view = View::Detail;
+    screen(&app, 100, 16);
+    press(&mut app, "?");
+    screen(&app, 100, 16);
+}
+
+#[test]
+fn lost_events_are_shown() {
+    let mut app = app_after(1);
+    app.lost.total = 7;
+    app.lost.kernel.ringbuf_full = 7;
+    let text = screen(&app, 120, 20);
+    assert!(
+        text.contains("LOST EVENTS: 7 (7 ring buffer full)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn history_is_bounded() {
+    let mut app = App::new(info(), demos());
+    let m = model(2);
+    for _ in 0..200 {
+        app.apply(&m, &cmdline);
+    }
+    assert!(app.machine_history.copied.len() <= super::app::HISTORY);
+    for row in app.visible() {
+        let h = app.history(row.id).expect("history");
+        assert_eq!(h.copied.len(), super::app::HISTORY);
+    }
+}

@@ -1,0 +1,293 @@
+//! The dashboard end to end (issue 5): the real `zcprof` on a real terminal (a tmux pane),
+//! driven with `tmux send-keys` and read with `tmux capture-pane`. It starts a known demo
+//! from the demos tab and requires its worker to show a non-zero copied rate, narrows the
+//! table with `/`, and quits with `q`, after which the shell must be usable again (prompt
+//! back, alternate screen left, cursor shown, canonical mode) and the demo gone.
+//! Every wait is a bounded poll with a deadline.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use common::privileged;
+use regex::Regex;
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("zcprof-dashboard-test-{}", std::process::id()),
+        };
+        let status = tmux
+            .cmd()
+            .args(["new-session", "-d", "-s", "t", "-x"])
+            .arg(width.to_string())
+            .arg("-y")
+            .arg(height.to_string())
+            .args(["bash", "--norc", "--noprofile"])
+            .env_remove("NO_COLOR")
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket]);
+        cmd
+    }
+
+    /// Sends keys by tmux name (`Enter`, `Down`, `q`, …).
+    fn keys(&self, keys: &[&str]) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    /// Types text literally.
+    fn type_text(&self, text: &str) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", "t", "-l", text])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        let out = self
+            .cmd()
+            .args(["display-message", "-p", "-t", "t", format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Polls the screen until `ok` holds, or panics with the last screen after `limit`.
+    fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `zcprof-demo` beside the `zcprof` under test, built if cargo has not built it yet (a
+/// plain `cargo test -p zcprof` does not build other packages' binaries).
+fn demo_binary() -> PathBuf {
+    let zcprof = Path::new(env!("CARGO_BIN_EXE_zcprof"));
+    let dir = zcprof.parent().expect("bin dir");
+    let demo = dir.join("zcprof-demo");
+    if !demo.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "zcprof-demos", "--bin", "zcprof-demo"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building zcprof-demo failed");
+    }
+    assert!(demo.exists(), "no {}", demo.display());
+    demo
+}
+
+/// Parses `1.5 MiB` into bytes.
+fn bytes(number: &str, unit: &str) -> f64 {
+    let n: f64 = number.parse().expect("number");
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unit {other}"),
+    };
+    n * scale
+}
+
+/// Process-table rows on the screen: (pid, comm, copied bytes/s).
+fn table_rows(screen: &str) -> Vec<(u32, String, f64)> {
+    let row = Regex::new(r"^(\d+)\s+(\S+)(?: \(exited\))?\s+(\d+(?:\.\d+)?) (B|KiB|MiB|GiB|TiB)\s")
+        .expect("regex");
+    screen
+        .lines()
+        .filter_map(|l| {
+            let c = row.captures(l)?;
+            Some((c[1].parse().ok()?, c[2].to_string(), bytes(&c[3], &c[4])))
+        })
+        .collect()
+}
+
+#[test]
+fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
+    if !privileged("dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly") {
+        return;
+    }
+    if !tmux_available() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI=true but tmux is not installed (cargo xtask setup installs it)");
+        }
+        eprintln!("skipping the dashboard end-to-end test: tmux is not installed");
+        return;
+    }
+    let demo = demo_binary();
+    let scenario = "file-copy";
+    let index = zcprof_demos::scenarios()
+        .iter()
+        .position(|s| s.name == scenario)
+        .expect("file-copy is bundled");
+
+    let tmux = Tmux::start(150, 45);
+    tmux.type_text("export PS1='READY> '");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the shell prompt", Duration::from_secs(10), |s| {
+        s.lines().any(|l| l.trim_end() == "READY>")
+    });
+    tmux.type_text(&format!(
+        "ZCPROF_DEMO={} {} top -i 500ms",
+        demo.display(),
+        env!("CARGO_BIN_EXE_zcprof")
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard", Duration::from_secs(30), |s| {
+        s.contains("processes · syscall layer") && s.contains("syscall layer: live")
+    });
+
+    // Start the copying baseline of file-copy from the demos tab.
+    tmux.keys(&["2"]);
+    for _ in 0..index {
+        tmux.keys(&["Down"]);
+    }
+    tmux.wait_for("file-copy selected", Duration::from_secs(5), |s| {
+        s.contains(&format!("▶ {scenario}"))
+    });
+    tmux.keys(&["Enter"]);
+    let worker_rate =
+        Regex::new(r"\bcopy (\d+(?:\.\d+)?) (B|KiB|MiB|GiB|TiB)/s zc").expect("regex");
+    let running = Regex::new(r"running, pid (\d+)").expect("regex");
+    let screen = tmux.wait_for(
+        "the demo's worker with a non-zero copied rate",
+        Duration::from_secs(30),
+        |s| {
+            running.is_match(s)
+                && worker_rate
+                    .captures_iter(s)
+                    .any(|c| bytes(&c[1], &c[2]) > 0.0)
+        },
+    );
+    let demo_pid: u32 = running.captures(&screen).expect("pid")[1]
+        .parse()
+        .expect("pid number");
+    // The same worker is in the process table below, copying.
+    let screen = tmux.wait_for(
+        "zcprof-demo copying in the process table",
+        Duration::from_secs(10),
+        |s| {
+            table_rows(s)
+                .iter()
+                .any(|(_, comm, copied)| comm == "zcprof-demo" && *copied > 0.0)
+        },
+    );
+    println!("demos tab:\n{screen}");
+
+    // `/` narrows the process table to the demo.
+    tmux.keys(&["1"]);
+    let before = tmux.wait_for(
+        "several processes in the table",
+        Duration::from_secs(10),
+        |s| {
+            let rows = table_rows(s);
+            rows.len() >= 2 && rows.iter().any(|(_, comm, _)| comm != "zcprof-demo")
+        },
+    );
+    let before = table_rows(&before).len();
+    tmux.keys(&["/"]);
+    tmux.type_text("zcprof-demo");
+    tmux.keys(&["Enter"]);
+    let after = tmux.wait_for("the filtered table", Duration::from_secs(10), |s| {
+        let rows = table_rows(s);
+        s.contains("filter \"zcprof-demo\"")
+            && !rows.is_empty()
+            && rows.iter().all(|(_, comm, _)| comm == "zcprof-demo")
+    });
+    let after_rows = table_rows(&after);
+    assert!(
+        after_rows.len() < before,
+        "the filter did not narrow the table ({before} → {})",
+        after_rows.len()
+    );
+    println!("filtered:\n{after}");
+
+    // `q` quits, restores the terminal and stops the demo.
+    tmux.keys(&["q"]);
+    tmux.wait_for("the prompt after quitting", Duration::from_secs(10), |s| {
+        s.lines().rfind(|l| !l.trim().is_empty()).map(str::trim_end) == Some("READY>")
+    });
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "still on the alternate screen"
+    );
+    assert_eq!(tmux.display("#{cursor_flag}"), "1", "the cursor is hidden");
+    tmux.type_text("stty -a | grep -o -- '-\\?icanon'; echo usable-$((6*7))");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the shell to answer", Duration::from_secs(10), |s| {
+        s.contains("usable-42")
+    });
+    assert!(
+        screen.lines().any(|l| l.trim() == "icanon"),
+        "the terminal was left in raw mode:\n{screen}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{demo_pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the demo (pid {demo_pid}) outlived the dashboard"
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
