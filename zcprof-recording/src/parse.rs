@@ -90,7 +90,7 @@ fn check_schema(schema: &str) -> Result<(), ParseError> {
         return Err(ParseError::NotARecording(format!("it is {what}")));
     }
     match version.parse::<u32>() {
-        Ok(v) if v == 0 => Err(ParseError::NotARecording(format!(
+        Ok(0) => Err(ParseError::NotARecording(format!(
             "unknown schema `{}`",
             shorten(schema)
         ))),
