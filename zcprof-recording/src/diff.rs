@@ -1,8 +1,9 @@
 //! Before → after: did copying go down, by how much, where, and did any copy path grow?
 //!
-//! Processes are matched by command name (`comm`), never by pid: every instance with the
-//! same name is summed into one group, so a run with other pids (or more workers) still
-//! lines up. Figures are normalised per second of runtime, or per delivered byte when the
+//! Processes are matched by command, never by pid: by name (`comm`) preceded by the names
+//! of their recorded ancestors, and every instance with the same command is summed into
+//! one group, so a run with other pids (or more workers) still lines up, while a parent
+//! and its same-named workers stay apart. Figures are normalised per second of runtime, or per delivered byte when the
 //! user says how many bytes the workload delivered (the same job done two ways).
 //!
 //! The headline figures come from the syscall layer, the one every machine has; entries of
@@ -21,7 +22,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::format::{Direction, Entry, Family, Layer, LayerTotals, Layers, Recording, ratio};
+use crate::format::{
+    Direction, Entry, Family, Layer, LayerTotals, Layers, ProcessRecord, Recording, ratio,
+};
 
 /// Schema name of `zcprof diff --json`.
 pub const SCHEMA: &str = "zcprof.diff/v1";
@@ -68,7 +71,7 @@ pub struct Diff {
     pub before: SideInfo,
     pub after: SideInfo,
     pub total: Scope,
-    /// One group per command name, most copied bytes first.
+    /// One group per command (`parent > child` names), most copied bytes first.
     pub processes: Vec<Scope>,
     pub regressions: Vec<Regression>,
     /// Reasons to trust the numbers less (interrupted recordings, lost events, …).
@@ -218,21 +221,42 @@ fn status(before: f64, after: f64) -> Status {
     }
 }
 
-/// A recording summed by command name.
+/// A recording summed by command: a process's name preceded by the names of its recorded
+/// ancestors (`nginx > nginx` for a worker of `nginx`), so a parent and its same-named
+/// workers stay apart while pids are ignored.
 struct Groups {
-    /// comm → (instances, layers summed over them)
-    by_comm: BTreeMap<String, (usize, Layers)>,
+    /// command → (instances, layers summed over them)
+    by_command: BTreeMap<String, (usize, Layers)>,
 }
+
+/// Ancestors deeper than this are left out of a command (and cycles end).
+const MAX_DEPTH: usize = 8;
 
 impl Groups {
     fn of(r: &Recording) -> Groups {
-        let mut by_comm: BTreeMap<String, (usize, Layers)> = BTreeMap::new();
+        let mut by_pid: BTreeMap<u32, &ProcessRecord> = BTreeMap::new();
         for p in &r.processes {
-            let slot = by_comm.entry(p.comm.clone()).or_default();
+            by_pid.entry(p.pid).or_insert(p);
+        }
+        let mut by_command: BTreeMap<String, (usize, Layers)> = BTreeMap::new();
+        for p in &r.processes {
+            let mut chain = vec![p.comm.as_str()];
+            let mut at = p;
+            while chain.len() < MAX_DEPTH {
+                match at.ppid.and_then(|pp| by_pid.get(&pp)) {
+                    Some(parent) if parent.pid != at.pid => {
+                        chain.push(parent.comm.as_str());
+                        at = parent;
+                    }
+                    _ => break,
+                }
+            }
+            chain.reverse();
+            let slot = by_command.entry(chain.join(" > ")).or_default();
             slot.0 += 1;
             add_layers(&mut slot.1, &p.layers);
         }
-        Groups { by_comm }
+        Groups { by_command }
     }
 }
 
@@ -310,14 +334,20 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
     );
     let (gb, ga) = (Groups::of(before), Groups::of(after));
     let empty = Layers::new();
-    let mut names: Vec<&String> = gb.by_comm.keys().chain(ga.by_comm.keys()).collect();
+    let mut names: Vec<&String> = gb.by_command.keys().chain(ga.by_command.keys()).collect();
     names.sort();
     names.dedup();
     let mut processes: Vec<Scope> = names
         .into_iter()
         .map(|name| {
-            let b = gb.by_comm.get(name).map_or((0, &empty), |(n, l)| (*n, l));
-            let a = ga.by_comm.get(name).map_or((0, &empty), |(n, l)| (*n, l));
+            let b = gb
+                .by_command
+                .get(name)
+                .map_or((0, &empty), |(n, l)| (*n, l));
+            let a = ga
+                .by_command
+                .get(name)
+                .map_or((0, &empty), |(n, l)| (*n, l));
             scope(name, b, a, norm, with_n)
         })
         .collect();

@@ -1,4 +1,7 @@
 //! One module per subcommand.
 
+pub mod diff;
+pub mod record;
 pub mod run;
+pub mod serve;
 pub mod top;

@@ -276,9 +276,9 @@ pub fn markdown(d: &Diff, thresholds: &[Evaluation]) -> String {
         unit_line(d)
     ));
     for w in &d.warnings {
-        out.push_str(&format!("> ⚠ {}\n", esc(w)));
+        out.push_str(&format!("> ⚠ {}\n\n", esc(w)));
     }
-    out.push_str("\n| total | before | after | change |\n|---|---:|---:|---:|\n");
+    out.push_str("| total | before | after | change |\n|---|---:|---:|---:|\n");
     for (label, c, kind) in metric_rows(&d.total.metrics) {
         out.push_str(&format!(
             "| {label} | {} | {} | {} |\n",

@@ -211,3 +211,45 @@ fn empty_recordings_do_not_panic() {
     let t = threshold::parse("zero-copy-ratio<50%").expect("parses");
     assert!(t.evaluate(&d).unwrap_err().contains("nothing moved"));
 }
+
+#[test]
+fn parents_and_same_named_workers_are_kept_apart() {
+    let mut before = recording(
+        1.0,
+        &[
+            (10, "nginx", &[("read", 1, 100)]),
+            (
+                11,
+                "nginx",
+                &[("read", 10, 1_000_000), ("write", 10, 1_000_000)],
+            ),
+            (
+                12,
+                "nginx",
+                &[("read", 10, 1_000_000), ("write", 10, 1_000_000)],
+            ),
+        ],
+    );
+    before.processes[1].ppid = Some(10);
+    before.processes[2].ppid = Some(10);
+    let mut after = recording(
+        1.0,
+        &[
+            (20, "nginx", &[("read", 1, 100)]),
+            (21, "nginx", &[("sendfile", 10, 1_000_000)]),
+            (22, "nginx", &[("sendfile", 10, 1_000_000)]),
+        ],
+    );
+    after.processes[1].ppid = Some(20);
+    after.processes[2].ppid = Some(20);
+    let d = diff(&before, &after, Unit::PerSecond).expect("diff");
+    let names: Vec<(&str, usize, usize)> = d
+        .processes
+        .iter()
+        .map(|s| (s.name.as_str(), s.processes_before, s.processes_after))
+        .collect();
+    assert_eq!(names, [("nginx > nginx", 2, 2), ("nginx", 1, 1)]);
+    assert_eq!(d.processes[0].metrics.copied.before, Some(4_000_000.0));
+    assert_eq!(d.processes[0].metrics.copied.after, Some(0.0));
+    assert!(d.processes[1].changed.is_empty());
+}

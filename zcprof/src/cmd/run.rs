@@ -27,7 +27,7 @@ pub struct RunOptions {
 }
 
 /// Exit status for a command that cannot be found or started, as shells use.
-const NOT_FOUND: u8 = 127;
+pub(crate) const NOT_FOUND: u8 = 127;
 /// How long a forwarded Ctrl-C/SIGTERM may take to end the command before zcprof reports
 /// without it.
 const GRACE: Duration = Duration::from_secs(2);
@@ -124,7 +124,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
 }
 
 /// The command's own status; 128+N when a signal ended it (as shells report it).
-fn exit_code(outcome: &Outcome) -> ExitCode {
+pub(crate) fn exit_code(outcome: &Outcome) -> ExitCode {
     let code = match (outcome.exit_code, outcome.signal) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
@@ -135,7 +135,7 @@ fn exit_code(outcome: &Outcome) -> ExitCode {
 
 /// Where `program` would be executed from: itself if it names a path, else the first
 /// executable match on PATH.
-fn resolve(program: &OsString) -> Option<PathBuf> {
+pub(crate) fn resolve(program: &OsString) -> Option<PathBuf> {
     let path = Path::new(program);
     if path.components().count() > 1 || program.to_string_lossy().contains('/') {
         return is_executable(path).then(|| path.to_path_buf());
