@@ -712,3 +712,56 @@ fn bad_input_gets_one_line_and_a_nonzero_exit() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// `run --json` and `top --json` use the recording's figure objects: their layers, lost
+/// events and per-process figures validate against the recording schema's definitions.
+#[test]
+fn run_and_top_json_share_the_recording_objects() {
+    if !privileged("run_and_top_json_share_the_recording_objects") {
+        return;
+    }
+    let schema: Value = serde_json::from_str(include_str!("../../schema/recording.v1.json"))
+        .expect("the schema is JSON");
+    let check = |def: &str, doc: &Value| {
+        let sub = json!({"$ref": format!("#/$defs/{def}"), "$defs": schema["$defs"].clone()});
+        let validator = jsonschema::validator_for(&sub).expect("a valid JSON Schema");
+        let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{def}: {errors:?} in {doc:#}");
+    };
+    let out = temp("run");
+    let status = zcprof()
+        .args(["run", "--json", "-o"])
+        .arg(&out)
+        .args([
+            "--",
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=1k",
+            "count=3",
+            "status=none",
+        ])
+        .status()
+        .expect("zcprof run");
+    assert!(status.success());
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("summary")).expect("JSON");
+    let _ = std::fs::remove_file(&out);
+    check("layers", &run["total"]);
+    check("lost", &run["lost"]);
+    for layer in run["layers"].as_array().expect("layers") {
+        check("probe_layer", layer);
+    }
+    for p in run["processes"].as_array().expect("processes") {
+        check("layers", &json!({"syscall": p["syscall"]}));
+    }
+    let output = zcprof()
+        .args(["top", "--once", "--json", "--interval", "200ms"])
+        .output()
+        .expect("zcprof top");
+    let frame: Value = serde_json::from_slice(&output.stdout).expect("a frame");
+    check("lost", &frame["lost"]);
+    for layer in frame["layers"].as_array().expect("layers") {
+        check("probe_layer", layer);
+    }
+}

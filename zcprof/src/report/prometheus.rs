@@ -158,7 +158,83 @@ pub fn render(model: &Model, layers: &[LayerSummary]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use zcprof_common::{StatsKey, SyscallStats, syscalls};
+
     use super::*;
+    use crate::model::{Batch, KernelCounters, ProcEvent, ProcInfo, ProcSource};
+
+    struct NoProc;
+
+    impl ProcSource for NoProc {
+        fn lookup(&self, _: u32) -> Option<ProcInfo> {
+            None
+        }
+    }
+
+    /// A model in which process 42 (`cat`) read 1000 bytes in 10 calls of 100 bytes.
+    fn model() -> Model {
+        let read = syscalls::SYSCALLS
+            .iter()
+            .position(|s| s.name == "read")
+            .expect("read") as u32;
+        let mut stats = SyscallStats {
+            calls: 10,
+            bytes: 1000,
+            ..SyscallStats::ZERO
+        };
+        stats.hist[hist::bucket(100)] = 10;
+        let mut m = Model::new();
+        m.apply(
+            &Batch {
+                at: Instant::now(),
+                events: vec![ProcEvent::Fork {
+                    parent: 1,
+                    child: 42,
+                    comm: "cat".into(),
+                }],
+                stats: vec![(
+                    StatsKey {
+                        tgid: 42,
+                        syscall: read,
+                    },
+                    stats,
+                )],
+                counters: KernelCounters {
+                    ringbuf_full: 3,
+                    ..KernelCounters::default()
+                },
+                malformed: 0,
+                flushed: false,
+            },
+            &NoProc,
+        );
+        m
+    }
+
+    #[test]
+    fn counters_and_histograms_carry_every_label() {
+        let text = render(&model(), &[]);
+        let labels =
+            r#"comm="cat",pid="42",syscall="read",direction="k2u",kind="copy",layer="syscall""#;
+        for line in [
+            format!("zcprof_bytes_total{{{labels}}} 1000"),
+            format!("zcprof_calls_total{{{labels}}} 10"),
+            format!("zcprof_errors_total{{{labels}}} 0"),
+            format!("zcprof_call_size_bytes_sum{{{labels}}} 1000.0"),
+            format!("zcprof_call_size_bytes_count{{{labels}}} 10"),
+            format!("zcprof_call_size_bytes_bucket{{le=\"63.0\",{labels}}} 0"),
+            format!("zcprof_call_size_bytes_bucket{{le=\"127.0\",{labels}}} 10"),
+            format!("zcprof_call_size_bytes_bucket{{le=\"+Inf\",{labels}}} 10"),
+            "zcprof_lost_events_total{reason=\"ringbuf_full\"} 3".to_string(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+    }
 
     #[test]
     fn an_empty_model_is_valid_openmetrics() {
