@@ -388,6 +388,16 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
             warnings.push(format!("{side} recorded no process"));
         }
     }
+    let (short, long) = (
+        before.duration_s.min(after.duration_s),
+        before.duration_s.max(after.duration_s),
+    );
+    if unit == Unit::PerSecond && short > 0.0 && long / short > 1.25 {
+        warnings.push(format!(
+            "the runtimes differ ({:.2} s and {:.2} s): per second, a faster run's fixed costs look larger; pass --per-bytes-delivered N to compare per unit of work",
+            before.duration_s, after.duration_s
+        ));
+    }
     if before.kernel != after.kernel {
         warnings.push(format!(
             "recorded on different kernels ({} and {})",

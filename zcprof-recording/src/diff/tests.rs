@@ -80,6 +80,11 @@ fn per_second_is_the_default_and_ignores_small_fixed_costs() {
     );
     assert_eq!(d.total.metrics.calls.before, Some(133.0 / 0.05));
     assert_eq!(d.total.metrics.copy_amplification, None);
+    assert!(
+        d.warnings.iter().any(|w| w.contains("runtimes differ")),
+        "{:?}",
+        d.warnings
+    );
 }
 
 #[test]

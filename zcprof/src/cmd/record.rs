@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use zcprof_recording::{Target, Workload, WorkloadKind};
 
-use super::run::{NOT_FOUND, exit_code, resolve};
+use super::run::{NOT_FOUND, exit_code, resolve, spawn};
 use crate::{
     atomic,
     model::{Model, ProcId},
@@ -117,20 +117,9 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
     };
     let (end, workload, selection): (End, Workload, Selection) = match opts.subject {
         Subject::Command(argv) => {
-            let program = &argv[0];
-            let mut child = match tokio::process::Command::new(program)
-                .args(&argv[1..])
-                .spawn()
-            {
-                Ok(child) => child,
-                Err(err) => {
-                    eprintln!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
-                    return Ok(ExitCode::from(NOT_FOUND));
-                }
+            let Some((mut child, pid)) = spawn(&argv) else {
+                return Ok(ExitCode::from(NOT_FOUND));
             };
-            let pid = child
-                .id()
-                .ok_or_else(|| anyhow!("the command exited before zcprof saw its pid"))?;
             let (end, status) = loop {
                 tokio::select! {
                     status = child.wait() => {

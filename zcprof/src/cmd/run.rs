@@ -54,19 +54,9 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     let mut session = Session::start(load, PERIOD)?;
 
     let started = Instant::now();
-    let mut child = match tokio::process::Command::new(program)
-        .args(&opts.command[1..])
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(err) => {
-            eprintln!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
-            return Ok(ExitCode::from(NOT_FOUND));
-        }
+    let Some((mut child, pid)) = spawn(&opts.command) else {
+        return Ok(ExitCode::from(NOT_FOUND));
     };
-    let pid = child
-        .id()
-        .ok_or_else(|| anyhow!("the command exited before zcprof saw its pid"))?;
 
     let mut interrupted = false;
     let status = loop {
@@ -121,6 +111,25 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         None => eprintln!("{rendered}"),
     }
     Ok(exit_code(&outcome))
+}
+
+/// Starts `argv` (non-empty) and returns it with its pid, or tells the user why it could
+/// not start and returns `None`.
+pub(crate) fn spawn(argv: &[OsString]) -> Option<(tokio::process::Child, u32)> {
+    let program = argv.first()?;
+    match tokio::process::Command::new(program)
+        .args(&argv[1..])
+        .spawn()
+    {
+        Ok(child) => {
+            let pid = child.id()?;
+            Some((child, pid))
+        }
+        Err(err) => {
+            eprintln!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
+            None
+        }
+    }
 }
 
 /// The command's own status; 128+N when a signal ended it (as shells report it).
