@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Reaped, free_port, http_get, privileged};
+use common::{Reaped, fails, free_port, has_child_named, http_get, privileged};
 use serde_json::{Value, json};
 use zcprof_demos::Report;
 
@@ -299,16 +299,6 @@ fn a_recording_diffed_with_itself_shows_no_change() {
     let _ = std::fs::remove_file(&path);
 }
 
-fn has_child_named(parent: u32, comm: &str) -> bool {
-    let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-    else {
-        return false;
-    };
-    children.split_whitespace().any(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
-    })
-}
-
 /// Ctrl-C (and SIGTERM) during a recording still writes it, marked interrupted.
 #[test]
 fn an_interrupted_recording_is_still_written() {
@@ -512,20 +502,6 @@ fn serve_exposes_live_counters() {
     unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
     let status = server.0.wait().expect("exits");
     assert!(status.success());
-}
-
-/// Runs zcprof with `args` and checks the exit status and the one stderr line.
-fn fails(args: &[&str], code: i32, needle: &str) {
-    let output = zcprof().args(args).output().expect("zcprof runs");
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: one line, got {err}");
-    assert!(lines[0].starts_with("zcprof: "), "{args:?}: {err}");
-    assert!(
-        lines[0].contains(needle),
-        "{args:?}: `{needle}` not in {err}"
-    );
 }
 
 /// A valid recording, built without the probes.

@@ -197,3 +197,32 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_string()))
 }
+
+/// Runs zcprof with `args` and checks it fails with `code` and exactly one stderr line,
+/// starting `zcprof: ` and containing `needle`.
+pub fn fails(args: &[&str], code: i32, needle: &str) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zcprof"))
+        .args(args)
+        .output()
+        .expect("zcprof runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr}");
+    assert!(lines[0].starts_with("zcprof: "), "{args:?}: {stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: `{needle}` not in {stderr}"
+    );
+}
+
+/// Whether process `parent` has a child named `comm` now.
+pub fn has_child_named(parent: u32, comm: &str) -> bool {
+    let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+    else {
+        return false;
+    };
+    children.split_whitespace().any(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+    })
+}
