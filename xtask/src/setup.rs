@@ -2,7 +2,7 @@
 //! is already there, and stops with one sentence when something cannot be had.
 //!
 //! - Debian packages: LLVM 22 (bpf-linker links against it), strace (test ground truth),
-//!   tmux (dashboard tests);
+//!   tmux (dashboard tests), prometheus (the `zcprof serve` scrape test);
 //! - the nightly toolchain with `rust-src` (the eBPF crate is built with `-Z build-std=core`);
 //! - bpf-linker, built against LLVM 22 (the LLVM that this nightly rustc uses).
 
@@ -13,7 +13,13 @@ use anyhow::{Context as _, bail};
 use crate::util::{cmd, is_root, quiet_ok};
 
 /// Debian packages the project needs on every machine.
-pub const APT_PACKAGES: [&str; 4] = ["llvm-22-dev", "libpolly-22-dev", "strace", "tmux"];
+pub const APT_PACKAGES: [&str; 5] = [
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "strace",
+    "tmux",
+    "prometheus",
+];
 /// The bpf-linker release this project was verified with.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";

@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand, error::ErrorKind};
 use crate::{
     cmd::{
         demo::{self, DemoCommand},
+        diff::{self, DiffOptions},
+        record::{self, RecordOptions, Subject},
         run::{self, RunOptions},
+        serve::{self, ServeOptions},
         top::{self, TopOptions},
     },
     probes::{LoadOptions, SyscallProbe},
@@ -47,6 +50,70 @@ enum Command {
     /// Run the bundled demo workloads under the profiler and compare their modes
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Record a command, chosen processes or the machine to a file, for `zcprof diff`
+    Record(RecordArgs),
+    /// Compare two recordings: did copying go down, by how much, where?
+    Diff(DiffArgs),
+    /// Expose live per-process counters to Prometheus (OpenMetrics over HTTP)
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RecordArgs {
+    /// Write the recording here (atomically, mode 0600)
+    #[arg(long, short = 'o', value_name = "FILE", required = true)]
+    output: PathBuf,
+    /// Stop after this long (a recorded command is sent SIGTERM), e.g. 30s, 500ms
+    #[arg(long, short = 'd', value_parser = parse_duration, value_name = "D")]
+    duration: Option<Duration>,
+    /// Record this process and its descendants (repeatable)
+    #[arg(long, short = 'p', value_name = "PID", conflicts_with_all = ["comm", "command"])]
+    pid: Vec<u32>,
+    /// Record processes whose name contains this
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "SUBSTRING",
+        conflicts_with = "command"
+    )]
+    comm: Option<String>,
+    /// The command to run and record, after `--`
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DiffArgs {
+    /// The recording from before the change
+    before: PathBuf,
+    /// The recording from after the change
+    after: PathBuf,
+    /// Normalise per delivered byte: both runs delivered N bytes (default: per second)
+    #[arg(long, value_name = "N", value_parser = crate::cli::parse_size)]
+    per_bytes_delivered: Option<u64>,
+    /// Exit 1 when this holds, e.g. copied-increase>5%, regressions>0 (repeatable)
+    #[arg(long, value_name = "CONDITION")]
+    fail_if: Vec<zcprof_recording::diff::threshold::Threshold>,
+    /// Print JSON (schema zcprof.diff/v1)
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Print Markdown, for a pull-request comment
+    #[arg(long)]
+    markdown: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to serve /metrics on (loopback unless told otherwise)
+    #[arg(long, value_name = "ADDR:PORT", default_value = serve::DEFAULT_LISTEN)]
+    listen: std::net::SocketAddr,
+    /// How often counters are refreshed from the kernel
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_interval)]
+    interval: Duration,
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -60,6 +127,9 @@ struct TopArgs {
     /// One JSON object per interval (schema zcprof.top/v1, see README)
     #[arg(long)]
     json: bool,
+    /// CSV: a header, then one row per process and a machine row per interval
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
     /// Only this process (repeatable)
     #[arg(long, short = 'p', value_name = "PID")]
     pid: Vec<u32>,
@@ -136,6 +206,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 interval: args.interval.unwrap_or(Duration::from_secs(1)),
                 once: args.once,
                 json: args.json,
+                csv: args.csv,
                 filter: Filter {
                     pids: args.pid,
                     comm: args.comm,
@@ -153,7 +224,80 @@ pub fn run() -> anyhow::Result<ExitCode> {
             },
         )),
         Command::Demo(command) => runtime.block_on(demo::run(&load, command)),
+        Command::Record(args) => {
+            let subject = if !args.command.is_empty() {
+                Subject::Command(args.command)
+            } else if !args.pid.is_empty() {
+                Subject::Pids(args.pid)
+            } else if let Some(comm) = args.comm {
+                Subject::Comm(comm)
+            } else {
+                Subject::Machine
+            };
+            runtime.block_on(record::run(
+                &load,
+                RecordOptions {
+                    output: args.output,
+                    duration: args.duration,
+                    subject,
+                },
+            ))
+        }
+        Command::Diff(args) => Ok(diff::run(DiffOptions {
+            before: args.before,
+            after: args.after,
+            per_bytes_delivered: args.per_bytes_delivered,
+            fail_if: args.fail_if,
+            format: if args.json {
+                diff::Format::Json
+            } else if args.markdown {
+                diff::Format::Markdown
+            } else {
+                diff::Format::Text
+            },
+        })),
+        Command::Serve(args) => runtime.block_on(serve::run(
+            &load,
+            ServeOptions {
+                listen: args.listen,
+                interval: args.interval,
+            },
+        )),
     }
+}
+
+/// A recording length: like an interval, up to a day.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse_interval(text)
+}
+
+/// A byte count: `4194304`, `4M`, `64k`, `1G`, `16MiB` (binary multiples).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits);
+    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size (try 4194304, 64k, 4M or 1G)"
+            ));
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (try 4194304, 64k, 4M or 1G)"))?;
+    let n = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if n == 0 {
+        return Err("the number of delivered bytes must be more than 0".into());
+    }
+    Ok(n)
 }
 
 /// Help and version go to stdout with status 0; anything else is one line on stderr and
@@ -211,6 +355,49 @@ mod tests {
         let err = Cli::try_parse_from(["zcprof", "run"]).unwrap_err();
         let line = first_line(&err.render().to_string());
         assert!(line.contains("not provided: <CMD>"), "{line}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4194304"), Ok(4_194_304));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn record_subjects_exclude_each_other() {
+        let ok = |args: &[&str]| Cli::try_parse_from(args).map(|_| ()).map_err(|e| e.kind());
+        assert!(ok(&["zcprof", "record", "-o", "x", "--", "dd", "-x"]).is_ok());
+        assert!(ok(&["zcprof", "record", "-o", "x", "--pid", "1", "--pid", "2"]).is_ok());
+        assert!(ok(&["zcprof", "record", "-o", "x", "--comm", "nginx", "-d", "5s"]).is_ok());
+        assert!(ok(&["zcprof", "record", "-o", "x"]).is_ok());
+        assert!(
+            ok(&["zcprof", "record", "--pid", "1"]).is_err(),
+            "-o is required"
+        );
+        assert!(ok(&["zcprof", "record", "-o", "x", "--pid", "1", "--", "ls"]).is_err());
+        assert!(ok(&["zcprof", "record", "-o", "x", "--pid", "1", "--comm", "a"]).is_err());
+        assert!(
+            ok(&[
+                "zcprof",
+                "diff",
+                "a",
+                "b",
+                "--fail-if",
+                "copied-increase>5%"
+            ])
+            .is_ok()
+        );
+        assert!(ok(&["zcprof", "diff", "a", "b", "--fail-if", "nonsense"]).is_err());
+        assert!(ok(&["zcprof", "diff", "a", "b", "--json", "--markdown"]).is_err());
+        assert!(ok(&["zcprof", "serve", "--listen", "127.0.0.1:0"]).is_ok());
+        assert!(ok(&["zcprof", "serve", "--listen", "localhost"]).is_err());
+        assert!(ok(&["zcprof", "top", "--csv", "--json"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod diff;
+pub mod record;
 pub mod run;
+pub mod serve;
 pub mod top;

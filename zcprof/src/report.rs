@@ -1,6 +1,10 @@
 //! Rendering the model for people (text) and programs (JSON). Every figure is labelled with
 //! the probe layer that produced it, and every header shows lost events.
 
+pub mod csv;
+pub mod figures;
+pub mod prometheus;
+pub mod recording;
 pub mod run;
 pub mod top;
 

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::privileged;
+use common::{fails, has_child_named, privileged};
 use serde_json::Value;
 
 fn zcprof() -> Command {
@@ -212,16 +212,6 @@ fn interrupted_run_still_writes_its_summary() {
     assert_eq!(syscall(dd, "write"), (5, 5120));
 }
 
-fn has_child_named(parent: u32, comm: &str) -> bool {
-    let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-    else {
-        return false;
-    };
-    children.split_whitespace().any(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
-    })
-}
-
 /// `top --once --json` prints one frame in which a busy process shows its copy rates.
 #[test]
 fn top_json_shows_a_busy_process() {
@@ -292,21 +282,6 @@ fn top_stops_on_sigterm_with_a_partial_frame() {
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     let frame: Value = serde_json::from_str(stdout.trim()).expect("one JSON frame");
     assert_eq!(frame["partial"], true);
-}
-
-/// Runs zcprof with `args` and checks it fails with `code` and exactly one stderr line
-/// containing `needle`.
-fn fails(args: &[&str], code: i32, needle: &str) {
-    let output = zcprof().args(args).output().expect("zcprof runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr}");
-    assert!(lines[0].starts_with("zcprof: "), "{args:?}: {stderr}");
-    assert!(
-        lines[0].contains(needle),
-        "{args:?}: `{needle}` not in {stderr}"
-    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub struct RunOptions {
 }
 
 /// Exit status for a command that cannot be found or started, as shells use.
-const NOT_FOUND: u8 = 127;
+pub(crate) const NOT_FOUND: u8 = 127;
 /// How long a forwarded Ctrl-C/SIGTERM may take to end the command before zcprof reports
 /// without it.
 const GRACE: Duration = Duration::from_secs(2);
@@ -54,19 +54,9 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     let mut session = Session::start(load, PERIOD)?;
 
     let started = Instant::now();
-    let mut child = match tokio::process::Command::new(program)
-        .args(&opts.command[1..])
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(err) => {
-            eprintln!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
-            return Ok(ExitCode::from(NOT_FOUND));
-        }
+    let Some((mut child, pid)) = spawn(&opts.command) else {
+        return Ok(ExitCode::from(NOT_FOUND));
     };
-    let pid = child
-        .id()
-        .ok_or_else(|| anyhow!("the command exited before zcprof saw its pid"))?;
 
     let mut interrupted = false;
     let status = loop {
@@ -123,8 +113,27 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     Ok(exit_code(&outcome))
 }
 
+/// Starts `argv` (non-empty) and returns it with its pid, or tells the user why it could
+/// not start and returns `None`.
+pub(crate) fn spawn(argv: &[OsString]) -> Option<(tokio::process::Child, u32)> {
+    let program = argv.first()?;
+    match tokio::process::Command::new(program)
+        .args(&argv[1..])
+        .spawn()
+    {
+        Ok(child) => {
+            let pid = child.id()?;
+            Some((child, pid))
+        }
+        Err(err) => {
+            eprintln!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
+            None
+        }
+    }
+}
+
 /// The command's own status; 128+N when a signal ended it (as shells report it).
-fn exit_code(outcome: &Outcome) -> ExitCode {
+pub(crate) fn exit_code(outcome: &Outcome) -> ExitCode {
     let code = match (outcome.exit_code, outcome.signal) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
@@ -135,7 +144,7 @@ fn exit_code(outcome: &Outcome) -> ExitCode {
 
 /// Where `program` would be executed from: itself if it names a path, else the first
 /// executable match on PATH.
-fn resolve(program: &OsString) -> Option<PathBuf> {
+pub(crate) fn resolve(program: &OsString) -> Option<PathBuf> {
     let path = Path::new(program);
     if path.components().count() > 1 || program.to_string_lossy().contains('/') {
         return is_executable(path).then(|| path.to_path_buf());

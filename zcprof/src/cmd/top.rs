@@ -9,7 +9,10 @@ use anyhow::bail;
 use crate::{
     probes::LoadOptions,
     procfs,
-    report::top::{self, Filter},
+    report::{
+        csv,
+        top::{self, Filter},
+    },
     session::{Session, Signals},
 };
 
@@ -17,6 +20,8 @@ pub struct TopOptions {
     pub interval: Duration,
     pub once: bool,
     pub json: bool,
+    /// CSV rows (header first); takes precedence over `json`.
+    pub csv: bool,
     pub filter: Filter,
     pub limit: usize,
 }
@@ -33,7 +38,14 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
     }
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval)?;
+    if opts.csv {
+        println!("{}", csv::HEADER);
+    }
     let print = |session: &Session, partial: bool| {
+        if opts.csv {
+            print!("{}", csv::rows(&session.model, &opts.filter, partial));
+            return;
+        }
         let frame = if opts.json {
             top::json(&session.model, &session.layers, &opts.filter, partial)
         } else {

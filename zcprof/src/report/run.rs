@@ -1,17 +1,20 @@
 //! The summary `zcprof run` prints when the profiled command exits: per process and in
 //! total, bytes/calls/errors per syscall, copy versus zero-copy, and size histograms.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use zcprof_common::{
     HIST_BUCKETS, SyscallStats, hist,
-    syscalls::{self, Direction, Family},
+    syscalls::{Direction, Family},
 };
+use zcprof_recording::Layers;
 
-use super::{Lost, layers_line};
+use super::{
+    Lost,
+    figures::{self, used},
+    layers_line,
+};
 use crate::{
-    model::{Figures, Model, Origin, ProcId, Process, Totals},
+    model::{Model, Origin, ProcId, Process, Totals},
     probes::LayerSummary,
     units,
 };
@@ -81,7 +84,7 @@ struct JsonSummary<'a> {
     layers: &'a [LayerSummary],
     lost: Lost,
     processes: Vec<JsonProcess<'a>>,
-    total: JsonLayers,
+    total: Layers,
 }
 
 #[derive(Serialize)]
@@ -91,106 +94,17 @@ struct JsonProcess<'a> {
     comm: &'a str,
     origin: Origin,
     exited: bool,
+    /// Figures keyed by the layer that produced them (shared with recordings).
     #[serde(flatten)]
-    layers: JsonLayers,
-}
-
-/// Figures keyed by the layer that produced them.
-#[derive(Serialize)]
-struct JsonLayers {
-    syscall: JsonSyscallLayer,
-}
-
-#[derive(Serialize)]
-struct JsonSyscallLayer {
-    totals: JsonFigures,
-    /// Only syscalls that were called.
-    syscalls: BTreeMap<&'static str, JsonSyscall>,
-}
-
-#[derive(Serialize)]
-struct JsonFigures {
-    #[serde(flatten)]
-    figures: Figures,
-    zero_copy_ratio: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct JsonSyscall {
-    family: &'static str,
-    direction: &'static str,
-    calls: u64,
-    bytes: u64,
-    errors: u64,
-    /// Non-empty size buckets: calls that moved `low..=high` bytes.
-    hist: Vec<JsonBucket>,
-}
-
-#[derive(Serialize)]
-struct JsonBucket {
-    low: u64,
-    high: u64,
-    count: u64,
+    layers: Layers,
 }
 
 fn family(f: Family) -> &'static str {
-    match f {
-        Family::Copy => "copy",
-        Family::ZeroCopy => "zero_copy",
-    }
+    figures::family(f).as_str()
 }
 
 fn direction(d: Direction) -> &'static str {
-    match d {
-        Direction::KernelToUser => "k2u",
-        Direction::UserToKernel => "u2k",
-        Direction::KernelToKernel => "k2k",
-    }
-}
-
-fn used(totals: &Totals) -> impl Iterator<Item = (&'static syscalls::Syscall, &SyscallStats)> {
-    syscalls::SYSCALLS
-        .iter()
-        .zip(totals.0.iter())
-        .filter(|(_, s)| s.calls > 0)
-}
-
-fn buckets(s: &SyscallStats) -> Vec<JsonBucket> {
-    (0..HIST_BUCKETS)
-        .filter(|&k| s.hist[k] > 0)
-        .map(|k| JsonBucket {
-            low: hist::bucket_low(k),
-            high: hist::bucket_high(k),
-            count: s.hist[k],
-        })
-        .collect()
-}
-
-fn layers_json(totals: &Totals) -> JsonLayers {
-    let figures = totals.figures();
-    JsonLayers {
-        syscall: JsonSyscallLayer {
-            totals: JsonFigures {
-                figures,
-                zero_copy_ratio: figures.zero_copy_ratio(),
-            },
-            syscalls: used(totals)
-                .map(|(sc, s)| {
-                    (
-                        sc.name,
-                        JsonSyscall {
-                            family: family(sc.family),
-                            direction: direction(sc.direction),
-                            calls: s.calls,
-                            bytes: s.bytes,
-                            errors: s.errors,
-                            hist: buckets(s),
-                        },
-                    )
-                })
-                .collect(),
-        },
-    }
+    figures::direction(d).as_str()
 }
 
 /// The summary as one JSON document.
@@ -211,10 +125,10 @@ pub fn json(s: &Summary) -> String {
                 comm: &p.comm,
                 origin: p.origin,
                 exited: p.exited,
-                layers: layers_json(&p.totals),
+                layers: figures::layers(&p.totals),
             })
             .collect(),
-        total: layers_json(&s.total),
+        total: figures::layers(&s.total),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }

@@ -1,0 +1,119 @@
+//! Recordings built in code, for unit tests: totals are computed from the entries as
+//! zcprof computes them, so the fixtures pass the parser's consistency checks.
+
+use crate::format::{
+    Bucket, Direction, Entry, Family, Layer, LayerTotals, Layers, Lost, ProbeLayer, ProcessRecord,
+    Recording, SCHEMA, Target, Total, Workload, WorkloadKind,
+};
+
+/// `(syscall, calls, bytes)`; family and direction follow the syscall's name.
+pub type Call = (&'static str, u64, u64);
+
+pub fn entry(name: &str, calls: u64, bytes: u64) -> Entry {
+    let (family, direction) = match name {
+        "read" | "pread64" | "readv" | "recvfrom" | "recvmsg" => (Family::Copy, Direction::K2u),
+        "write" | "pwrite64" | "writev" | "sendto" | "sendmsg" => (Family::Copy, Direction::U2k),
+        _ => (Family::ZeroCopy, Direction::K2k),
+    };
+    let hist = if calls > 0 {
+        vec![Bucket {
+            low: 65_536,
+            high: 131_071,
+            count: calls,
+        }]
+    } else {
+        Vec::new()
+    };
+    Entry {
+        family,
+        direction,
+        calls,
+        bytes,
+        errors: 0,
+        hist,
+    }
+}
+
+pub fn layers(calls: &[Call]) -> Layers {
+    let mut layer = Layer::default();
+    for &(name, c, b) in calls {
+        layer.syscalls.insert(name.to_string(), entry(name, c, b));
+    }
+    layer.totals = totals(&layer);
+    Layers::from([("syscall".to_string(), layer)])
+}
+
+fn totals(layer: &Layer) -> LayerTotals {
+    let mut t = LayerTotals::default();
+    for (_, e) in layer.entries() {
+        match (e.family, e.direction) {
+            (Family::Copy, Direction::K2u) => t.copy_k2u_bytes += e.bytes,
+            (Family::Copy, _) => t.copy_u2k_bytes += e.bytes,
+            (Family::ZeroCopy, _) => t.zero_copy_bytes += e.bytes,
+        }
+        t.calls += e.calls;
+        t.errors += e.errors;
+    }
+    t.zero_copy_ratio = crate::format::ratio(t.zero_copy_bytes, t.copied_bytes());
+    t
+}
+
+/// A command recording of `duration_s` seconds with one process per `(pid, comm, calls)`.
+pub fn recording(duration_s: f64, procs: &[(u32, &str, &[Call])]) -> Recording {
+    let processes: Vec<ProcessRecord> = procs
+        .iter()
+        .map(|&(pid, comm, calls)| ProcessRecord {
+            pid,
+            ppid: Some(1),
+            comm: comm.to_string(),
+            origin: "forked".into(),
+            exited: true,
+            layers: layers(calls),
+        })
+        .collect();
+    let mut total = Layer::default();
+    for p in &processes {
+        for (name, e) in &p.layers["syscall"].syscalls {
+            total
+                .syscalls
+                .entry(name.clone())
+                .and_modify(|t| t.add(e))
+                .or_insert_with(|| e.clone());
+        }
+    }
+    total.totals = totals(&total);
+    Recording {
+        schema: SCHEMA.into(),
+        zcprof_version: "0.1.0".into(),
+        kernel: "6.18.0".into(),
+        syscall_probe: "raw".into(),
+        started_unix: 1_795_380_000.0,
+        ended_unix: 1_795_380_000.0 + duration_s,
+        duration_s,
+        interrupted: false,
+        ended_by: "exit".into(),
+        workload: Workload {
+            kind: WorkloadKind::Command,
+            command: Some(vec!["demo".into(), "--mode".into(), "x".into()]),
+            targets: vec![Target {
+                pid: procs.first().map_or(1, |p| p.0),
+                command: vec!["demo".into()],
+            }],
+            comm: None,
+            exit_code: Some(0),
+            signal: None,
+        },
+        probe_layers: vec![ProbeLayer {
+            layer: "syscall".into(),
+            state: "live".into(),
+            via: "raw_tracepoint".into(),
+            attached: 1,
+            unavailable: Vec::new(),
+        }],
+        lost: Lost::default(),
+        processes,
+        total: Total {
+            layers: Layers::from([("syscall".to_string(), total)]),
+        },
+    }
+}

@@ -1,0 +1,287 @@
+//! The `zcprof.recording/v1` document. `schema/recording.v1.json` describes the same shape
+//! for other tools; a test checks that every recording zcprof writes validates against it.
+//!
+//! Figures are grouped by the probe layer that produced them (`layers.syscall` today; the
+//! kernel-copy layer adds `layers.kernel` with per-probe entries under `probes`), so a
+//! reader always knows which layer a number came from.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Schema name and version written in every recording.
+pub const SCHEMA: &str = "zcprof.recording/v1";
+/// The schema family: `SCHEMA` without its version.
+pub const SCHEMA_NAME: &str = "zcprof.recording";
+/// The newest version this build reads and writes.
+pub const VERSION: u32 = 1;
+
+/// One recording: what was profiled, how, and everything that was counted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    pub schema: String,
+    pub zcprof_version: String,
+    /// `uname -r` of the machine that recorded.
+    pub kernel: String,
+    /// How the syscall layer saw syscall exits: `raw` or `tracepoint`.
+    pub syscall_probe: String,
+    pub started_unix: f64,
+    pub ended_unix: f64,
+    /// Runtime of the workload (command mode) or length of the recording (other modes):
+    /// the default normalisation of `zcprof diff`.
+    pub duration_s: f64,
+    /// Ctrl-C or SIGTERM ended the recording early: the figures are partial.
+    pub interrupted: bool,
+    /// `exit` (the command or every recorded process ended), `duration`, or `signal`.
+    pub ended_by: String,
+    pub workload: Workload,
+    /// State of each probe layer while recording.
+    pub probe_layers: Vec<ProbeLayer>,
+    pub lost: Lost,
+    pub processes: Vec<ProcessRecord>,
+    pub total: Total,
+}
+
+/// What was profiled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    /// The command line, for `kind: command`.
+    pub command: Option<Vec<String>>,
+    /// The processes recording started from (the command's pid, or `--pid` arguments),
+    /// each with its command line when it could be read.
+    pub targets: Vec<Target>,
+    /// The `--comm` substring, for `kind: comm`.
+    pub comm: Option<String>,
+    /// How the command ended (`kind: command`); both `null` when it was still running.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    /// `record -- CMD`: the command and all its descendants.
+    Command,
+    /// `record --pid P`: those processes and their descendants.
+    Pids,
+    /// `record --comm C`: processes whose name contains C.
+    Comm,
+    /// `record` alone: every process on the machine.
+    Machine,
+}
+
+impl WorkloadKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            WorkloadKind::Command => "a command",
+            WorkloadKind::Pids => "chosen pids",
+            WorkloadKind::Comm => "processes chosen by name",
+            WorkloadKind::Machine => "the whole machine",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    /// Empty when `/proc/PID/cmdline` could not be read.
+    pub command: Vec<String>,
+}
+
+/// One probe layer's state (as in `zcprof.run/v1` and `zcprof.top/v1`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeLayer {
+    pub layer: String,
+    /// `live`, `partial` or `unavailable`.
+    pub state: String,
+    pub via: String,
+    pub attached: u64,
+    pub unavailable: Vec<String>,
+}
+
+/// Events the kernel side or the decoder lost (as in `zcprof.run/v1`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    pub ringbuf_full: u64,
+    pub stats_map_full: u64,
+    pub mmsg_unreadable: u64,
+    pub mmsg_no_enter: u64,
+    pub malformed_records: u64,
+    pub total: u64,
+}
+
+/// One process instance (a reused pid is a separate entry).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub comm: String,
+    /// `forked` (seen from its start) or `existing` (counted from when probes attached).
+    pub origin: String,
+    pub exited: bool,
+    pub layers: Layers,
+}
+
+/// Sum over the recorded processes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Total {
+    pub layers: Layers,
+}
+
+/// Figures keyed by the probe layer that produced them: `syscall`, later `kernel`.
+pub type Layers = BTreeMap<String, Layer>;
+
+/// One layer's figures for one process (or a total).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    pub totals: LayerTotals,
+    /// Per syscall (syscall layer): only syscalls that were called.
+    #[serde(default)]
+    pub syscalls: BTreeMap<String, Entry>,
+    /// Per probe (layers that count at kernel functions rather than syscalls).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probes: BTreeMap<String, Entry>,
+}
+
+impl Layer {
+    /// Every entry, syscalls then probes.
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.syscalls.iter().chain(self.probes.iter())
+    }
+}
+
+/// A layer's figures summed over its entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerTotals {
+    pub copy_k2u_bytes: u64,
+    pub copy_u2k_bytes: u64,
+    pub zero_copy_bytes: u64,
+    pub calls: u64,
+    pub errors: u64,
+    /// Zero-copy bytes over all moved bytes; `null` when nothing moved.
+    pub zero_copy_ratio: Option<f64>,
+}
+
+impl LayerTotals {
+    pub fn copied_bytes(&self) -> u64 {
+        self.copy_k2u_bytes.saturating_add(self.copy_u2k_bytes)
+    }
+
+    pub fn add(&mut self, other: &LayerTotals) {
+        self.copy_k2u_bytes = self.copy_k2u_bytes.saturating_add(other.copy_k2u_bytes);
+        self.copy_u2k_bytes = self.copy_u2k_bytes.saturating_add(other.copy_u2k_bytes);
+        self.zero_copy_bytes = self.zero_copy_bytes.saturating_add(other.zero_copy_bytes);
+        self.calls = self.calls.saturating_add(other.calls);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.zero_copy_ratio = ratio(self.zero_copy_bytes, self.copied_bytes());
+    }
+}
+
+/// `zero_copy / (zero_copy + copied)`, `None` when nothing moved.
+pub fn ratio(zero_copy: u64, copied: u64) -> Option<f64> {
+    let moved = zero_copy as f64 + copied as f64;
+    (moved > 0.0).then(|| zero_copy as f64 / moved)
+}
+
+/// One syscall's (or probe's) figures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub family: Family,
+    pub direction: Direction,
+    pub calls: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    /// Non-empty log2 size buckets: `count` calls moved `low..=high` bytes each.
+    pub hist: Vec<Bucket>,
+}
+
+impl Entry {
+    pub fn add(&mut self, other: &Entry) {
+        self.calls = self.calls.saturating_add(other.calls);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.errors = self.errors.saturating_add(other.errors);
+        for b in &other.hist {
+            match self
+                .hist
+                .iter_mut()
+                .find(|h| h.low == b.low && h.high == b.high)
+            {
+                Some(h) => h.count = h.count.saturating_add(b.count),
+                None => self.hist.push(*b),
+            }
+        }
+        self.hist.sort_by_key(|h| h.low);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// The bytes crossed the user/kernel boundary by a CPU copy.
+    Copy,
+    /// The bytes moved without passing through user memory.
+    ZeroCopy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Kernel to user (read family).
+    K2u,
+    /// User to kernel (write family).
+    U2k,
+    /// Kernel to kernel (zero-copy family).
+    K2k,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::K2u => "k2u",
+            Direction::U2k => "u2k",
+            Direction::K2k => "k2k",
+        }
+    }
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Copy => "copy",
+            Family::ZeroCopy => "zero_copy",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub low: u64,
+    pub high: u64,
+    pub count: u64,
+}
+
+impl Recording {
+    /// The command line that identifies the workload, for headers: the command, the
+    /// targets' command lines, the `--comm` filter, or "the whole machine".
+    pub fn workload_label(&self) -> String {
+        let w = &self.workload;
+        match w.kind {
+            WorkloadKind::Command => w.command.clone().unwrap_or_default().join(" "),
+            WorkloadKind::Pids => w
+                .targets
+                .iter()
+                .map(|t| {
+                    if t.command.is_empty() {
+                        format!("pid {}", t.pid)
+                    } else {
+                        format!("pid {} ({})", t.pid, t.command.join(" "))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            WorkloadKind::Comm => format!("processes named *{}*", w.comm.as_deref().unwrap_or("")),
+            WorkloadKind::Machine => "the whole machine".into(),
+        }
+    }
+}

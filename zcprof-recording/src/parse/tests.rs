@@ -1,0 +1,174 @@
+//! The parser against good, damaged and foreign files.
+
+use super::*;
+use crate::fixture;
+
+fn good() -> Vec<u8> {
+    let r = fixture::recording(
+        2.0,
+        &[(10, "cat", &[("read", 4, 4096), ("write", 4, 4096)])],
+    );
+    serde_json::to_vec_pretty(&r).expect("serialises")
+}
+
+#[test]
+fn round_trips() {
+    let r = fixture::recording(2.0, &[(10, "cat", &[("read", 4, 4096), ("splice", 1, 9)])]);
+    let text = serde_json::to_vec(&r).expect("serialises");
+    assert_eq!(parse(&text), Ok(r));
+}
+
+#[test]
+fn empty_files() {
+    assert_eq!(parse(b""), Err(ParseError::Empty));
+    assert_eq!(parse(b" \n\t"), Err(ParseError::Empty));
+}
+
+#[test]
+fn truncated_files_at_every_length() {
+    let text = good();
+    for len in 1..text.len() - 1 {
+        let err = parse(&text[..len]).expect_err("a prefix is not a recording");
+        assert!(
+            matches!(err, ParseError::Truncated { .. } | ParseError::Corrupt(_)),
+            "{len}: {err:?}"
+        );
+    }
+    assert!(matches!(
+        parse(&text[..text.len() / 2]),
+        Err(ParseError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn corrupt_files() {
+    assert!(matches!(
+        parse(b"{\"schema\": nope}"),
+        Err(ParseError::Corrupt(_))
+    ));
+    assert!(matches!(
+        parse(b"\x00\xff\xfe"),
+        Err(ParseError::Corrupt(_))
+    ));
+    let mut text = good();
+    text.extend_from_slice(b"garbage");
+    assert!(matches!(parse(&text), Err(ParseError::Corrupt(_))));
+}
+
+#[test]
+fn wrong_types() {
+    let err = parse(b"[1, 2]").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "not a zcprof recording: the file holds an array, not a JSON object"
+    );
+    assert!(matches!(parse(b"42"), Err(ParseError::NotARecording(_))));
+    assert!(matches!(parse(b"{}"), Err(ParseError::NotARecording(_))));
+    assert!(matches!(
+        parse(b"{\"schema\": 1}"),
+        Err(ParseError::NotARecording(_))
+    ));
+    // The right schema with a field of the wrong type.
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    v["duration_s"] = Value::String("long".into());
+    let err = parse(&serde_json::to_vec(&v).expect("json")).unwrap_err();
+    assert!(
+        matches!(&err, ParseError::Invalid(m) if m.contains("invalid type")),
+        "{err}"
+    );
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    v["processes"][0]["layers"]["syscall"]["syscalls"]["read"]["family"] = "teleport".into();
+    assert!(matches!(
+        parse(&serde_json::to_vec(&v).expect("json")),
+        Err(ParseError::Invalid(_))
+    ));
+}
+
+#[test]
+fn other_zcprof_documents_are_named() {
+    let err = parse(br#"{"schema":"zcprof.run/v1","command":["x"]}"#).unwrap_err();
+    assert!(err.to_string().contains("`zcprof run` summary"), "{err}");
+    let err = parse(br#"{"schema":"zcprof.top/v1"}"#).unwrap_err();
+    assert!(err.to_string().contains("`zcprof top` frame"), "{err}");
+    let err = parse(br#"{"schema":"something.else/v3"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown schema"), "{err}");
+    let err = parse(br#"{"schema":"zcprof.recording/vX"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown schema"), "{err}");
+}
+
+#[test]
+fn newer_versions_are_refused_with_advice() {
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    v["schema"] = "zcprof.recording/v2".into();
+    let err = parse(&serde_json::to_vec(&v).expect("json")).unwrap_err();
+    assert_eq!(err, ParseError::NewerVersion { found: 2 });
+    assert!(err.to_string().contains("use a newer zcprof"));
+}
+
+#[test]
+fn unknown_fields_and_layers_are_kept_readable() {
+    // A v1 file from a newer zcprof may carry more layers (e.g. `kernel`, per probe).
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    v["future_field"] = true.into();
+    v["processes"][0]["layers"]["kernel"] = serde_json::json!({
+        "totals": {"copy_k2u_bytes": 5, "copy_u2k_bytes": 0, "zero_copy_bytes": 0,
+                   "calls": 1, "errors": 0, "zero_copy_ratio": 0.0},
+        "probes": {"__check_object_size": {"family": "copy", "direction": "k2u",
+                   "calls": 1, "bytes": 5, "errors": 0, "hist": []}}
+    });
+    let r = parse(&serde_json::to_vec(&v).expect("json")).expect("parses");
+    assert_eq!(r.processes[0].layers["kernel"].probes.len(), 1);
+}
+
+#[test]
+fn impossible_figures_are_refused() {
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    v["duration_s"] = (-1.0).into();
+    assert!(matches!(
+        parse(&serde_json::to_vec(&v).expect("json")),
+        Err(ParseError::Invalid(_))
+    ));
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    v["total"]["layers"]["syscall"]["totals"]["calls"] = 1.into();
+    let err = parse(&serde_json::to_vec(&v).expect("json")).unwrap_err();
+    assert!(
+        err.to_string().contains("not the sum of its entries"),
+        "{err}"
+    );
+}
+
+#[test]
+fn messages_are_one_line() {
+    for input in [
+        &b""[..],
+        b"{",
+        b"{\"a\":\n\n1,,}",
+        b"[]",
+        b"{\"schema\":\"zcprof.run/v1\"}",
+    ] {
+        let err = parse(input).unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+/// The JSON Schema in the repository accepts what this crate writes and rejects what the
+/// parser rejects for its shape.
+#[test]
+fn the_json_schema_describes_the_format() {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../../schema/recording.v1.json")).expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let r = fixture::recording(2.0, &[(10, "cat", &[("read", 4, 4096), ("splice", 1, 9)])]);
+    let good = serde_json::to_value(&r).expect("json");
+    let errors: Vec<String> = validator
+        .iter_errors(&good)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut bad = good.clone();
+    bad["processes"][0]["layers"]["syscall"]["syscalls"]["read"]["direction"] = "sideways".into();
+    assert!(!validator.is_valid(&bad));
+    let mut bad = good;
+    bad["schema"] = "zcprof.recording/v2".into();
+    assert!(!validator.is_valid(&bad));
+}

@@ -1,0 +1,326 @@
+//! `zcprof record -o FILE [--duration D] [--pid P… | --comm C | -- CMD ARGS…]`: profile a
+//! command and its descendants, chosen processes, processes by name, or the whole machine,
+//! and write a recording (`zcprof.recording/v1`) for `zcprof diff`.
+//!
+//! The output path is checked before anything starts, and the file is written atomically
+//! (mode 0600) once, at the end: an interrupted recording is still written, marked
+//! `interrupted`, and a failed one leaves whatever was at the path untouched.
+
+use std::{
+    collections::HashSet,
+    ffi::OsString,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use zcprof_recording::{Target, Workload, WorkloadKind};
+
+use super::run::{NOT_FOUND, exit_code, resolve, spawn};
+use crate::{
+    atomic,
+    model::{Model, ProcId},
+    probes::{LoadOptions, SyscallProbe},
+    procfs,
+    report::{
+        recording::{self, Meta},
+        run::Outcome,
+        unix_time,
+    },
+    session::{Session, Signals},
+};
+
+/// What to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// Run this command; record it and its descendants.
+    Command(Vec<OsString>),
+    /// These processes and their descendants.
+    Pids(Vec<u32>),
+    /// Processes whose name contains this.
+    Comm(String),
+    /// Every process.
+    Machine,
+}
+
+pub struct RecordOptions {
+    pub output: PathBuf,
+    /// Stop after this long (a recorded command is sent SIGTERM).
+    pub duration: Option<Duration>,
+    pub subject: Subject,
+}
+
+/// Collection period while recording; only the final flush matters for the figures.
+const PERIOD: Duration = Duration::from_millis(500);
+/// How long a command may take to exit after SIGTERM/SIGINT before zcprof writes without it.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// How recording ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Exit,
+    Duration,
+    Signal,
+}
+
+impl End {
+    fn as_str(self) -> &'static str {
+        match self {
+            End::Exit => "exit",
+            End::Duration => "duration",
+            End::Signal => "signal",
+        }
+    }
+}
+
+pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<ExitCode> {
+    // Everything that can be checked is checked before the probes load.
+    atomic::check_writable(&opts.output)?;
+    match &opts.subject {
+        Subject::Command(argv) => {
+            let program = argv.first().ok_or_else(|| anyhow!("no command given"))?;
+            if resolve(program).is_none() {
+                eprintln!(
+                    "zcprof: cannot run `{}`: command not found",
+                    program.to_string_lossy()
+                );
+                return Ok(ExitCode::from(NOT_FOUND));
+            }
+        }
+        Subject::Pids(pids) => {
+            for &pid in pids {
+                if !procfs::exists(pid) {
+                    bail!("no process with pid {pid} exists");
+                }
+            }
+        }
+        Subject::Comm(_) | Subject::Machine => {}
+    }
+    let mut signals = Signals::new()?;
+    let mut session = Session::start(load, PERIOD)?;
+    let started = Instant::now();
+    let started_unix = unix_time();
+    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let sleep_until_deadline = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until_deadline);
+
+    let mut outcome = Outcome {
+        exit_code: None,
+        signal: None,
+        interrupted: false,
+    };
+    let (end, workload, selection): (End, Workload, Selection) = match opts.subject {
+        Subject::Command(argv) => {
+            let Some((mut child, pid)) = spawn(&argv) else {
+                return Ok(ExitCode::from(NOT_FOUND));
+            };
+            let (end, status) = loop {
+                tokio::select! {
+                    status = child.wait() => {
+                        break (End::Exit, Some(status.context("waiting for the command")?));
+                    }
+                    batch = session.next() => {
+                        if batch.is_none() {
+                            bail!("the collector stopped unexpectedly");
+                        }
+                    }
+                    sig = signals.recv() => {
+                        // SAFETY: kill(2) on our own child, not yet reaped.
+                        unsafe { libc::kill(pid as i32, sig) };
+                        let status = tokio::time::timeout(GRACE, child.wait()).await;
+                        break (End::Signal, status.ok().transpose()?);
+                    }
+                    () = &mut sleep_until_deadline => {
+                        // SAFETY: as above.
+                        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                        let status = tokio::time::timeout(GRACE, child.wait()).await;
+                        break (End::Duration, status.ok().transpose()?);
+                    }
+                }
+            };
+            {
+                use std::os::unix::process::ExitStatusExt as _;
+                outcome.exit_code = status.and_then(|s| s.code());
+                outcome.signal = status.and_then(|s| s.signal());
+            }
+            let command: Vec<String> = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let workload = Workload {
+                kind: WorkloadKind::Command,
+                command: Some(command.clone()),
+                targets: vec![Target { pid, command }],
+                comm: None,
+                exit_code: outcome.exit_code,
+                signal: outcome.signal,
+            };
+            (end, workload, Selection::Command(pid))
+        }
+        subject => {
+            let targets: Vec<Target> = match &subject {
+                Subject::Pids(pids) => pids
+                    .iter()
+                    .map(|&pid| Target {
+                        pid,
+                        command: cmdline(pid),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let end = loop {
+                tokio::select! {
+                    batch = session.next() => {
+                        if batch.is_none() {
+                            bail!("the collector stopped unexpectedly");
+                        }
+                        if let Subject::Pids(pids) = &subject
+                            && pids.iter().all(|&p| !procfs::exists(p))
+                        {
+                            break End::Exit;
+                        }
+                    }
+                    _ = signals.recv() => break End::Signal,
+                    () = &mut sleep_until_deadline => break End::Duration,
+                }
+            };
+            let workload = Workload {
+                kind: match subject {
+                    Subject::Pids(_) => WorkloadKind::Pids,
+                    Subject::Comm(_) => WorkloadKind::Comm,
+                    _ => WorkloadKind::Machine,
+                },
+                command: None,
+                targets,
+                comm: match &subject {
+                    Subject::Comm(c) => Some(c.clone()),
+                    _ => None,
+                },
+                exit_code: None,
+                signal: None,
+            };
+            let selection = match subject {
+                Subject::Pids(pids) => Selection::Pids(pids),
+                Subject::Comm(c) => Selection::Comm(c),
+                _ => Selection::All,
+            };
+            (end, workload, selection)
+        }
+    };
+    let duration_s = started.elapsed().as_secs_f64();
+    let ended_unix = unix_time();
+    session.flush().await?;
+    outcome.interrupted = end == End::Signal;
+
+    let chosen = selection.members(&session.model);
+    let rec = recording::build(
+        &session.model,
+        &chosen,
+        &session.layers,
+        Meta {
+            workload,
+            syscall_probe: match load.syscall_probe {
+                SyscallProbe::Raw => "raw",
+                SyscallProbe::Tracepoint => "tracepoint",
+            },
+            started_unix,
+            ended_unix,
+            duration_s,
+            ended_by: end.as_str(),
+        },
+    );
+    atomic::write(&opts.output, recording::json(&rec).as_bytes())?;
+    eprintln!(
+        "zcprof: recorded {} process{} for {duration_s:.2} s{} to {}",
+        rec.processes.len(),
+        if rec.processes.len() == 1 { "" } else { "es" },
+        if outcome.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        },
+        opts.output.display()
+    );
+    Ok(match (&rec.workload.kind, end) {
+        // Like `zcprof run`: the command's status, so `record` can stand in for it.
+        (WorkloadKind::Command, End::Exit | End::Signal) => exit_code(&outcome),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// Which of the model's processes go into the recording.
+enum Selection {
+    /// The command zcprof started (this pid) and its descendants.
+    Command(u32),
+    Pids(Vec<u32>),
+    Comm(String),
+    All,
+}
+
+impl Selection {
+    fn members(&self, model: &Model) -> Vec<ProcId> {
+        match self {
+            Selection::Command(pid) => model
+                .child_of(std::process::id(), *pid)
+                .or_else(|| model.latest_instance(*pid))
+                .map(|root| model.tree(root))
+                .unwrap_or_default(),
+            Selection::Pids(pids) => descendants(model, pids),
+            Selection::Comm(c) => model
+                .processes()
+                .filter(|p| p.comm.contains(c.as_str()))
+                .map(|p| p.id)
+                .collect(),
+            Selection::All => model.processes().map(|p| p.id).collect(),
+        }
+    }
+}
+
+/// The latest instance of each of `pids`, and every instance descended from them (by
+/// parent instance, or by parent pid for children forked before their parent was seen).
+fn descendants(model: &Model, pids: &[u32]) -> Vec<ProcId> {
+    let mut members: Vec<ProcId> = pids
+        .iter()
+        .filter_map(|&pid| model.latest_instance(pid))
+        .collect();
+    let mut ids: HashSet<ProcId> = members.iter().copied().collect();
+    let mut tgids: HashSet<u32> = pids.iter().copied().collect();
+    loop {
+        let before = members.len();
+        for p in model.processes() {
+            if ids.contains(&p.id) {
+                continue;
+            }
+            let by_instance = p.parent.is_some_and(|parent| ids.contains(&parent));
+            let by_pid = p.parent.is_none() && p.ppid.is_some_and(|pp| tgids.contains(&pp));
+            if by_instance || by_pid {
+                ids.insert(p.id);
+                tgids.insert(p.tgid);
+                members.push(p.id);
+            }
+        }
+        if members.len() == before {
+            break;
+        }
+    }
+    members.sort();
+    members
+}
+
+/// `/proc/PID/cmdline` as arguments; empty when unreadable.
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,164 @@
+//! `zcprof serve --listen 127.0.0.1:9464`: expose the live per-process counters over HTTP
+//! for Prometheus (`GET /metrics`, OpenMetrics text; see `report::prometheus`).
+//!
+//! The address is bound before the probes load, so a port already in use is one line and
+//! a non-zero exit. The exposition is rendered once per collection and shared by every
+//! scrape; a connection gets one response and is closed (HTTP/1.1, `Connection: close`),
+//! which is all a scraper needs. Bound to loopback unless told otherwise.
+
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::{
+    probes::LoadOptions,
+    report::prometheus,
+    session::{Session, Signals},
+};
+
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// How often the counters are refreshed from the kernel.
+    pub interval: Duration,
+}
+
+/// The default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// A request head larger than this, or slower than `READ_TIMEOUT`, is dropped.
+const MAX_REQUEST: usize = 16 * 1024;
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitCode> {
+    let listener = match TcpListener::bind(opts.listen).await {
+        Ok(l) => l,
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "cannot listen on {}: the address is already in use (another exporter, or zcprof serve, runs there)",
+            opts.listen
+        ),
+        Err(err) => bail!("cannot listen on {}: {err}", opts.listen),
+    };
+    let addr = listener.local_addr().context("reading the bound address")?;
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "zcprof: warning: serving on {addr}: the metrics are reachable from other machines"
+        );
+    }
+    let mut signals = Signals::new()?;
+    let mut session = Session::start(load, opts.interval)?;
+    let mut current: Arc<str> = prometheus::render(&session.model, &session.layers).into();
+    eprintln!("zcprof: serving OpenMetrics on http://{addr}/metrics");
+    loop {
+        tokio::select! {
+            batch = session.next() => {
+                if batch.is_none() {
+                    bail!("the collector stopped unexpectedly");
+                }
+                current = prometheus::render(&session.model, &session.layers).into();
+                session.model.prune_exited();
+            }
+            conn = listener.accept() => {
+                // A failed accept (e.g. out of file descriptors) loses one scrape, not the server.
+                if let Ok((stream, _)) = conn {
+                    tokio::spawn(respond(stream, current.clone()));
+                }
+            }
+            _ = signals.recv() => break,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads one request head and answers it.
+async fn respond(mut stream: TcpStream, metrics: Arc<str>) {
+    let Ok(Some(head)) = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await else {
+        return;
+    };
+    let (status, content_type, body): (&str, &str, &str) = match route(&head) {
+        Route::Metrics => ("200 OK", CONTENT_TYPE, &metrics),
+        Route::Index => (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            "zcprof: metrics at /metrics\n",
+        ),
+        Route::NotFound => ("404 Not Found", "text/plain; charset=utf-8", "not found\n"),
+        Route::BadMethod => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET\n",
+        ),
+    };
+    let head_only = head.starts_with("HEAD ");
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !head_only {
+        response.push_str(body);
+    }
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The request line and headers, up to the blank line; `None` if the peer sent too much
+/// or closed early.
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
+            return Some(String::from_utf8_lossy(&buf).into_owned());
+        }
+        if buf.len() > MAX_REQUEST {
+            return None;
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    Index,
+    NotFound,
+    BadMethod,
+}
+
+fn route(head: &str) -> Route {
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method != "GET" && method != "HEAD" {
+        return Route::BadMethod;
+    }
+    match target.split('?').next().unwrap_or("") {
+        "/metrics" => Route::Metrics,
+        "/" => Route::Index,
+        _ => Route::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics
+        );
+        assert_eq!(route("GET /metrics?x=1 HTTP/1.1\r\n\r\n"), Route::Metrics);
+        assert_eq!(route("HEAD / HTTP/1.0\r\n\r\n"), Route::Index);
+        assert_eq!(route("GET /other HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
+        assert_eq!(route(""), Route::BadMethod);
+    }
+}

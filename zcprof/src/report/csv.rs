@@ -1,0 +1,92 @@
+//! `zcprof top --csv`: the same frame as `top --json`, as spreadsheet rows. The header comes
+//! once; then, every interval, one row per active process and one `machine` row.
+
+use super::{Lost, Rates, top, unix_time};
+use crate::model::Model;
+
+/// Column names, in order.
+pub const HEADER: &str = "unix_time,interval_s,partial,scope,pid,ppid,comm,exited,\
+copy_k2u_bytes_per_s,copy_u2k_bytes_per_s,zero_copy_bytes_per_s,calls_per_s,errors_per_s,\
+zero_copy_ratio,lost_events";
+
+/// The rows of the last interval, each newline-terminated.
+pub fn rows(model: &Model, filter: &top::Filter, partial: bool) -> String {
+    let seconds = model.interval.map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let now = unix_time();
+    let lost = Lost::of(model).total;
+    let mut out = String::new();
+    let mut row = |scope: &str, pid: String, ppid: String, comm: &str, exited: &str, r: Rates| {
+        out.push_str(&format!(
+            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost}\n",
+            field(comm),
+            r.copy_k2u_bytes_per_s,
+            r.copy_u2k_bytes_per_s,
+            r.zero_copy_bytes_per_s,
+            r.calls_per_s,
+            r.errors_per_s,
+            r.zero_copy_ratio
+                .map(|z| format!("{z:.4}"))
+                .unwrap_or_default(),
+        ));
+    };
+    for r in top::rows(model, filter) {
+        let p = r.process;
+        row(
+            "process",
+            p.tgid.to_string(),
+            p.ppid.map(|pp| pp.to_string()).unwrap_or_default(),
+            &p.comm,
+            if p.exited { "true" } else { "false" },
+            Rates::of(&r.figures, seconds),
+        );
+    }
+    row(
+        "machine",
+        String::new(),
+        String::new(),
+        "",
+        "",
+        Rates::of(&top::machine(model), seconds),
+    );
+    out
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break. A leading
+/// `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do not run a process name as a
+/// formula.
+pub fn field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_when_needed() {
+        assert_eq!(field("dd"), "dd");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=cmd()"), "'=cmd()");
+    }
+
+    #[test]
+    fn an_empty_model_gives_one_machine_row() {
+        let out = rows(&Model::new(), &top::Filter::default(), false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1);
+        let cols: Vec<&str> = lines[0].split(',').collect();
+        assert_eq!(cols.len(), HEADER.split(',').count());
+        assert_eq!(cols[3], "machine");
+        assert_eq!(cols[13], "", "no ratio when nothing moved");
+    }
+}

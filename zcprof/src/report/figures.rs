@@ -1,0 +1,110 @@
+//! The figure objects shared by every JSON document zcprof writes (`zcprof.run/v1`,
+//! `zcprof.recording/v1`): the model's totals as [`Layer`]s keyed by probe layer, layer
+//! states and lost events, in the types of the `zcprof-recording` crate.
+
+use zcprof_common::{
+    HIST_BUCKETS, SyscallStats, hist,
+    syscalls::{self, Direction, Family},
+};
+use zcprof_recording::{self as rec, Bucket, Entry, Layer, LayerTotals, Layers, ProbeLayer};
+
+use super::Lost;
+use crate::{
+    model::Totals,
+    probes::{LAYER_SYSCALL, LayerSummary},
+};
+
+/// `{"syscall": …}`: the syscall layer's figures for `totals`.
+pub fn layers(totals: &Totals) -> Layers {
+    Layers::from([(LAYER_SYSCALL.to_string(), syscall_layer(totals))])
+}
+
+/// The syscall layer: totals, and every syscall that was called.
+pub fn syscall_layer(totals: &Totals) -> Layer {
+    let f = totals.figures();
+    Layer {
+        totals: LayerTotals {
+            copy_k2u_bytes: f.copy_k2u_bytes,
+            copy_u2k_bytes: f.copy_u2k_bytes,
+            zero_copy_bytes: f.zero_copy_bytes,
+            calls: f.calls,
+            errors: f.errors,
+            zero_copy_ratio: f.zero_copy_ratio(),
+        },
+        syscalls: used(totals)
+            .map(|(sc, s)| {
+                (
+                    sc.name.to_string(),
+                    Entry {
+                        family: family(sc.family),
+                        direction: direction(sc.direction),
+                        calls: s.calls,
+                        bytes: s.bytes,
+                        errors: s.errors,
+                        hist: buckets(s),
+                    },
+                )
+            })
+            .collect(),
+        probes: Default::default(),
+    }
+}
+
+/// Syscalls with at least one call, in table order.
+pub fn used(totals: &Totals) -> impl Iterator<Item = (&'static syscalls::Syscall, &SyscallStats)> {
+    syscalls::SYSCALLS
+        .iter()
+        .zip(totals.0.iter())
+        .filter(|(_, s)| s.calls > 0)
+}
+
+pub fn family(f: Family) -> rec::Family {
+    match f {
+        Family::Copy => rec::Family::Copy,
+        Family::ZeroCopy => rec::Family::ZeroCopy,
+    }
+}
+
+pub fn direction(d: Direction) -> rec::Direction {
+    match d {
+        Direction::KernelToUser => rec::Direction::K2u,
+        Direction::UserToKernel => rec::Direction::U2k,
+        Direction::KernelToKernel => rec::Direction::K2k,
+    }
+}
+
+/// Non-empty size buckets.
+pub fn buckets(s: &SyscallStats) -> Vec<Bucket> {
+    (0..HIST_BUCKETS)
+        .filter(|&k| s.hist[k] > 0)
+        .map(|k| Bucket {
+            low: hist::bucket_low(k),
+            high: hist::bucket_high(k),
+            count: s.hist[k],
+        })
+        .collect()
+}
+
+pub fn probe_layers(layers: &[LayerSummary]) -> Vec<ProbeLayer> {
+    layers
+        .iter()
+        .map(|l| ProbeLayer {
+            layer: l.layer.to_string(),
+            state: l.state.to_string(),
+            via: l.via.clone(),
+            attached: l.attached as u64,
+            unavailable: l.unavailable.clone(),
+        })
+        .collect()
+}
+
+pub fn lost(l: &Lost) -> rec::Lost {
+    rec::Lost {
+        ringbuf_full: l.kernel.ringbuf_full,
+        stats_map_full: l.kernel.stats_map_full,
+        mmsg_unreadable: l.kernel.mmsg_unreadable,
+        mmsg_no_enter: l.kernel.mmsg_no_enter,
+        malformed_records: l.malformed_records,
+        total: l.total,
+    }
+}

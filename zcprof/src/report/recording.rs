@@ -1,0 +1,80 @@
+//! A recording (`zcprof.recording/v1`, see `schema/recording.v1.json`) built from the model:
+//! the chosen process instances with their figures per layer, their total, and everything
+//! needed to judge the numbers later (version, kernel, layers live, lost events, timing).
+
+use zcprof_recording::{ProcessRecord, Recording, Total, Workload, format::SCHEMA};
+
+use super::{Lost, figures};
+use crate::{
+    model::{Model, Origin, ProcId, Totals},
+    probes::LayerSummary,
+};
+
+/// How and when the recording was made.
+pub struct Meta {
+    pub workload: Workload,
+    /// `raw` or `tracepoint`.
+    pub syscall_probe: &'static str,
+    pub started_unix: f64,
+    pub ended_unix: f64,
+    pub duration_s: f64,
+    /// `exit`, `duration` or `signal`.
+    pub ended_by: &'static str,
+}
+
+/// The recording of `members` (process instances of `model`).
+pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: Meta) -> Recording {
+    let mut total = Totals::zero();
+    let processes = members
+        .iter()
+        .filter_map(|id| model.process(*id))
+        .map(|p| {
+            total.add(&p.totals);
+            ProcessRecord {
+                pid: p.tgid,
+                ppid: p.ppid,
+                comm: p.comm.clone(),
+                origin: match p.origin {
+                    Origin::Forked => "forked",
+                    Origin::Existing => "existing",
+                }
+                .into(),
+                exited: p.exited,
+                layers: figures::layers(&p.totals),
+            }
+        })
+        .collect();
+    Recording {
+        schema: SCHEMA.into(),
+        zcprof_version: env!("CARGO_PKG_VERSION").into(),
+        kernel: kernel_release(),
+        syscall_probe: meta.syscall_probe.into(),
+        started_unix: meta.started_unix,
+        ended_unix: meta.ended_unix,
+        duration_s: meta.duration_s,
+        interrupted: meta.ended_by == "signal",
+        ended_by: meta.ended_by.into(),
+        workload: meta.workload,
+        probe_layers: figures::probe_layers(layers),
+        lost: figures::lost(&Lost::of(model)),
+        processes,
+        total: Total {
+            layers: figures::layers(&total),
+        },
+    }
+}
+
+/// The recording as pretty JSON, newline-terminated.
+pub fn json(r: &Recording) -> String {
+    let mut s =
+        serde_json::to_string_pretty(r).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// `uname -r`.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}

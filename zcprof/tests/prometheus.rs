@@ -1,0 +1,159 @@
+//! A real Prometheus server (Debian's `prometheus` package, installed by `cargo xtask
+//! setup`) scrapes `zcprof serve` while a demo runs, and its HTTP API returns the demo's
+//! bytes exactly as the demo counted them.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use common::{Reaped, free_port, http_get, privileged};
+use serde_json::Value;
+use zcprof_demos::Report;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A temporary directory, removed at the end.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of an instant query with one result, if Prometheus has it.
+fn query(port: u16, promql: &str) -> Option<f64> {
+    let (code, body) = http_get(port, &format!("/api/v1/query?query={}", urlencode(promql)))?;
+    if code != 200 {
+        return None;
+    }
+    let doc: Value = serde_json::from_str(&body).ok()?;
+    doc["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// Polls `f` every 200 ms until it gives `Some`, or fails after `limit`.
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(200));
+    }
+}
+
+fn demo_bin() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_zcprof")).with_file_name("zcprof-demo");
+    assert!(
+        path.exists(),
+        "zcprof-demo is built by `cargo test --workspace`"
+    );
+    path
+}
+
+#[test]
+fn prometheus_scrapes_the_demos_bytes() {
+    if !privileged("prometheus_scrapes_the_demos_bytes") {
+        return;
+    }
+    if !Path::new(PROMETHEUS).exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI=true but {PROMETHEUS} is missing (cargo xtask setup installs it)");
+        }
+        eprintln!(
+            "skipping prometheus_scrapes_the_demos_bytes: {PROMETHEUS} is not installed (run cargo xtask setup)"
+        );
+        return;
+    }
+    let dir = TempDir(std::env::temp_dir().join(format!("zcprof-prom-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("mkdir");
+    let (zc_port, prom_port) = (free_port(), free_port());
+    let _serve = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_zcprof"))
+            .args(["serve", "--interval", "250ms", "--listen"])
+            .arg(format!("127.0.0.1:{zc_port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zcprof serve"),
+    );
+    wait_for("zcprof serve", Duration::from_secs(20), || {
+        http_get(zc_port, "/metrics").filter(|(c, _)| *c == 200)
+    });
+    let config = dir.0.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 250ms\n  scrape_timeout: 200ms\n\
+             scrape_configs:\n  - job_name: zcprof\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{zc_port}']\n"
+        ),
+    )
+    .expect("config");
+    let _prometheus = Reaped(
+        Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    wait_for("Prometheus to be ready", Duration::from_secs(30), || {
+        http_get(prom_port, "/-/ready").filter(|(c, _)| *c == 200)
+    });
+    wait_for("the first scrape", Duration::from_secs(30), || {
+        query(prom_port, "up{job=\"zcprof\"}").filter(|v| *v == 1.0)
+    });
+
+    // The proxy demo, long enough to be scraped while it runs.
+    let out = Command::new(demo_bin())
+        .args(["run", "proxy", "--mode", "reused-buffer", "--seconds", "2"])
+        .output()
+        .expect("zcprof-demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).expect("the demo's report");
+    let proxy = report
+        .roles
+        .iter()
+        .find(|r| r.role == "proxy")
+        .expect("a proxy role");
+    for (syscall, counter) in &proxy.syscalls {
+        // The largest value seen is the final count: counters only grow.
+        let promql = format!(
+            "max_over_time(zcprof_bytes_total{{pid=\"{}\",syscall=\"{syscall}\",layer=\"syscall\",kind=\"copy\"}}[10m])",
+            proxy.pid
+        );
+        let seen = wait_for(
+            &format!("the proxy's {syscall} bytes in Prometheus"),
+            Duration::from_secs(30),
+            || query(prom_port, &promql).filter(|v| *v == counter.bytes as f64),
+        );
+        assert_eq!(seen, counter.bytes as f64);
+    }
+    assert!(proxy.copy_family.bytes > 0);
+}
