@@ -14,6 +14,8 @@ use crate::util::{cmd, is_root, quiet_ok};
 
 /// Debian packages the project needs on every machine.
 pub const APT_PACKAGES: [&str; 4] = ["llvm-22-dev", "libpolly-22-dev", "strace", "tmux"];
+/// Debian packages only `cargo xtask bench` needs (the tools zcprof is compared with).
+pub const BENCH_APT_PACKAGES: [&str; 3] = ["bpftrace", "linux-perf", "strace"];
 /// The bpf-linker release this project was verified with.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
@@ -23,6 +25,11 @@ pub fn run() -> anyhow::Result<()> {
     nightly()?;
     bpf_linker()?;
     Ok(())
+}
+
+/// What `cargo xtask bench` needs on top of [`run`]: the tools it compares zcprof with.
+pub fn bench() -> anyhow::Result<()> {
+    apt(&BENCH_APT_PACKAGES)
 }
 
 /// Installs the Debian packages of `wanted` that are missing (one `apt-get update` first,

@@ -1,0 +1,154 @@
+//! The benchmark's workloads: what to run, and how to read the throughput and the exact
+//! per-process ground truth from what the workload prints.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, anyhow};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// `zcbench storm`: 64 B and 4 KiB write/read pairs on a pipe, one process per core.
+    Storm,
+    /// `zcbench bulk`: 1 MiB read/write, one process per core.
+    Bulk,
+    /// `zcbench zerocopy`: sendfile into a pipe + splice to /dev/null, one process per core.
+    Zerocopy,
+    /// `zcprof-demo run pipe --mode read-write`: four processes, end to end.
+    Demo,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 4] = [
+        Workload::Storm,
+        Workload::Bulk,
+        Workload::Zerocopy,
+        Workload::Demo,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Storm => "storm",
+            Workload::Bulk => "bulk",
+            Workload::Zerocopy => "zerocopy",
+            Workload::Demo => "demo-pipe",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Workload::Storm => {
+                "syscall storm: 64 B and 4 KiB write+read pairs on a private pipe, one process per core"
+            }
+            Workload::Bulk => {
+                "bulk copy: 1 MiB read from a page-cached file + 1 MiB write to tmpfs, one process per core"
+            }
+            Workload::Zerocopy => {
+                "zero-copy: sendfile 64 KiB from a page-cached file into a pipe + splice to /dev/null, one process per core"
+            }
+            Workload::Demo => {
+                "demo end to end: `zcprof-demo run pipe --mode read-write` (producer | relay tee | two consumers, 64 KiB chunks)"
+            }
+        }
+    }
+
+    /// What the throughput column counts.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Workload::Storm => "calls/s",
+            _ => "B/s",
+        }
+    }
+
+    /// The command line, given the directory of the release binaries.
+    pub fn command(self, bin: &std::path::Path, seconds: f64) -> Vec<String> {
+        let s = format!("{seconds}");
+        let zcbench = bin.join("zcbench").display().to_string();
+        match self {
+            Workload::Storm => vec![zcbench, "storm".into(), "--seconds".into(), s],
+            Workload::Bulk => vec![zcbench, "bulk".into(), "--seconds".into(), s],
+            Workload::Zerocopy => vec![zcbench, "zerocopy".into(), "--seconds".into(), s],
+            Workload::Demo => vec![
+                bin.join("zcprof-demo").display().to_string(),
+                "run".into(),
+                "pipe".into(),
+                "--mode".into(),
+                "read-write".into(),
+                "--seconds".into(),
+                s,
+                "--compact".into(),
+            ],
+        }
+    }
+
+    /// Reads the workload's report (its stdout).
+    pub fn parse(self, stdout: &str) -> anyhow::Result<Outcome> {
+        let v: Value = serde_json::from_str(stdout.trim())
+            .with_context(|| format!("{} printed no JSON report", self.name()))?;
+        let num = |v: &Value, key: &str| -> anyhow::Result<f64> {
+            v.get(key)
+                .and_then(Value::as_f64)
+                .ok_or_else(|| anyhow!("{} report has no number `{key}`", self.name()))
+        };
+        let int = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let mut truth = BTreeMap::new();
+        match self {
+            Workload::Demo => {
+                let wall = num(&v, "wall_seconds")?;
+                let mut calls = 0;
+                for role in v["roles"].as_array().into_iter().flatten() {
+                    let (mut c, mut b) = (0, 0);
+                    for family in ["copy_family", "zero_copy_family"] {
+                        c += int(&role[family], "calls");
+                        b += int(&role[family], "bytes");
+                    }
+                    calls += c;
+                    truth.insert(int(role, "pid") as u32, Truth { calls: c, bytes: b });
+                }
+                Ok(Outcome {
+                    throughput: num(&v, "throughput_bytes_per_sec")?,
+                    calls_per_s: calls as f64 / wall,
+                    truth,
+                })
+            }
+            _ => {
+                for w in v["workers"].as_array().into_iter().flatten() {
+                    truth.insert(
+                        int(w, "pid") as u32,
+                        Truth {
+                            calls: int(w, "calls"),
+                            bytes: int(w, "bytes"),
+                        },
+                    );
+                }
+                let throughput = match self {
+                    Workload::Storm => num(&v, "calls_per_s")?,
+                    _ => num(&v, "bytes_per_s")?,
+                };
+                Ok(Outcome {
+                    throughput,
+                    calls_per_s: num(&v, "calls_per_s")?,
+                    truth,
+                })
+            }
+        }
+    }
+}
+
+/// One workload process's own count of its counted syscalls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Truth {
+    pub calls: u64,
+    pub bytes: u64,
+}
+
+/// What one run of a workload reported.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// In [`Workload::unit`]s.
+    pub throughput: f64,
+    /// Counted syscalls per second: each is one hit of a syscall-exit probe.
+    pub calls_per_s: f64,
+    /// By PID.
+    pub truth: BTreeMap<u32, Truth>,
+}
