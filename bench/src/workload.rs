@@ -47,6 +47,9 @@ struct Tally {
     bytes: [u64; 4],
     errors: [u64; 4],
     elapsed_ns: u64,
+    /// CPU time the worker used (user + system, so including any probe that runs in its
+    /// syscalls): unlike wall time, not inflated by other load on the machine.
+    cpu_ns: u64,
     /// Set to 1 when the worker finished normally.
     done: u64,
 }
@@ -143,12 +146,14 @@ fn run_workers(
             // SAFETY: slot `i` of the zeroed shared mapping belongs to this worker alone.
             let tally = unsafe { &mut *tallies.add(i) };
             let started = Instant::now();
+            let cpu0 = thread_cpu_ns();
             let ok = match kind {
                 Kind::Storm => storm(tally, started + seconds),
                 Kind::Bulk => bulk(tally, started + seconds, &input, output),
                 Kind::Zerocopy => zerocopy(tally, started + seconds, &input),
             };
             tally.elapsed_ns = started.elapsed().as_nanos() as u64;
+            tally.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
             tally.done = u64::from(ok);
             // SAFETY: leave without flushing stdio or running destructors.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
@@ -173,7 +178,7 @@ fn run_workers(
     }
     let mut calls_per_s = 0.0;
     let mut bytes_per_s = 0.0;
-    let (mut calls, mut bytes, mut errors) = (0u64, 0u64, 0u64);
+    let (mut calls, mut bytes, mut errors, mut cpu_ns) = (0u64, 0u64, 0u64, 0u64);
     let per_worker: Vec<serde_json::Value> = pids
         .iter()
         .zip(&results)
@@ -184,6 +189,7 @@ fn run_workers(
             calls += c;
             bytes += b;
             errors += t.errors.iter().sum::<u64>();
+            cpu_ns += t.cpu_ns;
             calls_per_s += c as f64 / secs;
             bytes_per_s += b as f64 / secs;
             let syscalls: serde_json::Map<String, serde_json::Value> = NAMES
@@ -197,7 +203,7 @@ fn run_workers(
                     )
                 })
                 .collect();
-            json!({"pid": pid, "seconds": secs, "calls": c, "bytes": b, "syscalls": syscalls})
+            json!({"pid": pid, "seconds": secs, "cpu_seconds": t.cpu_ns as f64 / 1e9, "calls": c, "bytes": b, "syscalls": syscalls})
         })
         .collect();
     Ok(json!({
@@ -208,7 +214,21 @@ fn run_workers(
         "errors": errors,
         "calls_per_s": calls_per_s,
         "bytes_per_s": bytes_per_s,
+        "cpu_seconds": cpu_ns as f64 / 1e9,
+        "calls_per_cpu_s": calls as f64 / (cpu_ns as f64 / 1e9),
+        "bytes_per_cpu_s": bytes as f64 / (cpu_ns as f64 / 1e9),
     }))
+}
+
+/// CPU time of the calling thread (a worker is single-threaded), in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// How many iterations run between two looks at the clock.

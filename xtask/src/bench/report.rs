@@ -160,7 +160,11 @@ struct Cell {
     ok: usize,
     failed: Vec<String>,
     throughput: Option<Spread>,
-    /// Throughput relative to the baseline of the same repetition.
+    cpu_throughput: Option<Spread>,
+    ns_per_call: Option<Spread>,
+    /// CPU ns per call minus the baseline's in the same repetition.
+    added_ns: Option<Spread>,
+    /// Throughput (per CPU-second) relative to the baseline of the same repetition.
     relative: Option<Spread>,
     hits: Option<Spread>,
     cpu: Option<Spread>,
@@ -179,6 +183,7 @@ impl Cell {
 fn cell(results: &Results, workload: Workload, condition: Condition) -> Cell {
     let mut c = Cell::default();
     let (mut thr, mut rel, mut hits, mut cpu) = (vec![], vec![], vec![], vec![]);
+    let (mut cthr, mut ns, mut added) = (vec![], vec![], vec![]);
     let mut exact = None::<(usize, usize, Option<String>)>;
     for (rep, w, cond, result) in &results.runs {
         if *w != workload || *cond != condition {
@@ -193,14 +198,17 @@ fn cell(results: &Results, workload: Workload, condition: Condition) -> Cell {
         };
         c.ok += 1;
         thr.push(s.outcome.throughput);
+        cthr.push(s.outcome.cpu_throughput);
+        ns.push(s.outcome.ns_per_call);
         hits.push(s.outcome.calls_per_s);
         let baseline = results.runs.iter().find_map(|(r, w2, c2, res)| {
             (*r == *rep && *w2 == workload && *c2 == Condition::Baseline)
-                .then(|| res.as_ref().ok().map(|b| b.outcome.throughput))
+                .then(|| res.as_ref().ok().map(|b| b.outcome.clone()))
                 .flatten()
         });
         if let Some(b) = baseline {
-            rel.push(s.outcome.throughput / b);
+            rel.push(s.outcome.cpu_throughput / b.cpu_throughput);
+            added.push(s.outcome.ns_per_call - b.ns_per_call);
         }
         if let Some(d) = s.daemon {
             cpu.push(d.cpu_share);
@@ -220,6 +228,9 @@ fn cell(results: &Results, workload: Workload, condition: Condition) -> Cell {
         }
     }
     c.throughput = spread(&thr);
+    c.cpu_throughput = spread(&cthr);
+    c.ns_per_call = spread(&ns);
+    c.added_ns = spread(&added);
     c.relative = spread(&rel);
     c.hits = spread(&hits);
     c.cpu = spread(&cpu);
@@ -254,7 +265,7 @@ fn targets(results: &Results) -> Vec<Target> {
         let raw = cell(results, Workload::Storm, Condition::ZcprofRaw);
         let overhead = raw.overhead();
         out.push(Target {
-            what: "storm: syscall layer (raw_tp) throughput overhead < 5%".into(),
+            what: "storm: syscall layer (raw_tp) overhead < 5% (per CPU-second)".into(),
             pass: overhead.map(|o| o < 0.05),
             value: fmt_spread(
                 raw.relative.map(|r| Spread {
@@ -379,7 +390,7 @@ fn markdown(results: &Results) -> String {
         m["loadavg_end"].as_f64().unwrap_or(f64::NAN),
         results.wall_s,
     );
-    md.push_str("Figures are medians with the [min–max] over repetitions. *vs baseline* is throughput divided by the baseline's in the same repetition; overhead = 1 − that. *Probe hits/s* is the workload's counted syscalls per second under that condition (each is one run of a syscall-exit probe). *Daemon* is the watching profiler's process: CPU while the workload ran (share of one core, all threads, from /proc/PID/task/*/schedstat) and peak RSS (VmHWM). *Exact* compares the profiler's per-process totals (calls and bytes for zcprof, summed from its `top --json` frames; bytes for bpftrace) with each workload process's own count.\n\n");
+    md.push_str("Figures are medians with the [min–max] over repetitions. Overheads are measured on CPU time, not wall time, because the machine is shared: *per CPU-s* is the workload's throughput per second of its own processes' CPU time (user + system, which includes every probe that runs inside their syscalls; ptrace-based tracers also cost context switches that land partly elsewhere, so their wall figures matter too), *vs baseline* divides it by the baseline's in the same repetition, overhead = 1 − that, and *added ns/call* is the extra CPU time per counted syscall. *Wall* is the plain throughput, for reference. *Probe hits/s* is the workload's counted syscalls per second under that condition (each is one run of a syscall-exit probe). *Daemon* is the watching profiler's process: CPU while the workload ran (share of one core, all threads, from /proc/PID/task/*/schedstat) and peak RSS (VmHWM). *Exact* compares the profiler's per-process totals (calls and bytes for zcprof, summed from its `top --json` frames; bytes for bpftrace) with each workload process's own count.\n\n");
 
     md.push_str("## Targets (issue 7)\n\n| target | result | measured |\n|---|---|---|\n");
     for t in targets(results) {
@@ -406,16 +417,17 @@ fn markdown(results: &Results) -> String {
         let _ = writeln!(md, "\n## {} — {}\n", w.name(), w.describe());
         let _ = writeln!(
             md,
-            "| condition | throughput ({}) | vs baseline | overhead | probe hits/s | daemon CPU | daemon peak RSS | lost events | exact totals |",
+            "| condition | {} per CPU-s | vs baseline | overhead | CPU ns/call | added ns/call | wall {} | probe hits/s | daemon CPU | daemon peak RSS | lost events | exact totals |",
+            w.unit().trim_end_matches("/s"),
             w.unit()
         );
-        md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for &c in &results.conditions {
             let x = cell(results, w, c);
             if x.ok == 0 {
                 let _ = writeln!(
                     md,
-                    "| {} | failed: {} | | | | | | | |",
+                    "| {} | failed: {} | | | | | | | | | | |",
                     c.name(),
                     x.failed
                         .first()
@@ -437,15 +449,22 @@ fn markdown(results: &Results) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |{}",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{}",
                 c.name(),
-                fmt_spread(x.throughput, human),
+                fmt_spread(x.cpu_throughput, human),
                 fmt_spread(x.relative, |v| format!("{v:.3}")),
                 if c == Condition::Baseline {
                     "—".into()
                 } else {
                     fmt_spread(overhead, pct)
                 },
+                fmt_spread(x.ns_per_call, |v| format!("{v:.0}")),
+                if c == Condition::Baseline {
+                    "—".into()
+                } else {
+                    fmt_spread(x.added_ns, |v| format!("{v:+.0}"))
+                },
+                fmt_spread(x.throughput, human),
                 fmt_spread(x.hits, human),
                 fmt_spread(x.cpu, pct),
                 x.rss_kib_max
@@ -479,6 +498,8 @@ fn to_json(results: &Results) -> Value {
             Ok(s) => json!({
                 "rep": rep, "workload": w.name(), "condition": c.name(), "ok": true,
                 "throughput": s.outcome.throughput, "unit": w.unit(),
+                "throughput_per_cpu_s": s.outcome.cpu_throughput,
+                "cpu_ns_per_call": s.outcome.ns_per_call,
                 "probe_hits_per_s": s.outcome.calls_per_s,
                 "daemon_cpu_share": s.daemon.map(|d| d.cpu_share),
                 "daemon_peak_rss_kib": s.daemon.map(|d| d.peak_rss_kib),

@@ -96,6 +96,7 @@ impl Workload {
             Workload::Demo => {
                 let wall = num(&v, "wall_seconds")?;
                 let mut calls = 0;
+                let mut cpu = 0.0;
                 for role in v["roles"].as_array().into_iter().flatten() {
                     let (mut c, mut b) = (0, 0);
                     for family in ["copy_family", "zero_copy_family"] {
@@ -103,10 +104,14 @@ impl Workload {
                         b += int(&role[family], "bytes");
                     }
                     calls += c;
+                    cpu += role["cpu_user_seconds"].as_f64().unwrap_or(0.0)
+                        + role["cpu_system_seconds"].as_f64().unwrap_or(0.0);
                     truth.insert(int(role, "pid") as u32, Truth { calls: c, bytes: b });
                 }
                 Ok(Outcome {
                     throughput: num(&v, "throughput_bytes_per_sec")?,
+                    cpu_throughput: num(&v, "payload_bytes")? / cpu,
+                    ns_per_call: cpu * 1e9 / calls as f64,
                     calls_per_s: calls as f64 / wall,
                     truth,
                 })
@@ -121,12 +126,14 @@ impl Workload {
                         },
                     );
                 }
-                let throughput = match self {
-                    Workload::Storm => num(&v, "calls_per_s")?,
-                    _ => num(&v, "bytes_per_s")?,
+                let (throughput, cpu_throughput) = match self {
+                    Workload::Storm => (num(&v, "calls_per_s")?, num(&v, "calls_per_cpu_s")?),
+                    _ => (num(&v, "bytes_per_s")?, num(&v, "bytes_per_cpu_s")?),
                 };
                 Ok(Outcome {
                     throughput,
+                    cpu_throughput,
+                    ns_per_call: num(&v, "cpu_seconds")? * 1e9 / num(&v, "calls")?,
                     calls_per_s: num(&v, "calls_per_s")?,
                     truth,
                 })
@@ -145,8 +152,14 @@ pub struct Truth {
 /// What one run of a workload reported.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    /// In [`Workload::unit`]s.
+    /// In [`Workload::unit`]s, per second of wall time.
     pub throughput: f64,
+    /// In [`Workload::unit`]s, per second of the workload processes' own CPU time (user +
+    /// system, which includes the probes that run in their syscalls). The overhead figures
+    /// use this: it is not inflated when other jobs share the machine's cores.
+    pub cpu_throughput: f64,
+    /// The workload's CPU time per counted syscall, in nanoseconds.
+    pub ns_per_call: f64,
     /// Counted syscalls per second: each is one hit of a syscall-exit probe.
     pub calls_per_s: f64,
     /// By PID.
