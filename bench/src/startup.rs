@@ -13,7 +13,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     reps: usize,
     /// The syscall probe mode to time
-    #[arg(long, value_enum, default_value_t = SyscallProbe::Raw)]
+    #[arg(long, value_enum, default_value_t = SyscallProbe::Btf)]
     syscall_probe: SyscallProbe,
 }
 

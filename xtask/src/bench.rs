@@ -122,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let reps = args.reps.max(1);
 
     let mut startup = vec![
+        ("btf", Vec::new(), Vec::new()),
         ("raw", Vec::new(), Vec::new()),
         ("tracepoint", Vec::new(), Vec::new()),
     ];

@@ -44,7 +44,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
         .expect("runtime");
     let opts = LoadOptions {
         btf: None,
-        syscall_probe: SyscallProbe::Raw,
+        syscall_probe: SyscallProbe::Btf,
     };
     let mut session = rt
         .block_on(async { Session::start(&opts, Duration::from_millis(200)) })

@@ -31,6 +31,8 @@ const ALL_LAYERS_ARGS: &[&str] = &[];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition {
     Baseline,
+    /// The default: BTF raw tracepoint.
+    Zcprof,
     ZcprofRaw,
     ZcprofTracepoint,
     ZcprofAll,
@@ -40,8 +42,9 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 7] = [
+    pub const ALL: [Condition; 8] = [
         Condition::Baseline,
+        Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
         Condition::ZcprofAll,
@@ -53,6 +56,7 @@ impl Condition {
     pub fn name(self) -> &'static str {
         match self {
             Condition::Baseline => "baseline",
+            Condition::Zcprof => "zcprof",
             Condition::ZcprofRaw => "zcprof raw_tp",
             Condition::ZcprofTracepoint => "zcprof tracepoint",
             Condition::ZcprofAll => "zcprof all layers",
@@ -65,10 +69,11 @@ impl Condition {
     pub fn describe(self) -> String {
         match self {
             Condition::Baseline => "no profiler".into(),
-            Condition::ZcprofRaw => "`zcprof top --json -i 1s` (syscall layer on raw_tp sys_exit, lifecycle tracepoints)".into(),
+            Condition::Zcprof => "`zcprof top --json -i 1s`, the default: syscall layer on one BTF raw tracepoint (tp_btf) on sys_exit, lifecycle tracepoints".into(),
+            Condition::ZcprofRaw => "`zcprof --syscall-probe raw top --json -i 1s`: the same on a plain raw tracepoint (the default before tuning)".into(),
             Condition::ZcprofTracepoint => "`zcprof --syscall-probe tracepoint top --json -i 1s` (one syscalls:sys_exit_* per counted syscall)".into(),
             Condition::ZcprofAll => if ALL_LAYERS_ARGS.is_empty() {
-                "every layer that attaches: today the same command as `zcprof raw_tp` (no other layer exists yet), so the two rows also show the run-to-run noise".into()
+                "every layer that attaches: today the same command as `zcprof` (no other layer exists yet), so the two rows also show the run-to-run noise".into()
             } else {
                 format!("`zcprof {} top --json -i 1s`", ALL_LAYERS_ARGS.join(" "))
             },
@@ -129,10 +134,14 @@ pub fn run(
             lost: None,
             exact: None,
         }),
-        Condition::ZcprofRaw | Condition::ZcprofTracepoint | Condition::ZcprofAll => {
+        Condition::Zcprof
+        | Condition::ZcprofRaw
+        | Condition::ZcprofTracepoint
+        | Condition::ZcprofAll => {
             let zcprof = tools.bin.join("zcprof").display().to_string();
             let mut args = vec![zcprof];
             match condition {
+                Condition::ZcprofRaw => args.extend(["--syscall-probe".into(), "raw".into()]),
                 Condition::ZcprofTracepoint => {
                     args.extend(["--syscall-probe".into(), "tracepoint".into()]);
                 }

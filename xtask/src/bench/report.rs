@@ -261,11 +261,11 @@ fn targets(results: &Results) -> Vec<Target> {
     let has = |w: Workload, c: Condition| {
         results.workloads.contains(&w) && results.conditions.contains(&c)
     };
-    if has(Workload::Storm, Condition::ZcprofRaw) {
-        let raw = cell(results, Workload::Storm, Condition::ZcprofRaw);
+    if has(Workload::Storm, Condition::Zcprof) {
+        let raw = cell(results, Workload::Storm, Condition::Zcprof);
         let overhead = raw.overhead();
         out.push(Target {
-            what: "storm: syscall layer (raw_tp) overhead < 5% (per CPU-second)".into(),
+            what: "storm: syscall layer (default, tp_btf) overhead < 5% (per CPU-second)".into(),
             pass: overhead.map(|o| o < 0.05),
             value: fmt_spread(
                 raw.relative.map(|r| Spread {
@@ -280,6 +280,7 @@ fn targets(results: &Results) -> Vec<Target> {
         if has(Workload::Storm, Condition::Bpftrace) {
             let bpf = cell(results, Workload::Storm, Condition::Bpftrace).overhead();
             for cond in [
+                Condition::Zcprof,
                 Condition::ZcprofRaw,
                 Condition::ZcprofTracepoint,
                 Condition::ZcprofAll,
@@ -306,6 +307,7 @@ fn targets(results: &Results) -> Vec<Target> {
         let mut hits = Vec::new();
         let mut detail = None;
         for cond in [
+            Condition::Zcprof,
             Condition::ZcprofRaw,
             Condition::ZcprofTracepoint,
             Condition::ZcprofAll,
@@ -337,7 +339,7 @@ fn targets(results: &Results) -> Vec<Target> {
             ),
         });
         out.push(Target {
-            what: "storm: daemon (`top -i 1s`, raw_tp) CPU < 2% of one core".into(),
+            what: "storm: daemon (`zcprof top -i 1s`) CPU < 2% of one core".into(),
             pass: raw.cpu.map(|c| c.median < 0.02),
             value: fmt_spread(raw.cpu, pct),
         });
@@ -349,10 +351,10 @@ fn targets(results: &Results) -> Vec<Target> {
             }),
         });
     }
-    if let Some((_, attach, _)) = results.startup.iter().find(|(m, _, _)| *m == "raw") {
+    if let Some((_, attach, _)) = results.startup.iter().find(|(m, _, _)| *m == "btf") {
         let s = spread(attach);
         out.push(Target {
-            what: "startup: load + attach of every layer < 1 s (default raw_tp mode)".into(),
+            what: "startup: load + attach of every layer < 1 s (default tp_btf mode)".into(),
             pass: s.map(|s| s.median < 1.0),
             value: fmt_spread(s, |v| format!("{v:.3} s")),
         });
