@@ -30,10 +30,10 @@ use crate::{
 #[derive(clap::Args)]
 pub struct Args {
     /// Repetitions of every workload under every condition (interleaved)
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     reps: usize,
     /// Seconds each storm run lasts; the other workloads run two thirds of it
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     /// Only these workloads (comma-separated: storm, bulk, zerocopy, demo-pipe)
     #[arg(long, value_delimiter = ',')]
