@@ -482,3 +482,81 @@ pub fn scratch_dir() -> anyhow::Result<PathBuf> {
 pub fn remove_scratch(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn truth(pid: u32, calls: u64, bytes: u64) -> BTreeMap<u32, Truth> {
+        BTreeMap::from([(pid, Truth { calls, bytes })])
+    }
+
+    #[test]
+    fn zcprof_frames_add_up_to_exact_integers() {
+        // 3 calls and 1000 bytes over 0.3 s, then 7 calls / 64+4096 bytes over a partial
+        // 0.123 s: rates are not round numbers, the rebuilt totals must be.
+        let secs1: f64 = 0.3;
+        let secs2: f64 = 0.123;
+        let frame = |secs: f64, calls: f64, k2u: f64, u2k: f64, lost: u64| {
+            format!(
+                r#"{{"schema":"zcprof.top/v1","interval_s":{secs},"lost":{{"total":{lost}}},"processes":[{{"pid":42,"syscall":{{"calls_per_s":{},"copy_k2u_bytes_per_s":{},"copy_u2k_bytes_per_s":{},"zero_copy_bytes_per_s":0.0}}}},{{"pid":7,"syscall":{{"calls_per_s":1.0}}}}]}}"#,
+                calls / secs,
+                k2u / secs,
+                u2k / secs
+            )
+        };
+        let lines = vec![
+            "not json".to_string(),
+            frame(secs1, 3.0, 600.0, 400.0, 0),
+            frame(secs2, 7.0, 64.0, 4096.0, 2),
+        ];
+        let (totals, lost) = zcprof_totals(&lines, &truth(42, 0, 0)).unwrap();
+        assert_eq!(
+            totals[&42],
+            Truth {
+                calls: 10,
+                bytes: 5160
+            }
+        );
+        assert!(!totals.contains_key(&7), "only the workload's processes");
+        assert_eq!(lost, 2);
+        assert!(compare(&truth(42, 10, 5160), &totals, true).exact);
+        let off = compare(&truth(42, 10, 5161), &totals, true);
+        assert!(!off.exact);
+        assert!(off.detail.unwrap().contains("pid 42"));
+        assert!(zcprof_totals(&["{}".into()], &truth(42, 0, 0)).is_err());
+    }
+
+    #[test]
+    fn bpftrace_and_perf_outputs_are_read() {
+        let lines: Vec<String> = [
+            "Attaching 22 probes...",
+            "",
+            "@bytes[123]: 4567",
+            "@ready: 1",
+        ]
+        .map(String::from)
+        .into();
+        let totals = bpftrace_totals(&lines);
+        assert_eq!(totals.len(), 1);
+        assert_eq!(totals[&123].bytes, 4567);
+        // Without calls, bpftrace is compared on bytes only.
+        assert!(compare(&truth(123, 99, 4567), &totals, false).exact);
+        assert_eq!(perf_lost("LOST 10 events!\n  x\nLOST 5 events!\n"), 15);
+        assert_eq!(perf_lost(" Summary of events:\n"), 0);
+    }
+
+    #[test]
+    fn bpftrace_script_covers_every_counted_syscall() {
+        let script = bpftrace_script();
+        for sc in &zcprof_common::syscalls::SYSCALLS {
+            assert!(
+                script.contains(&format!("sys_exit_{},", sc.event))
+                    || script.contains(&format!("sys_exit_{} ", sc.event)),
+                "{}",
+                sc.event
+            );
+        }
+        assert!(script.contains(READY));
+    }
+}

@@ -577,3 +577,25 @@ pub fn write(results: &Results, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)
     }
     Ok((md_path, json_path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_median_min_max_of_finite_values() {
+        let s = spread(&[3.0, 1.0, f64::NAN, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert!(spread(&[]).is_none());
+        assert_eq!(fmt_spread(spread(&[1.0]), |v| format!("{v}")), "1");
+        assert_eq!(fmt_spread(None, |v| format!("{v}")), "—");
+    }
+
+    #[test]
+    fn human_scales() {
+        assert_eq!(human(1_234_567.0), "1.23 M");
+        assert_eq!(human(12.0), "12.00");
+        assert_eq!(human(5.2e9), "5.20 G");
+    }
+}

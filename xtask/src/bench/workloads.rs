@@ -165,3 +165,45 @@ pub struct Outcome {
     /// By PID.
     pub truth: BTreeMap<u32, Truth>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_zcbench_and_demo_reports() {
+        let storm = r#"{"workers":[{"pid":5,"calls":10,"bytes":100},{"pid":6,"calls":20,"bytes":200}],
+            "calls":30,"bytes":300,"calls_per_s":15.0,"bytes_per_s":150.0,"cpu_seconds":0.5,
+            "calls_per_cpu_s":60.0,"bytes_per_cpu_s":600.0}"#;
+        let o = Workload::Storm.parse(storm).unwrap();
+        assert_eq!(
+            (o.throughput, o.cpu_throughput, o.calls_per_s),
+            (15.0, 60.0, 15.0)
+        );
+        assert_eq!(
+            o.truth[&6],
+            Truth {
+                calls: 20,
+                bytes: 200
+            }
+        );
+        assert!((o.ns_per_call - 0.5e9 / 30.0).abs() < 1e-6);
+        let bulk = Workload::Bulk.parse(storm).unwrap();
+        assert_eq!(bulk.throughput, 150.0);
+
+        let demo = r#"{"payload_bytes":1000,"wall_seconds":2.0,"throughput_bytes_per_sec":500.0,
+            "roles":[{"pid":9,"copy_family":{"calls":3,"bytes":700},"zero_copy_family":{"calls":1,"bytes":300},
+            "cpu_user_seconds":0.1,"cpu_system_seconds":0.4}]}"#;
+        let d = Workload::Demo.parse(demo).unwrap();
+        assert_eq!(
+            d.truth[&9],
+            Truth {
+                calls: 4,
+                bytes: 1000
+            }
+        );
+        assert_eq!((d.throughput, d.calls_per_s), (500.0, 2.0));
+        assert!((d.cpu_throughput - 2000.0).abs() < 1e-9);
+        assert!(Workload::Demo.parse("oops").is_err());
+    }
+}
