@@ -2,6 +2,7 @@
 //! zcprof needs, running it as root, running the whole test suite, and the QEMU kernel lab.
 //! (The eBPF object itself is built by `zcprof/build.rs`, not here.)
 
+mod bench;
 mod run;
 mod setup;
 mod test;
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Boot real kernels in QEMU and run commands inside them
     Vmtest(vmtest::Args),
+    /// Measure what zcprof costs beside bpftrace, strace and perf trace; writes bench/results/
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Test => test::run_all().map(|()| ExitCode::SUCCESS),
         Command::Run { args } => run::run_zcprof(&args),
         Command::Vmtest(args) => vmtest::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

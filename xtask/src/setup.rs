@@ -20,6 +20,8 @@ pub const APT_PACKAGES: [&str; 5] = [
     "tmux",
     "prometheus",
 ];
+/// Debian packages only `cargo xtask bench` needs (the tools zcprof is compared with).
+pub const BENCH_APT_PACKAGES: [&str; 3] = ["bpftrace", "linux-perf", "strace"];
 /// The bpf-linker release this project was verified with.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
@@ -29,6 +31,11 @@ pub fn run() -> anyhow::Result<()> {
     nightly()?;
     bpf_linker()?;
     Ok(())
+}
+
+/// What `cargo xtask bench` needs on top of [`run`]: the tools it compares zcprof with.
+pub fn bench() -> anyhow::Result<()> {
+    apt(&BENCH_APT_PACKAGES)
 }
 
 /// Installs the Debian packages of `wanted` that are missing (one `apt-get update` first,

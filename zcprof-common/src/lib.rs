@@ -21,6 +21,9 @@ pub const MMSG_ARGS_MAP: &str = "MMSG_ARGS";
 
 /// Program names, as the `#[...]` macros in `zcprof-ebpf` export them.
 pub mod program {
+    /// BTF-enabled raw tracepoint (`tp_btf`) on `sys_exit`: the syscall layer, one program
+    /// for every syscall (preferred when the kernel has BTF).
+    pub const SYS_EXIT_BTF: &str = "sys_exit_btf";
     /// Raw tracepoint on `sys_exit`: the syscall layer, one program for every syscall.
     pub const SYS_EXIT_RAW: &str = "sys_exit_raw";
     /// Classic tracepoint attached to each `syscalls:sys_exit_*` (fallback mode).

@@ -1,8 +1,11 @@
 //! The syscall layer: what each completed read/write-family and zero-copy syscall moved.
 //!
-//! Two ways to see syscall exits, chosen by user space at run time:
-//! - `sys_exit_raw`, a raw tracepoint on `sys_exit`: one program runs for every syscall
-//!   and filters by number. Cheapest per hit and needs no tracefs.
+//! Three ways to see syscall exits, chosen by user space at run time:
+//! - `sys_exit_btf`, a BTF-enabled raw tracepoint (`tp_btf`) on `sys_exit`: one program
+//!   runs for every syscall and filters by number, reading the number straight from the
+//!   BTF-typed `pt_regs` (no helper call). Cheapest per hit; needs the kernel's BTF.
+//! - `sys_exit_raw`, the same on a plain raw tracepoint, reading `pt_regs` through
+//!   `bpf_probe_read_kernel`. Needs no BTF and no tracefs.
 //! - `sys_exit_tp`, a classic tracepoint attached to each `syscalls:sys_exit_<name>`:
 //!   runs only for counted syscalls, and a missing one is visible by name. Used when raw
 //!   tracepoints are unavailable, or on request.
@@ -11,9 +14,9 @@
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user},
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::HashMap,
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
 };
 use zcprof_common::{MMSG_MAX, counter, syscalls};
 
@@ -61,6 +64,34 @@ fn try_sys_exit_raw(ctx: &RawTracePointContext) -> Result<(), ()> {
         // SAFETY: as above.
         let vec: u64 =
             unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_SI).cast()) }.map_err(|_| ())?;
+        mmsg_bytes(vec, ret)
+    } else {
+        ret.max(0) as u64
+    };
+    record(tgid(), index, ret, bytes);
+    Ok(())
+}
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_btf(ctx: BtfTracePointContext) -> i32 {
+    match try_sys_exit_btf(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_sys_exit_btf(ctx: &BtfTracePointContext) -> Result<(), ()> {
+    // TP_PROTO(struct pt_regs *regs, long ret); `regs` is typed by BTF, so the verifier
+    // lets us load its fields directly (as fault-safe loads): no helper call per syscall.
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    // SAFETY: `orig_ax` of the BTF-typed `struct pt_regs` of the current task.
+    let nr = unsafe { core::ptr::read_volatile(regs.add(PT_REGS_ORIG_AX).cast::<u64>()) };
+    let Some(index) = syscalls::index_of(nr) else {
+        return Ok(());
+    };
+    let bytes = if index == syscalls::RECVMMSG || index == syscalls::SENDMMSG {
+        // SAFETY: `si` of the same `struct pt_regs`.
+        let vec = unsafe { core::ptr::read_volatile(regs.add(PT_REGS_SI).cast::<u64>()) };
         mmsg_bytes(vec, ret)
     } else {
         ret.max(0) as u64

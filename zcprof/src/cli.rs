@@ -33,7 +33,7 @@ pub struct Cli {
     btf: Option<PathBuf>,
 
     /// How the syscall layer sees syscall exits
-    #[arg(long, global = true, value_enum, default_value_t = SyscallProbe::Raw)]
+    #[arg(long, global = true, value_enum, default_value_t = SyscallProbe::Btf)]
     syscall_probe: SyscallProbe,
 
     #[command(subcommand)]

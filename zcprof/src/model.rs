@@ -101,6 +101,9 @@ pub struct Model {
     pub counters: KernelCounters,
     /// Ring-buffer records user space could not decode (cumulative).
     pub malformed: u64,
+    /// Entries in the kernel's `STATS` map at the last read: live processes × syscalls
+    /// they used. Exited processes' entries are deleted, so this stays bounded.
+    pub kernel_entries: usize,
     last_tick: Option<Instant>,
     /// Length of the last interval, once two ticks have happened.
     pub interval: Option<Duration>,
@@ -163,6 +166,7 @@ impl Model {
             }
         }
         self.counters = batch.counters;
+        self.kernel_entries = batch.stats.len();
         self.malformed = batch.malformed;
         self.tick(batch.at);
         self.sweep_missed_exits(source, &mut forget);

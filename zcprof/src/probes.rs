@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    programs::{RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use serde::Serialize;
 use zcprof_common::{global, program, syscalls};
@@ -21,7 +21,11 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyscallProbe {
-    /// One raw tracepoint on `sys_exit`, filtered by syscall number (cheapest).
+    /// One BTF-typed raw tracepoint (`tp_btf`) on `sys_exit`, filtered by syscall number:
+    /// the cheapest per syscall (no helper call to read the number). Needs the kernel's
+    /// BTF; falls back to `raw` without it.
+    Btf,
+    /// One raw tracepoint on `sys_exit`, filtered by syscall number.
     Raw,
     /// One `syscalls:sys_exit_*` tracepoint per counted syscall.
     Tracepoint,
@@ -188,6 +192,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     attach_syscall_layer(
         &mut ebpf,
         opts.syscall_probe,
+        btf.as_ref(),
         tracefs.as_deref(),
         &mut probes,
         &mut warnings,
@@ -290,11 +295,28 @@ fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Trac
 fn attach_syscall_layer(
     ebpf: &mut Ebpf,
     mode: SyscallProbe,
+    btf: Option<&Btf>,
     tracefs: Option<&std::path::Path>,
     probes: &mut Vec<ProbeStatus>,
     warnings: &mut Vec<String>,
 ) {
-    if mode == SyscallProbe::Raw {
+    // Without BTF, load_btf has already said so; the raw tracepoint does the same job.
+    if let (SyscallProbe::Btf, Some(btf)) = (mode, btf) {
+        match attach_btf_raw(ebpf, btf) {
+            Ok(()) => {
+                probes.push(ProbeStatus::attached(
+                    LAYER_SYSCALL,
+                    "tp_btf:sys_exit".into(),
+                    "tp_btf",
+                ));
+                return;
+            }
+            Err(err) => warnings.push(format!(
+                "the BTF raw tracepoint on sys_exit cannot attach ({err:#}); falling back to the raw tracepoint"
+            )),
+        }
+    }
+    if mode != SyscallProbe::Tracepoint {
         match attach_raw(ebpf) {
             Ok(()) => {
                 probes.push(ProbeStatus::attached(
@@ -357,6 +379,21 @@ fn all_syscall_tracepoints_unavailable(probes: &mut Vec<ProbeStatus>, reason: &s
             reason.to_string(),
         ));
     }
+}
+
+fn attach_btf_raw(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<()> {
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(program::SYS_EXIT_BTF)
+        .ok_or_else(|| {
+            anyhow!(
+                "program {} is missing from the object",
+                program::SYS_EXIT_BTF
+            )
+        })?
+        .try_into()?;
+    prog.load("sys_exit", btf).context("loading")?;
+    prog.attach().context("attaching")?;
+    Ok(())
 }
 
 fn attach_raw(ebpf: &mut Ebpf) -> anyhow::Result<()> {

@@ -28,6 +28,7 @@ fn start(mode: SyscallProbe) -> (tokio::runtime::Runtime, Session) {
         .expect("probes attach on this kernel");
     // No silent fallback: the mode under test is the one attached, for every syscall.
     let via = match mode {
+        SyscallProbe::Btf => "tp_btf",
         SyscallProbe::Raw => "raw_tracepoint",
         SyscallProbe::Tracepoint => "tracepoint",
     };
@@ -293,6 +294,11 @@ fn exact_ground_truth(mode: SyscallProbe, test: &str) {
     );
     assert_eq!(m.counters.lost(), 0, "no lost events");
     assert_eq!(m.malformed, 0);
+}
+
+#[test]
+fn btf_raw_tracepoint_counts_exactly() {
+    exact_ground_truth(SyscallProbe::Btf, "btf_raw_tracepoint_counts_exactly");
 }
 
 #[test]

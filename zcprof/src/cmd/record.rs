@@ -226,6 +226,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         Meta {
             workload,
             syscall_probe: match load.syscall_probe {
+                SyscallProbe::Btf => "btf",
                 SyscallProbe::Raw => "raw",
                 SyscallProbe::Tracepoint => "tracepoint",
             },

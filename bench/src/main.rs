@@ -1,0 +1,65 @@
+//! `zcbench`: the workloads `cargo xtask bench` measures zcprof with, and a startup timer.
+//!
+//! Each workload forks one worker per core, runs for a fixed time as fast as it can, and
+//! prints one JSON object with every worker's PID and the exact calls and bytes it made
+//! (tallied from each return value, in shared memory, like `zcprof-demo`): that is the
+//! ground truth a profiler's totals must equal. The parent's own syscalls (printing the
+//! report) are not part of it.
+
+mod startup;
+mod workload;
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "zcbench", about = "zcprof benchmark workloads")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// 64 B and 4 KiB write/read pairs through a private pipe, per worker
+    Storm(workload::Args),
+    /// 1 MiB reads from a page-cached file and 1 MiB writes to a tmpfs file, per worker
+    Bulk(workload::Args),
+    /// sendfile from a page-cached file into a pipe, splice from it to /dev/null, per worker
+    Zerocopy(workload::Args),
+    /// Time zcprof's load + attach of every probe (and the detach), in this process
+    Startup(startup::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Storm(args) => workload::run(workload::Kind::Storm, &args),
+        Command::Bulk(args) => workload::run(workload::Kind::Bulk, &args),
+        Command::Zerocopy(args) => workload::run(workload::Kind::Zerocopy, &args),
+        Command::Startup(args) => startup::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("zcbench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `2`, `0.5`, `250ms`, `2s`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = s.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else {
+        (s.strip_suffix('s').unwrap_or(s), 1.0)
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(|v| Duration::from_secs_f64(v * scale))
+        .ok_or_else(|| format!("`{s}` is not a duration (e.g. 2, 0.5, 250ms)"))
+}

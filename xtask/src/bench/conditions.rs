@@ -1,0 +1,562 @@
+//! The conditions a workload runs under — nothing, zcprof in its probe modes, bpftrace,
+//! strace, perf trace — and how each is started, measured and stopped.
+//!
+//! A profiler that watches the machine (zcprof, bpftrace) is started first and the workload
+//! only once it has said it is attached; its CPU time is read just before and just after the
+//! workload, so the share of a core it reports is what it used while the workload ran.
+//! Tracers that wrap a command (strace, perf trace) are simply put in front of it.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError, channel},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::Value;
+
+use super::{
+    procfs,
+    workloads::{Outcome, Truth, Workload},
+};
+
+/// Arguments that make zcprof attach every layer it has. Empty while the syscall layer
+/// (and lifecycle) is all there is; when another layer needs a flag to be enabled, that flag
+/// goes here.
+const ALL_LAYERS_ARGS: &[&str] = &[];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    Baseline,
+    /// The default: BTF raw tracepoint.
+    Zcprof,
+    ZcprofRaw,
+    ZcprofTracepoint,
+    ZcprofAll,
+    Bpftrace,
+    Strace,
+    PerfTrace,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 8] = [
+        Condition::Baseline,
+        Condition::Zcprof,
+        Condition::ZcprofRaw,
+        Condition::ZcprofTracepoint,
+        Condition::ZcprofAll,
+        Condition::Bpftrace,
+        Condition::Strace,
+        Condition::PerfTrace,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Baseline => "baseline",
+            Condition::Zcprof => "zcprof",
+            Condition::ZcprofRaw => "zcprof raw_tp",
+            Condition::ZcprofTracepoint => "zcprof tracepoint",
+            Condition::ZcprofAll => "zcprof all layers",
+            Condition::Bpftrace => "bpftrace",
+            Condition::Strace => "strace -c -f",
+            Condition::PerfTrace => "perf trace -s",
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Condition::Baseline => "no profiler".into(),
+            Condition::Zcprof => "`zcprof top --json -i 1s`, the default: syscall layer on one BTF raw tracepoint (tp_btf) on sys_exit, lifecycle tracepoints".into(),
+            Condition::ZcprofRaw => "`zcprof --syscall-probe raw top --json -i 1s`: the same on a plain raw tracepoint (the default before tuning)".into(),
+            Condition::ZcprofTracepoint => "`zcprof --syscall-probe tracepoint top --json -i 1s` (one syscalls:sys_exit_* per counted syscall)".into(),
+            Condition::ZcprofAll => if ALL_LAYERS_ARGS.is_empty() {
+                "every layer that attaches: today the same command as `zcprof` (no other layer exists yet), so the two rows also show the run-to-run noise".into()
+            } else {
+                format!("`zcprof {} top --json -i 1s`", ALL_LAYERS_ARGS.join(" "))
+            },
+            Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints".into(),
+            Condition::Strace => "`strace -c -f` wrapping the workload".into(),
+            Condition::PerfTrace => "`perf trace -s` wrapping the workload".into(),
+        }
+    }
+}
+
+/// Where the tools are.
+pub struct Tools {
+    /// Directory of the release binaries (zcprof, zcbench, zcprof-demo).
+    pub bin: PathBuf,
+    /// Scratch directory for tracer output.
+    pub scratch: PathBuf,
+}
+
+/// One run of one workload under one condition.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub outcome: Outcome,
+    /// The watching profiler's own cost, when there is one.
+    pub daemon: Option<DaemonCost>,
+    /// Events the profiler says it lost (zcprof: `lost.total` of its last frame; perf
+    /// trace: the LOST lines it printed).
+    pub lost: Option<u64>,
+    /// Whether the profiler's per-process totals equal the workload's own count.
+    pub exact: Option<Exactness>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DaemonCost {
+    /// CPU time used while the workload ran, as a share of one core.
+    pub cpu_share: f64,
+    pub peak_rss_kib: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Exactness {
+    pub exact: bool,
+    /// The first difference, when not exact.
+    pub detail: Option<String>,
+}
+
+pub fn run(
+    condition: Condition,
+    workload: Workload,
+    seconds: f64,
+    tools: &Tools,
+) -> anyhow::Result<Sample> {
+    let command = workload.command(&tools.bin, seconds);
+    let timeout = Duration::from_secs_f64(seconds * 20.0 + 60.0);
+    match condition {
+        Condition::Baseline => Ok(Sample {
+            outcome: workload.parse(&run_workload(&command, timeout)?)?,
+            daemon: None,
+            lost: None,
+            exact: None,
+        }),
+        Condition::Zcprof
+        | Condition::ZcprofRaw
+        | Condition::ZcprofTracepoint
+        | Condition::ZcprofAll => {
+            let zcprof = tools.bin.join("zcprof").display().to_string();
+            let mut args = vec![zcprof];
+            match condition {
+                Condition::ZcprofRaw => args.extend(["--syscall-probe".into(), "raw".into()]),
+                Condition::ZcprofTracepoint => {
+                    args.extend(["--syscall-probe".into(), "tracepoint".into()]);
+                }
+                Condition::ZcprofAll => args.extend(ALL_LAYERS_ARGS.iter().map(|s| s.to_string())),
+                _ => {}
+            }
+            args.extend(["top", "--json", "-i", "1s"].map(String::from));
+            // The first frame comes one interval after the probes attached.
+            let daemon = Daemon::start(&args, |line| line.contains("zcprof.top/v1"), tools)?;
+            let (outcome, cost, lines) =
+                daemon.around(workload, &command, timeout, libc::SIGTERM)?;
+            let (totals, lost) = zcprof_totals(&lines, &outcome.truth)?;
+            let exact = compare(&outcome.truth, &totals, true);
+            Ok(Sample {
+                outcome,
+                daemon: Some(cost),
+                lost: Some(lost),
+                exact: Some(exact),
+            })
+        }
+        Condition::Bpftrace => {
+            let script = bpftrace_script();
+            let args = vec!["bpftrace".into(), "-e".into(), script];
+            let daemon = Daemon::start(&args, |line| line.contains(READY), tools)?;
+            let (outcome, cost, lines) =
+                daemon.around(workload, &command, timeout, libc::SIGINT)?;
+            let totals = bpftrace_totals(&lines);
+            Ok(Sample {
+                exact: Some(compare(&outcome.truth, &totals, false)),
+                outcome,
+                daemon: Some(cost),
+                lost: None,
+            })
+        }
+        Condition::Strace => {
+            let out = tools.scratch.join("strace.txt");
+            let mut wrapped: Vec<String> = ["strace", "-c", "-f", "-o"].map(String::from).into();
+            wrapped.push(out.display().to_string());
+            wrapped.push("--".into());
+            wrapped.extend(command);
+            Ok(Sample {
+                outcome: workload.parse(&run_workload(&wrapped, timeout)?)?,
+                daemon: None,
+                lost: None,
+                exact: None,
+            })
+        }
+        Condition::PerfTrace => {
+            let out = tools.scratch.join("perf-trace.txt");
+            let mut wrapped: Vec<String> = ["perf", "trace", "-s", "-o"].map(String::from).into();
+            wrapped.push(out.display().to_string());
+            wrapped.push("--".into());
+            wrapped.extend(command);
+            let stdout = run_workload(&wrapped, timeout)?;
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            Ok(Sample {
+                outcome: workload.parse(&stdout)?,
+                daemon: None,
+                lost: Some(perf_lost(&text)),
+                exact: None,
+            })
+        }
+    }
+}
+
+/// Runs a command to completion and returns its stdout; fails with its stderr.
+fn run_workload(command: &[String], timeout: Duration) -> anyhow::Result<String> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", command[0]))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let status = wait_with_timeout(&mut child, timeout)?;
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "`{}` failed ({status}): {}",
+            command.join(" "),
+            last_line(&stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("timed out after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A profiler watching the machine, with its stdout lines arriving on a channel.
+struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: PathBuf,
+}
+
+/// How long a profiler may take to say it is attached.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Daemon {
+    fn start(args: &[String], ready: impl Fn(&str) -> bool, tools: &Tools) -> anyhow::Result<Self> {
+        let stderr = tools.scratch.join("daemon-stderr.txt");
+        let mut child = Command::new(&args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()
+            .with_context(|| format!("starting {}", args[0]))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match daemon.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = ready(&line);
+                    daemon.seen.push(line);
+                    if done {
+                        return Ok(daemon);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    let _ = daemon.child.kill();
+                    let _ = daemon.child.wait();
+                    let why = std::fs::read_to_string(&daemon.stderr).unwrap_or_default();
+                    bail!("`{}` did not become ready: {}", args[0], last_line(&why));
+                }
+            }
+        }
+    }
+
+    /// Runs the workload while the daemon watches, then stops the daemon with `signal`
+    /// and returns everything it printed.
+    fn around(
+        mut self,
+        workload: Workload,
+        command: &[String],
+        timeout: Duration,
+        signal: i32,
+    ) -> anyhow::Result<(Outcome, DaemonCost, Vec<String>)> {
+        let pid = self.child.id();
+        let cpu0 = procfs::cpu_time(pid).ok_or_else(|| anyhow!("profiler {pid} vanished"))?;
+        let t0 = Instant::now();
+        let result = run_workload(command, timeout);
+        let cpu1 = procfs::cpu_time(pid).unwrap_or(cpu0);
+        let wall = t0.elapsed();
+        let peak_rss_kib = procfs::peak_rss_kib(pid).unwrap_or(0);
+        // SAFETY: signalling our own child, which has not been waited for yet.
+        unsafe { libc::kill(pid as i32, signal) };
+        let status = wait_with_timeout(&mut self.child, Duration::from_secs(30));
+        self.seen.extend(self.lines.iter());
+        let stdout = result?;
+        let status = status?;
+        if !status.success() {
+            let why = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+            bail!("the profiler failed ({status}): {}", last_line(&why));
+        }
+        let cost = DaemonCost {
+            cpu_share: (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64(),
+            peak_rss_kib,
+        };
+        Ok((workload.parse(&stdout)?, cost, self.seen))
+    }
+}
+
+/// Reconstructs per-process totals from `top --json` frames: each rate times its interval
+/// is the integer the model counted (exact in f64 below 2^52), summed over frames.
+fn zcprof_totals(
+    lines: &[String],
+    wanted: &BTreeMap<u32, Truth>,
+) -> anyhow::Result<(BTreeMap<u32, Truth>, u64)> {
+    let mut totals: BTreeMap<u32, Truth> = BTreeMap::new();
+    let mut lost = 0;
+    let mut frames = 0;
+    for line in lines {
+        let Ok(frame) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if frame["schema"] != "zcprof.top/v1" {
+            continue;
+        }
+        frames += 1;
+        let secs = frame["interval_s"].as_f64().unwrap_or(0.0);
+        lost = lost.max(frame["lost"]["total"].as_u64().unwrap_or(0));
+        for p in frame["processes"].as_array().into_iter().flatten() {
+            let pid = p["pid"].as_u64().unwrap_or(0) as u32;
+            if !wanted.contains_key(&pid) {
+                continue;
+            }
+            let r = &p["syscall"];
+            let count = |key: &str| (r[key].as_f64().unwrap_or(0.0) * secs).round() as u64;
+            let t = totals.entry(pid).or_default();
+            t.calls += count("calls_per_s");
+            t.bytes += count("copy_k2u_bytes_per_s")
+                + count("copy_u2k_bytes_per_s")
+                + count("zero_copy_bytes_per_s");
+        }
+    }
+    if frames == 0 {
+        bail!("zcprof printed no frame");
+    }
+    Ok((totals, lost))
+}
+
+const READY: &str = "zcbench-bpftrace-ready";
+
+/// Per-process sum of bytes on the same tracepoints zcprof's tracepoint mode uses.
+fn bpftrace_script() -> String {
+    let probes: Vec<String> = zcprof_common::syscalls::SYSCALLS
+        .iter()
+        .map(|s| format!("tracepoint:syscalls:sys_exit_{}", s.event))
+        .collect();
+    // The interval probe fires only once every probe is attached and bpftrace is reading
+    // its output: the workload may start when its line arrives.
+    format!(
+        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\n{} /args->ret > 0/ {{ @bytes[pid] = sum(args->ret); }}",
+        probes.join(",\n")
+    )
+}
+
+/// `@bytes[PID]: N` lines that bpftrace prints at exit.
+fn bpftrace_totals(lines: &[String]) -> BTreeMap<u32, Truth> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("@bytes[")?;
+            let (pid, value) = rest.split_once("]: ")?;
+            Some((
+                pid.parse().ok()?,
+                Truth {
+                    calls: 0,
+                    bytes: value.trim().parse().ok()?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// perf trace reports dropped events as `LOST N events!` lines.
+fn perf_lost(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("LOST ")?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+fn compare(truth: &BTreeMap<u32, Truth>, seen: &BTreeMap<u32, Truth>, calls: bool) -> Exactness {
+    for (pid, want) in truth {
+        let got = seen.get(pid).copied().unwrap_or_default();
+        if got.bytes != want.bytes || (calls && got.calls != want.calls) {
+            return Exactness {
+                exact: false,
+                detail: Some(format!(
+                    "pid {pid}: counted {} calls / {} B, the workload made {} / {} B",
+                    got.calls, got.bytes, want.calls, want.bytes
+                )),
+            };
+        }
+    }
+    Exactness {
+        exact: true,
+        detail: None,
+    }
+}
+
+/// Checks the condition's tool is present; `Err` says why it cannot run here.
+pub fn available(condition: Condition) -> Result<(), String> {
+    let probe = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    match condition {
+        Condition::Bpftrace if !probe("bpftrace", &["--version"]) => {
+            Err("bpftrace is not installed".into())
+        }
+        Condition::Strace if !probe("strace", &["-V"]) => Err("strace is not installed".into()),
+        Condition::PerfTrace if !probe("perf", &["trace", "-s", "--", "true"]) => {
+            Err("`perf trace -s -- true` does not run on this machine".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn scratch_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("zcprof-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+pub fn remove_scratch(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn truth(pid: u32, calls: u64, bytes: u64) -> BTreeMap<u32, Truth> {
+        BTreeMap::from([(pid, Truth { calls, bytes })])
+    }
+
+    #[test]
+    fn zcprof_frames_add_up_to_exact_integers() {
+        // 3 calls and 1000 bytes over 0.3 s, then 7 calls / 64+4096 bytes over a partial
+        // 0.123 s: rates are not round numbers, the rebuilt totals must be.
+        let secs1: f64 = 0.3;
+        let secs2: f64 = 0.123;
+        let frame = |secs: f64, calls: f64, k2u: f64, u2k: f64, lost: u64| {
+            format!(
+                r#"{{"schema":"zcprof.top/v1","interval_s":{secs},"lost":{{"total":{lost}}},"processes":[{{"pid":42,"syscall":{{"calls_per_s":{},"copy_k2u_bytes_per_s":{},"copy_u2k_bytes_per_s":{},"zero_copy_bytes_per_s":0.0}}}},{{"pid":7,"syscall":{{"calls_per_s":1.0}}}}]}}"#,
+                calls / secs,
+                k2u / secs,
+                u2k / secs
+            )
+        };
+        let lines = vec![
+            "not json".to_string(),
+            frame(secs1, 3.0, 600.0, 400.0, 0),
+            frame(secs2, 7.0, 64.0, 4096.0, 2),
+        ];
+        let (totals, lost) = zcprof_totals(&lines, &truth(42, 0, 0)).unwrap();
+        assert_eq!(
+            totals[&42],
+            Truth {
+                calls: 10,
+                bytes: 5160
+            }
+        );
+        assert!(!totals.contains_key(&7), "only the workload's processes");
+        assert_eq!(lost, 2);
+        assert!(compare(&truth(42, 10, 5160), &totals, true).exact);
+        let off = compare(&truth(42, 10, 5161), &totals, true);
+        assert!(!off.exact);
+        assert!(off.detail.unwrap().contains("pid 42"));
+        assert!(zcprof_totals(&["{}".into()], &truth(42, 0, 0)).is_err());
+    }
+
+    #[test]
+    fn bpftrace_and_perf_outputs_are_read() {
+        let lines: Vec<String> = [
+            "Attaching 22 probes...",
+            "",
+            "@bytes[123]: 4567",
+            "@ready: 1",
+        ]
+        .map(String::from)
+        .into();
+        let totals = bpftrace_totals(&lines);
+        assert_eq!(totals.len(), 1);
+        assert_eq!(totals[&123].bytes, 4567);
+        // Without calls, bpftrace is compared on bytes only.
+        assert!(compare(&truth(123, 99, 4567), &totals, false).exact);
+        assert_eq!(perf_lost("LOST 10 events!\n  x\nLOST 5 events!\n"), 15);
+        assert_eq!(perf_lost(" Summary of events:\n"), 0);
+    }
+
+    #[test]
+    fn bpftrace_script_covers_every_counted_syscall() {
+        let script = bpftrace_script();
+        for sc in &zcprof_common::syscalls::SYSCALLS {
+            assert!(
+                script.contains(&format!("sys_exit_{},", sc.event))
+                    || script.contains(&format!("sys_exit_{} ", sc.event)),
+                "{}",
+                sc.event
+            );
+        }
+        assert!(script.contains(READY));
+    }
+}
