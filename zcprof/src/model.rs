@@ -10,7 +10,7 @@ mod input;
 mod totals;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
@@ -105,6 +105,8 @@ pub struct Model {
     /// they used. Exited processes' entries are deleted, so this stays bounded.
     pub kernel_entries: usize,
     last_tick: Option<Instant>,
+    /// Live processes the last sweep found gone from /proc (see `sweep_missed_exits`).
+    suspects: HashSet<ProcId>,
     /// Length of the last interval, once two ticks have happened.
     pub interval: Option<Duration>,
 }
@@ -176,22 +178,31 @@ impl Model {
     /// Marks exited the live processes that are gone although no exit record came (it was
     /// lost to a full ring buffer), and has their kernel entries deleted. Only idle ones are
     /// checked: a process that did something in the last interval is alive.
+    ///
+    /// A process must be found gone by two sweeps in a row. Its exit records are submitted
+    /// before it disappears from /proc, but possibly after this batch drained the ring
+    /// buffer: the next batch carries them, and only if it does not was the exit lost.
     fn sweep_missed_exits(&mut self, source: &dyn ProcSource, forget: &mut Vec<StatsKey>) {
-        let gone: Vec<(u32, ProcId)> = self
+        let gone: HashSet<ProcId> = self
             .live
             .iter()
             .filter(|(_, id)| self.procs.get(id).is_some_and(|p| p.interval.is_zero()))
             .filter(|(tgid, _)| !source.alive(**tgid))
-            .map(|(tgid, id)| (*tgid, *id))
+            .map(|(_, id)| *id)
             .collect();
-        for (tgid, id) in gone {
-            if let Some(p) = self.procs.get(&id) {
-                forget.extend(
-                    (0..syscalls::COUNT as u32)
-                        .filter(|&i| p.totals.0[i as usize].calls > 0)
-                        .map(|syscall| StatsKey { tgid, syscall }),
-                );
-            }
+        let confirmed: Vec<ProcId> = gone.intersection(&self.suspects).copied().collect();
+        self.suspects = gone;
+        for id in confirmed {
+            self.suspects.remove(&id);
+            let Some(p) = self.procs.get(&id) else {
+                continue;
+            };
+            let tgid = p.tgid;
+            forget.extend(
+                (0..syscalls::COUNT as u32)
+                    .filter(|&i| p.totals.0[i as usize].calls > 0)
+                    .map(|syscall| StatsKey { tgid, syscall }),
+            );
             self.mark_exited(tgid, id);
         }
     }

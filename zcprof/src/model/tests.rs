@@ -333,7 +333,20 @@ fn a_process_that_died_without_an_exit_record_is_swept() {
     );
     assert!(forget.is_empty());
     assert!(!instances(&m, 8)[0].exited);
-    // Idle and gone: exited, totals kept, kernel entries to be deleted.
+    // Idle and gone: suspected first, since its exit records may still be on their way.
+    let forget = m.apply(
+        &clock.batch(
+            vec![],
+            vec![
+                (key(8, "read"), stats(2, 20)),
+                (key(8, "write"), stats(2, 20)),
+            ],
+        ),
+        &gone,
+    );
+    assert!(forget.is_empty());
+    assert!(!instances(&m, 8)[0].exited);
+    // Still idle, gone, and no exit record came: exited, totals kept, entries deleted.
     let forget = m.apply(
         &clock.batch(
             vec![],
@@ -348,4 +361,25 @@ fn a_process_that_died_without_an_exit_record_is_swept() {
     let p = instances(&m, 8)[0];
     assert!(p.exited);
     assert_eq!(p.totals.figures().calls, 4);
+}
+
+/// Regression (fork storm): a child that exits right after a batch drained the ring buffer
+/// is gone from /proc before its exit records arrive; they must still land on its instance.
+#[test]
+fn exit_records_after_the_process_left_proc_land_on_its_instance() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let gone = FakeProc::default();
+    m.apply(&clock.batch(vec![fork(1, 40, "w")], vec![]), &gone);
+    m.apply(
+        &clock.batch(
+            vec![final_stats(40, "read", stats(1, 198)), exit(40, "w")],
+            vec![],
+        ),
+        &gone,
+    );
+    let all = instances(&m, 40);
+    assert_eq!(all.len(), 1, "one instance");
+    assert_eq!(all[0].origin, Origin::Forked);
+    assert_eq!(all[0].totals.0[index("read") as usize], stats(1, 198));
 }
