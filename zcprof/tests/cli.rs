@@ -4,26 +4,13 @@
 mod common;
 
 use std::{
-    path::PathBuf,
     process::{Command, Output, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
     thread::sleep,
     time::{Duration, Instant},
 };
 
-use common::{fails, has_child_named, privileged};
+use common::{fails, has_child_named, privileged, temp, zcprof};
 use serde_json::Value;
-
-fn zcprof() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_zcprof"))
-}
-
-/// A fresh path per call: tests run in parallel threads of one process.
-fn temp(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("zcprof-cli-{name}-{}-{n}", std::process::id()))
-}
 
 /// Runs `zcprof run --json -o FILE -- cmd…` and returns its exit status and summary.
 fn run_json(cmd: &[&str]) -> (Output, Value) {

@@ -8,13 +8,13 @@
 mod common;
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     thread::sleep,
     time::{Duration, Instant},
 };
 
-use common::privileged;
+use common::{demo_bin, privileged};
 use regex::Regex;
 
 /// A tmux server of our own (its own socket), killed on drop.
@@ -115,26 +115,6 @@ fn tmux_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// `zcprof-demo` beside the `zcprof` under test, built if cargo has not built it yet (a
-/// plain `cargo test -p zcprof` does not build other packages' binaries).
-fn demo_binary() -> PathBuf {
-    let zcprof = Path::new(env!("CARGO_BIN_EXE_zcprof"));
-    let dir = zcprof.parent().expect("bin dir");
-    let demo = dir.join("zcprof-demo");
-    if !demo.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "zcprof-demos", "--bin", "zcprof-demo"]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building zcprof-demo failed");
-    }
-    assert!(demo.exists(), "no {}", demo.display());
-    demo
-}
-
 /// Parses `1.5 MiB` into bytes.
 fn bytes(number: &str, unit: &str) -> f64 {
     let n: f64 = number.parse().expect("number");
@@ -174,7 +154,7 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
         eprintln!("skipping the dashboard end-to-end test: tmux is not installed");
         return;
     }
-    let demo = demo_binary();
+    let demo = demo_bin();
     let scenario = "file-copy";
     let index = zcprof_demos::scenarios()
         .iter()

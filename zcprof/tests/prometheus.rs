@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Reaped, free_port, http_get, privileged};
+use common::{Reaped, demo_bin, free_port, http_get, privileged};
 use serde_json::Value;
 use zcprof_demos::Report;
 
@@ -57,15 +57,6 @@ fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         sleep(Duration::from_millis(200));
     }
-}
-
-fn demo_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_zcprof")).with_file_name("zcprof-demo");
-    assert!(
-        path.exists(),
-        "zcprof-demo is built by `cargo test --workspace`"
-    );
-    path
 }
 
 #[test]

@@ -10,39 +10,15 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
     thread::sleep,
     time::{Duration, Instant},
 };
 
-use common::{Reaped, fails, free_port, has_child_named, http_get, privileged};
+use common::{
+    Reaped, demo_bin, fails, free_port, has_child_named, http_get, privileged, temp, zcprof,
+};
 use serde_json::{Value, json};
 use zcprof_demos::Report;
-
-fn zcprof() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_zcprof"))
-}
-
-/// `zcprof-demo`, built beside zcprof by `cargo test --workspace` (built here otherwise).
-fn demo_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_zcprof")).with_file_name("zcprof-demo");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "zcprof-demos", "--bin", "zcprof-demo"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok && path.exists(), "cannot build zcprof-demo");
-    }
-    path
-}
-
-/// A fresh path per call: tests run in parallel threads of one process.
-fn temp(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("zcprof-rec-{name}-{}-{n}", std::process::id()))
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

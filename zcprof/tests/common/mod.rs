@@ -226,3 +226,40 @@ pub fn has_child_named(parent: u32, comm: &str) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
     })
 }
+
+/// The `zcprof` binary under test.
+pub fn zcprof() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zcprof"))
+}
+
+/// A fresh temporary path per call (tests run in parallel threads of one process).
+pub fn temp(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("zcprof-test-{tag}-{}-{n}", std::process::id()))
+}
+
+/// `zcprof-demo` beside the `zcprof` under test, built if cargo has not built it yet (a
+/// plain `cargo test -p zcprof` does not build other packages' binaries).
+pub fn demo_bin() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_zcprof"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let demo = dir.join("zcprof-demo");
+    if !demo.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "zcprof-demos", "--bin", "zcprof-demo"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().is_ok_and(|s| s.success()),
+            "building zcprof-demo failed"
+        );
+    }
+    assert!(demo.exists(), "no {}", demo.display());
+    demo
+}
