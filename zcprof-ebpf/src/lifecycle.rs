@@ -1,6 +1,6 @@
 //! Process lifecycle: fork, exec and exit, sent once each through the `EVENTS` ring buffer.
 //!
-//! At exit the process's `STATS` entries are moved into the ring buffer as `FINAL_STATS`
+//! At exit the process's `STATS` and `KSTATS` entries are moved into the ring buffer as `FINAL_STATS`
 //! records and deleted, before the `EXIT` record. User space therefore sees every byte of
 //! a process even if it exits between two reads of the map, and a later process that gets
 //! the same PID starts from zero instead of inheriting the old totals.
@@ -11,9 +11,13 @@ use aya_ebpf::{
     maps::ring_buf::RingBufEntry,
     programs::TracePointContext,
 };
-use zcprof_common::{COMM_LEN, Event, StatsKey, SyscallStats, counter, event_kind, syscalls};
+use zcprof_common::{
+    COMM_LEN, Event, StatsKey, SyscallStats, counter, event_kind,
+    kernel::{self, KernelKey},
+    syscalls,
+};
 
-use crate::maps::{EVENTS, STATS, bump};
+use crate::maps::{EVENTS, KSTATS, STATS, bump};
 
 /// Tracepoint field offsets, set by user space from tracefs before loading (see
 /// `zcprof_common::global`). Read with `read_volatile` so the compiler does not fold the
@@ -98,6 +102,18 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         // the map.
         if let Some(entry) = record(event_kind::FINAL_STATS, pid, index, Some(stats)) {
             let _ = STATS.remove(key);
+            entry.submit(0);
+        }
+    }
+    // The kernel layer's entries, the same way.
+    for probe in 0..kernel::COUNT as u32 {
+        let key = KernelKey { tgid, probe };
+        // SAFETY: as above.
+        let Some(stats) = (unsafe { KSTATS.get(key) }) else {
+            continue;
+        };
+        if let Some(entry) = record(event_kind::FINAL_KERNEL_STATS, pid, probe, Some(stats)) {
+            let _ = KSTATS.remove(key);
             entry.submit(0);
         }
     }

@@ -42,6 +42,16 @@ enum Command {
     Top(TopArgs),
     /// Run a command under the profiler and summarise what it and its children copied
     Run(RunArgs),
+    /// Show what this kernel allows: BTF, lockdown, privileges, tracefs, and how each probe
+    /// attaches (or why it cannot)
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DoctorArgs {
+    /// Print the report as JSON (schema zcprof.doctor/v1)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -138,6 +148,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 limit: args.limit,
             };
             runtime.block_on(top::run(&load, opts))
+        }
+        Command::Doctor(args) => {
+            runtime.block_on(async { crate::cmd::doctor::run(&load, args.json) })
         }
         Command::Run(args) => runtime.block_on(run::run(
             &load,

@@ -14,6 +14,9 @@ use zcprof_common::{global, program, syscalls};
 
 use crate::tracefs;
 
+pub mod kernel;
+pub use kernel::LAYER_KERNEL;
+
 /// The eBPF object built by build.rs from `zcprof-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zcprof"));
 
@@ -137,8 +140,26 @@ fn summarize(probes: &[ProbeStatus]) -> Vec<LayerSummary> {
     out
 }
 
-/// Loads the object and attaches the syscall and lifecycle probes.
+/// Loads the object and attaches the syscall, lifecycle and kernel probes; fails when no
+/// syscall probe attaches (the layer every figure starts from).
 pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
+    let loaded = load_all(opts)?;
+    if !loaded
+        .probes
+        .iter()
+        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
+    {
+        bail!(
+            "no syscall probe could attach on this kernel: {}",
+            first_reason(&loaded.probes)
+        );
+    }
+    Ok(loaded)
+}
+
+/// Loads the object and attaches whatever this kernel allows, failing only when the object
+/// itself cannot be loaded (`zcprof doctor` reports what attached, whatever it is).
+pub fn load_all(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     let mut warnings = Vec::new();
     let btf = load_btf(opts.btf.as_ref(), &mut warnings)?;
     let tracefs = match tracefs::ensure_mounted() {
@@ -162,10 +183,21 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     let mut loader = EbpfLoader::new();
     loader.btf(btf.as_ref());
     let (pid_at, flags_at, group_dead_at) = offsets.unwrap_or((0, 0, 0));
+    // 0 (not found) keeps the kernel layer from attaching that tracepoint.
+    let skb_len_at = tracefs
+        .as_deref()
+        .and_then(|root| tracefs::fields(root, "skb", "skb_copy_datagram_iovec").ok())
+        .and_then(|fields| tracefs::offset_of(&fields, "len", 4))
+        .unwrap_or(0);
     loader
         .override_global(global::NEWTASK_PID_OFFSET, &pid_at, true)
         .override_global(global::NEWTASK_FLAGS_OFFSET, &flags_at, true)
-        .override_global(global::EXIT_GROUP_DEAD_OFFSET, &group_dead_at, true);
+        .override_global(global::EXIT_GROUP_DEAD_OFFSET, &group_dead_at, true)
+        .override_global(
+            zcprof_common::kernel::SKB_COPY_LEN_OFFSET,
+            &skb_len_at,
+            true,
+        );
     let mut ebpf = loader
         .load(OBJECT)
         .context("loading zcprof's eBPF object")?;
@@ -189,15 +221,13 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
             ));
         }
     }
-    if !probes
-        .iter()
-        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
-    {
-        bail!(
-            "no syscall probe could attach on this kernel: {}",
-            first_reason(&probes)
-        );
-    }
+    kernel::attach(
+        &mut ebpf,
+        btf.as_ref(),
+        tracefs.as_deref(),
+        skb_len_at != 0,
+        &mut probes,
+    );
     Ok(Loaded {
         ebpf,
         probes,

@@ -64,6 +64,14 @@ impl Session {
             // If the collector is gone there is nothing left to delete from.
             let _ = self.handle.control.send(Control::Forget(forget)).await;
         }
+        let forget = self.model.take_kernel_forget();
+        if !forget.is_empty() {
+            let _ = self
+                .handle
+                .control
+                .send(Control::ForgetKernel(forget))
+                .await;
+        }
         Some(batch.flushed)
     }
 

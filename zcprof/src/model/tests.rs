@@ -64,6 +64,7 @@ impl Clock {
             at: self.0,
             events,
             stats,
+            kernel_stats: Vec::new(),
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,
