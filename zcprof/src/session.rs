@@ -32,7 +32,23 @@ impl Session {
         for warning in &loaded.warnings {
             eprintln!("zcprof: warning: {warning}");
         }
-        for p in loaded.probes.iter().filter(|p| p.via.is_none()) {
+        // The kernel layer is best effort and its list is long on kernels without fentry or
+        // kprobes: one line for it, the details in `zcprof doctor`.
+        let kernel_missing = loaded
+            .probes
+            .iter()
+            .filter(|p| p.layer == probes::LAYER_KERNEL && p.via.is_none())
+            .count();
+        if kernel_missing > 0 {
+            eprintln!(
+                "zcprof: warning: {kernel_missing} kernel-layer probes are unavailable on this kernel (`zcprof doctor` says why)"
+            );
+        }
+        for p in loaded
+            .probes
+            .iter()
+            .filter(|p| p.via.is_none() && p.layer != probes::LAYER_KERNEL)
+        {
             eprintln!(
                 "zcprof: warning: probe {} ({} layer) is unavailable: {}",
                 p.probe,

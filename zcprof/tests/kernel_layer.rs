@@ -249,14 +249,26 @@ fn expected_mode(release: &str, function: &str) -> Option<&'static str> {
     })
 }
 
-/// Loopback TCP, N bytes each way: the receiver's socket copy and the sender's user copy.
+/// Every workload under one session: attaching the kernel layer costs seconds under the lab's
+/// TCG emulation, so it is done once. Each workload runs in its own forked processes and
+/// asserts on their PIDs only, so they cannot disturb each other.
 #[test]
-fn tcp_receive_and_send_exact() {
-    if !privileged("tcp_receive_and_send_exact") {
+fn workloads_match_their_ground_truth() {
+    if !privileged("workloads_match_their_ground_truth") {
         return;
     }
-    const N: usize = 3_000_000;
     let (rt, mut session) = start();
+    tcp_receive_and_send_exact(&rt, &mut session);
+    getsockopt_copy_exact(&rt, &mut session);
+    pipe_exact(&rt, &mut session);
+    sendfile_has_no_user_copy(&rt, &mut session);
+    file_read_exact(&rt, &mut session);
+    assert_eq!(session.model.counters.lost(), 0, "no lost events");
+}
+
+/// Loopback TCP, N bytes each way: the receiver's socket copy and the sender's user copy.
+fn tcp_receive_and_send_exact(rt: &tokio::runtime::Runtime, session: &mut Session) {
+    const N: usize = 3_000_000;
     let (client, server) = tcp_pair();
     let (cfd, sfd) = (client.as_raw_fd(), server.as_raw_fd());
     let out = vec![7u8; 65_536];
@@ -295,18 +307,12 @@ fn tcp_receive_and_send_exact() {
         // tcp_sendmsg copies from the iovec with copy_from_iter_full(_nocache), checked.
         assert_eq!(probe(s, id::CHECK_OBJECT_SIZE_FROM_USER).bytes, N as u64);
     }
-    assert_eq!(m.counters.lost(), 0, "no lost events");
 }
 
 /// getsockopt(TCP_INFO) copies `min(optlen, sizeof(tcp_info))` with copy_to_user: a
 /// non-constant size, so the hardened-usercopy check sees every byte.
-#[test]
-fn getsockopt_copy_exact() {
-    if !privileged("getsockopt_copy_exact") {
-        return;
-    }
+fn getsockopt_copy_exact(rt: &tokio::runtime::Runtime, session: &mut Session) {
     const CALLS: u64 = 50;
-    let (rt, mut session) = start();
     let (client, _server) = tcp_pair();
     let fd = client.as_raw_fd();
     let mut info = vec![0u8; 512];
@@ -361,13 +367,8 @@ fn getsockopt_copy_exact() {
 }
 
 /// A pipe: N bytes written by one process and read by another.
-#[test]
-fn pipe_exact() {
-    if !privileged("pipe_exact") {
-        return;
-    }
+fn pipe_exact(rt: &tokio::runtime::Runtime, session: &mut Session) {
     const N: usize = 1_000_000;
-    let (rt, mut session) = start();
     let mut fds = [0i32; 2];
     // SAFETY: a two-int array.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -425,14 +426,9 @@ fn pipe_exact() {
 
 /// sendfile N bytes file → TCP socket: no user copy; the zero-copy internals see N, and the
 /// sender's checked user copies stay far below N (the payload never crosses to user space).
-#[test]
-fn sendfile_has_no_user_copy() {
-    if !privileged("sendfile_has_no_user_copy") {
-        return;
-    }
+fn sendfile_has_no_user_copy(rt: &tokio::runtime::Runtime, session: &mut Session) {
     const N: usize = 2_000_000;
     let file = TempFile::new("sendfile", N);
-    let (rt, mut session) = start();
     let (client, server) = tcp_pair();
     let (cfd, sfd) = (client.as_raw_fd(), server.as_raw_fd());
     let in_fd = file.open(libc::O_RDONLY);
@@ -487,11 +483,7 @@ fn sendfile_has_no_user_copy() {
 /// Reading a file of N bytes through the page cache. `filemap_read` serves ramfs, ext4 and
 /// most block filesystems but not tmpfs (shmem has its own read_iter), so the lab mounts a
 /// ramfs for this; elsewhere the assertion is skipped with the reason.
-#[test]
-fn file_read_exact() {
-    if !privileged("file_read_exact") {
-        return;
-    }
+fn file_read_exact(rt: &tokio::runtime::Runtime, session: &mut Session) {
     const N: usize = 1_048_576 + 4321;
     let dir = std::env::temp_dir().join(format!("zcprof-ramfs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -510,7 +502,6 @@ fn file_read_exact() {
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(&vec![5u8; N]))
         .expect("write");
-    let (rt, mut session) = start();
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
     // SAFETY: a valid path.
     let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY) };
