@@ -34,6 +34,8 @@ pub mod program {
     pub const PROCESS_EXEC: &str = "process_exec";
     /// `sched:sched_process_exit`: flushes the process's totals, then reports the exit.
     pub const PROCESS_EXIT: &str = "process_exit";
+    /// `sched:sched_process_exit` too: flushes the process's kernel-layer totals.
+    pub const PROCESS_EXIT_KERNEL: &str = "process_exit_kernel";
 }
 
 /// Names of the read-only globals that user space sets before loading (tracepoint field
@@ -132,7 +134,8 @@ pub mod event_kind {
     /// `group_dead`); `pid` is the exiting thread.
     pub const EXIT: u32 = 4;
     /// Final totals of one kernel-layer probe of an exiting process (`syscall` holds the
-    /// index into `kernel::PROBES`, `stats` the totals); sent before that process's `EXIT`.
+    /// index into `kernel::PROBES`, `stats` the totals). Made by a second exit program, so
+    /// it may come after that process's `EXIT`.
     pub const FINAL_KERNEL_STATS: u32 = 5;
 }
 

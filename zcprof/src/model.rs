@@ -261,7 +261,12 @@ impl Model {
                 let Some(index) = kernel_index(*probe) else {
                     return;
                 };
-                let id = self.live_or_create(*tgid, "", source);
+                // These records may follow the process's EXIT (a second exit program makes
+                // them): then they belong to the instance that just ended.
+                let id = match (self.live.get(tgid).copied(), self.latest_instance(*tgid)) {
+                    (Some(id), _) | (None, Some(id)) => id,
+                    (None, None) => self.live_or_create(*tgid, "", source),
+                };
                 if let Some(p) = self.procs.get_mut(&id) {
                     p.kernel.0[index] = **stats;
                 }

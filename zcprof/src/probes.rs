@@ -65,6 +65,12 @@ impl ProbeStatus {
     }
 
     fn unavailable(layer: &'static str, probe: String, reason: String) -> Self {
+        // A verifier rejection carries the whole verifier log (thousands of lines): keep
+        // the sentence that says what happened.
+        let reason = match reason.split_once('\n') {
+            Some((first, _)) => format!("{first} …"),
+            None => reason,
+        };
         ProbeStatus {
             layer,
             probe,
@@ -212,6 +218,7 @@ pub fn load_all(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     );
     if offsets.is_some() {
         attach_lifecycle(&mut ebpf, &mut probes);
+        attach_kernel_flush(&mut ebpf, &mut probes);
     } else {
         for (_, event, _) in LIFECYCLE {
             probes.push(ProbeStatus::unavailable(
@@ -299,6 +306,22 @@ fn attach_lifecycle(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
             Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),
         });
     }
+}
+
+/// The kernel layer's exit flush (`process_exit_kernel`), after `process_exit`. Without it
+/// the kernel layer still counts, and user space reads an exited process's entries from the
+/// map instead (they are only not freed as early).
+fn attach_kernel_flush(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
+    let result = tracepoint(ebpf, program::PROCESS_EXIT_KERNEL).and_then(|tp| {
+        tp.attach("sched", "sched_process_exit")
+            .map(drop)
+            .map_err(|err| anyhow!(err).context("attach"))
+    });
+    let probe = "sched:sched_process_exit (kernel-layer totals)".to_string();
+    probes.push(match result {
+        Ok(()) => ProbeStatus::attached(LAYER_LIFECYCLE, probe, "tracepoint"),
+        Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),
+    });
 }
 
 fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut TracePoint> {

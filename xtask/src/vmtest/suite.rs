@@ -25,6 +25,8 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 const TESTS: &[&str] = &["kernel_layer", "syscall_layer", "cli"];
 /// Host tools the tests run, copied with their libraries.
 const TOOLS: &[&str] = &["/usr/bin/strace", "/usr/bin/setpriv"];
+/// The guest's /bin/sh (Debian's dash; it needs only libc, which the tests bring).
+const DASH: &str = "/usr/bin/dash";
 /// Per kernel, boot to power-off (TCG runs the suite several times slower than the host).
 const TIMEOUT: Duration = Duration::from_secs(1200);
 
@@ -55,6 +57,12 @@ pub fn run(kernels: Vec<String>, echo: bool) -> anyhow::Result<LabReport> {
         }
         lab.bins.push(tool);
     }
+    // busybox sh runs its own applets without exec, so a `sh -c "dd …"` child would keep
+    // the name `sh` (the tests follow processes by name, as users do): dash execs them.
+    lab.files.push(ExtraFile {
+        host: PathBuf::from(DASH),
+        guest: "/bin/sh".into(),
+    });
     // The tests run `env!("CARGO_BIN_EXE_zcprof")`: the host path, so put it there.
     let zcprof = strip(&built.zcprof, &dir)?;
     lab.files.push(ExtraFile {
