@@ -7,6 +7,9 @@
 //! reports per kernel and per command. Other xtask code calls [`run_lab`] with a [`LabRun`] and
 //! gets a [`LabReport`] back; [`LabReport::check`] turns it into one error listing every failure.
 //!
+//! Without `--run`, `cargo xtask vmtest` runs zcprof's integration suite in every kernel
+//! ([`suite`]); `cargo xtask test` does the same as its last step.
+//!
 //! A kernel that cannot be had from outside (no such package, no network) is reported as
 //! skipped with its reason; `--require-all` makes that a failure too.
 
@@ -17,6 +20,7 @@ mod kernels;
 mod markers;
 mod qemu;
 mod report;
+pub mod suite;
 
 use std::{
     fs,
@@ -213,7 +217,7 @@ fn boot_all(
 
 /// `target/vmtest` of the workspace, whatever CARGO_TARGET_DIR says: the kernel cache should
 /// outlive switching target directories.
-fn lab_dir() -> PathBuf {
+pub(crate) fn lab_dir() -> PathBuf {
     let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
     xtask
         .parent()
@@ -222,10 +226,17 @@ fn lab_dir() -> PathBuf {
         .join("vmtest")
 }
 
-/// Entry point of `cargo xtask vmtest`.
+/// Entry point of `cargo xtask vmtest`. Without `--run` or `--bin` it runs the integration
+/// suite in every kernel (see [`suite`]).
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.list {
         return list();
+    }
+    if args.commands.is_empty() && args.bins.is_empty() && args.files.is_empty() {
+        let report = suite::run(args.kernels, !args.quiet)?;
+        print!("{}", report.summary());
+        suite::explain_failures(&report);
+        return report.check(args.require_all);
     }
     let mut lab = LabRun::new(args.commands);
     lab.kernels = args.kernels;

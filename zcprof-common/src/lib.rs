@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod hist;
+pub mod kernel;
 pub mod syscalls;
 
 /// Name of the hash map `(tgid, syscall) -> SyscallStats` that the syscall layer fills.
@@ -36,6 +37,8 @@ pub mod program {
     pub const PROCESS_EXEC: &str = "process_exec";
     /// `sched:sched_process_exit`: flushes the process's totals, then reports the exit.
     pub const PROCESS_EXIT: &str = "process_exit";
+    /// `sched:sched_process_exit` too: flushes the process's kernel-layer totals.
+    pub const PROCESS_EXIT_KERNEL: &str = "process_exit_kernel";
 }
 
 /// Names of the read-only globals that user space sets before loading (tracepoint field
@@ -54,7 +57,8 @@ pub mod global {
 pub mod counter {
     /// A ring-buffer record could not be reserved (buffer full): a lost event.
     pub const RINGBUF_FULL: u32 = 0;
-    /// A `(tgid, syscall)` entry could not be created because `STATS` was full.
+    /// A `(tgid, syscall)` entry could not be created because `STATS` was full, or a
+    /// `(tgid, probe)` entry because `KSTATS` was full.
     pub const STATS_FULL: u32 = 1;
     /// recvmmsg/sendmmsg message lengths could not be read from user memory.
     pub const MMSG_UNREADABLE: u32 = 2;
@@ -67,6 +71,12 @@ pub mod counter {
 /// Bound of the `STATS` map: live `(tgid, syscall)` pairs. Entries of exited processes are
 /// flushed to user space and deleted by the exit program, so only live processes occupy it.
 pub const STATS_MAX_ENTRIES: u32 = 16_384;
+/// Bound of the `KSTATS` map (kernel layer): live `(tgid, probe)` pairs, flushed at exit like
+/// `STATS`.
+pub const KSTATS_MAX_ENTRIES: u32 = 16_384;
+/// Bound of the map that carries `_copy_{to,from}_user`'s size from kprobe to kretprobe
+/// (threads inside one of those calls at once).
+pub const COPY_ARGS_MAX_ENTRIES: u32 = 4096;
 /// Size of the `EVENTS` ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 20;
 /// Longest recvmmsg/sendmmsg vector the kernel accepts (UIO_MAXIOV); bounds our loop.
@@ -126,6 +136,10 @@ pub mod event_kind {
     /// Process `tgid` ended (its last thread, or its leader on kernels without
     /// `group_dead`); `pid` is the exiting thread.
     pub const EXIT: u32 = 4;
+    /// Final totals of one kernel-layer probe of an exiting process (`syscall` holds the
+    /// index into `kernel::PROBES`, `stats` the totals). Made by a second exit program, so
+    /// it may come after that process's `EXIT`.
+    pub const FINAL_KERNEL_STATS: u32 = 5;
 }
 
 /// One ring-buffer record. A single fixed layout for every kind keeps decoding trivial;
@@ -156,4 +170,6 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Event {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::kernel::KernelKey {}
 }

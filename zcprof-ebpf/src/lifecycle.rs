@@ -1,6 +1,6 @@
 //! Process lifecycle: fork, exec and exit, sent once each through the `EVENTS` ring buffer.
 //!
-//! At exit the process's `STATS` entries are moved into the ring buffer as `FINAL_STATS`
+//! At exit the process's `STATS` and `KSTATS` entries are moved into the ring buffer as `FINAL_STATS`
 //! records and deleted, before the `EXIT` record. User space therefore sees every byte of
 //! a process even if it exits between two reads of the map, and a later process that gets
 //! the same PID starts from zero instead of inheriting the old totals.
@@ -11,9 +11,13 @@ use aya_ebpf::{
     maps::ring_buf::RingBufEntry,
     programs::TracePointContext,
 };
-use zcprof_common::{COMM_LEN, Event, StatsKey, SyscallStats, counter, event_kind, syscalls};
+use zcprof_common::{
+    COMM_LEN, Event, StatsKey, SyscallStats, counter, event_kind,
+    kernel::{self, KernelKey},
+    syscalls,
+};
 
-use crate::maps::{EVENTS, STATS, bump};
+use crate::maps::{EVENTS, KSTATS, STATS, bump};
 
 /// Tracepoint field offsets, set by user space from tracefs before loading (see
 /// `zcprof_common::global`). Read with `read_volatile` so the compiler does not fold the
@@ -66,12 +70,14 @@ pub fn process_exit(ctx: TracePointContext) -> u32 {
     }
 }
 
-fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
+/// `(tgid, pid)` when this exit ends the whole process, `None` for a thread's exit.
+#[inline(always)]
+fn process_ended(ctx: &TracePointContext) -> Result<Option<(u32, u32)>, ()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // SAFETY: a plain read of a global that user space set before loading.
     let group_dead_at = unsafe { core::ptr::read_volatile(&EXIT_GROUP_DEAD_OFFSET) } as usize;
-    let process_ended = if group_dead_at != 0 {
+    let ended = if group_dead_at != 0 {
         // SAFETY: offset from this kernel's tracefs format; the helper checks the read.
         let group_dead: u8 = unsafe { ctx.read_at(group_dead_at) }.map_err(|_| ())?;
         group_dead != 0
@@ -79,9 +85,13 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         // Older kernels: the leader's exit stands for the process's end.
         pid == tgid
     };
-    if !process_ended {
+    Ok(ended.then_some((tgid, pid)))
+}
+
+fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
+    let Some((tgid, pid)) = process_ended(ctx)? else {
         return Ok(());
-    }
+    };
     for index in 0..syscalls::COUNT as u32 {
         let key = StatsKey {
             tgid,
@@ -102,6 +112,37 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         }
     }
     submit(record(event_kind::EXIT, pid, 0, None));
+    Ok(())
+}
+
+/// `sched:sched_process_exit` again, for the kernel layer: moves the process's `KSTATS`
+/// entries into the ring buffer as `FINAL_KERNEL_STATS` records, the way `process_exit` moves
+/// `STATS`. A program of its own because one program looping over both maps is more than the
+/// 6.1 verifier accepts (E2BIG); user space attaches it after `process_exit`, so its records
+/// may follow the `EXIT` record, and the model attributes them to the instance that just
+/// ended.
+#[tracepoint]
+pub fn process_exit_kernel(ctx: TracePointContext) -> u32 {
+    match try_process_exit_kernel(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_process_exit_kernel(ctx: &TracePointContext) -> Result<(), ()> {
+    let Some((tgid, pid)) = process_ended(ctx)? else {
+        return Ok(());
+    };
+    for probe in 0..kernel::COUNT as u32 {
+        let key = KernelKey { tgid, probe };
+        // SAFETY: as in `try_process_exit`.
+        let Some(stats) = (unsafe { KSTATS.get(key) }) else {
+            continue;
+        };
+        if let Some(entry) = record(event_kind::FINAL_KERNEL_STATS, pid, probe, Some(stats)) {
+            let _ = KSTATS.remove(key);
+            entry.submit(0);
+        }
+    }
     Ok(())
 }
 

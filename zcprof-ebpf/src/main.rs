@@ -3,6 +3,9 @@
 //!
 //! - `syscalls`: the syscall layer — counts calls, bytes, errors and sizes per
 //!   `(tgid, syscall)` in the `STATS` hash map, in the kernel, with atomic adds.
+//! - `kernel`: the kernel layer — copy primitives, in-kernel data paths and zero-copy
+//!   internals, per `(tgid, probe)` in `KSTATS`, attached by fentry/fexit, kprobe/kretprobe
+//!   or a tracepoint, whichever this kernel allows.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two processes).
 
@@ -12,6 +15,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod kernel;
 mod lifecycle;
 mod maps;
 mod syscalls;

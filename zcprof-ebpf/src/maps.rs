@@ -7,12 +7,21 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use zcprof_common::{EVENTS_BYTES, STATS_MAX_ENTRIES, StatsKey, SyscallStats, counter, hist};
+use zcprof_common::{
+    EVENTS_BYTES, KSTATS_MAX_ENTRIES, STATS_MAX_ENTRIES, StatsKey, SyscallStats, counter, hist,
+    kernel::KernelKey,
+};
 
 /// `(tgid, syscall) -> totals`, for live processes. Preallocated (the default), so updates
 /// never allocate in the syscall path.
 #[map]
 pub static STATS: HashMap<StatsKey, SyscallStats> = HashMap::with_max_entries(STATS_MAX_ENTRIES, 0);
+
+/// The kernel layer: `(tgid, probe) -> totals` (`zcprof_common::kernel::PROBES`), kept and
+/// flushed exactly like `STATS`.
+#[map]
+pub static KSTATS: HashMap<KernelKey, SyscallStats> =
+    HashMap::with_max_entries(KSTATS_MAX_ENTRIES, 0);
 
 /// Process lifecycle records and final totals, see `zcprof_common::Event`.
 #[map]
@@ -53,32 +62,63 @@ pub fn record(tgid: u32, index: u32, ret: i64, bytes: u64) {
         tgid,
         syscall: index,
     };
-    let stats = match STATS.get_ptr_mut(key) {
-        Some(stats) => stats,
-        None => {
-            // BPF_NOEXIST: if another thread created the entry meanwhile, keep its counts.
-            // By reference on purpose: `&ZERO` points into .rodata, while a by-value
-            // argument is built on the stack with a byte-wise memset loop that the verifier
-            // unrolls past its instruction limit.
-            #[expect(clippy::needless_borrows_for_generic_args, reason = "see above")]
-            let _ = STATS.insert(key, &SyscallStats::ZERO, BPF_NOEXIST as u64);
-            match STATS.get_ptr_mut(key) {
-                Some(stats) => stats,
-                None => {
-                    bump(counter::STATS_FULL);
-                    return;
-                }
-            }
-        }
+    if let Some(stats) = entry(&STATS, key) {
+        // A failed syscall moved nothing (`bytes` is 0 then).
+        // SAFETY: a live map value, from a successful lookup.
+        unsafe { update(stats, ret < 0, bytes) };
+    }
+}
+
+/// Records one hit of kernel-layer probe `probe` (index into `kernel::PROBES`) for the
+/// current process: `failed` counts an error (and `bytes` still count: a copy that faulted
+/// half-way moved half its bytes).
+#[inline(always)]
+pub fn record_kernel(probe: u32, failed: bool, bytes: u64) {
+    let key = KernelKey {
+        tgid: (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32,
+        probe,
     };
-    // SAFETY: `stats` points to a live map value (successful lookup above); every field
-    // is a u64 at an 8-byte-aligned offset of a `#[repr(C)]` struct.
+    if let Some(stats) = entry(&KSTATS, key) {
+        // SAFETY: a live map value, from a successful lookup.
+        unsafe { update(stats, failed, bytes) };
+    }
+}
+
+/// The value at `key`, created zeroed if missing; `None` (and a count) if the map is full.
+#[inline(always)]
+fn entry<K>(map: &HashMap<K, SyscallStats>, key: K) -> Option<*mut SyscallStats> {
+    if let Some(stats) = map.get_ptr_mut(&key) {
+        return Some(stats);
+    }
+    // BPF_NOEXIST: if another thread created the entry meanwhile, keep its counts.
+    // By reference on purpose: `&ZERO` points into .rodata, while a by-value argument is
+    // built on the stack with a byte-wise memset loop that the verifier unrolls past its
+    // instruction limit.
+    #[expect(clippy::needless_borrows_for_generic_args, reason = "see above")]
+    let _ = map.insert(&key, &SyscallStats::ZERO, BPF_NOEXIST as u64);
+    let stats = map.get_ptr_mut(&key);
+    if stats.is_none() {
+        bump(counter::STATS_FULL);
+    }
+    stats
+}
+
+/// Adds one call to `stats`: `bytes`, and an error or a histogram count.
+///
+/// # Safety
+/// `stats` must point to a live map value.
+#[inline(always)]
+unsafe fn update(stats: *mut SyscallStats, failed: bool, bytes: u64) {
+    // SAFETY: guaranteed by the caller; every field is a u64 at an 8-byte-aligned offset of
+    // a `#[repr(C)]` struct.
     unsafe {
         add(&raw mut (*stats).calls, 1);
-        if ret < 0 {
+        if bytes != 0 {
+            add(&raw mut (*stats).bytes, bytes);
+        }
+        if failed {
             add(&raw mut (*stats).errors, 1);
         } else {
-            add(&raw mut (*stats).bytes, bytes);
             // The mask is a no-op for the verifier's benefit: it proves the index in range.
             let bucket = hist::bucket(bytes) & (zcprof_common::HIST_BUCKETS - 1);
             add((&raw mut (*stats).hist).cast::<u64>().add(bucket), 1);

@@ -56,6 +56,9 @@ enum Command {
     Diff(DiffArgs),
     /// Expose live per-process counters to Prometheus (OpenMetrics over HTTP)
     Serve(ServeArgs),
+    /// Show what this kernel allows: BTF, lockdown, privileges, tracefs, and how each probe
+    /// attaches (or why it cannot)
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +117,13 @@ struct ServeArgs {
     /// How often counters are refreshed from the kernel
     #[arg(long, short = 'i', default_value = "1s", value_parser = parse_interval)]
     interval: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct DoctorArgs {
+    /// Print the report as JSON (schema zcprof.doctor/v1)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -214,6 +224,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 limit: args.limit,
             };
             runtime.block_on(top::run(&load, opts))
+        }
+        Command::Doctor(args) => {
+            runtime.block_on(async { crate::cmd::doctor::run(&load, args.json) })
         }
         Command::Run(args) => runtime.block_on(run::run(
             &load,

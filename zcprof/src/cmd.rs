@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod diff;
+pub mod doctor;
 pub mod record;
 pub mod run;
 pub mod serve;

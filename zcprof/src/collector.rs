@@ -18,6 +18,7 @@ use tokio::{
 };
 use zcprof_common::{
     COUNTERS_MAP, EVENTS_MAP, Event, STATS_MAP, StatsKey, SyscallStats, counter, event_kind,
+    kernel::{self, KSTATS_MAP, KernelKey},
 };
 
 use crate::model::{Batch, KernelCounters, ProcEvent};
@@ -29,6 +30,8 @@ pub enum Control {
     Flush,
     /// Delete these `STATS` entries: the model took them over (see `Model::apply`).
     Forget(Vec<StatsKey>),
+    /// The same for `KSTATS` entries (see `Model::take_kernel_forget`).
+    ForgetKernel(Vec<KernelKey>),
 }
 
 /// The map handles taken out of the loaded object; the object itself stays alive here so
@@ -36,6 +39,7 @@ pub enum Control {
 pub struct Collector {
     _ebpf: Ebpf,
     stats: HashMap<MapData, StatsKey, SyscallStats>,
+    kstats: HashMap<MapData, KernelKey, SyscallStats>,
     counters: PerCpuArray<MapData, u64>,
     ring: AsyncFd<RingBuf<MapData>>,
     pending: Vec<ProcEvent>,
@@ -47,6 +51,7 @@ impl Collector {
     /// buffer is registered with its reactor).
     pub fn new(mut ebpf: Ebpf) -> anyhow::Result<Self> {
         let stats = HashMap::try_from(take(&mut ebpf, STATS_MAP)?)?;
+        let kstats = HashMap::try_from(take(&mut ebpf, KSTATS_MAP)?)?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, COUNTERS_MAP)?)?;
         let ring = RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?)?;
         // SAFETY: the RingBuf owns its map fd, which stays open and unchanged until the
@@ -56,6 +61,7 @@ impl Collector {
         Ok(Collector {
             _ebpf: ebpf,
             stats,
+            kstats,
             counters,
             ring,
             pending: Vec::new(),
@@ -80,10 +86,12 @@ impl Collector {
     pub fn batch(&mut self, flushed: bool) -> Batch {
         self.drain();
         let stats = self.stats.iter().filter_map(Result::ok).collect();
+        let kernel_stats = self.kstats.iter().filter_map(Result::ok).collect();
         Batch {
             at: std::time::Instant::now(),
             events: std::mem::take(&mut self.pending),
             stats,
+            kernel_stats,
             counters: self.read_counters(),
             malformed: self.malformed,
             flushed,
@@ -109,6 +117,12 @@ impl Collector {
         for key in keys {
             // Already gone is fine: the process may have been flushed meanwhile.
             let _ = self.stats.remove(key);
+        }
+    }
+
+    fn forget_kernel(&mut self, keys: &[KernelKey]) {
+        for key in keys {
+            let _ = self.kstats.remove(key);
         }
     }
 }
@@ -142,6 +156,14 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
             ProcEvent::FinalStats {
                 tgid: event.tgid,
                 syscall: event.syscall,
+                stats: Box::new(event.stats),
+            }
+        }
+        event_kind::FINAL_KERNEL_STATS => {
+            kernel::get(event.syscall)?;
+            ProcEvent::FinalKernelStats {
+                tgid: event.tgid,
+                probe: event.syscall,
                 stats: Box::new(event.stats),
             }
         }
@@ -215,6 +237,7 @@ async fn run(
                     }
                 }
                 Some(Control::Forget(keys)) => c.forget(&keys),
+                Some(Control::ForgetKernel(keys)) => c.forget_kernel(&keys),
                 None => break,
             }
         }
@@ -278,6 +301,17 @@ mod tests {
             }) => assert_eq!(stats.calls, 3),
             other => panic!("{other:?}"),
         }
+        match decode(&raw(&event(event_kind::FINAL_KERNEL_STATS))) {
+            Some(ProcEvent::FinalKernelStats {
+                tgid: 10,
+                probe: 1,
+                stats,
+            }) => assert_eq!(stats.calls, 3),
+            other => panic!("{other:?}"),
+        }
+        let mut bad = event(event_kind::FINAL_KERNEL_STATS);
+        bad.syscall = kernel::COUNT as u32;
+        assert_eq!(decode(&raw(&bad)), None);
         assert_eq!(
             decode(&raw(&event(event_kind::EXIT))),
             Some(ProcEvent::Exit {

@@ -15,8 +15,12 @@ use std::{
 };
 
 pub use input::{Batch, KernelCounters, ProcEvent};
-pub use totals::{Figures, StatsExt, Totals};
-use zcprof_common::{StatsKey, syscalls};
+pub use totals::{Figures, KernelTotals, StatsExt, Totals};
+use zcprof_common::{
+    StatsKey, SyscallStats,
+    kernel::{self, KernelKey},
+    syscalls,
+};
 
 /// Identity of one process instance, unique for the life of a [`Model`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,8 +67,10 @@ pub struct Process {
     pub comm: String,
     pub origin: Origin,
     pub exited: bool,
-    /// Everything counted for it since the probes attached.
+    /// Everything the syscall layer counted for it since the probes attached.
     pub totals: Totals,
+    /// Everything the kernel layer counted for it, per probe (see `zcprof_common::kernel`).
+    pub kernel: KernelTotals,
     /// What it did during the last interval (see [`Model::tick`]).
     pub interval: Totals,
     at_last_tick: Totals,
@@ -83,6 +89,7 @@ impl Process {
             origin,
             exited: false,
             totals: Totals::zero(),
+            kernel: KernelTotals::zero(),
             interval: Totals::zero(),
             at_last_tick: Totals::zero(),
             exited_at_last_tick: false,
@@ -107,6 +114,9 @@ pub struct Model {
     last_tick: Option<Instant>,
     /// Live processes the last sweep found gone from /proc (see `sweep_missed_exits`).
     suspects: HashSet<ProcId>,
+    /// `KSTATS` entries taken over from processes that are gone, for the collector to
+    /// delete (see [`Model::take_kernel_forget`]).
+    kernel_forget: Vec<KernelKey>,
     /// Length of the last interval, once two ticks have happened.
     pub interval: Option<Duration>,
 }
@@ -167,6 +177,9 @@ impl Model {
                 }
             }
         }
+        for (key, stats) in &batch.kernel_stats {
+            self.apply_kernel(key, stats, source);
+        }
         self.counters = batch.counters;
         self.kernel_entries = batch.stats.len();
         self.malformed = batch.malformed;
@@ -207,6 +220,50 @@ impl Model {
         }
     }
 
+    /// One `KSTATS` entry: the same attribution as a `STATS` entry in [`Model::apply`].
+    fn apply_kernel(&mut self, key: &KernelKey, stats: &SyscallStats, source: &dyn ProcSource) {
+        let Some(index) = kernel_index(key.probe) else {
+            return;
+        };
+        if let Some(id) = self.live.get(&key.tgid).copied() {
+            if let Some(p) = self.procs.get_mut(&id) {
+                p.kernel.0[index] = *stats;
+            }
+            return;
+        }
+        match source.lookup(key.tgid) {
+            Some(info) => {
+                let id = self.create(key.tgid, info.comm, Origin::Existing);
+                let parent = self.live.get(&info.ppid).copied();
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.ppid = Some(info.ppid);
+                    p.parent = parent;
+                    p.kernel.0[index] = *stats;
+                }
+            }
+            None => {
+                let id = match self.latest_instance(key.tgid) {
+                    Some(id) => id,
+                    None => {
+                        let id = self.create(key.tgid, String::new(), Origin::Existing);
+                        self.mark_exited(key.tgid, id);
+                        id
+                    }
+                };
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.kernel.0[index].add(stats);
+                }
+                self.kernel_forget.push(*key);
+            }
+        }
+    }
+
+    /// The `KSTATS` keys the last batches handed over for good (their processes are gone):
+    /// the collector must delete them so they are not counted twice.
+    pub fn take_kernel_forget(&mut self) -> Vec<KernelKey> {
+        std::mem::take(&mut self.kernel_forget)
+    }
+
     fn apply_event(&mut self, event: &ProcEvent, source: &dyn ProcSource) {
         match event {
             ProcEvent::Fork {
@@ -242,6 +299,20 @@ impl Model {
                 let id = self.live_or_create(*tgid, "", source);
                 if let Some(p) = self.procs.get_mut(&id) {
                     p.totals.0[index] = **stats;
+                }
+            }
+            ProcEvent::FinalKernelStats { tgid, probe, stats } => {
+                let Some(index) = kernel_index(*probe) else {
+                    return;
+                };
+                // These records may follow the process's EXIT (a second exit program makes
+                // them): then they belong to the instance that just ended.
+                let id = match (self.live.get(tgid).copied(), self.latest_instance(*tgid)) {
+                    (Some(id), _) | (None, Some(id)) => id,
+                    (None, None) => self.live_or_create(*tgid, "", source),
+                };
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.kernel.0[index] = **stats;
                 }
             }
             ProcEvent::Exit { tgid, comm } => {
@@ -361,6 +432,10 @@ impl Model {
 
 fn valid_index(syscall: u32) -> Option<usize> {
     syscalls::get(syscall).map(|_| syscall as usize)
+}
+
+fn kernel_index(probe: u32) -> Option<usize> {
+    kernel::get(probe).map(|_| probe as usize)
 }
 
 #[cfg(test)]

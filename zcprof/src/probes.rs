@@ -14,6 +14,9 @@ use zcprof_common::{global, program, syscalls};
 
 use crate::tracefs;
 
+pub mod kernel;
+pub use kernel::LAYER_KERNEL;
+
 /// The eBPF object built by build.rs from `zcprof-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zcprof"));
 
@@ -66,6 +69,12 @@ impl ProbeStatus {
     }
 
     fn unavailable(layer: &'static str, probe: String, reason: String) -> Self {
+        // A verifier rejection carries the whole verifier log (thousands of lines): keep
+        // the sentence that says what happened.
+        let reason = match reason.split_once('\n') {
+            Some((first, _)) => format!("{first} …"),
+            None => reason,
+        };
         ProbeStatus {
             layer,
             probe,
@@ -141,8 +150,26 @@ fn summarize(probes: &[ProbeStatus]) -> Vec<LayerSummary> {
     out
 }
 
-/// Loads the object and attaches the syscall and lifecycle probes.
+/// Loads the object and attaches the syscall, lifecycle and kernel probes; fails when no
+/// syscall probe attaches (the layer every figure starts from).
 pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
+    let loaded = load_all(opts)?;
+    if !loaded
+        .probes
+        .iter()
+        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
+    {
+        bail!(
+            "no syscall probe could attach on this kernel: {}",
+            first_reason(&loaded.probes)
+        );
+    }
+    Ok(loaded)
+}
+
+/// Loads the object and attaches whatever this kernel allows, failing only when the object
+/// itself cannot be loaded (`zcprof doctor` reports what attached, whatever it is).
+pub fn load_all(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     let mut warnings = Vec::new();
     let btf = load_btf(opts.btf.as_ref(), &mut warnings)?;
     let tracefs = match tracefs::ensure_mounted() {
@@ -166,10 +193,21 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     let mut loader = EbpfLoader::new();
     loader.btf(btf.as_ref());
     let (pid_at, flags_at, group_dead_at) = offsets.unwrap_or((0, 0, 0));
+    // 0 (not found) keeps the kernel layer from attaching that tracepoint.
+    let skb_len_at = tracefs
+        .as_deref()
+        .and_then(|root| tracefs::fields(root, "skb", "skb_copy_datagram_iovec").ok())
+        .and_then(|fields| tracefs::offset_of(&fields, "len", 4))
+        .unwrap_or(0);
     loader
         .override_global(global::NEWTASK_PID_OFFSET, &pid_at, true)
         .override_global(global::NEWTASK_FLAGS_OFFSET, &flags_at, true)
-        .override_global(global::EXIT_GROUP_DEAD_OFFSET, &group_dead_at, true);
+        .override_global(global::EXIT_GROUP_DEAD_OFFSET, &group_dead_at, true)
+        .override_global(
+            zcprof_common::kernel::SKB_COPY_LEN_OFFSET,
+            &skb_len_at,
+            true,
+        );
     let mut ebpf = loader
         .load(OBJECT)
         .context("loading zcprof's eBPF object")?;
@@ -179,6 +217,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     let mut lifecycle = Vec::new();
     if offsets.is_some() {
         attach_lifecycle(&mut ebpf, &mut lifecycle);
+        attach_kernel_flush(&mut ebpf, &mut lifecycle);
     } else {
         for (_, event, _) in LIFECYCLE {
             lifecycle.push(ProbeStatus::unavailable(
@@ -208,6 +247,13 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
             first_reason(&probes)
         );
     }
+    kernel::attach(
+        &mut ebpf,
+        btf.as_ref(),
+        tracefs.as_deref(),
+        skb_len_at != 0,
+        &mut probes,
+    );
     Ok(Loaded {
         ebpf,
         probes,
@@ -279,6 +325,22 @@ fn attach_lifecycle(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
             Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),
         });
     }
+}
+
+/// The kernel layer's exit flush (`process_exit_kernel`), after `process_exit`. Without it
+/// the kernel layer still counts, and user space reads an exited process's entries from the
+/// map instead (they are only not freed as early).
+fn attach_kernel_flush(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
+    let result = tracepoint(ebpf, program::PROCESS_EXIT_KERNEL).and_then(|tp| {
+        tp.attach("sched", "sched_process_exit")
+            .map(drop)
+            .map_err(|err| anyhow!(err).context("attach"))
+    });
+    let probe = "sched:sched_process_exit (kernel-layer totals)".to_string();
+    probes.push(match result {
+        Ok(()) => ProbeStatus::attached(LAYER_LIFECYCLE, probe, "tracepoint"),
+        Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),
+    });
 }
 
 fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut TracePoint> {

@@ -65,8 +65,14 @@ pub fn layers_line(layers: &[LayerSummary]) -> String {
             if !l.via.is_empty() {
                 s.push_str(&format!(" via {}", l.via));
             }
-            if !l.unavailable.is_empty() {
-                s.push_str(&format!(" (unavailable: {})", l.unavailable.join(", ")));
+            match l.unavailable.len() {
+                0 => {}
+                // A long list (the kernel layer on a kernel without fentry/kprobes) would
+                // drown the header; doctor lists each probe with its reason.
+                n if n > 4 => {
+                    s.push_str(&format!(" ({n} probes unavailable: see `zcprof doctor`)"))
+                }
+                _ => s.push_str(&format!(" (unavailable: {})", l.unavailable.join(", "))),
             }
             s
         })

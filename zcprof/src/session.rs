@@ -32,7 +32,23 @@ impl Session {
         for warning in &loaded.warnings {
             eprintln!("zcprof: warning: {warning}");
         }
-        for p in loaded.probes.iter().filter(|p| p.via.is_none()) {
+        // The kernel layer is best effort and its list is long on kernels without fentry or
+        // kprobes: one line for it, the details in `zcprof doctor`.
+        let kernel_missing = loaded
+            .probes
+            .iter()
+            .filter(|p| p.layer == probes::LAYER_KERNEL && p.via.is_none())
+            .count();
+        if kernel_missing > 0 {
+            eprintln!(
+                "zcprof: warning: {kernel_missing} kernel-layer probes are unavailable on this kernel (`zcprof doctor` says why)"
+            );
+        }
+        for p in loaded
+            .probes
+            .iter()
+            .filter(|p| p.via.is_none() && p.layer != probes::LAYER_KERNEL)
+        {
             eprintln!(
                 "zcprof: warning: probe {} ({} layer) is unavailable: {}",
                 p.probe,
@@ -63,6 +79,14 @@ impl Session {
         if !forget.is_empty() {
             // If the collector is gone there is nothing left to delete from.
             let _ = self.handle.control.send(Control::Forget(forget)).await;
+        }
+        let forget = self.model.take_kernel_forget();
+        if !forget.is_empty() {
+            let _ = self
+                .handle
+                .control
+                .send(Control::ForgetKernel(forget))
+                .await;
         }
         Some(batch.flushed)
     }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use zcprof_common::{StatsKey, SyscallStats};
+use zcprof_common::{StatsKey, SyscallStats, kernel::KernelKey};
 
 /// A process lifecycle record from the kernel (see `zcprof_common::event_kind`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +20,13 @@ pub enum ProcEvent {
     FinalStats {
         tgid: u32,
         syscall: u32,
+        stats: Box<SyscallStats>,
+    },
+    /// The final totals of one kernel-layer probe (index into `kernel::PROBES`) of exiting
+    /// process `tgid`.
+    FinalKernelStats {
+        tgid: u32,
+        probe: u32,
         stats: Box<SyscallStats>,
     },
     /// Process `tgid` ended.
@@ -55,6 +62,8 @@ pub struct Batch {
     pub events: Vec<ProcEvent>,
     /// The `STATS` map: cumulative totals of live processes.
     pub stats: Vec<(StatsKey, SyscallStats)>,
+    /// The `KSTATS` map (kernel layer): cumulative totals of live processes per probe.
+    pub kernel_stats: Vec<(KernelKey, SyscallStats)>,
     pub counters: KernelCounters,
     /// Ring-buffer records that could not be decoded (cumulative).
     pub malformed: u64,

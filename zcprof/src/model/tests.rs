@@ -64,6 +64,7 @@ impl Clock {
             at: self.0,
             events,
             stats,
+            kernel_stats: Vec::new(),
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,
@@ -382,4 +383,96 @@ fn exit_records_after_the_process_left_proc_land_on_its_instance() {
     assert_eq!(all.len(), 1, "one instance");
     assert_eq!(all[0].origin, Origin::Forked);
     assert_eq!(all[0].totals.0[index("read") as usize], stats(1, 198));
+}
+
+/// The kernel layer is attributed like the syscall layer, into its own field: final records
+/// of an exited process, live map entries, and leftovers of a process that is gone (handed to
+/// the collector for deletion).
+#[test]
+fn kernel_layer_is_attributed_apart_from_the_syscall_layer() {
+    use zcprof_common::kernel::{KernelKey, id};
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let none = FakeProc::default();
+    let mut batch = clock.batch(
+        vec![
+            fork(1, 100, "first"),
+            ProcEvent::FinalKernelStats {
+                tgid: 100,
+                probe: id::PIPE_READ,
+                stats: Box::new(stats(3, 300)),
+            },
+            exit(100, "first"),
+            fork(1, 101, "live"),
+        ],
+        vec![(key(101, "read"), stats(1, 5))],
+    );
+    let live = KernelKey {
+        tgid: 101,
+        probe: id::CHECK_OBJECT_SIZE_TO_USER,
+    };
+    let gone = KernelKey {
+        tgid: 555,
+        probe: id::DO_SENDFILE,
+    };
+    batch.kernel_stats = vec![(live, stats(2, 64)), (gone, stats(1, 9))];
+    m.apply(&batch, &none);
+    let first = instances(&m, 100)[0];
+    assert_eq!(first.kernel.0[id::PIPE_READ as usize], stats(3, 300));
+    assert!(
+        first.totals.is_zero(),
+        "nothing leaks into the syscall layer"
+    );
+    let live_p = instances(&m, 101)[0];
+    assert_eq!(
+        live_p.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        stats(2, 64)
+    );
+    assert_eq!(live_p.totals.0[index("read") as usize], stats(1, 5));
+    assert_eq!(live_p.kernel.copied(kernel::Role::CrossCheck), (64, 0));
+    assert_eq!(
+        instances(&m, 555)[0].kernel.0[id::DO_SENDFILE as usize],
+        stats(1, 9)
+    );
+    assert_eq!(m.take_kernel_forget(), vec![gone]);
+    assert!(m.take_kernel_forget().is_empty());
+    // Invalid probe indexes are ignored, not a panic.
+    let mut bad = clock.batch(vec![], vec![]);
+    bad.kernel_stats = vec![(
+        KernelKey {
+            tgid: 101,
+            probe: 999,
+        },
+        stats(1, 1),
+    )];
+    m.apply(&bad, &none);
+}
+
+/// The kernel layer's final records come from a second exit program and may follow the
+/// EXIT record: they still belong to the instance that just ended.
+#[test]
+fn kernel_final_stats_after_exit_go_to_the_ended_instance() {
+    use zcprof_common::kernel::id;
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let none = FakeProc::default();
+    m.apply(
+        &clock.batch(
+            vec![
+                fork(1, 100, "first"),
+                exit(100, "first"),
+                ProcEvent::FinalKernelStats {
+                    tgid: 100,
+                    probe: id::PIPE_WRITE,
+                    stats: Box::new(stats(1, 42)),
+                },
+            ],
+            vec![],
+        ),
+        &none,
+    );
+    let all = instances(&m, 100);
+    assert_eq!(all.len(), 1, "no second instance");
+    assert!(all[0].exited);
+    assert_eq!(all[0].kernel.0[id::PIPE_WRITE as usize], stats(1, 42));
 }

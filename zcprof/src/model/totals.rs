@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use zcprof_common::{
-    HIST_BUCKETS, SyscallStats,
+    HIST_BUCKETS, SyscallStats, kernel,
     syscalls::{self, Direction, Family},
 };
 
@@ -112,5 +112,52 @@ impl Figures {
         self.zero_copy_bytes += other.zero_copy_bytes;
         self.calls += other.calls;
         self.errors += other.errors;
+    }
+}
+
+/// Everything one process did per kernel-layer probe (indexed like `kernel::PROBES`). Kept
+/// apart from [`Totals`], which stays the syscall layer's, so that no figure mixes layers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelTotals(pub [SyscallStats; kernel::COUNT]);
+
+impl KernelTotals {
+    pub fn zero() -> Self {
+        KernelTotals([SyscallStats::ZERO; kernel::COUNT])
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0.iter().all(|s| s.calls == 0)
+    }
+
+    pub fn add(&mut self, other: &KernelTotals) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            a.add(b);
+        }
+    }
+
+    pub fn minus(&self, earlier: &KernelTotals) -> KernelTotals {
+        let mut out = KernelTotals::zero();
+        for (i, o) in out.0.iter_mut().enumerate() {
+            *o = self.0[i].minus(&earlier.0[i]);
+        }
+        out
+    }
+
+    /// The kernel-copy figure: bytes copied each way by the counters of `role` (the copy
+    /// primitives, or `__check_object_size` where no primitive attached), never both.
+    pub fn copied(&self, role: kernel::Role) -> (u64, u64) {
+        let mut k2u = 0;
+        let mut u2k = 0;
+        for (p, s) in kernel::PROBES.iter().zip(self.0.iter()) {
+            if p.role != role {
+                continue;
+            }
+            match p.direction {
+                Direction::KernelToUser => k2u += s.bytes,
+                Direction::UserToKernel => u2k += s.bytes,
+                Direction::KernelToKernel => {}
+            }
+        }
+        (k2u, u2k)
     }
 }

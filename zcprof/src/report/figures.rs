@@ -4,19 +4,69 @@
 
 use zcprof_common::{
     HIST_BUCKETS, SyscallStats, hist,
+    kernel::{self, Role},
     syscalls::{self, Direction, Family},
 };
 use zcprof_recording::{self as rec, Bucket, Entry, Layer, LayerTotals, Layers, ProbeLayer};
 
 use super::Lost;
 use crate::{
-    model::Totals,
-    probes::{LAYER_SYSCALL, LayerSummary},
+    model::{KernelTotals, Totals},
+    probes::{LAYER_KERNEL, LAYER_SYSCALL, LayerSummary},
 };
 
-/// `{"syscall": …}`: the syscall layer's figures for `totals`.
-pub fn layers(totals: &Totals) -> Layers {
-    Layers::from([(LAYER_SYSCALL.to_string(), syscall_layer(totals))])
+/// `{"syscall": …, "kernel": …}`: the figures of each layer. The kernel layer is present
+/// when one of its counters fired; which layers attached is in the layer states.
+pub fn layers(totals: &Totals, kernel: &KernelTotals, copy_source: Option<Role>) -> Layers {
+    let mut layers = Layers::from([(LAYER_SYSCALL.to_string(), syscall_layer(totals))]);
+    if !kernel.is_zero() {
+        layers.insert(LAYER_KERNEL.to_string(), kernel_layer(kernel, copy_source));
+    }
+    layers
+}
+
+/// The kernel layer: one entry per counter that fired, under `probes`. Its copy totals
+/// come from one set of counters only (`copy_source`: the copy primitives, else
+/// `__check_object_size`), never both, so a byte is not counted twice; the breakdown and
+/// zero-copy-internal counters are listed but not summed into the totals.
+pub fn kernel_layer(k: &KernelTotals, copy_source: Option<Role>) -> Layer {
+    let (copy_k2u_bytes, copy_u2k_bytes) = copy_source.map(|role| k.copied(role)).unwrap_or((0, 0));
+    let fired = || {
+        kernel::PROBES
+            .iter()
+            .zip(k.0.iter())
+            .filter(|(_, s)| s.calls > 0)
+    };
+    Layer {
+        totals: LayerTotals {
+            copy_k2u_bytes,
+            copy_u2k_bytes,
+            zero_copy_bytes: 0,
+            calls: fired().map(|(_, s)| s.calls).sum(),
+            errors: fired().map(|(_, s)| s.errors).sum(),
+            zero_copy_ratio: None,
+        },
+        syscalls: Default::default(),
+        probes: fired()
+            .map(|(p, s)| {
+                let family = match p.role {
+                    Role::ZeroCopy => rec::Family::ZeroCopy,
+                    Role::Primitive | Role::CrossCheck | Role::Breakdown => rec::Family::Copy,
+                };
+                (
+                    p.name.to_string(),
+                    Entry {
+                        family,
+                        direction: direction(p.direction),
+                        calls: s.calls,
+                        bytes: s.bytes,
+                        errors: s.errors,
+                        hist: buckets(s),
+                    },
+                )
+            })
+            .collect(),
+    }
 }
 
 /// The syscall layer: totals, and every syscall that was called.

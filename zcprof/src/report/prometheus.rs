@@ -201,6 +201,7 @@ mod tests {
                     },
                     stats,
                 )],
+                kernel_stats: Vec::new(),
                 counters: KernelCounters {
                     ringbuf_full: 3,
                     ..KernelCounters::default()

@@ -6,7 +6,7 @@ use zcprof_recording::{ProcessRecord, Recording, Total, Workload, format::SCHEMA
 
 use super::{Lost, figures};
 use crate::{
-    model::{Model, Origin, ProcId, Totals},
+    model::{KernelTotals, Model, Origin, ProcId, Totals},
     probes::LayerSummary,
 };
 
@@ -25,11 +25,14 @@ pub struct Meta {
 /// The recording of `members` (process instances of `model`).
 pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: Meta) -> Recording {
     let mut total = Totals::zero();
+    let mut kernel_total = KernelTotals::zero();
+    let copy_source = super::run::copy_source(layers);
     let processes = members
         .iter()
         .filter_map(|id| model.process(*id))
         .map(|p| {
             total.add(&p.totals);
+            kernel_total.add(&p.kernel);
             ProcessRecord {
                 pid: p.tgid,
                 ppid: p.ppid,
@@ -40,7 +43,7 @@ pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: M
                 }
                 .into(),
                 exited: p.exited,
-                layers: figures::layers(&p.totals),
+                layers: figures::layers(&p.totals, &p.kernel, copy_source),
             }
         })
         .collect();
@@ -59,7 +62,7 @@ pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: M
         lost: figures::lost(&Lost::of(model)),
         processes,
         total: Total {
-            layers: figures::layers(&total),
+            layers: figures::layers(&total, &kernel_total, copy_source),
         },
     }
 }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use zcprof_common::{
     HIST_BUCKETS, SyscallStats, hist,
+    kernel::{self, Role},
     syscalls::{Direction, Family},
 };
 use zcprof_recording::Layers;
@@ -14,8 +15,8 @@ use super::{
     layers_line,
 };
 use crate::{
-    model::{Model, Origin, ProcId, Process, Totals},
-    probes::LayerSummary,
+    model::{KernelTotals, Model, Origin, ProcId, Process, Totals},
+    probes::{LAYER_KERNEL, LayerSummary},
     units,
 };
 
@@ -37,6 +38,8 @@ pub struct Summary<'a> {
     pub lost: Lost,
     pub processes: Vec<&'a Process>,
     pub total: Totals,
+    /// The kernel layer's totals over the same processes.
+    pub kernel_total: KernelTotals,
 }
 
 impl<'a> Summary<'a> {
@@ -56,8 +59,10 @@ impl<'a> Summary<'a> {
             .filter_map(|id| model.process(id))
             .collect();
         let mut total = Totals::zero();
+        let mut kernel_total = KernelTotals::zero();
         for p in &processes {
             total.add(&p.totals);
+            kernel_total.add(&p.kernel);
         }
         Summary {
             command,
@@ -67,8 +72,29 @@ impl<'a> Summary<'a> {
             lost: Lost::of(model),
             processes,
             total,
+            kernel_total,
         }
     }
+
+    /// Which counters make the kernel-copy figure on this kernel: the copy primitives when
+    /// any attached, else `__check_object_size`, else none (see `zcprof_common::kernel`).
+    pub fn copy_source(&self) -> Option<Role> {
+        copy_source(self.layers)
+    }
+}
+
+/// See [`Summary::copy_source`].
+pub fn copy_source(layers: &[LayerSummary]) -> Option<Role> {
+    let layer = layers.iter().find(|l| l.layer == LAYER_KERNEL)?;
+    let attached = |role: Role| {
+        kernel::PROBES
+            .iter()
+            .filter(|p| p.role == role)
+            .any(|p| !layer.unavailable.iter().any(|u| u == p.function))
+    };
+    [Role::Primitive, Role::CrossCheck]
+        .into_iter()
+        .find(|&role| attached(role))
 }
 
 /// Schema name of `run --json` output.
@@ -125,10 +151,10 @@ pub fn json(s: &Summary) -> String {
                 comm: &p.comm,
                 origin: p.origin,
                 exited: p.exited,
-                layers: figures::layers(&p.totals),
+                layers: figures::layers(&p.totals, &p.kernel, s.copy_source()),
             })
             .collect(),
-        total: figures::layers(&s.total),
+        total: figures::layers(&s.total, &s.kernel_total, s.copy_source()),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }
@@ -162,12 +188,53 @@ pub fn text(s: &Summary) -> String {
         let state = if p.exited { "" } else { ", still running" };
         out.push_str(&format!("\nprocess {} {}{parent}{state}\n", p.tgid, p.comm));
         table(&mut out, &p.totals);
+        kernel_table(&mut out, &p.kernel, s.copy_source());
     }
     if s.processes.len() != 1 {
         out.push_str(&format!("\ntotal of {} processes\n", s.processes.len()));
         table(&mut out, &s.total);
+        kernel_table(&mut out, &s.kernel_total, s.copy_source());
     }
     out
+}
+
+/// The kernel layer's probes that fired, labelled with their role so nobody adds up rows
+/// that overlap.
+fn kernel_table(out: &mut String, k: &KernelTotals, source: Option<Role>) {
+    if k.is_zero() {
+        return;
+    }
+    out.push_str(&format!(
+        "  kernel layer (per probe; role says how rows relate, see README):\n  {:<30} {:<18} {:<4} {:>10} {:>16} {:>7}  {}\n",
+        "PROBE", "ROLE", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
+    ));
+    for (p, st) in kernel::PROBES
+        .iter()
+        .zip(k.0.iter())
+        .filter(|(_, s)| s.calls > 0)
+    {
+        out.push_str(&format!(
+            "  {:<30} {:<18} {:<4} {:>10} {:>16} {:>7}  {}\n",
+            p.name,
+            p.role.name(),
+            direction(p.direction),
+            units::count(st.calls),
+            units::count(st.bytes),
+            units::count(st.errors),
+            sizes(st),
+        ));
+    }
+    if let Some(role) = source {
+        let (k2u, u2k) = k.copied(role);
+        out.push_str(&format!(
+            "  kernel copies (from {} probes): k→u {} ({}), u→k {} ({})\n",
+            role.name(),
+            units::count(k2u),
+            units::bytes(k2u as f64),
+            units::count(u2k),
+            units::bytes(u2k as f64),
+        ));
+    }
 }
 
 fn table(out: &mut String, totals: &Totals) {

@@ -121,6 +121,7 @@ fn model(ticks: u64) -> Model {
                 (key(501, "write"), stats(400 * t, 65536)),
                 (key(502, "splice"), stats(400 * t, 65536)),
             ],
+            kernel_stats: Vec::new(),
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,

@@ -1,0 +1,182 @@
+//! The integration suite inside the lab's kernels: `cargo xtask vmtest` without `--run`, and
+//! the lab step of `cargo xtask test`.
+//!
+//! Builds zcprof's integration-test binaries (the same debug build the host step uses, so
+//! nothing is rebuilt), strips their debug info into `target/vmtest/suite/` (it would make the
+//! initramfs ten times larger), and boots each kernel of the matrix with them, the `zcprof`
+//! binary at the path the tests were compiled to expect (`CARGO_BIN_EXE_zcprof`), and the
+//! tools the tests call (strace, setpriv). Each binary runs with `--test-threads=1` and
+//! `CI=true` (a test that cannot attach fails instead of skipping); its exit status and
+//! output come back over the serial console, and any failure on any kernel fails the run.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
+
+/// The test targets of the `zcprof` package that run in the lab (the unit tests and the
+/// demos' strace comparisons are kernel-independent and run on the host only).
+const TESTS: &[&str] = &["kernel_layer", "syscall_layer", "cli"];
+/// Host tools the tests run, copied with their libraries.
+const TOOLS: &[&str] = &["/usr/bin/strace", "/usr/bin/setpriv"];
+/// The guest's /bin/sh (Debian's dash; it needs only libc, which the tests bring).
+const DASH: &str = "/usr/bin/dash";
+/// Per kernel, boot to power-off (TCG runs the suite several times slower than the host).
+const TIMEOUT: Duration = Duration::from_secs(1200);
+
+/// Runs the suite on `kernels` (empty: the whole matrix) and returns the lab's report.
+pub fn run(kernels: Vec<String>, echo: bool) -> anyhow::Result<LabReport> {
+    let built = build()?;
+    let dir = lab_dir().join("suite");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut lab = LabRun::new(Vec::new());
+    lab.kernels = kernels;
+    lab.timeout = TIMEOUT;
+    lab.echo = echo;
+    for test in &built.tests {
+        let stripped = strip(test, &dir)?;
+        let name = file_name(&stripped);
+        lab.commands.push(format!(
+            "CI=true RUST_BACKTRACE=1 /bin/{name} --test-threads=1 --nocapture"
+        ));
+        lab.bins.push(stripped);
+    }
+    for tool in TOOLS {
+        let tool = PathBuf::from(tool);
+        if !tool.is_file() {
+            bail!(
+                "{} is missing on this machine (cargo xtask setup installs it)",
+                tool.display()
+            );
+        }
+        lab.bins.push(tool);
+    }
+    // busybox sh runs its own applets without exec, so a `sh -c "dd …"` child would keep
+    // the name `sh` (the tests follow processes by name, as users do): dash execs them.
+    lab.files.push(ExtraFile {
+        host: PathBuf::from(DASH),
+        guest: "/bin/sh".into(),
+    });
+    // The tests run `env!("CARGO_BIN_EXE_zcprof")`: the host path, so put it there.
+    let zcprof = strip(&built.zcprof, &dir)?;
+    lab.files.push(ExtraFile {
+        host: zcprof,
+        guest: built.zcprof.to_string_lossy().into_owned(),
+    });
+    run_lab(&lab)
+}
+
+/// Prints the lines that explain each failed test binary (the report keeps only a tail).
+pub fn explain_failures(report: &LabReport) {
+    for k in &report.kernels {
+        for c in k
+            .commands
+            .iter()
+            .filter(|c| c.status.is_some_and(|s| s != 0))
+        {
+            eprintln!("vmtest: {} failed on {}:", c.command, k.label());
+            for line in c.output.iter().filter(|l| {
+                l.contains("panicked at")
+                    || l.contains("FAILED")
+                    || l.contains("left:")
+                    || l.contains("right:")
+                    || l.starts_with("test result")
+                    || l.contains("assertion")
+            }) {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+}
+
+struct Built {
+    tests: Vec<PathBuf>,
+    zcprof: PathBuf,
+}
+
+/// `cargo test --no-run` for the lab's test targets; their executables and zcprof's, from
+/// cargo's JSON messages.
+fn build() -> anyhow::Result<Built> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--no-run", "--message-format=json", "-p", "zcprof"]);
+    for t in TESTS {
+        cmd.args(["--test", t]);
+    }
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the test binaries failed (see above)");
+    }
+    let mut tests = Vec::new();
+    let mut zcprof = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let Some(exe) = msg["executable"].as_str() else {
+            continue;
+        };
+        let name = msg["target"]["name"].as_str().unwrap_or("");
+        let kinds = msg["target"]["kind"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let is = |k: &str| kinds.iter().any(|v| v == k);
+        if is("test") && TESTS.contains(&name) {
+            tests.push(PathBuf::from(exe));
+        } else if is("bin") && name == "zcprof" {
+            zcprof = Some(PathBuf::from(exe));
+        }
+    }
+    if tests.len() != TESTS.len() {
+        bail!(
+            "cargo built {} of the {} lab test binaries",
+            tests.len(),
+            TESTS.len()
+        );
+    }
+    let zcprof = zcprof.context("cargo did not report the zcprof binary")?;
+    Ok(Built { tests, zcprof })
+}
+
+/// A copy of `bin` without debug info in `dir`, remade only when `bin` is newer.
+fn strip(bin: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = dir.join(file_name(bin));
+    let newer = |a: &Path, b: &Path| -> bool {
+        let m = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        match (m(a), m(b)) {
+            (Some(a), Some(b)) => a > b,
+            _ => true,
+        }
+    };
+    if newer(bin, &out) {
+        let status = Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&out)
+            .arg(bin)
+            .status()
+            .context("running strip (binutils)")?;
+        if !status.success() {
+            bail!("strip {} failed", bin.display());
+        }
+    }
+    Ok(out)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,314 @@
+//! `zcprof doctor [--json]`: what this machine lets zcprof do, and why. Kernel release, BTF,
+//! lockdown, privileges, tracefs and bpffs, kprobe support, then every probe: attached via
+//! which mechanism, or unavailable with the kernel's reason.
+//!
+//! Doctor attaches the probes exactly as `top` and `run` would (and detaches them on exit),
+//! so what it prints is what they will get. It never fails because something is missing:
+//! missing things are what it reports. It exits 0 when the syscall layer can attach, 1 when
+//! it cannot (so scripts can ask "will zcprof work here?").
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use serde::Serialize;
+
+use crate::{
+    privileges,
+    probes::{self, LAYER_SYSCALL, LayerSummary, LoadOptions, ProbeStatus, kernel},
+    tracefs,
+};
+
+/// Schema name of `doctor --json` output.
+pub const SCHEMA: &str = "zcprof.doctor/v1";
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub kernel_release: String,
+    pub btf: Btf,
+    /// The active lockdown mode (`none`, `integrity`, `confidentiality`), or why unknown.
+    pub lockdown: String,
+    pub privileges: Privileges,
+    /// Where tracefs was mounted before zcprof looked (`null`: it was not; zcprof mounts it).
+    pub tracefs: Option<PathBuf>,
+    pub bpffs_mounted: bool,
+    /// `null` when kprobes can attach, else why not.
+    pub kprobes_unavailable: Option<String>,
+    /// Why the eBPF object could not be loaded at all (no probe attached then).
+    pub load_error: Option<String>,
+    pub warnings: Vec<String>,
+    pub layers: Vec<LayerSummary>,
+    pub probes: Vec<ProbeStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Btf {
+    pub path: PathBuf,
+    pub present: bool,
+    pub parsable: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Privileges {
+    pub uid: u32,
+    pub cap_bpf: bool,
+    pub cap_perfmon: bool,
+    pub cap_sys_admin: bool,
+    /// Enough to load and attach zcprof's probes.
+    pub sufficient: bool,
+}
+
+/// Gathers the report (attaching and then detaching every probe).
+pub fn inspect(load: &LoadOptions) -> Report {
+    let tracefs_before = tracefs::find();
+    let (btf_path, btf_state) = kernel::btf_state(load.btf.as_ref());
+    let privileges = read_privileges();
+    let mut report = Report {
+        schema: SCHEMA,
+        kernel_release: kernel_release(),
+        btf: Btf {
+            present: btf_path.exists(),
+            parsable: btf_state.is_ok(),
+            error: btf_state.err(),
+            path: btf_path,
+        },
+        lockdown: lockdown(),
+        tracefs: tracefs_before,
+        bpffs_mounted: mounted_type("bpf"),
+        kprobes_unavailable: kernel::kprobe_state().err(),
+        privileges,
+        load_error: None,
+        warnings: Vec::new(),
+        layers: Vec::new(),
+        probes: Vec::new(),
+    };
+    if let Err(err) = privileges::check() {
+        report.load_error = Some(err.to_string());
+        return report;
+    }
+    match probes::load_all(load) {
+        Ok(loaded) => {
+            report.layers = loaded.layer_summary();
+            report.warnings = loaded.warnings;
+            report.probes = loaded.probes;
+            // Dropping `loaded.ebpf` here detaches everything.
+        }
+        Err(err) => report.load_error = Some(format!("{err:#}")),
+    }
+    report
+}
+
+pub fn run(load: &LoadOptions, json: bool) -> anyhow::Result<ExitCode> {
+    let report = inspect(load);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", text(&report));
+    }
+    let usable = report
+        .probes
+        .iter()
+        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some());
+    Ok(if usable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The report for a terminal.
+pub fn text(r: &Report) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let mut out = String::new();
+    let btf = match (&r.btf.present, &r.btf.error) {
+        (false, _) => {
+            "missing (fentry/fexit unavailable; kprobes and tracepoints still work)".to_string()
+        }
+        (true, None) => "present, parsable".to_string(),
+        (true, Some(e)) => format!("present, {e}"),
+    };
+    let p = &r.privileges;
+    let lines = [
+        ("kernel", r.kernel_release.clone()),
+        ("BTF", format!("{}: {btf}", r.btf.path.display())),
+        ("lockdown", r.lockdown.clone()),
+        (
+            "privileges",
+            format!(
+                "uid {}; CAP_BPF {}, CAP_PERFMON {}, CAP_SYS_ADMIN {} ({})",
+                p.uid,
+                yes(p.cap_bpf),
+                yes(p.cap_perfmon),
+                yes(p.cap_sys_admin),
+                if p.sufficient {
+                    "enough to attach probes"
+                } else {
+                    "NOT enough: run as root"
+                }
+            ),
+        ),
+        (
+            "tracefs",
+            match &r.tracefs {
+                Some(path) => format!("mounted at {}", path.display()),
+                None => "not mounted (zcprof mounts it at /sys/kernel/tracing)".into(),
+            },
+        ),
+        (
+            "bpffs",
+            if r.bpffs_mounted {
+                "mounted".into()
+            } else {
+                "not mounted (zcprof does not pin anything, so it does not need it)".into()
+            },
+        ),
+        (
+            "kprobes",
+            match &r.kprobes_unavailable {
+                None => "available".into(),
+                Some(reason) => reason.clone(),
+            },
+        ),
+    ];
+    for (k, v) in lines {
+        out.push_str(&format!("{k:<11} {v}\n"));
+    }
+    if let Some(err) = &r.load_error {
+        out.push_str(&format!("probes      NOT LOADED: {err}\n"));
+    }
+    for w in &r.warnings {
+        out.push_str(&format!("warning     {w}\n"));
+    }
+    if !r.layers.is_empty() {
+        out.push_str(&format!(
+            "layers      {}\n",
+            crate::report::layers_line(&r.layers)
+        ));
+    }
+    if r.probes.is_empty() {
+        return out;
+    }
+    out.push_str(&format!(
+        "\n{:<10} {:<30} {:<18} {}\n",
+        "LAYER", "PROBE", "ATTACHED VIA", "REASON (when unavailable)"
+    ));
+    for probe in &r.probes {
+        out.push_str(&format!(
+            "{:<10} {:<30} {:<18} {}\n",
+            probe.layer,
+            probe.probe,
+            probe.via.unwrap_or("unavailable"),
+            probe.reason.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
+fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|err| format!("unknown ({err})"))
+}
+
+/// The bracketed mode of `/sys/kernel/security/lockdown` (`none [integrity] confidentiality`).
+fn lockdown() -> String {
+    let path = Path::new("/sys/kernel/security/lockdown");
+    match fs::read_to_string(path) {
+        Ok(text) => parse_lockdown(&text).unwrap_or_else(|| format!("unknown ({})", text.trim())),
+        Err(_) if !mounted_type("securityfs") => {
+            "unknown (securityfs is not mounted at /sys/kernel/security)".into()
+        }
+        Err(err) => format!("unknown ({}: {err})", path.display()),
+    }
+}
+
+fn parse_lockdown(text: &str) -> Option<String> {
+    let start = text.find('[')?;
+    let end = text[start..].find(']')? + start;
+    Some(text[start + 1..end].to_string())
+}
+
+fn mounted_type(fstype: &str) -> bool {
+    fs::read_to_string("/proc/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some(fstype))
+        })
+        .unwrap_or(false)
+}
+
+fn read_privileges() -> Privileges {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> Option<&str> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let eff = field("CapEff:")
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0);
+    let uid = field("Uid:")
+        .and_then(|u| u.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX);
+    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    Privileges {
+        uid,
+        cap_bpf: has(39),
+        cap_perfmon: has(38),
+        cap_sys_admin: has(21),
+        sufficient: privileges::check().is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockdown_mode_is_the_bracketed_word() {
+        assert_eq!(
+            parse_lockdown("none [integrity] confidentiality\n").as_deref(),
+            Some("integrity")
+        );
+        assert_eq!(parse_lockdown("[none] integrity").as_deref(), Some("none"));
+        assert_eq!(parse_lockdown("garbage"), None);
+    }
+
+    #[test]
+    fn text_without_probes_does_not_panic() {
+        let r = Report {
+            schema: SCHEMA,
+            kernel_release: "6.1.0".into(),
+            btf: Btf {
+                path: "/nonexistent".into(),
+                present: false,
+                parsable: false,
+                error: Some("missing".into()),
+            },
+            lockdown: "none".into(),
+            privileges: Privileges {
+                uid: 1000,
+                cap_bpf: false,
+                cap_perfmon: false,
+                cap_sys_admin: false,
+                sufficient: false,
+            },
+            tracefs: None,
+            bpffs_mounted: false,
+            kprobes_unavailable: Some("kprobes not configured".into()),
+            load_error: Some("needs root".into()),
+            warnings: Vec::new(),
+            layers: Vec::new(),
+            probes: Vec::new(),
+        };
+        let t = text(&r);
+        assert!(t.contains("NOT LOADED: needs root"), "{t}");
+        assert!(t.contains("BTF         /nonexistent: missing"), "{t}");
+    }
+}
