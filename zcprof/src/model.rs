@@ -144,37 +144,17 @@ impl Model {
             let Some(index) = valid_index(key.syscall) else {
                 continue;
             };
-            if let Some(id) = self.live.get(&key.tgid).copied() {
-                if let Some(p) = self.procs.get_mut(&id) {
-                    p.totals.0[index] = *stats;
+            let (id, leftover) = self.entry_owner(key.tgid, source);
+            if let Some(p) = self.procs.get_mut(&id) {
+                let slot = &mut p.totals.0[index];
+                if leftover {
+                    slot.add(stats)
+                } else {
+                    *slot = *stats
                 }
-                continue;
             }
-            match source.lookup(key.tgid) {
-                Some(info) => {
-                    let id = self.create(key.tgid, info.comm, Origin::Existing);
-                    if let Some(p) = self.procs.get_mut(&id) {
-                        p.ppid = Some(info.ppid);
-                        p.parent = self.live.get(&info.ppid).copied();
-                        p.totals.0[index] = *stats;
-                    }
-                }
-                None => {
-                    // Left behind by a process that is gone (its exit record was lost): add it
-                    // to that process's last instance and have the kernel entry deleted.
-                    let id = match self.latest_instance(key.tgid) {
-                        Some(id) => id,
-                        None => {
-                            let id = self.create(key.tgid, String::new(), Origin::Existing);
-                            self.mark_exited(key.tgid, id);
-                            id
-                        }
-                    };
-                    if let Some(p) = self.procs.get_mut(&id) {
-                        p.totals.0[index].add(stats);
-                    }
-                    forget.push(*key);
-                }
+            if leftover {
+                forget.push(*key);
             }
         }
         for (key, stats) in &batch.kernel_stats {
@@ -225,37 +205,47 @@ impl Model {
         let Some(index) = kernel_index(key.probe) else {
             return;
         };
-        if let Some(id) = self.live.get(&key.tgid).copied() {
+        let (id, leftover) = self.entry_owner(key.tgid, source);
+        if let Some(p) = self.procs.get_mut(&id) {
+            let slot = &mut p.kernel.0[index];
+            if leftover {
+                slot.add(stats)
+            } else {
+                *slot = *stats
+            }
+        }
+        if leftover {
+            self.kernel_forget.push(*key);
+        }
+    }
+
+    /// The instance a kernel map entry of `tgid` belongs to, and whether the entry is a
+    /// leftover. Live entries hold cumulative totals of the live instance (or of a process
+    /// that started before zcprof, created here). A leftover was left behind by a process
+    /// that is gone (its exit record was lost): it is added once to that process's last
+    /// instance, and the caller has the kernel entry deleted.
+    fn entry_owner(&mut self, tgid: u32, source: &dyn ProcSource) -> (ProcId, bool) {
+        if let Some(id) = self.live.get(&tgid).copied() {
+            return (id, false);
+        }
+        if let Some(info) = source.lookup(tgid) {
+            let id = self.create(tgid, info.comm, Origin::Existing);
+            let parent = self.live.get(&info.ppid).copied();
             if let Some(p) = self.procs.get_mut(&id) {
-                p.kernel.0[index] = *stats;
+                p.ppid = Some(info.ppid);
+                p.parent = parent;
             }
-            return;
+            return (id, false);
         }
-        match source.lookup(key.tgid) {
-            Some(info) => {
-                let id = self.create(key.tgid, info.comm, Origin::Existing);
-                let parent = self.live.get(&info.ppid).copied();
-                if let Some(p) = self.procs.get_mut(&id) {
-                    p.ppid = Some(info.ppid);
-                    p.parent = parent;
-                    p.kernel.0[index] = *stats;
-                }
-            }
+        let id = match self.latest_instance(tgid) {
+            Some(id) => id,
             None => {
-                let id = match self.latest_instance(key.tgid) {
-                    Some(id) => id,
-                    None => {
-                        let id = self.create(key.tgid, String::new(), Origin::Existing);
-                        self.mark_exited(key.tgid, id);
-                        id
-                    }
-                };
-                if let Some(p) = self.procs.get_mut(&id) {
-                    p.kernel.0[index].add(stats);
-                }
-                self.kernel_forget.push(*key);
+                let id = self.create(tgid, String::new(), Origin::Existing);
+                self.mark_exited(tgid, id);
+                id
             }
-        }
+        };
+        (id, true)
     }
 
     /// The `KSTATS` keys the last batches handed over for good (their processes are gone):
