@@ -298,7 +298,6 @@ mnt() { mount -t "$1" "$1" "$2" || echo "vmtest: warning: cannot mount $1 on $2"
 mnt proc /proc
 mnt sysfs /sys
 mnt devtmpfs /dev
-mnt tmpfs /tmp
 mnt tmpfs /run
 mnt tracefs /sys/kernel/tracing
 mnt debugfs /sys/kernel/debug
