@@ -40,6 +40,19 @@ pub struct Finished {
 }
 
 impl Ctx<'_> {
+    /// Waits for the workers of a single-worker scenario, whose `worker` role both counts
+    /// the payload and verifies it.
+    pub fn finish_by_worker(&mut self) -> Result<Finished> {
+        let outcomes = self.wait()?;
+        let worker = role(&outcomes, "worker")?;
+        let (payload_bytes, verified) = (worker.stats.payload_bytes, worker.stats.verified);
+        Ok(Finished {
+            outcomes,
+            payload_bytes,
+            verified,
+        })
+    }
+
     /// A path inside the temporary directory.
     pub fn tmp_file(&self, name: &str) -> Result<PathBuf> {
         self.tmp

@@ -14,7 +14,7 @@ use std::os::fd::RawFd;
 use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::Result;
 use crate::pattern::Checksum;
-use crate::scenarios::{Ctx, Finished, bad_mode, role};
+use crate::scenarios::{Ctx, Finished, bad_mode};
 use crate::worker::{Worker, WorkerError};
 
 pub const INFO: ScenarioInfo = ScenarioInfo {
@@ -75,14 +75,7 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
         w.stats.verified = true;
         Ok(())
     })?;
-    let outcomes = ctx.wait()?;
-    let worker = role(&outcomes, "worker")?;
-    let (payload_bytes, verified) = (worker.stats.payload_bytes, worker.stats.verified);
-    Ok(Finished {
-        outcomes,
-        payload_bytes,
-        verified,
-    })
+    ctx.finish_by_worker()
 }
 
 fn checksum_by_pread(w: &mut Worker<'_>, fd: RawFd, chunk: usize) -> Result<u64, WorkerError> {

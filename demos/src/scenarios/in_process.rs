@@ -20,7 +20,7 @@ use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::{DemoError, Result};
 use crate::pattern::{Pattern, checksum};
 use crate::plan::Amount;
-use crate::scenarios::{Ctx, Finished, bad_mode, role};
+use crate::scenarios::{Ctx, Finished, bad_mode};
 use crate::worker::{Worker, WorkerError};
 
 pub const INFO: ScenarioInfo = ScenarioInfo {
@@ -188,14 +188,7 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
         w.stats.verified = true;
         Ok(())
     })?;
-    let outcomes = ctx.wait()?;
-    let worker = role(&outcomes, "worker")?;
-    let (payload_bytes, verified) = (worker.stats.payload_bytes, worker.stats.verified);
-    Ok(Finished {
-        outcomes,
-        payload_bytes,
-        verified,
-    })
+    ctx.finish_by_worker()
 }
 
 fn bad_packet(what: &str) -> WorkerError {
