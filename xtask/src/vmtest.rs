@@ -166,6 +166,10 @@ fn boot_all(
             kernels::Resolved::Skipped { .. } => None,
         })
         .collect();
+    if kernel_configs.is_empty() {
+        // Nothing to boot: report the skips without building an initramfs for nobody.
+        return Ok(skipped_only(resolved));
+    }
     let tree = initramfs::build(&initramfs::Contents {
         kernel_configs: &kernel_configs,
         bins: &lab.bins,
@@ -213,6 +217,19 @@ fn boot_all(
         }
     }
     Ok(report)
+}
+
+fn skipped_only(resolved: &[kernels::Resolved]) -> LabReport {
+    let mut report = LabReport::default();
+    for r in resolved {
+        if let kernels::Resolved::Skipped { what, reason } = r {
+            eprintln!("vmtest: {what}: skipped: {reason}");
+            report
+                .kernels
+                .push(KernelReport::skipped(what.clone(), reason.clone()));
+        }
+    }
+    report
 }
 
 /// `target/vmtest` of the workspace, whatever CARGO_TARGET_DIR says: the kernel cache should

@@ -5,8 +5,10 @@
 //! a process even if it exits between two reads of the map, and a later process that gets
 //! the same PID starts from zero instead of inheriting the old totals.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_loop},
     macros::tracepoint,
     maps::ring_buf::RingBufEntry,
     programs::TracePointContext,
@@ -92,35 +94,16 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
     let Some((tgid, pid)) = process_ended(ctx)? else {
         return Ok(());
     };
-    for index in 0..syscalls::COUNT as u32 {
-        let key = StatsKey {
-            tgid,
-            syscall: index,
-        };
-        // SAFETY: the value is copied into the record before the entry is removed; every
-        // thread of the process is gone, so nothing updates it concurrently.
-        let Some(stats) = (unsafe { STATS.get(key) }) else {
-            continue;
-        };
-        // Delete the entry before the record that carries its totals becomes visible: user
-        // space reads the ring buffer, then the map, and must find each count in exactly one.
-        // If no record can be reserved the entry stays, and user space still counts it from
-        // the map.
-        if let Some(entry) = record(event_kind::FINAL_STATS, pid, index, Some(stats)) {
-            let _ = STATS.remove(key);
-            entry.submit(0);
-        }
-    }
+    flush(flush_syscall, syscalls::COUNT, tgid, pid);
     submit(record(event_kind::EXIT, pid, 0, None));
     Ok(())
 }
 
 /// `sched:sched_process_exit` again, for the kernel layer: moves the process's `KSTATS`
 /// entries into the ring buffer as `FINAL_KERNEL_STATS` records, the way `process_exit` moves
-/// `STATS`. A program of its own because one program looping over both maps is more than the
-/// 6.1 verifier accepts (E2BIG); user space attaches it after `process_exit`, so its records
-/// may follow the `EXIT` record, and the model attributes them to the instance that just
-/// ended.
+/// `STATS`. A program of its own so that the syscall layer's exit flush does not depend on
+/// the kernel layer; user space attaches it after `process_exit`, so its records may follow
+/// the `EXIT` record, and the model attributes them to the instance that just ended.
 #[tracepoint]
 pub fn process_exit_kernel(ctx: TracePointContext) -> u32 {
     match try_process_exit_kernel(&ctx) {
@@ -132,18 +115,85 @@ fn try_process_exit_kernel(ctx: &TracePointContext) -> Result<(), ()> {
     let Some((tgid, pid)) = process_ended(ctx)? else {
         return Ok(());
     };
-    for probe in 0..kernel::COUNT as u32 {
-        let key = KernelKey { tgid, probe };
-        // SAFETY: as in `try_process_exit`.
-        let Some(stats) = (unsafe { KSTATS.get(key) }) else {
-            continue;
-        };
-        if let Some(entry) = record(event_kind::FINAL_KERNEL_STATS, pid, probe, Some(stats)) {
-            let _ = KSTATS.remove(key);
-            entry.submit(0);
-        }
-    }
+    flush(flush_kernel, kernel::COUNT, tgid, pid);
     Ok(())
+}
+
+/// What a flush callback needs to know about the exiting process.
+#[repr(C)]
+struct Exiting {
+    tgid: u32,
+    pid: u32,
+}
+
+/// A `bpf_loop` callback: `(index, context) -> 0 to go on, 1 to stop`.
+type FlushOne = extern "C" fn(u64, *mut c_void) -> i64;
+
+/// Calls `one` for every index below `count` through `bpf_loop` (Linux 5.17+), so the
+/// verifier checks the per-entry body once instead of once per iteration: an unrolled or
+/// bounded loop over all entries, each with its own reserve/submit branches, is more than
+/// the Linux 6.1 verifier accepts (E2BIG), while 6.12 prunes it.
+#[inline(always)]
+fn flush(one: FlushOne, count: usize, tgid: u32, pid: u32) {
+    let mut exiting = Exiting { tgid, pid };
+    // SAFETY: `one` is a static BPF function with the callback signature `bpf_loop` expects,
+    // and `exiting` lives on this stack frame for the whole call.
+    unsafe {
+        bpf_loop(
+            count as u32,
+            one as *mut c_void,
+            (&raw mut exiting).cast(),
+            0,
+        )
+    };
+}
+
+/// Moves `STATS[(tgid, index)]` into a `FINAL_STATS` record.
+extern "C" fn flush_syscall(index: u64, exiting: *mut c_void) -> i64 {
+    // SAFETY: `flush` passes a pointer to an initialised `Exiting` on its stack.
+    let Exiting { tgid, pid } = unsafe { core::ptr::read(exiting.cast::<Exiting>()) };
+    let key = StatsKey {
+        tgid,
+        syscall: index as u32,
+    };
+    // SAFETY: the value is copied into the record before the entry is removed; every
+    // thread of the process is gone, so nothing updates it concurrently.
+    let Some(stats) = (unsafe { STATS.get(key) }) else {
+        return 0;
+    };
+    // Delete the entry before the record that carries its totals becomes visible: user
+    // space reads the ring buffer, then the map, and must find each count in exactly one.
+    // If no record can be reserved the entry stays, and user space still counts it from
+    // the map.
+    if let Some(entry) = record(event_kind::FINAL_STATS, pid, index as u32, Some(stats)) {
+        let _ = STATS.remove(key);
+        entry.submit(0);
+    }
+    0
+}
+
+/// Moves `KSTATS[(tgid, index)]` into a `FINAL_KERNEL_STATS` record, as `flush_syscall`.
+extern "C" fn flush_kernel(index: u64, exiting: *mut c_void) -> i64 {
+    // SAFETY: as in `flush_syscall`.
+    let Exiting { tgid, pid } = unsafe { core::ptr::read(exiting.cast::<Exiting>()) };
+    let key = KernelKey {
+        tgid,
+        probe: index as u32,
+    };
+    // SAFETY: as in `flush_syscall`.
+    let Some(stats) = (unsafe { KSTATS.get(key) }) else {
+        return 0;
+    };
+    if let Some(entry) = record(
+        event_kind::FINAL_KERNEL_STATS,
+        pid,
+        index as u32,
+        Some(stats),
+    ) {
+        let _ = KSTATS.remove(key);
+        entry.submit(0);
+    }
+    0
 }
 
 #[inline(always)]

@@ -72,6 +72,7 @@ pub fn layers_line(layers: &[LayerSummary]) -> String {
                 n if n > 4 => {
                     s.push_str(&format!(" ({n} probes unavailable: see `zcprof doctor`)"))
                 }
+                _ if l.attached == 0 => s.push_str(&format!(" ({})", l.unavailable.join(", "))),
                 _ => s.push_str(&format!(" (unavailable: {})", l.unavailable.join(", "))),
             }
             s

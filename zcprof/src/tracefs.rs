@@ -20,7 +20,12 @@ pub fn ensure_mounted() -> anyhow::Result<PathBuf> {
         return Ok(root);
     }
     let target = Path::new(CANDIDATES[0]);
-    mount_tracefs(target).with_context(|| format!("mounting tracefs at {}", target.display()))?;
+    mount_tracefs(target).with_context(|| {
+        format!(
+            "it is not mounted, and mounting it at {0} failed (as root: `mount -t tracefs nodev {0}`)",
+            target.display()
+        )
+    })?;
     match find() {
         Some(root) => Ok(root),
         None => bail!(

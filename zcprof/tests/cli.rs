@@ -271,6 +271,48 @@ fn top_stops_on_sigterm_with_a_partial_frame() {
     assert_eq!(frame["partial"], true);
 }
 
+/// Without tracefs (gone, and not mountable without CAP_SYS_ADMIN) `run` still counts the
+/// command through the syscall layer and says what it cannot see: the lifecycle layer is
+/// unavailable, so short-lived children are missed.
+#[test]
+fn run_without_tracefs_says_what_it_misses() {
+    if !privileged("run_without_tracefs_says_what_it_misses") {
+        return;
+    }
+    let mut run = zcprof();
+    run.args([
+        "run",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=4k",
+        "count=10",
+        "status=none",
+    ]);
+    // SAFETY: only raw syscalls run between fork and exec.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(&mut run, common::hide_tracefs) };
+    let out = run.output().expect("zcprof runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("tracefs is unavailable"), "{stderr}");
+    // The summary goes to stderr: stdout is the command's.
+    assert!(
+        stderr.contains(
+            "lifecycle layer: unavailable (task_newtask, sched_process_exec, sched_process_exit)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("short-lived ones are missed"), "{stderr}");
+    // dd itself is the command's own process, so its bytes are still exact.
+    // The summary goes to stderr: stdout is the command's.
+    assert!(
+        stderr.contains("40,960"),
+        "dd's 10 × 4 KiB writes: {stdout}"
+    );
+}
+
 #[test]
 fn bad_input_gets_one_line_and_a_nonzero_exit() {
     fails(&["top", "--interval", "0"], 2, "at least 10ms");

@@ -12,7 +12,7 @@ use std::{
     ffi::CString,
     io::Write as _,
     net::{TcpListener, TcpStream},
-    os::fd::AsRawFd as _,
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     process::Command,
     time::Duration,
 };
@@ -216,6 +216,81 @@ fn doctor_reports_every_probe() {
                 "{p}"
             );
         }
+    }
+}
+
+/// tracefs gone and not mountable, as for a least-privilege user (CAP_BPF and CAP_PERFMON,
+/// no CAP_SYS_ADMIN) on a system that never mounted it: `doctor` runs in a private mount
+/// namespace with every tracefs mount detached and CAP_SYS_ADMIN out of its bounding set.
+/// The syscall layer still runs (tp_btf needs no tracefs), each tracepoint says tracefs is
+/// missing, and nothing crashes. Without the ftrace list zcprof cannot know a function is
+/// notrace, so on the lab's Debian kernels it loads the fexit program for `_copy_to_user`
+/// and the kernel refuses the attach: that is the "loads but fails to attach" case, and the
+/// reason must say so.
+#[test]
+fn without_tracefs_every_probe_says_why() {
+    if !privileged("without_tracefs_every_probe_says_why") {
+        return;
+    }
+    let mut doctor = Command::new(env!("CARGO_BIN_EXE_zcprof"));
+    doctor.args(["doctor", "--json"]);
+    // SAFETY: only raw syscalls run between fork and exec.
+    unsafe { doctor.pre_exec(common::hide_tracefs) };
+    let out = doctor.output().expect("zcprof runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("doctor JSON");
+    assert!(
+        doc["tracefs"].is_null(),
+        "tracefs hidden: {}",
+        doc["tracefs"]
+    );
+    assert_eq!(doc["privileges"]["cap_sys_admin"], false);
+    let warnings = doc["warnings"].to_string();
+    assert!(
+        warnings.contains("tracefs is unavailable") && warnings.contains("not permitted"),
+        "the warning names tracefs and why it could not be mounted: {warnings}"
+    );
+    let probes = doc["probes"].as_array().expect("probes");
+    let status = |layer: &str, probe: &str| -> (Option<String>, String) {
+        let p = probes
+            .iter()
+            .find(|p| p["layer"] == layer && p["probe"] == probe)
+            .unwrap_or_else(|| panic!("{layer} {probe} has no status: {stdout}"));
+        (
+            p["via"].as_str().map(str::to_string),
+            p["reason"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    assert_eq!(
+        status("syscall", "tp_btf:sys_exit").0.as_deref(),
+        Some("tp_btf")
+    );
+    for p in probes.iter().filter(|p| p["layer"] == "lifecycle") {
+        assert!(p["via"].is_null(), "{p}");
+        assert!(
+            p["reason"].as_str().unwrap_or("").contains("tracefs"),
+            "{p}"
+        );
+    }
+    let (via, reason) = status("kernel", "skb_copy_datagram_iter");
+    if via.as_deref() != Some("fentry") {
+        assert!(reason.contains("tracefs is unavailable"), "{reason}");
+    }
+    let release = doc["kernel_release"].as_str().expect("release");
+    if expected_mode(release, "_copy_to_user") == Some("unavailable") {
+        let (via, reason) = status("kernel", "_copy_to_user");
+        assert_eq!(via, None, "{reason}");
+        assert!(
+            reason.contains("fexit: attach failed") && !reason.contains("notrace:"),
+            "the fexit program loaded and the kernel refused the attach: {reason}"
+        );
+        assert_eq!(
+            status("kernel", "__check_object_size").0.as_deref(),
+            Some("fentry"),
+            "fentry needs no tracefs"
+        );
     }
 }
 

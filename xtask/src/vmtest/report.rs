@@ -135,8 +135,10 @@ impl LabReport {
     /// `require_all`); otherwise one error listing every failure.
     pub fn check(&self, require_all: bool) -> anyhow::Result<()> {
         let failures = self.failures(require_all);
-        if failures.is_empty() {
-            return Ok(());
+        match failures.as_slice() {
+            [] => return Ok(()),
+            [one] => bail!("{one}"),
+            _ => {}
         }
         bail!(
             "{} failure(s):\n  {}",

@@ -192,13 +192,15 @@ pub fn text(r: &Report) -> String {
     if r.probes.is_empty() {
         return out;
     }
+    // Column as wide as the longest probe name, so every reason starts in one column.
+    let width = r.probes.iter().map(|p| p.probe.len()).max().unwrap_or(0);
     out.push_str(&format!(
-        "\n{:<10} {:<30} {:<18} {}\n",
+        "\n{:<10} {:<width$} {:<18} {}\n",
         "LAYER", "PROBE", "ATTACHED VIA", "REASON (when unavailable)"
     ));
     for probe in &r.probes {
         out.push_str(&format!(
-            "{:<10} {:<30} {:<18} {}\n",
+            "{:<10} {:<width$} {:<18} {}\n",
             probe.layer,
             probe.probe,
             probe.via.unwrap_or("unavailable"),

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     model::{KernelTotals, Model, Origin, ProcId, Process, Totals},
-    probes::{LAYER_KERNEL, LayerSummary},
+    probes::{LAYER_KERNEL, LAYER_LIFECYCLE, LayerSummary},
     units,
 };
 
@@ -180,6 +180,16 @@ pub fn text(s: &Summary) -> String {
         s.lost.line(),
     ));
     out.push_str("figures from the syscall layer (bytes are sums of syscall return values)\n");
+    if s.layers
+        .iter()
+        .any(|l| l.layer == LAYER_LIFECYCLE && l.state != "live")
+    {
+        // Descendants are found through fork records; without them only from /proc while
+        // they run, and saying nothing would pass a partial total off as complete.
+        out.push_str(
+            "the lifecycle layer is not live: processes the command starts are found only from /proc while they run, so short-lived ones are missed\n",
+        );
+    }
     for p in &s.processes {
         let parent = p
             .ppid

@@ -263,3 +263,36 @@ pub fn demo_bin() -> std::path::PathBuf {
     assert!(demo.exists(), "no {}", demo.display());
     demo
 }
+
+/// For `pre_exec`: a private mount namespace without tracefs (also under debugfs), and no
+/// CAP_SYS_ADMIN after exec, so zcprof cannot mount it again. Raw syscalls only.
+pub fn hide_tracefs() -> std::io::Result<()> {
+    const CAP_SYS_ADMIN: libc::c_ulong = 21;
+    // SAFETY: plain syscalls on NUL-terminated literals.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0
+            || libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Either may not be mounted; only the outcome matters (zcprof's `tracefs` is null).
+        for path in [
+            c"/sys/kernel/tracing",
+            c"/sys/kernel/debug/tracing",
+            c"/sys/kernel/debug",
+        ] {
+            libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+        }
+        // A root process's permitted set after exec is its bounding set.
+        if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
