@@ -73,12 +73,20 @@ pub struct Process {
     pub kernel: KernelTotals,
     /// What it did during the last interval (see [`Model::tick`]).
     pub interval: Totals,
+    /// What the kernel layer counted for it during the last interval.
+    pub kernel_interval: KernelTotals,
     at_last_tick: Totals,
+    kernel_at_last_tick: KernelTotals,
     /// Exited before the last tick too: may be pruned once it shows no activity.
     exited_at_last_tick: bool,
 }
 
 impl Process {
+    /// Did something in the last interval, in either layer.
+    pub fn active(&self) -> bool {
+        !self.interval.is_zero() || !self.kernel_interval.is_zero()
+    }
+
     fn new(id: ProcId, tgid: u32, comm: String, origin: Origin) -> Self {
         Process {
             id,
@@ -91,7 +99,9 @@ impl Process {
             totals: Totals::zero(),
             kernel: KernelTotals::zero(),
             interval: Totals::zero(),
+            kernel_interval: KernelTotals::zero(),
             at_last_tick: Totals::zero(),
+            kernel_at_last_tick: KernelTotals::zero(),
             exited_at_last_tick: false,
         }
     }
@@ -179,7 +189,7 @@ impl Model {
         let gone: HashSet<ProcId> = self
             .live
             .iter()
-            .filter(|(_, id)| self.procs.get(id).is_some_and(|p| p.interval.is_zero()))
+            .filter(|(_, id)| self.procs.get(id).is_some_and(|p| !p.active()))
             .filter(|(tgid, _)| !source.alive(**tgid))
             .map(|(_, id)| *id)
             .collect();
@@ -372,6 +382,8 @@ impl Model {
         for p in self.procs.values_mut() {
             p.interval = p.totals.minus(&p.at_last_tick);
             p.at_last_tick = p.totals.clone();
+            p.kernel_interval = p.kernel.minus(&p.kernel_at_last_tick);
+            p.kernel_at_last_tick = p.kernel.clone();
         }
     }
 
@@ -379,7 +391,7 @@ impl Model {
     /// it began: a long `top` must not grow without bound. (`run` keeps everything.)
     pub fn prune_exited(&mut self) {
         self.procs
-            .retain(|_, p| !(p.exited && p.exited_at_last_tick && p.interval.is_zero()));
+            .retain(|_, p| !(p.exited && p.exited_at_last_tick && !p.active()));
         for p in self.procs.values_mut() {
             p.exited_at_last_tick = p.exited;
         }

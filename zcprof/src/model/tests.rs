@@ -216,6 +216,37 @@ fn intervals_are_deltas_between_batches() {
     assert!(instances(&m, 5)[0].interval.is_zero());
 }
 
+/// The kernel layer has intervals of its own, and a process active only there is active.
+#[test]
+fn kernel_intervals_are_deltas_too() {
+    use zcprof_common::kernel::{KernelKey, id};
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    m.start_at(clock.0);
+    let proc = FakeProc::default().with(5, "nc", 1);
+    let k = KernelKey {
+        tgid: 5,
+        probe: id::CHECK_OBJECT_SIZE_TO_USER,
+    };
+    let mut batch = clock.batch(vec![], vec![(key(5, "read"), stats(1, 10))]);
+    batch.kernel_stats = vec![(k, stats(4, 4000))];
+    m.apply(&batch, &proc);
+    let mut batch = clock.batch(vec![], vec![(key(5, "read"), stats(1, 10))]);
+    batch.kernel_stats = vec![(k, stats(6, 6500))];
+    m.apply(&batch, &proc);
+    let p = instances(&m, 5)[0];
+    assert!(p.interval.is_zero(), "no syscall in the second interval");
+    assert_eq!(
+        p.kernel_interval.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        stats(2, 2500)
+    );
+    assert!(p.active(), "kernel-layer activity alone counts");
+    assert_eq!(
+        p.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        stats(6, 6500)
+    );
+}
+
 #[test]
 fn exited_processes_are_pruned_after_a_quiet_interval() {
     let mut m = Model::new();

@@ -1,10 +1,13 @@
 //! `zcprof top` frames: processes ranked by copied bytes per second over the last interval.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
-use super::{Lost, Rates, clock, layers_line, unix_time};
+use serde::Serialize;
+use zcprof_common::kernel::{self, Role};
+
+use super::{Lost, Rates, clock, layers_line, run::copy_source, unix_time};
 use crate::{
-    model::{Figures, Model, Process},
+    model::{Figures, KernelTotals, Model, Process},
     probes::LayerSummary,
     units,
 };
@@ -31,6 +34,7 @@ impl Filter {
 /// One row: a process and what it did in the interval.
 pub struct Row<'a> {
     pub process: &'a Process,
+    /// Syscall-layer figures.
     pub figures: Figures,
 }
 
@@ -39,7 +43,7 @@ pub struct Row<'a> {
 pub fn rows<'a>(model: &'a Model, filter: &Filter) -> Vec<Row<'a>> {
     let mut rows: Vec<Row> = model
         .processes()
-        .filter(|p| !p.interval.is_zero() && filter.matches(p))
+        .filter(|p| p.active() && filter.matches(p))
         .map(|p| Row {
             process: p,
             figures: p.interval.figures(),
@@ -64,6 +68,64 @@ pub fn machine(model: &Model) -> Figures {
     total
 }
 
+/// Machine-wide kernel-layer counts for the interval.
+pub fn machine_kernel(model: &Model) -> KernelTotals {
+    let mut total = KernelTotals::zero();
+    for p in model.processes() {
+        total.add(&p.kernel_interval);
+    }
+    total
+}
+
+/// Kernel-layer figures per second. The copy rates come from one set of counters
+/// (`copy_source`: the copy primitives, else `__check_object_size`) and are `null` when
+/// neither attached; every counter that fired is listed under `probes`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct KernelRates {
+    pub copy_source: Option<&'static str>,
+    pub copy_k2u_bytes_per_s: Option<f64>,
+    pub copy_u2k_bytes_per_s: Option<f64>,
+    pub probes: BTreeMap<&'static str, ProbeRates>,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ProbeRates {
+    pub calls_per_s: f64,
+    pub bytes_per_s: f64,
+}
+
+impl KernelRates {
+    pub fn of(k: &KernelTotals, source: Option<Role>, seconds: f64) -> KernelRates {
+        let per = |n: u64| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        let copied = source.map(|role| k.copied(role));
+        KernelRates {
+            copy_source: source.map(Role::name),
+            copy_k2u_bytes_per_s: copied.map(|(k2u, _)| per(k2u)),
+            copy_u2k_bytes_per_s: copied.map(|(_, u2k)| per(u2k)),
+            probes: kernel::PROBES
+                .iter()
+                .zip(k.0.iter())
+                .filter(|(_, s)| s.calls > 0)
+                .map(|(p, s)| {
+                    (
+                        p.name,
+                        ProbeRates {
+                            calls_per_s: per(s.calls),
+                            bytes_per_s: per(s.bytes),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct JsonFrame<'a> {
     schema: &'static str,
@@ -80,6 +142,7 @@ struct JsonFrame<'a> {
 #[derive(Serialize)]
 struct JsonFigures {
     syscall: Rates,
+    kernel: KernelRates,
 }
 
 #[derive(Serialize)]
@@ -89,6 +152,7 @@ struct JsonProcess<'a> {
     comm: &'a str,
     exited: bool,
     syscall: Rates,
+    kernel: KernelRates,
 }
 
 /// Schema name of `top --json` lines.
@@ -97,6 +161,7 @@ pub const SCHEMA: &str = "zcprof.top/v1";
 /// One JSON object (one line) for the last interval.
 pub fn json(model: &Model, layers: &[LayerSummary], filter: &Filter, partial: bool) -> String {
     let seconds = interval_seconds(model);
+    let source = copy_source(layers);
     let frame = JsonFrame {
         schema: SCHEMA,
         unix_time: unix_time(),
@@ -106,6 +171,7 @@ pub fn json(model: &Model, layers: &[LayerSummary], filter: &Filter, partial: bo
         lost: Lost::of(model),
         machine: JsonFigures {
             syscall: Rates::of(&machine(model), seconds),
+            kernel: KernelRates::of(&machine_kernel(model), source, seconds),
         },
         processes: rows(model, filter)
             .into_iter()
@@ -115,6 +181,7 @@ pub fn json(model: &Model, layers: &[LayerSummary], filter: &Filter, partial: bo
                 comm: &r.process.comm,
                 exited: r.process.exited,
                 syscall: Rates::of(&r.figures, seconds),
+                kernel: KernelRates::of(&r.process.kernel_interval, source, seconds),
             })
             .collect(),
     };
@@ -142,17 +209,32 @@ pub fn text(
         Lost::of(model).line(),
         layers_line(layers),
     ));
-    out.push_str("figures per second from the syscall layer\n");
-    out.push_str(&format!(
-        "{:>8} {:<16} {:>13} {:>13} {:>13} {:>10} {:>8}\n",
+    let source = copy_source(layers);
+    match source {
+        Some(role) => out.push_str(&format!(
+            "figures per second: COPY, ZERO-COPY, CALLS and ZC RATIO from the syscall layer; KERNEL K→U and U→K from the kernel layer's {} probes\n",
+            role.name()
+        )),
+        None => out.push_str(
+            "figures per second from the syscall layer (no kernel-layer copy probe attached here: `zcprof doctor` says why)\n",
+        ),
+    }
+    let mut titles = format!(
+        "{:>8} {:<16} {:>13} {:>13} {:>13} {:>10} {:>8}",
         "PID", "COMM", "COPY K→U", "COPY U→K", "ZERO-COPY", "CALLS", "ZC RATIO"
-    ));
+    );
+    if source.is_some() {
+        titles.push_str(&format!(" {:>13} {:>13}", "KERNEL K→U", "KERNEL U→K"));
+    }
+    out.push_str(titles.trim_end());
+    out.push('\n');
     let rows = rows(model, filter);
     for r in rows.iter().take(limit) {
         out.push_str(&line(
             &r.process.tgid.to_string(),
             &r.process.comm,
-            &r.figures,
+            (&r.figures, &r.process.kernel_interval),
+            source,
             seconds,
         ));
     }
@@ -162,16 +244,23 @@ pub fn text(
     out.push_str(&line(
         "machine",
         "(all processes)",
-        &machine(model),
+        (&machine(model), &machine_kernel(model)),
+        source,
         seconds,
     ));
     out
 }
 
-fn line(pid: &str, comm: &str, f: &Figures, seconds: f64) -> String {
+fn line(
+    pid: &str,
+    comm: &str,
+    (f, k): (&Figures, &KernelTotals),
+    source: Option<Role>,
+    seconds: f64,
+) -> String {
     let r = Rates::of(f, seconds);
-    format!(
-        "{:>8} {:<16} {:>13} {:>13} {:>13} {:>10} {:>8}\n",
+    let mut s = format!(
+        "{:>8} {:<16} {:>13} {:>13} {:>13} {:>10} {:>8}",
         pid,
         truncate(comm, 16),
         units::rate(r.copy_k2u_bytes_per_s),
@@ -179,9 +268,153 @@ fn line(pid: &str, comm: &str, f: &Figures, seconds: f64) -> String {
         units::rate(r.zero_copy_bytes_per_s),
         format!("{:.0}", r.calls_per_s),
         units::percent(r.zero_copy_ratio),
-    )
+    );
+    let k = KernelRates::of(k, source, seconds);
+    if let (Some(k2u), Some(u2k)) = (k.copy_k2u_bytes_per_s, k.copy_u2k_bytes_per_s) {
+        s.push_str(&format!(
+            " {:>13} {:>13}",
+            units::rate(k2u),
+            units::rate(u2k)
+        ));
+    }
+    s.push('\n');
+    s
 }
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use zcprof_common::{
+        StatsKey, SyscallStats,
+        kernel::{KernelKey, id},
+        syscalls,
+    };
+
+    use super::*;
+    use crate::model::{Batch, KernelCounters, ProcInfo, ProcSource};
+
+    struct OneProcess;
+
+    impl ProcSource for OneProcess {
+        fn lookup(&self, tgid: u32) -> Option<ProcInfo> {
+            (tgid == 7).then(|| ProcInfo {
+                comm: "nc".into(),
+                ppid: 1,
+            })
+        }
+    }
+
+    fn stats(calls: u64, bytes: u64) -> SyscallStats {
+        SyscallStats {
+            calls,
+            bytes,
+            ..SyscallStats::ZERO
+        }
+    }
+
+    /// Two batches 2 s apart: in the second interval process 7 received 4 MB by recvfrom,
+    /// which the kernel layer saw as 4 MB through `__check_object_size` and 4 MB through
+    /// `skb_copy_datagram_iter`.
+    fn model() -> Model {
+        let recvfrom = syscalls::SYSCALLS
+            .iter()
+            .position(|s| s.name == "recvfrom")
+            .expect("recvfrom") as u32;
+        let key = StatsKey {
+            tgid: 7,
+            syscall: recvfrom,
+        };
+        let kkey = |probe| KernelKey { tgid: 7, probe };
+        let start = Instant::now();
+        let batch = |secs: u64, n: u64| Batch {
+            at: start + Duration::from_secs(secs),
+            events: Vec::new(),
+            stats: vec![(key, stats(n, n * 1_000_000))],
+            kernel_stats: vec![
+                (kkey(id::CHECK_OBJECT_SIZE_TO_USER), stats(n, n * 1_000_000)),
+                (kkey(id::SKB_COPY_DATAGRAM_ITER), stats(n, n * 1_000_000)),
+            ],
+            counters: KernelCounters::default(),
+            malformed: 0,
+            flushed: false,
+        };
+        let mut m = Model::new();
+        m.start_at(start);
+        m.apply(&batch(1, 1), &OneProcess);
+        m.apply(&batch(3, 5), &OneProcess);
+        m
+    }
+
+    fn layers(kernel_unavailable: &[&str]) -> Vec<LayerSummary> {
+        vec![LayerSummary {
+            layer: crate::probes::LAYER_KERNEL,
+            state: "partial",
+            via: "fentry".into(),
+            attached: 1,
+            unavailable: kernel_unavailable.iter().map(|s| s.to_string()).collect(),
+        }]
+    }
+
+    /// Every kernel function but `__check_object_size` and the skb path is unavailable.
+    fn cross_check_only() -> Vec<LayerSummary> {
+        let missing: Vec<&str> = kernel::FUNCTIONS
+            .iter()
+            .map(|f| f.function)
+            .filter(|f| !["__check_object_size", "skb_copy_datagram_iter"].contains(f))
+            .collect();
+        layers(&missing)
+    }
+
+    #[test]
+    fn kernel_rates_come_from_one_role_and_list_every_probe() {
+        let m = model();
+        let frame: serde_json::Value =
+            serde_json::from_str(&json(&m, &cross_check_only(), &Filter::default(), false))
+                .expect("JSON");
+        let p = &frame["processes"][0];
+        assert_eq!(p["syscall"]["copy_k2u_bytes_per_s"], 2_000_000.0);
+        assert_eq!(p["kernel"]["copy_source"], "cross_check");
+        // The skb counter is a breakdown of the same bytes: listed, not added.
+        assert_eq!(p["kernel"]["copy_k2u_bytes_per_s"], 2_000_000.0);
+        assert_eq!(p["kernel"]["copy_u2k_bytes_per_s"], 0.0);
+        assert_eq!(
+            p["kernel"]["probes"]["skb_copy_datagram_iter"]["bytes_per_s"],
+            2_000_000.0
+        );
+        assert_eq!(
+            p["kernel"]["probes"]["__check_object_size:to_user"]["calls_per_s"],
+            2.0
+        );
+        assert_eq!(frame["machine"]["kernel"], p["kernel"]);
+    }
+
+    #[test]
+    fn text_labels_each_column_with_its_layer() {
+        let m = model();
+        let with = text(&m, &cross_check_only(), &Filter::default(), 10, false);
+        assert!(
+            with.contains("KERNEL K→U and U→K from the kernel layer's cross_check probes"),
+            "{with}"
+        );
+        let row = with.lines().find(|l| l.contains(" nc ")).expect("nc row");
+        assert_eq!(row.matches("1.9 MiB/s").count(), 2, "{row}");
+
+        let all_missing: Vec<&str> = kernel::FUNCTIONS.iter().map(|f| f.function).collect();
+        let without = text(&m, &layers(&all_missing), &Filter::default(), 10, false);
+        assert!(!without.contains("KERNEL K→U"), "{without}");
+        assert!(
+            without.contains("no kernel-layer copy probe attached here"),
+            "{without}"
+        );
+        // The JSON says the same with nulls rather than zeros.
+        let frame: serde_json::Value =
+            serde_json::from_str(&json(&m, &layers(&all_missing), &Filter::default(), false))
+                .expect("JSON");
+        assert!(frame["processes"][0]["kernel"]["copy_k2u_bytes_per_s"].is_null());
+    }
 }
