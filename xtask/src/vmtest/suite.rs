@@ -21,8 +21,10 @@ use anyhow::{Context as _, bail};
 use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 
 /// The test targets of the `zcprof` package that run in the lab (the unit tests and the
-/// demos' strace comparisons are kernel-independent and run on the host only).
-const TESTS: &[&str] = &["kernel_layer", "syscall_layer", "cli"];
+/// demos' strace comparisons are kernel-independent and run on the host only). `demos` runs
+/// every demo under the profiler: splice, tee, vmsplice and sendfile take other kernel paths
+/// on other kernels.
+const TESTS: &[&str] = &["kernel_layer", "syscall_layer", "cli", "demos"];
 /// Host tools the tests run, copied with their libraries.
 const TOOLS: &[&str] = &["/usr/bin/strace", "/usr/bin/setpriv"];
 /// The guest's /bin/sh (Debian's dash; it needs only libc, which the tests bring).
@@ -66,12 +68,14 @@ pub fn run(kernels: Vec<String>, echo: bool) -> anyhow::Result<LabReport> {
         host: PathBuf::from(DASH),
         guest: "/bin/sh".into(),
     });
-    // The tests run `env!("CARGO_BIN_EXE_zcprof")`: the host path, so put it there.
-    let zcprof = strip(&built.zcprof, &dir)?;
-    lab.files.push(ExtraFile {
-        host: zcprof,
-        guest: built.zcprof.to_string_lossy().into_owned(),
-    });
+    // The tests run `env!("CARGO_BIN_EXE_zcprof")`: the host path, so put it there, and the
+    // demo binary beside it, where `demos.rs` looks for it.
+    for bin in [&built.zcprof, &built.demo] {
+        lab.files.push(ExtraFile {
+            host: strip(bin, &dir)?,
+            guest: bin.to_string_lossy().into_owned(),
+        });
+    }
     run_lab(&lab)
 }
 
@@ -101,25 +105,69 @@ pub fn explain_failures(report: &LabReport) {
 struct Built {
     tests: Vec<PathBuf>,
     zcprof: PathBuf,
+    /// `zcprof-demo`, built into the same directory as `zcprof`.
+    demo: PathBuf,
 }
 
-/// `cargo test --no-run` for the lab's test targets; their executables and zcprof's, from
-/// cargo's JSON messages.
+/// `cargo test --no-run` for the lab's test targets and `cargo build` for the demo binary;
+/// their executables and zcprof's, from cargo's JSON messages.
 fn build() -> anyhow::Result<Built> {
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--no-run", "--message-format=json", "-p", "zcprof"]);
     for t in TESTS {
         cmd.args(["--test", t]);
     }
+    let (tests, zcprof) = artifacts(&mut cmd, |name, is| {
+        (is("test") && TESTS.contains(&name)) || (is("bin") && name == "zcprof")
+    })?
+    .into_iter()
+    .partition::<Vec<_>, _>(|(name, _)| name != "zcprof");
+    let demo = artifacts(
+        Command::new("cargo").args([
+            "build",
+            "--message-format=json",
+            "-p",
+            "zcprof-demos",
+            "--bin",
+            "zcprof-demo",
+        ]),
+        |name, is| is("bin") && name == "zcprof-demo",
+    )?;
+    if tests.len() != TESTS.len() {
+        bail!(
+            "cargo built {} of the {} lab test binaries",
+            tests.len(),
+            TESTS.len()
+        );
+    }
+    let one = |found: Vec<(String, PathBuf)>, what: &str| {
+        found
+            .into_iter()
+            .next()
+            .map(|(_, exe)| exe)
+            .with_context(|| format!("cargo did not report the {what} binary"))
+    };
+    Ok(Built {
+        tests: tests.into_iter().map(|(_, exe)| exe).collect(),
+        zcprof: one(zcprof, "zcprof")?,
+        demo: one(demo, "zcprof-demo")?,
+    })
+}
+
+/// Runs a cargo command with `--message-format=json` and returns `(target name, executable)`
+/// of each artifact `wanted(name, is_kind)` accepts.
+fn artifacts(
+    cmd: &mut Command,
+    wanted: impl Fn(&str, &dyn Fn(&str) -> bool) -> bool,
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
-        .context("running cargo test --no-run")?;
+        .context("running cargo")?;
     if !out.status.success() {
-        bail!("building the test binaries failed (see above)");
+        bail!("building the lab's binaries failed (see above)");
     }
-    let mut tests = Vec::new();
-    let mut zcprof = None;
+    let mut found = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -136,21 +184,11 @@ fn build() -> anyhow::Result<Built> {
             .cloned()
             .unwrap_or_default();
         let is = |k: &str| kinds.iter().any(|v| v == k);
-        if is("test") && TESTS.contains(&name) {
-            tests.push(PathBuf::from(exe));
-        } else if is("bin") && name == "zcprof" {
-            zcprof = Some(PathBuf::from(exe));
+        if wanted(name, &is) {
+            found.push((name.to_string(), PathBuf::from(exe)));
         }
     }
-    if tests.len() != TESTS.len() {
-        bail!(
-            "cargo built {} of the {} lab test binaries",
-            tests.len(),
-            TESTS.len()
-        );
-    }
-    let zcprof = zcprof.context("cargo did not report the zcprof binary")?;
-    Ok(Built { tests, zcprof })
+    Ok(found)
 }
 
 /// A copy of `bin` without debug info in `dir`, remade only when `bin` is newer.

@@ -140,7 +140,9 @@ pub struct TempFile {
 
 impl TempFile {
     pub fn new(tag: &str, len: usize) -> TempFile {
-        let path = std::env::temp_dir().join(format!("zcprof-test-{tag}-{}", std::process::id()));
+        // Unique per call: tests run in parallel threads of one process, and one test's drop
+        // must not remove a file another test is reading.
+        let path = temp(tag);
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, data).expect("write temp file");
         TempFile { path }
