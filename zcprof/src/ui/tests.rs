@@ -409,13 +409,11 @@ fn a_process_only_the_kernel_layer_saw_is_listed() {
     let mut m = Model::new();
     m.apply(
         &Batch {
-            at: Instant::now(),
             events: vec![ProcEvent::Fork {
                 parent: 1,
                 child: 77,
                 comm: "kworker".into(),
             }],
-            stats: Vec::new(),
             kernel_stats: vec![(
                 KernelKey {
                     tgid: 77,
@@ -423,9 +421,7 @@ fn a_process_only_the_kernel_layer_saw_is_listed() {
                 },
                 stats(1, 4096),
             )],
-            counters: KernelCounters::default(),
-            malformed: 0,
-            flushed: false,
+            ..Batch::empty(Instant::now())
         },
         &FakeProc(HashMap::new()),
     );
@@ -660,27 +656,28 @@ fn detail_view_without_kernel_copy_probe() {
 
 #[test]
 fn detail_says_when_the_kernel_layer_counted_nothing() {
-    let mut app = app_with_history(2);
-    detail_of(&mut app, 502);
-    let text = screen(&app, 120, 36);
-    assert!(
-        text.contains("the kernel layer counted nothing for this process "),
-        "{text}"
-    );
-    let mut app = app_on(info_without_copy_probe(), 2);
-    detail_of(&mut app, 502);
-    let text = screen(&app, 120, 36);
-    assert!(
-        text.contains("counted nothing for this process (no kernel copy probe attached"),
-        "{text}"
-    );
-    let mut app = app_on(info_with(None), 2);
-    detail_of(&mut app, 200);
-    let text = screen(&app, 120, 36);
-    assert!(
-        text.contains("no kernel probe attached (`zcprof doctor` says why)"),
-        "{text}"
-    );
+    for (info, pid, says) in [
+        (
+            info(),
+            502,
+            "the kernel layer counted nothing for this process ",
+        ),
+        (
+            info_without_copy_probe(),
+            502,
+            "counted nothing for this process (no kernel copy probe attached",
+        ),
+        (
+            info_with(None),
+            200,
+            "no kernel probe attached (`zcprof doctor` says why)",
+        ),
+    ] {
+        let mut app = app_on(info, 2);
+        detail_of(&mut app, pid);
+        let text = screen(&app, 120, 36);
+        assert!(text.contains(says), "{text}");
+    }
 }
 
 #[test]
