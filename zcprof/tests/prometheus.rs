@@ -1,6 +1,6 @@
 //! A real Prometheus server (Debian's `prometheus` package, installed by `cargo xtask
 //! setup`) scrapes `zcprof serve` while a demo runs, and its HTTP API returns the demo's
-//! bytes exactly as the demo counted them.
+//! bytes exactly as the demo counted them, in the syscall layer's series only.
 
 mod common;
 
@@ -147,4 +147,16 @@ fn prometheus_scrapes_the_demos_bytes() {
         assert_eq!(seen, counter.bytes as f64);
     }
     assert!(proxy.copy_family.bytes > 0);
+
+    // The kernel layer has families of its own (what they hold depends on which probes
+    // attach on this kernel), and the syscall layer's hold nothing of another layer.
+    let (_, body) = http_get(zc_port, "/metrics").expect("zcprof serve answers");
+    assert!(
+        body.contains("# TYPE zcprof_kernel_bytes counter"),
+        "{body}"
+    );
+    assert_eq!(
+        query(prom_port, "count(zcprof_bytes_total{layer!=\"syscall\"})"),
+        None
+    );
 }

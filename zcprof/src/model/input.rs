@@ -70,3 +70,19 @@ pub struct Batch {
     /// Made on request (`Control::Flush`) rather than by the timer.
     pub flushed: bool,
 }
+
+#[cfg(test)]
+impl Batch {
+    /// A round at `at` that read nothing, for tests to fill in what they need.
+    pub fn empty(at: Instant) -> Batch {
+        Batch {
+            at,
+            events: Vec::new(),
+            stats: Vec::new(),
+            kernel_stats: Vec::new(),
+            counters: KernelCounters::default(),
+            malformed: 0,
+            flushed: false,
+        }
+    }
+}

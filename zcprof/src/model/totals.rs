@@ -143,6 +143,14 @@ impl KernelTotals {
         out
     }
 
+    /// The counters that fired, with their probe, in table order.
+    pub fn fired(&self) -> impl Iterator<Item = (&'static kernel::KernelProbe, &SyscallStats)> {
+        kernel::PROBES
+            .iter()
+            .zip(self.0.iter())
+            .filter(|(_, s)| s.calls > 0)
+    }
+
     /// The kernel-copy figure: bytes copied each way by the counters of `role` (the copy
     /// primitives, or `__check_object_size` where no primitive attached), never both.
     pub fn copied(&self, role: kernel::Role) -> (u64, u64) {

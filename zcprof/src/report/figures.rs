@@ -4,7 +4,7 @@
 
 use zcprof_common::{
     HIST_BUCKETS, SyscallStats, hist,
-    kernel::{self, Role},
+    kernel::Role,
     syscalls::{self, Direction, Family},
 };
 use zcprof_recording::{self as rec, Bucket, Entry, Layer, LayerTotals, Layers, ProbeLayer};
@@ -31,12 +31,7 @@ pub fn layers(totals: &Totals, kernel: &KernelTotals, copy_source: Option<Role>)
 /// zero-copy-internal counters are listed but not summed into the totals.
 pub fn kernel_layer(k: &KernelTotals, copy_source: Option<Role>) -> Layer {
     let (copy_k2u_bytes, copy_u2k_bytes) = copy_source.map(|role| k.copied(role)).unwrap_or((0, 0));
-    let fired = || {
-        kernel::PROBES
-            .iter()
-            .zip(k.0.iter())
-            .filter(|(_, s)| s.calls > 0)
-    };
+    let fired = || k.fired();
     Layer {
         totals: LayerTotals {
             copy_k2u_bytes,

@@ -2,9 +2,17 @@
 //! exposition format), encoded by the `prometheus-client` crate.
 //!
 //! Every figure is cumulative since the probes attached, so each is exposed as a counter:
-//! - `zcprof_bytes_total`, `zcprof_calls_total`, `zcprof_errors_total`, labelled `comm`,
-//!   `pid`, `syscall`, `direction` (k2u/u2k/k2k), `kind` (copy/zero_copy) and `layer`;
-//! - `zcprof_call_size_bytes`: a histogram of bytes per call (the kernel's log2 buckets);
+//! - the syscall layer: `zcprof_bytes_total`, `zcprof_calls_total`, `zcprof_errors_total`,
+//!   labelled `comm`, `pid`, `syscall`, `direction` (k2u/u2k/k2k), `kind` (copy/zero_copy)
+//!   and `layer="syscall"`, and `zcprof_call_size_bytes`, a histogram of bytes per call (the
+//!   kernel's log2 buckets);
+//! - the kernel layer: `zcprof_kernel_bytes_total`, `zcprof_kernel_calls_total`,
+//!   `zcprof_kernel_errors_total`, one series per process × probe that fired, labelled
+//!   `comm`, `pid`, `probe` (the name in `zcprof_common::kernel::PROBES`), `function`, `role`,
+//!   `direction` and `layer="kernel"`. They are families of their own, never added into the
+//!   syscall layer's, and probes overlap (a breakdown probe sees bytes its copy primitive
+//!   also counts): the kernel's copies are the sum over one role, `primitive` where any
+//!   attached, else `cross_check`;
 //! - `zcprof_lost_events_total{reason}` and `zcprof_probe_layer_up{layer,state}`.
 //!
 //! A process's series exist while it runs and for a little while after it exits (until the
@@ -16,14 +24,17 @@ use prometheus_client::{
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
-use zcprof_common::{HIST_BUCKETS, hist};
+use zcprof_common::{HIST_BUCKETS, SyscallStats, hist};
 
 use super::{Lost, figures};
-use crate::{model::Model, probes::LayerSummary};
+use crate::{
+    model::{Model, Process},
+    probes::{LAYER_KERNEL, LAYER_SYSCALL, LayerSummary},
+};
 
 type Labels = Vec<(&'static str, String)>;
 
-/// One process × syscall.
+/// One process × syscall, or process × kernel probe.
 #[derive(Debug)]
 struct Series {
     labels: Labels,
@@ -34,39 +45,83 @@ struct Series {
     hist: [u64; HIST_BUCKETS],
 }
 
+impl Series {
+    /// `process`'s `stats`, labelled with its comm and pid, then `labels`.
+    fn of(process: &Process, labels: Labels, stats: &SyscallStats) -> Series {
+        let mut all = vec![
+            ("comm", process.comm.clone()),
+            ("pid", process.tgid.to_string()),
+        ];
+        all.extend(labels);
+        Series {
+            labels: all,
+            bytes: stats.bytes,
+            calls: stats.calls,
+            errors: stats.errors,
+            hist: stats.hist,
+        }
+    }
+}
+
 /// What one scrape shows: taken from the model after each collection.
 #[derive(Debug)]
 struct Snapshot {
-    series: Vec<Series>,
+    syscall: Vec<Series>,
+    kernel: Vec<Series>,
     lost: Lost,
     layers: Vec<(String, String)>,
 }
 
+/// Name and help of a layer's bytes, calls and errors counters.
+type Counters = [(&'static str, &'static str); 3];
+
+const SYSCALL_COUNTERS: Counters = [
+    (
+        "zcprof_bytes",
+        "Bytes moved by syscalls (copy: across the user/kernel boundary by a CPU copy)",
+    ),
+    ("zcprof_calls", "Syscalls counted"),
+    ("zcprof_errors", "Syscalls that failed"),
+];
+
+const KERNEL_COUNTERS: Counters = [
+    (
+        "zcprof_kernel_bytes",
+        "Bytes a kernel-layer probe counted; probes overlap, so add up one role only (primitive, else cross_check)",
+    ),
+    ("zcprof_kernel_calls", "Hits of a kernel-layer probe"),
+    (
+        "zcprof_kernel_errors",
+        "Kernel-layer probe hits that failed (a fault, or a negative return)",
+    ),
+];
+
+fn encode_counters(
+    encoder: &mut DescriptorEncoder,
+    counters: &Counters,
+    series: &[Series],
+) -> Result<(), std::fmt::Error> {
+    let values: [fn(&Series) -> u64; 3] = [|s| s.bytes, |s| s.calls, |s| s.errors];
+    for ((name, help), value) in counters.iter().zip(values) {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for s in series {
+            ConstCounter::new(value(s)).encode(metric.encode_family(&s.labels)?)?;
+        }
+    }
+    Ok(())
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for (name, help, get) in [
-            (
-                "zcprof_bytes",
-                "Bytes moved by syscalls (copy: across the user/kernel boundary by a CPU copy)",
-                (|s: &Series| s.bytes) as fn(&Series) -> u64,
-            ),
-            ("zcprof_calls", "Syscalls counted", |s: &Series| s.calls),
-            ("zcprof_errors", "Syscalls that failed", |s: &Series| {
-                s.errors
-            }),
-        ] {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for s in &self.series {
-                ConstCounter::new(get(s)).encode(metric.encode_family(&s.labels)?)?;
-            }
-        }
+        encode_counters(&mut encoder, &SYSCALL_COUNTERS, &self.syscall)?;
+        encode_counters(&mut encoder, &KERNEL_COUNTERS, &self.kernel)?;
         let mut metric = encoder.encode_descriptor(
             "zcprof_call_size_bytes",
             "Bytes moved per syscall (log2 buckets)",
             None,
             MetricType::Histogram,
         )?;
-        for s in &self.series {
+        for s in &self.syscall {
             let buckets: Vec<(f64, u64)> = (0..HIST_BUCKETS)
                 .map(|k| {
                     let le = if k == HIST_BUCKETS - 1 {
@@ -114,32 +169,52 @@ impl Collector for Snapshot {
     }
 }
 
-/// The exposition of everything the model holds now.
-pub fn render(model: &Model, layers: &[LayerSummary]) -> String {
+/// The syscall layer's series: one per process × syscall it called.
+fn syscall_series(model: &Model) -> Vec<Series> {
     let mut series = Vec::new();
     for p in model.processes() {
         for (sc, s) in figures::used(&p.totals) {
-            series.push(Series {
-                labels: vec![
-                    ("comm", p.comm.clone()),
-                    ("pid", p.tgid.to_string()),
-                    ("syscall", sc.name.to_string()),
-                    (
-                        "direction",
-                        figures::direction(sc.direction).as_str().into(),
-                    ),
-                    ("kind", figures::family(sc.family).as_str().into()),
-                    ("layer", crate::probes::LAYER_SYSCALL.into()),
-                ],
-                bytes: s.bytes,
-                calls: s.calls,
-                errors: s.errors,
-                hist: s.hist,
-            });
+            let labels = vec![
+                ("syscall", sc.name.to_string()),
+                (
+                    "direction",
+                    figures::direction(sc.direction).as_str().into(),
+                ),
+                ("kind", figures::family(sc.family).as_str().into()),
+                ("layer", LAYER_SYSCALL.into()),
+            ];
+            series.push(Series::of(p, labels, s));
         }
     }
+    series
+}
+
+/// The kernel layer's series: one per process × probe that fired.
+fn kernel_series(model: &Model) -> Vec<Series> {
+    let mut series = Vec::new();
+    for p in model.processes() {
+        for (probe, s) in p.kernel.fired() {
+            let labels = vec![
+                ("probe", probe.name.to_string()),
+                ("function", probe.function.to_string()),
+                ("role", probe.role.name().to_string()),
+                (
+                    "direction",
+                    figures::direction(probe.direction).as_str().into(),
+                ),
+                ("layer", LAYER_KERNEL.into()),
+            ];
+            series.push(Series::of(p, labels, s));
+        }
+    }
+    series
+}
+
+/// The exposition of everything the model holds now.
+pub fn render(model: &Model, layers: &[LayerSummary]) -> String {
     let snapshot = Snapshot {
-        series,
+        syscall: syscall_series(model),
+        kernel: kernel_series(model),
         lost: Lost::of(model),
         layers: layers
             .iter()
@@ -160,7 +235,11 @@ pub fn render(model: &Model, layers: &[LayerSummary]) -> String {
 mod tests {
     use std::time::Instant;
 
-    use zcprof_common::{StatsKey, SyscallStats, syscalls};
+    use zcprof_common::{
+        StatsKey,
+        kernel::{KernelKey, id},
+        syscalls,
+    };
 
     use super::*;
     use crate::model::{Batch, KernelCounters, ProcEvent, ProcInfo, ProcSource};
@@ -173,7 +252,9 @@ mod tests {
         }
     }
 
-    /// A model in which process 42 (`cat`) read 1000 bytes in 10 calls of 100 bytes.
+    /// A model in which process 42 (`cat`) read 1000 bytes in 10 calls of 100 bytes, which
+    /// the kernel layer saw through `__check_object_size` and again on the socket-receive
+    /// path.
     fn model() -> Model {
         let read = syscalls::SYSCALLS
             .iter()
@@ -188,7 +269,6 @@ mod tests {
         let mut m = Model::new();
         m.apply(
             &Batch {
-                at: Instant::now(),
                 events: vec![ProcEvent::Fork {
                     parent: 1,
                     child: 42,
@@ -201,13 +281,15 @@ mod tests {
                     },
                     stats,
                 )],
-                kernel_stats: Vec::new(),
+                kernel_stats: [id::CHECK_OBJECT_SIZE_TO_USER, id::SKB_COPY_DATAGRAM_ITER]
+                    .into_iter()
+                    .map(|probe| (KernelKey { tgid: 42, probe }, stats))
+                    .collect(),
                 counters: KernelCounters {
                     ringbuf_full: 3,
                     ..KernelCounters::default()
                 },
-                malformed: 0,
-                flushed: false,
+                ..Batch::empty(Instant::now())
             },
             &NoProc,
         );
@@ -238,10 +320,69 @@ mod tests {
     }
 
     #[test]
+    fn kernel_probes_are_series_of_their_own() {
+        let text = render(&model(), &[]);
+        for (probe, function, role) in [
+            (
+                "__check_object_size:to_user",
+                "__check_object_size",
+                "cross_check",
+            ),
+            (
+                "skb_copy_datagram_iter",
+                "skb_copy_datagram_iter",
+                "breakdown",
+            ),
+        ] {
+            let labels = format!(
+                r#"comm="cat",pid="42",probe="{probe}",function="{function}",role="{role}",direction="k2u",layer="kernel""#
+            );
+            for line in [
+                format!("zcprof_kernel_bytes_total{{{labels}}} 1000"),
+                format!("zcprof_kernel_calls_total{{{labels}}} 10"),
+                format!("zcprof_kernel_errors_total{{{labels}}} 0"),
+            ] {
+                assert!(
+                    text.lines().any(|l| l == line),
+                    "missing `{line}` in\n{text}"
+                );
+            }
+        }
+        // Only probes that fired; none of them in the syscall layer's families, which hold
+        // exactly the one read.
+        assert_eq!(
+            text.matches("zcprof_kernel_bytes_total{").count(),
+            2,
+            "{text}"
+        );
+        let syscall_bytes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("zcprof_bytes_total{"))
+            .collect();
+        assert_eq!(
+            syscall_bytes,
+            [
+                r#"zcprof_bytes_total{comm="cat",pid="42",syscall="read",direction="k2u",kind="copy",layer="syscall"} 1000"#
+            ],
+            "{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("zcprof_call_size_bytes") && l.contains("layer=\"kernel\"")),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_empty_model_is_valid_openmetrics() {
         let text = render(&Model::new(), &[]);
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(text.contains("# TYPE zcprof_bytes counter"), "{text}");
+        assert!(
+            text.contains("# TYPE zcprof_kernel_bytes counter"),
+            "{text}"
+        );
         assert!(
             text.contains("zcprof_lost_events_total{reason=\"ringbuf_full\"} 0"),
             "{text}"

@@ -218,11 +218,7 @@ fn kernel_table(out: &mut String, k: &KernelTotals, source: Option<Role>) {
         "  kernel layer (per probe; role says how rows relate, see README):\n  {:<30} {:<18} {:<4} {:>10} {:>16} {:>7}  {}\n",
         "PROBE", "ROLE", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
     ));
-    for (p, st) in kernel::PROBES
-        .iter()
-        .zip(k.0.iter())
-        .filter(|(_, s)| s.calls > 0)
-    {
+    for (p, st) in k.fired() {
         out.push_str(&format!(
             "  {:<30} {:<18} {:<4} {:>10} {:>16} {:>7}  {}\n",
             p.name,

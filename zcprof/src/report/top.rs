@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use zcprof_common::kernel::{self, Role};
+use zcprof_common::kernel::Role;
 
 use super::{Lost, Rates, clock, layers_line, run::copy_source, unix_time};
 use crate::{
@@ -80,7 +80,7 @@ pub fn machine_kernel(model: &Model) -> KernelTotals {
 /// Kernel-layer figures per second. The copy rates come from one set of counters
 /// (`copy_source`: the copy primitives, else `__check_object_size`) and are `null` when
 /// neither attached; every counter that fired is listed under `probes`.
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct KernelRates {
     pub copy_source: Option<&'static str>,
     pub copy_k2u_bytes_per_s: Option<f64>,
@@ -88,7 +88,7 @@ pub struct KernelRates {
     pub probes: BTreeMap<&'static str, ProbeRates>,
 }
 
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct ProbeRates {
     pub calls_per_s: f64,
     pub bytes_per_s: f64,
@@ -108,10 +108,8 @@ impl KernelRates {
             copy_source: source.map(Role::name),
             copy_k2u_bytes_per_s: copied.map(|(k2u, _)| per(k2u)),
             copy_u2k_bytes_per_s: copied.map(|(_, u2k)| per(u2k)),
-            probes: kernel::PROBES
-                .iter()
-                .zip(k.0.iter())
-                .filter(|(_, s)| s.calls > 0)
+            probes: k
+                .fired()
                 .map(|(p, s)| {
                     (
                         p.name,
@@ -123,6 +121,11 @@ impl KernelRates {
                 })
                 .collect(),
         }
+    }
+
+    /// Kernel copies both ways, per second; `None` when no copy role attached.
+    pub fn copied_per_s(&self) -> Option<f64> {
+        Some(self.copy_k2u_bytes_per_s? + self.copy_u2k_bytes_per_s?)
     }
 }
 
@@ -291,7 +294,7 @@ mod tests {
 
     use zcprof_common::{
         StatsKey, SyscallStats,
-        kernel::{KernelKey, id},
+        kernel::{self, KernelKey, id},
         syscalls,
     };
 

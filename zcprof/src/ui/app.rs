@@ -13,12 +13,15 @@ use std::{
 };
 
 use regex::{Regex, RegexBuilder};
-use zcprof_common::syscalls::{self, Family};
+use zcprof_common::{
+    kernel::Role,
+    syscalls::{self, Family},
+};
 
 use crate::{
-    model::{Figures, Model, ProcId, Totals},
-    probes::LayerSummary,
-    report::{Lost, Rates},
+    model::{Figures, KernelTotals, Model, ProcId, Totals},
+    probes::{LAYER_KERNEL, LayerSummary},
+    report::{Lost, Rates, run::copy_source, top::KernelRates},
 };
 
 /// Samples kept per process for trends and charts: a minute at the default interval.
@@ -69,6 +72,12 @@ pub struct ProcRow {
     pub copy_calls: u64,
     /// Everything counted since the probes attached, per syscall.
     pub totals: Totals,
+    /// What the kernel layer counted in the last interval, per probe, and the same per
+    /// second (its copy figures from [`App::copy_source`] only).
+    pub kernel_interval: KernelTotals,
+    pub kernel_rates: KernelRates,
+    /// Everything the kernel layer counted since the probes attached, per probe.
+    pub kernel: KernelTotals,
     /// Direct children known to the model: (pid, comm).
     pub children: Vec<(u32, String)>,
 }
@@ -102,10 +111,12 @@ pub enum Column {
     Ratio,
     Calls,
     AvgCopy,
+    /// Kernel-layer copies, from the copy role only: the one column of another layer.
+    KernelCopied,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 10] = [
         Column::Pid,
         Column::Comm,
         Column::Copied,
@@ -115,6 +126,7 @@ impl Column {
         Column::Ratio,
         Column::Calls,
         Column::AvgCopy,
+        Column::KernelCopied,
     ];
 
     pub fn title(self) -> &'static str {
@@ -128,19 +140,24 @@ impl Column {
             Column::Ratio => "ZC%",
             Column::Calls => "CALLS/s",
             Column::AvgCopy => "AVG SIZE",
+            Column::KernelCopied => "KERNEL/s",
         }
     }
 
-    fn index(self) -> usize {
-        Column::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    /// The next of `columns` (the ones the table has), wrapping around.
+    pub fn next(self, columns: &[Column]) -> Column {
+        self.step(columns, 1)
     }
 
-    pub fn next(self) -> Column {
-        Column::ALL[(self.index() + 1) % Column::ALL.len()]
+    pub fn prev(self, columns: &[Column]) -> Column {
+        self.step(columns, columns.len().saturating_sub(1))
     }
 
-    pub fn prev(self) -> Column {
-        Column::ALL[(self.index() + Column::ALL.len() - 1) % Column::ALL.len()]
+    fn step(self, columns: &[Column], by: usize) -> Column {
+        let Some(i) = columns.iter().position(|c| *c == self) else {
+            return columns.first().copied().unwrap_or(self);
+        };
+        columns[(i + by) % columns.len()]
     }
 }
 
@@ -391,6 +408,9 @@ pub enum Command {
 /// The dashboard's whole state.
 pub struct App {
     pub info: HostInfo,
+    /// The kernel-layer role whose counters make the kernel-copy figure, from the layers
+    /// that attached (`None`: no kernel copy probe attached).
+    pub copy_source: Option<Role>,
     /// Length of the last interval, seconds (0 before the first batch).
     pub seconds: f64,
     pub machine: Figures,
@@ -420,6 +440,7 @@ pub struct App {
 impl App {
     pub fn new(info: HostInfo, demos: Vec<DemoScenario>) -> Self {
         App {
+            copy_source: copy_source(&info.layers),
             info,
             seconds: 0.0,
             machine: Figures::default(),
@@ -473,7 +494,7 @@ impl App {
         for p in model.processes() {
             let interval = p.interval.figures();
             machine.add(&interval);
-            if p.totals.is_zero() {
+            if p.totals.is_zero() && p.kernel.is_zero() {
                 continue;
             }
             let cmdline = known
@@ -491,6 +512,9 @@ impl App {
                 interval,
                 copy_calls: copy_calls(&p.interval),
                 totals: p.totals.clone(),
+                kernel_interval: p.kernel_interval.clone(),
+                kernel_rates: KernelRates::of(&p.kernel_interval, self.copy_source, seconds),
+                kernel: p.kernel.clone(),
                 children: children.remove(&p.id).unwrap_or_default(),
             });
         }
@@ -574,6 +598,20 @@ impl App {
             let first = self.visible().next().map(|r| r.id);
             self.selected = first;
         }
+    }
+
+    /// The table's columns: the kernel-copy one only when a copy role attached, so that
+    /// no column stands empty for a probe that is not there.
+    pub fn columns(&self) -> Vec<Column> {
+        Column::ALL
+            .into_iter()
+            .filter(|c| *c != Column::KernelCopied || self.copy_source.is_some())
+            .collect()
+    }
+
+    /// The kernel layer's state, when it is one of the session's layers.
+    pub fn kernel_layer(&self) -> Option<&LayerSummary> {
+        self.info.layers.iter().find(|l| l.layer == LAYER_KERNEL)
     }
 
     /// The rows shown, in display order.
@@ -663,6 +701,7 @@ fn sort_value(row: &ProcRow, column: Column) -> f64 {
         Column::Ratio => r.zero_copy_ratio.unwrap_or(-1.0),
         Column::Calls => r.calls_per_s,
         Column::AvgCopy => row.avg_copy().unwrap_or(-1.0),
+        Column::KernelCopied => row.kernel_rates.copied_per_s().unwrap_or(-1.0),
         Column::Pid | Column::Comm => 0.0,
     }
 }

@@ -1,6 +1,10 @@
-//! The detail view of the selected process: per-syscall breakdown (bytes, calls, errors,
-//! since the probes attached, and the last interval per second), the size histogram, a
-//! chart of copied versus zero-copy bytes per second, its command line and children.
+//! The detail view of the selected process: its command line and children; the syscall
+//! layer's per-syscall breakdown (bytes, calls, errors since the probes attached) and size
+//! histogram; the kernel layer's probes ([`kernel`]); a chart of copied versus zero-copy
+//! bytes per second. Each section names its layer: they count the same bytes at different
+//! places, and a figure read under the wrong layer would be wrong.
+
+mod kernel;
 
 use ratatui::{
     Frame,
@@ -11,11 +15,15 @@ use ratatui::{
 };
 use zcprof_common::{
     HIST_BUCKETS, hist,
-    syscalls::{self, Direction, Family},
+    syscalls::{Direction, Family},
 };
 
-use super::{App, Theme, app::HISTORY, per_second};
-use crate::units;
+use super::{
+    App, Theme,
+    app::{HISTORY, ProcRow},
+    per_second,
+};
+use crate::{probes::LAYER_SYSCALL, report::figures::used, units};
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = Theme::of(app);
@@ -26,14 +34,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    let via = app
-        .info
-        .layers
-        .iter()
-        .find(|l| l.layer == "syscall")
-        .map_or_else(String::new, |l| format!(" via {}", l.via));
     let title = format!(
-        " pid {} · {}{} · syscall layer{via} · since the probes attached ",
+        " pid {} · {}{} ",
         row.pid,
         row.comm,
         if row.exited { " (exited)" } else { "" }
@@ -44,9 +46,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    let [about, middle, chart] = Layout::vertical([
-        Constraint::Length(2),
-        Constraint::Fill(1),
+    let (middle_height, kernel_height) = heights(app, row, inner);
+    let [about, middle, kernel_area, chart] = Layout::vertical([
+        Constraint::Length(ABOUT_HEIGHT),
+        Constraint::Length(middle_height),
+        Constraint::Length(kernel_height),
         Constraint::Fill(1),
     ])
     .areas(inner);
@@ -91,16 +95,30 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(middle);
     render_breakdown(frame, breakdown, app, row);
     render_histogram(frame, histogram, app, row);
+    kernel::render(frame, kernel_area, app, row);
     render_chart(frame, chart, app, row.id);
 }
 
-fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &super::app::ProcRow) {
+/// The command line and the parent's line.
+const ABOUT_HEIGHT: u16 = 2;
+
+/// Heights of the syscall-layer and kernel-layer sections: each what it needs, at most a
+/// fair share of what is left, so that a long list in one squeezes out neither the other
+/// nor the chart.
+fn heights(app: &App, row: &ProcRow, inner: Rect) -> (u16, u16) {
+    let rest = inner.height.saturating_sub(ABOUT_HEIGHT);
+    let kernel = kernel::height(app, row, inner.width).min(rest / 2);
+    let syscalls = used(&row.totals).count().max(1) as u16;
+    let sizes = buckets(row).iter().filter(|n| **n > 0).count().max(1) as u16;
+    // Title and header above the syscalls; title above the sizes.
+    let middle = (2 + syscalls).max(1 + sizes).min((rest - kernel) / 2);
+    (middle, kernel)
+}
+
+fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
     let theme = Theme::of(app);
     let header = Row::new(["SYSCALL", "KIND", "CALLS", "BYTES", "ERRORS"]).style(theme.title());
-    let rows: Vec<Row> = syscalls::SYSCALLS
-        .iter()
-        .zip(row.totals.0.iter())
-        .filter(|(_, s)| s.calls > 0)
+    let rows: Vec<Row> = used(&row.totals)
         .map(|(sc, s)| {
             let kind = match (sc.family, sc.direction) {
                 (Family::ZeroCopy, _) => "zero-copy",
@@ -134,7 +152,7 @@ fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &super::app::
     )
     .header(header)
     .block(Block::default().borders(Borders::RIGHT).title(Span::styled(
-        "per syscall (syscall layer, totals)",
+        format!("syscall layer{} · totals", via(app)),
         theme.title(),
     )));
     frame.render_widget(table, area);
@@ -150,15 +168,30 @@ fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &super::app::
     }
 }
 
-/// Calls by size, all syscalls together: one line per non-empty log2 bucket.
-fn render_histogram(frame: &mut Frame, area: Rect, app: &App, row: &super::app::ProcRow) {
-    let theme = Theme::of(app);
+/// ` via raw_tracepoint`: how the syscall layer attached.
+fn via(app: &App) -> String {
+    app.info
+        .layers
+        .iter()
+        .find(|l| l.layer == LAYER_SYSCALL)
+        .map_or_else(String::new, |l| format!(" via {}", l.via))
+}
+
+/// Calls per log2 size bucket, all syscalls together.
+fn buckets(row: &ProcRow) -> [u64; HIST_BUCKETS] {
     let mut buckets = [0u64; HIST_BUCKETS];
     for s in row.totals.0.iter() {
         for (b, n) in buckets.iter_mut().zip(s.hist.iter()) {
             *b += n;
         }
     }
+    buckets
+}
+
+/// Calls by size, all syscalls together: one line per non-empty log2 bucket.
+fn render_histogram(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
+    let theme = Theme::of(app);
+    let buckets = buckets(row);
     let max = buckets.iter().copied().max().unwrap_or(0);
     let bar_width = area.width.saturating_sub(22) as u64;
     let mut lines = vec![Line::styled(

@@ -22,12 +22,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     lines.push(Line::from(""));
-    lines.push(Line::from(
+    for line in [
         " Figures come from the syscall layer: bytes returned by read/write-family (copied)",
-    ));
-    lines.push(Line::from(
-        " and sendfile/splice-family (zero-copy) syscalls. Any key closes this help.",
-    ));
+        " and sendfile/splice-family (zero-copy) syscalls; KERNEL/s and the details' kernel",
+        " section from the kernel layer's probes (KERNEL/s: one role's only, never summed with",
+        " probes that see the same bytes). Any key closes this help.",
+    ] {
+        lines.push(Line::from(line));
+    }
     let height = (lines.len() as u16 + 2).min(area.height);
     let width = 90.min(area.width);
     let [row] = Layout::vertical([Constraint::Length(height)])

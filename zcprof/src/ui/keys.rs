@@ -149,11 +149,11 @@ fn processes(app: &mut App, key: KeyEvent) -> Handled {
         }
         KeyCode::Esc => app.set_filter(None),
         KeyCode::Char('s') => {
-            app.sort.column = app.sort.column.next();
+            app.sort.column = app.sort.column.next(&app.columns());
             app.refresh_order();
         }
         KeyCode::Char('S') => {
-            app.sort.column = app.sort.column.prev();
+            app.sort.column = app.sort.column.prev(&app.columns());
             app.refresh_order();
         }
         KeyCode::Char('r') => {

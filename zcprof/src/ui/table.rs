@@ -1,5 +1,6 @@
 //! The process table: per process, what the syscall layer counted in the last interval,
-//! per second, with a trend of copied bytes over the last minute.
+//! per second, with a trend of copied bytes over the last minute; and, when a kernel copy
+//! probe attached, the kernel layer's copies beside them (`KERNEL/s`).
 
 use ratatui::{
     Frame,
@@ -8,98 +9,57 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Row, Table, TableState},
 };
 
-use super::{App, Theme, app::Column, per_second, sparkline};
+use super::{
+    App, Theme,
+    app::{Column, ProcRow},
+    per_second, sparkline,
+};
 use crate::units;
+
+/// COMM's width when there is room; it never gets less than [`width`] says.
+const COMM_WIDTH: u16 = 16;
+/// The trend's widest.
+const TREND_WIDTH: u16 = 30;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = Theme::of(app);
-    let shown = app.visible().count();
-    let mut title = vec![Span::styled(
-        " processes · syscall layer · per second over the last interval ",
-        theme.title(),
-    )];
-    title.push(Span::raw(format!(
-        "· sort {} {} ",
-        app.sort.column.title(),
-        if app.sort.descending { "↓" } else { "↑" }
-    )));
-    if let Some(filter) = &app.filter {
-        title.push(Span::styled(
-            format!(
-                "· filter \"{}\": {shown} of {} ",
-                filter.text(),
-                app.total_rows()
-            ),
-            theme.accent(),
-        ));
-    }
-    let block = Block::default()
-        .borders(Borders::TOP)
-        .title(Line::from(title));
-
+    let columns = fitting(app.columns(), area.width);
+    let trend_width = trend_width(&columns, area.width);
     let header = Row::new(
-        Column::ALL
+        columns
             .iter()
-            .map(|c| {
-                let mut title = c.title().to_string();
-                if *c == app.sort.column {
-                    title.push(if app.sort.descending { '↓' } else { '↑' });
-                }
-                Cell::from(title)
-            })
-            .chain(std::iter::once(Cell::from("COPIED, LAST MINUTE"))),
+            .map(|c| Cell::from(header_title(app, *c)))
+            .chain((trend_width > 0).then(|| Cell::from("COPIED, LAST MINUTE"))),
     )
     .style(theme.title());
-
-    // Fixed columns take 80 cells with their gaps; COMM gets 16, the trend what is left
-    // (up to 30), COMM the rest.
-    let trend_width = usize::from(area.width.saturating_sub(80 + 16)).min(30);
     let rows: Vec<Row> = app
         .visible()
         .map(|r| {
-            let copied = r.rates.copy_k2u_bytes_per_s + r.rates.copy_u2k_bytes_per_s;
-            let trend = app
-                .history(r.id)
-                .map(|h| sparkline(h.copied.iter().copied(), trend_width))
-                .unwrap_or_default();
-            let mut comm = r.comm.clone();
-            if r.exited {
-                comm.push_str(" (exited)");
-            }
-            Row::new(vec![
-                Cell::from(r.pid.to_string()),
-                Cell::from(comm),
-                Cell::from(Span::styled(per_second(copied), theme.copied())),
-                Cell::from(per_second(r.rates.copy_k2u_bytes_per_s)),
-                Cell::from(per_second(r.rates.copy_u2k_bytes_per_s)),
-                Cell::from(Span::styled(
-                    per_second(r.rates.zero_copy_bytes_per_s),
-                    theme.zero_copy(),
-                )),
-                Cell::from(units::percent(r.rates.zero_copy_ratio)),
-                Cell::from(format!("{:.0}", r.rates.calls_per_s)),
-                Cell::from(r.avg_copy().map_or_else(|| "-".into(), units::bytes)),
-                Cell::from(Span::styled(trend, theme.copied())),
-            ])
+            let trend = (trend_width > 0).then(|| {
+                let trend = app
+                    .history(r.id)
+                    .map(|h| sparkline(h.copied.iter().copied(), usize::from(trend_width)))
+                    .unwrap_or_default();
+                Cell::from(Span::styled(trend, theme.copied()))
+            });
+            Row::new(columns.iter().map(|c| cell(*c, r, theme)).chain(trend))
         })
         .collect();
-
-    let widths = [
-        Constraint::Length(7),
-        Constraint::Min(12),
-        Constraint::Length(10),
-        Constraint::Length(10),
-        Constraint::Length(10),
-        Constraint::Length(11),
-        Constraint::Length(6),
-        Constraint::Length(8),
-        Constraint::Length(9),
-        Constraint::Length(trend_width as u16),
-    ];
+    let widths = columns
+        .iter()
+        .map(|c| match c {
+            Column::Comm => Constraint::Min(width(*c)),
+            _ => Constraint::Length(width(*c)),
+        })
+        .chain((trend_width > 0).then_some(Constraint::Length(trend_width)));
     let empty = rows.is_empty();
     let table = Table::new(rows, widths)
         .header(header)
-        .block(block)
+        .block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(title(app, theme)),
+        )
         .row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(app.selected_index());
     frame.render_stateful_widget(table, area, &mut state);
@@ -118,4 +78,109 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         };
         frame.render_widget(Line::styled(msg, theme.dim()), line);
     }
+}
+
+/// Names the layer behind each column, and says why `KERNEL/s` is missing when it is: a
+/// column that silently is not there reads as "the kernel copied nothing".
+fn title(app: &App, theme: Theme) -> Line<'static> {
+    let mut title = vec![Span::styled(" processes · syscall layer ", theme.title())];
+    title.push(match app.copy_source {
+        Some(role) => Span::styled(
+            format!("· KERNEL/s: kernel layer, {} probes ", role.name()),
+            theme.title(),
+        ),
+        None => Span::raw("· no KERNEL/s: no kernel copy probe (zcprof doctor) "),
+    });
+    if let Some(filter) = &app.filter {
+        title.push(Span::styled(
+            format!(
+                "· filter \"{}\": {} of {} ",
+                filter.text(),
+                app.visible().count(),
+                app.total_rows()
+            ),
+            theme.accent(),
+        ));
+    }
+    title.push(Span::raw(format!(
+        "· per second, last interval · sort {} {} ",
+        app.sort.column.title(),
+        if app.sort.descending { "↓" } else { "↑" }
+    )));
+    Line::from(title)
+}
+
+fn header_title(app: &App, column: Column) -> String {
+    let mut title = column.title().to_string();
+    if column == app.sort.column {
+        title.push(if app.sort.descending { '↓' } else { '↑' });
+    }
+    title
+}
+
+fn cell(column: Column, r: &ProcRow, theme: Theme) -> Cell<'static> {
+    let rates = &r.rates;
+    match column {
+        Column::Pid => Cell::from(r.pid.to_string()),
+        Column::Comm if r.exited => Cell::from(format!("{} (exited)", r.comm)),
+        Column::Comm => Cell::from(r.comm.clone()),
+        Column::Copied => Cell::from(Span::styled(
+            per_second(rates.copy_k2u_bytes_per_s + rates.copy_u2k_bytes_per_s),
+            theme.copied(),
+        )),
+        Column::CopyK2u => Cell::from(per_second(rates.copy_k2u_bytes_per_s)),
+        Column::CopyU2k => Cell::from(per_second(rates.copy_u2k_bytes_per_s)),
+        Column::ZeroCopy => Cell::from(Span::styled(
+            per_second(rates.zero_copy_bytes_per_s),
+            theme.zero_copy(),
+        )),
+        Column::Ratio => Cell::from(units::percent(rates.zero_copy_ratio)),
+        Column::Calls => Cell::from(format!("{:.0}", rates.calls_per_s)),
+        Column::AvgCopy => Cell::from(r.avg_copy().map_or_else(|| "-".into(), units::bytes)),
+        Column::KernelCopied => Cell::from(Span::styled(
+            r.kernel_rates
+                .copied_per_s()
+                .map_or_else(|| "-".into(), per_second),
+            theme.copied(),
+        )),
+    }
+}
+
+/// Cells a column takes (COMM: at least).
+fn width(column: Column) -> u16 {
+    match column {
+        Column::Pid => 7,
+        Column::Comm => 12,
+        Column::Copied | Column::CopyK2u | Column::CopyU2k | Column::KernelCopied => 10,
+        Column::ZeroCopy => 11,
+        Column::Ratio => 6,
+        Column::Calls => 8,
+        Column::AvgCopy => 9,
+    }
+}
+
+/// Cells `columns` take with COMM `comm` wide, one-cell gaps included.
+fn needed(columns: &[Column], comm: u16) -> u16 {
+    let cells: u16 = columns
+        .iter()
+        .map(|c| if *c == Column::Comm { comm } else { width(*c) })
+        .sum();
+    cells + columns.len().saturating_sub(1) as u16
+}
+
+/// `columns` less the K→U and U→K split of COPIED/s when all do not fit `width`: the split
+/// is the one column pair whose figure another column already shows (the header has the
+/// machine's split), and squeezing every column would cut all their numbers.
+fn fitting(mut columns: Vec<Column>, width: u16) -> Vec<Column> {
+    if needed(&columns, self::width(Column::Comm)) > width {
+        columns.retain(|c| !matches!(c, Column::CopyK2u | Column::CopyU2k));
+    }
+    columns
+}
+
+/// What is left for the trend once COMM has its preferred width; 0 hides it.
+fn trend_width(columns: &[Column], width: u16) -> u16 {
+    width
+        .saturating_sub(needed(columns, COMM_WIDTH) + 1)
+        .min(TREND_WIDTH)
 }

@@ -1,7 +1,8 @@
 //! Dashboard tests without a terminal: key handling as a pure function of (state, key),
 //! and every view rendered on ratatui's `TestBackend` from a model fed synthetic batches,
 //! compared with committed insta snapshots (main screen, detail, demos, help, a tiny
-//! terminal, an empty machine).
+//! terminal, an empty machine, an 80-column terminal), on a kernel where the kernel layer's
+//! `cross_check` probes attached and on one where no kernel copy probe did.
 
 use std::{
     collections::HashMap,
@@ -10,7 +11,11 @@ use std::{
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend};
-use zcprof_common::{HIST_BUCKETS, StatsKey, SyscallStats, hist, syscalls};
+use zcprof_common::{
+    HIST_BUCKETS, StatsKey, SyscallStats, hist,
+    kernel::{self, KernelKey, id},
+    syscalls,
+};
 
 use super::{
     App, Command,
@@ -49,9 +54,54 @@ fn stats(calls: u64, size: u64) -> SyscallStats {
     }
 }
 
-/// A machine with a copying cat, a zero-copy nginx, a quiet sshd, and a demo (pid 500)
-/// with two workers, after `ticks` one-second intervals.
+/// What the kernel layer counts, cumulative at tick `t`, wherever its probe attached: each
+/// copy seen by `__check_object_size`, cat's reads again by `copy_page_to_iter` (page
+/// cache), sshd's by the socket-receive path, nginx's sendfile by the splice internals.
+fn kernel_stats(t: u64) -> Vec<(KernelKey, SyscallStats)> {
+    let key = |tgid, probe| KernelKey { tgid, probe };
+    vec![
+        (key(100, id::CHECK_OBJECT_SIZE_TO_USER), stats(10 * t, 512)),
+        (key(100, id::DO_SENDFILE), stats(100 * t, 65536)),
+        (key(100, id::SPLICE_TO_SOCKET), stats(100 * t, 65536)),
+        (
+            key(200, id::CHECK_OBJECT_SIZE_TO_USER),
+            stats(1000 * t * t, 131072),
+        ),
+        (
+            key(200, id::CHECK_OBJECT_SIZE_FROM_USER),
+            stats(1000 * t * t, 131072),
+        ),
+        (key(200, id::COPY_PAGE_TO_ITER), stats(1000 * t * t, 131072)),
+        (key(300, id::CHECK_OBJECT_SIZE_TO_USER), stats(t, 52)),
+        (key(300, id::SKB_COPY_DATAGRAM_ITER), stats(t, 52)),
+        (
+            key(501, id::CHECK_OBJECT_SIZE_TO_USER),
+            stats(400 * t, 65536),
+        ),
+        (
+            key(501, id::CHECK_OBJECT_SIZE_FROM_USER),
+            stats(400 * t, 65536),
+        ),
+    ]
+}
+
+/// Whether `info` says the kernel function behind `probe` attached.
+fn attached(info: &HostInfo, probe: u32) -> bool {
+    let function = kernel::PROBES[probe as usize].function;
+    info.layers.iter().any(|l| {
+        l.layer == "kernel" && l.attached > 0 && !l.unavailable.iter().any(|u| u == function)
+    })
+}
+
+/// [`model_on`] the default kernel (`cross_check` attached).
 fn model(ticks: u64) -> Model {
+    model_on(&info(), ticks)
+}
+
+/// A machine with a copying cat, a zero-copy nginx, a quiet sshd, and a demo (pid 500)
+/// with two workers, after `ticks` one-second intervals; the kernel layer counts only at
+/// the probes `info` says attached.
+fn model_on(info: &HostInfo, ticks: u64) -> Model {
     let start = Instant::now();
     let mut m = Model::new();
     m.start_at(start);
@@ -121,7 +171,10 @@ fn model(ticks: u64) -> Model {
                 (key(501, "write"), stats(400 * t, 65536)),
                 (key(502, "splice"), stats(400 * t, 65536)),
             ],
-            kernel_stats: Vec::new(),
+            kernel_stats: kernel_stats(t)
+                .into_iter()
+                .filter(|(k, _)| attached(info, k.probe))
+                .collect(),
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,
@@ -140,7 +193,45 @@ fn cmdline(pid: u32) -> Option<String> {
     }
 }
 
+/// Kernel functions that attach in the QEMU lab's Debian kernels: `__check_object_size`
+/// and the data paths by fentry, the `_copy_*` primitives notrace.
+const CROSS_CHECK: &[&str] = &[
+    "__check_object_size",
+    "skb_copy_datagram_iter",
+    "copy_page_to_iter",
+    "do_sendfile",
+    "splice_to_socket",
+];
+/// On this project's Firecracker machines only the socket-receive tracepoint attaches.
+const SKB_ONLY: &[&str] = &["skb_copy_datagram_iter"];
+
+/// The kernel layer with `attached` attached `via`, every other function unavailable.
+fn kernel_layer(attached: &[&str], via: &str) -> LayerSummary {
+    LayerSummary {
+        layer: "kernel",
+        state: "partial",
+        via: via.into(),
+        attached: attached.len(),
+        unavailable: kernel::FUNCTIONS
+            .iter()
+            .map(|f| f.function)
+            .filter(|f| !attached.contains(f))
+            .map(String::from)
+            .collect(),
+    }
+}
+
+/// The default host: the kernel layer's `cross_check` probes attached.
 fn info() -> HostInfo {
+    info_with(Some(kernel_layer(CROSS_CHECK, "fentry")))
+}
+
+/// No kernel copy probe: only the socket-receive tracepoint counts.
+fn info_without_copy_probe() -> HostInfo {
+    info_with(Some(kernel_layer(SKB_ONLY, "tracepoint")))
+}
+
+fn info_with(kernel: Option<LayerSummary>) -> HostInfo {
     HostInfo {
         kernel: "6.18.0-test".into(),
         layers: vec![
@@ -158,7 +249,10 @@ fn info() -> HostInfo {
                 attached: 3,
                 unavailable: vec![],
             },
-        ],
+        ]
+        .into_iter()
+        .chain(kernel)
+        .collect(),
         refresh: Duration::from_secs(1),
     }
 }
@@ -191,13 +285,27 @@ fn app_after(ticks: u64) -> App {
 
 /// An app that saw every tick (so it has a history), as the event loop would.
 fn app_with_history(ticks: u64) -> App {
-    let mut app = App::new(info(), demos());
+    app_on(info(), ticks)
+}
+
+/// [`app_with_history`] on the host `info` describes.
+fn app_on(info: HostInfo, ticks: u64) -> App {
+    let mut app = App::new(info.clone(), demos());
     app.color = false;
     app.self_cpu = Some(0.7);
     for t in 1..=ticks {
-        app.apply(&model(t), &cmdline);
+        app.apply(&model_on(&info, t), &cmdline);
     }
     app
+}
+
+/// The detail view of `pid`, reached as a user would: filter, then Enter.
+fn detail_of(app: &mut App, pid: u32) {
+    press(app, &format!("/{pid}"));
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::Detail);
+    assert_eq!(app.selected_row().map(|r| r.pid), Some(pid));
 }
 
 fn key(code: KeyCode) -> KeyEvent {
@@ -250,6 +358,76 @@ fn sort_keys_cycle_columns_and_reverse() {
     app.sort.descending = true;
     app.refresh_order();
     assert_eq!(pids(&app)[..2], [502, 100]);
+}
+
+#[test]
+fn kernel_column_is_a_sort_key_only_when_a_copy_role_attached() {
+    let mut app = app_after(3);
+    assert!(app.columns().contains(&Column::KernelCopied));
+    app.sort.column = Column::AvgCopy;
+    press(&mut app, "s");
+    assert_eq!(app.sort.column, Column::KernelCopied);
+    // The demo parent made no counted copy in the kernel layer: a tie at 0, by pid.
+    assert_eq!(pids(&app), [200, 501, 100, 300, 500, 502]);
+    press(&mut app, "s");
+    assert_eq!(app.sort.column, Column::Pid);
+    press(&mut app, "S");
+    assert_eq!(app.sort.column, Column::KernelCopied);
+
+    let mut app = app_on(info_without_copy_probe(), 3);
+    assert!(!app.columns().contains(&Column::KernelCopied));
+    app.sort.column = Column::AvgCopy;
+    press(&mut app, "s");
+    assert_eq!(app.sort.column, Column::Pid);
+    press(&mut app, "S");
+    assert_eq!(app.sort.column, Column::AvgCopy);
+}
+
+#[test]
+fn kernel_figures_come_from_the_copy_role_only() {
+    let app = app_after(3);
+    let cat = app.visible().find(|r| r.pid == 200).expect("cat");
+    // In the third second cat read and wrote 5000 × 128 KiB each way; copy_page_to_iter saw
+    // the reads again, and must not be added.
+    let each_way = 5000.0 * 131072.0;
+    assert_eq!(cat.kernel_rates.copied_per_s(), Some(2.0 * each_way));
+    assert_eq!(
+        cat.kernel_rates.probes["copy_page_to_iter"].bytes_per_s,
+        each_way
+    );
+    let app = app_on(info_without_copy_probe(), 3);
+    let sshd = app.visible().find(|r| r.pid == 300).expect("sshd");
+    assert_eq!(sshd.kernel_rates.copied_per_s(), None);
+    assert_eq!(
+        sshd.kernel_rates.probes["skb_copy_datagram_iter"].bytes_per_s,
+        52.0
+    );
+}
+
+#[test]
+fn a_process_only_the_kernel_layer_saw_is_listed() {
+    let mut m = Model::new();
+    m.apply(
+        &Batch {
+            events: vec![ProcEvent::Fork {
+                parent: 1,
+                child: 77,
+                comm: "kworker".into(),
+            }],
+            kernel_stats: vec![(
+                KernelKey {
+                    tgid: 77,
+                    probe: id::CHECK_OBJECT_SIZE_FROM_USER,
+                },
+                stats(1, 4096),
+            )],
+            ..Batch::empty(Instant::now())
+        },
+        &FakeProc(HashMap::new()),
+    );
+    let mut app = App::new(info(), Vec::new());
+    app.apply(&m, &cmdline);
+    assert_eq!(pids(&app), [77]);
 }
 
 #[test]
@@ -454,6 +632,70 @@ fn detail_view() {
     app.handle_key(key(KeyCode::Enter));
     assert_eq!(app.view, View::Detail);
     insta::assert_snapshot!(screen(&app, 120, 36));
+}
+
+#[test]
+fn main_screen_without_kernel_copy_probe() {
+    let text = screen(&app_on(info_without_copy_probe(), 5), 120, 24);
+    assert!(!text.contains("KERNEL/s "), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn detail_view_without_kernel_copy_probe() {
+    let mut app = app_on(info_without_copy_probe(), 5);
+    detail_of(&mut app, 300);
+    let text = screen(&app, 100, 30);
+    assert!(text.contains("skb_copy_datagram_iter"), "{text}");
+    assert!(
+        text.contains("kernel copies: no kernel copy probe attached"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn detail_says_when_the_kernel_layer_counted_nothing() {
+    for (info, pid, says) in [
+        (
+            info(),
+            502,
+            "the kernel layer counted nothing for this process ",
+        ),
+        (
+            info_without_copy_probe(),
+            502,
+            "counted nothing for this process (no kernel copy probe attached",
+        ),
+        (
+            info_with(None),
+            200,
+            "no kernel probe attached (`zcprof doctor` says why)",
+        ),
+    ] {
+        let mut app = app_on(info, 2);
+        detail_of(&mut app, pid);
+        let text = screen(&app, 120, 36);
+        assert!(text.contains(says), "{text}");
+    }
+}
+
+#[test]
+fn an_80_column_terminal() {
+    let mut app = app_with_history(5);
+    let main = screen(&app, 80, 24);
+    insta::assert_snapshot!("80_columns_main", main);
+    app.handle_key(key(KeyCode::Enter));
+    let detail = screen(&app, 80, 24);
+    // Probe names are never cut: two would read alike.
+    assert!(detail.contains("__check_object_size:from_user"), "{detail}");
+    insta::assert_snapshot!("80_columns_detail", detail);
+    let app = app_on(info_without_copy_probe(), 5);
+    let main = screen(&app, 80, 24);
+    assert!(
+        main.contains("no KERNEL/s: no kernel copy probe (zcprof doctor)"),
+        "{main}"
+    );
 }
 
 #[test]
