@@ -174,7 +174,7 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
     ));
     tmux.keys(&["Enter"]);
     tmux.wait_for("the dashboard", Duration::from_secs(30), |s| {
-        s.contains("processes · syscall layer") && s.contains("syscall layer: live")
+        s.contains("processes · syscall layer") && s.contains("layers: syscall live")
     });
 
     // Start the copying baseline of file-copy from the demos tab.

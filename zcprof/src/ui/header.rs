@@ -10,10 +10,7 @@ use ratatui::{
 };
 
 use super::{App, Theme, per_second};
-use crate::{
-    report::{Rates, layers_line},
-    units,
-};
+use crate::{probes::LayerSummary, report::Rates, units};
 
 /// Lines the header takes, its bottom rule included.
 pub const HEIGHT: u16 = 4;
@@ -41,9 +38,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         first.push(Span::styled("  PAUSED", theme.alert()));
     }
     let layers = if app.info.layers.is_empty() {
-        "probe layers: none attached".to_string()
+        Line::from("probe layers: none attached")
     } else {
-        layers_line(&app.info.layers)
+        layers_line(&app.info.layers, &theme)
     };
     let m = Rates::of(&app.machine, app.seconds);
     let machine = Line::from(vec![
@@ -62,9 +59,37 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             units::percent(m.zero_copy_ratio)
         )),
     ]);
-    let text = vec![Line::from(first), Line::from(layers), machine];
+    let text = vec![Line::from(first), layers, machine];
     frame.render_widget(
         Paragraph::new(text).block(Block::default().borders(Borders::BOTTOM)),
         area,
     );
+}
+
+/// The layers' states, short enough for 80 columns (`top`'s text header lists each
+/// unavailable probe; here the count must do, and doctor and the detail view say more):
+/// `layers: syscall live · lifecycle live · kernel 5/17 probes (see zcprof doctor)`.
+fn layers_line<'a>(layers: &'a [LayerSummary], theme: &Theme) -> Line<'a> {
+    let mut spans = vec![Span::raw("layers: ")];
+    for (i, l) in layers.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        let total = l.attached + l.unavailable.len();
+        match l.state {
+            "live" => spans.push(Span::raw(format!("{} live", l.layer))),
+            "partial" => spans.push(Span::styled(
+                format!("{} {}/{total} probes", l.layer, l.attached),
+                theme.alert(),
+            )),
+            _ => spans.push(Span::styled(
+                format!("{} unavailable", l.layer),
+                theme.alert(),
+            )),
+        }
+    }
+    if layers.iter().any(|l| l.state != "live") {
+        spans.push(Span::raw(" (see zcprof doctor)"));
+    }
+    Line::from(spans)
 }
