@@ -82,6 +82,16 @@ pub struct Process {
 }
 
 impl Process {
+    /// The name for people: `?` when it is unknown (the process was gone before /proc was
+    /// read and no lifecycle record named it), so a table never shows a blank.
+    pub fn name(&self) -> &str {
+        if self.comm.is_empty() {
+            "?"
+        } else {
+            &self.comm
+        }
+    }
+
     /// Did something in the last interval, in either layer.
     pub fn active(&self) -> bool {
         !self.interval.is_zero() || !self.kernel_interval.is_zero()

@@ -196,7 +196,11 @@ pub fn text(s: &Summary) -> String {
             .map(|pp| format!(", parent {pp}"))
             .unwrap_or_default();
         let state = if p.exited { "" } else { ", still running" };
-        out.push_str(&format!("\nprocess {} {}{parent}{state}\n", p.tgid, p.comm));
+        out.push_str(&format!(
+            "\nprocess {} {}{parent}{state}\n",
+            p.tgid,
+            p.name()
+        ));
         table(&mut out, &p.totals);
         kernel_table(&mut out, &p.kernel, s.copy_source());
     }

@@ -235,7 +235,7 @@ pub fn text(
     for r in rows.iter().take(limit) {
         out.push_str(&line(
             &r.process.tgid.to_string(),
-            &r.process.comm,
+            r.process.name(),
             (&r.figures, &r.process.kernel_interval),
             source,
             seconds,

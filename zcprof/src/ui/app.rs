@@ -505,7 +505,7 @@ impl App {
                 id: p.id,
                 pid: p.tgid,
                 ppid: p.ppid,
-                comm: p.comm.clone(),
+                comm: p.name().to_string(),
                 cmdline,
                 exited: p.exited,
                 rates: Rates::of(&interval, seconds),
