@@ -232,6 +232,24 @@ fn top_json_shows_a_busy_process() {
     assert_eq!(lines.len(), 1, "one JSON object per interval");
     let frame: Value = serde_json::from_str(lines[0]).expect("JSON");
     assert_eq!(frame["schema"], "zcprof.top/v1");
+    let errors: Vec<String> = common::top_schema()
+        .iter_errors(&frame)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "schema/top.v1.json: {errors:?}\n{frame:#}"
+    );
+    // The schema has teeth: a wrong copy source and a missing layer object are rejected.
+    let mut bad = frame.clone();
+    bad["machine"]["kernel"]["copy_source"] = "breakdown".into();
+    assert!(!common::top_schema().is_valid(&bad));
+    let mut bad = frame.clone();
+    bad["machine"]
+        .as_object_mut()
+        .expect("machine")
+        .remove("kernel");
+    assert!(!common::top_schema().is_valid(&bad));
     let processes = frame["processes"].as_array().expect("processes");
     assert_eq!(processes.len(), 1, "--pid filters: {frame:#}");
     let dd = &processes[0];

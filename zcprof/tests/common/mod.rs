@@ -298,3 +298,20 @@ pub fn hide_tracefs() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A validator for `zcprof.top/v1` frames: `schema/top.v1.json`, whose shared shapes are
+/// references into `schema/recording.v1.json`.
+pub fn top_schema() -> jsonschema::Validator {
+    let load =
+        |text: &str| -> serde_json::Value { serde_json::from_str(text).expect("schema JSON") };
+    let recording = load(include_str!("../../../schema/recording.v1.json"));
+    let top = load(include_str!("../../../schema/top.v1.json"));
+    let registry = jsonschema::Registry::new()
+        .add(recording["$id"].as_str().expect("$id"), recording.clone())
+        .and_then(|r| r.prepare())
+        .expect("registry");
+    jsonschema::options()
+        .with_registry(&registry)
+        .build(&top)
+        .expect("a valid JSON Schema")
+}
