@@ -105,3 +105,30 @@ pub fn stdout_of(cmd: &mut Command) -> anyhow::Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lab package apt cannot provide (as QEMU would be on a machine without the Debian
+    /// archive) ends the lab with one sentence naming it and apt's reason. Real apt-get, so
+    /// root only, like the rest of the suite.
+    #[test]
+    fn an_uninstallable_package_is_named() {
+        // SAFETY: a plain syscall without arguments.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(std::env::var_os("CI").is_none(), "CI=true needs root");
+            eprintln!("skipping: apt-get install needs root");
+            return;
+        }
+        let err = ensure_installed(&["zcprof-no-such-package"], &mut Apt::default())
+            .expect_err("no such package");
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("cannot install zcprof-no-such-package with apt-get: ")
+                && text.contains("zcprof-no-such-package")
+                && !text.contains('\n'),
+            "{text}"
+        );
+    }
+}
