@@ -302,6 +302,7 @@ mnt tmpfs /run
 mnt tracefs /sys/kernel/tracing
 mnt debugfs /sys/kernel/debug
 mnt bpf /sys/fs/bpf
+mnt securityfs /sys/kernel/security
 ip link set lo up || echo "vmtest: warning: cannot bring up lo"
 # Let BPF programs lock what they need on kernels before memcg accounting (< 5.11).
 ulimit -l unlimited 2>/dev/null
