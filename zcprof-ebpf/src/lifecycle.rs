@@ -10,7 +10,7 @@ use core::ffi::c_void;
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_loop},
     macros::tracepoint,
-    maps::ring_buf::RingBufEntry,
+    maps::{HashMap, ring_buf::RingBufEntry},
     programs::TracePointContext,
 };
 use zcprof_common::{
@@ -152,48 +152,48 @@ fn flush(one: FlushOne, count: usize, tgid: u32, pid: u32) {
 extern "C" fn flush_syscall(index: u64, exiting: *mut c_void) -> i64 {
     // SAFETY: `flush` passes a pointer to an initialised `Exiting` on its stack.
     let Exiting { tgid, pid } = unsafe { core::ptr::read(exiting.cast::<Exiting>()) };
-    let key = StatsKey {
-        tgid,
-        syscall: index as u32,
-    };
+    let syscall = index as u32;
+    move_out(
+        &STATS,
+        StatsKey { tgid, syscall },
+        event_kind::FINAL_STATS,
+        pid,
+        syscall,
+    );
+    0
+}
+
+/// Moves `KSTATS[(tgid, index)]` into a `FINAL_KERNEL_STATS` record.
+extern "C" fn flush_kernel(index: u64, exiting: *mut c_void) -> i64 {
+    // SAFETY: as in `flush_syscall`.
+    let Exiting { tgid, pid } = unsafe { core::ptr::read(exiting.cast::<Exiting>()) };
+    let probe = index as u32;
+    move_out(
+        &KSTATS,
+        KernelKey { tgid, probe },
+        event_kind::FINAL_KERNEL_STATS,
+        pid,
+        probe,
+    );
+    0
+}
+
+/// Copies the entry at `key`, if any, into a `kind` record and deletes it.
+#[inline(always)]
+fn move_out<K>(map: &HashMap<K, SyscallStats>, key: K, kind: u32, pid: u32, index: u32) {
     // SAFETY: the value is copied into the record before the entry is removed; every
     // thread of the process is gone, so nothing updates it concurrently.
-    let Some(stats) = (unsafe { STATS.get(key) }) else {
-        return 0;
+    let Some(stats) = (unsafe { map.get(&key) }) else {
+        return;
     };
     // Delete the entry before the record that carries its totals becomes visible: user
     // space reads the ring buffer, then the map, and must find each count in exactly one.
     // If no record can be reserved the entry stays, and user space still counts it from
     // the map.
-    if let Some(entry) = record(event_kind::FINAL_STATS, pid, index as u32, Some(stats)) {
-        let _ = STATS.remove(key);
+    if let Some(entry) = record(kind, pid, index, Some(stats)) {
+        let _ = map.remove(&key);
         entry.submit(0);
     }
-    0
-}
-
-/// Moves `KSTATS[(tgid, index)]` into a `FINAL_KERNEL_STATS` record, as `flush_syscall`.
-extern "C" fn flush_kernel(index: u64, exiting: *mut c_void) -> i64 {
-    // SAFETY: as in `flush_syscall`.
-    let Exiting { tgid, pid } = unsafe { core::ptr::read(exiting.cast::<Exiting>()) };
-    let key = KernelKey {
-        tgid,
-        probe: index as u32,
-    };
-    // SAFETY: as in `flush_syscall`.
-    let Some(stats) = (unsafe { KSTATS.get(key) }) else {
-        return 0;
-    };
-    if let Some(entry) = record(
-        event_kind::FINAL_KERNEL_STATS,
-        pid,
-        index as u32,
-        Some(stats),
-    ) {
-        let _ = KSTATS.remove(key);
-        entry.submit(0);
-    }
-    0
 }
 
 #[inline(always)]
