@@ -219,10 +219,14 @@ pub fn load_all(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         attach_lifecycle(&mut ebpf, &mut lifecycle);
         attach_kernel_flush(&mut ebpf, &mut lifecycle);
     } else {
-        for (_, event, _) in LIFECYCLE {
+        let names = LIFECYCLE
+            .iter()
+            .map(|(category, event, _)| format!("{category}:{event}"))
+            .chain([KERNEL_FLUSH.to_string()]);
+        for probe in names {
             lifecycle.push(ProbeStatus::unavailable(
                 LAYER_LIFECYCLE,
-                event.to_string(),
+                probe,
                 "tracefs is unavailable".into(),
             ));
         }
@@ -327,6 +331,9 @@ fn attach_lifecycle(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
     }
 }
 
+/// How doctor and the headers name the kernel layer's exit flush.
+pub const KERNEL_FLUSH: &str = "sched:sched_process_exit (kernel-layer totals)";
+
 /// The kernel layer's exit flush (`process_exit_kernel`), after `process_exit`. Without it
 /// the kernel layer still counts, and user space reads an exited process's entries from the
 /// map instead (they are only not freed as early).
@@ -336,7 +343,7 @@ fn attach_kernel_flush(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
             .map(drop)
             .map_err(|err| anyhow!(err).context("attach"))
     });
-    let probe = "sched:sched_process_exit (kernel-layer totals)".to_string();
+    let probe = KERNEL_FLUSH.to_string();
     probes.push(match result {
         Ok(()) => ProbeStatus::attached(LAYER_LIFECYCLE, probe, "tracepoint"),
         Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),

@@ -180,15 +180,9 @@ pub fn text(s: &Summary) -> String {
         s.lost.line(),
     ));
     out.push_str("figures from the syscall layer (bytes are sums of syscall return values)\n");
-    if s.layers
-        .iter()
-        .any(|l| l.layer == LAYER_LIFECYCLE && l.state != "live")
-    {
-        // Descendants are found through fork records; without them only from /proc while
-        // they run, and saying nothing would pass a partial total off as complete.
-        out.push_str(
-            "the lifecycle layer is not live: processes the command starts are found only from /proc while they run, so short-lived ones are missed\n",
-        );
+    for caveat in lifecycle_caveats(s.layers) {
+        out.push_str(caveat);
+        out.push('\n');
     }
     for p in &s.processes {
         let parent = p
@@ -214,6 +208,28 @@ pub fn text(s: &Summary) -> String {
 
 /// The kernel layer's probes that fired, labelled with their role so nobody adds up rows
 /// that overlap.
+/// What the run cannot see because a lifecycle probe is missing: saying nothing would pass a
+/// partial total off as complete.
+fn lifecycle_caveats(layers: &[LayerSummary]) -> Vec<&'static str> {
+    let Some(l) = layers.iter().find(|l| l.layer == LAYER_LIFECYCLE) else {
+        return Vec::new();
+    };
+    let missing = |probe: &str| l.unavailable.iter().any(|u| u == probe);
+    let mut out = Vec::new();
+    if missing("task:task_newtask") {
+        // Descendants are found through fork records; without them only from /proc.
+        out.push(
+            "no fork records (task_newtask unavailable): processes the command starts are found only from /proc while they run, so short-lived ones are missed",
+        );
+    }
+    if missing("sched:sched_process_exit") {
+        out.push(
+            "no exit records (sched_process_exit unavailable): an exited process's totals are read from the kernel map until zcprof finds it gone, and a reused PID in between would be merged with it",
+        );
+    }
+    out
+}
+
 fn kernel_table(out: &mut String, k: &KernelTotals, source: Option<Role>) {
     if k.is_zero() {
         return;
@@ -318,6 +334,7 @@ fn bucket_label(k: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probes::KERNEL_FLUSH;
 
     #[test]
     fn bucket_labels() {
@@ -333,5 +350,30 @@ mod tests {
         s.hist[17] = 1000;
         s.hist[10] = 3;
         assert_eq!(sizes(&s), "64K-128K:1000 512-1K:3");
+    }
+
+    #[test]
+    fn each_missing_lifecycle_probe_has_its_caveat() {
+        let lifecycle = |unavailable: &[&str]| {
+            vec![LayerSummary {
+                layer: LAYER_LIFECYCLE,
+                state: if unavailable.is_empty() {
+                    "live"
+                } else {
+                    "partial"
+                },
+                via: "tracepoint".into(),
+                attached: 4 - unavailable.len(),
+                unavailable: unavailable.iter().map(|s| s.to_string()).collect(),
+            }]
+        };
+        assert!(lifecycle_caveats(&lifecycle(&[])).is_empty());
+        let exit = lifecycle_caveats(&lifecycle(&["sched:sched_process_exit"]));
+        assert_eq!(exit.len(), 1);
+        assert!(exit[0].starts_with("no exit records"), "{exit:?}");
+        let fork = lifecycle_caveats(&lifecycle(&["task:task_newtask"]));
+        assert!(fork[0].starts_with("no fork records"), "{fork:?}");
+        // The kernel layer's own flush missing costs nothing the user would notice.
+        assert!(lifecycle_caveats(&lifecycle(&[KERNEL_FLUSH])).is_empty());
     }
 }
