@@ -43,7 +43,10 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
     }
     let print = |session: &Session, partial: bool| {
         if opts.csv {
-            print!("{}", csv::rows(&session.model, &opts.filter, partial));
+            print!(
+                "{}",
+                csv::rows(&session.model, &session.layers, &opts.filter, partial)
+            );
             return;
         }
         let frame = if opts.json {

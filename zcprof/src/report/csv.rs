@@ -1,23 +1,38 @@
 //! `zcprof top --csv`: the same frame as `top --json`, as spreadsheet rows. The header comes
-//! once; then, every interval, one row per active process and one `machine` row.
+//! once; then, every interval, one row per active process and one `machine` row. The
+//! syscall layer's rates come first; the kernel layer's copy rates (from one copy role, empty
+//! when none attached) are the last columns, so older readers' column positions still hold.
 
-use super::{Lost, Rates, top, unix_time};
-use crate::model::Model;
+use super::{Lost, Rates, run::copy_source, top, unix_time};
+use crate::{
+    model::{KernelTotals, Model},
+    probes::LayerSummary,
+};
 
 /// Column names, in order.
 pub const HEADER: &str = "unix_time,interval_s,partial,scope,pid,ppid,comm,exited,\
 copy_k2u_bytes_per_s,copy_u2k_bytes_per_s,zero_copy_bytes_per_s,calls_per_s,errors_per_s,\
-zero_copy_ratio,lost_events";
+zero_copy_ratio,lost_events,kernel_copy_source,kernel_copy_k2u_bytes_per_s,\
+kernel_copy_u2k_bytes_per_s";
 
 /// The rows of the last interval, each newline-terminated.
-pub fn rows(model: &Model, filter: &top::Filter, partial: bool) -> String {
+pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partial: bool) -> String {
     let seconds = model.interval.map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let now = unix_time();
     let lost = Lost::of(model).total;
+    let source = copy_source(layers);
     let mut out = String::new();
-    let mut row = |scope: &str, pid: String, ppid: String, comm: &str, exited: &str, r: Rates| {
+    let mut row = |scope: &str,
+                   pid: String,
+                   ppid: String,
+                   comm: &str,
+                   exited: &str,
+                   r: Rates,
+                   k: &KernelTotals| {
+        let k = top::KernelRates::of(k, source, seconds);
+        let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
         out.push_str(&format!(
-            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost}\n",
+            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{}\n",
             field(comm),
             r.copy_k2u_bytes_per_s,
             r.copy_u2k_bytes_per_s,
@@ -27,6 +42,9 @@ pub fn rows(model: &Model, filter: &top::Filter, partial: bool) -> String {
             r.zero_copy_ratio
                 .map(|z| format!("{z:.4}"))
                 .unwrap_or_default(),
+            k.copy_source.unwrap_or_default(),
+            rate(k.copy_k2u_bytes_per_s),
+            rate(k.copy_u2k_bytes_per_s),
         ));
     };
     for r in top::rows(model, filter) {
@@ -38,6 +56,7 @@ pub fn rows(model: &Model, filter: &top::Filter, partial: bool) -> String {
             &p.comm,
             if p.exited { "true" } else { "false" },
             Rates::of(&r.figures, seconds),
+            &p.kernel_interval,
         );
     }
     row(
@@ -47,6 +66,7 @@ pub fn rows(model: &Model, filter: &top::Filter, partial: bool) -> String {
         "",
         "",
         Rates::of(&top::machine(model), seconds),
+        &top::machine_kernel(model),
     );
     out
 }
@@ -81,12 +101,13 @@ mod tests {
 
     #[test]
     fn an_empty_model_gives_one_machine_row() {
-        let out = rows(&Model::new(), &top::Filter::default(), false);
+        let out = rows(&Model::new(), &[], &top::Filter::default(), false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1);
         let cols: Vec<&str> = lines[0].split(',').collect();
         assert_eq!(cols.len(), HEADER.split(',').count());
         assert_eq!(cols[3], "machine");
         assert_eq!(cols[13], "", "no ratio when nothing moved");
+        assert_eq!(cols[15..], ["", "", ""], "no kernel copy role attached");
     }
 }

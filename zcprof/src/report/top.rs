@@ -396,6 +396,21 @@ mod tests {
         assert_eq!(frame["machine"]["kernel"], p["kernel"]);
     }
 
+    /// `top --csv` carries the same kernel copy rates, in its last three columns.
+    #[test]
+    fn csv_carries_the_kernel_copy_rates() {
+        let out =
+            crate::report::csv::rows(&model(), &cross_check_only(), &Filter::default(), false);
+        let nc: Vec<&str> = out
+            .lines()
+            .find(|l| l.contains(",nc,"))
+            .expect("nc row")
+            .split(',')
+            .collect();
+        assert_eq!(nc.len(), crate::report::csv::HEADER.split(',').count());
+        assert_eq!(nc[nc.len() - 3..], ["cross_check", "2000000.0", "0.0"]);
+    }
+
     #[test]
     fn text_labels_each_column_with_its_layer() {
         let m = model();
