@@ -21,7 +21,11 @@ use zcprof_common::{
 use crate::{
     model::{Figures, KernelTotals, Model, ProcId, Totals},
     probes::{LAYER_KERNEL, LayerSummary},
-    report::{Lost, Rates, run::copy_source, top::KernelRates},
+    report::{
+        Lost, Rates,
+        run::copy_source,
+        top::{self, KernelRates},
+    },
 };
 
 /// Samples kept per process for trends and charts: a minute at the default interval.
@@ -414,6 +418,8 @@ pub struct App {
     /// Length of the last interval, seconds (0 before the first batch).
     pub seconds: f64,
     pub machine: Figures,
+    /// The kernel layer's machine-wide rates over the last interval.
+    pub machine_kernel: KernelRates,
     pub machine_history: History,
     pub lost: Lost,
     /// zcprof's own CPU use over the last interval, percent of one CPU.
@@ -444,6 +450,7 @@ impl App {
             info,
             seconds: 0.0,
             machine: Figures::default(),
+            machine_kernel: KernelRates::of(&KernelTotals::zero(), None, 0.0),
             machine_history: History::default(),
             lost: Lost {
                 kernel: Default::default(),
@@ -519,6 +526,8 @@ impl App {
             });
         }
         self.machine = machine;
+        self.machine_kernel =
+            KernelRates::of(&top::machine_kernel(model), self.copy_source, seconds);
         let m = Rates::of(&machine, seconds);
         self.machine_history.push(
             m.copy_k2u_bytes_per_s + m.copy_u2k_bytes_per_s,

@@ -1,6 +1,6 @@
-//! The header: kernel, probe layers (and what is unavailable), refresh interval, the
-//! machine's totals from the syscall layer, lost events (highlighted when non-zero) and
-//! zcprof's own CPU use.
+//! The header: kernel, each probe layer's state, refresh interval, the machine's rates from
+//! the syscall layer and, on a line of its own, from the kernel layer, lost events
+//! (highlighted when non-zero) and zcprof's own CPU use.
 
 use ratatui::{
     Frame,
@@ -13,7 +13,7 @@ use super::{App, Theme, per_second};
 use crate::{probes::LayerSummary, report::Rates, units};
 
 /// Lines the header takes, its bottom rule included.
-pub const HEIGHT: u16 = 4;
+pub const HEIGHT: u16 = 5;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = Theme::of(app);
@@ -59,11 +59,33 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             units::percent(m.zero_copy_ratio)
         )),
     ]);
-    let text = vec![Line::from(first), layers, machine];
+    let text = vec![Line::from(first), layers, machine, kernel_line(app, &theme)];
     frame.render_widget(
         Paragraph::new(text).block(Block::default().borders(Borders::BOTTOM)),
         area,
     );
+}
+
+/// The machine's kernel copies from the one copy role that attached, or why there are none.
+fn kernel_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
+    let k = &app.machine_kernel;
+    match (
+        k.copy_source,
+        k.copy_k2u_bytes_per_s,
+        k.copy_u2k_bytes_per_s,
+    ) {
+        (Some(role), Some(k2u), Some(u2k)) => Line::from(vec![
+            Span::styled(format!("machine, kernel layer ({role}): "), theme.title()),
+            Span::raw("copied k→u "),
+            Span::styled(units::rate(k2u), theme.copied()),
+            Span::raw(" · u→k "),
+            Span::styled(units::rate(u2k), theme.copied()),
+        ]),
+        _ => Line::from(vec![
+            Span::styled("machine, kernel layer: ", theme.title()),
+            Span::raw("no kernel copy probe attached (see zcprof doctor)"),
+        ]),
+    }
 }
 
 /// The layers' states, short enough for 80 columns (`top`'s text header lists each
