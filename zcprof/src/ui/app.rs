@@ -76,9 +76,8 @@ pub struct ProcRow {
     pub copy_calls: u64,
     /// Everything counted since the probes attached, per syscall.
     pub totals: Totals,
-    /// What the kernel layer counted in the last interval, per probe, and the same per
-    /// second (its copy figures from [`App::copy_source`] only).
-    pub kernel_interval: KernelTotals,
+    /// What the kernel layer counted in the last interval, per second, per probe (its copy
+    /// figures from [`App::copy_source`] only).
     pub kernel_rates: KernelRates,
     /// Everything the kernel layer counted since the probes attached, per probe.
     pub kernel: KernelTotals,
@@ -519,7 +518,6 @@ impl App {
                 interval,
                 copy_calls: copy_calls(&p.interval),
                 totals: p.totals.clone(),
-                kernel_interval: p.kernel_interval.clone(),
                 kernel_rates: KernelRates::of(&p.kernel_interval, self.copy_source, seconds),
                 kernel: p.kernel.clone(),
                 children: children.remove(&p.id).unwrap_or_default(),
