@@ -27,6 +27,7 @@ use zcprof::{
     },
     model::{Model, Origin},
     probes::{LoadOptions, SyscallProbe},
+    report::run::copy_source,
     session::Session,
 };
 use zcprof_common::syscalls::{self, Family};
@@ -146,7 +147,7 @@ fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
             runs.push(m);
         }
         // zcprof's own comparison agrees, and copy amplification is what the demo says.
-        let c = Comparison::new(info, &runs);
+        let c = Comparison::new(info, &runs, copy_source(&session.layers));
         assert!(c.all_exact(), "{c:#?}");
         for (v, m) in c.variants.iter().zip(&runs) {
             let copied: u64 = m.report.roles.iter().map(|r| r.copy_family.bytes).sum();

@@ -19,7 +19,7 @@ use crate::{
         runner::{self, DemoArgs},
     },
     probes::LoadOptions,
-    report::Lost,
+    report::{Lost, run::copy_source},
     session::Session,
 };
 
@@ -202,7 +202,7 @@ async fn compare_modes(
             shown.push(run);
         }
     }
-    Ok(Comparison::new(info, &shown))
+    Ok(Comparison::new(info, &shown, copy_source(&session.layers)))
 }
 
 /// Status 0 when every comparison is exact and verified; else 1, with one line naming

@@ -421,7 +421,7 @@ fn within(value: f64, low: f64, high: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::compare::{Variant, WorkerRow};
+    use crate::demo::compare::{KernelCopies, Variant, WorkerRow};
     use crate::model::Figures;
 
     fn variant(mode: &str, throughput: f64, copied: u64, wall: f64, user: u64) -> Variant {
@@ -436,6 +436,7 @@ mod tests {
             verified: true,
             chunk_bytes: 100,
             figures,
+            kernel: KernelCopies::default(),
             copy_amplification: Some(copied as f64 / 1000.0),
             zero_copy_ratio: None,
             user_copy_bytes: user,
@@ -447,6 +448,7 @@ mod tests {
                 role: "proxy".into(),
                 pid: 1,
                 figures,
+                kernel: KernelCopies::default(),
                 differences: Vec::new(),
             }],
             copy_free: Vec::new(),
@@ -458,6 +460,7 @@ mod tests {
             scenario: "x".into(),
             baseline: "a".into(),
             variants,
+            copy_source: None,
         }
     }
 

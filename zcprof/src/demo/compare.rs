@@ -5,12 +5,16 @@
 //! layer** (what zcprof counted for the variant's worker processes); throughput and CPU
 //! time come from the demo (its wall clock and its workers' rusage). A figure derived from
 //! a worker the profiler did not match exactly is still shown, but the variant is marked.
+//!
+//! The **kernel layer** adds one figure beside them, never into them: the bytes its copy
+//! role's probes saw copied (see [`KernelCopies`]). The demo has no ground truth for it.
 
 use serde::Serialize;
+use zcprof_common::kernel::Role;
 use zcprof_demos::{Counter, RoleReport, ScenarioInfo};
 
 use super::measure::{Measured, WorkerMeasure};
-use crate::model::Figures;
+use crate::model::{Figures, KernelTotals};
 
 /// Every difference between what the profiler attributed to a worker and what the worker
 /// tallied itself; empty means exact.
@@ -51,6 +55,33 @@ fn triple(c: &Counter) -> String {
     format!("{} calls/{} B/{} errors", c.calls, c.bytes, c.errors)
 }
 
+/// The kernel layer's copies: bytes counted by the probes of the session's copy role only
+/// (`report::run::copy_source`: the copy primitives, else `__check_object_size`), since
+/// probes of different roles see the same bytes. All `None` when no copy role attached
+/// (also the `Default`): the kernel layer could not see the copies, which `0` would deny.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KernelCopies {
+    pub copy_source: Option<&'static str>,
+    pub copy_k2u_bytes: Option<u64>,
+    pub copy_u2k_bytes: Option<u64>,
+}
+
+impl KernelCopies {
+    pub fn of(k: &KernelTotals, source: Option<Role>) -> KernelCopies {
+        let copied = source.map(|role| k.copied(role));
+        KernelCopies {
+            copy_source: source.map(Role::name),
+            copy_k2u_bytes: copied.map(|(k2u, _)| k2u),
+            copy_u2k_bytes: copied.map(|(_, u2k)| u2k),
+        }
+    }
+
+    /// Both directions; `None` when no copy role attached.
+    pub fn copied_bytes(&self) -> Option<u64> {
+        Some(self.copy_k2u_bytes? + self.copy_u2k_bytes?)
+    }
+}
+
 /// One worker in a comparison.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkerRow {
@@ -58,6 +89,8 @@ pub struct WorkerRow {
     pub pid: u32,
     /// Syscall layer; zero when the worker was not found.
     pub figures: Figures,
+    /// Kernel layer; zero bytes (from the copy role) when the worker was not found.
+    pub kernel: KernelCopies,
     /// Profiler versus ground truth; empty when exact.
     pub differences: Vec<String>,
 }
@@ -83,6 +116,8 @@ pub struct Variant {
     pub chunk_bytes: u64,
     /// Sum over the variant's worker processes (syscall layer).
     pub figures: Figures,
+    /// Sum over the variant's worker processes (kernel layer).
+    pub kernel: KernelCopies,
     /// Bytes copied across the user/kernel boundary per payload byte (syscall layer).
     pub copy_amplification: Option<f64>,
     /// Zero-copy bytes over all moved bytes (syscall layer).
@@ -128,12 +163,19 @@ pub struct Comparison {
     pub scenario: String,
     pub baseline: String,
     pub variants: Vec<Variant>,
+    /// The kernel-layer role behind every [`KernelCopies`] here, for the text to name;
+    /// the JSON names it in each `kernel` object instead.
+    #[serde(skip)]
+    pub copy_source: Option<Role>,
 }
 
 impl Comparison {
-    /// Builds the comparison of `runs` (one per mode, in display order) of scenario `info`.
-    pub fn new(info: &ScenarioInfo, runs: &[Measured]) -> Comparison {
-        let mut variants: Vec<Variant> = runs.iter().map(|m| variant(info, m)).collect();
+    /// Builds the comparison of `runs` (one per mode, in display order) of scenario `info`;
+    /// kernel copies come from the probes of `copy_source` (`report::run::copy_source` of
+    /// the session's layers).
+    pub fn new(info: &ScenarioInfo, runs: &[Measured], copy_source: Option<Role>) -> Comparison {
+        let mut variants: Vec<Variant> =
+            runs.iter().map(|m| variant(info, m, copy_source)).collect();
         let base = variants
             .iter()
             .find(|v| v.mode == info.baseline)
@@ -145,6 +187,7 @@ impl Comparison {
             scenario: info.name.to_string(),
             baseline: info.baseline.to_string(),
             variants,
+            copy_source,
         }
     }
 
@@ -158,17 +201,24 @@ impl Comparison {
     }
 }
 
-fn variant(info: &ScenarioInfo, m: &Measured) -> Variant {
+fn variant(info: &ScenarioInfo, m: &Measured, copy_source: Option<Role>) -> Variant {
     let r = &m.report;
     let mut figures = Figures::default();
+    // Summed per probe, then reduced to the copy role once, as `run` does for its total.
+    let mut kernel = KernelTotals::zero();
     let mut workers = Vec::new();
     for (expected, w) in r.roles.iter().zip(&m.workers) {
         let f = w.seen.as_ref().map(|s| s.figures).unwrap_or_default();
         figures.add(&f);
+        let k = w.seen.as_ref().map(|s| &s.kernel);
+        if let Some(k) = k {
+            kernel.add(k);
+        }
         workers.push(WorkerRow {
             role: w.role.clone(),
             pid: w.pid,
             figures: f,
+            kernel: KernelCopies::of(k.unwrap_or(&KernelTotals::zero()), copy_source),
             differences: differences(expected, w),
         });
     }
@@ -209,6 +259,7 @@ fn variant(info: &ScenarioInfo, m: &Measured) -> Variant {
         copy_amplification: ratio(figures.copied_bytes() as f64, r.payload_bytes as f64),
         zero_copy_ratio: figures.zero_copy_ratio(),
         figures,
+        kernel: KernelCopies::of(&kernel, copy_source),
         user_copy_bytes: r.roles.iter().map(|x| x.user_copy_bytes).sum(),
         wall_seconds: r.wall_seconds,
         throughput_bytes_per_sec: r.throughput_bytes_per_sec,
@@ -252,6 +303,7 @@ pub fn representative(mut runs: Vec<Measured>) -> Option<Measured> {
 
 #[cfg(test)]
 mod tests {
+    use zcprof_common::kernel::id;
     use zcprof_demos::Report;
 
     use super::*;
@@ -280,14 +332,29 @@ mod tests {
     }
 
     /// A worker seen with exactly the role's counters (sorted into copy/zero-copy the way
-    /// the syscall table does for read/write/sendfile).
+    /// the syscall table does for read/write/sendfile), and by the kernel layer as
+    /// `__check_object_size` would see them, with the socket-receive breakdown counting
+    /// every read again (as if all were from a socket).
     fn seen_as(r: &RoleReport) -> WorkerMeasure {
         let mut f = Figures::default();
+        let mut k = KernelTotals::zero();
         let mut copy_calls = 0;
         for (name, c) in &r.syscalls {
+            let mut kernel = |probe: u32| {
+                let s = &mut k.0[probe as usize];
+                s.calls += c.calls;
+                s.bytes += c.bytes;
+            };
             match name.as_str() {
-                "read" => f.copy_k2u_bytes += c.bytes,
-                "write" => f.copy_u2k_bytes += c.bytes,
+                "read" => {
+                    f.copy_k2u_bytes += c.bytes;
+                    kernel(id::CHECK_OBJECT_SIZE_TO_USER);
+                    kernel(id::SKB_COPY_DATAGRAM_ITER);
+                }
+                "write" => {
+                    f.copy_u2k_bytes += c.bytes;
+                    kernel(id::CHECK_OBJECT_SIZE_FROM_USER);
+                }
                 _ => f.zero_copy_bytes += c.bytes,
             }
             if name != "sendfile" {
@@ -304,6 +371,7 @@ mod tests {
                 syscalls: r.syscalls.clone(),
                 figures: f,
                 copy_calls,
+                kernel: k,
             }),
         }
     }
@@ -329,7 +397,7 @@ mod tests {
         }
     }
 
-    fn file_serve() -> Comparison {
+    fn file_serve(copy_source: Option<Role>) -> Comparison {
         let info = zcprof_demos::scenario("file-serve").expect("catalogue");
         let rw = run(
             "read-write",
@@ -351,12 +419,12 @@ mod tests {
                 role("client", 21, &[("read", counter(11, 1000))]),
             ],
         );
-        Comparison::new(info, &[rw, sf])
+        Comparison::new(info, &[rw, sf], copy_source)
     }
 
     #[test]
     fn amplification_ratio_and_speedup() {
-        let c = file_serve();
+        let c = file_serve(Some(Role::CrossCheck));
         let rw = c.variant("read-write").expect("baseline");
         assert_eq!(rw.copy_amplification, Some(3.0));
         assert_eq!(rw.zero_copy_ratio, Some(0.0));
@@ -371,6 +439,54 @@ mod tests {
         assert!(c.all_exact());
         assert_eq!(sf.copy_free.len(), 1);
         assert!(sf.copy_free[0].ok);
+    }
+
+    #[test]
+    fn kernel_copies_come_from_the_copy_role_alone() {
+        let c = file_serve(Some(Role::CrossCheck));
+        assert_eq!(c.copy_source, Some(Role::CrossCheck));
+        let rw = c.variant("read-write").expect("baseline");
+        // Summed over server and client; the skb breakdown's 2000 B are not added.
+        assert_eq!(
+            rw.kernel,
+            KernelCopies {
+                copy_source: Some("cross_check"),
+                copy_k2u_bytes: Some(2000),
+                copy_u2k_bytes: Some(1000),
+            }
+        );
+        assert_eq!(rw.kernel.copied_bytes(), Some(3000));
+        assert_eq!(rw.workers[0].kernel.copied_bytes(), Some(2000));
+        assert_eq!(rw.workers[1].kernel.copy_k2u_bytes, Some(1000));
+        let sf = c.variant("sendfile").expect("sendfile");
+        assert_eq!(sf.workers[0].kernel.copied_bytes(), Some(0));
+
+        // A worker the profiler did not find shows zero bytes, like its syscall figures
+        // (its mismatch is named), not the absence of a probe.
+        let info = zcprof_demos::scenario("file-serve").expect("catalogue");
+        let mut m = run("sendfile", 1.0, vec![role("client", 21, &[])]);
+        m.workers[0].seen = None;
+        let lost = Comparison::new(info, &[m], Some(Role::CrossCheck));
+        assert_eq!(lost.variants[0].workers[0].kernel.copied_bytes(), Some(0));
+    }
+
+    #[test]
+    fn no_copy_role_means_no_kernel_copy_figure() {
+        let c = file_serve(None);
+        assert_eq!(c.copy_source, None);
+        for v in &c.variants {
+            // The counters fired (the skb breakdown), yet without a copy role there is no
+            // figure to make of them: `None`, never 0.
+            assert_eq!(v.kernel, KernelCopies::default(), "{}", v.mode);
+            assert_eq!(v.kernel.copied_bytes(), None);
+            for w in &v.workers {
+                assert_eq!(w.kernel.copy_source, None);
+                assert_eq!(w.kernel.copy_k2u_bytes, None);
+            }
+        }
+        // The syscall layer does not depend on it.
+        let rw = c.variant("read-write").expect("baseline");
+        assert_eq!(rw.copy_amplification, Some(3.0));
     }
 
     #[test]
@@ -409,7 +525,7 @@ mod tests {
         if let Some(s) = &mut m.workers[0].seen {
             s.copy_calls = 1;
         }
-        let c = Comparison::new(info, &[m]);
+        let c = Comparison::new(info, &[m], None);
         assert!(!c.variants[0].copy_free_ok());
         assert!(!c.all_exact());
         // No baseline among the runs: no speed-up rather than a made-up one.

@@ -4,13 +4,17 @@
 //! an identity (pids are reused), so a worker is looked up only among the instances
 //! descended from the demo process that zcprof itself spawned: the fork tree is what
 //! makes the match exact even while other demos or other programs run.
+//!
+//! Both layers are carried, side by side and never merged: the syscall layer's figures
+//! (which the demo's ground truth checks) and the kernel layer's per-probe totals (which
+//! only the profiler sees, and which mean something only with the session's copy role).
 
 use std::collections::BTreeMap;
 
 use zcprof_common::syscalls::{self, Family};
 use zcprof_demos::{Counter, Report};
 
-use crate::model::{Figures, Model, ProcId, Totals};
+use crate::model::{Figures, KernelTotals, Model, ProcId, Totals};
 
 /// One demo run: the demo's own report and what zcprof saw of each of its workers.
 #[derive(Clone, Debug)]
@@ -29,7 +33,7 @@ pub struct WorkerMeasure {
     pub seen: Option<Seen>,
 }
 
-/// The syscall-layer figures of one process instance.
+/// What the profiler counted for one process instance, per layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Seen {
     /// Its fork was seen (so everything it did was counted).
@@ -41,11 +45,15 @@ pub struct Seen {
     pub figures: Figures,
     /// Calls of the copy family (read/write/send/recv …), failed ones included.
     pub copy_calls: u64,
+    /// The kernel layer's counters, per probe. Kept whole rather than reduced to a copy
+    /// figure here: which probes make that figure depends on what attached in the session
+    /// (see `report::run::copy_source`), which the comparison knows.
+    pub kernel: KernelTotals,
 }
 
 impl Seen {
-    /// The figures of a process's totals.
-    pub fn of(totals: &Totals, forked: bool, exited: bool) -> Seen {
+    /// The figures of a process's totals in each layer.
+    pub fn of(totals: &Totals, kernel: &KernelTotals, forked: bool, exited: bool) -> Seen {
         let mut map = BTreeMap::new();
         let mut copy_calls = 0;
         for (sc, s) in syscalls::SYSCALLS.iter().zip(totals.0.iter()) {
@@ -68,6 +76,7 @@ impl Seen {
             syscalls: map,
             figures: totals.figures(),
             copy_calls,
+            kernel: kernel.clone(),
         }
     }
 }
@@ -91,6 +100,7 @@ pub fn measure(model: &Model, demo: Option<ProcId>, report: Report) -> Measured 
                 .map(|p| {
                     Seen::of(
                         &p.totals,
+                        &p.kernel,
                         p.origin == crate::model::Origin::Forked,
                         p.exited,
                     )
@@ -107,6 +117,8 @@ pub fn measure(model: &Model, demo: Option<ProcId>, report: Report) -> Measured 
 
 #[cfg(test)]
 mod tests {
+    use zcprof_common::kernel;
+
     use super::*;
 
     fn index(name: &str) -> usize {
@@ -125,7 +137,10 @@ mod tests {
         t.0[index("write")].errors = 1;
         t.0[index("sendfile")].calls = 2;
         t.0[index("sendfile")].bytes = 50;
-        let s = Seen::of(&t, true, true);
+        let mut k = KernelTotals::zero();
+        k.0[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 3;
+        k.0[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 100;
+        let s = Seen::of(&t, &k, true, true);
         assert_eq!(
             s.syscalls.keys().collect::<Vec<_>>(),
             ["read", "sendfile", "write"]
@@ -141,5 +156,7 @@ mod tests {
         assert_eq!(s.copy_calls, 4);
         assert_eq!(s.figures.copy_k2u_bytes, 100);
         assert_eq!(s.figures.zero_copy_bytes, 50);
+        // The kernel layer rides along untouched, not folded into the syscall figures.
+        assert_eq!(s.kernel, k);
     }
 }

@@ -364,7 +364,7 @@ mod tests {
     use super::*;
     use crate::demo::{
         claims::{claims, evaluate},
-        compare::WorkerRow,
+        compare::{KernelCopies, WorkerRow},
     };
     use crate::model::{Figures, KernelCounters};
 
@@ -396,6 +396,7 @@ mod tests {
                 verified: true,
                 chunk_bytes: 1024,
                 figures,
+                kernel: KernelCopies::default(),
                 copy_amplification: Some(3.0),
                 zero_copy_ratio: Some(0.0),
                 user_copy_bytes: 0,
@@ -407,6 +408,7 @@ mod tests {
                     role: "server".into(),
                     pid: 42,
                     figures,
+                    kernel: KernelCopies::default(),
                     differences: if exact {
                         Vec::new()
                     } else {
@@ -415,6 +417,7 @@ mod tests {
                 }],
                 copy_free: Vec::new(),
             }],
+            copy_source: None,
         }
     }
 
