@@ -30,7 +30,10 @@ use zcprof::{
     report::run::copy_source,
     session::Session,
 };
-use zcprof_common::syscalls::{self, Family};
+use zcprof_common::{
+    kernel::{self, Role},
+    syscalls::{self, Family},
+};
 use zcprof_demos::{Counter, ModeInfo, ScenarioInfo};
 
 /// Small enough that all scenarios together take a few seconds, large enough for many
@@ -239,6 +242,40 @@ fn demo_run_json_compares_every_mode_exactly() {
         for w in v["workers"].as_array().expect("workers") {
             assert_eq!(w["differences"], Value::Array(Vec::new()), "{w}");
         }
+    }
+    // The kernel copies name the copy role the same document's layers say attached (the
+    // primitives before `__check_object_size`), and are null, never 0, when none did: read
+    // from the JSON alone, as a consumer would, not from zcprof's own `copy_source`.
+    let unavailable: Vec<&str> = doc["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["layer"] == "kernel")
+        .map(|l| {
+            l["unavailable"]
+                .as_array()
+                .expect("unavailable")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect()
+        })
+        .unwrap_or_else(|| kernel::PROBES.iter().map(|p| p.function).collect());
+    let source = [Role::Primitive, Role::CrossCheck]
+        .into_iter()
+        .find(|&role| {
+            kernel::PROBES
+                .iter()
+                .any(|p| p.role == role && !unavailable.contains(&p.function))
+        });
+    for v in variants {
+        let k = &v["kernel"];
+        assert_eq!(
+            k["copy_source"],
+            source.map_or(Value::Null, |r| r.name().into()),
+            "{k}"
+        );
+        assert_eq!(k["copy_k2u_bytes"].is_null(), source.is_none(), "{k}");
+        assert_eq!(k["copy_u2k_bytes"].is_null(), source.is_none(), "{k}");
     }
 }
 

@@ -1,8 +1,9 @@
 //! Comparisons and claims for people (text, Markdown) and programs (JSON).
 //!
 //! Every column says where its figure comes from: the **syscall layer** (zcprof's counts
-//! for the variant's worker processes), the demo's **wall clock** and rusage, or the
-//! demo's own **tally**. Whether the profiler matched the ground truth is always shown.
+//! for the variant's worker processes), the **kernel layer** (its copy role's probes, for
+//! the same processes), the demo's **wall clock** and rusage, or the demo's own **tally**.
+//! Whether the profiler matched the ground truth is always shown.
 
 use std::fmt::Write as _;
 
@@ -11,7 +12,7 @@ use zcprof_demos::ScenarioInfo;
 
 use super::{
     claims::{Evaluated, Verdict},
-    compare::{Comparison, Variant},
+    compare::{Comparison, KernelCopies, Variant},
 };
 use crate::{
     probes::LayerSummary,
@@ -59,20 +60,57 @@ fn truth(v: &Variant) -> String {
     s
 }
 
+/// The kernel column: both directions from the copy role, or `-` when none attached.
+fn kernel_cell(k: &KernelCopies) -> String {
+    k.copied_bytes()
+        .map_or_else(|| "-".into(), |b| units::bytes(b as f64))
+}
+
+/// `; kernel copies k→u X, u→k Y (cross_check)` for a worker line, or nothing when no copy
+/// role attached (the footnote says so once, rather than every line).
+fn kernel_suffix(k: &KernelCopies) -> String {
+    match (k.copy_source, k.copy_k2u_bytes, k.copy_u2k_bytes) {
+        (Some(role), Some(k2u), Some(u2k)) => format!(
+            "; kernel copies k→u {}, u→k {} ({role})",
+            units::bytes(k2u as f64),
+            units::bytes(u2k as f64)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// What the kernel column is, or why it is empty.
+fn kernel_note(c: &Comparison) -> String {
+    match c.copy_source {
+        Some(role) => format!(
+            "kernel: kernel layer, bytes copied k→u + u→k as its {} probes counted them \
+             (probes of other roles see the same bytes and are not added), summed over the \
+             mode's worker processes; no demo tally checks it.",
+            role.name()
+        ),
+        None => "kernel: kernel layer, but no kernel copy probe (primitive or cross_check \
+                 role) attached here, so it shows - (`zcprof doctor` says why)."
+            .into(),
+    }
+}
+
 /// The `demo run` table, with one line per worker under each mode.
 pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "zcprof demo {}: {}", c.scenario, info.description);
     let _ = writeln!(out, "{} · {}", layers_line(ctx.layers), ctx.lost.line());
+    // Narrower mode, throughput and CPU columns than the values could ever need make room
+    // for the kernel column without widening the line much (longest mode: 15 characters).
     let _ = writeln!(
         out,
-        "\n{:<16} {:>10} {:>10} {:>8} {:>9} {:>7} {:>13} {:>8} {:>8}  profiler vs demo",
+        "\n{:<15} {:>10} {:>10} {:>8} {:>9} {:>7} {:>10} {:>12} {:>8} {:>6}  profiler vs demo",
         "mode",
         "payload",
         "copied",
         "copies/B",
         "zero-copy",
         "calls",
+        "kernel",
         "throughput",
         "speed-up",
         "CPU s"
@@ -85,13 +123,14 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<16} {:>10} {:>10} {:>8} {:>9} {:>7} {:>13} {:>8} {:>8.3}  {}",
+            "{:<15} {:>10} {:>10} {:>8} {:>9} {:>7} {:>10} {:>12} {:>8} {:>6.3}  {}",
             name,
             units::bytes(v.payload_bytes as f64),
             units::bytes(v.figures.copied_bytes() as f64),
             per_byte(v.copy_amplification),
             units::percent(v.zero_copy_ratio),
             units::count(v.figures.calls),
+            kernel_cell(&v.kernel),
             units::rate(v.throughput_bytes_per_sec),
             speedup(v.speedup),
             v.cpu_seconds,
@@ -100,7 +139,7 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
         for w in &v.workers {
             let _ = writeln!(
                 out,
-                "    {:<12} pid {:<8} copied {} (k→u {}, u→k {}), zero-copy {}, {} calls{}",
+                "    {:<12} pid {:<8} copied {} (k→u {}, u→k {}), zero-copy {}, {} calls{}{}",
                 w.role,
                 w.pid,
                 units::bytes(w.figures.copied_bytes() as f64),
@@ -108,6 +147,7 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
                 units::bytes(w.figures.copy_u2k_bytes as f64),
                 units::bytes(w.figures.zero_copy_bytes as f64),
                 units::count(w.figures.calls),
+                kernel_suffix(&w.kernel),
                 if w.differences.is_empty() {
                     String::new()
                 } else {
@@ -142,10 +182,11 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
         out,
         "\n* baseline ({}). copied, copies/B (bytes copied between user and kernel space per \
          payload byte), zero-copy (share of moved bytes) and calls: syscall layer, summed over \
-         the mode's worker processes. payload, throughput and CPU: the demo (wall clock, \
+         the mode's worker processes. {} payload, throughput and CPU: the demo (wall clock, \
          workers' rusage). speed-up: throughput over the baseline's. profiler vs demo: \
          every worker's per-syscall calls, bytes and errors against its own tally.",
-        c.baseline
+        c.baseline,
+        kernel_note(c)
     );
     out
 }
@@ -155,7 +196,8 @@ struct RunJson<'a> {
     schema: &'static str,
     scenario: &'a str,
     baseline: &'a str,
-    /// The layer that produced bytes, calls, amplification and ratios.
+    /// The layer that produced bytes, calls, amplification and ratios; each `kernel`
+    /// object is the kernel layer's and names its role in `copy_source`.
     layer: &'static str,
     layers: &'a [LayerSummary],
     lost: Lost,
@@ -361,12 +403,14 @@ pub fn markdown(
 
 #[cfg(test)]
 mod tests {
+    use zcprof_common::kernel::{Role, id};
+
     use super::*;
     use crate::demo::{
         claims::{claims, evaluate},
-        compare::{KernelCopies, WorkerRow},
+        compare::WorkerRow,
     };
-    use crate::model::{Figures, KernelCounters};
+    use crate::model::{Figures, KernelCounters, KernelTotals};
 
     fn ctx() -> Context<'static> {
         Context {
@@ -419,6 +463,98 @@ mod tests {
             }],
             copy_source: None,
         }
+    }
+
+    /// `comparison(true)` in a session whose copy role is `source`, the server's kernel
+    /// counters saying `__check_object_size` saw 4 KiB copied to user and 1 KiB from user.
+    fn with_kernel(source: Option<Role>) -> Comparison {
+        let mut k = KernelTotals::zero();
+        k.0[id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 2;
+        k.0[id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 4096;
+        k.0[id::CHECK_OBJECT_SIZE_FROM_USER as usize].calls = 1;
+        k.0[id::CHECK_OBJECT_SIZE_FROM_USER as usize].bytes = 1024;
+        let copies = KernelCopies::of(&k, source);
+        let mut c = comparison(true);
+        c.copy_source = source;
+        c.variants[0].kernel = copies;
+        c.variants[0].workers[0].kernel = copies;
+        c
+    }
+
+    /// The kernel column's cell in the first mode's row: it is right-aligned under its title.
+    fn kernel_column(t: &str) -> String {
+        let lines: Vec<Vec<char>> = t.lines().map(|l| l.chars().collect()).collect();
+        let title = lines
+            .iter()
+            .position(|l| l.starts_with(&['m', 'o', 'd', 'e']))
+            .expect("column titles");
+        let titles: String = lines[title].iter().collect();
+        let end = titles.find(" kernel ").expect("kernel column") + " kernel".len();
+        let row = &lines[title + 1];
+        row[end - 10..end]
+            .iter()
+            .collect::<String>()
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn text_shows_kernel_copies_from_the_copy_role() {
+        let info = zcprof_demos::scenario("file-serve").expect("catalogue");
+        let t = text(info, &with_kernel(Some(Role::CrossCheck)), &ctx());
+        // 4 KiB + 1 KiB from the kernel layer, beside the syscall layer's 3 KiB.
+        assert_eq!(kernel_column(&t), "5.0 KiB", "{t}");
+        assert!(t.contains("    3.0 KiB "), "{t}");
+        assert!(
+            t.contains(", 3 calls; kernel copies k→u 4.0 KiB, u→k 1.0 KiB (cross_check)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("kernel: kernel layer, bytes copied k→u + u→k as its cross_check probes"),
+            "{t}"
+        );
+        assert!(!t.contains("no kernel copy probe"), "{t}");
+    }
+
+    #[test]
+    fn text_without_a_copy_role_says_so_rather_than_zero() {
+        let info = zcprof_demos::scenario("file-serve").expect("catalogue");
+        let t = text(info, &with_kernel(None), &ctx());
+        assert_eq!(kernel_column(&t), "-", "{t}");
+        assert!(!t.contains("kernel copies"), "{t}");
+        assert!(
+            t.contains(
+                "kernel: kernel layer, but no kernel copy probe (primitive or cross_check \
+                 role) attached here, so it shows - (`zcprof doctor` says why)."
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn json_kernel_objects_name_their_role_or_are_null() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&json(&with_kernel(Some(Role::CrossCheck)), &ctx()))
+                .expect("JSON");
+        let want = serde_json::json!({
+            "copy_source": "cross_check",
+            "copy_k2u_bytes": 4096,
+            "copy_u2k_bytes": 1024,
+        });
+        assert_eq!(doc["variants"][0]["kernel"], want);
+        assert_eq!(doc["variants"][0]["workers"][0]["kernel"], want);
+        // The syscall layer's figures stay its own.
+        assert_eq!(doc["variants"][0]["figures"]["copy_k2u_bytes"], 2048);
+
+        let doc: serde_json::Value =
+            serde_json::from_str(&json(&with_kernel(None), &ctx())).expect("JSON");
+        let nulls = serde_json::json!({
+            "copy_source": null,
+            "copy_k2u_bytes": null,
+            "copy_u2k_bytes": null,
+        });
+        assert_eq!(doc["variants"][0]["kernel"], nulls);
+        assert_eq!(doc["variants"][0]["workers"][0]["kernel"], nulls);
     }
 
     #[test]
