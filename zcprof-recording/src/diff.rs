@@ -264,6 +264,9 @@ fn add_layers(into: &mut Layers, from: &Layers) {
     for (name, layer) in from {
         let target = into.entry(name.clone()).or_default();
         target.totals.add(&layer.totals);
+        if target.copy_source.is_none() {
+            target.copy_source.clone_from(&layer.copy_source);
+        }
         for (map, src) in [
             (&mut target.syscalls, &layer.syscalls),
             (&mut target.probes, &layer.probes),

@@ -135,7 +135,18 @@ pub type Layers = BTreeMap<String, Layer>;
 /// One layer's figures for one process (or a total).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Layer {
+    /// Copy totals of the kernel layer come from the probes of one role (the copy primitives,
+    /// else `__check_object_size`), never from overlapping ones.
     pub totals: LayerTotals,
+    /// Kernel layer only: that role (`primitive`, `cross_check`), or `null` when no copy
+    /// probe attached, so that its copy totals of 0 are not read as "no copies". Absent from
+    /// other layers (and from recordings made before it existed).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "present_or_null"
+    )]
+    pub copy_source: Option<Option<String>>,
     /// Per syscall (syscall layer): only syscalls that were called.
     #[serde(default)]
     pub syscalls: BTreeMap<String, Entry>,
@@ -283,5 +294,27 @@ impl Recording {
             WorkloadKind::Comm => format!("processes named *{}*", w.comm.as_deref().unwrap_or("")),
             WorkloadKind::Machine => "the whole machine".into(),
         }
+    }
+}
+
+/// `Option<Option<T>>` for a field that is absent (`None`), `null` (`Some(None)`) or a value.
+mod present_or_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<Option<T>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        // Only called when present (`skip_serializing_if`): the inner option is the value.
+        value
+            .as_ref()
+            .and_then(Option::as_ref)
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
     }
 }

@@ -415,7 +415,14 @@ fn a_missing_demo_binary_says_how_to_build_it() {
     let dir = temp("lonely");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let lonely = dir.join("zcprof");
-    std::fs::copy(env!("CARGO_BIN_EXE_zcprof"), &lonely).expect("copy zcprof");
+    // Copied by `cp`, not in this process: a thread of this test binary forking meanwhile
+    // would inherit the open write descriptor, and exec would fail with ETXTBSY.
+    let copied = Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_zcprof"))
+        .arg(&lonely)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "copy zcprof");
     let out = Command::new(&lonely)
         .args(["demo", "run", "pipe"])
         .env_remove(runner::ENV)

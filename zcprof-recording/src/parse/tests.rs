@@ -120,6 +120,38 @@ fn unknown_fields_and_layers_are_kept_readable() {
     assert_eq!(r.processes[0].layers["kernel"].probes.len(), 1);
 }
 
+/// A kernel layer's `copy_source` is a role, `null` (no copy probe attached) or absent (an
+/// older recording), and writing it back keeps each of the three apart.
+#[test]
+fn copy_source_is_a_role_null_or_absent() {
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    let totals = serde_json::json!({"copy_k2u_bytes": 0, "copy_u2k_bytes": 0,
+        "zero_copy_bytes": 0, "calls": 0, "errors": 0, "zero_copy_ratio": null});
+    let layers = &mut v["processes"][0]["layers"];
+    layers["kernel"] = serde_json::json!({"totals": totals, "copy_source": null});
+    layers["other"] = serde_json::json!({"totals": totals, "copy_source": "cross_check"});
+    let r = parse(&serde_json::to_vec(&v).expect("json")).expect("parses");
+    let l = &r.processes[0].layers;
+    assert_eq!(l["kernel"].copy_source, Some(None));
+    assert_eq!(l["other"].copy_source, Some(Some("cross_check".into())));
+    assert_eq!(l["syscall"].copy_source, None);
+    let back: Value = serde_json::to_value(&r.processes[0].layers).expect("json");
+    assert!(back["kernel"]["copy_source"].is_null());
+    assert!(
+        back["kernel"]
+            .as_object()
+            .expect("object")
+            .contains_key("copy_source")
+    );
+    assert_eq!(back["other"]["copy_source"], "cross_check");
+    assert!(
+        !back["syscall"]
+            .as_object()
+            .expect("object")
+            .contains_key("copy_source")
+    );
+}
+
 #[test]
 fn impossible_figures_are_refused() {
     let mut v: Value = serde_json::from_slice(&good()).expect("json");

@@ -33,6 +33,7 @@ pub fn kernel_layer(k: &KernelTotals, copy_source: Option<Role>) -> Layer {
     let (copy_k2u_bytes, copy_u2k_bytes) = copy_source.map(|role| k.copied(role)).unwrap_or((0, 0));
     let fired = || k.fired();
     Layer {
+        copy_source: Some(copy_source.map(|role| role.name().to_string())),
         totals: LayerTotals {
             copy_k2u_bytes,
             copy_u2k_bytes,
@@ -68,6 +69,7 @@ pub fn kernel_layer(k: &KernelTotals, copy_source: Option<Role>) -> Layer {
 pub fn syscall_layer(totals: &Totals) -> Layer {
     let f = totals.figures();
     Layer {
+        copy_source: None,
         totals: LayerTotals {
             copy_k2u_bytes: f.copy_k2u_bytes,
             copy_u2k_bytes: f.copy_u2k_bytes,

@@ -206,8 +206,6 @@ pub fn text(s: &Summary) -> String {
     out
 }
 
-/// The kernel layer's probes that fired, labelled with their role so nobody adds up rows
-/// that overlap.
 /// What the run cannot see because a lifecycle probe is missing: saying nothing would pass a
 /// partial total off as complete.
 fn lifecycle_caveats(layers: &[LayerSummary]) -> Vec<&'static str> {
@@ -230,6 +228,8 @@ fn lifecycle_caveats(layers: &[LayerSummary]) -> Vec<&'static str> {
     out
 }
 
+/// The kernel layer's probes that fired, labelled with their role so nobody adds up rows
+/// that overlap.
 fn kernel_table(out: &mut String, k: &KernelTotals, source: Option<Role>) {
     if k.is_zero() {
         return;
