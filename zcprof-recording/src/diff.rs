@@ -23,7 +23,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::format::{
-    Direction, Entry, Family, Layer, LayerTotals, Layers, ProcessRecord, Recording, ratio,
+    Direction, Entry, Family, Layer, LayerTotals, Layers, ProbeLayer, ProcessRecord, Recording,
+    ratio,
 };
 
 /// Schema name of `zcprof diff --json`.
@@ -407,6 +408,7 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
             before.kernel, after.kernel
         ));
     }
+    warnings.extend(probe_differences(before, after));
 
     let mut d = Diff {
         schema: SCHEMA,
@@ -427,6 +429,56 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
     };
     d.verdict = render::verdict(&d);
     Ok(d)
+}
+
+/// A probe that attached in one recording only makes its entries look like they appeared or
+/// vanished: one warning per layer whose probes differ.
+fn probe_differences(before: &Recording, after: &Recording) -> Vec<String> {
+    let mut layers: Vec<&str> = before
+        .probe_layers
+        .iter()
+        .chain(&after.probe_layers)
+        .map(|l| l.layer.as_str())
+        .collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let mut out = Vec::new();
+    for layer in layers {
+        let differ = match (probe_layer(before, layer), probe_layer(after, layer)) {
+            (Some(b), Some(a)) => {
+                let mut parts = Vec::new();
+                for (side, probes) in [("BEFORE", only_in(b, a)), ("AFTER", only_in(a, b))] {
+                    if !probes.is_empty() {
+                        parts.push(format!("attached only in {side}: {}", probes.join(", ")));
+                    }
+                }
+                parts.join("; ")
+            }
+            (Some(_), None) => "recorded only in BEFORE".to_string(),
+            (None, Some(_)) => "recorded only in AFTER".to_string(),
+            (None, None) => String::new(),
+        };
+        if !differ.is_empty() {
+            out.push(format!(
+                "the {layer} layer's probes differ ({differ}): their entries cannot be compared"
+            ));
+        }
+    }
+    out
+}
+
+fn probe_layer<'a>(r: &'a Recording, layer: &str) -> Option<&'a ProbeLayer> {
+    r.probe_layers.iter().find(|l| l.layer == layer)
+}
+
+/// Probes that attached in `side` but not in `other` (unavailable only there).
+fn only_in<'a>(side: &ProbeLayer, other: &'a ProbeLayer) -> Vec<&'a str> {
+    other
+        .unavailable
+        .iter()
+        .filter(|p| !side.unavailable.contains(p))
+        .map(String::as_str)
+        .collect()
 }
 
 fn side_info(r: &Recording) -> SideInfo {

@@ -126,6 +126,42 @@ fn a_file_against_itself_shows_no_change() {
     }
 }
 
+/// Recordings whose probes differ (another kernel, other privileges) say so, per layer.
+#[test]
+fn different_probes_are_a_warning() {
+    let (before, mut after) = file_copy();
+    let mut kernel = crate::format::ProbeLayer {
+        layer: "kernel".into(),
+        state: "partial".into(),
+        via: "fentry".into(),
+        attached: 2,
+        unavailable: vec!["_copy_to_user".into()],
+    };
+    after.probe_layers.push(kernel.clone());
+    let d = diff(&before, &after, Unit::PerSecond).expect("diff");
+    assert!(
+        d.warnings.iter().any(|w| w
+            == "the kernel layer's probes differ (recorded only in AFTER): their entries cannot be compared"),
+        "{:?}",
+        d.warnings
+    );
+    let mut before = before;
+    kernel.unavailable = vec!["_copy_to_user".into(), "__check_object_size".into()];
+    before.probe_layers.push(kernel);
+    let d = diff(&before, &after, Unit::PerSecond).expect("diff");
+    assert_eq!(
+        d.warnings
+            .iter()
+            .filter(|w| w.contains("probes differ"))
+            .collect::<Vec<_>>(),
+        [
+            "the kernel layer's probes differ (attached only in AFTER: __check_object_size): their entries cannot be compared"
+        ]
+    );
+    let d = diff(&after, &after, Unit::PerSecond).expect("diff");
+    assert!(!d.warnings.iter().any(|w| w.contains("probes differ")));
+}
+
 #[test]
 fn different_kinds_and_zero_durations_are_refused() {
     let (before, mut after) = file_copy();
