@@ -55,6 +55,19 @@ impl Lost {
     }
 }
 
+/// `cross_check probes (lower bound)`: the probes a kernel-copy figure comes from, with what
+/// they leave out, for short labels (headers, titles).
+pub fn role_label(role: zcprof_common::kernel::Role) -> String {
+    format!("{} probes{}", role.name(), role_bound(role))
+}
+
+/// ` (lower bound)` when the role's copy figure misses copies, else empty.
+pub fn role_bound(role: zcprof_common::kernel::Role) -> String {
+    role.blind_spot()
+        .map(|(short, _)| format!(" ({short})"))
+        .unwrap_or_default()
+}
+
 /// `syscall layer: live via raw_tracepoint · lifecycle: live via tracepoint`, naming what
 /// is unavailable.
 pub fn layers_line(layers: &[LayerSummary]) -> String {

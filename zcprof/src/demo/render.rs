@@ -85,8 +85,11 @@ fn kernel_note(c: &Comparison) -> String {
         Some(role) => format!(
             "kernel: kernel layer, bytes copied k→u + u→k as its {} probes counted them \
              (probes of other roles see the same bytes and are not added), summed over the \
-             mode's worker processes; no demo tally checks it.",
-            role.name()
+             mode's worker processes; no demo tally checks it{}.",
+            role.name(),
+            role.blind_spot()
+                .map(|(_, long)| format!("; {long}"))
+                .unwrap_or_default()
         ),
         None => "kernel: kernel layer, but no kernel copy probe (primitive or cross_check \
                  role) attached here, so it shows - (`zcprof doctor` says why)."

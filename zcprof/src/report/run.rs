@@ -260,6 +260,9 @@ fn kernel_table(out: &mut String, k: &KernelTotals, source: Option<Role>) {
             units::count(u2k),
             units::bytes(u2k as f64),
         ));
+        if let Some((_, long)) = role.blind_spot() {
+            out.push_str(&format!("  ({long})\n"));
+        }
     }
 }
 

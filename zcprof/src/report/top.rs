@@ -215,8 +215,9 @@ pub fn text(
     let source = copy_source(layers);
     match source {
         Some(role) => out.push_str(&format!(
-            "figures per second: COPY, ZERO-COPY, CALLS and ZC RATIO from the syscall layer; KERNEL K→U and U→K from the kernel layer's {} probes\n",
-            role.name()
+            "figures per second: COPY, ZERO-COPY, CALLS and ZC RATIO from the syscall layer; KERNEL K→U and U→K from the kernel layer's {} probes{}\n",
+            role.name(),
+            role.blind_spot().map(|(_, long)| format!(" ({long})")).unwrap_or_default()
         )),
         None => out.push_str(
             "figures per second from the syscall layer (no kernel-layer copy probe attached here: `zcprof doctor` says why)\n",
@@ -418,6 +419,12 @@ mod tests {
         assert!(
             with.contains("KERNEL K→U and U→K from the kernel layer's cross_check probes"),
             "{with}"
+        );
+        assert!(
+            with.contains(
+                "(a lower bound: __check_object_size does not see page-cache or pipe copies"
+            ),
+            "the cross_check figure says what it misses: {with}"
         );
         let row = with.lines().find(|l| l.contains(" nc ")).expect("nc row");
         assert_eq!(row.matches("1.9 MiB/s").count(), 2, "{row}");

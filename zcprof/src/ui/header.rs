@@ -10,7 +10,11 @@ use ratatui::{
 };
 
 use super::{App, Theme, per_second};
-use crate::{probes::LayerSummary, report::Rates, units};
+use crate::{
+    probes::LayerSummary,
+    report::{Rates, role_bound},
+    units,
+};
 
 /// Lines the header takes, its bottom rule included.
 pub const HEIGHT: u16 = 5;
@@ -70,13 +74,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 fn kernel_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
     let k = &app.machine_kernel;
     match (
-        k.copy_source,
+        app.copy_source,
         k.copy_k2u_bytes_per_s,
         k.copy_u2k_bytes_per_s,
     ) {
         (Some(role), Some(k2u), Some(u2k)) => Line::from(vec![
-            Span::styled(format!("machine, kernel layer ({role}): "), theme.title()),
-            Span::raw("copied k→u "),
+            Span::styled(
+                format!(
+                    "machine, kernel layer, {}{}: ",
+                    role.name(),
+                    role_bound(role)
+                ),
+                theme.title(),
+            ),
+            Span::raw("k→u "),
             Span::styled(units::rate(k2u), theme.copied()),
             Span::raw(" · u→k "),
             Span::styled(units::rate(u2k), theme.copied()),

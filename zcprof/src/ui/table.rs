@@ -14,7 +14,7 @@ use super::{
     app::{Column, ProcRow},
     per_second, sparkline,
 };
-use crate::units;
+use crate::{report::role_label, units};
 
 /// COMM's width when there is room; it never gets less than [`width`] says.
 const COMM_WIDTH: u16 = 16;
@@ -86,7 +86,7 @@ fn title(app: &App, theme: Theme) -> Line<'static> {
     let mut title = vec![Span::styled(" processes · syscall layer ", theme.title())];
     title.push(match app.copy_source {
         Some(role) => Span::styled(
-            format!("· KERNEL/s: kernel layer, {} probes ", role.name()),
+            format!("· KERNEL/s: kernel layer, {} ", role_label(role)),
             theme.title(),
         ),
         None => Span::raw("· no KERNEL/s: no kernel copy probe (zcprof doctor) "),

@@ -13,6 +13,7 @@ use ratatui::{
 use zcprof_common::{SyscallStats, kernel::KernelProbe, syscalls::Direction};
 
 use crate::{
+    report::role_label,
     ui::{App, Theme, app::ProcRow, per_second},
     units,
 };
@@ -193,7 +194,7 @@ fn copies(app: &App, row: &ProcRow, theme: Theme) -> Line<'static> {
     };
     Line::from(vec![
         Span::styled(
-            format!("kernel copies (from {} probes): ", role.name()),
+            format!("kernel copies, {}: ", role_label(role)),
             theme.title(),
         ),
         Span::raw("k→u "),
