@@ -308,6 +308,72 @@ fn demo_run_text_runs_the_baseline_too() {
     assert!(text.contains("syscall layer"), "{text}");
 }
 
+/// A scenario whose workload breaks costs only its own claims: they are marked not measured
+/// with the reason, every other claim is still measured, the report is still written, and
+/// the exit status is 1. The break is real: `ZCPROF_DEMO` points at a wrapper that fails
+/// for `proxy` and runs the real demo binary otherwise.
+#[test]
+fn demo_report_survives_a_failing_scenario() {
+    if !privileged("demo_report_survives_a_failing_scenario") {
+        return;
+    }
+    let dir = temp("broken-demo");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let wrapper = dir.join("zcprof-demo");
+    let script = format!(
+        "#!/bin/sh\ncase \"$2\" in proxy) echo 'proxy: cannot bind: simulated breakage' >&2; exit 1;; esac\nexec {} \"$@\"\n",
+        demo_binary().display()
+    );
+    // Written by `sh`, not this process: an open write descriptor inherited by a test
+    // thread's fork would make exec fail with ETXTBSY.
+    let written = Command::new("sh")
+        .arg("-c")
+        .arg(r#"printf '%s' "$1" > "$2" && chmod +x "$2""#)
+        .args(["sh", &script])
+        .arg(&wrapper)
+        .status()
+        .expect("sh runs");
+    assert!(written.success());
+    let path = dir.join("report.md");
+    let out = zcprof()
+        .args(["demo", "report", "--bytes", "64k", "--repeat", "1", "-o"])
+        .arg(&path)
+        .env(runner::ENV, &wrapper)
+        .output()
+        .expect("zcprof runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let md = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("zcprof: demo proxy failed, its claims are marked not measured"),
+        "{stderr}"
+    );
+    let claims = zcprof::demo::claims::claims();
+    let rows: Vec<(&str, &str)> = md
+        .lines()
+        .filter_map(|l| {
+            let scenario = l.strip_prefix("| ")?.split(" | ").next()?;
+            claims
+                .iter()
+                .any(|c| c.scenario == scenario)
+                .then_some((scenario, l))
+        })
+        .collect();
+    assert_eq!(rows.len(), claims.len(), "a row per claim: {md}");
+    assert!(rows.iter().any(|(s, _)| *s == "proxy"), "{md}");
+    for (scenario, row) in rows {
+        if scenario == "proxy" {
+            assert!(
+                row.contains("not measured: proxy failed:") && row.contains("simulated breakage"),
+                "{row}"
+            );
+        } else {
+            assert!(!row.contains("not measured"), "{row}");
+        }
+    }
+}
+
 #[test]
 fn demo_report_sets_every_claim_beside_a_measurement() {
     if !privileged("demo_report_sets_every_claim_beside_a_measurement") {

@@ -250,16 +250,26 @@ async fn report(
     let started = Instant::now();
     let mut session = Session::start(load, PERIOD)?;
     let mut done = Vec::new();
+    // A scenario that fails outright (its workload broke) costs only its own claims: the
+    // rest of the report is still measured and written, and the exit status says it.
+    let mut failed: Vec<(&str, String)> = Vec::new();
     for info in scenarios() {
         let size = report_bytes(info.name, bytes);
         let modes = info.mode_names();
-        let comparison =
-            compare_modes(&mut session, &exe, info, &modes, Some(size), repeat).await?;
-        done.push(ReportScenario {
-            info,
-            bytes: size,
-            comparison,
-        });
+        match compare_modes(&mut session, &exe, info, &modes, Some(size), repeat).await {
+            Ok(comparison) => done.push(ReportScenario {
+                info,
+                bytes: size,
+                comparison,
+            }),
+            Err(err) => {
+                eprintln!(
+                    "zcprof: demo {} failed, its claims are marked not measured: {err:#}",
+                    info.name
+                );
+                failed.push((info.name, format!("{err:#}")));
+            }
+        }
     }
     // Claims in catalogue order, so the table reads like the scenario sections below.
     let mut ordered: Vec<_> = claims::claims().iter().collect();
@@ -271,7 +281,11 @@ async fn report(
                 .iter()
                 .find(|s| s.info.name == claim.scenario)
                 .map(|s| &s.comparison);
-            claims::evaluate(claim, c)
+            let mut e = claims::evaluate(claim, c);
+            if let Some((_, why)) = failed.iter().find(|(name, _)| *name == claim.scenario) {
+                e.verdict = Verdict::NotMeasured(format!("{} failed: {why}", claim.scenario));
+            }
+            e
         })
         .collect();
     let meta = ReportMeta {
@@ -308,6 +322,14 @@ async fn report(
         None => print!("{md}"),
     }
     let all: Vec<&Comparison> = done.iter().map(|s| &s.comparison).collect();
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|(name, _)| *name).collect();
+        eprintln!(
+            "zcprof: demo report: {} failed (see above)",
+            names.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(verdict(&all))
 }
 
