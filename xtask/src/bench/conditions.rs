@@ -53,6 +53,14 @@ impl Condition {
         Condition::PerfTrace,
     ];
 
+    /// zcprof in each of its probe modes.
+    pub const ZCPROF: [Condition; 4] = [
+        Condition::Zcprof,
+        Condition::ZcprofRaw,
+        Condition::ZcprofTracepoint,
+        Condition::ZcprofAll,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Condition::Baseline => "baseline",
@@ -453,14 +461,7 @@ fn compare(truth: &BTreeMap<u32, Truth>, seen: &BTreeMap<u32, Truth>, calls: boo
 
 /// Checks the condition's tool is present; `Err` says why it cannot run here.
 pub fn available(condition: Condition) -> Result<(), String> {
-    let probe = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    let probe = crate::util::quiet_ok;
     match condition {
         Condition::Bpftrace if !probe("bpftrace", &["--version"]) => {
             Err("bpftrace is not installed".into())

@@ -295,12 +295,7 @@ fn targets(results: &Results) -> Vec<Target> {
         });
         if has(Workload::Storm, Condition::Bpftrace) {
             let bpf = cell(results, Workload::Storm, Condition::Bpftrace).overhead();
-            for cond in [
-                Condition::Zcprof,
-                Condition::ZcprofRaw,
-                Condition::ZcprofTracepoint,
-                Condition::ZcprofAll,
-            ] {
+            for cond in Condition::ZCPROF {
                 if !has(Workload::Storm, cond) {
                     continue;
                 }
@@ -333,12 +328,7 @@ fn targets(results: &Results) -> Vec<Target> {
         let (mut exact, mut total) = (0, 0);
         let mut hits = Vec::new();
         let mut detail = None;
-        for cond in [
-            Condition::Zcprof,
-            Condition::ZcprofRaw,
-            Condition::ZcprofTracepoint,
-            Condition::ZcprofAll,
-        ] {
+        for cond in Condition::ZCPROF {
             if !has(Workload::Storm, cond) {
                 continue;
             }

@@ -311,7 +311,9 @@ fn sizes(s: &SyscallStats) -> String {
     parts.join(" ")
 }
 
-fn bucket_label(k: usize) -> String {
+/// `0`, `1`, `2-4`, `64K-128K`, `1G+`: a size bucket by its half-open bounds (the run
+/// summary and the dashboard's detail view).
+pub(crate) fn bucket_label(k: usize) -> String {
     if k == 0 {
         return "0".into();
     }

@@ -14,7 +14,7 @@ use ratatui::{
     widgets::{Axis, Block, Borders, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table},
 };
 use zcprof_common::{
-    HIST_BUCKETS, hist,
+    HIST_BUCKETS,
     syscalls::{Direction, Family},
 };
 
@@ -23,7 +23,11 @@ use super::{
     app::{HISTORY, ProcRow},
     per_second,
 };
-use crate::{probes::LAYER_SYSCALL, report::figures::used, units};
+use crate::{
+    probes::LAYER_SYSCALL,
+    report::{figures::used, run::bucket_label},
+    units,
+};
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = Theme::of(app);
@@ -213,28 +217,6 @@ fn render_histogram(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
         lines.push(Line::styled(" no calls", theme.dim()));
     }
     frame.render_widget(Paragraph::new(lines), area);
-}
-
-/// `0`, `1`, `2-4`, `64K-128K`, `1G+`: the bucket's half-open bounds.
-fn bucket_label(k: usize) -> String {
-    let short = |n: u64| -> String {
-        match n {
-            n if n >= 1 << 30 => format!("{}G", n >> 30),
-            n if n >= 1 << 20 => format!("{}M", n >> 20),
-            n if n >= 1 << 10 => format!("{}K", n >> 10),
-            n => n.to_string(),
-        }
-    };
-    let low = hist::bucket_low(k);
-    if k == 0 {
-        "0".into()
-    } else if k == HIST_BUCKETS - 1 {
-        format!("{}+", short(low))
-    } else if low == hist::bucket_high(k) {
-        short(low)
-    } else {
-        format!("{}-{}", short(low), short(low * 2))
-    }
 }
 
 /// Copied and zero-copy bytes per second over the last [`HISTORY`] intervals.
