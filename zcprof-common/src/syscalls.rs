@@ -116,6 +116,12 @@ pub const RECVMMSG: u32 = 14;
 /// Index of sendmmsg in [`SYSCALLS`].
 pub const SENDMMSG: u32 = 15;
 
+/// Our index (into [`SYSCALLS`]) of the syscall strace calls `name`, or `None` when it is
+/// not counted.
+pub fn index_named(name: &str) -> Option<usize> {
+    SYSCALLS.iter().position(|s| s.name == name)
+}
+
 /// Our index for x86-64 syscall number `nr`, or `None` when the syscall is not counted.
 ///
 /// A `match` rather than a table lookup: in the eBPF program this compiles to a short

@@ -26,7 +26,6 @@ use zcprof::{
 use zcprof_common::{
     SyscallStats,
     kernel::{self, id},
-    syscalls,
 };
 
 fn start() -> (tokio::runtime::Runtime, Session) {
@@ -65,11 +64,7 @@ fn probe(p: &Process, index: u32) -> &SyscallStats {
 }
 
 fn syscall_bytes(p: &Process, name: &str) -> u64 {
-    let i = syscalls::SYSCALLS
-        .iter()
-        .position(|s| s.name == name)
-        .expect("a counted syscall");
-    p.totals.0[i].bytes
+    p.totals.0[common::index(name)].bytes
 }
 
 /// Prints what every kernel probe saw for `p`, so a lab log shows the numbers behind a

@@ -122,10 +122,7 @@ mod tests {
     use super::*;
 
     fn index(name: &str) -> usize {
-        syscalls::SYSCALLS
-            .iter()
-            .position(|s| s.name == name)
-            .expect("counted syscall")
+        syscalls::index_named(name).expect("counted syscall")
     }
 
     #[test]

@@ -34,10 +34,7 @@ impl ProcSource for FakeProc {
 }
 
 fn index(name: &str) -> u32 {
-    syscalls::SYSCALLS
-        .iter()
-        .position(|s| s.name == name)
-        .expect(name) as u32
+    syscalls::index_named(name).expect(name) as u32
 }
 
 fn stats(calls: u64, bytes: u64) -> SyscallStats {

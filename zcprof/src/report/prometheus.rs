@@ -256,10 +256,7 @@ mod tests {
     /// the kernel layer saw through `__check_object_size` and again on the socket-receive
     /// path.
     fn model() -> Model {
-        let read = syscalls::SYSCALLS
-            .iter()
-            .position(|s| s.name == "read")
-            .expect("read") as u32;
+        let read = syscalls::index_named("read").expect("read") as u32;
         let mut stats = SyscallStats {
             calls: 10,
             bytes: 1000,

@@ -325,10 +325,7 @@ mod tests {
     /// which the kernel layer saw as 4 MB through `__check_object_size` and 4 MB through
     /// `skb_copy_datagram_iter`.
     fn model() -> Model {
-        let recvfrom = syscalls::SYSCALLS
-            .iter()
-            .position(|s| s.name == "recvfrom")
-            .expect("recvfrom") as u32;
+        let recvfrom = syscalls::index_named("recvfrom").expect("recvfrom") as u32;
         let key = StatsKey {
             tgid: 7,
             syscall: recvfrom,

@@ -36,10 +36,7 @@ impl ProcSource for FakeProc {
 }
 
 fn index(name: &str) -> u32 {
-    syscalls::SYSCALLS
-        .iter()
-        .position(|s| s.name == name)
-        .expect(name) as u32
+    syscalls::index_named(name).expect(name) as u32
 }
 
 /// Cumulative stats of `calls` calls of `size` bytes each.

@@ -63,10 +63,7 @@ impl Tally {
 }
 
 pub fn index(name: &str) -> usize {
-    syscalls::SYSCALLS
-        .iter()
-        .position(|s| s.name == name)
-        .unwrap_or_else(|| panic!("{name} is not a counted syscall"))
+    syscalls::index_named(name).unwrap_or_else(|| panic!("{name} is not a counted syscall"))
 }
 
 /// (calls, bytes, errors) of a `SyscallStats`.
