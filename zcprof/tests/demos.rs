@@ -14,7 +14,6 @@ mod common;
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
-    time::Duration,
 };
 
 use common::privileged;
@@ -26,9 +25,8 @@ use zcprof::{
         runner::{self, DemoArgs},
     },
     model::{Model, Origin},
-    probes::{LoadOptions, SyscallProbe},
+    probes::SyscallProbe,
     report::run::copy_source,
-    session::Session,
 };
 use zcprof_common::{
     kernel::{self, Role},
@@ -125,16 +123,8 @@ fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
     }
     let exe = demo_binary();
     let info = zcprof_demos::scenario(scenario).expect("in the catalogue");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (rt, mut session) = common::session(probe);
     rt.block_on(async {
-        let load = LoadOptions {
-            btf: None,
-            syscall_probe: probe,
-        };
-        let mut session = Session::start(&load, Duration::from_millis(200)).expect("probes attach");
         let mut runs = Vec::new();
         for mode in info.modes {
             let m = runner::run_variant(

@@ -14,13 +14,12 @@ use std::{
     net::{TcpListener, TcpStream},
     os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     process::Command,
-    time::Duration,
 };
 
 use common::{TempFile, privileged};
 use zcprof::{
     model::{Model, Process},
-    probes::{LAYER_KERNEL, LoadOptions, ProbeStatus, SyscallProbe},
+    probes::{LAYER_KERNEL, ProbeStatus, SyscallProbe},
     session::Session,
 };
 use zcprof_common::{
@@ -29,18 +28,7 @@ use zcprof_common::{
 };
 
 fn start() -> (tokio::runtime::Runtime, Session) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let opts = LoadOptions {
-        btf: None,
-        syscall_probe: SyscallProbe::Raw,
-    };
-    let session = rt
-        .block_on(async { Session::start(&opts, Duration::from_millis(200)) })
-        .expect("probes attach on this kernel");
-    (rt, session)
+    common::session(SyscallProbe::Raw)
 }
 
 /// How `function` attached, or `None`.

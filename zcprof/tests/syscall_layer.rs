@@ -4,28 +4,18 @@
 
 mod common;
 
-use std::{ffi::CString, fs, time::Duration};
+use std::{ffi::CString, fs};
 
 use common::{Child, Tally, TempFile, in_child, privileged, triple};
 use zcprof::{
     model::{Model, Origin, Process},
-    probes::{LoadOptions, SyscallProbe},
+    probes::SyscallProbe,
     session::Session,
 };
 use zcprof_common::syscalls;
 
 fn start(mode: SyscallProbe) -> (tokio::runtime::Runtime, Session) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let opts = LoadOptions {
-        btf: None,
-        syscall_probe: mode,
-    };
-    let session = rt
-        .block_on(async { Session::start(&opts, Duration::from_millis(200)) })
-        .expect("probes attach on this kernel");
+    let (rt, session) = common::session(mode);
     // No silent fallback: the mode under test is the one attached, for every syscall.
     let via = match mode {
         SyscallProbe::Btf => "tp_btf",

@@ -22,6 +22,27 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// A current-thread runtime and a session with every probe attached in syscall-probe `mode`,
+/// collecting every 200 ms.
+pub fn session(
+    mode: zcprof::probes::SyscallProbe,
+) -> (tokio::runtime::Runtime, zcprof::session::Session) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let opts = zcprof::probes::LoadOptions {
+        btf: None,
+        syscall_probe: mode,
+    };
+    let session = rt
+        .block_on(async {
+            zcprof::session::Session::start(&opts, std::time::Duration::from_millis(200))
+        })
+        .expect("probes attach on this kernel");
+    (rt, session)
+}
+
 /// Per-syscall counts a workload made, by its own reckoning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
