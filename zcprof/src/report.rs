@@ -94,6 +94,15 @@ pub fn layers_line(layers: &[LayerSummary]) -> String {
         .join(" · ")
 }
 
+/// `n` per second over `seconds` (0 before the first interval has a length).
+pub fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
 /// Figures per second over an interval, for JSON.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]
 pub struct Rates {
@@ -108,13 +117,7 @@ pub struct Rates {
 
 impl Rates {
     pub fn of(f: &Figures, seconds: f64) -> Rates {
-        let per = |n: u64| {
-            if seconds > 0.0 {
-                n as f64 / seconds
-            } else {
-                0.0
-            }
-        };
+        let per = |n: u64| per_second(n, seconds);
         Rates {
             copy_k2u_bytes_per_s: per(f.copy_k2u_bytes),
             copy_u2k_bytes_per_s: per(f.copy_u2k_bytes),

@@ -3,6 +3,8 @@
 //! syscall layer's rates come first; the kernel layer's copy rates (from one copy role, empty
 //! when none attached) are the last columns, so older readers' column positions still hold.
 
+use zcprof_common::kernel::Role;
+
 use super::{Lost, Rates, run::copy_source, top, unix_time};
 use crate::{
     model::{KernelTotals, Model},
@@ -29,7 +31,7 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
                    exited: &str,
                    r: Rates,
                    k: &KernelTotals| {
-        let k = top::KernelRates::of(k, source, seconds);
+        let copied = top::copy_rates(k, source, seconds);
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
         out.push_str(&format!(
             "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{}\n",
@@ -42,9 +44,9 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
             r.zero_copy_ratio
                 .map(|z| format!("{z:.4}"))
                 .unwrap_or_default(),
-            k.copy_source.unwrap_or_default(),
-            rate(k.copy_k2u_bytes_per_s),
-            rate(k.copy_u2k_bytes_per_s),
+            source.map(Role::name).unwrap_or_default(),
+            rate(copied.map(|(k2u, _)| k2u)),
+            rate(copied.map(|(_, u2k)| u2k)),
         ));
     };
     for r in top::rows(model, filter) {

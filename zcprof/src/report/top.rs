@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use zcprof_common::kernel::Role;
 
-use super::{Lost, Rates, clock, layers_line, run::copy_source, unix_time};
+use super::{Lost, Rates, clock, layers_line, per_second, run::copy_source, unix_time};
 use crate::{
     model::{Figures, KernelTotals, Model, Process},
     probes::LayerSummary,
@@ -94,20 +94,22 @@ pub struct ProbeRates {
     pub bytes_per_s: f64,
 }
 
+/// Kernel copies k→u and u→k per second from `source`'s probes (never from overlapping
+/// ones); `None` when no copy role attached. For the text and CSV rows, which need only
+/// these two of [`KernelRates`].
+pub fn copy_rates(k: &KernelTotals, source: Option<Role>, seconds: f64) -> Option<(f64, f64)> {
+    let (k2u, u2k) = k.copied(source?);
+    Some((per_second(k2u, seconds), per_second(u2k, seconds)))
+}
+
 impl KernelRates {
     pub fn of(k: &KernelTotals, source: Option<Role>, seconds: f64) -> KernelRates {
-        let per = |n: u64| {
-            if seconds > 0.0 {
-                n as f64 / seconds
-            } else {
-                0.0
-            }
-        };
-        let copied = source.map(|role| k.copied(role));
+        let per = |n: u64| per_second(n, seconds);
+        let copied = copy_rates(k, source, seconds);
         KernelRates {
             copy_source: source.map(Role::name),
-            copy_k2u_bytes_per_s: copied.map(|(k2u, _)| per(k2u)),
-            copy_u2k_bytes_per_s: copied.map(|(_, u2k)| per(u2k)),
+            copy_k2u_bytes_per_s: copied.map(|(k2u, _)| k2u),
+            copy_u2k_bytes_per_s: copied.map(|(_, u2k)| u2k),
             probes: k
                 .fired()
                 .map(|(p, s)| {
@@ -273,8 +275,7 @@ fn line(
         format!("{:.0}", r.calls_per_s),
         units::percent(r.zero_copy_ratio),
     );
-    let k = KernelRates::of(k, source, seconds);
-    if let (Some(k2u), Some(u2k)) = (k.copy_k2u_bytes_per_s, k.copy_u2k_bytes_per_s) {
+    if let Some((k2u, u2k)) = copy_rates(k, source, seconds) {
         s.push_str(&format!(
             " {:>13} {:>13}",
             units::rate(k2u),
