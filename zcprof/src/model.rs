@@ -451,4 +451,4 @@ fn kernel_index(probe: u32) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

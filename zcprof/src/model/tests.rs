@@ -10,12 +10,12 @@ use zcprof_common::{StatsKey, SyscallStats, syscalls};
 
 use super::*;
 
-/// A fake /proc: the processes alive "now".
+/// A fake /proc: the processes alive "now" (the dashboard's tests use it too).
 #[derive(Default)]
-struct FakeProc(HashMap<u32, ProcInfo>);
+pub(crate) struct FakeProc(HashMap<u32, ProcInfo>);
 
 impl FakeProc {
-    fn with(mut self, tgid: u32, comm: &str, ppid: u32) -> Self {
+    pub(crate) fn with(mut self, tgid: u32, comm: &str, ppid: u32) -> Self {
         self.0.insert(
             tgid,
             ProcInfo {

@@ -301,18 +301,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::model::{Batch, KernelCounters, ProcInfo, ProcSource};
-
-    struct OneProcess;
-
-    impl ProcSource for OneProcess {
-        fn lookup(&self, tgid: u32) -> Option<ProcInfo> {
-            (tgid == 7).then(|| ProcInfo {
-                comm: "nc".into(),
-                ppid: 1,
-            })
-        }
-    }
+    use crate::model::{Batch, KernelCounters, tests::FakeProc};
 
     fn stats(calls: u64, bytes: u64) -> SyscallStats {
         SyscallStats {
@@ -347,8 +336,9 @@ mod tests {
         };
         let mut m = Model::new();
         m.start_at(start);
-        m.apply(&batch(1, 1), &OneProcess);
-        m.apply(&batch(3, 5), &OneProcess);
+        let proc = FakeProc::default().with(7, "nc", 1);
+        m.apply(&batch(1, 1), &proc);
+        m.apply(&batch(3, 5), &proc);
         m
     }
 

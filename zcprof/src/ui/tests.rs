@@ -4,10 +4,7 @@
 //! terminal, an empty machine, an 80-column terminal), on a kernel where the kernel layer's
 //! `cross_check` probes attached and on one where no kernel copy probe did.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend};
@@ -23,17 +20,9 @@ use super::{
     draw,
 };
 use crate::{
-    model::{Batch, KernelCounters, Model, ProcEvent, ProcInfo, ProcSource},
+    model::{Batch, KernelCounters, Model, ProcEvent, tests::FakeProc},
     probes::LayerSummary,
 };
-
-struct FakeProc(HashMap<u32, ProcInfo>);
-
-impl ProcSource for FakeProc {
-    fn lookup(&self, tgid: u32) -> Option<ProcInfo> {
-        self.0.get(&tgid).cloned()
-    }
-}
 
 fn index(name: &str) -> u32 {
     syscalls::index_named(name).expect(name) as u32
@@ -102,36 +91,11 @@ fn model_on(info: &HostInfo, ticks: u64) -> Model {
     let start = Instant::now();
     let mut m = Model::new();
     m.start_at(start);
-    let proc = FakeProc(HashMap::from([
-        (
-            100,
-            ProcInfo {
-                comm: "nginx".into(),
-                ppid: 1,
-            },
-        ),
-        (
-            200,
-            ProcInfo {
-                comm: "cat".into(),
-                ppid: 1,
-            },
-        ),
-        (
-            300,
-            ProcInfo {
-                comm: "sshd".into(),
-                ppid: 1,
-            },
-        ),
-        (
-            500,
-            ProcInfo {
-                comm: "zcprof-demo".into(),
-                ppid: 1,
-            },
-        ),
-    ]));
+    let proc = FakeProc::default()
+        .with(100, "nginx", 1)
+        .with(200, "cat", 1)
+        .with(300, "sshd", 1)
+        .with(500, "zcprof-demo", 1);
     for t in 1..=ticks {
         let key = |tgid, name| StatsKey {
             tgid,
@@ -420,7 +384,7 @@ fn a_process_only_the_kernel_layer_saw_is_listed() {
             )],
             ..Batch::empty(Instant::now())
         },
-        &FakeProc(HashMap::new()),
+        &FakeProc::default(),
     );
     let mut app = App::new(info(), Vec::new());
     app.apply(&m, &cmdline);
