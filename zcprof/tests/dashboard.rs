@@ -2,7 +2,9 @@
 //! driven with `tmux send-keys` and read with `tmux capture-pane`. It starts a known demo
 //! from the demos tab and requires its worker to show a non-zero copied rate, narrows the
 //! table with `/`, and quits with `q`, after which the shell must be usable again (prompt
-//! back, alternate screen left, cursor shown, canonical mode) and the demo gone.
+//! back, alternate screen left, cursor shown, canonical mode) and the demo gone. A panic
+//! inside the dashboard's terminal handling (this test binary itself, run in the pane) must
+//! give the terminal back just as well, and `NO_COLOR` must leave the screen uncolored.
 //! Every wait is a bounded poll with a deadline.
 
 mod common;
@@ -10,6 +12,7 @@ mod common;
 use std::{
     path::Path,
     process::Command,
+    sync::atomic::{AtomicUsize, Ordering},
     thread::sleep,
     time::{Duration, Instant},
 };
@@ -17,15 +20,21 @@ use std::{
 use common::{demo_bin, privileged};
 use regex::Regex;
 
-/// A tmux server of our own (its own socket), killed on drop.
+/// A tmux server of our own (its own socket, one per test: tests run side by side), killed
+/// on drop.
 struct Tmux {
     socket: String,
 }
 
 impl Tmux {
     fn start(width: u16, height: u16) -> Tmux {
+        static SERVERS: AtomicUsize = AtomicUsize::new(0);
         let tmux = Tmux {
-            socket: format!("zcprof-dashboard-test-{}", std::process::id()),
+            socket: format!(
+                "zcprof-dashboard-test-{}-{}",
+                std::process::id(),
+                SERVERS.fetch_add(1, Ordering::Relaxed)
+            ),
         };
         let status = tmux
             .cmd()
@@ -69,12 +78,54 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
+        self.capture(&[])
+    }
+
+    /// The screen with its attributes as escape sequences (`capture-pane -e`).
+    fn screen_with_styles(&self) -> String {
+        self.capture(&["-e"])
+    }
+
+    fn capture(&self, flags: &[&str]) -> String {
         let out = self
             .cmd()
             .args(["capture-pane", "-p", "-t", "t"])
+            .args(flags)
             .output()
             .expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts a shell prompt we can recognise (`READY>`) and waits for it.
+    fn ready(&self) {
+        self.type_text("export PS1='READY> '");
+        self.keys(&["Enter"]);
+        self.wait_for("the shell prompt", Duration::from_secs(10), |s| {
+            s.lines().any(|l| l.trim_end() == "READY>")
+        });
+    }
+
+    /// After the program in the pane ended: the prompt is back, the alternate screen left,
+    /// the cursor shown and the terminal in canonical mode again.
+    fn assert_shell_usable(&self) {
+        self.wait_for("the prompt after quitting", Duration::from_secs(10), |s| {
+            s.lines().rfind(|l| !l.trim().is_empty()).map(str::trim_end) == Some("READY>")
+        });
+        assert_eq!(
+            self.display("#{alternate_on}"),
+            "0",
+            "still on the alternate screen"
+        );
+        assert_eq!(self.display("#{cursor_flag}"), "1", "the cursor is hidden");
+        self.type_text("stty -a | grep -o -- '-\\?icanon'; echo usable-$((6*7))");
+        self.keys(&["Enter"]);
+        let screen = self.wait_for("the shell to answer", Duration::from_secs(10), |s| {
+            s.contains("usable-42")
+        });
+        assert!(
+            screen.lines().any(|l| l.trim() == "icanon"),
+            "the terminal was left in raw mode:\n{screen}"
+        );
     }
 
     fn display(&self, format: &str) -> String {
@@ -108,11 +159,19 @@ impl Drop for Tmux {
     }
 }
 
-fn tmux_available() -> bool {
-    Command::new("tmux")
+/// Whether tmux can run; under CI its absence is a failure (`cargo xtask setup` installs it).
+fn tmux_available(test: &str) -> bool {
+    let found = Command::new("tmux")
         .arg("-V")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: CI=true but tmux is not installed (cargo xtask setup installs it)");
+        }
+        eprintln!("skipping {test}: tmux is not installed");
+    }
+    found
 }
 
 /// Parses `1.5 MiB` into bytes.
@@ -147,11 +206,7 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
     if !privileged("dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly") {
         return;
     }
-    if !tmux_available() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI=true but tmux is not installed (cargo xtask setup installs it)");
-        }
-        eprintln!("skipping the dashboard end-to-end test: tmux is not installed");
+    if !tmux_available("dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly") {
         return;
     }
     let demo = demo_bin();
@@ -162,11 +217,7 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
         .expect("file-copy is bundled");
 
     let tmux = Tmux::start(150, 45);
-    tmux.type_text("export PS1='READY> '");
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("the shell prompt", Duration::from_secs(10), |s| {
-        s.lines().any(|l| l.trim_end() == "READY>")
-    });
+    tmux.ready();
     tmux.type_text(&format!(
         "ZCPROF_DEMO={} {} top -i 500ms",
         demo.display(),
@@ -244,24 +295,7 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
 
     // `q` quits, restores the terminal and stops the demo.
     tmux.keys(&["q"]);
-    tmux.wait_for("the prompt after quitting", Duration::from_secs(10), |s| {
-        s.lines().rfind(|l| !l.trim().is_empty()).map(str::trim_end) == Some("READY>")
-    });
-    assert_eq!(
-        tmux.display("#{alternate_on}"),
-        "0",
-        "still on the alternate screen"
-    );
-    assert_eq!(tmux.display("#{cursor_flag}"), "1", "the cursor is hidden");
-    tmux.type_text("stty -a | grep -o -- '-\\?icanon'; echo usable-$((6*7))");
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("the shell to answer", Duration::from_secs(10), |s| {
-        s.contains("usable-42")
-    });
-    assert!(
-        screen.lines().any(|l| l.trim() == "icanon"),
-        "the terminal was left in raw mode:\n{screen}"
-    );
+    tmux.assert_shell_usable();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Path::new(&format!("/proc/{demo_pid}")).exists() {
         assert!(
@@ -270,4 +304,82 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
         );
         sleep(Duration::from_millis(100));
     }
+}
+
+/// What the panicking child draws before its panic, and the panic's message.
+const PANIC: &str = "a test panic inside the dashboard";
+
+#[test]
+fn a_panic_in_the_dashboard_gives_the_terminal_back_and_no_color_holds() {
+    if !tmux_available("a_panic_in_the_dashboard_gives_the_terminal_back_and_no_color_holds") {
+        return;
+    }
+    let tmux = Tmux::start(120, 40);
+    tmux.ready();
+    // This test binary, running only its child test below, in the pane.
+    let exe = std::env::current_exe().expect("the test binary");
+    tmux.type_text(&format!(
+        "NO_COLOR=1 RUST_BACKTRACE=0 {} --ignored --exact panicking_dashboard --nocapture --test-threads=1; echo child-status-$?",
+        exe.display()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard", Duration::from_secs(30), |s| {
+        s.contains("processes · syscall layer") && s.contains(" 2 demos ")
+    });
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "not on the alternate screen"
+    );
+    // SGR parameters that set a foreground color: 30-37, 38;…, 90-97.
+    let color = Regex::new(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])(?:[;m])").expect("regex");
+    let styled = tmux.screen_with_styles();
+    assert!(
+        !color.is_match(&styled),
+        "NO_COLOR=1, yet colored:\n{styled:?}"
+    );
+    assert!(
+        styled.contains("\x1b[7m"),
+        "reverse video stays without color:\n{styled:?}"
+    );
+
+    tmux.keys(&["x"]);
+    // The typed command line has `child-status-$?`; its answer has the status.
+    let status = Regex::new(r"child-status-(\d+)").expect("regex");
+    let screen = tmux.wait_for("the child to end", Duration::from_secs(30), |s| {
+        status.is_match(s)
+    });
+    assert!(
+        screen.contains(PANIC),
+        "the panic message is not shown:\n{screen}"
+    );
+    assert_eq!(
+        &status.captures(&screen).expect("status")[1],
+        "0",
+        "the child did not panic as it should:\n{screen}"
+    );
+    tmux.assert_shell_usable();
+}
+
+/// The child of the test above, run in its tmux pane: the dashboard drawn on the terminal
+/// that `zcprof::ui::on_terminal` takes over, panicking at the first key.
+#[test]
+#[ignore = "run in a tmux pane by a_panic_in_the_dashboard_gives_the_terminal_back_and_no_color_holds"]
+#[should_panic(expected = "a test panic inside the dashboard")]
+fn panicking_dashboard() {
+    use crossterm::event::{Event, read};
+    use zcprof::ui::{App, HostInfo, demos::DemoScenario, draw, theme::color_enabled};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut app = App::new(HostInfo::default(), DemoScenario::catalogue());
+    app.shared.color = color_enabled();
+    let outcome: anyhow::Result<()> = runtime.block_on(zcprof::ui::on_terminal(async |terminal| {
+        terminal.draw(|f| draw(f, &app))?;
+        while !matches!(read()?, Event::Key(_)) {}
+        panic!("{PANIC}");
+    }));
+    outcome.expect("the terminal was taken over");
 }

@@ -1,5 +1,7 @@
 //! Running one demo variant under a profiling session: find the `zcprof-demo` binary,
-//! spawn it, keep the model current while it runs, flush, and match its workers.
+//! spawn it, keep the model current while it runs, flush, and match its workers. The
+//! dashboard's demos tab finds, spawns and reads its runs with the same [`locate`],
+//! [`spawn`] and [`outcome`].
 //!
 //! Variants run one after another, never side by side: their pids are told apart by
 //! the fork tree either way, but concurrent runs would share two CPUs and make the
@@ -7,7 +9,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
+    process::{Output, Stdio},
 };
 
 use anyhow::{Context as _, anyhow, bail};
@@ -59,12 +61,21 @@ fn check(path: &Path, missing: &str) -> anyhow::Result<PathBuf> {
 /// `zcprof-demo` itself failed; `usage` when it refused its input (exit 2: e.g. a size
 /// larger than the free disk space), which zcprof reports as bad input too.
 #[derive(Debug, thiserror::Error)]
-#[error("{command} failed ({status}): {message}")]
+#[error("{command} failed ({status}): {}", .message.as_deref().unwrap_or("no message"))]
 pub struct DemoFailed {
     pub command: String,
     pub status: String,
-    pub message: String,
+    /// The last line the demo wrote on stderr, if any.
+    pub message: Option<String>,
     pub usage: bool,
+}
+
+impl DemoFailed {
+    /// Why, in a few words (for the dashboard's narrow columns): the demo's own message,
+    /// else how it ended (`exit 1`, `killed by a signal`).
+    pub fn reason(&self) -> &str {
+        self.message.as_deref().unwrap_or(&self.status)
+    }
 }
 
 /// What to ask of one demo run.
@@ -72,6 +83,67 @@ pub struct DemoFailed {
 pub struct DemoArgs {
     /// `--bytes`; the demo's default (16 MiB) when `None`.
     pub bytes: Option<u64>,
+}
+
+/// How much one run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Length {
+    /// The demo's default payload.
+    Default,
+    /// `--bytes N` of payload.
+    Bytes(u64),
+    /// `--seconds N`: as much payload as fits (the dashboard's demos tab).
+    Seconds(u32),
+}
+
+/// Starts `exe run SCENARIO --mode MODE --compact`: stdin closed, the JSON report (stdout)
+/// and the one-line error (stderr) piped, killed if the handle is dropped before it ends.
+pub fn spawn(
+    exe: &Path,
+    scenario: &str,
+    mode: &str,
+    length: Length,
+) -> anyhow::Result<tokio::process::Child> {
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args(["run", scenario, "--mode", mode, "--compact"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    match length {
+        Length::Default => {}
+        Length::Bytes(bytes) => {
+            command.args(["--bytes", &bytes.to_string()]);
+        }
+        Length::Seconds(seconds) => {
+            command.args(["--seconds", &seconds.to_string()]);
+        }
+    }
+    command
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))
+}
+
+/// What an ended `zcprof-demo run SCENARIO --mode MODE` said: its report when it finished
+/// (exit 0, or 3: finished without verifying its payload, which the report says), else
+/// [`DemoFailed`] with its one-line message.
+pub fn outcome(scenario: &str, mode: &str, output: &Output) -> anyhow::Result<Report> {
+    let code = output.status.code();
+    if !matches!(code, Some(0) | Some(3)) {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr.lines().last().unwrap_or("").trim();
+        let line = line.strip_prefix("zcprof-demo: ").unwrap_or(line);
+        return Err(DemoFailed {
+            command: format!("{BINARY} {scenario} --mode {mode}"),
+            status: code.map_or_else(|| "killed by a signal".into(), |c| format!("exit {c}")),
+            message: (!line.is_empty()).then(|| line.to_string()),
+            usage: code == Some(2),
+        }
+        .into());
+    }
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading the JSON report of {BINARY} {scenario} --mode {mode}"))
 }
 
 /// Runs `scenario --mode mode` once, inside `session`, and returns its report with what
@@ -85,19 +157,8 @@ pub async fn run_variant(
     mode: &str,
     args: &DemoArgs,
 ) -> anyhow::Result<Measured> {
-    let mut command = tokio::process::Command::new(exe);
-    command
-        .args(["run", scenario, "--mode", mode, "--compact"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(bytes) = args.bytes {
-        command.args(["--bytes", &bytes.to_string()]);
-    }
-    let child = command
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
+    let length = args.bytes.map_or(Length::Default, Length::Bytes);
+    let child = spawn(exe, scenario, mode, length)?;
     let pid = child
         .id()
         .ok_or_else(|| anyhow!("{BINARY} exited before zcprof saw its pid"))?;
@@ -115,22 +176,78 @@ pub async fn run_variant(
         }
     };
     session.flush().await?;
-
-    let code = output.status.code();
-    if !matches!(code, Some(0) | Some(3)) {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let line = stderr.lines().last().unwrap_or("").trim();
-        let line = line.strip_prefix("zcprof-demo: ").unwrap_or(line);
-        return Err(DemoFailed {
-            command: format!("{BINARY} {scenario} --mode {mode}"),
-            status: code.map_or_else(|| "killed by a signal".into(), |c| format!("exit {c}")),
-            message: if line.is_empty() { "no message" } else { line }.to_string(),
-            usage: code == Some(2),
-        }
-        .into());
-    }
-    let report: Report = serde_json::from_slice(&output.stdout)
-        .with_context(|| format!("reading the JSON report of {BINARY} {scenario} --mode {mode}"))?;
+    let report = outcome(scenario, mode, &output)?;
     let demo = session.model.child_of(std::process::id(), pid);
     Ok(measure(&session.model, demo, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    use super::*;
+
+    fn ended(code: i32, stdout: &str, stderr: &str) -> Output {
+        Output {
+            // A wait(2) status: the exit code in the second byte.
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    fn failed(output: &Output) -> DemoFailed {
+        match outcome("pipe", "tee", output) {
+            Err(err) => err.downcast::<DemoFailed>().expect("a DemoFailed"),
+            Ok(report) => panic!("not a failure: {report:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_demo_is_its_last_stderr_line_or_its_status() {
+        let f = failed(&ended(
+            2,
+            "",
+            "starting\nzcprof-demo: 1 TiB is more than the free disk\n",
+        ));
+        assert!(f.usage);
+        assert_eq!(f.reason(), "1 TiB is more than the free disk");
+        assert_eq!(
+            f.to_string(),
+            "zcprof-demo pipe --mode tee failed (exit 2): 1 TiB is more than the free disk"
+        );
+        let f = failed(&ended(1, "", ""));
+        assert!(!f.usage);
+        assert_eq!(f.reason(), "exit 1");
+        assert_eq!(
+            f.to_string(),
+            "zcprof-demo pipe --mode tee failed (exit 1): no message"
+        );
+        let killed = Output {
+            status: std::process::ExitStatus::from_raw(libc::SIGKILL),
+            ..ended(0, "", "")
+        };
+        assert_eq!(failed(&killed).reason(), "killed by a signal");
+    }
+
+    #[test]
+    fn a_finished_demo_is_its_report_even_unverified() {
+        let report = serde_json::json!({
+            "scenario": "pipe", "mode": "tee", "baseline": false,
+            "payload_bytes": 4096u64, "verified": false, "chunk_bytes": 4096,
+            "requested_bytes": null, "requested_seconds": 1.0, "wall_seconds": 1.0,
+            "throughput_bytes_per_sec": 4096.0, "parent_pid": 7, "roles": []
+        })
+        .to_string();
+        for code in [0, 3] {
+            let r = outcome("pipe", "tee", &ended(code, &report, "")).expect("a report");
+            assert_eq!((r.payload_bytes, r.verified), (4096, false));
+        }
+        let err = outcome("pipe", "tee", &ended(0, "{", "")).expect_err("not JSON");
+        assert!(
+            format!("{err:#}")
+                .starts_with("reading the JSON report of zcprof-demo pipe --mode tee"),
+            "{err:#}"
+        );
+    }
 }

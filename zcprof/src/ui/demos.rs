@@ -1,166 +1,241 @@
-//! The demos panel: the bundled scenarios on the left; on the right, the modes of the
-//! selected one side by side (the copying baseline first), each with its state, its worker
-//! processes' rates as the syscall layer measured them, copy amplification (bytes copied
-//! per payload byte) and throughput once the run reports.
+//! The demos section (tab 2): the bundled `zcprof-demo` scenarios, each mode runnable from
+//! here, and what the syscall layer measured for each run's workers beside what the demo
+//! reported (payload, throughput, copy amplification). This module owns the section's
+//! state; `keys.rs` its bindings, `panel.rs` its drawing, [`launch`] the `zcprof-demo`
+//! processes themselves (through [`crate::demo::runner`], as `zcprof demo` runs them).
+//!
+//! State changes only in [`Demos::apply`] (the workers, from the model after a batch),
+//! [`Demos::handle_key`], and [`Demos::spawned`] / [`Demos::exited`] (what happened to a
+//! process the launcher started, through [`Demos::record`]). There is at most one run per variant (scenario × mode):
+//! starting a variant again replaces its last run.
 
-use ratatui::{
-    Frame,
-    layout::{Constraint, Layout, Rect},
-    text::{Line, Span},
-    widgets::{Block, Borders, Paragraph, Wrap},
-};
+mod keys;
+pub mod launch;
+mod panel;
 
-use super::{
-    App, Theme,
-    app::{DemoRun, DemoState},
-    per_second,
-};
-use crate::units;
+#[cfg(test)]
+mod tests;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = Theme::of(app);
-    let panel = &app.demos;
-    let block = Block::default().borders(Borders::TOP).title(Span::styled(
-        format!(
-            " demos · zcprof-demo runs {} s · Enter start · a start all modes · x stop · ←→ mode · +/- length ",
-            panel.seconds
-        ),
-        theme.title(),
-    ));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    if panel.scenarios.is_empty() {
-        frame.render_widget(Paragraph::new("no bundled demos").style(theme.dim()), inner);
-        return;
-    }
-    let [list, detail] =
-        Layout::horizontal([Constraint::Length(16), Constraint::Fill(1)]).areas(inner);
+pub use self::{keys::BINDINGS, panel::render};
+use crate::{model::Model, report::Rates};
 
-    let items: Vec<Line> = panel
-        .scenarios
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let running = panel
-                .runs
-                .iter()
-                .any(|r| r.scenario == s.name && r.is_active());
-            let text = format!("{}{}", s.name, if running { " ●" } else { "" });
-            if i == panel.scenario {
-                Line::styled(format!("▶ {text}"), theme.selected())
-            } else {
-                Line::from(format!("  {text}"))
-            }
-        })
-        .collect();
-    frame.render_widget(
-        Paragraph::new(items).block(Block::default().borders(Borders::RIGHT)),
-        list,
-    );
+/// A scenario from the demo catalogue.
+#[derive(Clone, Debug)]
+pub struct DemoScenario {
+    pub name: String,
+    pub description: String,
+    pub modes: Vec<String>,
+    pub baseline: String,
+}
 
-    let Some((scenario, _)) = panel.selected() else {
-        return;
-    };
-    let [about, columns] =
-        Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(detail);
-    frame.render_widget(
-        Paragraph::new(format!(" {}", scenario.description))
-            .wrap(Wrap { trim: true })
-            .style(theme.dim()),
-        about,
-    );
-    let n = scenario.modes.len().max(1) as u32;
-    let areas = Layout::horizontal((0..n).map(|_| Constraint::Ratio(1, n))).split(columns);
-    for (i, (mode, col)) in scenario.modes.iter().zip(areas.iter()).enumerate() {
-        let run = panel.run(&scenario.name, mode);
-        let mut title = format!(" {mode}");
-        if *mode == scenario.baseline {
-            title.push_str(" (baseline)");
-        }
-        title.push(' ');
-        let title_style = if i == panel.mode {
-            theme.selected()
-        } else {
-            theme.title()
-        };
-        // The scenario list's border already separates the first column.
-        let borders = if i == 0 { Borders::NONE } else { Borders::LEFT };
-        let block = Block::default()
-            .borders(borders)
-            .title(Span::styled(title, title_style));
-        frame.render_widget(Paragraph::new(mode_lines(app, run)).block(block), *col);
+impl DemoScenario {
+    /// The whole bundled catalogue, baseline mode first.
+    pub fn catalogue() -> Vec<DemoScenario> {
+        zcprof_demos::scenarios()
+            .iter()
+            .map(|s| {
+                let mut modes: Vec<String> = s.modes.iter().map(|m| m.name.to_string()).collect();
+                if let Some(i) = modes.iter().position(|m| m == s.baseline) {
+                    let base = modes.remove(i);
+                    modes.insert(0, base);
+                }
+                DemoScenario {
+                    name: s.name.to_string(),
+                    description: s.description.to_string(),
+                    modes,
+                    baseline: s.baseline.to_string(),
+                }
+            })
+            .collect()
     }
 }
 
-fn mode_lines<'a>(app: &App, run: Option<&'a DemoRun>) -> Vec<Line<'a>> {
-    let theme = Theme::of(app);
-    let Some(run) = run else {
-        return vec![Line::styled("not started", theme.dim())];
-    };
-    let state = match &run.state {
-        DemoState::Starting => Line::from("starting…"),
-        DemoState::Running => Line::from(format!(
-            "running, pid {}",
-            run.pid.map_or_else(|| "?".into(), |p| p.to_string())
-        )),
-        DemoState::Stopping => Line::from("stopping…"),
-        DemoState::Stopped => Line::from("stopped"),
-        DemoState::Finished => match &run.result {
-            Some(r) if !r.verified => Line::styled("finished, NOT verified", theme.alert()),
-            _ => Line::from("finished, verified"),
-        },
-        DemoState::Failed(err) => Line::styled(format!("failed: {err}"), theme.alert()),
-    };
-    let mut lines = vec![state];
-    if !run.workers.is_empty() {
-        lines.push(Line::styled("workers, syscall layer:", theme.title()));
+#[derive(Clone, Debug, PartialEq)]
+pub enum DemoState {
+    /// Asked for; the event loop has not spawned it yet.
+    Starting,
+    Running,
+    /// Asked to stop (SIGINT sent).
+    Stopping,
+    /// Ended after being asked to stop.
+    Stopped,
+    Finished,
+    Failed(String),
+}
+
+/// One worker process of a demo run, as zcprof measured it.
+#[derive(Clone, Debug)]
+pub struct DemoWorker {
+    pub pid: u32,
+    pub comm: String,
+    /// From the demo's report, once it finished.
+    pub role: Option<String>,
+    pub rates: Rates,
+    /// Since the worker started (kept after it exits).
+    pub copied_bytes: u64,
+    pub zero_copy_bytes: u64,
+    pub exited: bool,
+}
+
+/// What the demo reported when it ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DemoResult {
+    pub payload_bytes: u64,
+    pub throughput_bytes_per_sec: f64,
+    pub wall_seconds: f64,
+    pub verified: bool,
+}
+
+/// The latest run of one variant (scenario × mode).
+#[derive(Clone, Debug)]
+pub struct DemoRun {
+    pub scenario: String,
+    pub mode: String,
+    pub state: DemoState,
+    /// The `zcprof-demo` process (its workers are its children).
+    pub pid: Option<u32>,
+    pub workers: Vec<DemoWorker>,
+    pub result: Option<DemoResult>,
+}
+
+impl DemoRun {
+    pub fn copied_bytes(&self) -> u64 {
+        self.workers.iter().map(|w| w.copied_bytes).sum()
     }
-    for w in &run.workers {
-        let name = w.role.as_deref().unwrap_or(&w.comm);
-        lines.push(Line::from(format!(
-            "{} {name}{}",
-            w.pid,
-            if w.exited { " (exited)" } else { "" }
-        )));
-        let copied = w.rates.copy_k2u_bytes_per_s + w.rates.copy_u2k_bytes_per_s;
-        lines.push(Line::from(vec![
-            Span::raw(" copy "),
-            Span::styled(per_second(copied) + "/s", theme.copied()),
-            Span::raw(" zc "),
-            Span::styled(
-                per_second(w.rates.zero_copy_bytes_per_s) + "/s",
-                theme.zero_copy(),
-            ),
-        ]));
+
+    pub fn zero_copy_bytes(&self) -> u64 {
+        self.workers.iter().map(|w| w.zero_copy_bytes).sum()
     }
-    if !run.workers.is_empty() {
-        lines.push(Line::from(vec![
-            Span::raw("total copied "),
-            Span::styled(units::bytes(run.copied_bytes() as f64), theme.copied()),
-            Span::raw(", zero-copy "),
-            Span::styled(
-                units::bytes(run.zero_copy_bytes() as f64),
-                theme.zero_copy(),
-            ),
-        ]));
+
+    /// Bytes copied across the user/kernel boundary per payload byte delivered, once the
+    /// demo reported its payload.
+    pub fn amplification(&self) -> Option<f64> {
+        let payload = self.result.as_ref()?.payload_bytes;
+        (payload > 0).then(|| self.copied_bytes() as f64 / payload as f64)
     }
-    match (&run.result, run.amplification()) {
-        (Some(result), amplification) => {
-            lines.push(Line::from(format!(
-                "copy amplification {}",
-                amplification.map_or_else(|| "-".into(), |a| format!("{a:.2}×"))
-            )));
-            lines.push(Line::from(format!(
-                "throughput {} ({:.1} s)",
-                units::rate(result.throughput_bytes_per_sec),
-                result.wall_seconds
-            )));
+
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.state,
+            DemoState::Starting | DemoState::Running | DemoState::Stopping
+        )
+    }
+}
+
+/// The demos section's whole state.
+#[derive(Clone, Debug)]
+pub struct Demos {
+    pub scenarios: Vec<DemoScenario>,
+    /// Selected scenario and mode (indexes).
+    pub scenario: usize,
+    pub mode: usize,
+    /// How long a started demo runs.
+    pub seconds: u32,
+    pub runs: Vec<DemoRun>,
+}
+
+impl Demos {
+    pub fn new(scenarios: Vec<DemoScenario>) -> Self {
+        Demos {
+            scenarios,
+            scenario: 0,
+            mode: 0,
+            seconds: 30,
+            runs: Vec::new(),
         }
-        (None, _) if run.is_active() => lines.push(Line::styled(
-            "amplification, throughput: at the end",
-            theme.dim(),
-        )),
-        (None, _) => {}
     }
-    lines
+
+    pub fn selected(&self) -> Option<(&DemoScenario, &str)> {
+        let s = self.scenarios.get(self.scenario)?;
+        Some((s, s.modes.get(self.mode)?.as_str()))
+    }
+
+    pub fn run(&self, scenario: &str, mode: &str) -> Option<&DemoRun> {
+        self.runs
+            .iter()
+            .find(|r| r.scenario == scenario && r.mode == mode)
+    }
+
+    fn run_mut(&mut self, scenario: &str, mode: &str) -> Option<&mut DemoRun> {
+        self.runs
+            .iter_mut()
+            .find(|r| r.scenario == scenario && r.mode == mode)
+    }
+
+    /// Updates the workers of every run from the model: the descendants of its
+    /// `zcprof-demo` process. Workers that left the model keep their last figures.
+    pub fn apply(&mut self, model: &Model) {
+        let seconds = model.interval.map_or(0.0, |d| d.as_secs_f64());
+        for run in &mut self.runs {
+            let Some(pid) = run.pid else { continue };
+            let Some(root) = model.latest_instance(pid) else {
+                continue;
+            };
+            for id in model.tree(root).into_iter().skip(1) {
+                let Some(p) = model.process(id) else { continue };
+                let totals = p.totals.figures();
+                let worker = DemoWorker {
+                    pid: p.tgid,
+                    comm: p.comm.clone(),
+                    role: None,
+                    rates: Rates::of(&p.interval.figures(), seconds),
+                    copied_bytes: totals.copied_bytes(),
+                    zero_copy_bytes: totals.zero_copy_bytes,
+                    exited: p.exited,
+                };
+                match run.workers.iter_mut().find(|w| w.pid == p.tgid) {
+                    Some(w) => {
+                        let role = w.role.take();
+                        *w = DemoWorker { role, ..worker };
+                    }
+                    None => run.workers.push(worker),
+                }
+            }
+        }
+    }
+
+    /// The event loop spawned the demo (or could not).
+    pub fn spawned(&mut self, scenario: &str, mode: &str, spawned: Result<u32, String>) {
+        if let Some(run) = self.run_mut(scenario, mode) {
+            match spawned {
+                Ok(pid) => {
+                    run.pid = Some(pid);
+                    if run.state == DemoState::Starting {
+                        run.state = DemoState::Running;
+                    }
+                }
+                Err(err) => run.state = DemoState::Failed(err),
+            }
+        }
+    }
+
+    /// The demo process ended: its report (roles, payload, throughput) or why it failed.
+    pub fn exited(
+        &mut self,
+        scenario: &str,
+        mode: &str,
+        outcome: Result<zcprof_demos::Report, String>,
+    ) {
+        let Some(run) = self.run_mut(scenario, mode) else {
+            return;
+        };
+        match outcome {
+            Ok(report) => {
+                for role in &report.roles {
+                    if let Some(w) = run.workers.iter_mut().find(|w| w.pid as i32 == role.pid) {
+                        w.role = Some(role.role.clone());
+                    }
+                }
+                run.result = Some(DemoResult {
+                    payload_bytes: report.payload_bytes,
+                    throughput_bytes_per_sec: report.throughput_bytes_per_sec,
+                    wall_seconds: report.wall_seconds,
+                    verified: report.verified,
+                });
+                run.state = DemoState::Finished;
+            }
+            Err(_) if run.state == DemoState::Stopping => run.state = DemoState::Stopped,
+            Err(err) => run.state = DemoState::Failed(err),
+        }
+    }
 }

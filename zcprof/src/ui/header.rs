@@ -1,6 +1,7 @@
 //! The header: kernel, each probe layer's state, refresh interval, the machine's rates from
 //! the syscall layer and, on a line of its own, from the kernel layer, lost events
-//! (highlighted when non-zero) and zcprof's own CPU use.
+//! (highlighted when non-zero) and zcprof's own CPU use. [`Machine`] is what it draws,
+//! taken from the model after each batch; every section shows below it.
 
 use ratatui::{
     Frame,
@@ -8,46 +9,105 @@ use ratatui::{
     text::{Line, Span},
     widgets::{Block, Borders, Paragraph},
 };
+use zcprof_common::kernel::Role;
 
-use super::{App, Theme, per_second};
+use super::{
+    format::per_second,
+    shared::{History, Shared},
+    theme::Theme,
+};
 use crate::{
+    model::{Figures, KernelTotals, Model},
     probes::LayerSummary,
-    report::{Rates, role_bound},
+    report::{
+        Lost, Rates, role_bound,
+        top::{self, KernelRates},
+    },
     units,
 };
 
 /// Lines the header takes, its bottom rule included.
 pub const HEIGHT: u16 = 5;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = Theme::of(app);
-    let cpu = app
+/// The machine as the header shows it: the last interval, machine-wide.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// Length of the last interval, seconds (0 before the first batch).
+    pub seconds: f64,
+    /// The syscall layer's figures over the last interval, every process together.
+    pub figures: Figures,
+    /// The kernel layer's machine-wide rates over the last interval.
+    pub kernel: KernelRates,
+    pub history: History,
+    pub lost: Lost,
+    /// zcprof's own CPU use over the last interval, percent of one CPU.
+    pub self_cpu: Option<f64>,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine {
+            seconds: 0.0,
+            figures: Figures::default(),
+            kernel: KernelRates::of(&KernelTotals::zero(), None, 0.0),
+            history: History::default(),
+            lost: Lost {
+                kernel: Default::default(),
+                malformed_records: 0,
+                total: 0,
+            },
+            self_cpu: None,
+        }
+    }
+}
+
+impl Machine {
+    /// Takes the machine-wide figures of the interval the session just applied; the kernel
+    /// copies from `copy_source`'s counters only.
+    pub fn apply(&mut self, model: &Model, copy_source: Option<Role>) {
+        let seconds = model.interval.map_or(0.0, |d| d.as_secs_f64());
+        self.seconds = seconds;
+        self.lost = Lost::of(model);
+        self.figures = top::machine(model);
+        self.kernel = KernelRates::of(&top::machine_kernel(model), copy_source, seconds);
+        let m = Rates::of(&self.figures, seconds);
+        self.history.push(
+            m.copy_k2u_bytes_per_s + m.copy_u2k_bytes_per_s,
+            m.zero_copy_bytes_per_s,
+        );
+    }
+}
+
+/// Draws `machine` under the session's facts; `paused` says the display is frozen.
+pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, machine: &Machine, paused: bool) {
+    let theme = shared.theme();
+    let cpu = machine
         .self_cpu
         .map_or_else(|| "-".to_string(), |c| format!("{c:.1}%"));
-    let lost = if app.lost.total == 0 {
-        Span::raw(app.lost.line())
+    let lost = if machine.lost.total == 0 {
+        Span::raw(machine.lost.line())
     } else {
-        Span::styled(app.lost.line(), theme.alert())
+        Span::styled(machine.lost.line(), theme.alert())
     };
     let mut first = vec![
         Span::styled("zcprof", theme.accent()),
         Span::raw(format!(
             " · kernel {} · refresh {:.1} s · zcprof CPU {cpu} · ",
-            app.info.kernel,
-            app.info.refresh.as_secs_f64()
+            shared.info.kernel,
+            shared.info.refresh.as_secs_f64()
         )),
         lost,
     ];
-    if app.paused {
+    if paused {
         first.push(Span::styled("  PAUSED", theme.alert()));
     }
-    let layers = if app.info.layers.is_empty() {
+    let layers = if shared.info.layers.is_empty() {
         Line::from("probe layers: none attached")
     } else {
-        layers_line(&app.info.layers, &theme)
+        layers_line(&shared.info.layers, &theme)
     };
-    let m = Rates::of(&app.machine, app.seconds);
-    let machine = Line::from(vec![
+    let m = Rates::of(&machine.figures, machine.seconds);
+    let syscall_line = Line::from(vec![
         Span::styled("machine, syscall layer: ", theme.title()),
         Span::raw("copied k→u "),
         Span::styled(units::rate(m.copy_k2u_bytes_per_s), theme.copied()),
@@ -63,7 +123,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             units::percent(m.zero_copy_ratio)
         )),
     ]);
-    let text = vec![Line::from(first), layers, machine, kernel_line(app, &theme)];
+    let text = vec![
+        Line::from(first),
+        layers,
+        syscall_line,
+        kernel_line(shared.copy_source, &machine.kernel, &theme),
+    ];
     frame.render_widget(
         Paragraph::new(text).block(Block::default().borders(Borders::BOTTOM)),
         area,
@@ -71,13 +136,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// The machine's kernel copies from the one copy role that attached, or why there are none.
-fn kernel_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
-    let k = &app.machine_kernel;
-    match (
-        app.copy_source,
-        k.copy_k2u_bytes_per_s,
-        k.copy_u2k_bytes_per_s,
-    ) {
+fn kernel_line<'a>(copy_source: Option<Role>, k: &KernelRates, theme: &Theme) -> Line<'a> {
+    match (copy_source, k.copy_k2u_bytes_per_s, k.copy_u2k_bytes_per_s) {
         (Some(role), Some(k2u), Some(u2k)) => Line::from(vec![
             Span::styled(
                 format!(

@@ -1,5 +1,5 @@
-//! The `?` overlay: every key binding (from `keys::BINDINGS`, so it cannot drift), and
-//! what the figures mean.
+//! The `?` overlay: every key binding (from the tables beside each section's key handling,
+//! so it cannot drift), and what the figures mean.
 
 use ratatui::{
     Frame,
@@ -8,12 +8,20 @@ use ratatui::{
     widgets::{Block, Borders, Clear, Paragraph},
 };
 
-use super::{App, Theme, keys::BINDINGS};
+use super::{app, demos, processes, shared::Binding, theme::Theme};
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = Theme::of(app);
-    let mut lines: Vec<Line> = BINDINGS
+/// Every binding, in the overlay's order: quitting and tabs, the processes tab, pausing,
+/// the demos tab.
+pub fn bindings() -> impl Iterator<Item = &'static Binding> {
+    app::BINDINGS
         .iter()
+        .chain(processes::BINDINGS)
+        .chain(app::DISPLAY_BINDINGS)
+        .chain(demos::BINDINGS)
+}
+
+pub fn render(frame: &mut Frame, area: Rect, theme: Theme) {
+    let mut lines: Vec<Line> = bindings()
         .map(|(keys, what)| {
             Line::from(vec![
                 Span::styled(format!(" {keys:<20}"), theme.accent()),

@@ -1,8 +1,10 @@
-//! Dashboard tests without a terminal: key handling as a pure function of (state, key),
-//! and every view rendered on ratatui's `TestBackend` from a model fed synthetic batches,
-//! compared with committed insta snapshots (main screen, detail, demos, help, a tiny
-//! terminal, an empty machine, an 80-column terminal), on a kernel where the kernel layer's
-//! `cross_check` probes attached and on one where no kernel copy probe did.
+//! Dashboard tests without a terminal: key handling through `App` as a pure function of
+//! (state, key), and every view rendered on ratatui's `TestBackend` from a model fed
+//! synthetic batches, compared with committed insta snapshots (main screen, detail, demos,
+//! help, a tiny terminal, an empty machine, an 80-column terminal), on a kernel where the
+//! kernel layer's `cross_check` probes attached and on one where no kernel copy probe did.
+//! The fixtures (`model`, `info`, …) serve the sections' own tests too
+//! (`processes/tests.rs`, `demos/tests.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -15,9 +17,11 @@ use zcprof_common::{
 };
 
 use super::{
-    App, Command,
-    app::{Column, DemoScenario, DemoState, HostInfo, View},
+    App, Command, Tab,
+    demos::{DemoScenario, DemoState},
     draw,
+    processes::{Column, View},
+    shared::{HISTORY, HostInfo},
 };
 use crate::{
     model::{Batch, KernelCounters, Model, ProcEvent, tests::FakeProc},
@@ -80,14 +84,14 @@ fn attached(info: &HostInfo, probe: u32) -> bool {
 }
 
 /// [`model_on`] the default kernel (`cross_check` attached).
-fn model(ticks: u64) -> Model {
+pub(super) fn model(ticks: u64) -> Model {
     model_on(&info(), ticks)
 }
 
 /// A machine with a copying cat, a zero-copy nginx, a quiet sshd, and a demo (pid 500)
 /// with two workers, after `ticks` one-second intervals; the kernel layer counts only at
 /// the probes `info` says attached.
-fn model_on(info: &HostInfo, ticks: u64) -> Model {
+pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
     let start = Instant::now();
     let mut m = Model::new();
     m.start_at(start);
@@ -145,7 +149,7 @@ fn model_on(info: &HostInfo, ticks: u64) -> Model {
     m
 }
 
-fn cmdline(pid: u32) -> Option<String> {
+pub(super) fn cmdline(pid: u32) -> Option<String> {
     match pid {
         100 => Some("nginx: worker process".into()),
         200 => Some("cat /var/log/big.log".into()),
@@ -183,12 +187,12 @@ fn kernel_layer(attached: &[&str], via: &str) -> LayerSummary {
 }
 
 /// The default host: the kernel layer's `cross_check` probes attached.
-fn info() -> HostInfo {
+pub(super) fn info() -> HostInfo {
     info_with(Some(kernel_layer(CROSS_CHECK, "fentry")))
 }
 
 /// No kernel copy probe: only the socket-receive tracepoint counts.
-fn info_without_copy_probe() -> HostInfo {
+pub(super) fn info_without_copy_probe() -> HostInfo {
     info_with(Some(kernel_layer(SKB_ONLY, "tracepoint")))
 }
 
@@ -218,7 +222,7 @@ fn info_with(kernel: Option<LayerSummary>) -> HostInfo {
     }
 }
 
-fn demos() -> Vec<DemoScenario> {
+pub(super) fn demos() -> Vec<DemoScenario> {
     vec![
         DemoScenario {
             name: "file-copy".into(),
@@ -237,8 +241,8 @@ fn demos() -> Vec<DemoScenario> {
 
 fn app_after(ticks: u64) -> App {
     let mut app = App::new(info(), demos());
-    app.color = false;
-    app.self_cpu = Some(0.7);
+    app.shared.color = false;
+    app.machine.self_cpu = Some(0.7);
     let m = model(ticks);
     app.apply(&m, &cmdline);
     app
@@ -252,8 +256,8 @@ fn app_with_history(ticks: u64) -> App {
 /// [`app_with_history`] on the host `info` describes.
 fn app_on(info: HostInfo, ticks: u64) -> App {
     let mut app = App::new(info.clone(), demos());
-    app.color = false;
-    app.self_cpu = Some(0.7);
+    app.shared.color = false;
+    app.machine.self_cpu = Some(0.7);
     for t in 1..=ticks {
         app.apply(&model_on(&info, t), &cmdline);
     }
@@ -265,11 +269,14 @@ fn detail_of(app: &mut App, pid: u32) {
     press(app, &format!("/{pid}"));
     app.handle_key(key(KeyCode::Enter));
     app.handle_key(key(KeyCode::Enter));
-    assert_eq!(app.view, View::Detail);
-    assert_eq!(app.selected_row().map(|r| r.pid), Some(pid));
+    assert_eq!(
+        (app.tab, app.processes.view),
+        (Tab::Processes, View::Detail)
+    );
+    assert_eq!(app.processes.selected_row().map(|r| r.pid), Some(pid));
 }
 
-fn key(code: KeyCode) -> KeyEvent {
+pub(super) fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
 }
 
@@ -288,7 +295,7 @@ fn screen(app: &App, width: u16, height: u16) -> String {
 }
 
 fn pids(app: &App) -> Vec<u32> {
-    app.visible().map(|r| r.pid).collect()
+    app.processes.visible().map(|r| r.pid).collect()
 }
 
 // ---- key handling ----
@@ -304,50 +311,50 @@ fn rows_are_sorted_by_copied_bytes_then_pid() {
 #[test]
 fn sort_keys_cycle_columns_and_reverse() {
     let mut app = app_after(3);
-    assert_eq!(app.sort.column, Column::Copied);
+    assert_eq!(app.processes.sort.column, Column::Copied);
     press(&mut app, "s");
-    assert_eq!(app.sort.column, Column::CopyK2u);
+    assert_eq!(app.processes.sort.column, Column::CopyK2u);
     press(&mut app, "SS");
-    assert_eq!(app.sort.column, Column::Comm);
+    assert_eq!(app.processes.sort.column, Column::Comm);
     // Comm descending: zcprof-demo, sshd, nginx, cat (ties by pid).
     assert_eq!(pids(&app), [500, 501, 502, 300, 100, 200]);
     press(&mut app, "r");
-    assert!(!app.sort.descending);
+    assert!(!app.processes.sort.descending);
     assert_eq!(pids(&app), [200, 100, 300, 500, 501, 502]);
     // Zero-copy: the splice worker first.
-    app.sort.column = Column::ZeroCopy;
-    app.sort.descending = true;
-    app.refresh_order();
+    app.processes.sort.column = Column::ZeroCopy;
+    app.processes.sort.descending = true;
+    app.processes.refresh_order();
     assert_eq!(pids(&app)[..2], [502, 100]);
 }
 
 #[test]
 fn kernel_column_is_a_sort_key_only_when_a_copy_role_attached() {
     let mut app = app_after(3);
-    assert!(app.columns().contains(&Column::KernelCopied));
-    app.sort.column = Column::AvgCopy;
+    assert!(Column::shown(app.shared.copy_source).contains(&Column::KernelCopied));
+    app.processes.sort.column = Column::AvgCopy;
     press(&mut app, "s");
-    assert_eq!(app.sort.column, Column::KernelCopied);
+    assert_eq!(app.processes.sort.column, Column::KernelCopied);
     // The demo parent made no counted copy in the kernel layer: a tie at 0, by pid.
     assert_eq!(pids(&app), [200, 501, 100, 300, 500, 502]);
     press(&mut app, "s");
-    assert_eq!(app.sort.column, Column::Pid);
+    assert_eq!(app.processes.sort.column, Column::Pid);
     press(&mut app, "S");
-    assert_eq!(app.sort.column, Column::KernelCopied);
+    assert_eq!(app.processes.sort.column, Column::KernelCopied);
 
     let mut app = app_on(info_without_copy_probe(), 3);
-    assert!(!app.columns().contains(&Column::KernelCopied));
-    app.sort.column = Column::AvgCopy;
+    assert!(!Column::shown(app.shared.copy_source).contains(&Column::KernelCopied));
+    app.processes.sort.column = Column::AvgCopy;
     press(&mut app, "s");
-    assert_eq!(app.sort.column, Column::Pid);
+    assert_eq!(app.processes.sort.column, Column::Pid);
     press(&mut app, "S");
-    assert_eq!(app.sort.column, Column::AvgCopy);
+    assert_eq!(app.processes.sort.column, Column::AvgCopy);
 }
 
 #[test]
 fn kernel_figures_come_from_the_copy_role_only() {
     let app = app_after(3);
-    let cat = app.visible().find(|r| r.pid == 200).expect("cat");
+    let cat = app.processes.visible().find(|r| r.pid == 200).expect("cat");
     // In the third second cat read and wrote 5000 × 128 KiB each way; copy_page_to_iter saw
     // the reads again, and must not be added.
     let each_way = 5000.0 * 131072.0;
@@ -357,7 +364,11 @@ fn kernel_figures_come_from_the_copy_role_only() {
         each_way
     );
     let app = app_on(info_without_copy_probe(), 3);
-    let sshd = app.visible().find(|r| r.pid == 300).expect("sshd");
+    let sshd = app
+        .processes
+        .visible()
+        .find(|r| r.pid == 300)
+        .expect("sshd");
     assert_eq!(sshd.kernel_rates.copied_per_s(), None);
     assert_eq!(
         sshd.kernel_rates.probes["skb_copy_datagram_iter"].bytes_per_s,
@@ -395,11 +406,11 @@ fn a_process_only_the_kernel_layer_saw_is_listed() {
 fn filter_by_word_regex_and_pid() {
     let mut app = app_after(3);
     press(&mut app, "/cat");
-    assert!(app.filter_input.is_some());
+    assert!(app.processes.filter_input.is_some());
     // Typing does not filter yet.
     assert_eq!(pids(&app).len(), 6);
     app.handle_key(key(KeyCode::Enter));
-    assert!(app.filter_input.is_none());
+    assert!(app.processes.filter_input.is_none());
     assert_eq!(pids(&app), [200]);
     // The command line counts too, case-insensitively, as a regex.
     app.handle_key(key(KeyCode::Esc));
@@ -416,7 +427,7 @@ fn filter_by_word_regex_and_pid() {
     assert_eq!(pids(&app), [300]);
     // Esc clears it.
     app.handle_key(key(KeyCode::Esc));
-    assert!(app.filter.is_none());
+    assert!(app.processes.filter.is_none());
     assert_eq!(pids(&app).len(), 6);
 }
 
@@ -430,56 +441,71 @@ fn a_bad_regex_shows_an_error_and_keeps_the_old_filter() {
     app.handle_key(key(KeyCode::Backspace));
     press(&mut app, "x(");
     app.handle_key(key(KeyCode::Enter));
-    let input = app.filter_input.as_ref().expect("prompt stays open");
+    let input = app
+        .processes
+        .filter_input
+        .as_ref()
+        .expect("prompt stays open");
     let err = input.error.as_deref().expect("inline error");
     assert!(err.starts_with("bad regex"), "{err}");
-    assert_eq!(app.filter.as_ref().map(|f| f.text()), Some("nginx".into()));
+    assert_eq!(
+        app.processes.filter.as_ref().map(|f| f.text()),
+        Some("nginx".into())
+    );
     assert_eq!(pids(&app), [100]);
     // Editing clears the error; Esc closes the prompt and still keeps the old filter.
     app.handle_key(key(KeyCode::Backspace));
-    assert!(app.filter_input.as_ref().is_some_and(|i| i.error.is_none()));
+    assert!(
+        app.processes
+            .filter_input
+            .as_ref()
+            .is_some_and(|i| i.error.is_none())
+    );
     app.handle_key(key(KeyCode::Esc));
-    assert!(app.filter_input.is_none());
+    assert!(app.processes.filter_input.is_none());
     assert_eq!(pids(&app), [100]);
 }
 
 #[test]
 fn selection_moves_clamps_and_follows_the_process() {
     let mut app = app_after(3);
-    assert_eq!(app.selected_row().map(|r| r.pid), Some(200));
+    assert_eq!(app.processes.selected_row().map(|r| r.pid), Some(200));
     app.handle_key(key(KeyCode::Down));
     press(&mut app, "j");
-    assert_eq!(app.selected_row().map(|r| r.pid), Some(100));
+    assert_eq!(app.processes.selected_row().map(|r| r.pid), Some(100));
     app.handle_key(key(KeyCode::End));
-    assert_eq!(app.selected_row().map(|r| r.pid), Some(502));
+    assert_eq!(app.processes.selected_row().map(|r| r.pid), Some(502));
     app.handle_key(key(KeyCode::Down));
-    assert_eq!(app.selected_row().map(|r| r.pid), Some(502));
+    assert_eq!(app.processes.selected_row().map(|r| r.pid), Some(502));
     app.handle_key(key(KeyCode::Home));
     app.handle_key(key(KeyCode::Up));
-    assert_eq!(app.selected_row().map(|r| r.pid), Some(200));
+    assert_eq!(app.processes.selected_row().map(|r| r.pid), Some(200));
     // The selection stays on the same process when the order changes.
     app.handle_key(key(KeyCode::Down));
     press(&mut app, "r");
-    assert_eq!(app.selected_row().map(|r| r.pid), Some(501));
+    assert_eq!(app.processes.selected_row().map(|r| r.pid), Some(501));
     // Enter opens the detail view, Esc goes back.
     app.handle_key(key(KeyCode::Enter));
-    assert_eq!(app.view, View::Detail);
+    assert_eq!(
+        (app.tab, app.processes.view),
+        (Tab::Processes, View::Detail)
+    );
     app.handle_key(key(KeyCode::Esc));
-    assert_eq!(app.view, View::Processes);
+    assert_eq!((app.tab, app.processes.view), (Tab::Processes, View::Table));
 }
 
 #[test]
 fn pause_freezes_the_display() {
     let mut app = app_after(2);
-    let before = app.machine;
+    let before = app.machine.figures;
     press(&mut app, " ");
     assert!(app.paused);
     app.apply(&model(5), &cmdline);
-    assert_eq!(app.machine, before);
+    assert_eq!(app.machine.figures, before);
     press(&mut app, " ");
     assert!(!app.paused);
     app.apply(&model(5), &cmdline);
-    assert_ne!(app.machine, before);
+    assert_ne!(app.machine.figures, before);
 }
 
 #[test]
@@ -504,15 +530,15 @@ fn quit_help_and_unknown_keys() {
         assert_eq!(app.handle_key(key(code)), None);
     }
     assert_eq!(pids(&app), order);
-    assert_eq!(app.view, View::Processes);
-    assert!(app.filter.is_none() && !app.paused && !app.help);
+    assert_eq!((app.tab, app.processes.view), (Tab::Processes, View::Table));
+    assert!(app.processes.filter.is_none() && !app.paused && !app.help);
 }
 
 #[test]
 fn demos_start_once_and_stop() {
     let mut app = app_after(1);
     app.handle_key(key(KeyCode::Tab));
-    assert_eq!(app.view, View::Demos);
+    assert_eq!(app.tab, Tab::Demos);
     app.handle_key(key(KeyCode::Down));
     app.handle_key(key(KeyCode::Right));
     let cmd = app.handle_key(key(KeyCode::Enter));
@@ -535,19 +561,19 @@ fn demos_start_once_and_stop() {
             seconds: 30,
         })
     );
-    app.demo_spawned("pipe", "tee", Ok(4242));
+    app.demos.spawned("pipe", "tee", Ok(4242));
     assert_eq!(
         app.demos.run("pipe", "tee").map(|r| &r.state),
         Some(&DemoState::Running)
     );
     assert_eq!(press(&mut app, "x"), Some(Command::StopDemo { pid: 4242 }));
-    app.demo_exited("pipe", "tee", Err("interrupted".into()));
+    app.demos.exited("pipe", "tee", Err("interrupted".into()));
     assert_eq!(
         app.demos.run("pipe", "tee").map(|r| &r.state),
         Some(&DemoState::Stopped)
     );
     // A demo that cannot start says why; the rest goes on.
-    app.demo_spawned(
+    app.demos.spawned(
         "pipe",
         "vmsplice",
         Err("cannot run zcprof-demo: not found".into()),
@@ -558,7 +584,7 @@ fn demos_start_once_and_stop() {
     ));
     // Tab back to the processes.
     app.handle_key(key(KeyCode::Tab));
-    assert_eq!(app.view, View::Processes);
+    assert_eq!((app.tab, app.processes.view), (Tab::Processes, View::Table));
 }
 
 // ---- rendering ----
@@ -591,7 +617,10 @@ fn filter_prompt_with_bad_regex() {
 fn detail_view() {
     let mut app = app_with_history(5);
     app.handle_key(key(KeyCode::Enter));
-    assert_eq!(app.view, View::Detail);
+    assert_eq!(
+        (app.tab, app.processes.view),
+        (Tab::Processes, View::Detail)
+    );
     insta::assert_snapshot!(screen(&app, 120, 36));
 }
 
@@ -684,11 +713,12 @@ fn detail_shows_command_line_parent_and_children() {
 #[test]
 fn demos_panel() {
     let mut app = App::new(info(), demos());
-    app.color = false;
+    app.shared.color = false;
     app.handle_key(key(KeyCode::Char('2')));
     press(&mut app, "a");
-    app.demo_spawned("file-copy", "read-write", Ok(500));
-    app.demo_spawned("file-copy", "copy-file-range", Err("exited with 2".into()));
+    app.demos.spawned("file-copy", "read-write", Ok(500));
+    app.demos
+        .spawned("file-copy", "copy-file-range", Err("exited with 2".into()));
     for t in 1..=3 {
         app.apply(&model(t), &cmdline);
     }
@@ -706,7 +736,7 @@ fn demos_panel() {
         }]
     });
     let report: zcprof_demos::Report = serde_json::from_value(report).expect("report");
-    app.demo_exited("file-copy", "read-write", Ok(report));
+    app.demos.exited("file-copy", "read-write", Ok(report));
     let run = app.demos.run("file-copy", "read-write").expect("run");
     // Workers 501 (read+write) and 502 (splice) copied 2 × 3 × 400 × 64 KiB.
     assert_eq!(run.copied_bytes(), 2 * 3 * 400 * 65536);
@@ -719,7 +749,7 @@ fn help_overlay() {
     let mut app = app_with_history(2);
     press(&mut app, "?");
     let text = screen(&app, 100, 30);
-    for (keys, _) in super::keys::BINDINGS {
+    for (keys, _) in super::help::bindings() {
         assert!(text.contains(keys), "{keys} missing from the help");
     }
     insta::assert_snapshot!(text);
@@ -740,7 +770,7 @@ fn tiny_terminal() {
 #[test]
 fn empty_machine() {
     let mut app = App::new(info(), Vec::new());
-    app.color = false;
+    app.shared.color = false;
     insta::assert_snapshot!("empty_before_first_batch", screen(&app, 100, 16));
     app.apply(&Model::new(), &cmdline);
     let text = screen(&app, 100, 16);
@@ -751,7 +781,7 @@ fn empty_machine() {
         app.handle_key(key(KeyCode::Char(k)));
         screen(&app, 100, 16);
     }
-    app.view = View::Detail;
+    app.processes.view = View::Detail;
     screen(&app, 100, 16);
     press(&mut app, "?");
     screen(&app, 100, 16);
@@ -760,8 +790,8 @@ fn empty_machine() {
 #[test]
 fn lost_events_are_shown() {
     let mut app = app_after(1);
-    app.lost.total = 7;
-    app.lost.kernel.ringbuf_full = 7;
+    app.machine.lost.total = 7;
+    app.machine.lost.kernel.ringbuf_full = 7;
     let text = screen(&app, 120, 20);
     assert!(
         text.contains("LOST EVENTS: 7 (7 ring buffer full)"),
@@ -776,9 +806,51 @@ fn history_is_bounded() {
     for _ in 0..200 {
         app.apply(&m, &cmdline);
     }
-    assert!(app.machine_history.copied.len() <= super::app::HISTORY);
-    for row in app.visible() {
-        let h = app.history(row.id).expect("history");
-        assert_eq!(h.copied.len(), super::app::HISTORY);
+    assert!(app.machine.history.copied.len() <= HISTORY);
+    for row in app.processes.visible() {
+        let h = app.processes.history(row.id).expect("history");
+        assert_eq!(h.copied.len(), HISTORY);
     }
+}
+
+/// Every cell's foreground color on `app`'s screens: the processes tab, a detail view, the
+/// demos tab with a failed run, and the help overlay.
+fn colors(mut app: App) -> Vec<ratatui::style::Color> {
+    let mut colors = Vec::new();
+    let mut look = |app: &App| {
+        let mut terminal = Terminal::new(TestBackend::new(120, 36)).expect("test backend");
+        terminal.draw(|f| draw(f, app)).expect("draws");
+        colors.extend(terminal.backend().buffer().content().iter().map(|c| c.fg));
+    };
+    look(&app);
+    app.handle_key(key(KeyCode::Enter));
+    look(&app);
+    press(&mut app, "2a");
+    app.demos
+        .spawned("file-copy", "read-write", Err("exited with 2".into()));
+    look(&app);
+    press(&mut app, "?");
+    look(&app);
+    colors
+}
+
+#[test]
+fn no_color_leaves_every_cell_uncolored() {
+    use ratatui::style::Color;
+    let mut app = app_with_history(3);
+    app.shared.color = true;
+    let colored = colors(app);
+    for color in [
+        Color::Cyan,
+        Color::Yellow,
+        Color::Green,
+        Color::Red,
+        Color::DarkGray,
+    ] {
+        assert!(colored.contains(&color), "{color:?} is used with colors on");
+    }
+    let app = app_with_history(3);
+    assert!(!app.shared.color);
+    let plain = colors(app);
+    assert!(plain.iter().all(|c| *c == Color::Reset), "{plain:?}");
 }

@@ -14,7 +14,7 @@ use zcprof_common::{SyscallStats, kernel::KernelProbe, syscalls::Direction};
 
 use crate::{
     report::role_label,
-    ui::{App, Theme, app::ProcRow, per_second},
+    ui::{format::per_second, processes::ProcRow, shared::Shared, theme::Theme},
     units,
 };
 
@@ -42,13 +42,13 @@ const COLUMNS: [(Col, &str, u16); 7] = [
 ];
 
 /// Lines the section takes in `width` cells, its title rule included.
-pub fn height(app: &App, row: &ProcRow, width: u16) -> u16 {
+pub fn height(shared: &Shared, row: &ProcRow, width: u16) -> u16 {
     let probes = row.kernel.fired().count() as u16;
     if probes == 0 {
         return 2;
     }
     // The copies line wraps rather than lose its u→k figure on a narrow terminal.
-    let copies = copies(app, row, Theme::of(app))
+    let copies = copies(shared, row, shared.theme())
         .width()
         .div_ceil(usize::from(width.max(1)))
         .max(1) as u16;
@@ -56,16 +56,16 @@ pub fn height(app: &App, row: &ProcRow, width: u16) -> u16 {
     2 + probes + copies
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
-    let theme = Theme::of(app);
+pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRow) {
+    let theme = shared.theme();
     let block = Block::default()
         .borders(Borders::TOP)
-        .title(Span::styled(title(app), theme.title()));
+        .title(Span::styled(title(shared), theme.title()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let probes = fired(app, row);
+    let probes = fired(shared, row);
     if probes.is_empty() {
-        frame.render_widget(Line::styled(nothing_counted(app), theme.dim()), inner);
+        frame.render_widget(Line::styled(nothing_counted(shared), theme.dim()), inner);
         return;
     }
     let [table, copies_area] = Layout::vertical([
@@ -73,15 +73,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
         Constraint::Fill(1),
     ])
     .areas(inner);
-    render_probes(frame, table, app, row, &probes);
+    render_probes(frame, table, shared, row, &probes);
     frame.render_widget(
-        Paragraph::new(copies(app, row, theme)).wrap(Wrap { trim: true }),
+        Paragraph::new(copies(shared, row, theme)).wrap(Wrap { trim: true }),
         copies_area,
     );
 }
 
-fn title(app: &App) -> String {
-    match app.kernel_layer().filter(|l| l.attached > 0) {
+fn title(shared: &Shared) -> String {
+    match shared.kernel_layer().filter(|l| l.attached > 0) {
         Some(layer) => format!(
             " kernel layer via {} · totals since the probes attached; /s: last interval ",
             layer.via
@@ -92,10 +92,10 @@ fn title(app: &App) -> String {
 
 /// The one line for a process the kernel layer has nothing for, saying whether it could
 /// have counted anything at all.
-fn nothing_counted(app: &App) -> &'static str {
+fn nothing_counted(shared: &Shared) -> &'static str {
     match (
-        app.kernel_layer().filter(|l| l.attached > 0),
-        app.copy_source,
+        shared.kernel_layer().filter(|l| l.attached > 0),
+        shared.copy_source,
     ) {
         (None, _) => "no kernel probe attached (`zcprof doctor` says why)",
         (Some(_), None) => {
@@ -106,20 +106,20 @@ fn nothing_counted(app: &App) -> &'static str {
 }
 
 /// The probes that fired for the process, those that make the kernel-copy figure first.
-fn fired<'a>(app: &App, row: &'a ProcRow) -> Vec<(&'static KernelProbe, &'a SyscallStats)> {
+fn fired<'a>(shared: &Shared, row: &'a ProcRow) -> Vec<(&'static KernelProbe, &'a SyscallStats)> {
     let mut fired: Vec<_> = row.kernel.fired().collect();
-    fired.sort_by_key(|(p, _)| app.copy_source != Some(p.role));
+    fired.sort_by_key(|(p, _)| shared.copy_source != Some(p.role));
     fired
 }
 
 fn render_probes(
     frame: &mut Frame,
     area: Rect,
-    app: &App,
+    shared: &Shared,
     row: &ProcRow,
     probes: &[(&'static KernelProbe, &SyscallStats)],
 ) {
-    let theme = Theme::of(app);
+    let theme = shared.theme();
     let full: u16 = COLUMNS.iter().map(|(_, _, w)| w + 1).sum::<u16>() - 1;
     // Bytes are the figure; calls are what gives way on a narrow terminal.
     let columns: Vec<_> = COLUMNS
@@ -132,7 +132,7 @@ fn render_probes(
             Row::new(
                 columns
                     .iter()
-                    .map(|(c, _, _)| cell(*c, app, row, probe, theme)),
+                    .map(|(c, _, _)| cell(*c, shared, row, probe, theme)),
             )
         })
         .collect();
@@ -143,7 +143,7 @@ fn render_probes(
 
 fn cell(
     column: Col,
-    app: &App,
+    shared: &Shared,
     row: &ProcRow,
     (probe, total): (&'static KernelProbe, &SyscallStats),
     theme: Theme,
@@ -152,7 +152,7 @@ fn cell(
     match column {
         Col::Probe => Cell::from(probe.name),
         // The rows that make the kernel-copy figure stand out from those it overlaps.
-        Col::Role if app.copy_source == Some(probe.role) => {
+        Col::Role if shared.copy_source == Some(probe.role) => {
             Cell::from(Span::styled(probe.role.name(), theme.copied()))
         }
         Col::Role => Cell::from(probe.role.name()),
@@ -173,8 +173,8 @@ fn arrow(direction: Direction) -> &'static str {
 }
 
 /// The kernel-copy figure of this process, or why there is none.
-fn copies(app: &App, row: &ProcRow, theme: Theme) -> Line<'static> {
-    let Some(role) = app.copy_source else {
+fn copies(shared: &Shared, row: &ProcRow, theme: Theme) -> Line<'static> {
+    let Some(role) = shared.copy_source else {
         return Line::from(vec![
             Span::styled("kernel copies: ", theme.title()),
             Span::raw("no kernel copy probe attached (`zcprof doctor` says why)"),

@@ -18,20 +18,20 @@ use zcprof_common::{
     syscalls::{Direction, Family},
 };
 
-use super::{
-    App, Theme,
-    app::{HISTORY, ProcRow},
-    per_second,
-};
+use super::{ProcRow, Processes};
 use crate::{
     probes::LAYER_SYSCALL,
     report::{figures::used, run::bucket_label},
+    ui::{
+        format::per_second,
+        shared::{HISTORY, History, Shared},
+    },
     units,
 };
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = Theme::of(app);
-    let Some(row) = app.selected_row() else {
+pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Processes) {
+    let theme = shared.theme();
+    let Some(row) = processes.selected_row() else {
         frame.render_widget(
             Paragraph::new("no process selected (Esc goes back)").style(theme.dim()),
             area,
@@ -50,7 +50,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    let (middle_height, kernel_height) = heights(app, row, inner);
+    let (middle_height, kernel_height) = heights(shared, row, inner);
     let [about, middle, kernel_area, chart] = Layout::vertical([
         Constraint::Length(ABOUT_HEIGHT),
         Constraint::Length(middle_height),
@@ -97,10 +97,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
     let [breakdown, histogram] =
         Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(middle);
-    render_breakdown(frame, breakdown, app, row);
-    render_histogram(frame, histogram, app, row);
-    kernel::render(frame, kernel_area, app, row);
-    render_chart(frame, chart, app, row.id);
+    render_breakdown(frame, breakdown, shared, row);
+    render_histogram(frame, histogram, shared, row);
+    kernel::render(frame, kernel_area, shared, row);
+    render_chart(frame, chart, shared, processes.history(row.id));
 }
 
 /// The command line and the parent's line.
@@ -109,9 +109,9 @@ const ABOUT_HEIGHT: u16 = 2;
 /// Heights of the syscall-layer and kernel-layer sections: each what it needs, at most a
 /// fair share of what is left, so that a long list in one squeezes out neither the other
 /// nor the chart.
-fn heights(app: &App, row: &ProcRow, inner: Rect) -> (u16, u16) {
+fn heights(shared: &Shared, row: &ProcRow, inner: Rect) -> (u16, u16) {
     let rest = inner.height.saturating_sub(ABOUT_HEIGHT);
-    let kernel = kernel::height(app, row, inner.width).min(rest / 2);
+    let kernel = kernel::height(shared, row, inner.width).min(rest / 2);
     let syscalls = used(&row.totals).count().max(1) as u16;
     let sizes = buckets(row).iter().filter(|n| **n > 0).count().max(1) as u16;
     // Title and header above the syscalls; title above the sizes.
@@ -119,8 +119,8 @@ fn heights(app: &App, row: &ProcRow, inner: Rect) -> (u16, u16) {
     (middle, kernel)
 }
 
-fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
-    let theme = Theme::of(app);
+fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRow) {
+    let theme = shared.theme();
     let header = Row::new(["SYSCALL", "KIND", "CALLS", "BYTES", "ERRORS"]).style(theme.title());
     let rows: Vec<Row> = used(&row.totals)
         .map(|(sc, s)| {
@@ -156,7 +156,7 @@ fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
     )
     .header(header)
     .block(Block::default().borders(Borders::RIGHT).title(Span::styled(
-        format!("syscall layer{} · totals", via(app)),
+        format!("syscall layer{} · totals", via(shared)),
         theme.title(),
     )));
     frame.render_widget(table, area);
@@ -173,8 +173,9 @@ fn render_breakdown(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
 }
 
 /// ` via raw_tracepoint`: how the syscall layer attached.
-fn via(app: &App) -> String {
-    app.info
+fn via(shared: &Shared) -> String {
+    shared
+        .info
         .layers
         .iter()
         .find(|l| l.layer == LAYER_SYSCALL)
@@ -193,8 +194,8 @@ fn buckets(row: &ProcRow) -> [u64; HIST_BUCKETS] {
 }
 
 /// Calls by size, all syscalls together: one line per non-empty log2 bucket.
-fn render_histogram(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
-    let theme = Theme::of(app);
+fn render_histogram(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRow) {
+    let theme = shared.theme();
     let buckets = buckets(row);
     let max = buckets.iter().copied().max().unwrap_or(0);
     let bar_width = area.width.saturating_sub(22) as u64;
@@ -220,9 +221,9 @@ fn render_histogram(frame: &mut Frame, area: Rect, app: &App, row: &ProcRow) {
 }
 
 /// Copied and zero-copy bytes per second over the last [`HISTORY`] intervals.
-fn render_chart(frame: &mut Frame, area: Rect, app: &App, id: crate::model::ProcId) {
-    let theme = Theme::of(app);
-    let (copied, zero) = app.history(id).map_or_else(
+fn render_chart(frame: &mut Frame, area: Rect, shared: &Shared, history: Option<&History>) {
+    let theme = shared.theme();
+    let (copied, zero) = history.map_or_else(
         || (Vec::new(), Vec::new()),
         |h| (points(&h.copied), points(&h.zero_copy)),
     );

@@ -9,34 +9,39 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Row, Table, TableState},
 };
 
-use super::{
-    App, Theme,
-    app::{Column, ProcRow},
-    per_second, sparkline,
+use super::{Column, ProcRow, Processes};
+use crate::{
+    report::role_label,
+    ui::{
+        format::{per_second, sparkline},
+        shared::Shared,
+        theme::Theme,
+    },
+    units,
 };
-use crate::{report::role_label, units};
 
 /// COMM's width when there is room; it never gets less than [`width`] says.
 const COMM_WIDTH: u16 = 16;
 /// The trend's widest.
 const TREND_WIDTH: u16 = 30;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = Theme::of(app);
-    let columns = fitting(app.columns(), area.width);
+/// Draws the table of `processes` (under the demos panel too, where it takes no keys).
+pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Processes) {
+    let theme = shared.theme();
+    let columns = fitting(Column::shown(shared.copy_source), area.width);
     let trend_width = trend_width(&columns, area.width);
     let header = Row::new(
         columns
             .iter()
-            .map(|c| Cell::from(header_title(app, *c)))
+            .map(|c| Cell::from(header_title(processes, *c)))
             .chain((trend_width > 0).then(|| Cell::from("COPIED, LAST MINUTE"))),
     )
     .style(theme.title());
-    let rows: Vec<Row> = app
+    let rows: Vec<Row> = processes
         .visible()
         .map(|r| {
             let trend = (trend_width > 0).then(|| {
-                let trend = app
+                let trend = processes
                     .history(r.id)
                     .map(|h| sparkline(h.copied.iter().copied(), usize::from(trend_width)))
                     .unwrap_or_default();
@@ -58,15 +63,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .block(
             Block::default()
                 .borders(Borders::TOP)
-                .title(title(app, theme)),
+                .title(title(shared, processes, theme)),
         )
         .row_highlight_style(theme.selected());
-    let mut state = TableState::default().with_selected(app.selected_index());
+    let mut state = TableState::default().with_selected(processes.selected_index());
     frame.render_stateful_widget(table, area, &mut state);
     if empty && area.height > 3 {
-        let msg = if app.filter.is_some() {
+        let msg = if processes.filter.is_some() {
             "  no process matches the filter (Esc clears it)"
-        } else if app.batches == 0 {
+        } else if shared.batches == 0 {
             "  waiting for the first interval…"
         } else {
             "  no process has made a counted syscall yet"
@@ -82,38 +87,46 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
 /// Names the layer behind each column, and says why `KERNEL/s` is missing when it is: a
 /// column that silently is not there reads as "the kernel copied nothing".
-fn title(app: &App, theme: Theme) -> Line<'static> {
+fn title(shared: &Shared, processes: &Processes, theme: Theme) -> Line<'static> {
     let mut title = vec![Span::styled(" processes · syscall layer ", theme.title())];
-    title.push(match app.copy_source {
+    title.push(match shared.copy_source {
         Some(role) => Span::styled(
             format!("· KERNEL/s: kernel layer, {} ", role_label(role)),
             theme.title(),
         ),
         None => Span::raw("· no KERNEL/s: no kernel copy probe (zcprof doctor) "),
     });
-    if let Some(filter) = &app.filter {
+    if let Some(filter) = &processes.filter {
         title.push(Span::styled(
             format!(
                 "· filter \"{}\": {} of {} ",
                 filter.text(),
-                app.visible().count(),
-                app.total_rows()
+                processes.visible().count(),
+                processes.total_rows()
             ),
             theme.accent(),
         ));
     }
     title.push(Span::raw(format!(
         "· per second, last interval · sort {} {} ",
-        app.sort.column.title(),
-        if app.sort.descending { "↓" } else { "↑" }
+        processes.sort.column.title(),
+        if processes.sort.descending {
+            "↓"
+        } else {
+            "↑"
+        }
     )));
     Line::from(title)
 }
 
-fn header_title(app: &App, column: Column) -> String {
+fn header_title(processes: &Processes, column: Column) -> String {
     let mut title = column.title().to_string();
-    if column == app.sort.column {
-        title.push(if app.sort.descending { '↓' } else { '↑' });
+    if column == processes.sort.column {
+        title.push(if processes.sort.descending {
+            '↓'
+        } else {
+            '↑'
+        });
     }
     title
 }

@@ -1,0 +1,208 @@
+//! The processes section (tab 1): one row per process that either layer counted, sorted and
+//! filtered, with a minute of history per process; Enter opens the detail view of the
+//! selected one. This module owns the section's state; `keys.rs` its bindings, [`table`]
+//! and `detail.rs` its drawing, `filter.rs` the `/` prompt.
+//!
+//! State changes only in [`Processes::apply`] (a view of the model after a batch) and
+//! [`Processes::handle_key`]. Invariants: `order` indexes `rows` (filtered and sorted),
+//! `selected` is a shown row whenever any is shown, and each history holds at most
+//! [`HISTORY`](super::shared::HISTORY) samples.
+
+mod detail;
+mod filter;
+mod keys;
+mod rows;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use ratatui::{Frame, layout::Rect};
+use zcprof_common::kernel::Role;
+
+use self::rows::{copy_calls, sort_value};
+pub use self::{
+    filter::{Filter, FilterInput},
+    keys::BINDINGS,
+    rows::{Column, ProcRow, Sort},
+};
+use super::shared::{History, Shared};
+use crate::{
+    model::{Model, ProcId},
+    report::{Rates, top::KernelRates},
+};
+
+/// The section's two views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Table,
+    /// The selected process in depth.
+    Detail,
+}
+
+/// The processes section's whole state.
+#[derive(Debug)]
+pub struct Processes {
+    rows: Vec<ProcRow>,
+    /// Indexes into `rows` of the rows shown, in display order.
+    order: Vec<usize>,
+    history: HashMap<ProcId, History>,
+    pub sort: Sort,
+    pub filter: Option<Filter>,
+    /// `Some` while the `/` prompt is open.
+    pub filter_input: Option<FilterInput>,
+    pub selected: Option<ProcId>,
+    pub view: View,
+}
+
+impl Default for Processes {
+    fn default() -> Self {
+        Processes {
+            rows: Vec::new(),
+            order: Vec::new(),
+            history: HashMap::new(),
+            sort: Sort::default(),
+            filter: None,
+            filter_input: None,
+            selected: None,
+            view: View::Table,
+        }
+    }
+}
+
+impl Processes {
+    /// Takes the section's view of `model` after the session applied a batch: a row per
+    /// process that either layer counted, its kernel copies from `copy_source` only.
+    /// `cmdline` is asked once per new process instance.
+    pub fn apply(
+        &mut self,
+        model: &Model,
+        cmdline: &dyn Fn(u32) -> Option<String>,
+        copy_source: Option<Role>,
+    ) {
+        let seconds = model.interval.map_or(0.0, |d| d.as_secs_f64());
+        let mut known: HashMap<ProcId, String> =
+            self.rows.drain(..).map(|r| (r.id, r.cmdline)).collect();
+        let mut children: HashMap<ProcId, Vec<(u32, String)>> = HashMap::new();
+        for p in model.processes() {
+            if let Some(parent) = p.parent {
+                children
+                    .entry(parent)
+                    .or_default()
+                    .push((p.tgid, p.comm.clone()));
+            }
+        }
+        for p in model.processes() {
+            if p.totals.is_zero() && p.kernel.is_zero() {
+                continue;
+            }
+            let interval = p.interval.figures();
+            let cmdline = known
+                .remove(&p.id)
+                .or_else(|| if p.exited { None } else { cmdline(p.tgid) })
+                .unwrap_or_default();
+            self.rows.push(ProcRow {
+                id: p.id,
+                pid: p.tgid,
+                ppid: p.ppid,
+                comm: p.name().to_string(),
+                cmdline,
+                exited: p.exited,
+                rates: Rates::of(&interval, seconds),
+                interval,
+                copy_calls: copy_calls(&p.interval),
+                totals: p.totals.clone(),
+                kernel_rates: KernelRates::of(&p.kernel_interval, copy_source, seconds),
+                kernel: p.kernel.clone(),
+                children: children.remove(&p.id).unwrap_or_default(),
+            });
+        }
+        for row in &self.rows {
+            self.history.entry(row.id).or_default().push(
+                row.rates.copy_k2u_bytes_per_s + row.rates.copy_u2k_bytes_per_s,
+                row.rates.zero_copy_bytes_per_s,
+            );
+        }
+        let rows = &self.rows;
+        self.history
+            .retain(|id, _| rows.iter().any(|r| r.id == *id));
+        self.refresh_order();
+    }
+
+    /// Recomputes which rows are shown and in what order; keeps the selection on the same
+    /// process if it is still shown, else on the first row.
+    pub fn refresh_order(&mut self) {
+        let mut order: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| {
+                self.filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&self.rows[i]))
+            })
+            .collect();
+        let rows = &self.rows;
+        let sort = self.sort;
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&rows[a], &rows[b]);
+            let key = match sort.column {
+                Column::Comm => a.comm.cmp(&b.comm),
+                Column::Pid => a.pid.cmp(&b.pid),
+                column => sort_value(a, column).total_cmp(&sort_value(b, column)),
+            };
+            let key = if sort.descending { key.reverse() } else { key };
+            key.then(a.pid.cmp(&b.pid)).then(a.id.cmp(&b.id))
+        });
+        self.order = order;
+        let still_shown = self
+            .selected
+            .is_some_and(|id| self.visible().any(|r| r.id == id));
+        if !still_shown {
+            let first = self.visible().next().map(|r| r.id);
+            self.selected = first;
+        }
+    }
+
+    /// The rows shown, in display order.
+    pub fn visible(&self) -> impl Iterator<Item = &ProcRow> {
+        self.order.iter().filter_map(|&i| self.rows.get(i))
+    }
+
+    /// Number of processes with counts (before filtering).
+    pub fn total_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Position of the selection among the visible rows.
+    pub fn selected_index(&self) -> Option<usize> {
+        let id = self.selected?;
+        self.visible().position(|r| r.id == id)
+    }
+
+    pub fn selected_row(&self) -> Option<&ProcRow> {
+        let id = self.selected?;
+        self.rows.iter().find(|r| r.id == id)
+    }
+
+    pub fn history(&self, id: ProcId) -> Option<&History> {
+        self.history.get(&id)
+    }
+
+    pub fn set_filter(&mut self, filter: Option<Filter>) {
+        self.filter = filter;
+        self.refresh_order();
+    }
+
+    /// The section is shown again from another tab: always its table.
+    pub fn show_table(&mut self) {
+        self.view = View::Table;
+    }
+}
+
+/// Draws the section's current view.
+pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Processes) {
+    match processes.view {
+        View::Table => table::render(frame, area, shared, processes),
+        View::Detail => detail::render(frame, area, shared, processes),
+    }
+}

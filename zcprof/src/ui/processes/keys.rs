@@ -1,0 +1,115 @@
+//! The processes section's keys: a pure function of (state, key) → state, so that every
+//! binding is unit-tested without a terminal. An open `/` prompt takes every key (text
+//! included); then the current view's bindings. A key bound nowhere here is
+//! [`Handled::No`], for the global bindings.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::{
+    Column, Processes, View,
+    filter::{FilterInput, Prompt},
+};
+use crate::ui::shared::{Binding, Handled, Shared};
+
+/// The section's bindings, for the help overlay. Keep in step with `handle_key`.
+pub const BINDINGS: &[Binding] = &[
+    ("↑ ↓, k j", "select a process (demos tab: a scenario)"),
+    (
+        "PgUp PgDn, Home End",
+        "move the selection by a page / to the ends",
+    ),
+    ("Enter", "details of the selected process (Esc goes back)"),
+    (
+        "/",
+        "filter: a word, a regex (comm or command line) or a pid",
+    ),
+    (
+        "Esc",
+        "close the prompt, leave details, or clear the filter",
+    ),
+    ("s, S", "sort by the next / previous column"),
+    ("r", "reverse the sort order"),
+];
+
+/// Rows a page key moves the selection by.
+const PAGE: usize = 10;
+
+impl Processes {
+    /// Applies one key; `shared` says which columns the table has (the sort keys).
+    pub fn handle_key(&mut self, key: KeyEvent, shared: &Shared) -> Handled {
+        if let Some(input) = self.filter_input.as_mut() {
+            match input.handle_key(key) {
+                Prompt::Open => {}
+                Prompt::Cancelled => self.filter_input = None,
+                Prompt::Applied(filter) => {
+                    self.filter_input = None;
+                    self.set_filter(filter);
+                }
+            }
+            return Handled::Yes;
+        }
+        let used = match self.view {
+            View::Table => self.table_key(key, shared),
+            View::Detail => self.detail_key(key),
+        };
+        if used { Handled::Yes } else { Handled::No }
+    }
+
+    fn table_key(&mut self, key: KeyEvent, shared: &Shared) -> bool {
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
+            KeyCode::PageUp => self.move_selection(-(PAGE as isize)),
+            KeyCode::PageDown => self.move_selection(PAGE as isize),
+            KeyCode::Home | KeyCode::Char('g') => self.move_selection(isize::MIN / 2),
+            KeyCode::End | KeyCode::Char('G') => self.move_selection(isize::MAX / 2),
+            KeyCode::Enter => {
+                if self.selected_row().is_some() {
+                    self.view = View::Detail;
+                }
+            }
+            KeyCode::Char('/') => {
+                self.filter_input = Some(FilterInput::editing(self.filter.as_ref()))
+            }
+            KeyCode::Esc => self.set_filter(None),
+            KeyCode::Char('s') => {
+                self.sort.column = self.sort.column.next(&Column::shown(shared.copy_source));
+                self.refresh_order();
+            }
+            KeyCode::Char('S') => {
+                self.sort.column = self.sort.column.prev(&Column::shown(shared.copy_source));
+                self.refresh_order();
+            }
+            KeyCode::Char('r') => {
+                self.sort.descending = !self.sort.descending;
+                self.refresh_order();
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn detail_key(&mut self, key: KeyEvent) -> bool {
+        match key.code {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter | KeyCode::Left => {
+                self.view = View::Table
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
+            _ => return false,
+        }
+        true
+    }
+
+    fn move_selection(&mut self, by: isize) {
+        let count = self.visible().count();
+        if count == 0 {
+            self.selected = None;
+            return;
+        }
+        let current = self.selected_index().unwrap_or(0) as isize;
+        let next = current.saturating_add(by).clamp(0, count as isize - 1) as usize;
+        let id = self.visible().nth(next).map(|r| r.id);
+        self.selected = id;
+    }
+}

@@ -1,0 +1,158 @@
+//! One process as the table and the detail view show it ([`ProcRow`], owned, so that
+//! drawing needs neither the model nor any I/O), the table's columns and its sort order.
+
+use zcprof_common::{
+    kernel::Role,
+    syscalls::{self, Family},
+};
+
+use crate::{
+    model::{Figures, KernelTotals, ProcId, Totals},
+    report::{Rates, top::KernelRates},
+};
+
+/// One process as the table and the detail view show it.
+#[derive(Clone, Debug)]
+pub struct ProcRow {
+    pub id: ProcId,
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub comm: String,
+    /// Read once per process instance (empty when /proc had nothing, e.g. it exited).
+    pub cmdline: String,
+    pub exited: bool,
+    /// Figures of the last interval, and the same per second.
+    pub interval: Figures,
+    pub rates: Rates,
+    /// Copy-family calls in the last interval.
+    pub copy_calls: u64,
+    /// Everything counted since the probes attached, per syscall.
+    pub totals: Totals,
+    /// What the kernel layer counted in the last interval, per second, per probe (its copy
+    /// figures from the session's copy role only).
+    pub kernel_rates: KernelRates,
+    /// Everything the kernel layer counted since the probes attached, per probe.
+    pub kernel: KernelTotals,
+    /// Direct children known to the model: (pid, comm).
+    pub children: Vec<(u32, String)>,
+}
+
+impl ProcRow {
+    /// Average bytes per copy-family call in the interval, if it made any.
+    pub fn avg_copy(&self) -> Option<f64> {
+        (self.copy_calls > 0).then(|| self.interval.copied_bytes() as f64 / self.copy_calls as f64)
+    }
+}
+
+/// Copy-family calls in `t` (`Figures` counts all calls together).
+pub(super) fn copy_calls(t: &Totals) -> u64 {
+    syscalls::SYSCALLS
+        .iter()
+        .zip(t.0.iter())
+        .filter(|(sc, _)| sc.family == Family::Copy)
+        .map(|(_, s)| s.calls)
+        .sum()
+}
+
+/// Table columns, in display order; each can be the sort key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Pid,
+    Comm,
+    Copied,
+    CopyK2u,
+    CopyU2k,
+    ZeroCopy,
+    Ratio,
+    Calls,
+    AvgCopy,
+    /// Kernel-layer copies, from the copy role only: the one column of another layer.
+    KernelCopied,
+}
+
+impl Column {
+    pub const ALL: [Column; 10] = [
+        Column::Pid,
+        Column::Comm,
+        Column::Copied,
+        Column::CopyK2u,
+        Column::CopyU2k,
+        Column::ZeroCopy,
+        Column::Ratio,
+        Column::Calls,
+        Column::AvgCopy,
+        Column::KernelCopied,
+    ];
+
+    /// The table's columns: the kernel-copy one only when a copy role attached, so that no
+    /// column stands empty for a probe that is not there.
+    pub fn shown(copy_source: Option<Role>) -> Vec<Column> {
+        Column::ALL
+            .into_iter()
+            .filter(|c| *c != Column::KernelCopied || copy_source.is_some())
+            .collect()
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Pid => "PID",
+            Column::Comm => "COMM",
+            Column::Copied => "COPIED/s",
+            Column::CopyK2u => "K→U/s",
+            Column::CopyU2k => "U→K/s",
+            Column::ZeroCopy => "ZERO-COPY/s",
+            Column::Ratio => "ZC%",
+            Column::Calls => "CALLS/s",
+            Column::AvgCopy => "AVG SIZE",
+            Column::KernelCopied => "KERNEL/s",
+        }
+    }
+
+    /// The next of `columns` (the ones the table has), wrapping around.
+    pub fn next(self, columns: &[Column]) -> Column {
+        self.step(columns, 1)
+    }
+
+    pub fn prev(self, columns: &[Column]) -> Column {
+        self.step(columns, columns.len().saturating_sub(1))
+    }
+
+    fn step(self, columns: &[Column], by: usize) -> Column {
+        let Some(i) = columns.iter().position(|c| *c == self) else {
+            return columns.first().copied().unwrap_or(self);
+        };
+        columns[(i + by) % columns.len()]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub column: Column,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Sort {
+            column: Column::Copied,
+            descending: true,
+        }
+    }
+}
+
+/// The figure `column` sorts by (COMM and PID sort by their own order, not by this).
+pub(super) fn sort_value(row: &ProcRow, column: Column) -> f64 {
+    let r = &row.rates;
+    match column {
+        Column::Copied => r.copy_k2u_bytes_per_s + r.copy_u2k_bytes_per_s,
+        Column::CopyK2u => r.copy_k2u_bytes_per_s,
+        Column::CopyU2k => r.copy_u2k_bytes_per_s,
+        Column::ZeroCopy => r.zero_copy_bytes_per_s,
+        // Processes that moved nothing sort below 0 %.
+        Column::Ratio => r.zero_copy_ratio.unwrap_or(-1.0),
+        Column::Calls => r.calls_per_s,
+        Column::AvgCopy => row.avg_copy().unwrap_or(-1.0),
+        Column::KernelCopied => row.kernel_rates.copied_per_s().unwrap_or(-1.0),
+        Column::Pid | Column::Comm => 0.0,
+    }
+}
