@@ -10,8 +10,6 @@
 //! the `zcprof-demo` binary (its workers must be forked from a single-threaded
 //! process, which [`run`] checks).
 
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 pub mod catalogue;
 pub mod error;
 pub mod io;

@@ -72,7 +72,7 @@ pub fn free_bytes(dir: &Path) -> Result<u64> {
             io::Error::last_os_error(),
         ));
     }
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 #![no_main]
 // For `atomic_xadd`: see `maps::add`.
 #![feature(core_intrinsics)]
-#![allow(internal_features)]
+#![allow(internal_features, reason = "core_intrinsics is an internal feature")]
 
 mod kernel;
 mod lifecycle;

@@ -182,6 +182,7 @@ fn interrupted_run_still_writes_its_summary() {
         assert!(Instant::now() < deadline, "the command never started");
         sleep(Duration::from_millis(50));
     }
+    // SAFETY: kill(2) on the child this test spawned; no memory is involved.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().expect("zcprof exits");
     let summary: Value =
@@ -281,6 +282,7 @@ fn top_stops_on_sigterm_with_a_partial_frame() {
         .spawn()
         .expect("zcprof top");
     sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on the child this test spawned; no memory is involved.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let output = child.wait_with_output().expect("exits");
     assert!(output.status.success());
@@ -378,6 +380,7 @@ fn bad_input_gets_one_line_and_a_nonzero_exit() {
 /// Without privileges zcprof says so in one sentence, before touching anything.
 #[test]
 fn unprivileged_users_are_told_to_use_sudo() {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         fails(&["top", "--once"], 1, "sudo");
         return;

@@ -85,6 +85,7 @@ fn wait(pid: u32) {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     assert_eq!(
+        // SAFETY: waitpid on our own child, with a valid out-pointer.
         unsafe { libc::waitpid(pid as i32, &mut status, 0) },
         pid as i32
     );

@@ -585,6 +585,7 @@ fn bad_input_gets_one_line_and_a_nonzero_exit() {
     fails(&["serve", "--listen", &addr], 1, "already in use");
 
     // Unreadable files and unwritable directories, as an unprivileged user.
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         let private = write_temp("private", &good_text);
         let as_nobody = |args: &[&str]| {

@@ -77,10 +77,12 @@ fn file_workload() -> Child {
     let output = TempFile::new("out", 0);
     let fd = input.open(libc::O_RDONLY);
     let out = output.open(libc::O_WRONLY);
+    // SAFETY: open(2) of a NUL-terminated literal path.
     let devnull = unsafe { libc::open(c("/dev/null").as_ptr(), libc::O_WRONLY) };
     let mut buf = vec![0u8; 65_536];
     let mut a = vec![0u8; 100];
     let mut b = vec![0u8; 200];
+    // SAFETY: the child only passes buffers that outlive it (`buf`, `a`, `b`) and their lengths, and descriptors opened above.
     let child = in_child(|t: &mut Tally| unsafe {
         let p = buf.as_mut_ptr().cast();
         while t.note("read", libc::read(fd, p, 65_536)) > 0 {}
@@ -102,6 +104,7 @@ fn file_workload() -> Child {
         t.note("pwritev2", r as isize);
         t.note("read", libc::read(fd, p, 0)); // a zero-byte success
     });
+    // SAFETY: closing descriptors this test opened, after the child is done with them.
     unsafe {
         libc::close(fd);
         libc::close(out);
@@ -118,6 +121,7 @@ fn file_workload() -> Child {
 fn socket_workload() -> Child {
     let mut fds = [0i32; 2];
     assert_eq!(
+        // SAFETY: socketpair writes two descriptors into a two-element array.
         unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) },
         0
     );
@@ -126,7 +130,9 @@ fn socket_workload() -> Child {
     let mut rbufs: Vec<Vec<u8>> = vec![vec![0u8; 1000], vec![0u8; 1000], vec![0u8; 1000]];
     let mut iovs: Vec<libc::iovec> = bufs.iter_mut().map(|b| iov(b)).collect();
     let mut riovs: Vec<libc::iovec> = rbufs.iter_mut().map(|b| iov(b)).collect();
+    // SAFETY: an all-zero mmsghdr/msghdr is a valid empty header (null pointers, zero lengths).
     let mut msgs: Vec<libc::mmsghdr> = (0..3).map(|_| unsafe { std::mem::zeroed() }).collect();
+    // SAFETY: an all-zero mmsghdr/msghdr is a valid empty header (null pointers, zero lengths).
     let mut rmsgs: Vec<libc::mmsghdr> = (0..3).map(|_| unsafe { std::mem::zeroed() }).collect();
     for i in 0..3 {
         msgs[i].msg_hdr.msg_iov = &mut iovs[i];
@@ -134,13 +140,16 @@ fn socket_workload() -> Child {
         rmsgs[i].msg_hdr.msg_iov = &mut riovs[i];
         rmsgs[i].msg_hdr.msg_iovlen = 1;
     }
+    // SAFETY: an all-zero mmsghdr/msghdr is a valid empty header (null pointers, zero lengths).
     let mut one: libc::msghdr = unsafe { std::mem::zeroed() };
     one.msg_iov = iovs.as_mut_ptr();
     one.msg_iovlen = 2;
+    // SAFETY: an all-zero mmsghdr/msghdr is a valid empty header (null pointers, zero lengths).
     let mut rone: libc::msghdr = unsafe { std::mem::zeroed() };
     rone.msg_iov = riovs.as_mut_ptr();
     rone.msg_iovlen = 1;
     let mut scratch = vec![0u8; 4096];
+    // SAFETY: the child passes only buffers and headers built above, which outlive it.
     let child = in_child(|t: &mut Tally| unsafe {
         let s = scratch.as_mut_ptr().cast();
         t.note("sendto", libc::sendto(tx, s, 1234, 0, std::ptr::null(), 0));
@@ -178,6 +187,7 @@ fn socket_workload() -> Child {
         let (none, _) = receive();
         t.note_mmsg("recvmmsg", none, 0);
     });
+    // SAFETY: closing descriptors this test opened, after the child is done with them.
     unsafe {
         libc::close(tx);
         libc::close(rx);
@@ -194,13 +204,17 @@ fn zero_copy_workload() -> Child {
     let output = TempFile::new("zc-out", 0);
     let fd = input.open(libc::O_RDONLY);
     let out = output.open(libc::O_WRONLY);
+    // SAFETY: open(2) of a NUL-terminated literal path.
     let devnull = unsafe { libc::open(c("/dev/null").as_ptr(), libc::O_WRONLY) };
     let mut p1 = [0i32; 2];
     let mut p2 = [0i32; 2];
+    // SAFETY: pipe writes two descriptors into a two-element array.
     assert_eq!(unsafe { libc::pipe(p1.as_mut_ptr()) }, 0);
+    // SAFETY: pipe writes two descriptors into a two-element array.
     assert_eq!(unsafe { libc::pipe(p2.as_mut_ptr()) }, 0);
     let mut page = vec![7u8; 4096];
     let v = [iov(&mut page)];
+    // SAFETY: the child passes only `page` (through `v`), offsets on its stack and descriptors opened above.
     let child = in_child(|t: &mut Tally| unsafe {
         let mut off: libc::off_t = 0;
         t.note("sendfile", libc::sendfile(out, fd, &mut off, 100_000));
@@ -208,7 +222,7 @@ fn zero_copy_workload() -> Child {
         let mut in_off: libc::loff_t = 100_000;
         let mut out_off: libc::loff_t = 0;
         let n = libc::copy_file_range(fd, &mut in_off, out, &mut out_off, 50_000, 0);
-        t.note("copy_file_range", n as isize);
+        t.note("copy_file_range", n);
         let mut foff: libc::loff_t = 0;
         let moved = libc::splice(fd, &mut foff, p1[1], std::ptr::null_mut(), 65_536, 0);
         t.note("splice", moved);
@@ -248,6 +262,7 @@ fn zero_copy_workload() -> Child {
             ),
         );
     });
+    // SAFETY: closing descriptors this test opened, after the child is done with them.
     unsafe {
         for fd in [fd, out, devnull, p1[0], p1[1], p2[0], p2[1]] {
             libc::close(fd);
@@ -344,8 +359,10 @@ fn reused_pids_are_not_merged() {
         return;
     }
     let (rt, mut session) = start(SyscallProbe::Raw);
+    // SAFETY: open(2) of a NUL-terminated literal path.
     let devnull = unsafe { libc::open(c("/dev/null").as_ptr(), libc::O_WRONLY) };
     let buf = vec![0u8; 1000];
+    // SAFETY: the child writes from `buf`, which outlives it, to the descriptor opened above.
     let first = in_child(|t| unsafe {
         t.note("write", libc::write(devnull, buf.as_ptr().cast(), 1000));
     });
@@ -355,6 +372,7 @@ fn reused_pids_are_not_merged() {
     for _ in 0..20 {
         fs::write("/proc/sys/kernel/ns_last_pid", (first.pid - 1).to_string())
             .expect("ns_last_pid");
+        // SAFETY: the child writes from `buf`, which outlives it, to the descriptor opened above.
         let child = in_child(|t| unsafe {
             t.note("write", libc::write(devnull, buf.as_ptr().cast(), 10));
             t.note("write", libc::write(devnull, buf.as_ptr().cast(), 10));
@@ -364,6 +382,7 @@ fn reused_pids_are_not_merged() {
             break;
         }
     }
+    // SAFETY: closing the descriptor this test opened, after both children are done.
     unsafe { libc::close(devnull) };
     let second = second.expect("could not get the same pid again in 20 tries");
     rt.block_on(session.flush()).expect("flush");

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: running the real `zcprof-demo` binary,
 //! and parsing `strace -f` output into per-pid syscall tallies.
 
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code, reason = "each test crate uses a different subset")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
