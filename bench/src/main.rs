@@ -9,7 +9,7 @@
 mod startup;
 mod workload;
 
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -47,19 +47,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Parses `2`, `0.5`, `250ms`, `2s`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, scale) = if let Some(ms) = s.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else {
-        (s.strip_suffix('s').unwrap_or(s), 1.0)
-    };
-    number
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .map(|v| Duration::from_secs_f64(v * scale))
-        .ok_or_else(|| format!("`{s}` is not a duration (e.g. 2, 0.5, 250ms)"))
 }

@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use crate::parse_duration;
+use zcprof_units::DurationRule;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -25,12 +25,15 @@ pub enum Kind {
 #[derive(clap::Args)]
 pub struct Args {
     /// How long each worker runs, e.g. 3, 2.5, 500ms
-    #[arg(long, default_value = "3", value_parser = parse_duration)]
+    #[arg(long, default_value = "3", value_parser = |t: &str| RUN_LENGTH.parse(t))]
     seconds: Duration,
     /// Number of worker processes [default: one per online CPU]
     #[arg(long)]
     workers: Option<usize>,
 }
+
+/// `--seconds`: any length above zero.
+const RUN_LENGTH: DurationRule = DurationRule::positive("run length");
 
 /// The syscalls the workloads make, as zcprof and strace name them.
 const NAMES: [&str; 4] = ["read", "write", "sendfile", "splice"];

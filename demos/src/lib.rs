@@ -19,7 +19,6 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod scenarios;
-pub mod size;
 pub mod syscalls;
 pub mod tempdir;
 pub mod worker;

@@ -9,12 +9,13 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use zcprof_demos::plan::{Amount, DEFAULT_BYTES, Plan};
-use zcprof_demos::size::{parse_seconds, parse_size};
 use zcprof_demos::{DemoError, scenarios};
+use zcprof_units::{DurationRule, parse_size};
 
 #[derive(Parser)]
 #[command(
@@ -51,9 +52,9 @@ struct RunArgs {
     /// Stream length or file size [default: 16M].
     #[arg(long, value_name = "N", value_parser = parse_size, conflicts_with = "seconds")]
     bytes: Option<u64>,
-    /// Run for this long instead (file jobs repeat 16 MiB passes).
-    #[arg(long, value_name = "S", value_parser = parse_seconds)]
-    seconds: Option<f64>,
+    /// Run for this long instead, e.g. 30, 0.5, 250ms, 2m (file jobs repeat 16 MiB passes).
+    #[arg(long, value_name = "S", value_parser = |t: &str| RUN_LENGTH.parse(t))]
+    seconds: Option<Duration>,
     /// Bytes per read/write/splice request.
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "64k")]
     chunk: u64,
@@ -64,6 +65,9 @@ struct RunArgs {
     #[arg(long)]
     compact: bool,
 }
+
+/// `--seconds`: any length above zero.
+const RUN_LENGTH: DurationRule = DurationRule::positive("run length");
 
 /// Inserts `run` when the first argument is not a subcommand or flag, so that
 /// `zcprof-demo pipe --mode tee` works.
@@ -149,7 +153,7 @@ fn list(json: bool) -> anyhow::Result<ExitCode> {
 
 fn run_scenario(args: RunArgs) -> anyhow::Result<ExitCode> {
     let amount = match (args.bytes, args.seconds) {
-        (_, Some(s)) => Amount::Seconds(s),
+        (_, Some(s)) => Amount::Seconds(s.as_secs_f64()),
         (Some(n), None) => Amount::Bytes(n),
         (None, None) => Amount::Bytes(DEFAULT_BYTES),
     };

@@ -6,6 +6,7 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, error::ErrorKind};
+use zcprof_units::{DurationRule, ParseError};
 
 use crate::{
     cmd::{
@@ -96,7 +97,7 @@ struct DiffArgs {
     /// The recording from after the change
     after: PathBuf,
     /// Normalise per delivered byte: both runs delivered N bytes (default: per second)
-    #[arg(long, value_name = "N", value_parser = crate::cli::parse_size)]
+    #[arg(long, value_name = "N", value_parser = zcprof_units::parse_size)]
     per_bytes_delivered: Option<u64>,
     /// Exit 1 when this holds, e.g. copied-increase>5%, regressions>0 (repeatable)
     #[arg(long, value_name = "CONDITION")]
@@ -169,28 +170,28 @@ struct RunArgs {
     command: Vec<OsString>,
 }
 
-/// Parses `1`, `0.5`, `250ms`, `2s`: a positive duration of at least 10 ms.
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 1, 0.5, 250ms or 2s)"))?;
-    let seconds = value * scale;
-    if !seconds.is_finite() || seconds < 0.01 {
-        return Err(format!("the interval must be at least 10ms, not `{text}`"));
-    }
-    if seconds > 86_400.0 {
-        return Err(format!("the interval must be at most a day, not `{text}`"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+/// `top -i` and `serve -i`: refreshing faster than every 10 ms costs more than it shows.
+const INTERVAL: DurationRule = DurationRule::between(
+    "interval",
+    Duration::from_millis(10),
+    Duration::from_secs(86_400),
+);
+/// `record -d`.
+const RECORDING: DurationRule = DurationRule::between(
+    "duration",
+    Duration::from_millis(10),
+    Duration::from_secs(86_400),
+);
+
+/// `1`, `0.5`, `250ms`, `2s`, `5m`, `1h`: from 10 ms to a day.
+fn parse_interval(text: &str) -> Result<Duration, ParseError> {
+    INTERVAL.parse(text)
+}
+
+/// A recording length: the same grammar and range as an interval; the messages say
+/// "duration".
+fn parse_duration(text: &str) -> Result<Duration, ParseError> {
+    RECORDING.parse(text)
 }
 
 /// Parses the command line and runs the subcommand.
@@ -279,40 +280,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A recording length: like an interval, up to a day.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    parse_interval(text)
-}
-
-/// A byte count: `4194304`, `4M`, `64k`, `1G`, `16MiB` (binary multiples).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, suffix) = t.split_at(digits);
-    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a size (try 4194304, 64k, 4M or 1G)"
-            ));
-        }
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (try 4194304, 64k, 4M or 1G)"))?;
-    let n = n
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
-    if n == 0 {
-        return Err("the number of delivered bytes must be more than 0".into());
-    }
-    Ok(n)
-}
-
 /// Help and version go to stdout with status 0; anything else is one line on stderr and
 /// status 2.
 fn report_usage_error(err: clap::Error) -> ExitCode {
@@ -359,6 +326,33 @@ mod tests {
         assert!(parse_interval("1e9").is_err());
     }
 
+    /// Issue 18: `--duration` took no minutes or hours, and its errors said "interval".
+    #[test]
+    fn record_durations_take_minutes_and_hours_and_say_duration() {
+        let duration = |d: &str| match Cli::try_parse_from(["zcprof", "record", "-o", "x", "-d", d])
+        {
+            Ok(Cli {
+                command: Some(Command::Record(args)),
+                ..
+            }) => Ok(args.duration),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err(first_line(&err.render().to_string())),
+        };
+        assert_eq!(duration("1m"), Ok(Some(Duration::from_secs(60))));
+        assert_eq!(duration("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(duration("90s"), Ok(Some(Duration::from_secs(90))));
+        let err = duration("0").expect_err("0 is too short");
+        assert!(
+            err.contains("the duration must be at least 10ms") && !err.contains("interval"),
+            "{err}"
+        );
+        let err = duration("2d").expect_err("no days");
+        assert!(err.contains("`2d` is not a duration"), "{err}");
+        let err = Cli::try_parse_from(["zcprof", "top", "-i", "25h"]).expect_err("too long");
+        let line = first_line(&err.render().to_string());
+        assert!(line.contains("the interval must be at most 24h"), "{line}");
+    }
+
     #[test]
     fn usage_errors_are_one_line() {
         let err = Cli::try_parse_from(["zcprof", "top", "--interval", "0"]).unwrap_err();
@@ -371,15 +365,21 @@ mod tests {
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4194304"), Ok(4_194_304));
-        assert_eq!(parse_size("4M"), Ok(4 << 20));
-        assert_eq!(parse_size("64k"), Ok(64 << 10));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("4X").is_err());
-        assert!(parse_size("99999999999T").is_err());
+    fn delivered_bytes_are_a_size() {
+        let delivered = |n: &str| {
+            Cli::try_parse_from(["zcprof", "diff", "a", "b", "--per-bytes-delivered", n])
+                .map(|cli| match cli.command {
+                    Some(Command::Diff(args)) => args.per_bytes_delivered,
+                    other => panic!("{other:?}"),
+                })
+                .map_err(|err| first_line(&err.render().to_string()))
+        };
+        assert_eq!(delivered("4M"), Ok(Some(4 << 20)));
+        assert_eq!(delivered("4194304"), Ok(Some(4 << 20)));
+        let err = delivered("0").expect_err("0 bytes");
+        assert!(err.contains("greater than 0"), "{err}");
+        let err = delivered("4X").expect_err("no such suffix");
+        assert!(err.contains("`4X` is not a size"), "{err}");
     }
 
     #[test]

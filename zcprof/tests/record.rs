@@ -548,7 +548,7 @@ fn bad_input_gets_one_line_and_a_nonzero_exit() {
     fails(
         &["diff", &good, &good, "--per-bytes-delivered", "0"],
         2,
-        "more than 0",
+        "greater than 0",
     );
     // Nothing was written over any input.
     assert_eq!(std::fs::read(&good).expect("read"), good_text);

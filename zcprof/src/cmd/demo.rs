@@ -39,7 +39,7 @@ pub enum DemoCommand {
         #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
         modes: Vec<String>,
         /// Stream length or file size per run, e.g. 4M [default: the demo's, 16M]
-        #[arg(long, value_name = "N", value_parser = parse_size)]
+        #[arg(long, value_name = "N", value_parser = zcprof_units::parse_size)]
         bytes: Option<u64>,
         /// Runs per mode; the median run by throughput is shown
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -55,17 +55,12 @@ pub enum DemoCommand {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
         /// Size per run for every scenario [default: 16M, and 4M for file-read]
-        #[arg(long, value_name = "N", value_parser = parse_size)]
+        #[arg(long, value_name = "N", value_parser = zcprof_units::parse_size)]
         bytes: Option<u64>,
         /// Runs per mode; the median run by throughput is shown
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
         repeat: u32,
     },
-}
-
-/// Sizes as the demo takes them (`64k`, `4M`; not 0).
-fn parse_size(text: &str) -> Result<u64, String> {
-    zcprof_demos::size::parse_size(text).map_err(|e| e.to_string())
 }
 
 /// Collection period while demos run (only the flush after each run matters).
