@@ -8,10 +8,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     collector::{self, Collector, Control},
+    host::{privileges, procfs::Procfs},
     model::Model,
-    privileges,
     probes::{self, LayerSummary, LoadOptions, ProbeStatus},
-    procfs::Procfs,
 };
 
 pub struct Session {

@@ -284,8 +284,8 @@ async fn report(
         })
         .collect();
     let meta = ReportMeta {
-        host: read_trimmed("/proc/sys/kernel/hostname"),
-        kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+        host: crate::host::hostname(),
+        kernel: crate::host::kernel_release(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         date_utc: utc(crate::report::unix_time() as u64),
         profile: if cfg!(debug_assertions) {
@@ -326,12 +326,6 @@ async fn report(
         return Ok(ExitCode::FAILURE);
     }
     Ok(verdict(&all))
-}
-
-fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// `2026-11-22 14:05 UTC` from seconds since the Unix epoch (proleptic Gregorian).

@@ -7,16 +7,15 @@
 //! missing things are what it reports. It exits 0 when the syscall layer can attach, 1 when
 //! it cannot (so scripts can ask "will zcprof work here?").
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{path::PathBuf, process::ExitCode};
 
 use serde::Serialize;
 
 use crate::{
-    privileges,
+    host::{
+        self,
+        privileges::{self, Capability, Credentials},
+    },
     probes::{self, LAYER_SYSCALL, LayerSummary, LoadOptions, ProbeStatus, kernel},
     tracefs,
 };
@@ -69,16 +68,16 @@ pub fn inspect(load: &LoadOptions) -> Report {
     let privileges = read_privileges();
     let mut report = Report {
         schema: SCHEMA,
-        kernel_release: kernel_release(),
+        kernel_release: host::kernel_release(),
         btf: Btf {
             present: btf_path.exists(),
             parsable: btf_state.is_ok(),
             error: btf_state.err(),
             path: btf_path,
         },
-        lockdown: lockdown(),
+        lockdown: host::lockdown(),
         tracefs: tracefs_before,
-        bpffs_mounted: mounted_type("bpf"),
+        bpffs_mounted: host::mounted("bpf"),
         kprobes_unavailable: kernel::kprobe_state().err(),
         privileges,
         load_error: None,
@@ -210,60 +209,16 @@ pub fn text(r: &Report) -> String {
     out
 }
 
-fn kernel_release() -> String {
-    fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|err| format!("unknown ({err})"))
-}
-
-/// The bracketed mode of `/sys/kernel/security/lockdown` (`none [integrity] confidentiality`).
-fn lockdown() -> String {
-    let path = Path::new("/sys/kernel/security/lockdown");
-    match fs::read_to_string(path) {
-        Ok(text) => parse_lockdown(&text).unwrap_or_else(|| format!("unknown ({})", text.trim())),
-        Err(_) if !mounted_type("securityfs") => {
-            "unknown (securityfs is not mounted at /sys/kernel/security)".into()
-        }
-        Err(err) => format!("unknown ({}: {err})", path.display()),
-    }
-}
-
-fn parse_lockdown(text: &str) -> Option<String> {
-    let start = text.find('[')?;
-    let end = text[start..].find(']')? + start;
-    Some(text[start + 1..end].to_string())
-}
-
-fn mounted_type(fstype: &str) -> bool {
-    fs::read_to_string("/proc/mounts")
-        .map(|m| {
-            m.lines()
-                .any(|l| l.split_whitespace().nth(2) == Some(fstype))
-        })
-        .unwrap_or(false)
-}
-
+/// The effective uid and the capabilities that matter, as they read (uid `u32::MAX` and none
+/// when /proc/self/status is unreadable; `sufficient` then says why not).
 fn read_privileges() -> Privileges {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| -> Option<&str> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-    };
-    let eff = field("CapEff:")
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .unwrap_or(0);
-    let uid = field("Uid:")
-        .and_then(|u| u.split_whitespace().nth(1))
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(u32::MAX);
-    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    let creds = Credentials::of_self().ok();
+    let has = |cap| creds.is_some_and(|c| c.has(cap));
     Privileges {
-        uid,
-        cap_bpf: has(39),
-        cap_perfmon: has(38),
-        cap_sys_admin: has(21),
+        uid: creds.map_or(u32::MAX, |c| c.uid),
+        cap_bpf: has(Capability::Bpf),
+        cap_perfmon: has(Capability::Perfmon),
+        cap_sys_admin: has(Capability::SysAdmin),
         sufficient: privileges::check().is_ok(),
     }
 }
@@ -271,16 +226,6 @@ fn read_privileges() -> Privileges {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lockdown_mode_is_the_bracketed_word() {
-        assert_eq!(
-            parse_lockdown("none [integrity] confidentiality\n").as_deref(),
-            Some("integrity")
-        );
-        assert_eq!(parse_lockdown("[none] integrity").as_deref(), Some("none"));
-        assert_eq!(parse_lockdown("garbage"), None);
-    }
 
     #[test]
     fn text_without_probes_does_not_panic() {

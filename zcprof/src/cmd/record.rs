@@ -20,9 +20,9 @@ use zcprof_recording::{Target, Workload, WorkloadKind};
 use super::run::{NOT_FOUND, exit_code, resolve, spawn};
 use crate::{
     atomic,
+    host::procfs,
     model::{Model, ProcId},
     probes::{LoadOptions, SyscallProbe},
-    procfs,
     report::{
         recording::{self, Meta},
         run::Outcome,
@@ -169,7 +169,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                     .iter()
                     .map(|&pid| Target {
                         pid,
-                        command: cmdline(pid),
+                        command: procfs::args(pid),
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -312,16 +312,4 @@ fn descendants(model: &Model, pids: &[u32]) -> Vec<ProcId> {
     }
     members.sort();
     members
-}
-
-/// `/proc/PID/cmdline` as arguments; empty when unreadable.
-fn cmdline(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }

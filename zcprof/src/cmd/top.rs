@@ -7,8 +7,8 @@ use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
 use anyhow::bail;
 
 use crate::{
+    host::procfs,
     probes::LoadOptions,
-    procfs,
     report::{
         csv,
         top::{self, Filter},

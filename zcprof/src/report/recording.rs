@@ -50,7 +50,7 @@ pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: M
     Recording {
         schema: SCHEMA.into(),
         zcprof_version: env!("CARGO_PKG_VERSION").into(),
-        kernel: kernel_release(),
+        kernel: crate::host::kernel_release(),
         syscall_probe: meta.syscall_probe.into(),
         started_unix: meta.started_unix,
         ended_unix: meta.ended_unix,
@@ -73,11 +73,4 @@ pub fn json(r: &Recording) -> String {
         serde_json::to_string_pretty(r).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"));
     s.push('\n');
     s
-}
-
-/// `uname -r`.
-pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

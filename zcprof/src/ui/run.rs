@@ -26,8 +26,8 @@ use super::{
     theme::color_enabled,
 };
 use crate::{
+    host::{self, procfs},
     probes::LoadOptions,
-    procfs,
     session::{Session, Signals},
 };
 
@@ -42,7 +42,7 @@ pub async fn run(
     // Probes attach (and warnings print) before the screen is taken over.
     let mut session = Session::start(load, interval)?;
     let info = HostInfo {
-        kernel: kernel_release(),
+        kernel: host::kernel_release(),
         layers: session.layers.clone(),
         refresh: interval,
     };
@@ -134,12 +134,6 @@ async fn event_loop(
         }
         terminal.draw(|f| draw(f, app)).context("drawing")?;
     }
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
 }
 
 /// zcprof's own CPU use between samples, from /proc/self/stat (utime + stime).

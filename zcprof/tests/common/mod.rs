@@ -10,7 +10,7 @@ use zcprof_common::{SyscallStats, syscalls};
 /// True when this process may load eBPF programs. Under CI a test that cannot is a failure,
 /// not a skip: the suite must prove the probes work on the CI kernel.
 pub fn privileged(test: &str) -> bool {
-    if zcprof::privileges::check().is_ok() {
+    if zcprof::host::privileges::check().is_ok() {
         return true;
     }
     if std::env::var_os("CI").is_some() {

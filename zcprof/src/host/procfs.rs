@@ -1,4 +1,5 @@
-//! What `/proc` says about processes that started before zcprof (their fork was not seen).
+//! What `/proc` says about a process: its name and parent (for processes that started before
+//! zcprof, whose fork was not seen), its command line, whether it exists.
 
 use std::fs;
 
@@ -30,15 +31,24 @@ fn parse_stat(stat: &str) -> Option<ProcInfo> {
     Some(ProcInfo { comm, ppid })
 }
 
+/// The arguments of a live process (`/proc/PID/cmdline`); empty when it is gone, a kernel
+/// thread, or unreadable.
+pub fn args(tgid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{tgid}/cmdline")).map_or_else(|_| Vec::new(), |raw| split_args(&raw))
+}
+
 /// The command line of a live process, arguments joined by spaces.
 pub fn cmdline(tgid: u32) -> Option<String> {
-    let raw = fs::read(format!("/proc/{tgid}/cmdline")).ok()?;
-    let args: Vec<String> = raw
-        .split(|&b| b == 0)
+    let args = args(tgid);
+    (!args.is_empty()).then(|| args.join(" "))
+}
+
+/// NUL-separated arguments; empty ones are dropped, bytes that are not UTF-8 replaced.
+fn split_args(raw: &[u8]) -> Vec<String> {
+    raw.split(|&b| b == 0)
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    (!args.is_empty()).then(|| args.join(" "))
+        .collect()
 }
 
 /// Whether a process with this PID exists now.
@@ -70,5 +80,14 @@ mod tests {
         assert_eq!(info.ppid, std::os::unix::process::parent_id());
         assert!(exists(me));
         assert!(cmdline(me).is_some());
+        assert_eq!(args(me).first(), std::env::args().next().as_ref());
+        assert_eq!(args(u32::MAX), Vec::<String>::new());
+    }
+
+    #[test]
+    fn arguments_are_nul_separated() {
+        assert_eq!(split_args(b"dd\0if=/dev/zero\0\0"), ["dd", "if=/dev/zero"]);
+        assert_eq!(split_args(b""), Vec::<String>::new());
+        assert_eq!(split_args(b"a\xff\0"), ["a\u{fffd}"]);
     }
 }
