@@ -2,6 +2,7 @@
 //! zcprof needs, running it as root, running the whole test suite, and the QEMU kernel lab.
 //! (The eBPF object itself is built by `zcprof/build.rs`, not here.)
 
+mod apt;
 mod bench;
 mod run;
 mod setup;

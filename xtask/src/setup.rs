@@ -6,11 +6,9 @@
 //! - the nightly toolchain with `rust-src` (the eBPF crate is built with `-Z build-std=core`);
 //! - bpf-linker, built against LLVM 22 (the LLVM that this nightly rustc uses).
 
-use std::process::Command;
-
 use anyhow::{Context as _, bail};
 
-use crate::util::{cmd, is_root, quiet_ok};
+use crate::util::{cmd, quiet_ok};
 
 /// Debian packages the project needs on every machine.
 pub const APT_PACKAGES: [&str; 5] = [
@@ -38,57 +36,10 @@ pub fn bench() -> anyhow::Result<()> {
     apt(&BENCH_APT_PACKAGES)
 }
 
-/// Installs the Debian packages of `wanted` that are missing (one `apt-get update` first,
-/// only when something is missing).
+/// Installs the Debian packages of `wanted` that are missing (refreshing the package lists
+/// once if apt cannot find one), waiting for another apt that holds its locks.
 pub fn apt(wanted: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|p| !dpkg_installed(p))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !is_root() {
-        bail!(
-            "the Debian packages {} are missing and installing them needs root: run `sudo apt-get install {}` or run this as root",
-            missing.join(" "),
-            missing.join(" ")
-        );
-    }
-    eprintln!("setup: installing Debian packages: {}", missing.join(" "));
-    let update = cmd("apt-get", &["update", "-qq"])
-        .status()
-        .context("running apt-get")?;
-    if !update.success() {
-        bail!(
-            "`apt-get update` failed: the Debian package mirror is not reachable from this machine"
-        );
-    }
-    let mut install = cmd(
-        "apt-get",
-        &["install", "-y", "-qq", "--no-install-recommends"],
-    );
-    install
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    if !install.status().context("running apt-get")?.success() {
-        bail!(
-            "cannot install {} from Debian's packages (apt-get failed, see above)",
-            missing.join(" ")
-        );
-    }
-    Ok(())
-}
-
-fn dpkg_installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .is_ok_and(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout).contains("install ok installed")
-        })
+    crate::apt::ensure_installed(wanted, &mut crate::apt::Apt::default(), "setup")
 }
 
 fn nightly() -> anyhow::Result<()> {

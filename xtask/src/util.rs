@@ -53,3 +53,27 @@ pub fn privileged_cargo(args: &[&str]) -> Command {
         c
     }
 }
+
+/// The last non-empty line of a tool's stderr: apt and most tools put their verdict there.
+pub fn last_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no error output")
+        .trim()
+        .to_string()
+}
+
+/// Runs a command and returns its stdout, failing with its stderr when it exits non-zero.
+pub fn stdout_of(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            last_line(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

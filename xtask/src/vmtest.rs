@@ -130,7 +130,7 @@ impl LabRun {
 pub fn run_lab(lab: &LabRun) -> anyhow::Result<LabReport> {
     let root = lab_dir();
     let mut cache = kernels::KernelCache::new(root.join("kernels"));
-    host::ensure_installed(host::LAB_PACKAGES, cache.apt())?;
+    crate::apt::ensure_installed(host::LAB_PACKAGES, cache.apt(), "vmtest")?;
 
     let requests: Vec<String> = if lab.kernels.is_empty() {
         MATRIX.iter().map(|s| s.label.to_string()).collect()
@@ -297,7 +297,7 @@ fn find_bin(spec: &str) -> anyhow::Result<PathBuf> {
 
 fn list() -> anyhow::Result<()> {
     let cache = kernels::KernelCache::new(lab_dir().join("kernels"));
-    let known = host::stdout_of(std::process::Command::new("apt-cache").args([
+    let known = crate::util::stdout_of(std::process::Command::new("apt-cache").args([
         "search",
         "--names-only",
         r"^linux-image-[0-9].*-unsigned$",

@@ -18,11 +18,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::{
-    cpio::NewcWriter,
-    host::{self, BUSYBOX},
-    markers,
-};
+use super::{cpio::NewcWriter, host::BUSYBOX, markers};
 
 /// Where a guest path's content comes from.
 #[derive(Debug, Clone)]
@@ -194,7 +190,7 @@ pub fn build(contents: &Contents) -> anyhow::Result<Tree> {
     }
 
     tree.insert("bin/busybox", Source::Host(PathBuf::from(BUSYBOX)));
-    let applets = host::stdout_of(Command::new(BUSYBOX).arg("--list-full"))?;
+    let applets = crate::util::stdout_of(Command::new(BUSYBOX).arg("--list-full"))?;
     for applet in applets.lines().map(str::trim).filter(|a| !a.is_empty()) {
         // The caller's binaries win over busybox's applets of the same name.
         if !tree.contains(applet) && applet != "bin/busybox" {
@@ -254,7 +250,7 @@ pub fn shared_libraries(bin: &Path) -> anyhow::Result<Vec<PathBuf>> {
         bail!(
             "ldd {} failed: {}",
             bin.display(),
-            host::last_line(&out.stderr)
+            crate::util::last_line(&out.stderr)
         );
     }
     parse_ldd(&text).map_err(|e| anyhow::anyhow!("ldd {}: {e}", bin.display()))

@@ -16,7 +16,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::host::{Apt, last_line, stdout_of};
+use crate::{
+    apt::Apt,
+    util::{last_line, stdout_of},
+};
 
 /// One line of the matrix: every package named `<prefix><version><suffix>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +192,7 @@ impl KernelCache {
             return Ok(found);
         }
         // An image's package lists can predate the series; refresh them once and look again.
+        eprintln!("vmtest: apt-get update");
         self.apt.update()?;
         self.known = None;
         Ok(newest(self.known_packages()?.iter().map(String::as_str), series).map(str::to_string))
@@ -256,17 +260,11 @@ impl KernelCache {
 
     fn download_into(&mut self, package: &str, work: &Path) -> anyhow::Result<Kernel> {
         eprintln!("vmtest: downloading {package}");
-        let fetch = || {
-            Command::new("apt-get")
-                .args(["download", package])
-                .current_dir(work)
-                .output()
-                .with_context(|| format!("running apt-get download {package}"))
-        };
-        let mut out = fetch()?;
+        let mut out = self.apt.run_in(work, &["download", package])?;
         if !out.status.success() && !self.apt.updated {
+            eprintln!("vmtest: apt-get update");
             self.apt.update()?;
-            out = fetch()?;
+            out = self.apt.run_in(work, &["download", package])?;
         }
         if !out.status.success() {
             bail!("apt-get download failed: {}", last_line(&out.stderr));
