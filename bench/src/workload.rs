@@ -82,21 +82,20 @@ pub fn run(kind: Kind, args: &Args) -> anyhow::Result<()> {
     } else {
         std::env::temp_dir()
     };
-    let tag = format!("zcbench-{}", std::process::id());
-    let input = dir.join(format!("{tag}-in"));
+    // Removed with everything in it when `scratch` drops (the workers `_exit`, never drop it).
+    let scratch = tempfile::Builder::new()
+        .prefix("zcbench-")
+        .tempdir_in(&dir)
+        .with_context(|| format!("creating a scratch directory in {}", dir.display()))?;
+    let input = scratch.path().join("in");
     let outputs: Vec<_> = (0..workers)
-        .map(|i| dir.join(format!("{tag}-out{i}")))
+        .map(|i| scratch.path().join(format!("out{i}")))
         .collect();
     if kind != Kind::Storm {
         let data: Vec<u8> = (0..INPUT_BYTES).map(|i| (i % 251) as u8).collect();
         std::fs::write(&input, data).with_context(|| format!("writing {}", input.display()))?;
     }
-    let result = run_workers(kind, args.seconds, workers, &input, &outputs);
-    let _ = std::fs::remove_file(&input);
-    for o in &outputs {
-        let _ = std::fs::remove_file(o);
-    }
-    let report = result?;
+    let report = run_workers(kind, args.seconds, workers, &input, &outputs)?;
     println!("{report}");
     Ok(())
 }

@@ -7,53 +7,30 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
 use crate::error::{DemoError, Result};
 
-/// Unique within the process; with the pid and time, unique on the machine.
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-pub struct TempDir {
-    path: PathBuf,
-}
+/// A fresh `zcprof-demo-XXXXXX` directory (created with O_EXCL semantics and mode 0700 by the
+/// `tempfile` crate), removed with its contents on drop.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    /// Creates `<base>/zcprof-demo-<pid>-<nanos>-<n>`, failing rather than reusing one.
     pub fn new_in(base: &Path) -> Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        for _ in 0..16 {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = base.join(format!("zcprof-demo-{}-{nanos}-{n}", std::process::id()));
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir { path }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(DemoError::setup(
-                        format!("create a temporary directory in {}", base.display()),
-                        e,
-                    ));
-                }
-            }
-        }
-        Err(DemoError::Run(format!(
-            "could not find an unused temporary directory name in {}",
-            base.display()
-        )))
+        tempfile::Builder::new()
+            .prefix("zcprof-demo-")
+            .tempdir_in(base)
+            .map(TempDir)
+            .map_err(|e| {
+                DemoError::setup(
+                    format!("create a temporary directory in {}", base.display()),
+                    e,
+                )
+            })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // Best effort: there is no one to report a failure to during unwinding.
-        let _ = std::fs::remove_dir_all(&self.path);
+        self.0.path()
     }
 }
 

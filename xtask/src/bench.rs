@@ -159,7 +159,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    conditions::remove_scratch(&tools.scratch);
+    // Removes the scratch directory.
+    drop(tools);
     report::finish_machine(&mut machine);
     let results = Results {
         machine,

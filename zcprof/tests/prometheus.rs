@@ -5,7 +5,7 @@
 mod common;
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
@@ -16,15 +16,6 @@ use serde_json::Value;
 use zcprof_demos::Report;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// A temporary directory, removed at the end.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn urlencode(s: &str) -> String {
     s.bytes()
@@ -73,8 +64,10 @@ fn prometheus_scrapes_the_demos_bytes() {
         );
         return;
     }
-    let dir = TempDir(std::env::temp_dir().join(format!("zcprof-prom-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("mkdir");
+    let dir = tempfile::Builder::new()
+        .prefix("zcprof-prom-")
+        .tempdir()
+        .expect("temp dir");
     let (zc_port, prom_port) = (free_port(), free_port());
     let _serve = Reaped(
         Command::new(env!("CARGO_BIN_EXE_zcprof"))
@@ -87,7 +80,7 @@ fn prometheus_scrapes_the_demos_bytes() {
     wait_for("zcprof serve", Duration::from_secs(20), || {
         http_get(zc_port, "/metrics").filter(|(c, _)| *c == 200)
     });
-    let config = dir.0.join("prometheus.yml");
+    let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
@@ -102,7 +95,7 @@ fn prometheus_scrapes_the_demos_bytes() {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.0.join("data").display()
+                dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())

@@ -9,7 +9,7 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::mpsc::{Receiver, RecvTimeoutError, channel},
     time::{Duration, Instant},
@@ -96,8 +96,8 @@ impl Condition {
 pub struct Tools {
     /// Directory of the release binaries (zcprof, zcbench, zcprof-demo).
     pub bin: PathBuf,
-    /// Scratch directory for tracer output.
-    pub scratch: PathBuf,
+    /// Scratch directory for tracer output, removed when the run ends.
+    pub scratch: tempfile::TempDir,
 }
 
 /// One run of one workload under one condition.
@@ -185,7 +185,7 @@ pub fn run(
             })
         }
         Condition::Strace => {
-            let out = tools.scratch.join("strace.txt");
+            let out = tools.scratch.path().join("strace.txt");
             let mut wrapped: Vec<String> = ["strace", "-c", "-f", "-o"].map(String::from).into();
             wrapped.push(out.display().to_string());
             wrapped.push("--".into());
@@ -198,7 +198,7 @@ pub fn run(
             })
         }
         Condition::PerfTrace => {
-            let out = tools.scratch.join("perf-trace.txt");
+            let out = tools.scratch.path().join("perf-trace.txt");
             let mut wrapped: Vec<String> = ["perf", "trace", "-s", "-o"].map(String::from).into();
             wrapped.push(out.display().to_string());
             wrapped.push("--".into());
@@ -279,7 +279,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Daemon {
     fn start(args: &[String], ready: impl Fn(&str) -> bool, tools: &Tools) -> anyhow::Result<Self> {
-        let stderr = tools.scratch.join("daemon-stderr.txt");
+        let stderr = tools.scratch.path().join("daemon-stderr.txt");
         let mut child = Command::new(&args[0])
             .args(&args[1..])
             .stdin(Stdio::null())
@@ -474,14 +474,11 @@ pub fn available(condition: Condition) -> Result<(), String> {
     }
 }
 
-pub fn scratch_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("zcprof-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
-}
-
-pub fn remove_scratch(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
+pub fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("zcprof-bench-")
+        .tempdir()
+        .context("creating a scratch directory")
 }
 
 #[cfg(test)]

@@ -151,19 +151,24 @@ pub fn in_child(work: impl FnOnce(&mut Tally)) -> Child {
     }
 }
 
-/// A temporary file filled with `len` bytes of a pattern, removed on drop.
+/// A temporary file filled with `len` bytes of a pattern, removed on drop. Its name is the
+/// `tempfile` crate's (random, created exclusively): tests run in parallel threads of one
+/// process, and one test's drop must not remove a file another test is reading.
 pub struct TempFile {
-    pub path: std::path::PathBuf,
+    pub path: tempfile::TempPath,
 }
 
 impl TempFile {
     pub fn new(tag: &str, len: usize) -> TempFile {
-        // Unique per call: tests run in parallel threads of one process, and one test's drop
-        // must not remove a file another test is reading.
-        let path = temp(tag);
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!("zcprof-test-{tag}-"))
+            .tempfile()
+            .expect("create temp file");
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, data).expect("write temp file");
-        TempFile { path }
+        std::io::Write::write_all(&mut file, &data).expect("write temp file");
+        TempFile {
+            path: file.into_temp_path(),
+        }
     }
 
     pub fn open(&self, flags: i32) -> i32 {
@@ -172,12 +177,6 @@ impl TempFile {
         let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
         assert!(fd >= 0, "open {}", self.path.display());
         fd
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
