@@ -546,7 +546,7 @@ fn to_json(results: &Results) -> Value {
     })
 }
 
-/// Writes `<date>.md` and `<date>.json`, and copies them to `latest.md`/`latest.json`.
+/// Writes `<date>.md` and `<date>.json`, and points `latest.md`/`latest.json` at them.
 pub fn write(results: &Results, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let stamp = results.machine["date_utc"]
@@ -557,15 +557,32 @@ pub fn write(results: &Results, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)
     let json = serde_json::to_string_pretty(&to_json(results))? + "\n";
     let md_path = dir.join(format!("{stamp}.md"));
     let json_path = dir.join(format!("{stamp}.json"));
-    for (path, text) in [
-        (&md_path, &md),
-        (&json_path, &json),
-        (&dir.join("latest.md"), &md),
-        (&dir.join("latest.json"), &json),
-    ] {
+    for (path, text) in [(&md_path, &md), (&json_path, &json)] {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
+    for (latest, target) in [("latest.md", &md_path), ("latest.json", &json_path)] {
+        point_at(&dir.join(latest), target)?;
+    }
     Ok((md_path, json_path))
+}
+
+/// Makes `link` a relative symbolic link to `target` (a file in the same directory), replacing
+/// whatever was there in one rename, so a reader sees the old result or the new one. A link
+/// rather than a copy: the newest result exists once in the repository, under its date.
+fn point_at(link: &Path, target: &Path) -> anyhow::Result<()> {
+    let name = target
+        .file_name()
+        .with_context(|| format!("{} has no file name", target.display()))?;
+    let dir = link.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.new-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink(name, &temp)
+        .with_context(|| format!("creating the link {}", temp.display()))?;
+    std::fs::rename(&temp, link).with_context(|| format!("replacing {}", link.display()))
 }
 
 #[cfg(test)]
@@ -580,6 +597,30 @@ mod tests {
         assert!(spread(&[]).is_none());
         assert_eq!(fmt_spread(spread(&[1.0]), |v| format!("{v}")), "1");
         assert_eq!(fmt_spread(None, |v| format!("{v}")), "—");
+    }
+
+    #[test]
+    fn latest_points_at_the_newest_result() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let latest = dir.path().join("latest.md");
+        // A byte copy, as results were kept before, is replaced by a link.
+        std::fs::write(&latest, "old copy").expect("write");
+        for stamp in ["2026-11-22T222906Z", "2026-11-23T001235Z"] {
+            let dated = dir.path().join(format!("{stamp}.md"));
+            std::fs::write(&dated, stamp).expect("write");
+            point_at(&latest, &dated).expect("link");
+            assert_eq!(
+                std::fs::read_link(&latest).expect("a link"),
+                Path::new(&format!("{stamp}.md")),
+                "relative, so it holds in any checkout"
+            );
+            assert_eq!(std::fs::read_to_string(&latest).expect("read"), stamp);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "no temporary link is left: {names:?}");
     }
 
     #[test]
