@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = serde_json::to_vec(&recording).expect("a parsed recording serialises");
     let again = zcprof_recording::parse(&text).expect("a written recording parses");
-    for unit in [Unit::PerSecond, Unit::PerBytesDelivered(1 << 20)] {
+    for unit in [Unit::FromRecordings, Unit::PerBytesDelivered(1 << 20)] {
         if let Ok(d) = diff::diff(&recording, &again, unit) {
             let _ = render::text(&d, &[]);
             let _ = render::markdown(&d, &[]);

@@ -3,16 +3,27 @@
 //! Processes are matched by command, never by pid: by name (`comm`) preceded by the names
 //! of their recorded ancestors, and every instance with the same command is summed into
 //! one group, so a run with other pids (or more workers) still lines up, while a parent
-//! and its same-named workers stay apart. Figures are normalised per second of runtime, or per delivered byte when the
-//! user says how many bytes the workload delivered (the same job done two ways).
+//! and its same-named workers stay apart.
+//!
+//! Figures are compared per unit of work, chosen by [`normalise`] (the verdict names it):
+//! - `--per-bytes-delivered N`: per delivered byte (both runs delivered N bytes);
+//! - two commands that ran to completion did the same job: their **totals**;
+//! - otherwise a recording is bounded by time (`--duration`, Ctrl-C, `--pid`, `--comm`, the
+//!   machine) and saw an unknown share of the work: per second only when both runtimes are
+//!   within [`SIMILAR_RUNTIME`] of each other (a steady load is assumed, and the verdict
+//!   says so); else the diff is **inconclusive**: it shows the recorded totals, names no
+//!   change and no regression, and `--fail-if` cannot judge it. A unit of work zcprof
+//!   measures itself (bytes written to sockets) is not available yet.
 //!
 //! The headline figures come from the syscall layer, the one every machine has; entries of
 //! other layers (e.g. `kernel` probes) are compared and flagged too, but never added to the
 //! syscall figures (the layers see the same bytes at different depths).
 //!
-//! A *regression* is a copy-family entry that appeared or grew in some process group by more
-//! than [`MATERIAL`] of everything the workload moved: small fixed costs (the dynamic loader
-//! reading libc) look larger per second in a faster run and must not fail a CI gate.
+//! Noise: a change is listed only when it exceeds [`MATERIAL`] of everything the workload
+//! moved (normalised, the larger of before and after); the rest are counted as unchanged.
+//! A *regression* is a copy-family entry that appeared or grew by more than that in some
+//! process group: small fixed costs (the dynamic loader reading libc) must not fail a CI
+//! gate.
 
 pub mod render;
 pub mod threshold;
@@ -24,24 +35,27 @@ use thiserror::Error;
 
 use crate::format::{
     Direction, Entry, Family, Layer, LayerTotals, Layers, ProbeLayer, ProcessRecord, Recording,
-    ratio,
+    WorkloadKind, ratio,
 };
 
 /// Schema name of `zcprof diff --json`.
 pub const SCHEMA: &str = "zcprof.diff/v1";
 /// The layer whose totals make the headline figures and the verdict.
 pub const PRIMARY_LAYER: &str = "syscall";
-/// A copy path is a regression when it grew by more than this share of the bytes the
-/// workload moved (the larger of before and after, normalised).
+/// A change is above noise (and a grown copy path a regression) when it exceeds this share
+/// of the bytes the workload moved (the larger of before and after, normalised).
 pub const MATERIAL: f64 = 0.01;
-/// Relative changes below this are "unchanged" (floating-point noise, rounding).
+/// Time-bounded recordings compare per second only when the longer runtime is at most this
+/// much longer than the shorter (25 %).
+pub const SIMILAR_RUNTIME: f64 = 1.25;
+/// Relative changes below this are "same" (floating-point noise, rounding).
 const SAME: f64 = 0.005;
 
-/// What the figures are divided by.
+/// The unit of work the user gave, if any.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unit {
-    /// Per second of runtime (each recording's own `duration_s`).
-    PerSecond,
+    /// None given: totals, per second, or inconclusive, from the recordings ([`normalise`]).
+    FromRecordings,
     /// Per byte delivered: both workloads delivered this many bytes.
     PerBytesDelivered(u64),
 }
@@ -49,31 +63,37 @@ pub enum Unit {
 #[derive(Debug, Error, PartialEq)]
 pub enum DiffError {
     #[error(
-        "BEFORE records {} and AFTER {}: record both the same way to compare them",
+        "BEFORE records {} and AFTER {}: the whole machine compares only with the whole machine (record both the same way)",
         .before.describe(), .after.describe()
     )]
     DifferentKinds {
-        before: crate::WorkloadKind,
-        after: crate::WorkloadKind,
+        before: WorkloadKind,
+        after: WorkloadKind,
     },
-    #[error(
-        "{side} lasted {seconds} s, so it cannot be normalised per second (pass --per-bytes-delivered N)"
-    )]
-    NoDuration { side: &'static str, seconds: f64 },
 }
 
 /// The comparison, as printed and as `--json` (schema `zcprof.diff/v1`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Diff {
     pub schema: &'static str,
-    /// One line: the headline change and whether any copy path grew.
+    /// One line: the normalisation, the headline change and whether any copy path grew
+    /// (or, when inconclusive, why nothing can be said).
     pub verdict: String,
+    /// What the figures are divided by, and why.
     pub unit: UnitInfo,
+    /// Why no sound normalisation exists; `null` when the diff is conclusive.
+    pub inconclusive: Option<String>,
     pub before: SideInfo,
     pub after: SideInfo,
+    /// The noise threshold: a change of at most this many normalised bytes is unchanged
+    /// (`null` when inconclusive: nothing is compared).
+    pub noise: Option<Noise>,
     pub total: Scope,
-    /// One group per command (`parent > child` names), most copied bytes first.
+    /// The command groups (`parent > child` names) with a change above noise, most copied
+    /// bytes first.
     pub processes: Vec<Scope>,
+    /// Groups whose changes are all within noise (and every group when inconclusive).
+    pub unchanged_processes: usize,
     pub regressions: Vec<Regression>,
     /// Reasons to trust the numbers less (interrupted recordings, lost events, …).
     pub warnings: Vec<String>,
@@ -81,33 +101,65 @@ pub struct Diff {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct UnitInfo {
-    /// `second` or `delivered_byte`.
-    pub per: &'static str,
+    /// `run` (totals), `delivered_byte`, `second`, or `null` when inconclusive.
+    pub per: Option<Per>,
     pub delivered_bytes: Option<u64>,
+    /// Why this unit (or why none): a sentence for the reader.
+    pub basis: String,
+}
+
+/// What the figures are divided by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    /// Not divided: both runs did the whole job.
+    Run,
+    DeliveredByte,
+    Second,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SideInfo {
+    /// The command line(s), shell-quoted, or what was selected.
     pub workload: String,
+    pub kind: WorkloadKind,
+    pub ended_by: String,
+    /// A command that exited by itself, uninterrupted: its totals are the whole job.
+    pub ran_to_completion: bool,
+    /// What bounded it otherwise: `--duration`, `interrupted`, `--pid`, `--comm` or
+    /// `the whole machine`; `null` when it ran to completion.
+    pub time_bound: Option<&'static str>,
     pub duration_s: f64,
     pub interrupted: bool,
     pub lost_events: u64,
     pub processes: usize,
 }
 
-/// The total, or one group of processes with the same name.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Noise {
+    /// [`MATERIAL`] as a share.
+    pub share: f64,
+    /// Bytes the workload moved (copied + zero-copy), normalised: the larger side.
+    pub moved: f64,
+    /// `share × moved`.
+    pub bytes: f64,
+}
+
+/// The total, or one group of processes with the same command.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scope {
-    /// `total`, or the command name.
+    /// `total`, or the command (`nginx > nginx`).
     pub name: String,
     pub processes_before: usize,
     pub processes_after: usize,
     pub metrics: Metrics,
-    /// Entries (syscalls, probes) that changed, in every layer.
+    /// Entries (syscalls, probes) of every layer whose bytes changed above noise.
     pub changed: Vec<EntryChange>,
+    /// Entries whose change is within noise.
+    pub unchanged: usize,
 }
 
-/// Headline figures of the syscall layer, normalised.
+/// Headline figures of the syscall layer.
 #[derive(Clone, Debug, Serialize)]
 pub struct Metrics {
     pub copied: Change,
@@ -122,10 +174,15 @@ pub struct Metrics {
     pub zero_copy_ratio: Change,
 }
 
-/// One figure before and after. `change_pct` is `null` when it appeared from zero (or a
-/// side has no value).
+/// One figure before and after: as recorded (`*_total`) and normalised. `change_pct` is
+/// `null` when it appeared from zero, or when nothing is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Change {
+    /// The recorded count (`null` for a ratio).
+    pub before_total: Option<u64>,
+    pub after_total: Option<u64>,
+    /// Normalised by the unit (equal to the totals per run); `null` when inconclusive (and
+    /// for a ratio of nothing).
     pub before: Option<f64>,
     pub after: Option<f64>,
     pub change_pct: Option<f64>,
@@ -140,6 +197,8 @@ pub enum Status {
     Rose,
     Appeared,
     Gone,
+    /// No sound normalisation: the recorded totals are shown, not compared.
+    NotCompared,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -153,7 +212,7 @@ pub struct EntryChange {
     pub status: Status,
 }
 
-/// A copy path that appeared or grew materially.
+/// A copy path that appeared or grew above noise.
 #[derive(Clone, Debug, Serialize)]
 pub struct Regression {
     pub process: String,
@@ -164,22 +223,6 @@ pub struct Regression {
 }
 
 impl Change {
-    /// Two normalised counts.
-    fn of(before: f64, after: f64) -> Change {
-        let status = status(before, after);
-        let change_pct = match status {
-            Status::Appeared => None,
-            _ if before == 0.0 => Some(0.0),
-            _ => Some((after - before) / before * 100.0),
-        };
-        Change {
-            before: Some(before),
-            after: Some(after),
-            change_pct,
-            status,
-        }
-    }
-
     fn of_ratio(before: Option<f64>, after: Option<f64>) -> Change {
         let (change_pct, status) = match (before, after) {
             (Some(b), Some(a)) => {
@@ -198,11 +241,18 @@ impl Change {
             (None, None) => (None, Status::Same),
         };
         Change {
+            before_total: None,
+            after_total: None,
             before,
             after,
             change_pct,
             status,
         }
+    }
+
+    /// How far the normalised figure moved (0 when not compared).
+    fn delta(&self) -> f64 {
+        self.after.unwrap_or(0.0) - self.before.unwrap_or(0.0)
     }
 }
 
@@ -281,67 +331,168 @@ fn add_layers(into: &mut Layers, from: &Layers) {
     }
 }
 
-/// Divides counts by the unit of work.
+/// Divides counts by the unit of work; `None` when no sound unit exists.
 #[derive(Clone, Copy)]
-struct Norm {
-    before: f64,
-    after: f64,
-}
+struct Norm(Option<(f64, f64)>);
 
 impl Norm {
     fn pair(&self, before: u64, after: u64) -> Change {
-        Change::of(before as f64 / self.before, after as f64 / self.after)
+        let (before_total, after_total) = (Some(before), Some(after));
+        let Some((nb, na)) = self.0 else {
+            return Change {
+                before_total,
+                after_total,
+                before: None,
+                after: None,
+                change_pct: None,
+                status: Status::NotCompared,
+            };
+        };
+        let (b, a) = (before as f64 / nb, after as f64 / na);
+        let status = status(b, a);
+        let change_pct = match status {
+            Status::Appeared => None,
+            _ if b == 0.0 => Some(0.0),
+            _ => Some((a - b) / b * 100.0),
+        };
+        Change {
+            before_total,
+            after_total,
+            before: Some(b),
+            after: Some(a),
+            change_pct,
+            status,
+        }
     }
+}
+
+/// The unit of the comparison and why, or why there is none (the module comment has the
+/// rules).
+pub fn normalise(
+    before: &Recording,
+    after: &Recording,
+    unit: Unit,
+) -> Result<(Per, UnitInfo), String> {
+    if let Unit::PerBytesDelivered(n) = unit {
+        return Ok((
+            Per::DeliveredByte,
+            UnitInfo {
+                per: Some(Per::DeliveredByte),
+                delivered_bytes: Some(n),
+                basis: format!(
+                    "each run delivered {} (--per-bytes-delivered {n})",
+                    render::bytes(n as f64)
+                ),
+            },
+        ));
+    }
+    let info = |per: Per, basis: String| {
+        Ok((
+            per,
+            UnitInfo {
+                per: Some(per),
+                delivered_bytes: None,
+                basis,
+            },
+        ))
+    };
+    if before.ran_to_completion() && after.ran_to_completion() {
+        return info(
+            Per::Run,
+            "totals: both commands ran to completion, so each did the whole job".into(),
+        );
+    }
+    let bounds: Vec<String> = [("BEFORE", before), ("AFTER", after)]
+        .iter()
+        .filter_map(|(side, r)| r.time_bound().map(|b| format!("{side} {b}")))
+        .collect();
+    let bounded = format!("time-bounded ({})", bounds.join(", "));
+    let (b, a) = (before.duration_s, after.duration_s);
+    let no_unit = "and no unit of work: pass --per-bytes-delivered N (a unit zcprof measures itself, bytes written to sockets, is not available yet)";
+    if !(b > 0.0 && a > 0.0 && b.is_finite() && a.is_finite()) {
+        return Err(format!(
+            "{bounded}, a runtime of {b:.2} s or {a:.2} s, {no_unit}"
+        ));
+    }
+    if b.max(a) / b.min(a) <= SIMILAR_RUNTIME {
+        return info(
+            Per::Second,
+            format!(
+                "{bounded} with runtimes within 25 % ({b:.2} s and {a:.2} s): per second holds if the load was steady in both"
+            ),
+        );
+    }
+    Err(format!(
+        "{bounded}, runtimes that differ by more than 25 % ({b:.2} s and {a:.2} s) {no_unit}"
+    ))
+}
+
+/// Kinds that may be compared: everything but the whole machine selects one program's
+/// processes (by command, pid or name), so a `--pid` and a `-- CMD` recording of the same
+/// program compare, with a warning.
+fn comparable(a: WorkloadKind, b: WorkloadKind) -> bool {
+    a == b || (a != WorkloadKind::Machine && b != WorkloadKind::Machine)
 }
 
 /// Compares two recordings.
 pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, DiffError> {
-    if before.workload.kind != after.workload.kind {
+    let (kb, ka) = (before.workload.kind, after.workload.kind);
+    if !comparable(kb, ka) {
         return Err(DiffError::DifferentKinds {
-            before: before.workload.kind,
-            after: after.workload.kind,
+            before: kb,
+            after: ka,
         });
     }
-    let norm = match unit {
-        Unit::PerBytesDelivered(n) => Norm {
-            before: n.max(1) as f64,
-            after: n.max(1) as f64,
-        },
-        Unit::PerSecond => {
-            for (side, r) in [("BEFORE", before), ("AFTER", after)] {
-                if r.duration_s <= 0.0 || !r.duration_s.is_finite() {
-                    return Err(DiffError::NoDuration {
-                        side,
-                        seconds: r.duration_s,
-                    });
-                }
-            }
-            Norm {
-                before: before.duration_s,
-                after: after.duration_s,
-            }
+    let (unit, inconclusive, norm) = match normalise(before, after, unit) {
+        Ok((per, info)) => {
+            let by = |r: &Recording| match per {
+                Per::Run => 1.0,
+                Per::Second => r.duration_s,
+                Per::DeliveredByte => info.delivered_bytes.unwrap_or(1).max(1) as f64,
+            };
+            let norm = Norm(Some((by(before), by(after))));
+            (info, None, norm)
         }
+        Err(why) => (
+            UnitInfo {
+                per: None,
+                delivered_bytes: None,
+                basis: "no sound unit of work (see the verdict): recorded totals are shown, not compared".into(),
+            },
+            Some(why),
+            Norm(None),
+        ),
     };
-    let with_n = matches!(unit, Unit::PerBytesDelivered(_));
+    let with_n = unit.per == Some(Per::DeliveredByte);
     let moved = |r: &Recording, n: f64| {
         let t = primary(&r.total.layers);
         (t.copied_bytes() as f64 + t.zero_copy_bytes as f64) / n
     };
-    let reference = moved(before, norm.before).max(moved(after, norm.after));
+    let noise = norm.0.map(|(nb, na)| {
+        let reference = moved(before, nb).max(moved(after, na));
+        Noise {
+            share: MATERIAL,
+            moved: reference,
+            bytes: MATERIAL * reference,
+        }
+    });
+    let compare = Compare {
+        norm,
+        with_n,
+        noise: noise.map_or(f64::INFINITY, |n| n.bytes),
+    };
 
-    let total = scope(
+    let total = compare.scope(
         "total",
         (before.processes.len(), &before.total.layers),
         (after.processes.len(), &after.total.layers),
-        norm,
-        with_n,
     );
     let (gb, ga) = (Groups::of(before), Groups::of(after));
     let empty = Layers::new();
     let mut names: Vec<&String> = gb.by_command.keys().chain(ga.by_command.keys()).collect();
     names.sort();
     names.dedup();
-    let mut processes: Vec<Scope> = names
+    let mut all: Vec<Scope> = names
         .into_iter()
         .map(|name| {
             let b = gb
@@ -352,21 +503,24 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
                 .by_command
                 .get(name)
                 .map_or((0, &empty), |(n, l)| (*n, l));
-            scope(name, b, a, norm, with_n)
+            compare.scope(name, b, a)
         })
         .collect();
-    let weight =
-        |s: &Scope| s.metrics.copied.before.unwrap_or(0.0) + s.metrics.copied.after.unwrap_or(0.0);
-    processes.sort_by(|a, b| weight(b).total_cmp(&weight(a)).then(a.name.cmp(&b.name)));
+    let weight = |s: &Scope| {
+        s.metrics.copied.before_total.unwrap_or(0) as f64
+            + s.metrics.copied.after_total.unwrap_or(0) as f64
+    };
+    all.sort_by(|a, b| weight(b).total_cmp(&weight(a)).then(a.name.cmp(&b.name)));
+    let (processes, quiet): (Vec<Scope>, Vec<Scope>) =
+        all.into_iter().partition(|s| compare.above_noise(s));
 
     let regressions: Vec<Regression> = processes
         .iter()
         .flat_map(|s| {
             s.changed.iter().filter_map(move |e| {
-                let grew = e.bytes.after.unwrap_or(0.0) - e.bytes.before.unwrap_or(0.0);
                 let copy = e.family == Family::Copy;
                 let up = matches!(e.status, Status::Appeared | Status::Rose);
-                (copy && up && grew > MATERIAL * reference).then(|| Regression {
+                (copy && up && e.bytes.delta() > compare.noise).then(|| Regression {
                     process: s.name.clone(),
                     layer: e.layer.clone(),
                     name: e.name.clone(),
@@ -378,6 +532,14 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         .collect();
 
     let mut warnings = Vec::new();
+    if kb != ka {
+        warnings.push(format!(
+            "BEFORE records {} and AFTER {}: compare them only if both ran the same program doing the same work ({} misses what happened before it attached)",
+            kb.describe(),
+            ka.describe(),
+            if kb == WorkloadKind::Command { "AFTER" } else { "BEFORE" }
+        ));
+    }
     for (side, r) in [("BEFORE", before), ("AFTER", after)] {
         if r.interrupted {
             warnings.push(format!("{side} was interrupted: its figures are partial"));
@@ -392,16 +554,6 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
             warnings.push(format!("{side} recorded no process"));
         }
     }
-    let (short, long) = (
-        before.duration_s.min(after.duration_s),
-        before.duration_s.max(after.duration_s),
-    );
-    if unit == Unit::PerSecond && short > 0.0 && long / short > 1.25 {
-        warnings.push(format!(
-            "the runtimes differ ({:.2} s and {:.2} s): per second, a faster run's fixed costs look larger; pass --per-bytes-delivered N to compare per unit of work",
-            before.duration_s, after.duration_s
-        ));
-    }
     if before.kernel != after.kernel {
         warnings.push(format!(
             "recorded on different kernels ({} and {})",
@@ -413,17 +565,14 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
     let mut d = Diff {
         schema: SCHEMA,
         verdict: String::new(),
-        unit: UnitInfo {
-            per: if with_n { "delivered_byte" } else { "second" },
-            delivered_bytes: match unit {
-                Unit::PerBytesDelivered(n) => Some(n),
-                Unit::PerSecond => None,
-            },
-        },
+        unit,
+        inconclusive,
         before: side_info(before),
         after: side_info(after),
+        noise,
         total,
         processes,
+        unchanged_processes: quiet.len(),
         regressions,
         warnings,
     };
@@ -484,6 +633,10 @@ fn only_in<'a>(side: &ProbeLayer, other: &'a ProbeLayer) -> Vec<&'a str> {
 fn side_info(r: &Recording) -> SideInfo {
     SideInfo {
         workload: r.workload_label(),
+        kind: r.workload.kind,
+        ended_by: r.ended_by.clone(),
+        ran_to_completion: r.ran_to_completion(),
+        time_bound: r.time_bound(),
         duration_s: r.duration_s,
         interrupted: r.interrupted,
         lost_events: r.lost.total,
@@ -498,73 +651,107 @@ fn primary(layers: &Layers) -> LayerTotals {
         .unwrap_or_default()
 }
 
-fn scope(
-    name: &str,
-    (nb, before): (usize, &Layers),
-    (na, after): (usize, &Layers),
+/// How two scopes are compared: the normalisation and the noise threshold.
+struct Compare {
     norm: Norm,
     with_n: bool,
-) -> Scope {
-    let (b, a) = (primary(before), primary(after));
-    let copied = norm.pair(b.copied_bytes(), a.copied_bytes());
-    let metrics = Metrics {
-        copied,
-        copy_k2u: norm.pair(b.copy_k2u_bytes, a.copy_k2u_bytes),
-        copy_u2k: norm.pair(b.copy_u2k_bytes, a.copy_u2k_bytes),
-        zero_copy: norm.pair(b.zero_copy_bytes, a.zero_copy_bytes),
-        calls: norm.pair(b.calls, a.calls),
-        errors: norm.pair(b.errors, a.errors),
-        copy_amplification: with_n.then_some(copied),
-        zero_copy_ratio: Change::of_ratio(
-            ratio(b.zero_copy_bytes, b.copied_bytes()),
-            ratio(a.zero_copy_bytes, a.copied_bytes()),
-        ),
-    };
-    Scope {
-        name: name.to_string(),
-        processes_before: nb,
-        processes_after: na,
-        metrics,
-        changed: changed_entries(before, after, norm),
-    }
+    /// Normalised bytes at or below which a change is noise.
+    noise: f64,
 }
 
-/// Every entry of every layer whose bytes (or, when it moves no bytes, calls) changed.
-fn changed_entries(before: &Layers, after: &Layers, norm: Norm) -> Vec<EntryChange> {
-    let empty = Layer::default();
-    let mut layers: Vec<&String> = before.keys().chain(after.keys()).collect();
-    layers.sort();
-    layers.dedup();
-    let mut out = Vec::new();
-    for layer in layers {
-        let lb = before.get(layer).unwrap_or(&empty);
-        let la = after.get(layer).unwrap_or(&empty);
-        let mut names: Vec<&String> = lb
-            .entries()
-            .map(|(k, _)| k)
-            .chain(la.entries().map(|(k, _)| k))
-            .collect();
-        names.sort();
-        names.dedup();
-        for name in names {
-            let find = |l: &Layer| l.syscalls.get(name).or_else(|| l.probes.get(name)).cloned();
-            let (eb, ea) = (find(lb), find(la));
-            let Some(shape) = ea.as_ref().or(eb.as_ref()) else {
-                continue;
-            };
-            let (family, direction) = (shape.family, shape.direction);
-            let get = |e: &Option<Entry>| e.as_ref().map_or((0, 0), |e| (e.bytes, e.calls));
-            let ((bb, bc), (ab, ac)) = (get(&eb), get(&ea));
-            let bytes = norm.pair(bb, ab);
-            let calls = norm.pair(bc, ac);
-            let status = match (eb.is_some(), ea.is_some()) {
-                (false, true) => Status::Appeared,
-                (true, false) => Status::Gone,
-                _ if bb == 0 && ab == 0 => calls.status,
-                _ => bytes.status,
-            };
-            if status != Status::Same {
-                out.push(EntryChange {
+impl Compare {
+    fn scope(
+        &self,
+        name: &str,
+        (nb, before): (usize, &Layers),
+        (na, after): (usize, &Layers),
+    ) -> Scope {
+        let norm = self.norm;
+        let (b, a) = (primary(before), primary(after));
+        let copied = norm.pair(b.copied_bytes(), a.copied_bytes());
+        let metrics = Metrics {
+            copied,
+            copy_k2u: norm.pair(b.copy_k2u_bytes, a.copy_k2u_bytes),
+            copy_u2k: norm.pair(b.copy_u2k_bytes, a.copy_u2k_bytes),
+            zero_copy: norm.pair(b.zero_copy_bytes, a.zero_copy_bytes),
+            calls: norm.pair(b.calls, a.calls),
+            errors: norm.pair(b.errors, a.errors),
+            copy_amplification: self.with_n.then_some(copied),
+            zero_copy_ratio: Change::of_ratio(
+                ratio(b.zero_copy_bytes, b.copied_bytes()),
+                ratio(a.zero_copy_bytes, a.copied_bytes()),
+            ),
+        };
+        let mut metrics = metrics;
+        if norm.0.is_none() {
+            // Nothing is compared in an inconclusive diff, not even the ratios (whose
+            // share of idle time is as unknown as the rest).
+            metrics.zero_copy_ratio.change_pct = None;
+            metrics.zero_copy_ratio.status = Status::NotCompared;
+        }
+        let (changed, unchanged) = self.entries(before, after);
+        Scope {
+            name: name.to_string(),
+            processes_before: nb,
+            processes_after: na,
+            metrics,
+            changed,
+            unchanged,
+        }
+    }
+
+    /// A byte figure moved by more than the noise (never when nothing is compared).
+    fn material(&self, c: &Change) -> bool {
+        c.status != Status::NotCompared && c.delta().abs() > self.noise
+    }
+
+    /// A group worth listing: its copied or zero-copy bytes, or one of its entries, moved
+    /// above noise.
+    fn above_noise(&self, s: &Scope) -> bool {
+        !s.changed.is_empty()
+            || self.material(&s.metrics.copied)
+            || self.material(&s.metrics.zero_copy)
+    }
+
+    /// The entries of every layer whose bytes changed above noise, and how many others
+    /// there were.
+    fn entries(&self, before: &Layers, after: &Layers) -> (Vec<EntryChange>, usize) {
+        let empty = Layer::default();
+        let mut layers: Vec<&String> = before.keys().chain(after.keys()).collect();
+        layers.sort();
+        layers.dedup();
+        let (mut changed, mut unchanged) = (Vec::new(), 0);
+        for layer in layers {
+            let lb = before.get(layer).unwrap_or(&empty);
+            let la = after.get(layer).unwrap_or(&empty);
+            let mut names: Vec<&String> = lb
+                .entries()
+                .map(|(k, _)| k)
+                .chain(la.entries().map(|(k, _)| k))
+                .collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let find = |l: &Layer| l.syscalls.get(name).or_else(|| l.probes.get(name)).cloned();
+                let (eb, ea) = (find(lb), find(la));
+                let Some(shape) = ea.as_ref().or(eb.as_ref()) else {
+                    continue;
+                };
+                let (family, direction) = (shape.family, shape.direction);
+                let get = |e: &Option<Entry>| e.as_ref().map_or((0, 0), |e| (e.bytes, e.calls));
+                let ((bb, bc), (ab, ac)) = (get(&eb), get(&ea));
+                let bytes = self.norm.pair(bb, ab);
+                let calls = self.norm.pair(bc, ac);
+                if !self.material(&bytes) || bytes.status == Status::Same {
+                    unchanged += 1;
+                    continue;
+                }
+                let status = match (eb.is_some(), ea.is_some()) {
+                    (false, true) => Status::Appeared,
+                    (true, false) => Status::Gone,
+                    _ => bytes.status,
+                };
+                changed.push(EntryChange {
                     layer: layer.clone(),
                     name: name.clone(),
                     family,
@@ -575,8 +762,8 @@ fn changed_entries(before: &Layers, after: &Layers, norm: Norm) -> Vec<EntryChan
                 });
             }
         }
+        (changed, unchanged)
     }
-    out
 }
 
 #[cfg(test)]

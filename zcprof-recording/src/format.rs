@@ -274,11 +274,12 @@ pub struct Bucket {
 
 impl Recording {
     /// The command line that identifies the workload, for headers: the command, the
-    /// targets' command lines, the `--comm` filter, or "the whole machine".
+    /// targets' command lines, the `--comm` filter, or "the whole machine". Command lines
+    /// are shell-quoted ([`command_line`]).
     pub fn workload_label(&self) -> String {
         let w = &self.workload;
         match w.kind {
-            WorkloadKind::Command => w.command.clone().unwrap_or_default().join(" "),
+            WorkloadKind::Command => command_line(w.command.as_deref().unwrap_or_default()),
             WorkloadKind::Pids => w
                 .targets
                 .iter()
@@ -286,7 +287,7 @@ impl Recording {
                     if t.command.is_empty() {
                         format!("pid {}", t.pid)
                     } else {
-                        format!("pid {} ({})", t.pid, t.command.join(" "))
+                        format!("pid {} ({})", t.pid, command_line(&t.command))
                     }
                 })
                 .collect::<Vec<_>>()
@@ -295,6 +296,37 @@ impl Recording {
             WorkloadKind::Machine => "the whole machine".into(),
         }
     }
+
+    /// A command that ran to completion: it did its whole job in this recording, so two
+    /// such recordings compare by totals. Anything else (`--duration`, Ctrl-C, `--pid`,
+    /// `--comm`, the machine) is bounded by time and saw an unknown share of the work.
+    pub fn ran_to_completion(&self) -> bool {
+        self.workload.kind == WorkloadKind::Command && self.ended_by == "exit" && !self.interrupted
+    }
+
+    /// What bounded a recording that did not run to completion (`None` when it did), as
+    /// the flag or event a user recognises.
+    pub fn time_bound(&self) -> Option<&'static str> {
+        if self.ran_to_completion() {
+            return None;
+        }
+        Some(match self.workload.kind {
+            WorkloadKind::Pids => "--pid",
+            WorkloadKind::Comm => "--comm",
+            WorkloadKind::Machine => "the whole machine",
+            WorkloadKind::Command if self.interrupted || self.ended_by == "signal" => "interrupted",
+            WorkloadKind::Command => "--duration",
+        })
+    }
+}
+
+/// A command line as a shell would read it back: `sh -c 'kill -TERM $$'`, so arguments
+/// with spaces or quotes stay visibly apart (a plain join would blur them).
+pub fn command_line<S: AsRef<str>>(args: &[S]) -> String {
+    shlex::try_join(args.iter().map(AsRef::as_ref)).unwrap_or_else(|_| {
+        // Only a NUL byte cannot be quoted, and argv cannot hold one; join plainly anyway.
+        args.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(" ")
+    })
 }
 
 /// `Option<Option<T>>` for a field that is absent (`None`), `null` (`Some(None)`) or a value.

@@ -96,7 +96,9 @@ struct DiffArgs {
     before: PathBuf,
     /// The recording from after the change
     after: PathBuf,
-    /// Normalise per delivered byte: both runs delivered N bytes (default: per second)
+    /// Compare per delivered byte: both runs delivered N bytes (default: totals when both
+    /// commands ran to completion, per second for time-bounded recordings of similar
+    /// runtime, otherwise inconclusive)
     #[arg(long, value_name = "N", value_parser = zcprof_units::parse_size)]
     per_bytes_delivered: Option<u64>,
     /// Exit 1 when this holds, e.g. copied-increase>5%, regressions>0 (repeatable)

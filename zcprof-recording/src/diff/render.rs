@@ -1,9 +1,17 @@
-//! A diff for people (text), for pull requests (Markdown) and for programs (JSON). The
-//! verdict line comes first in every form.
+//! A diff for people (text), for pull requests (Markdown) and for programs (JSON), with the
+//! same content in each: the verdict line first, the two workloads, the unit and the noise
+//! threshold, warnings, the total, the command groups that changed above noise (the rest
+//! counted in one line), and the `--fail-if` results.
+//!
+//! Every figure carries its unit, and every normalised figure stands beside the recorded
+//! total it came from: `8.0 MiB · 1.00 B/B` per delivered byte, `8.0 MiB · 160.0 MiB/s`
+//! per second, `8.0 MiB` alone per run (the total is the figure).
 
 use serde::Serialize;
 
-use super::{Change, Diff, Metrics, Scope, Status, threshold::Evaluation};
+use super::{
+    Change, Diff, EntryChange, Metrics, Per, Scope, SideInfo, Status, threshold::Evaluation,
+};
 
 /// How a value is shown: as bytes, a count, or a ratio.
 #[derive(Clone, Copy, PartialEq)]
@@ -13,27 +21,67 @@ enum Kind {
     Ratio,
 }
 
-/// "copies per delivered byte fell 2.00 → 0.00 (−100%); no new copy path".
+/// The verdict: the unit it compares by, the headline change, and whether a copy path grew;
+/// or, when no unit is sound, `inconclusive` and why.
 pub fn verdict(d: &Diff) -> String {
-    let per_byte = d.unit.delivered_bytes.is_some();
-    let what = if per_byte {
-        "copies per delivered byte"
-    } else {
-        "copied bytes per second"
-    };
     let c = &d.total.metrics.copied;
-    // Two decimals per delivered byte: the verdict is read at a glance.
-    let v = |x: Option<f64>| match (per_byte, x) {
-        (true, Some(x)) => format!("{x:.2}"),
-        _ => value(d, x, Kind::Bytes),
+    let totals = format!(
+        "{} → {} copied",
+        total(c.before_total, Kind::Bytes),
+        total(c.after_total, Kind::Bytes)
+    );
+    if let Some(why) = &d.inconclusive {
+        return format!("inconclusive: {why}; recorded totals {totals}, not compared");
+    }
+    let (lead, what, beside) = match d.unit.per {
+        Some(Per::DeliveredByte) => (
+            format!(
+                "per delivered byte ({} each)",
+                bytes(d.unit.delivered_bytes.unwrap_or(0) as f64)
+            ),
+            "copies",
+            Some(totals),
+        ),
+        Some(Per::Second) => (
+            "per second (time-bounded recordings of similar runtime; assumes a steady load)"
+                .to_string(),
+            "copied bytes",
+            Some(totals),
+        ),
+        Some(Per::Run) | None => (
+            "per run (totals: both commands ran to completion)".to_string(),
+            "copied bytes",
+            None,
+        ),
+    };
+    let v = |x: Option<f64>| match d.unit.per {
+        Some(Per::DeliveredByte) => x.map_or("—".into(), decimal),
+        _ => normalised(d, x, Kind::Bytes),
+    };
+    let unit_after = if d.unit.per == Some(Per::DeliveredByte) {
+        " B copied per B delivered"
+    } else {
+        ""
+    };
+    let detail = match beside {
+        Some(t) => format!("{}; {t}", percent(c)),
+        None => percent(c),
     };
     let movement = match c.status {
-        Status::Same => format!("unchanged at {}", v(c.after)),
+        Status::Same => format!("unchanged at {}{unit_after}", v(c.after)),
         Status::Fell | Status::Gone => {
-            format!("fell {} → {} ({})", v(c.before), v(c.after), percent(c))
+            format!(
+                "fell {} → {}{unit_after} ({detail})",
+                v(c.before),
+                v(c.after)
+            )
         }
-        Status::Rose | Status::Appeared => {
-            format!("rose {} → {} ({})", v(c.before), v(c.after), percent(c))
+        Status::Rose | Status::Appeared | Status::NotCompared => {
+            format!(
+                "rose {} → {}{unit_after} ({detail})",
+                v(c.before),
+                v(c.after)
+            )
         }
     };
     let tail = match d.regressions.len() {
@@ -61,16 +109,27 @@ pub fn verdict(d: &Diff) -> String {
             )
         }
     };
-    format!("{what} {movement}; {tail}")
+    format!("{lead}: {what} {movement}; {tail}")
 }
 
-/// A value in the diff's unit: `2.00` per delivered byte, `12.5 MiB/s` per second.
-fn value(d: &Diff, x: Option<f64>, kind: Kind) -> String {
+/// A recorded count: `8.0 MiB`, `133`.
+fn total(x: Option<u64>, kind: Kind) -> String {
+    match (x, kind) {
+        (None, _) => "—".into(),
+        (Some(x), Kind::Bytes) => bytes(x as f64),
+        (Some(x), _) => x.to_string(),
+    }
+}
+
+/// A normalised value with its unit: `160.0 MiB/s`, `2.0k calls/s` per second; `1.00 B/B`
+/// (bytes per delivered byte) and `31.7/MiB` (counts per MiB delivered) per delivered byte;
+/// the count itself per run.
+fn normalised(d: &Diff, x: Option<f64>, kind: Kind) -> String {
     let Some(x) = x else {
         return "—".into();
     };
-    match kind {
-        Kind::Ratio => {
+    match (d.unit.per, kind) {
+        (_, Kind::Ratio) => {
             let p = x * 100.0;
             if (p - p.round()).abs() < 0.05 {
                 format!("{p:.0}%")
@@ -78,21 +137,38 @@ fn value(d: &Diff, x: Option<f64>, kind: Kind) -> String {
                 format!("{p:.1}%")
             }
         }
-        _ if d.unit.delivered_bytes.is_some() => {
-            if x == 0.0 {
-                "0.00".into()
-            } else if x >= 0.01 {
-                format!("{x:.2}")
-            } else {
-                format!("{x:.2e}")
-            }
-        }
-        Kind::Bytes => format!("{}/s", bytes(x)),
-        Kind::Count => format!("{}/s", count(x)),
+        (Some(Per::DeliveredByte), Kind::Bytes) => format!("{} B/B", decimal(x)),
+        (Some(Per::DeliveredByte), _) => format!("{}/MiB", count(x * 1_048_576.0)),
+        (Some(Per::Second), Kind::Bytes) => format!("{}/s", bytes(x)),
+        (Some(Per::Second), _) => format!("{}/s", count(x)),
+        (_, Kind::Bytes) => bytes(x),
+        (_, _) => count(x),
     }
 }
 
-fn bytes(x: f64) -> String {
+/// One side of a row: the recorded total, and beside it the normalised figure when it
+/// differs from the total (per second, per delivered byte).
+fn cell(d: &Diff, total_value: Option<u64>, x: Option<f64>, kind: Kind) -> String {
+    let divided = matches!(d.unit.per, Some(Per::Second | Per::DeliveredByte));
+    match kind {
+        Kind::Ratio => normalised(d, x, kind),
+        _ if divided => format!("{} · {}", total(total_value, kind), normalised(d, x, kind)),
+        _ => total(total_value, kind),
+    }
+}
+
+/// `2.00`, `0.17`, `0.00064`: two decimals, or two significant digits below 0.01, never an
+/// exponent.
+fn decimal(x: f64) -> String {
+    if x == 0.0 || x >= 0.01 || !x.is_finite() {
+        return format!("{x:.2}");
+    }
+    let places = (-x.log10()).ceil() as usize + 1;
+    format!("{x:.*}", places.min(15))
+}
+
+/// Binary units: `512 B`, `4.0 MiB`.
+pub(crate) fn bytes(x: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = x;
     let mut u = 0;
@@ -117,7 +193,7 @@ fn count(x: f64) -> String {
     }
 }
 
-/// `−100%`, `+80%`, `+1.5%`, `0%`, `new`; percentage points for ratios.
+/// `−100%`, `+80%`, `+1.5%`, `0%`, `new`, `—` when not compared.
 fn percent(c: &Change) -> String {
     match c.change_pct {
         None if c.status == Status::Appeared => "new".into(),
@@ -137,12 +213,18 @@ fn percent(c: &Change) -> String {
     }
 }
 
-fn points(c: &Change) -> String {
-    percent(c).replace('%', " pp")
+/// The change column: percentage points for a ratio.
+fn change_text(c: &Change, kind: Kind) -> String {
+    if kind == Kind::Ratio {
+        percent(c).replace('%', " pp")
+    } else {
+        percent(c)
+    }
 }
 
 fn metric_rows(m: &Metrics) -> Vec<(&'static str, &Change, Kind)> {
     let mut rows = vec![
+        ("copied", &m.copied, Kind::Bytes),
         ("copied k→u", &m.copy_k2u, Kind::Bytes),
         ("copied u→k", &m.copy_u2k, Kind::Bytes),
         ("zero-copy", &m.zero_copy, Kind::Bytes),
@@ -156,100 +238,157 @@ fn metric_rows(m: &Metrics) -> Vec<(&'static str, &Change, Kind)> {
     rows
 }
 
-fn change_text(c: &Change, kind: Kind) -> String {
-    if kind == Kind::Ratio {
-        points(c)
-    } else {
-        percent(c)
-    }
-}
-
-fn unit_line(d: &Diff) -> String {
-    match d.unit.delivered_bytes {
-        Some(n) => format!(
-            "figures per delivered byte ({n} bytes delivered by each run), from the syscall layer"
-        ),
-        None => "figures per second of runtime, from the syscall layer".into(),
-    }
-}
-
-/// Something changed in this scope (worth printing).
-fn interesting(s: &Scope) -> bool {
-    !s.changed.is_empty()
-        || metric_rows(&s.metrics)
-            .iter()
-            .any(|(_, c, _)| c.status != Status::Same)
-}
-
-/// The diff for a terminal.
-pub fn text(d: &Diff, thresholds: &[Evaluation]) -> String {
-    let mut out = format!("{}\n", d.verdict);
-    for (label, s) in [("before:", &d.before), ("after: ", &d.after)] {
-        out.push_str(&format!(
-            "{label} `{}` · {:.2} s · {} process{}{}\n",
-            s.workload,
-            s.duration_s,
-            s.processes,
-            if s.processes == 1 { "" } else { "es" },
-            if s.interrupted { " · interrupted" } else { "" },
-        ));
-    }
-    out.push_str(&format!("{}\n", unit_line(d)));
-    for w in &d.warnings {
-        out.push_str(&format!("warning: {w}\n"));
-    }
-    let scopes = std::iter::once(&d.total).chain(d.processes.iter().filter(|s| interesting(s)));
-    for s in scopes {
-        if std::ptr::eq(s, &d.total) {
-            out.push_str(&format!(
-                "\n{:<24} {:>14} {:>14} {:>8}\ntotal\n",
-                "", "BEFORE", "AFTER", "CHANGE"
-            ));
-        } else {
-            out.push_str(&format!(
-                "\nprocess {} ({} → {} instances)\n",
-                s.name, s.processes_before, s.processes_after
-            ));
-        }
-        for (label, c, kind) in metric_rows(&s.metrics) {
-            out.push_str(&format!(
-                "  {label:<22} {:>14} {:>14} {:>8}\n",
-                value(d, c.before, kind),
-                value(d, c.after, kind),
+/// The rows of a scope's figures: label, before, after, change.
+fn metric_table(d: &Diff, s: &Scope) -> Vec<[String; 4]> {
+    metric_rows(&s.metrics)
+        .into_iter()
+        .map(|(label, c, kind)| {
+            let amplification = label == "copy amplification";
+            let side = |t: Option<u64>, x: Option<f64>| {
+                if amplification {
+                    // Copied bytes per delivered byte: the totals are on the copied rows.
+                    normalised(d, x, kind)
+                } else {
+                    cell(d, t, x, kind)
+                }
+            };
+            [
+                label.to_string(),
+                side(c.before_total, c.before),
+                side(c.after_total, c.after),
                 change_text(c, kind),
-            ));
+            ]
+        })
+        .collect()
+}
+
+/// The rows of a scope's changed entries.
+fn entry_table(d: &Diff, entries: &[EntryChange]) -> Vec<[String; 7]> {
+    entries
+        .iter()
+        .map(|e| {
+            [
+                e.name.clone(),
+                format!("{} {}", e.family.as_str(), e.direction.as_str()),
+                e.layer.clone(),
+                cell(d, e.bytes.before_total, e.bytes.before, Kind::Bytes),
+                cell(d, e.bytes.after_total, e.bytes.after, Kind::Bytes),
+                percent(&e.bytes),
+                format!(
+                    "{} → {}",
+                    total(e.calls.before_total, Kind::Count),
+                    total(e.calls.after_total, Kind::Count)
+                ),
+            ]
+        })
+        .collect()
+}
+
+const GROUP: &str = "other process group";
+const GROUPS: &str = "other process groups";
+
+const ENTRY_HEADER: [&str; 7] = [
+    "syscall/probe",
+    "kind",
+    "layer",
+    "bytes before",
+    "bytes after",
+    "change",
+    "calls",
+];
+
+/// `command, ran to completion`, `command, ended by --duration`, `--pid`.
+fn how(s: &SideInfo) -> String {
+    match s.time_bound {
+        None => "command, ran to completion".into(),
+        Some(b) if b.starts_with("--") && s.kind == crate::WorkloadKind::Command => {
+            format!("command, ended by {b}")
         }
-        if !s.changed.is_empty() {
-            out.push_str("  changed:\n");
-            for e in &s.changed {
-                out.push_str(&format!(
-                    "    {:<16} {} {} ({} layer): bytes {} → {} ({}), calls {} → {} ({})\n",
-                    e.name,
-                    e.family.as_str(),
-                    e.direction.as_str(),
-                    e.layer,
-                    value(d, e.bytes.before, Kind::Bytes),
-                    value(d, e.bytes.after, Kind::Bytes),
-                    percent(&e.bytes),
-                    value(d, e.calls.before, Kind::Count),
-                    value(d, e.calls.after, Kind::Count),
-                    percent(&e.calls),
-                ));
-            }
-        }
+        Some(b) => b.to_string(),
     }
-    if !thresholds.is_empty() {
-        out.push('\n');
-        for t in thresholds {
-            out.push_str(&format!(
-                "--fail-if {}: {} (value {})\n",
-                t.condition,
-                if t.held { "FAILED" } else { "ok" },
-                show(t.value)
-            ));
-        }
+}
+
+/// `` `CMD` · command, ran to completion · 0.05 s · 2 processes `` (`workload` already
+/// quoted for the form).
+fn side_line(s: &SideInfo, workload: &str) -> String {
+    format!(
+        "{workload} · {} · {:.2} s · {} process{}",
+        how(s),
+        s.duration_s,
+        s.processes,
+        if s.processes == 1 { "" } else { "es" },
+    )
+}
+
+/// The unit and why, then what each figure shows.
+fn unit_lines(d: &Diff) -> [String; 2] {
+    let (unit, figures) = match d.unit.per {
+        Some(Per::Run) => ("per run", "recorded totals"),
+        Some(Per::DeliveredByte) => (
+            "per delivered byte",
+            "recorded total · per delivered byte (B/B: bytes per byte delivered; /MiB: per MiB delivered)",
+        ),
+        Some(Per::Second) => ("per second", "recorded total · per second"),
+        None => ("none", "recorded totals, not compared"),
+    };
+    [
+        format!("unit: {unit} — {}", d.unit.basis),
+        format!(
+            "figures: {figures}, from the syscall layer (other layers' entries are listed, never added to them)"
+        ),
+    ]
+}
+
+fn noise_line(d: &Diff) -> Option<String> {
+    let n = d.noise?;
+    let scaled = match d.unit.per {
+        Some(Per::DeliveredByte) => format!("{} B/B", decimal(n.bytes)),
+        Some(Per::Second) => format!("{}/s", bytes(n.bytes)),
+        _ => bytes(n.bytes),
+    };
+    Some(format!(
+        "noise: a change of at most {:.0} % of the bytes moved ({scaled}) counts as unchanged",
+        n.share * 100.0
+    ))
+}
+
+fn scope_title(s: &Scope, total: bool) -> String {
+    let noun = |n: usize| if n == 1 { "process" } else { "processes" };
+    if total {
+        format!(
+            "total ({} → {} {})",
+            s.processes_before,
+            s.processes_after,
+            noun(s.processes_after)
+        )
+    } else {
+        format!(
+            "process {} ({} → {} instances)",
+            s.name, s.processes_before, s.processes_after
+        )
     }
-    out
+}
+
+/// `3 entries unchanged (within noise)`; nothing when there are none.
+fn unchanged_line(n: usize, one: &str, many: &str) -> Option<String> {
+    (n > 0).then(|| {
+        format!(
+            "{n} {} unchanged (within noise)",
+            if n == 1 { one } else { many }
+        )
+    })
+}
+
+fn threshold_line(t: &Evaluation) -> String {
+    let outcome = match t.held {
+        Some(true) => "FAILED",
+        Some(false) => "ok",
+        None => "cannot judge (the diff is inconclusive)",
+    };
+    match t.value {
+        Some(v) if t.held.is_some() => format!("{outcome} (value {})", show(v)),
+        _ => outcome.to_string(),
+    }
 }
 
 fn show(v: f64) -> String {
@@ -263,66 +402,154 @@ fn show(v: f64) -> String {
     }
 }
 
-/// The diff for a pull-request comment.
-pub fn markdown(d: &Diff, thresholds: &[Evaluation]) -> String {
-    let esc = |s: &str| s.replace('|', "\\|").replace('`', "'");
-    let mut out = format!("**{}**\n\n", esc(&d.verdict));
-    out.push_str(&format!(
-        "Before: `{}` ({:.2} s) · after: `{}` ({:.2} s) · {}.\n\n",
-        esc(&d.before.workload),
-        d.before.duration_s,
-        esc(&d.after.workload),
-        d.after.duration_s,
-        unit_line(d)
-    ));
-    for w in &d.warnings {
-        out.push_str(&format!("> ⚠ {}\n\n", esc(w)));
-    }
-    out.push_str("| total | before | after | change |\n|---|---:|---:|---:|\n");
-    for (label, c, kind) in metric_rows(&d.total.metrics) {
-        out.push_str(&format!(
-            "| {label} | {} | {} | {} |\n",
-            value(d, c.before, kind),
-            value(d, c.after, kind),
-            change_text(c, kind)
-        ));
-    }
-    let rows: Vec<String> = d
-        .processes
-        .iter()
-        .flat_map(|s| {
-            s.changed.iter().map(move |e| {
-                format!(
-                    "| {} | {} | {} {} | {} | {} | {} | {} | {} |\n",
-                    esc(&s.name),
-                    esc(&e.name),
-                    e.family.as_str(),
-                    e.direction.as_str(),
-                    value(d, e.bytes.before, Kind::Bytes),
-                    value(d, e.bytes.after, Kind::Bytes),
-                    percent(&e.bytes),
-                    value(d, e.calls.before, Kind::Count),
-                    value(d, e.calls.after, Kind::Count),
-                )
-            })
-        })
-        .collect();
-    if !rows.is_empty() {
-        out.push_str("\n| process | syscall/probe | kind | bytes before | bytes after | change | calls before | calls after |\n|---|---|---|---:|---:|---:|---:|---:|\n");
-        for r in rows {
-            out.push_str(&r);
+/// Lays out rows as aligned columns: the first left-aligned, the rest right-aligned.
+fn columns<const N: usize>(indent: &str, rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
         }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = indent.to_string();
+        for (i, (c, w)) in r.iter().zip(widths).enumerate() {
+            let pad = " ".repeat(w - c.chars().count());
+            if i == 0 {
+                line.push_str(c);
+                line.push_str(&pad);
+            } else {
+                line.push_str("  ");
+                line.push_str(&pad);
+                line.push_str(c);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn scopes(d: &Diff) -> impl Iterator<Item = (&Scope, bool)> {
+    std::iter::once((&d.total, true)).chain(d.processes.iter().map(|s| (s, false)))
+}
+
+/// The diff for a terminal.
+pub fn text(d: &Diff, thresholds: &[Evaluation]) -> String {
+    let mut out = format!("{}\n", d.verdict);
+    for (label, s) in [("before:", &d.before), ("after: ", &d.after)] {
+        let workload = format!("`{}`", s.workload);
+        out.push_str(&format!("{label} {}\n", side_line(s, &workload)));
+    }
+    for line in unit_lines(d) {
+        out.push_str(&format!("{line}\n"));
+    }
+    if let Some(n) = noise_line(d) {
+        out.push_str(&format!("{n}\n"));
+    }
+    for w in &d.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    for (s, is_total) in scopes(d) {
+        let mut rows = vec![[
+            scope_title(s, is_total),
+            "BEFORE".to_string(),
+            "AFTER".to_string(),
+            "CHANGE".to_string(),
+        ]];
+        rows.extend(metric_table(d, s).into_iter().map(|mut r| {
+            r[0] = format!("  {}", r[0]);
+            r
+        }));
+        out.push('\n');
+        out.push_str(&columns("", &rows));
+        if !s.changed.is_empty() {
+            let mut rows = vec![ENTRY_HEADER.map(str::to_uppercase)];
+            rows.extend(entry_table(d, &s.changed));
+            out.push_str("  changed above noise:\n");
+            out.push_str(&columns("    ", &rows));
+        }
+        if let Some(line) = unchanged_line(s.unchanged, "entry", "entries") {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    if let Some(line) = unchanged_line(d.unchanged_processes, GROUP, GROUPS) {
+        out.push_str(&format!("\n{line}\n"));
     }
     if !thresholds.is_empty() {
         out.push('\n');
         for t in thresholds {
             out.push_str(&format!(
-                "- `--fail-if {}`: {} (value {})\n",
-                esc(&t.condition),
-                if t.held { "❌ failed" } else { "✅ ok" },
-                show(t.value)
+                "--fail-if {}: {}\n",
+                t.condition,
+                threshold_line(t)
             ));
         }
+    }
+    out
+}
+
+/// The diff for a pull-request comment.
+pub fn markdown(d: &Diff, thresholds: &[Evaluation]) -> String {
+    let esc = |s: &str| s.replace('|', "\\|").replace('`', "'");
+    let mut out = format!("**{}**\n\n", esc(&d.verdict));
+    for (label, s) in [("before", &d.before), ("after", &d.after)] {
+        // A code span cannot hold a backtick; the workload is shown, not run.
+        let workload = format!("`{}`", s.workload.replace('`', "'"));
+        out.push_str(&format!("- {label}: {}\n", side_line(s, &workload)));
+    }
+    for line in unit_lines(d) {
+        out.push_str(&format!("- {line}\n"));
+    }
+    if let Some(n) = noise_line(d) {
+        out.push_str(&format!("- {n}\n"));
+    }
+    out.push('\n');
+    for w in &d.warnings {
+        out.push_str(&format!("> ⚠ {}\n\n", esc(w)));
+    }
+    let row = |cells: &[String]| {
+        let cells: Vec<String> = cells.iter().map(|c| esc(c)).collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    for (s, is_total) in scopes(d) {
+        out.push_str(&row(&[
+            scope_title(s, is_total),
+            "before".into(),
+            "after".into(),
+            "change".into(),
+        ]));
+        out.push_str("|---|---:|---:|---:|\n");
+        for r in metric_table(d, s) {
+            out.push_str(&row(&r));
+        }
+        out.push('\n');
+        if !s.changed.is_empty() {
+            out.push_str(&row(&ENTRY_HEADER.map(String::from)));
+            out.push_str("|---|---|---|---:|---:|---:|---:|\n");
+            for r in entry_table(d, &s.changed) {
+                out.push_str(&row(&r));
+            }
+            out.push('\n');
+        }
+        if let Some(line) = unchanged_line(s.unchanged, "entry", "entries") {
+            out.push_str(&format!("{line}.\n\n"));
+        }
+    }
+    if let Some(line) = unchanged_line(d.unchanged_processes, GROUP, GROUPS) {
+        out.push_str(&format!("{line}.\n\n"));
+    }
+    for t in thresholds {
+        let mark = match t.held {
+            Some(true) => "❌",
+            Some(false) => "✅",
+            None => "⚠",
+        };
+        out.push_str(&format!(
+            "- {mark} --fail-if {}: {}\n",
+            esc(&t.condition),
+            threshold_line(t)
+        ));
     }
     out
 }

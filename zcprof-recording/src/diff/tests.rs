@@ -25,18 +25,31 @@ fn file_copy() -> (Recording, Recording) {
     (before, after)
 }
 
+/// The same recording, bounded by time: `record --duration D -- CMD`, or `--pid`.
+fn bounded(mut r: Recording, kind: WorkloadKind, seconds: f64) -> Recording {
+    r.workload.kind = kind;
+    r.ended_by = "duration".into();
+    r.duration_s = seconds;
+    r.ended_unix = r.started_unix + seconds;
+    r
+}
+
 #[test]
 fn copies_removed_per_delivered_byte() {
     let (before, after) = file_copy();
     let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
     assert_eq!(
         d.verdict,
-        "copies per delivered byte fell 2.00 → 0.00 (−100%); no new copy path"
+        "per delivered byte (4.0 MiB each): copies fell 2.00 → 0.00064 B copied per B delivered (−100%; 8.0 MiB → 2.6 KiB copied); no new copy path"
     );
+    assert_eq!(d.unit.per, Some(Per::DeliveredByte));
+    assert_eq!(d.inconclusive, None);
     let m = &d.total.metrics;
     let expect_before = (2 * MIB4 + 2_700) as f64 / MIB4 as f64;
     assert_eq!(m.copied.before, Some(expect_before));
     assert_eq!(m.copied.after, Some(2_700.0 / MIB4 as f64));
+    assert_eq!(m.copied.before_total, Some(2 * MIB4 + 2_700));
+    assert_eq!(m.copied.after_total, Some(2_700));
     assert_eq!(m.copy_amplification, Some(m.copied));
     assert_eq!(m.zero_copy.status, Status::Appeared);
     assert_eq!(m.zero_copy_ratio.before, Some(0.0));
@@ -66,25 +79,145 @@ fn copies_removed_per_delivered_byte() {
     );
 }
 
+/// Two commands that ran to completion did the same job: their totals compare, whatever
+/// their runtimes (per second, the faster run's fixed costs would look five times larger).
 #[test]
-fn per_second_is_the_default_and_ignores_small_fixed_costs() {
+fn commands_that_ran_to_completion_compare_totals() {
     let (before, after) = file_copy();
-    let d = diff(&before, &after, Unit::PerSecond).expect("diff");
-    // The loader's reads per second grow five-fold in the faster run: not a regression.
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    assert_eq!(d.unit.per, Some(Per::Run));
+    assert_eq!(
+        d.verdict,
+        "per run (totals: both commands ran to completion): copied bytes fell 8.0 MiB → 2.6 KiB (−100%); no new copy path"
+    );
     assert!(d.regressions.is_empty(), "{:?}", d.regressions);
+    let m = &d.total.metrics;
+    assert_eq!(m.calls.before, Some(133.0));
+    assert_eq!(m.calls.before_total, Some(133));
+    assert_eq!(m.copy_amplification, None);
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    // The loader's reads are the same in both: within noise, not listed.
+    assert_eq!(d.processes.len(), 1);
+    assert_eq!(d.total.unchanged, 0);
+}
+
+/// The reproduction: the same work recorded for 2 s and for 8 s (6 s idle). Per
+/// second it "fell 75 %"; there is no sound unit, so the diff is inconclusive and cannot be
+/// judged by --fail-if.
+#[test]
+fn time_bounded_recordings_of_different_runtimes_are_inconclusive() {
+    let (work, _) = file_copy();
+    for kind in [
+        WorkloadKind::Pids,
+        WorkloadKind::Command,
+        WorkloadKind::Comm,
+    ] {
+        let before = bounded(work.clone(), kind, 2.0);
+        let after = bounded(work.clone(), kind, 8.0);
+        let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+        let why = d.inconclusive.clone().expect("inconclusive");
+        assert!(
+            why.contains("runtimes that differ by more than 25 % (2.00 s and 8.00 s)"),
+            "{why}"
+        );
+        assert!(why.contains("--per-bytes-delivered"), "{why}");
+        assert!(why.contains("not available yet"), "{why}");
+        assert!(
+            d.verdict.starts_with("inconclusive: time-bounded (BEFORE "),
+            "{}",
+            d.verdict
+        );
+        assert!(
+            d.verdict
+                .ends_with("; recorded totals 8.0 MiB → 8.0 MiB copied, not compared"),
+            "{}",
+            d.verdict
+        );
+        assert!(
+            !d.verdict.contains('%') || !d.verdict.contains("−75"),
+            "{}",
+            d.verdict
+        );
+        assert_eq!(d.unit.per, None);
+        assert_eq!(d.total.metrics.copied.status, Status::NotCompared);
+        assert_eq!(d.total.metrics.copied.before_total, Some(2 * MIB4 + 2_700));
+        assert!(d.regressions.is_empty());
+        assert!(d.processes.is_empty() && d.unchanged_processes == 1);
+        assert!(d.noise.is_none());
+        for t in [
+            "copied-decrease<50%",
+            "regressions>0",
+            "zero-copy-ratio<90%",
+        ] {
+            let e = threshold::parse(t).expect(t).evaluate(&d).expect(t);
+            assert_eq!((e.held, e.value), (None, None), "{t}");
+        }
+        // A unit of work makes it conclusive: the same job, unchanged.
+        let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
+        assert_eq!(d.inconclusive, None);
+        assert_eq!(d.total.metrics.copied.status, Status::Same);
+        let e = threshold::parse("copied-decrease<50%")
+            .expect("p")
+            .evaluate(&d)
+            .expect("e");
+        assert_eq!(e.held, Some(true));
+    }
+    // One side time-bounded is enough: a complete command against a --pid recording.
+    let d = diff(
+        &work,
+        &bounded(work.clone(), WorkloadKind::Pids, 8.0),
+        Unit::FromRecordings,
+    )
+    .expect("diff");
+    let why = d.inconclusive.expect("inconclusive");
+    assert!(why.starts_with("time-bounded (AFTER --pid)"), "{why}");
+    // A time-bounded recording of 0 s has no rate either.
+    let d = diff(
+        &bounded(work.clone(), WorkloadKind::Pids, 0.0),
+        &bounded(work.clone(), WorkloadKind::Pids, 1.0),
+        Unit::FromRecordings,
+    )
+    .expect("diff");
+    assert!(d.inconclusive.is_some_and(|w| w.contains("0.00 s")));
+}
+
+/// Time-bounded recordings whose runtimes are within 25 % compare per second, and the
+/// verdict says that this assumes a steady load.
+#[test]
+fn time_bounded_recordings_of_similar_runtime_compare_per_second() {
+    let (work, _) = file_copy();
+    let before = bounded(work.clone(), WorkloadKind::Pids, 2.0);
+    for (seconds, per_second) in [(2.5, true), (2.0, true), (1.6, true), (2.51, false)] {
+        let after = bounded(work.clone(), WorkloadKind::Pids, seconds);
+        let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+        assert_eq!(
+            d.unit.per == Some(Per::Second),
+            per_second,
+            "{seconds}: {d:?}"
+        );
+        assert_eq!(d.inconclusive.is_none(), per_second, "{seconds}");
+    }
+    let after = bounded(work.clone(), WorkloadKind::Pids, 2.5);
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
     assert!(
-        d.verdict
-            .starts_with("copied bytes per second fell 160.1 MiB/s → 263.7 KiB/s (−100%)"),
+        d.verdict.starts_with(
+            "per second (time-bounded recordings of similar runtime; assumes a steady load): copied bytes fell 4.0 MiB/s → 3.2 MiB/s (−20%; 8.0 MiB → 8.0 MiB copied)"
+        ),
         "{}",
         d.verdict
     );
-    assert_eq!(d.total.metrics.calls.before, Some(133.0 / 0.05));
-    assert_eq!(d.total.metrics.copy_amplification, None);
     assert!(
-        d.warnings.iter().any(|w| w.contains("runtimes differ")),
-        "{:?}",
-        d.warnings
+        d.unit
+            .basis
+            .contains("within 25 % (2.00 s and 2.50 s): per second holds if the load was steady"),
+        "{}",
+        d.unit.basis
     );
+    let e = threshold::parse("copied-decrease<10%")
+        .expect("p")
+        .evaluate(&d)
+        .expect("e");
+    assert_eq!(e.held, Some(false));
 }
 
 #[test]
@@ -94,7 +227,7 @@ fn a_new_copy_path_is_a_regression() {
     assert_eq!(d.regressions.len(), 2, "{:?}", d.regressions);
     assert!(
         d.verdict
-            .starts_with("copies per delivered byte rose 0.00 → 2.00 (×"),
+            .starts_with("per delivered byte (4.0 MiB each): copies rose 0.00064 → 2.00 B copied per B delivered (×"),
         "{}",
         d.verdict
     );
@@ -106,7 +239,7 @@ fn a_new_copy_path_is_a_regression() {
     );
     // A new process that copies is a regression too.
     let with_new = recording(0.01, &[(300, "gzip", &[("read", 10, MIB4)])]);
-    let d = diff(&recording(0.01, &[]), &with_new, Unit::PerSecond).expect("diff");
+    let d = diff(&recording(0.01, &[]), &with_new, Unit::FromRecordings).expect("diff");
     assert_eq!(d.regressions.len(), 1);
     assert!(d.verdict.contains("read in gzip (new)"), "{}", d.verdict);
 }
@@ -114,16 +247,118 @@ fn a_new_copy_path_is_a_regression() {
 #[test]
 fn a_file_against_itself_shows_no_change() {
     let (before, _) = file_copy();
-    for unit in [Unit::PerSecond, Unit::PerBytesDelivered(MIB4)] {
-        let d = diff(&before, &before, unit).expect("diff");
+    let pid = bounded(before.clone(), WorkloadKind::Pids, 1.0);
+    for (r, unit) in [
+        (&before, Unit::FromRecordings),
+        (&before, Unit::PerBytesDelivered(MIB4)),
+        (&pid, Unit::FromRecordings),
+    ] {
+        let d = diff(r, r, unit).expect("diff");
         assert!(d.verdict.contains("unchanged at"), "{}", d.verdict);
         assert!(d.verdict.ends_with("no new copy path"));
         assert!(d.total.changed.is_empty());
-        assert!(d.processes.iter().all(|s| s.changed.is_empty()));
+        assert!(d.processes.is_empty());
+        assert_eq!(d.unchanged_processes, 1);
+        assert_eq!(d.total.unchanged, 2);
         assert_eq!(d.total.metrics.copied.change_pct, Some(0.0));
         let t = threshold::parse("copied-increase>0%").expect("parses");
-        assert!(!t.evaluate(&d).expect("evaluates").held);
+        assert_eq!(t.evaluate(&d).expect("evaluates").held, Some(false));
     }
+}
+
+/// Only changes above 1 % of the bytes moved are listed; the rest are counted.
+#[test]
+fn changes_within_noise_collapse_into_a_count() {
+    let before = recording(
+        1.0,
+        &[
+            (
+                10,
+                "server",
+                &[("read", 100, 10_000_000), ("write", 10, 5_000)],
+            ),
+            (20, "logger", &[("write", 5, 50_000)]),
+        ],
+    );
+    let after = recording(
+        1.0,
+        &[
+            // read unchanged, write doubled but tiny; a new tiny recvfrom.
+            (
+                10,
+                "server",
+                &[
+                    ("read", 100, 10_000_000),
+                    ("write", 20, 10_000),
+                    ("recvfrom", 1, 90_000),
+                ],
+            ),
+            // The logger wrote 80 % more, still under 1 % of 10 MB moved.
+            (20, "logger", &[("write", 9, 90_000)]),
+        ],
+    );
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    let noise = d.noise.expect("noise");
+    assert_eq!(noise.moved, 10_190_000.0);
+    assert!((noise.bytes - 101_900.0).abs() < 1e-6);
+    assert!(d.processes.is_empty(), "{:?}", d.processes);
+    assert_eq!(d.unchanged_processes, 2);
+    assert!(d.total.changed.is_empty());
+    assert_eq!(d.total.unchanged, 3);
+    assert!(d.regressions.is_empty());
+    // Above noise: listed, and a grown copy path is a regression.
+    let mut grown = after.clone();
+    grown.processes[1] = recording(1.0, &[(20, "logger", &[("write", 99, 900_000)])])
+        .processes
+        .remove(0);
+    grown.total = recording(
+        1.0,
+        &[
+            (
+                10,
+                "server",
+                &[
+                    ("read", 100, 10_000_000),
+                    ("write", 20, 10_000),
+                    ("recvfrom", 1, 90_000),
+                ],
+            ),
+            (20, "logger", &[("write", 99, 900_000)]),
+        ],
+    )
+    .total;
+    let d = diff(&before, &grown, Unit::FromRecordings).expect("diff");
+    let listed: Vec<&str> = d.processes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(listed, ["logger"]);
+    assert_eq!(d.unchanged_processes, 1);
+    assert_eq!(d.regressions.len(), 1);
+    assert_eq!(d.regressions[0].name, "write");
+}
+
+/// A --pid recording and a -- CMD recording of one program compare, with a warning; the
+/// whole machine compares only with itself.
+#[test]
+fn pid_and_command_recordings_compare_with_a_warning() {
+    let (before, after) = file_copy();
+    let pid = bounded(before.clone(), WorkloadKind::Pids, 0.05);
+    let d = diff(&pid, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    assert!(
+        d.warnings.iter().any(|w| w.starts_with(
+            "BEFORE records chosen pids and AFTER a command: compare them only if both ran the same program"
+        )),
+        "{:?}",
+        d.warnings
+    );
+    assert_eq!(d.total.metrics.copied.status, Status::Fell);
+    let machine = bounded(before.clone(), WorkloadKind::Machine, 0.05);
+    for (b, a) in [(&machine, &after), (&after, &machine), (&machine, &pid)] {
+        let err = diff(b, a, Unit::FromRecordings).unwrap_err();
+        assert!(
+            err.to_string().contains("record both the same way"),
+            "{err}"
+        );
+    }
+    assert!(diff(&machine, &machine, Unit::FromRecordings).is_ok());
 }
 
 /// Recordings whose probes differ (another kernel, other privileges) say so, per layer.
@@ -138,7 +373,7 @@ fn different_probes_are_a_warning() {
         unavailable: vec!["_copy_to_user".into()],
     };
     after.probe_layers.push(kernel.clone());
-    let d = diff(&before, &after, Unit::PerSecond).expect("diff");
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
     assert!(
         d.warnings.iter().any(|w| w
             == "the kernel layer's probes differ (recorded only in AFTER): their entries cannot be compared"),
@@ -148,7 +383,7 @@ fn different_probes_are_a_warning() {
     let mut before = before;
     kernel.unavailable = vec!["_copy_to_user".into(), "__check_object_size".into()];
     before.probe_layers.push(kernel);
-    let d = diff(&before, &after, Unit::PerSecond).expect("diff");
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
     assert_eq!(
         d.warnings
             .iter()
@@ -158,24 +393,17 @@ fn different_probes_are_a_warning() {
             "the kernel layer's probes differ (attached only in AFTER: __check_object_size): their entries cannot be compared"
         ]
     );
-    let d = diff(&after, &after, Unit::PerSecond).expect("diff");
+    let d = diff(&after, &after, Unit::FromRecordings).expect("diff");
     assert!(!d.warnings.iter().any(|w| w.contains("probes differ")));
 }
 
+/// A complete command of 0 s still has totals (only a rate needs a runtime).
 #[test]
-fn different_kinds_and_zero_durations_are_refused() {
-    let (before, mut after) = file_copy();
-    after.workload.kind = crate::WorkloadKind::Machine;
-    let err = diff(&before, &after, Unit::PerSecond).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("a command and AFTER the whole machine"),
-        "{err}"
-    );
+fn a_command_of_zero_seconds_compares_by_totals() {
     let (mut before, after) = file_copy();
     before.duration_s = 0.0;
-    let err = diff(&before, &after, Unit::PerSecond).unwrap_err();
-    assert!(err.to_string().contains("--per-bytes-delivered"), "{err}");
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    assert_eq!(d.unit.per, Some(Per::Run));
     assert!(diff(&before, &after, Unit::PerBytesDelivered(1)).is_ok());
 }
 
@@ -184,7 +412,14 @@ fn thresholds_gate_on_the_total() {
     let (before, after) = file_copy();
     let fwd = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
     let back = diff(&after, &before, Unit::PerBytesDelivered(MIB4)).expect("diff");
-    let held = |d: &Diff, t: &str| threshold::parse(t).expect(t).evaluate(d).expect(t).held;
+    let held = |d: &Diff, t: &str| {
+        threshold::parse(t)
+            .expect(t)
+            .evaluate(d)
+            .expect(t)
+            .held
+            .expect("judged")
+    };
     assert!(!held(&fwd, "copied-increase>5%"));
     assert!(held(&back, "copied-increase>5%"));
     assert!(!held(&fwd, "copied-decrease<50%"), "copies fell by ~100%");
@@ -193,25 +428,56 @@ fn thresholds_gate_on_the_total() {
     assert!(held(&fwd, "zero-copy-ratio>90%"));
     assert!(held(&fwd, "zero-copy-ratio-increase>=99%"));
     assert!(held(&fwd, "amplification<0.01"));
-    let per_s = diff(&before, &after, Unit::PerSecond).expect("diff");
+    let totals = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    assert!(!held(&totals, "copied-decrease<50%"));
+    assert!(
+        held(&totals, "copied-decrease<100%"),
+        "a few loader reads remain"
+    );
     let err = threshold::parse("amplification>1")
         .expect("parses")
-        .evaluate(&per_s)
+        .evaluate(&totals)
+        .unwrap_err();
+    assert!(err.contains("--per-bytes-delivered"), "{err}");
+    // Also when the diff is inconclusive: the condition is wrong whatever the recordings.
+    let inconclusive = diff(
+        &bounded(before.clone(), WorkloadKind::Pids, 1.0),
+        &bounded(before.clone(), WorkloadKind::Pids, 3.0),
+        Unit::FromRecordings,
+    )
+    .expect("diff");
+    let err = threshold::parse("amplification>1")
+        .expect("parses")
+        .evaluate(&inconclusive)
         .unwrap_err();
     assert!(err.contains("--per-bytes-delivered"), "{err}");
     // From zero, any copy is an infinite increase.
     let none = recording(1.0, &[(1, "x", &[("splice", 1, 10)])]);
     let some = recording(1.0, &[(1, "x", &[("splice", 1, 10), ("read", 1, 10)])]);
-    let d = diff(&none, &some, Unit::PerSecond).expect("diff");
+    let d = diff(&none, &some, Unit::FromRecordings).expect("diff");
     let e = threshold::parse("copied-increase>1000%")
         .expect("parses")
         .evaluate(&d)
         .expect("ok");
-    assert!(e.held && e.value.is_infinite());
+    assert!(e.held == Some(true) && e.value.is_some_and(f64::is_infinite));
 }
 
+/// Checks a `--json` document against `schema/diff.v1.json`.
+fn assert_diff_schema(doc: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../schema/diff.v1.json")).expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{doc:#}");
+}
+
+/// Text, Markdown and JSON carry the same content, every per-byte figure has its unit and
+/// stands beside its recorded total, and no figure is a bare exponent.
 #[test]
-fn renderings_lead_with_the_verdict() {
+fn renderings_carry_the_same_content_with_units() {
     let (before, after) = file_copy();
     let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
     let evals = [threshold::parse("copied-increase>5%")
@@ -219,33 +485,172 @@ fn renderings_lead_with_the_verdict() {
         .evaluate(&d)
         .expect("e")];
     let text = render::text(&d, &evals);
+    let md = render::markdown(&d, &evals);
     assert!(text.starts_with(&d.verdict), "{text}");
+    assert!(md.starts_with(&format!("**{}**", d.verdict)), "{md}");
+    for needle in [
+        "unit: per delivered byte — each run delivered 4.0 MiB (--per-bytes-delivered 4194304)",
+        "B/B: bytes per byte delivered",
+        "noise: a change of at most 1 % of the bytes moved (0.02 B/B) counts as unchanged",
+        "--fail-if copied-increase>5%: ok",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+        assert!(md.contains(needle), "{needle}: {md}");
+    }
+    // The same cells in both: total and normalised side by side, with units.
+    for cells in [
+        [
+            "copied u→k",
+            "4.0 MiB · 1.00 B/B",
+            "700 B · 0.00017 B/B",
+            "−100%",
+        ],
+        ["calls", "133 · 33/MiB", "6 · 1.5/MiB", "−95%"],
+        [
+            "copied",
+            "8.0 MiB · 2.00 B/B",
+            "2.6 KiB · 0.00064 B/B",
+            "−100%",
+        ],
+        ["copy amplification", "2.00 B/B", "0.00064 B/B", "−100%"],
+    ] {
+        assert!(
+            md.contains(&format!("| {} |", cells.join(" | "))),
+            "{cells:?}: {md}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{}  ", cells[0])))
+            .unwrap_or_else(|| panic!("no {} row: {text}", cells[0]));
+        let mut rest = line;
+        for c in cells {
+            let at = rest.find(c).unwrap_or_else(|| panic!("{c} in {line}"));
+            rest = &rest[at + c.len()..];
+        }
+    }
+    let entry = [
+        "copy_file_range",
+        "zero_copy k2k",
+        "syscall",
+        "0 B · 0.00 B/B",
+        "4.0 MiB · 1.00 B/B",
+        "new",
+        "0 → 2",
+    ];
+    assert!(md.contains(&format!("| {} |", entry.join(" | "))), "{md}");
     assert!(
-        text.contains("copy_file_range  zero_copy k2k (syscall layer): bytes 0.00 → 1.00 (new)"),
+        text.lines()
+            .any(|l| entry.iter().all(|c| l.contains(c)) && l.starts_with("    copy_file_range")),
         "{text}"
     );
-    assert!(text.contains("--fail-if copied-increase>5%: ok"), "{text}");
-    let md = render::markdown(&d, &evals);
-    assert!(md.starts_with(&format!("**{}**", d.verdict)), "{md}");
-    assert!(
-        md.contains("| copied u→k | 1.00 | 1.67e-4 | −100% |"),
-        "{md}"
-    );
+    for form in [&text, &md] {
+        let exponent = form
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0].is_ascii_digit() && w[1] == b'e' && (w[2] == b'-' || w[2] == b'+'));
+        assert!(!exponent, "a bare exponent: {form}");
+    }
     let json: serde_json::Value = serde_json::from_str(&render::json(&d, &evals)).expect("json");
+    assert_diff_schema(&json);
     assert_eq!(json["schema"], SCHEMA);
     assert_eq!(json["verdict"], d.verdict.as_str());
+    assert_eq!(json["unit"]["per"], "delivered_byte");
     assert_eq!(json["thresholds"][0]["held"], false);
+    assert_eq!(
+        json["total"]["metrics"]["copied"]["before_total"],
+        2 * MIB4 + 2_700
+    );
     let pct = json["total"]["metrics"]["copied"]["change_pct"].as_f64();
     assert!(pct.is_some_and(|p| p < -99.9), "{pct:?}");
+
+    // Per second: totals beside rates.
+    let b = bounded(before.clone(), WorkloadKind::Pids, 2.0);
+    let a = bounded(before.clone(), WorkloadKind::Pids, 2.4);
+    let d = diff(&b, &a, Unit::FromRecordings).expect("diff");
+    let text = render::text(&d, &[]);
+    assert!(
+        text.contains("8.0 MiB · 4.0 MiB/s") && text.contains("8.0 MiB · 3.3 MiB/s"),
+        "{text}"
+    );
+    assert_diff_schema(&serde_json::from_str(&render::json(&d, &[])).expect("json"));
+}
+
+/// Inconclusive: the verdict says why, the totals are shown without a change, and every
+/// condition is "cannot judge" in each form.
+#[test]
+fn an_inconclusive_diff_shows_totals_and_judges_nothing() {
+    let (work, _) = file_copy();
+    let b = bounded(work.clone(), WorkloadKind::Pids, 2.0);
+    let a = bounded(work.clone(), WorkloadKind::Pids, 8.0);
+    let d = diff(&b, &a, Unit::FromRecordings).expect("diff");
+    let evals = [threshold::parse("copied-decrease<50%")
+        .expect("p")
+        .evaluate(&d)
+        .expect("e")];
+    let text = render::text(&d, &evals);
+    let md = render::markdown(&d, &evals);
+    assert!(text.starts_with("inconclusive: "), "{text}");
+    for needle in [
+        "unit: none — no sound unit of work",
+        "--fail-if copied-decrease<50%: cannot judge (the diff is inconclusive)",
+        "1 other process group unchanged (within noise)",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+        assert!(md.contains(needle), "{needle}: {md}");
+    }
+    assert!(
+        md.contains("| copied u→k | 4.0 MiB | 4.0 MiB | — |"),
+        "{md}"
+    );
+    assert!(md.contains("| zero-copy ratio | 0% | 0% | — |"), "{md}");
+    let json: serde_json::Value = serde_json::from_str(&render::json(&d, &evals)).expect("json");
+    assert_diff_schema(&json);
+    assert_eq!(json["unit"]["per"], serde_json::Value::Null);
+    assert_eq!(json["thresholds"][0]["held"], serde_json::Value::Null);
+    assert!(
+        json["inconclusive"]
+            .as_str()
+            .is_some_and(|w| w.contains("2.00 s and 8.00 s"))
+    );
+}
+
+/// Command lines are shell-quoted wherever a diff prints them.
+#[test]
+fn command_lines_are_shell_quoted() {
+    let (mut before, after) = file_copy();
+    before.workload.command = Some(vec!["sh".into(), "-c".into(), "kill -TERM $$".into()]);
+    assert_eq!(before.workload_label(), "sh -c 'kill -TERM $$'");
+    let mut pids = bounded(after.clone(), WorkloadKind::Pids, 1.0);
+    pids.workload.targets[0].command = vec!["nginx".into(), "-g".into(), "daemon off;".into()];
+    assert_eq!(pids.workload_label(), "pid 200 (nginx -g 'daemon off;')");
+    let d = diff(&before, &pids, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    let text = render::text(&d, &[]);
+    assert!(
+        text.contains("before: `sh -c 'kill -TERM $$'` · command, ran to completion"),
+        "{text}"
+    );
+    assert!(
+        text.contains("after:  `pid 200 (nginx -g 'daemon off;')` · --pid · 1.00 s"),
+        "{text}"
+    );
+    let md = render::markdown(&d, &[]);
+    assert!(
+        md.contains("- before: `sh -c 'kill -TERM $$'` · command"),
+        "{md}"
+    );
+    assert_eq!(
+        crate::command_line(&["a b", "it's", "plain"]),
+        "'a b' \"it's\" plain"
+    );
 }
 
 #[test]
 fn empty_recordings_do_not_panic() {
     let empty = recording(1.0, &[]);
-    let d = diff(&empty, &empty, Unit::PerSecond).expect("diff");
+    let d = diff(&empty, &empty, Unit::FromRecordings).expect("diff");
     assert_eq!(
         d.verdict,
-        "copied bytes per second unchanged at 0 B/s; no new copy path"
+        "per run (totals: both commands ran to completion): copied bytes unchanged at 0 B; no new copy path"
     );
     let _ = render::text(&d, &[]);
     let _ = render::markdown(&d, &[]);
@@ -283,14 +688,15 @@ fn parents_and_same_named_workers_are_kept_apart() {
     );
     after.processes[1].ppid = Some(20);
     after.processes[2].ppid = Some(20);
-    let d = diff(&before, &after, Unit::PerSecond).expect("diff");
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
     let names: Vec<(&str, usize, usize)> = d
         .processes
         .iter()
         .map(|s| (s.name.as_str(), s.processes_before, s.processes_after))
         .collect();
-    assert_eq!(names, [("nginx > nginx", 2, 2), ("nginx", 1, 1)]);
+    // The parent's read is the same in both: within noise, counted.
+    assert_eq!(names, [("nginx > nginx", 2, 2)]);
+    assert_eq!(d.unchanged_processes, 1);
     assert_eq!(d.processes[0].metrics.copied.before, Some(4_000_000.0));
     assert_eq!(d.processes[0].metrics.copied.after, Some(0.0));
-    assert!(d.processes[1].changed.is_empty());
 }

@@ -14,6 +14,9 @@
 //! `copied-decrease<50%` fails unless copies at least halved. A bare metric compares the
 //! AFTER value; `%` is allowed there only for `zero-copy-ratio`, whose changes with `%` are
 //! in percentage points. `regressions>0` fails when any copy path grew or appeared.
+//!
+//! An inconclusive diff (no sound unit of work) cannot be judged: every condition on it
+//! evaluates to "cannot judge" (`held: null`), and `zcprof diff` exits 2, never 0 or 1.
 
 use serde::Serialize;
 
@@ -75,10 +78,12 @@ enum Op {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Evaluation {
     pub condition: String,
-    /// The left-hand side, in the condition's unit (`null` for an infinite increase).
-    pub value: f64,
-    /// The condition is true: the diff fails.
-    pub held: bool,
+    /// The left-hand side, in the condition's unit (`null` for an infinite increase, and
+    /// when not judged).
+    pub value: Option<f64>,
+    /// `true`: the condition holds (the diff fails); `null`: cannot judge (the diff is
+    /// inconclusive).
+    pub held: Option<bool>,
 }
 
 impl std::str::FromStr for Threshold {
@@ -156,9 +161,23 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
 }
 
 impl Threshold {
-    /// Whether the condition holds for `d`; an error when the diff lacks the figure
-    /// (amplification without `--per-bytes-delivered`, a ratio when nothing moved).
+    /// Whether the condition holds for `d`, or cannot be judged (`d` is inconclusive); an
+    /// error when the diff lacks the figure (amplification without `--per-bytes-delivered`,
+    /// a ratio when nothing moved).
     pub fn evaluate(&self, d: &Diff) -> Result<Evaluation, String> {
+        if self.metric == Metric::Amplification && d.total.metrics.copy_amplification.is_none() {
+            return Err(format!(
+                "`{}`: amplification needs --per-bytes-delivered",
+                self.text
+            ));
+        }
+        if d.inconclusive.is_some() {
+            return Ok(Evaluation {
+                condition: self.text.clone(),
+                value: None,
+                held: None,
+            });
+        }
         let m = &d.total.metrics;
         let lhs = if self.metric == Metric::Regressions {
             d.regressions.len() as f64
@@ -219,8 +238,8 @@ impl Threshold {
         };
         Ok(Evaluation {
             condition: self.text.clone(),
-            value: lhs,
-            held,
+            value: Some(lhs),
+            held: Some(held),
         })
     }
 }

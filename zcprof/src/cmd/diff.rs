@@ -3,7 +3,10 @@
 //!
 //! Exit status, as diff(1): 0 when no `--fail-if` condition holds, 1 when one does, 2 for
 //! trouble (a file missing, unreadable, damaged, of another kind or version), always with
-//! one line on stderr. Needs no privileges: it only reads files.
+//! one line on stderr. 2 also when a `--fail-if` cannot be judged because the diff is
+//! inconclusive (no sound unit of work): the diff is still printed, and stderr says why,
+//! so a CI gate never passes (0) or fails (1) on figures that compare nothing. Needs no
+//! privileges: it only reads files.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -37,13 +40,18 @@ const TROUBLE: u8 = 2;
 
 pub fn run(opts: DiffOptions) -> ExitCode {
     match compare(&opts) {
-        Ok((output, failed)) => {
+        Ok((output, Gate::Unjudged(why))) => {
             print!("{output}");
-            if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
+            eprintln!("zcprof: cannot judge --fail-if: the diff is inconclusive ({why})");
+            ExitCode::from(TROUBLE)
+        }
+        Ok((output, Gate::Failed)) => {
+            print!("{output}");
+            ExitCode::FAILURE
+        }
+        Ok((output, Gate::Passed)) => {
+            print!("{output}");
+            ExitCode::SUCCESS
         }
         Err(line) => {
             eprintln!("zcprof: {line}");
@@ -52,13 +60,21 @@ pub fn run(opts: DiffOptions) -> ExitCode {
     }
 }
 
-/// The rendered diff and whether a `--fail-if` condition held, or one line saying why not.
-fn compare(opts: &DiffOptions) -> Result<(String, bool), String> {
+/// What the `--fail-if` conditions say.
+enum Gate {
+    Passed,
+    Failed,
+    /// The diff is inconclusive, for this reason.
+    Unjudged(String),
+}
+
+/// The rendered diff and the gate, or one line saying why there is no diff.
+fn compare(opts: &DiffOptions) -> Result<(String, Gate), String> {
     let before = load(&opts.before)?;
     let after = load(&opts.after)?;
     let unit = match opts.per_bytes_delivered {
         Some(n) => Unit::PerBytesDelivered(n),
-        None => Unit::PerSecond,
+        None => Unit::FromRecordings,
     };
     let d = diff::diff(&before, &after, unit).map_err(|e| e.to_string())?;
     let evaluations = opts
@@ -66,7 +82,11 @@ fn compare(opts: &DiffOptions) -> Result<(String, bool), String> {
         .iter()
         .map(|t| t.evaluate(&d).map_err(|e| format!("--fail-if {e}")))
         .collect::<Result<Vec<Evaluation>, String>>()?;
-    let failed = evaluations.iter().any(|e| e.held);
+    let gate = match &d.inconclusive {
+        Some(why) if !evaluations.is_empty() => Gate::Unjudged(why.clone()),
+        _ if evaluations.iter().any(|e| e.held == Some(true)) => Gate::Failed,
+        _ => Gate::Passed,
+    };
     let output = match opts.format {
         Format::Text => render::text(&d, &evaluations),
         Format::Markdown => render::markdown(&d, &evaluations),
@@ -76,7 +96,7 @@ fn compare(opts: &DiffOptions) -> Result<(String, bool), String> {
             s
         }
     };
-    Ok((output, failed))
+    Ok((output, gate))
 }
 
 fn load(path: &PathBuf) -> Result<Recording, String> {
