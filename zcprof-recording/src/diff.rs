@@ -534,10 +534,9 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
     let mut warnings = Vec::new();
     if kb != ka {
         warnings.push(format!(
-            "BEFORE records {} and AFTER {}: compare them only if both ran the same program doing the same work ({} misses what happened before it attached)",
+            "BEFORE records {} and AFTER {}: compare them only if both ran the same program doing the same work (a recording of chosen pids or names misses what ran before it attached)",
             kb.describe(),
             ka.describe(),
-            if kb == WorkloadKind::Command { "AFTER" } else { "BEFORE" }
         ));
     }
     for (side, r) in [("BEFORE", before), ("AFTER", after)] {

@@ -156,6 +156,17 @@ fn run_exits_with_the_commands_status() {
     let (output, summary) = run_json(&["sh", "-c", "kill -9 $$"]);
     assert_eq!(output.status.code(), Some(137));
     assert_eq!(summary["signal"], 9);
+    // The text summary names the command shell-quoted, as a shell would read it back.
+    let text = zcprof()
+        .args(["run", "--", "sh", "-c", "kill -TERM $$"])
+        .output()
+        .expect("zcprof run");
+    assert_eq!(text.status.code(), Some(143));
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(
+        stderr.contains("zcprof run: `sh -c 'kill -TERM $$'` was killed by signal 15"),
+        "{stderr}"
+    );
 }
 
 /// Ctrl-C reaches zcprof and the command; the summary is still written, marked interrupted.

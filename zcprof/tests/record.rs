@@ -108,6 +108,21 @@ fn diff_json(before: &Path, after: &Path, extra: &[&str]) -> (Output, Value) {
     (output, doc)
 }
 
+/// Checks a `zcprof diff --json` document against `schema/diff.v1.json`.
+fn assert_diff_schema(doc: &Value) {
+    let schema: Value = serde_json::from_str(include_str!("../../schema/diff.v1.json"))
+        .expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "diff --json violates the schema: {errors:?}"
+    );
+}
+
 fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -160,22 +175,23 @@ fn demo_diffs_match_the_ground_truth() {
         assert_eq!(num(&m["zero_copy"]["after"]), zero(&truth_a), "{scenario}");
         assert_eq!(num(&m["zero_copy"]["before"]), 0.0, "{scenario}");
         // The verdict is about the whole command (the demo process's own setup and
-        // verification copy in both modes) and its numbers are the recorded totals.
-        let total = |r: &zcprof_recording::Recording| {
-            r.total.layers["syscall"].totals.copied_bytes() as f64 / n as f64
-        };
+        // verification copy in both modes), names its unit, and its totals are recorded.
+        let total =
+            |r: &zcprof_recording::Recording| r.total.layers["syscall"].totals.copied_bytes();
+        let copied = &d["total"]["metrics"]["copied"];
+        assert_eq!(copied["before_total"], total(&rec_b), "{scenario}");
+        assert_eq!(copied["after_total"], total(&rec_a), "{scenario}");
+        assert_eq!(num(&copied["before"]), total(&rec_b) as f64 / n as f64);
         let verdict = d["verdict"].as_str().expect("verdict");
-        assert_eq!(
-            verdict,
-            format!(
-                "copies per delivered byte fell {:.2} → {:.2} (−{:.0}%); no new copy path",
-                total(&rec_b),
-                total(&rec_a),
-                (1.0 - total(&rec_a) / total(&rec_b)) * 100.0
-            ),
-            "{scenario}"
+        assert!(
+            verdict.starts_with("per delivered byte (4.0 MiB each): copies fell ")
+                && verdict.contains(" B copied per B delivered (−")
+                && verdict.ends_with("; no new copy path"),
+            "{scenario}: {verdict}"
         );
         assert_eq!(d["regressions"], json!([]));
+        assert_eq!(d["unit"]["per"], "delivered_byte");
+        assert_diff_schema(&d);
         // The zero-copy syscall appeared in the workers.
         let changed = workers["changed"].as_array().expect("changed");
         let zc_name = truth_a
@@ -191,29 +207,46 @@ fn demo_diffs_match_the_ground_truth() {
             "{changed:#?}"
         );
 
-        // --fail-if: the forward diff passes, the reverse (a regression) fails with 1.
-        // Per delivered byte: per second, a faster run's fixed costs (the demo process's
-        // setup and verification) count as more copies per second.
-        let gate = [
-            "--per-bytes-delivered",
-            "4M",
-            "--fail-if",
-            "copied-increase>5%",
-            "--fail-if",
-            "regressions>0",
-        ];
-        let (fwd, _) = diff_json(&before, &after, &gate);
-        assert_eq!(fwd.status.code(), Some(0), "{}", stderr(&fwd));
-        let (back, back_doc) = diff_json(&after, &before, &gate);
-        assert_eq!(back.status.code(), Some(1), "{}", stderr(&back));
-        assert_eq!(back_doc["thresholds"][0]["held"], true);
-        assert_eq!(back_doc["thresholds"][1]["held"], true);
+        // By default two commands that ran to completion compare by totals: the verdict
+        // needs no unit of work, and --fail-if gates in the right direction (per second,
+        // the faster zero-copy run's fixed costs looked like more copies).
+        let (plain, by_totals) = diff_json(&before, &after, &[]);
+        assert!(plain.status.success(), "{}", stderr(&plain));
+        assert_diff_schema(&by_totals);
+        assert_eq!(by_totals["unit"]["per"], "run", "{by_totals:#}");
+        let verdict = by_totals["verdict"].as_str().expect("verdict");
         assert!(
-            back_doc["verdict"]
-                .as_str()
-                .is_some_and(|v| v.contains("REGRESSION")),
-            "{back_doc:#}"
+            verdict.starts_with(
+                "per run (totals: both commands ran to completion): copied bytes fell "
+            ) && verdict.ends_with("; no new copy path"),
+            "{scenario}: {verdict}"
         );
+        let copied = &by_totals["total"]["metrics"]["copied"];
+        assert_eq!(copied["before"], total(&rec_b) as f64);
+        assert_eq!(copied["after"], total(&rec_a) as f64);
+        assert_eq!(by_totals["regressions"], json!([]));
+        for unit in [&["--per-bytes-delivered", "4M"][..], &[][..]] {
+            let mut gate = unit.to_vec();
+            gate.extend([
+                "--fail-if",
+                "copied-increase>5%",
+                "--fail-if",
+                "regressions>0",
+            ]);
+            let (fwd, _) = diff_json(&before, &after, &gate);
+            assert_eq!(fwd.status.code(), Some(0), "{unit:?}: {}", stderr(&fwd));
+            let (back, back_doc) = diff_json(&after, &before, &gate);
+            assert_eq!(back.status.code(), Some(1), "{}", stderr(&back));
+            assert_eq!(back_doc["thresholds"][0]["held"], true);
+            assert_eq!(back_doc["thresholds"][1]["held"], true);
+            assert!(
+                back_doc["verdict"]
+                    .as_str()
+                    .is_some_and(|v| v.contains("REGRESSION")),
+                "{back_doc:#}"
+            );
+        }
+        let verdict = d["verdict"].as_str().expect("verdict");
         // Text and Markdown lead with the same verdict.
         for (form, lead) in [(None, ""), (Some("--markdown"), "**")] {
             let out = zcprof()
@@ -376,21 +409,463 @@ fn pid_and_comm_recordings() {
     assert_eq!(rec.workload.comm.as_deref(), Some("dd"));
     assert!(rec.processes.iter().all(|p| p.comm.contains("dd")));
     assert!(rec.processes.iter().any(|p| p.pid == busy.id()));
-    // Recordings of different kinds are not compared.
-    let out = zcprof()
-        .arg("diff")
-        .arg(&by_pid)
-        .arg(&by_comm)
-        .output()
-        .expect("diff");
-    assert_eq!(out.status.code(), Some(2));
+    // A --pid and a --comm recording of one program compare, with a warning; both are
+    // bounded by time, and of similar runtime, so per second (the verdict says so).
+    let (out, d) = diff_json(&by_pid, &by_comm, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_diff_schema(&d);
+    assert_eq!(d["unit"]["per"], "second", "{d:#}");
     assert!(
-        stderr(&out).contains("record both the same way"),
-        "{}",
-        stderr(&out)
+        d["verdict"].as_str().is_some_and(|v| v.starts_with(
+            "per second (time-bounded recordings of similar runtime; assumes a steady load): "
+        )),
+        "{d:#}"
+    );
+    assert!(
+        d["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| w
+                .as_str()
+                .is_some_and(|w| w
+                    .starts_with("BEFORE records chosen pids and AFTER processes chosen by name"))),
+        "{d:#}"
     );
     let _ = std::fs::remove_file(&by_pid);
     let _ = std::fs::remove_file(&by_comm);
+}
+
+/// `zcprof record -o OUT ARGS…`, which must succeed.
+fn record(out: &Path, args: &[&str]) {
+    let o = zcprof()
+        .args(["record", "-o"])
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("zcprof record");
+    assert!(o.status.success(), "record {args:?}: {}", stderr(&o));
+}
+
+/// `zcprof diff BEFORE AFTER ARGS…` as text: (exit status, stdout, stderr).
+fn diff_text(before: &Path, after: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = zcprof()
+        .arg("diff")
+        .arg(before)
+        .arg(after)
+        .args(args)
+        .output()
+        .expect("zcprof diff");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr(&o),
+    )
+}
+
+/// The syscall-layer totals of the processes named `comm` in a recording: (k2u, u2k).
+fn copied_by(rec: &zcprof_recording::Recording, comm: &str) -> (u64, u64) {
+    rec.processes
+        .iter()
+        .filter(|p| p.comm == comm)
+        .map(|p| p.layers["syscall"].totals)
+        .fold((0, 0), |(k, u), t| {
+            (k + t.copy_k2u_bytes, u + t.copy_u2k_bytes)
+        })
+}
+
+/// Issue 12, point 3: the same work (dd copying 100 MiB, then idle) recorded for 2 s and
+/// for 8 s. Per second it "fell 75 %" and `--fail-if 'copied-decrease<50%'` passed; the
+/// recordings are bounded by time with runtimes 4× apart and no unit of work, so the diff
+/// is inconclusive and the gate cannot judge it (exit 2). With the unit of work it is the
+/// same job: unchanged.
+#[test]
+fn the_same_work_recorded_for_2_s_and_8_s_is_not_a_fall() {
+    if !privileged("the_same_work_recorded_for_2_s_and_8_s_is_not_a_fall") {
+        return;
+    }
+    const MIB100: u64 = 100 << 20;
+    let work = "dd if=/dev/zero of=/dev/null bs=64k count=1600 status=none; exec sleep 60";
+    let (short, long) = (temp("2s"), temp("8s"));
+    for (out, d) in [(&short, "2s"), (&long, "8s")] {
+        record(out, &["--duration", d, "--", "sh", "-c", work]);
+    }
+    let (_, rs) = read_recording(&short);
+    let (_, rl) = read_recording(&long);
+    for r in [&rs, &rl] {
+        assert_eq!(r.ended_by, "duration");
+        // dd's writes exactly (its reads add the loader's).
+        assert_eq!(copied_by(r, "dd").1, MIB100);
+    }
+    // The same work in both.
+    assert_eq!(copied_by(&rs, "dd"), copied_by(&rl, "dd"));
+    assert!(
+        rl.duration_s / rs.duration_s > 3.0,
+        "{} {}",
+        rs.duration_s,
+        rl.duration_s
+    );
+
+    let (out, d) = diff_json(&short, &long, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_diff_schema(&d);
+    let verdict = d["verdict"].as_str().expect("verdict");
+    assert!(verdict.starts_with("inconclusive: time-bounded (BEFORE --duration, AFTER --duration), runtimes that differ by more than 25 %"), "{verdict}");
+    assert!(verdict.contains("--per-bytes-delivered N"), "{verdict}");
+    assert!(
+        !verdict.contains("fell") && !verdict.contains('−'),
+        "{verdict}"
+    );
+    assert_eq!(d["unit"]["per"], Value::Null);
+    assert_eq!(d["total"]["metrics"]["copied"]["status"], "not_compared");
+    assert_eq!(d["regressions"], json!([]));
+
+    let (code, text, err) = diff_text(&short, &long, &["--fail-if", "copied-decrease<50%"]);
+    assert_eq!(code, Some(2), "{text}{err}");
+    assert!(text.starts_with("inconclusive: "), "{text}");
+    assert!(
+        text.contains("--fail-if copied-decrease<50%: cannot judge"),
+        "{text}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("zcprof: cannot judge --fail-if: the diff is inconclusive ("),
+        "{err}"
+    );
+    let (code, md, _) = diff_text(&short, &long, &["--markdown", "--fail-if", "regressions>0"]);
+    assert_eq!(code, Some(2));
+    assert!(md.starts_with("**inconclusive: "), "{md}");
+
+    // The unit of work makes it conclusive: the same job, the copies unchanged.
+    let (out, d) = diff_json(
+        &short,
+        &long,
+        &[
+            "--per-bytes-delivered",
+            "100M",
+            "--fail-if",
+            "copied-increase>1%",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(d["total"]["metrics"]["copied"]["status"], "same", "{d:#}");
+    assert!(
+        d["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("copies unchanged at 2.00 B copied per B delivered")),
+        "{d:#}"
+    );
+    let _ = std::fs::remove_file(&short);
+    let _ = std::fs::remove_file(&long);
+}
+
+/// Waits until `zcprof record` (spawned with its stderr piped) says its probes are
+/// attached, then leaves the rest of its stderr to a thread that drains it.
+fn wait_attached(child: &mut std::process::Child) {
+    use std::io::BufRead as _;
+    let pipe = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            if line.starts_with("zcprof: probes attached; recording ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("zcprof record never said its probes were attached");
+}
+
+/// Debian's nginx serving one file on a loopback port, from a prefix of its own.
+struct Nginx {
+    prefix: PathBuf,
+    port: u16,
+}
+
+/// The file served, and how many times each test fetches it.
+const NGINX_FILE: usize = 1 << 20;
+const NGINX_FETCHES: usize = 16;
+
+impl Nginx {
+    /// `None` (with the reason printed) when nginx is not installed and this is not CI,
+    /// where `cargo xtask setup` installs it.
+    fn new() -> Option<Nginx> {
+        if Command::new("nginx").arg("-v").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI=true but nginx is not installed (cargo xtask setup installs it)"
+            );
+            eprintln!("skipping: nginx is not installed (cargo xtask setup installs it)");
+            return None;
+        }
+        let prefix = temp("nginx");
+        std::fs::create_dir_all(prefix.join("www")).expect("mkdir");
+        std::fs::create_dir_all(prefix.join("tmp")).expect("mkdir");
+        std::fs::write(prefix.join("www/f.bin"), vec![b'z'; NGINX_FILE]).expect("write");
+        Some(Nginx {
+            prefix,
+            port: free_port(),
+        })
+    }
+
+    /// The command line of a master process that stays in the foreground, with one
+    /// worker, `sendfile on` or `off`.
+    fn command(&self, sendfile: bool) -> Vec<String> {
+        let p = self.prefix.display();
+        let conf = self.prefix.join(format!("sendfile-{sendfile}.conf"));
+        let onoff = if sendfile { "on" } else { "off" };
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off; master_process on; worker_processes 1; user root;\n\
+                 pid {p}/nginx.pid; error_log {p}/error.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{ access_log off; sendfile {onoff};\n\
+                   client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp;\n\
+                   fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
+                   server {{ listen 127.0.0.1:{port}; root {p}/www; }} }}\n",
+                port = self.port
+            ),
+        )
+        .expect("write the configuration");
+        [
+            "nginx".to_string(),
+            "-p".into(),
+            format!("{p}"),
+            "-e".into(),
+            format!("{p}/error.log"),
+            "-c".into(),
+            conf.display().to_string(),
+        ]
+        .into()
+    }
+
+    /// Waits until it answers, then fetches the file `NGINX_FETCHES` times.
+    fn serve(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(self.port, "/").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx never answered on {}",
+                self.port
+            );
+            sleep(Duration::from_millis(50));
+        }
+        for _ in 0..NGINX_FETCHES {
+            let (code, body) = http_get(self.port, "/f.bin").expect("nginx answers");
+            assert_eq!((code, body.len()), (200, NGINX_FILE));
+        }
+    }
+
+    /// The master's pid, from its pid file.
+    fn master(&self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(self.prefix.join("nginx.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "nginx wrote no pid file");
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Graceful shutdown (SIGQUIT), waiting until the pid file is gone.
+    fn quit(&self) {
+        let pid = self.master();
+        // SAFETY: kill(2) on the nginx master this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGQUIT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.prefix.join("nginx.pid").exists() {
+            assert!(Instant::now() < deadline, "nginx did not quit");
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(self.prefix.join("nginx.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            // SAFETY: as in `quit`; the test failed before it shut nginx down.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = std::fs::remove_dir_all(&self.prefix);
+    }
+}
+
+/// Issue 12 with Debian's nginx on loopback, `sendfile off`: `record --pid MASTER` for 2 s
+/// and for 8 s around the same 16 fetches is inconclusive (per second it "fell 75 %"), and
+/// `--fail-if` cannot judge it; with the unit of work it is unchanged. Two `-- nginx` runs
+/// (shut down after their fetches: ran to completion) compare by totals, `sendfile off` →
+/// `on` removes the copies with no new copy path; and a `--pid` recording compares with a
+/// `-- CMD` recording of the same program, with a warning.
+#[test]
+fn nginx_diffs_compare_work_not_seconds() {
+    if !privileged("nginx_diffs_compare_work_not_seconds") {
+        return;
+    }
+    let Some(nginx) = Nginx::new() else {
+        return;
+    };
+    let served = (NGINX_FILE * NGINX_FETCHES) as u64;
+    let delivered = served.to_string();
+
+    // --pid MASTER, 2 s and 8 s, around the same fetches.
+    let argv = nginx.command(false);
+    let server = Reaped(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .spawn()
+            .expect("nginx"),
+    );
+    let master = nginx.master().to_string();
+    let (short, long) = (temp("nginx-2s"), temp("nginx-8s"));
+    for (out, d) in [(&short, "2s"), (&long, "8s")] {
+        let mut rec = Reaped(
+            zcprof()
+                .args(["record", "--pid", &master, "--duration", d, "-o"])
+                .arg(out)
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("zcprof record"),
+        );
+        wait_attached(&mut rec.0);
+        nginx.serve();
+        assert!(rec.0.wait().expect("record ends").success());
+    }
+    nginx.quit();
+    drop(server);
+    for path in [&short, &long] {
+        let (_, r) = read_recording(path);
+        assert_eq!(r.workload.kind, zcprof_recording::WorkloadKind::Pids);
+        // The worker read the file and wrote it to the sockets: the same copies in both.
+        let (k2u, u2k) = copied_by(&r, "nginx");
+        let seen: Vec<(u32, Option<u32>, &str, u64)> = r
+            .processes
+            .iter()
+            .map(|p| {
+                (
+                    p.pid,
+                    p.ppid,
+                    p.comm.as_str(),
+                    p.layers["syscall"].totals.copied_bytes(),
+                )
+            })
+            .collect();
+        assert!(
+            k2u >= served && u2k >= served,
+            "{k2u} {u2k} in {} ({} s): {seen:?}",
+            path.display(),
+            r.duration_s
+        );
+    }
+    let (code, text, err) = diff_text(&short, &long, &["--fail-if", "copied-decrease<50%"]);
+    assert_eq!(code, Some(2), "{text}{err}");
+    assert!(
+        text.starts_with("inconclusive: time-bounded (BEFORE --pid, AFTER --pid), runtimes that differ by more than 25 %"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().next().is_some_and(|v| v.contains("fell")),
+        "{text}"
+    );
+    assert!(text.contains("before: `pid "), "{text}");
+    assert!(err.contains("cannot judge --fail-if"), "{err}");
+    let (out, d) = diff_json(&short, &long, &["--per-bytes-delivered", &delivered]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_diff_schema(&d);
+    let change = num(&d["total"]["metrics"]["copied"]["change_pct"]);
+    assert!(change.abs() < 2.0, "the same fetches: {d:#}");
+
+    // -- nginx, shut down after the fetches: ran to completion, compared by totals.
+    let run = |sendfile: bool| {
+        let out = temp(&format!("nginx-cmd-{sendfile}"));
+        let argv = nginx.command(sendfile);
+        let rec = Reaped(
+            zcprof()
+                .args(["record", "-o"])
+                .arg(&out)
+                .arg("--")
+                .args(&argv)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("zcprof record"),
+        );
+        nginx.serve();
+        nginx.quit();
+        let mut rec = rec;
+        assert!(rec.0.wait().expect("record ends").success());
+        let (_, r) = read_recording(&out);
+        assert!(r.ran_to_completion(), "{:?} {}", r.workload, r.ended_by);
+        out
+    };
+    let (off, on) = (run(false), run(true));
+    let (out, d) = diff_json(
+        &off,
+        &on,
+        &[
+            "--fail-if",
+            "copied-increase>5%",
+            "--fail-if",
+            "regressions>0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_diff_schema(&d);
+    assert_eq!(d["unit"]["per"], "run");
+    let verdict = d["verdict"].as_str().expect("verdict");
+    assert!(
+        verdict
+            .starts_with("per run (totals: both commands ran to completion): copied bytes fell ")
+            && verdict.ends_with("; no new copy path"),
+        "{verdict}"
+    );
+    let workers = d["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|s| s["name"] == "nginx > nginx")
+        .unwrap_or_else(|| panic!("no worker group: {d:#}"));
+    let sendfile = workers["changed"]
+        .as_array()
+        .expect("changed")
+        .iter()
+        .find(|e| e["name"] == "sendfile")
+        .unwrap_or_else(|| panic!("no sendfile: {workers:#}"));
+    assert_eq!(sendfile["status"], "appeared");
+    assert!(
+        sendfile["bytes"]["after_total"]
+            .as_u64()
+            .is_some_and(|b| b >= served)
+    );
+    let (code, _, _) = diff_text(&on, &off, &["--fail-if", "regressions>0"]);
+    assert_eq!(code, Some(1), "sendfile on → off grows the copy paths");
+
+    // --pid (sendfile off, 2 s) against -- CMD (sendfile on): compared, with a warning;
+    // one side is bounded by time, so it needs the unit of work.
+    let (code, text, _) = diff_text(&short, &on, &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.starts_with("inconclusive: time-bounded (BEFORE --pid)"),
+        "{text}"
+    );
+    let (out, d) = diff_json(&short, &on, &["--per-bytes-delivered", &delivered]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        d["warnings"].as_array().expect("warnings").iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.starts_with("BEFORE records chosen pids and AFTER a command"))),
+        "{d:#}"
+    );
+    assert_eq!(d["total"]["metrics"]["copied"]["status"], "fell", "{d:#}");
+    for f in [&short, &long, &off, &on] {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 /// `top --csv`: a header, then rows with as many fields as the header.

@@ -363,8 +363,15 @@ fn scope_title(s: &Scope, total: bool) -> String {
         )
     } else {
         format!(
-            "process {} ({} → {} instances)",
-            s.name, s.processes_before, s.processes_after
+            "process {} ({} → {} {})",
+            s.name,
+            s.processes_before,
+            s.processes_after,
+            if s.processes_after == 1 {
+                "instance"
+            } else {
+                "instances"
+            }
         )
     }
 }

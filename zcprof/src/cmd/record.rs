@@ -174,6 +174,24 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                     .collect(),
                 _ => Vec::new(),
             };
+            // These processes run already: say when their load can start being counted.
+            eprintln!(
+                "zcprof: probes attached; recording {}{} (Ctrl-C stops)",
+                match &subject {
+                    Subject::Pids(pids) => format!(
+                        "pid {} and descendants",
+                        pids.iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Subject::Comm(c) => format!("processes named *{c}*"),
+                    _ => "the whole machine".into(),
+                },
+                opts.duration
+                    .map(|d| format!(" for {:.1} s", d.as_secs_f64()))
+                    .unwrap_or_default()
+            );
             let end = loop {
                 tokio::select! {
                     batch = session.next() => {

@@ -169,7 +169,7 @@ pub fn text(s: &Summary) -> String {
     };
     out.push_str(&format!(
         "zcprof run: `{}` {ended} after {:.2} s{}\n{} · {}\n",
-        s.command.join(" "),
+        zcprof_recording::command_line(&s.command),
         s.duration_s,
         if s.outcome.interrupted {
             " (zcprof interrupted: partial figures)"
