@@ -24,18 +24,23 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Checks `doc` against `schema/recording.v1.json`.
-fn assert_schema_valid(doc: &Value) {
-    let schema: Value = serde_json::from_str(include_str!("../../schema/recording.v1.json"))
-        .expect("the schema is JSON");
+/// Checks `doc` against the JSON Schema `schema` (its text), naming `what` on failure.
+fn assert_valid(doc: &Value, schema: &str, what: &str) {
+    let schema: Value = serde_json::from_str(schema).expect("the schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
     let errors: Vec<String> = validator
         .iter_errors(doc)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(
-        errors.is_empty(),
-        "recording violates the schema: {errors:?}"
+    assert!(errors.is_empty(), "{what} violates its schema: {errors:?}");
+}
+
+/// Checks `doc` against `schema/recording.v1.json`.
+fn assert_schema_valid(doc: &Value) {
+    assert_valid(
+        doc,
+        include_str!("../../schema/recording.v1.json"),
+        "a recording",
     );
 }
 
@@ -110,16 +115,10 @@ fn diff_json(before: &Path, after: &Path, extra: &[&str]) -> (Output, Value) {
 
 /// Checks a `zcprof diff --json` document against `schema/diff.v1.json`.
 fn assert_diff_schema(doc: &Value) {
-    let schema: Value = serde_json::from_str(include_str!("../../schema/diff.v1.json"))
-        .expect("the schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "diff --json violates the schema: {errors:?}"
+    assert_valid(
+        doc,
+        include_str!("../../schema/diff.v1.json"),
+        "diff --json",
     );
 }
 

@@ -2,7 +2,7 @@
 //! added), matching by name, normalisation, and thresholds.
 
 use super::{render, threshold, *};
-use crate::fixture::recording;
+use crate::fixture::{Call, recording};
 
 const MIB4: u64 = 4 << 20;
 
@@ -269,31 +269,25 @@ fn a_file_against_itself_shows_no_change() {
 /// Only changes above 1 % of the bytes moved are listed; the rest are counted.
 #[test]
 fn changes_within_noise_collapse_into_a_count() {
+    let server_before: &[Call] = &[("read", 100, 10_000_000), ("write", 10, 5_000)];
+    // read unchanged, write doubled but tiny; a new tiny recvfrom.
+    let server_after: &[Call] = &[
+        ("read", 100, 10_000_000),
+        ("write", 20, 10_000),
+        ("recvfrom", 1, 90_000),
+    ];
     let before = recording(
         1.0,
         &[
-            (
-                10,
-                "server",
-                &[("read", 100, 10_000_000), ("write", 10, 5_000)],
-            ),
+            (10, "server", server_before),
             (20, "logger", &[("write", 5, 50_000)]),
         ],
     );
+    // The logger wrote 80 % more, still under 1 % of 10 MB moved.
     let after = recording(
         1.0,
         &[
-            // read unchanged, write doubled but tiny; a new tiny recvfrom.
-            (
-                10,
-                "server",
-                &[
-                    ("read", 100, 10_000_000),
-                    ("write", 20, 10_000),
-                    ("recvfrom", 1, 90_000),
-                ],
-            ),
-            // The logger wrote 80 % more, still under 1 % of 10 MB moved.
+            (10, "server", server_after),
             (20, "logger", &[("write", 9, 90_000)]),
         ],
     );
@@ -307,26 +301,13 @@ fn changes_within_noise_collapse_into_a_count() {
     assert_eq!(d.total.unchanged, 3);
     assert!(d.regressions.is_empty());
     // Above noise: listed, and a grown copy path is a regression.
-    let mut grown = after.clone();
-    grown.processes[1] = recording(1.0, &[(20, "logger", &[("write", 99, 900_000)])])
-        .processes
-        .remove(0);
-    grown.total = recording(
+    let grown = recording(
         1.0,
         &[
-            (
-                10,
-                "server",
-                &[
-                    ("read", 100, 10_000_000),
-                    ("write", 20, 10_000),
-                    ("recvfrom", 1, 90_000),
-                ],
-            ),
+            (10, "server", server_after),
             (20, "logger", &[("write", 99, 900_000)]),
         ],
-    )
-    .total;
+    );
     let d = diff(&before, &grown, Unit::FromRecordings).expect("diff");
     let listed: Vec<&str> = d.processes.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(listed, ["logger"]);
