@@ -28,8 +28,10 @@ pub struct ScenarioInfo {
 pub struct ModeInfo {
     pub name: &'static str,
     pub description: &'static str,
-    /// Roles that make no copy-family syscall at all in this mode: their share of the
-    /// payload moves without passing through a user buffer.
+    /// Roles whose share of the payload moves without passing through a user buffer in
+    /// this mode: no copy-family syscall at all, no copying io_uring request (READ, WRITE …:
+    /// the copies remain, only the syscall is gone), and no zero-copy send that the kernel
+    /// copies anyway (it always does over loopback).
     pub copy_free_roles: &'static [&'static str],
 }
 

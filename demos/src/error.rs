@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+/// `zcprof-demo`'s exit status for a mode this kernel cannot run ([`DemoError::Unsupported`]):
+/// callers such as zcprof skip the mode and show the one-line reason.
+pub const EXIT_UNSUPPORTED: u8 = 4;
+
 #[derive(Debug, Error)]
 pub enum DemoError {
     #[error("unknown scenario '{name}' (known: {known})")]
@@ -31,6 +35,15 @@ pub enum DemoError {
     Setup { what: String, cause: io::Error },
     #[error("worker '{role}' failed: {message}")]
     Worker { role: String, message: String },
+    /// The kernel lacks what the mode is about (io_uring, an opcode, a flag): not a failed
+    /// run, so the CLI exits with its own status (4) and callers skip the mode.
+    #[error("{scenario}/{mode} is not supported by this kernel (Linux {release}): {reason}")]
+    Unsupported {
+        scenario: &'static str,
+        mode: String,
+        release: String,
+        reason: String,
+    },
     #[error("{0}")]
     Run(String),
 }
@@ -43,6 +56,23 @@ impl DemoError {
             what: what.into(),
             cause,
         }
+    }
+
+    /// The error for a mode this kernel cannot run, naming the running kernel.
+    pub fn unsupported(scenario: &'static str, mode: &str, reason: impl Into<String>) -> Self {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
+        DemoError::Unsupported {
+            scenario,
+            mode: mode.to_owned(),
+            release,
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the kernel cannot run the mode at all (exit status 4).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, DemoError::Unsupported { .. })
     }
 
     /// True for errors caused by the command line rather than by the run.

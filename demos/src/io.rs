@@ -43,6 +43,12 @@ impl<'a> Io<'a> {
         Io { tally }
     }
 
+    /// The tally itself, for the io_uring and zero-copy layers (`uring`, `zerocopy`) that
+    /// record what no syscall return value says: completions and notifications.
+    pub fn tally(&mut self) -> &mut Tally {
+        self.tally
+    }
+
     /// Records a return value and converts it. Must run before anything that could
     /// change `errno`; recording only touches memory.
     fn finish(&mut self, syscall: Syscall, ret: isize) -> Result<usize, SysError> {
@@ -69,6 +75,30 @@ impl<'a> Io<'a> {
         // SAFETY: `buf` is a live, writable region of exactly `buf.len()` bytes.
         let ret = unsafe { libc::pread64(fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
         self.finish(Syscall::Pread64, ret)
+    }
+
+    /// `send(fd, buf, flags)`: glibc makes it the `sendto` syscall (no address), which is
+    /// what strace and the profiler see and what is tallied.
+    pub fn send(&mut self, fd: RawFd, buf: &[u8], flags: i32) -> Result<usize, SysError> {
+        // SAFETY: `buf` is a live, readable region of exactly `buf.len()` bytes; with
+        // MSG_ZEROCOPY the kernel pins its pages, which the caller keeps unchanged until
+        // the completion notification (see `zerocopy`).
+        let ret = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
+        self.finish(Syscall::Sendto, ret)
+    }
+
+    /// `recvmsg(fd, msg, flags)`. Its return value is the data length (0 for a
+    /// zero-copy notification read with MSG_ERRQUEUE, which carries only control data).
+    pub fn recvmsg(
+        &mut self,
+        fd: RawFd,
+        msg: &mut libc::msghdr,
+        flags: i32,
+    ) -> Result<usize, SysError> {
+        // SAFETY: the caller built `msg` from live buffers (iovecs, control buffer) that
+        // outlive the call; the kernel writes only within their stated lengths.
+        let ret = unsafe { libc::recvmsg(fd, msg, flags) };
+        self.finish(Syscall::Recvmsg, ret)
     }
 
     /// `sendfile(out, in, offset, count)`; with `offset` the input file position is

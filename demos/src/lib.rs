@@ -13,6 +13,7 @@
 pub mod catalogue;
 pub mod error;
 pub mod io;
+pub mod mapping;
 pub mod net;
 pub mod pattern;
 pub mod plan;
@@ -21,7 +22,9 @@ pub mod runner;
 pub mod scenarios;
 pub mod syscalls;
 pub mod tempdir;
+pub mod uring;
 pub mod worker;
+pub mod zerocopy;
 
 pub use catalogue::{ModeInfo, ScenarioInfo, scenario, scenarios};
 pub use error::DemoError;

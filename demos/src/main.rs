@@ -3,7 +3,8 @@
 //!
 //! Errors are one line on stderr and a non-zero exit: 2 for bad input (unknown
 //! scenario or mode, bad size, not enough disk), 1 for a failed run, 3 when the run
-//! finished but the payload did not verify (the JSON is still printed).
+//! finished but the payload did not verify (the JSON is still printed), 4 when this
+//! kernel cannot run the mode at all (e.g. no io_uring, or SEND_ZC without usage reports).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -114,11 +115,16 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e
-                .downcast_ref::<DemoError>()
-                .is_some_and(DemoError::is_usage);
+            let kind = e.downcast_ref::<DemoError>();
+            let code = if kind.is_some_and(DemoError::is_usage) {
+                2
+            } else if kind.is_some_and(DemoError::is_unsupported) {
+                zcprof_demos::error::EXIT_UNSUPPORTED
+            } else {
+                1
+            };
             eprintln!("zcprof-demo: {e:#}");
-            ExitCode::from(if usage { 2 } else { 1 })
+            ExitCode::from(code)
         }
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::syscalls::{Counter, Family};
+use crate::uring::IoUringReport;
 use crate::worker::RoleOutcome;
+use crate::zerocopy::ZeroCopyReport;
 
 /// Everything one run did, per worker process.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,6 +46,14 @@ pub struct RoleReport {
     /// CPU time of this worker process (getrusage via wait4).
     pub cpu_user_seconds: f64,
     pub cpu_system_seconds: f64,
+    /// The worker's io_uring setup, enters and completions per opcode; only for roles that
+    /// set up a ring (absent from older reports, and read as absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_uring: Option<IoUringReport>,
+    /// The worker's zero-copy sends and what their notifications said; only for roles that
+    /// requested any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zerocopy: Option<ZeroCopyReport>,
 }
 
 impl RoleReport {
@@ -58,6 +68,8 @@ impl RoleReport {
             payload_bytes: o.stats.payload_bytes,
             cpu_user_seconds: o.cpu_user_seconds,
             cpu_system_seconds: o.cpu_system_seconds,
+            io_uring: o.tally.uring.report(),
+            zerocopy: o.tally.zerocopy.report(),
         }
     }
 }

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::uring::UringTally;
+use crate::zerocopy::ZeroCopyTally;
+
 /// Whether a syscall moves bytes through a user buffer or between kernel objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -121,11 +124,15 @@ impl Counter {
     }
 }
 
-/// One worker's counters for every traced syscall.
+/// One worker's ground truth: counters for every traced syscall, plus what no syscall
+/// return value shows: its io_uring requests and completions (`uring`) and its zero-copy
+/// sends with their notifications (`zerocopy`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     counters: [Counter; SYSCALL_COUNT],
+    pub uring: UringTally,
+    pub zerocopy: ZeroCopyTally,
 }
 
 impl Tally {

@@ -142,6 +142,106 @@ fn unbindable_address_is_reported() {
     }
 }
 
+/// Runs the demo with `io_uring_setup` failing with `errno`, as on a kernel built without
+/// io_uring (ENOSYS) or with `kernel.io_uring_disabled=2` (EPERM): a seccomp filter
+/// installed in the child before exec makes the kernel return that error.
+fn without_io_uring(args: &[&str], errno: u32) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    const LOAD_NR: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let filter = [
+        // seccomp_data.nr is at offset 0 (x86-64 only, like the rest of the demos).
+        libc::sock_filter {
+            code: LOAD_NR,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: JEQ,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: RET,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | errno,
+        },
+        libc::sock_filter {
+            code: RET,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let tmp = std::env::temp_dir().join(format!(
+        "zcprof-demo-cli-nouring-{}-{errno}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&tmp).expect("create TMPDIR");
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env("TMPDIR", &tmp);
+    // SAFETY: between fork and exec the closure makes only two prctl calls on memory it
+    // owns (async-signal-safe; no allocation).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run under seccomp");
+    assert_empty(&tmp);
+    let _ = std::fs::remove_dir(&tmp);
+    out
+}
+
+#[test]
+fn a_kernel_without_io_uring_makes_the_io_uring_modes_unsupported() {
+    for (errno, why) in [
+        (libc::ENOSYS, "this kernel has no io_uring"),
+        (libc::EPERM, "io_uring is disabled here"),
+    ] {
+        for (scenario, mode) in [
+            ("file-copy", "io-uring"),
+            ("file-serve", "io-uring-splice"),
+            ("file-serve", "io-uring-send-zc"),
+        ] {
+            let out = without_io_uring(&[scenario, "--mode", mode, "--bytes", "64k"], errno as u32);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(4), "{scenario}/{mode}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(
+                stderr.starts_with(&format!(
+                    "zcprof-demo: {scenario}/{mode} is not supported by this kernel (Linux "
+                )) && stderr.contains(why),
+                "{stderr}"
+            );
+            assert!(out.stdout.is_empty());
+        }
+        // The modes that do not use io_uring are unaffected.
+        let out = without_io_uring(
+            &["file-serve", "--mode", "msg-zerocopy", "--bytes", "64k"],
+            errno as u32,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn interrupt_cleans_up_workers_and_temp_files() {
     let tmp = std::env::temp_dir().join(format!("zcprof-demo-cli-int-{}", std::process::id()));

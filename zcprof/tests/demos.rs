@@ -127,20 +127,32 @@ fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
     rt.block_on(async {
         let mut runs = Vec::new();
         for mode in info.modes {
-            let m = runner::run_variant(
+            let run = runner::run_variant(
                 &mut session,
                 &exe,
                 scenario,
                 mode.name,
                 &DemoArgs { bytes: Some(BYTES) },
             )
-            .await
-            .unwrap_or_else(|err| panic!("{scenario}/{}: {err:#}", mode.name));
+            .await;
+            let m = match run {
+                Ok(m) => m,
+                // A mode this kernel cannot run (e.g. SEND_ZC usage reports before 6.2) is
+                // skipped with the demo's reason, never passed off as exact.
+                Err(err) => match err.downcast::<runner::DemoUnsupported>() {
+                    Ok(skip) => {
+                        eprintln!("skipping {scenario}/{skip}");
+                        continue;
+                    }
+                    Err(err) => panic!("{scenario}/{}: {err:#}", mode.name),
+                },
+            };
             assert_exact(&session.model, info, mode, &m);
             runs.push(m);
         }
         // zcprof's own comparison agrees, and copy amplification is what the demo says.
         let c = Comparison::new(info, &runs, copy_source(&session.layers));
+        assert_eq!(c.variants.len(), runs.len());
         assert!(c.all_exact(), "{c:#?}");
         for (v, m) in c.variants.iter().zip(&runs) {
             let copied: u64 = m.report.roles.iter().map(|r| r.copy_family.bytes).sum();
@@ -298,20 +310,15 @@ fn demo_run_text_runs_the_baseline_too() {
     assert!(text.contains("syscall layer"), "{text}");
 }
 
-/// A scenario whose workload breaks costs only its own claims: they are marked not measured
-/// with the reason, every other claim is still measured, the report is still written, and
-/// the exit status is 1. The break is real: `ZCPROF_DEMO` points at a wrapper that fails
-/// for `proxy` and runs the real demo binary otherwise.
-#[test]
-fn demo_report_survives_a_failing_scenario() {
-    if !privileged("demo_report_survives_a_failing_scenario") {
-        return;
-    }
-    let dir = temp("broken-demo");
+/// A `zcprof-demo` stand-in in a fresh directory (returned with it): a shell script whose
+/// `case` is `CASE` (e.g. `"$2" in proxy) …;;`, on the demo's arguments) and that runs the
+/// real demo binary otherwise. For `ZCPROF_DEMO`.
+fn demo_wrapper(name: &str, case: &str) -> (PathBuf, PathBuf) {
+    let dir = temp(name);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let wrapper = dir.join("zcprof-demo");
     let script = format!(
-        "#!/bin/sh\ncase \"$2\" in proxy) echo 'proxy: cannot bind: simulated breakage' >&2; exit 1;; esac\nexec {} \"$@\"\n",
+        "#!/bin/sh\ncase {case} esac\nexec {} \"$@\"\n",
         demo_binary().display()
     );
     // Written by `sh`, not this process: an open write descriptor inherited by a test
@@ -324,6 +331,22 @@ fn demo_report_survives_a_failing_scenario() {
         .status()
         .expect("sh runs");
     assert!(written.success());
+    (dir, wrapper)
+}
+
+/// A scenario whose workload breaks costs only its own claims: they are marked not measured
+/// with the reason, every other claim is still measured, the report is still written, and
+/// the exit status is 1. The break is real: `ZCPROF_DEMO` points at a wrapper that fails
+/// for `proxy` and runs the real demo binary otherwise.
+#[test]
+fn demo_report_survives_a_failing_scenario() {
+    if !privileged("demo_report_survives_a_failing_scenario") {
+        return;
+    }
+    let (dir, wrapper) = demo_wrapper(
+        "broken-demo",
+        r#""$2" in proxy) echo 'proxy: cannot bind: simulated breakage' >&2; exit 1;;"#,
+    );
     let path = dir.join("report.md");
     let out = zcprof()
         .args(["demo", "report", "--bytes", "64k", "--repeat", "1", "-o"])
@@ -364,6 +387,80 @@ fn demo_report_survives_a_failing_scenario() {
     }
 }
 
+/// A mode the kernel cannot run is skipped with the demo's one-line reason (stderr, text
+/// and JSON), the rest is measured, and the exit status stays 0: not a mismatch. The kernel
+/// here runs every mode, so `ZCPROF_DEMO` is a wrapper that answers as a Linux 6.1 would
+/// for SEND_ZC (exit 4, one line) and runs the real demo binary otherwise.
+#[test]
+fn demo_run_skips_a_mode_this_kernel_cannot_run() {
+    if !privileged("demo_run_skips_a_mode_this_kernel_cannot_run") {
+        return;
+    }
+    let reason = "file-serve/io-uring-send-zc is not supported by this kernel (Linux 6.1.0): \
+                  io_uring SEND_ZC does not take IORING_SEND_ZC_REPORT_USAGE here";
+    let (dir, wrapper) = demo_wrapper(
+        "unsupported-demo",
+        &format!(r#""$4" in io-uring-send-zc) echo 'zcprof-demo: {reason}' >&2; exit 4;;"#),
+    );
+    let run = |json: bool| {
+        let mut cmd = zcprof();
+        cmd.args([
+            "demo",
+            "run",
+            "file-serve",
+            "--modes",
+            "io-uring-send-zc,msg-zerocopy",
+            "--bytes",
+            "64k",
+        ]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.env(runner::ENV, &wrapper)
+            .output()
+            .expect("zcprof runs")
+    };
+    let (json, text) = (run(true), run(false));
+    let _ = std::fs::remove_dir_all(&dir);
+    for out in [&json, &text] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "zcprof: demo file-serve/io-uring-send-zc: not supported here: {reason}"
+            )),
+            "{stderr}"
+        );
+    }
+    let doc: Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    assert_eq!(doc["exact"], true);
+    let modes: Vec<&str> = doc["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .filter_map(|v| v["mode"].as_str())
+        .collect();
+    assert_eq!(modes, ["read-write", "msg-zerocopy"]);
+    assert_eq!(
+        doc["unsupported"],
+        serde_json::json!([{"mode": "io-uring-send-zc", "reason": reason}])
+    );
+    // The MSG_ZEROCOPY server carries the demo's tally beside the syscall layer's figures.
+    let server = &doc["variants"][1]["workers"][0];
+    assert_eq!(server["role"], "server");
+    assert_eq!(server["demo_zerocopy"]["via"], "msg_zerocopy");
+    assert_eq!(server["demo_zerocopy"]["copied"]["bytes"], 64 * 1024);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("not run here: io-uring-send-zc ({reason})")),
+        "{text}"
+    );
+    assert!(
+        text.contains("zero-copy requested (demo tally, MSG_ZEROCOPY)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn demo_report_sets_every_claim_beside_a_measurement() {
     if !privileged("demo_report_sets_every_claim_beside_a_measurement") {
@@ -391,8 +488,11 @@ fn demo_report_sets_every_claim_beside_a_measurement() {
         .collect();
     assert_eq!(rows.len(), claims.len(), "{md}");
     for row in &rows {
+        // A claim about a mode this kernel cannot run (SEND_ZC before Linux 6.2) says so.
         assert!(
-            row.ends_with(" agrees |") || row.contains("| **disagrees**"),
+            row.ends_with(" agrees |")
+                || row.contains("| **disagrees**")
+                || row.contains("| not measured: mode io-uring-send-zc is not supported here: "),
             "every claim measured: {row}"
         );
     }

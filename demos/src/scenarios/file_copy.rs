@@ -6,14 +6,21 @@
 //!   shares extents, on filesystems that can); no user buffer.
 //! - `sendfile`: the same with sendfile(2) file→file (the kernel splices through an
 //!   internal pipe); no user buffer.
+//! - `io-uring`: `read-write` through io_uring (`IORING_OP_READ` into a user buffer, then
+//!   `IORING_OP_WRITE` from it): no read/write syscall at all, yet both copies remain. The
+//!   syscall layer sees only `io_uring_enter`, which it does not count: the demo's
+//!   `io_uring` tally is the ground truth for these bytes.
 //!
 //! One `worker` process does the copy; the parent verifies the output afterwards.
 
 use std::fs::OpenOptions;
 
+use io_uring::{opcode, types::Fd};
+
 use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::{DemoError, Result};
 use crate::scenarios::{Ctx, Finished, bad_mode, rewind, role, verify_file};
+use crate::uring::{self, Ring};
 use crate::worker::{Worker, WorkerError, WorkerResult};
 
 pub const INFO: ScenarioInfo = ScenarioInfo {
@@ -36,6 +43,11 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
             description: "sendfile() file to file: the kernel moves pages, no user buffer",
             copy_free_roles: &["worker"],
         },
+        ModeInfo {
+            name: "io-uring",
+            description: "io_uring READ into a user buffer, WRITE it out (no read/write syscall, same copies)",
+            copy_free_roles: &[],
+        },
     ],
     baseline: "read-write",
     seed_claim: "OS-level zero-copy removes the kernel->user and user->kernel copies: \
@@ -48,6 +60,7 @@ enum Mode {
     ReadWrite,
     CopyFileRange,
     Sendfile,
+    IoUring,
 }
 
 pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
@@ -55,8 +68,13 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
         "read-write" => Mode::ReadWrite,
         "copy-file-range" => Mode::CopyFileRange,
         "sendfile" => Mode::Sendfile,
+        "io-uring" => Mode::IoUring,
         other => return Err(bad_mode(INFO.name, other)),
     };
+    if let Mode::IoUring = mode {
+        uring::probe(&[opcode::Read::CODE, opcode::Write::CODE])
+            .map_err(|why| DemoError::unsupported(INFO.name, "io-uring", why))?;
+    }
     let len = ctx.plan.pass_bytes();
     let chunk = ctx.plan.chunk;
     let (src, _) = ctx.make_input_file("input.bin", len)?;
@@ -71,12 +89,19 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
 
     let budget = ctx.plan.budget();
     ctx.spawner.spawn("worker", &[src, dst], |w| {
+        // The ring is the worker's own (a ring set up before fork would be shared).
+        let mut ring = match mode {
+            Mode::IoUring => Some(Ring::new(&mut w.io, 4)?),
+            _ => None,
+        };
         let mut passes = 0;
         while budget.another_pass(passes) {
-            match mode {
-                Mode::ReadWrite => pass_read_write(w, src, dst, len, chunk)?,
-                Mode::CopyFileRange => pass_copy_file_range(w, src, dst, len, chunk)?,
-                Mode::Sendfile => pass_sendfile(w, src, dst, len, chunk)?,
+            match (mode, ring.as_mut()) {
+                (Mode::ReadWrite, _) => pass_read_write(w, src, dst, len, chunk)?,
+                (Mode::CopyFileRange, _) => pass_copy_file_range(w, src, dst, len, chunk)?,
+                (Mode::Sendfile, _) => pass_sendfile(w, src, dst, len, chunk)?,
+                (Mode::IoUring, Some(ring)) => pass_io_uring(w, ring, src, dst, len, chunk)?,
+                (Mode::IoUring, None) => return Err(WorkerError::msg("no ring")),
             }
             passes += 1;
             w.stats.payload_bytes += len;
@@ -160,6 +185,60 @@ fn pass_sendfile(w: &mut Worker<'_>, src: i32, dst: i32, len: u64, chunk: usize)
             Err(e) if e.interrupted() => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    Ok(())
+}
+
+/// The copying baseline through io_uring: each chunk is read into `buf` by an
+/// `IORING_OP_READ` and written out of it by `IORING_OP_WRITE`, one request in flight at a
+/// time (a short write is resubmitted for the rest, as one more request).
+fn pass_io_uring(
+    w: &mut Worker<'_>,
+    ring: &mut Ring,
+    src: i32,
+    dst: i32,
+    len: u64,
+    chunk: usize,
+) -> WorkerResult {
+    let mut buf = vec![0u8; chunk];
+    let want = u32::try_from(chunk).unwrap_or(u32::MAX);
+    let mut offset = 0u64;
+    loop {
+        // COPY: page cache -> user buffer, by the kernel on the worker's behalf.
+        let read = opcode::Read::new(Fd(src), buf.as_mut_ptr(), want)
+            .offset(offset)
+            .build();
+        // SAFETY: `buf` outlives the request, which completes before `run` returns.
+        let n = match unsafe { ring.run(&mut w.io, read, opcode::Read::CODE) } {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.interrupted() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut done = 0;
+        while done < n {
+            // COPY: user buffer -> the output file's page cache.
+            let part = &buf[done..n];
+            let write = opcode::Write::new(Fd(dst), part.as_ptr(), part.len() as u32)
+                .offset(offset + done as u64)
+                .build();
+            // SAFETY: as above; `buf` is not changed while the write is in flight.
+            match unsafe { ring.run(&mut w.io, write, opcode::Write::CODE) } {
+                Ok(0) => return Err(WorkerError::msg("io_uring WRITE wrote nothing")),
+                Ok(m) => done += m,
+                Err(e) if e.interrupted() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        offset += n as u64;
+    }
+    if offset != len {
+        return Err(short_copy(offset, len));
+    }
+    if ring.outstanding() != 0 {
+        return Err(WorkerError::msg(
+            "io_uring completions outstanding at the end",
+        ));
     }
     Ok(())
 }

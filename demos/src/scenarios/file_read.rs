@@ -13,6 +13,7 @@ use std::os::fd::RawFd;
 
 use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::Result;
+use crate::mapping::Mapping;
 use crate::pattern::Checksum;
 use crate::scenarios::{Ctx, Finished, bad_mode};
 use crate::worker::{Worker, WorkerError};
@@ -97,32 +98,9 @@ fn checksum_by_pread(w: &mut Worker<'_>, fd: RawFd, chunk: usize) -> Result<u64,
 }
 
 fn checksum_by_mmap(fd: RawFd, len: u64) -> Result<u64, WorkerError> {
-    let len = usize::try_from(len).map_err(|_| WorkerError::msg("file too large to map"))?;
-    // SAFETY: a fresh read-only private mapping of `len` bytes of an open file; the
-    // result is checked before use.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            fd,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(WorkerError::msg(format!(
-            "mmap: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: the mapping is `len` readable bytes, and nothing writes the file while
-    // the worker runs (the parent made it and waits).
-    let data = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+    let map = Mapping::new(fd, len)?;
     // ZERO-COPY: the checksum reads the page cache pages through the mapping.
     let mut sum = Checksum::new();
-    sum.update(data);
-    // SAFETY: unmapping exactly what was mapped; `data` is not used afterwards.
-    unsafe { libc::munmap(p, len) };
+    sum.update(map.data());
     Ok(sum.finish())
 }

@@ -188,16 +188,33 @@ async fn compare_modes(
 ) -> anyhow::Result<Comparison> {
     let args = DemoArgs { bytes };
     let mut shown = Vec::new();
-    for mode in modes {
+    let mut unsupported = Vec::new();
+    'modes: for mode in modes {
         let mut runs = Vec::new();
         for _ in 0..repeat {
-            runs.push(runner::run_variant(session, exe, info.name, mode, &args).await?);
+            match runner::run_variant(session, exe, info.name, mode, &args).await {
+                Ok(run) => runs.push(run),
+                // This kernel cannot run the mode at all: skip it, saying why, and go on.
+                Err(err) => match err.downcast::<runner::DemoUnsupported>() {
+                    Ok(skip) => {
+                        eprintln!("zcprof: demo {}/{skip}", info.name);
+                        unsupported.push(compare::Unsupported {
+                            mode: skip.mode,
+                            reason: skip.reason,
+                        });
+                        continue 'modes;
+                    }
+                    Err(err) => return Err(err),
+                },
+            }
         }
         if let Some(run) = compare::representative(runs) {
             shown.push(run);
         }
     }
-    Ok(Comparison::new(info, &shown, copy_source(&session.layers)))
+    let mut c = Comparison::new(info, &shown, copy_source(&session.layers));
+    c.unsupported = unsupported;
+    Ok(c)
 }
 
 /// Status 0 when every comparison is exact and verified; else 1, with one line naming
@@ -357,7 +374,17 @@ mod tests {
     fn selection_adds_the_baseline_and_keeps_catalogue_order() {
         let (info, modes) = select("file-serve", &[]).expect("known");
         assert_eq!(info.name, "file-serve");
-        assert_eq!(modes, ["read-write", "mmap-write", "sendfile"]);
+        assert_eq!(
+            modes,
+            [
+                "read-write",
+                "mmap-write",
+                "sendfile",
+                "io-uring-splice",
+                "msg-zerocopy",
+                "io-uring-send-zc"
+            ]
+        );
         let (_, modes) = select("file-serve", &["sendfile".into()]).expect("known");
         assert_eq!(modes, ["read-write", "sendfile"]);
         let (_, modes) = select(

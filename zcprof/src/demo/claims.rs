@@ -41,6 +41,9 @@ pub enum Metric {
         mode: &'static str,
         over: &'static str,
     },
+    /// Of the bytes `mode` sent with zero-copy requested, the share the kernel reported it
+    /// copied anyway (the demo's tally of the kernel's own completion notifications).
+    CopiedAnyway { mode: &'static str },
 }
 
 impl Metric {
@@ -51,6 +54,7 @@ impl Metric {
             Metric::Copies { .. } | Metric::CopyReduction { .. } => "syscall layer",
             Metric::UserCopies { .. } => "demo tally (user-space copies)",
             Metric::CopyCost { .. } => "CPU time (rusage) + demo tally",
+            Metric::CopiedAnyway { .. } => "kernel notifications (demo tally)",
         }
     }
 
@@ -60,7 +64,9 @@ impl Metric {
             Metric::Speedup { mode, over }
             | Metric::CopyReduction { mode, over }
             | Metric::CopyCost { mode, over } => vec![mode, over],
-            Metric::Copies { mode, .. } | Metric::UserCopies { mode } => vec![mode],
+            Metric::Copies { mode, .. }
+            | Metric::UserCopies { mode }
+            | Metric::CopiedAnyway { mode } => vec![mode],
         }
     }
 
@@ -75,7 +81,9 @@ impl Metric {
             Metric::Copies { .. } | Metric::UserCopies { .. } => {
                 format!("{value:.2} B per payload B")
             }
-            Metric::CopyReduction { .. } => units::percent(Some(value)),
+            Metric::CopyReduction { .. } | Metric::CopiedAnyway { .. } => {
+                units::percent(Some(value))
+            }
             Metric::CopyCost { .. } => format!("{} ns", units::count(value.max(0.0) as u64)),
         }
     }
@@ -103,7 +111,7 @@ pub struct Claim {
 const GO_COPY_NS: f64 = 4246.0;
 const GO_SLICE_NS: f64 = 0.592;
 
-static CLAIMS: [Claim; 16] = [
+static CLAIMS: [Claim; 18] = [
     Claim {
         scenario: "file-serve",
         text: "sendfile() can be 2-5x faster than read+write for large file transfers",
@@ -145,6 +153,33 @@ static CLAIMS: [Claim; 16] = [
             roles: &["server"],
         },
         note: "",
+    },
+    Claim {
+        scenario: "file-serve",
+        text: "MSG_ZEROCOPY sends from the application's pages: the kernel does not copy them",
+        source: "issue 13: what a move to MSG_ZEROCOPY expects",
+        claimed: "0% copied",
+        low: 0.0,
+        high: 0.0,
+        metric: Metric::CopiedAnyway {
+            mode: "msg-zerocopy",
+        },
+        note: "over loopback the kernel always copies (Documentation/networking/\
+               msg_zerocopy.rst): every notification says SO_EE_CODE_ZEROCOPY_COPIED; only a \
+               NIC that can send from the pinned pages avoids the copy",
+    },
+    Claim {
+        scenario: "file-serve",
+        text: "io_uring SEND_ZC sends without copying the data",
+        source: "issue 13: what a move to io_uring SEND_ZC expects",
+        claimed: "0% copied",
+        low: 0.0,
+        high: 0.0,
+        metric: Metric::CopiedAnyway {
+            mode: "io-uring-send-zc",
+        },
+        note: "over loopback the kernel always copies: every notification CQE carries \
+               IORING_NOTIF_USAGE_ZC_COPIED",
     },
     Claim {
         scenario: "file-read",
@@ -368,6 +403,9 @@ pub fn evaluate(claim: &'static Claim, comparison: Option<&Comparison>) -> Evalu
         return not(format!("{} was not run", claim.scenario));
     };
     for mode in claim.metric.modes() {
+        if let Some(u) = c.unsupported.iter().find(|u| u.mode == mode) {
+            return not(format!("mode {mode} is not supported here: {}", u.reason));
+        }
         let Some(v) = c.variant(mode) else {
             return not(format!("mode {mode} was not run"));
         };
@@ -396,6 +434,16 @@ pub fn evaluate(claim: &'static Claim, comparison: Option<&Comparison>) -> Evalu
         Metric::CopyCost { mode, over } => get(mode).zip(get(over)).and_then(|(a, b)| {
             let extra_ns = (a.cpu_seconds - b.cpu_seconds) * 1e9;
             ratio(extra_ns, a.user_copy_bytes as f64 / 65_536.0)
+        }),
+        Metric::CopiedAnyway { mode } => get(mode).and_then(|v| {
+            let (copied, requested) = v
+                .workers
+                .iter()
+                .filter_map(|w| w.demo_zerocopy)
+                .fold((0, 0), |(c, r), z| {
+                    (c + z.copied.bytes, r + z.requested.bytes)
+                });
+            ratio(copied as f64, requested as f64)
         }),
     };
     let Some(value) = measured else {
@@ -450,6 +498,8 @@ mod tests {
                 figures,
                 kernel: KernelCopies::default(),
                 differences: Vec::new(),
+                demo_io_uring: None,
+                demo_zerocopy: None,
             }],
             copy_free: Vec::new(),
         }
@@ -460,6 +510,7 @@ mod tests {
             scenario: "x".into(),
             baseline: "a".into(),
             variants,
+            unsupported: Vec::new(),
             copy_source: None,
         }
     }
@@ -563,6 +614,50 @@ mod tests {
         let ns = e.measured.expect("defined");
         assert!((ns - 100_000.0 / 64.0).abs() < 1e-3, "{ns}");
         assert_eq!(e.measured_text(), "1,562 ns");
+    }
+
+    /// The share the kernel copied of what was sent zero-copy, from the demo's tally of its
+    /// notifications; a mode the kernel cannot run leaves the claim not measured, saying why.
+    #[test]
+    fn copied_anyway_is_the_kernel_reported_share_and_unsupported_is_not_measured() {
+        use zcprof_demos::Counter;
+        use zcprof_demos::zerocopy::{Sends, Via, ZeroCopyReport};
+        let mut zc = variant("zc", 1.0, 1000, 1.0, 0);
+        zc.workers[0].demo_zerocopy = Some(ZeroCopyReport {
+            via: Via::MsgZerocopy,
+            requested: Counter {
+                calls: 4,
+                bytes: 1000,
+                errors: 0,
+            },
+            notifications: 2,
+            copied: Sends {
+                sends: 3,
+                bytes: 750,
+            },
+            not_copied: Sends {
+                sends: 1,
+                bytes: 250,
+            },
+        });
+        let mut c = comparison(vec![zc]);
+        let metric = Metric::CopiedAnyway { mode: "zc" };
+        let e = evaluate(claim(metric, 0.0, 0.0), Some(&c));
+        assert_eq!(
+            (e.measured, e.verdict.clone()),
+            (Some(0.75), Verdict::Disagrees)
+        );
+        assert_eq!(metric.source(), "kernel notifications (demo tally)");
+        c.variants.clear();
+        c.unsupported.push(crate::demo::compare::Unsupported {
+            mode: "zc".into(),
+            reason: "no SEND_ZC usage reports".into(),
+        });
+        let e = evaluate(claim(metric, 0.0, 0.0), Some(&c));
+        assert_eq!(
+            e.verdict,
+            Verdict::NotMeasured("mode zc is not supported here: no SEND_ZC usage reports".into())
+        );
     }
 
     #[test]

@@ -8,9 +8,16 @@
 //!
 //! The **kernel layer** adds one figure beside them, never into them: the bytes its copy
 //! role's probes saw copied (see [`KernelCopies`]). The demo has no ground truth for it.
+//!
+//! What no zcprof layer counts yet is carried from the demo's own tally and labelled so:
+//! each worker's io_uring requests and completions, and its zero-copy sends with what
+//! their notifications said (`demo_io_uring`, `demo_zerocopy`). They are never added into
+//! the syscall layer's figures, which is why an io_uring mode shows no copies there.
 
 use serde::Serialize;
 use zcprof_common::kernel::Role;
+use zcprof_demos::uring::IoUringReport;
+use zcprof_demos::zerocopy::ZeroCopyReport;
 use zcprof_demos::{Counter, RoleReport, ScenarioInfo};
 
 use super::measure::{Measured, WorkerMeasure};
@@ -93,6 +100,12 @@ pub struct WorkerRow {
     pub kernel: KernelCopies,
     /// Profiler versus ground truth; empty when exact.
     pub differences: Vec<String>,
+    /// The demo's tally of the worker's io_uring use (no zcprof layer counts it yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo_io_uring: Option<IoUringReport>,
+    /// The demo's tally of the worker's zero-copy sends and their notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo_zerocopy: Option<ZeroCopyReport>,
 }
 
 /// A role that the catalogue says makes no copy-family syscall in this mode.
@@ -157,12 +170,21 @@ impl Variant {
     }
 }
 
+/// A mode this kernel cannot run, skipped with the demo's reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unsupported {
+    pub mode: String,
+    pub reason: String,
+}
+
 /// All compared modes of one scenario.
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
     pub scenario: String,
     pub baseline: String,
     pub variants: Vec<Variant>,
+    /// Modes not run because this kernel cannot (not a mismatch, not a failure).
+    pub unsupported: Vec<Unsupported>,
     /// The kernel-layer role behind every [`KernelCopies`] here, for the text to name;
     /// the JSON names it in each `kernel` object instead.
     #[serde(skip)]
@@ -187,6 +209,7 @@ impl Comparison {
             scenario: info.name.to_string(),
             baseline: info.baseline.to_string(),
             variants,
+            unsupported: Vec::new(),
             copy_source,
         }
     }
@@ -220,6 +243,8 @@ fn variant(info: &ScenarioInfo, m: &Measured, copy_source: Option<Role>) -> Vari
             figures: f,
             kernel: KernelCopies::of(k.unwrap_or(&KernelTotals::zero()), copy_source),
             differences: differences(expected, w),
+            demo_io_uring: expected.io_uring.clone(),
+            demo_zerocopy: expected.zerocopy,
         });
     }
     if r.roles.len() != m.workers.len() {
@@ -328,6 +353,8 @@ mod tests {
             payload_bytes: 0,
             cpu_user_seconds: 0.5,
             cpu_system_seconds: 0.25,
+            io_uring: None,
+            zerocopy: None,
         }
     }
 

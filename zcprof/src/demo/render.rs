@@ -12,7 +12,7 @@ use zcprof_demos::ScenarioInfo;
 
 use super::{
     claims::{Evaluated, Verdict},
-    compare::{Comparison, KernelCopies, Variant},
+    compare::{Comparison, KernelCopies, Variant, WorkerRow},
 };
 use crate::{
     probes::LayerSummary,
@@ -79,6 +79,61 @@ fn kernel_suffix(k: &KernelCopies) -> String {
     }
 }
 
+/// The demo's own tally of what no zcprof layer counts yet, under a worker's line: its
+/// io_uring requests per opcode, and its zero-copy sends with what the kernel reported.
+fn demo_tally_lines(w: &WorkerRow) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(u) = &w.demo_io_uring {
+        let ops: Vec<String> = u
+            .ops
+            .iter()
+            .map(|(name, o)| {
+                format!(
+                    "{name} {} calls {}{}",
+                    units::count(o.calls),
+                    units::bytes(o.bytes as f64),
+                    match o.errors {
+                        0 => String::new(),
+                        n => format!(" {n} errors"),
+                    }
+                )
+            })
+            .collect();
+        out.push(format!(
+            "io_uring (demo tally; no zcprof layer counts io_uring requests yet, so they are \
+             not in the figures): {} in {} io_uring_enter",
+            ops.join(", "),
+            units::count(u.enter.calls)
+        ));
+    }
+    if let Some(z) = &w.demo_zerocopy {
+        let via = match z.via {
+            zcprof_demos::zerocopy::Via::MsgZerocopy => "MSG_ZEROCOPY",
+            zcprof_demos::zerocopy::Via::IoUringSendZc => "io_uring SEND_ZC",
+        };
+        out.push(format!(
+            "zero-copy requested (demo tally, {via}): {} sends {}; the kernel reported {} \
+             sends ({}) copied anyway and {} ({}) sent without a copy, in {} notifications",
+            units::count(z.requested.calls),
+            units::bytes(z.requested.bytes as f64),
+            units::count(z.copied.sends),
+            units::bytes(z.copied.bytes as f64),
+            units::count(z.not_copied.sends),
+            units::bytes(z.not_copied.bytes as f64),
+            units::count(z.notifications)
+        ));
+    }
+    out
+}
+
+/// `not run here: MODE (REASON)`, one per mode this kernel cannot run.
+fn unsupported_lines(c: &Comparison) -> Vec<String> {
+    c.unsupported
+        .iter()
+        .map(|u| format!("not run here: {} ({})", u.mode, u.reason))
+        .collect()
+}
+
 /// What the kernel column is, or why it is empty.
 fn kernel_note(c: &Comparison) -> String {
     match c.copy_source {
@@ -103,10 +158,10 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
     let _ = writeln!(out, "zcprof demo {}: {}", c.scenario, info.description);
     let _ = writeln!(out, "{} · {}", layers_line(ctx.layers), ctx.lost.line());
     // Narrower mode, throughput and CPU columns than the values could ever need make room
-    // for the kernel column without widening the line much (longest mode: 15 characters).
+    // for the kernel column without widening the line much (longest mode: 16 characters).
     let _ = writeln!(
         out,
-        "\n{:<15} {:>10} {:>10} {:>8} {:>9} {:>7} {:>10} {:>12} {:>8} {:>6}  profiler vs demo",
+        "\n{:<16} {:>10} {:>10} {:>8} {:>9} {:>7} {:>10} {:>12} {:>8} {:>6}  profiler vs demo",
         "mode",
         "payload",
         "copied",
@@ -126,7 +181,7 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<15} {:>10} {:>10} {:>8} {:>9} {:>7} {:>10} {:>12} {:>8} {:>6.3}  {}",
+            "{:<16} {:>10} {:>10} {:>8} {:>9} {:>7} {:>10} {:>12} {:>8} {:>6.3}  {}",
             name,
             units::bytes(v.payload_bytes as f64),
             units::bytes(v.figures.copied_bytes() as f64),
@@ -157,7 +212,13 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
                     format!(" — MISMATCH: {}", w.differences.join("; "))
                 }
             );
+            for line in demo_tally_lines(w) {
+                let _ = writeln!(out, "        {line}");
+            }
         }
+    }
+    for line in unsupported_lines(c) {
+        let _ = writeln!(out, "{line}");
     }
     let free: Vec<String> = c
         .variants
@@ -207,6 +268,8 @@ struct RunJson<'a> {
     /// Every worker exact and every copy-free role copy-free, in every mode.
     exact: bool,
     variants: &'a [Variant],
+    /// Modes this kernel cannot run, with the demo's reason.
+    unsupported: &'a [super::compare::Unsupported],
 }
 
 /// `demo run --json`: one object, schema [`SCHEMA`].
@@ -220,6 +283,7 @@ pub fn json(c: &Comparison, ctx: &Context) -> String {
         lost: ctx.lost,
         exact: c.all_exact(),
         variants: &c.variants,
+        unsupported: &c.unsupported,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }
@@ -400,6 +464,24 @@ pub fn markdown(
             );
         }
         let _ = writeln!(out);
+        // What the table cannot show: the demo's tally of io_uring and zero-copy sends, and
+        // the modes this kernel could not run.
+        let mut notes = Vec::new();
+        for v in &c.variants {
+            for w in &v.workers {
+                for line in demo_tally_lines(w) {
+                    notes.push(format!("- {} {}: {}", v.mode, w.role, cell(&line)));
+                }
+            }
+        }
+        notes.extend(
+            unsupported_lines(c)
+                .iter()
+                .map(|l| format!("- {}", cell(l))),
+        );
+        if !notes.is_empty() {
+            let _ = writeln!(out, "{}\n", notes.join("\n"));
+        }
     }
     out
 }
@@ -461,9 +543,12 @@ mod tests {
                     } else {
                         vec!["read: profiler 1, demo 2".into()]
                     },
+                    demo_io_uring: None,
+                    demo_zerocopy: None,
                 }],
                 copy_free: Vec::new(),
             }],
+            unsupported: Vec::new(),
             copy_source: None,
         }
     }

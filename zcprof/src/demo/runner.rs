@@ -78,6 +78,16 @@ impl DemoFailed {
     }
 }
 
+/// `zcprof-demo` said this kernel cannot run the mode at all (its exit status 4, e.g. no
+/// io_uring, or SEND_ZC without usage reports): the mode is skipped with `reason`, which is
+/// not a failure of the demo or of the profile.
+#[derive(Debug, thiserror::Error)]
+#[error("{mode}: not supported here: {reason}")]
+pub struct DemoUnsupported {
+    pub mode: String,
+    pub reason: String,
+}
+
 /// What to ask of one demo run.
 #[derive(Clone, Debug)]
 pub struct DemoArgs {
@@ -126,14 +136,22 @@ pub fn spawn(
 }
 
 /// What an ended `zcprof-demo run SCENARIO --mode MODE` said: its report when it finished
-/// (exit 0, or 3: finished without verifying its payload, which the report says), else
-/// [`DemoFailed`] with its one-line message.
+/// (exit 0, or 3: finished without verifying its payload, which the report says),
+/// [`DemoUnsupported`] when this kernel cannot run the mode (exit 4), else [`DemoFailed`]
+/// with its one-line message.
 pub fn outcome(scenario: &str, mode: &str, output: &Output) -> anyhow::Result<Report> {
     let code = output.status.code();
     if !matches!(code, Some(0) | Some(3)) {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let line = stderr.lines().last().unwrap_or("").trim();
         let line = line.strip_prefix("zcprof-demo: ").unwrap_or(line);
+        if code == Some(i32::from(zcprof_demos::error::EXIT_UNSUPPORTED)) {
+            return Err(DemoUnsupported {
+                mode: mode.to_string(),
+                reason: line.to_string(),
+            }
+            .into());
+        }
         return Err(DemoFailed {
             command: format!("{BINARY} {scenario} --mode {mode}"),
             status: code.map_or_else(|| "killed by a signal".into(), |c| format!("exit {c}")),
@@ -148,8 +166,9 @@ pub fn outcome(scenario: &str, mode: &str, output: &Output) -> anyhow::Result<Re
 
 /// Runs `scenario --mode mode` once, inside `session`, and returns its report with what
 /// the profiler attributed to each of its workers. A demo that fails (exit 1 or 2) is an
-/// error carrying its one-line message; one that finished without verifying its payload
-/// (exit 3) is returned, with `verified: false` in its report.
+/// error carrying its one-line message ([`DemoFailed`]); one this kernel cannot run (exit
+/// 4) is a [`DemoUnsupported`]; one that finished without verifying its payload (exit 3) is
+/// returned, with `verified: false` in its report.
 pub async fn run_variant(
     session: &mut Session,
     exe: &Path,
@@ -228,6 +247,21 @@ mod tests {
             ..ended(0, "", "")
         };
         assert_eq!(failed(&killed).reason(), "killed by a signal");
+    }
+
+    #[test]
+    fn exit_4_is_a_mode_this_kernel_cannot_run_not_a_failure() {
+        let line = "zcprof-demo: file-serve/io-uring-send-zc is not supported by this kernel \
+                    (Linux 6.0.0): no usage reports";
+        let err = outcome("file-serve", "io-uring-send-zc", &ended(4, "", line))
+            .expect_err("not a report");
+        assert!(err.downcast_ref::<DemoFailed>().is_none());
+        let skip = err.downcast::<DemoUnsupported>().expect("a DemoUnsupported");
+        assert_eq!(skip.mode, "io-uring-send-zc");
+        assert_eq!(
+            skip.reason,
+            line.strip_prefix("zcprof-demo: ").expect("prefixed")
+        );
     }
 
     #[test]
