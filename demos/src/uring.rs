@@ -26,7 +26,8 @@ use crate::io::{Io, SysError};
 /// Opcodes are one byte in the SQE: one counter slot for each.
 const OPCODES: usize = 256;
 
-/// `IORING_SEND_ZC_REPORT_USAGE` (include/uapi/linux/io_uring.h, Linux 6.2): ask the
+/// `IORING_SEND_ZC_REPORT_USAGE` (include/uapi/linux/io_uring.h; mainline 6.2, backported
+/// to 6.1 stable, e.g. Debian's 6.1.0-57): ask the
 /// notification to say whether the kernel copied the data anyway.
 pub const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 /// `IORING_NOTIF_USAGE_ZC_COPIED`: set in a notification's `res` when the data was copied.
@@ -390,7 +391,7 @@ pub fn probe(opcodes: &[u8]) -> Result<IoUring, String> {
     Ok(ring)
 }
 
-/// Whether `IORING_OP_SEND_ZC` takes `IORING_SEND_ZC_REPORT_USAGE` here (Linux 6.2+). A
+/// Whether `IORING_OP_SEND_ZC` takes `IORING_SEND_ZC_REPORT_USAGE` here. A
 /// kernel without it rejects the flag when it prepares the request (`EINVAL`), before it
 /// looks at the descriptor; one with it gets as far as the descriptor, which is `-1` here
 /// (`EBADF`). Runs on a probe ring of the parent, which is dropped afterwards.
@@ -417,7 +418,7 @@ pub fn send_zc_reports_usage(ring: &mut IoUring) -> Result<(), String> {
 pub fn usage_reports_from(res: i32) -> Result<(), String> {
     if res == -libc::EINVAL {
         Err(
-            "io_uring SEND_ZC does not take IORING_SEND_ZC_REPORT_USAGE here (Linux 6.2+), \
+            "io_uring SEND_ZC does not take IORING_SEND_ZC_REPORT_USAGE here (mainline 6.2), \
              so it cannot say whether the kernel copied"
                 .into(),
         )

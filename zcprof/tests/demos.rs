@@ -137,7 +137,7 @@ fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
             .await;
             let m = match run {
                 Ok(m) => m,
-                // A mode this kernel cannot run (e.g. SEND_ZC usage reports before 6.2) is
+                // A mode this kernel cannot run (e.g. SEND_ZC without usage reports) is
                 // skipped with the demo's reason, never passed off as exact.
                 Err(err) => match err.downcast::<runner::DemoUnsupported>() {
                     Ok(skip) => {
@@ -389,14 +389,14 @@ fn demo_report_survives_a_failing_scenario() {
 
 /// A mode the kernel cannot run is skipped with the demo's one-line reason (stderr, text
 /// and JSON), the rest is measured, and the exit status stays 0: not a mismatch. The kernel
-/// here runs every mode, so `ZCPROF_DEMO` is a wrapper that answers as a Linux 6.1 would
+/// here runs every mode, so `ZCPROF_DEMO` is a wrapper that answers as a kernel without SEND_ZC usage reports would
 /// for SEND_ZC (exit 4, one line) and runs the real demo binary otherwise.
 #[test]
 fn demo_run_skips_a_mode_this_kernel_cannot_run() {
     if !privileged("demo_run_skips_a_mode_this_kernel_cannot_run") {
         return;
     }
-    let reason = "file-serve/io-uring-send-zc is not supported by this kernel (Linux 6.1.0): \
+    let reason = "file-serve/io-uring-send-zc is not supported by this kernel (Linux 6.0.0): \
                   io_uring SEND_ZC does not take IORING_SEND_ZC_REPORT_USAGE here";
     let (dir, wrapper) = demo_wrapper(
         "unsupported-demo",
@@ -488,7 +488,7 @@ fn demo_report_sets_every_claim_beside_a_measurement() {
         .collect();
     assert_eq!(rows.len(), claims.len(), "{md}");
     for row in &rows {
-        // A claim about a mode this kernel cannot run (SEND_ZC before Linux 6.2) says so.
+        // A claim about a mode this kernel cannot run (SEND_ZC without usage reports) says so.
         assert!(
             row.ends_with(" agrees |")
                 || row.contains("| **disagrees**")

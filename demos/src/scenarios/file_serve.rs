@@ -15,7 +15,8 @@
 //! - `io-uring-send-zc`: the same through io_uring: `IORING_OP_SEND_ZC` from the mapping
 //!   with `IORING_SEND_ZC_REPORT_USAGE`; each send's notification CQE says whether the
 //!   kernel copied (`IORING_NOTIF_USAGE_ZC_COPIED`; again, always over loopback). Needs
-//!   Linux 6.2+; older kernels report the mode unsupported.
+//!   usage reports (mainline 6.2, in 6.1 stable too); kernels without them report the mode
+//!   unsupported.
 //!
 //! The client is the same in every mode: it `read`s the stream and verifies each byte.
 
