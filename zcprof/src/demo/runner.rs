@@ -256,7 +256,9 @@ mod tests {
         let err = outcome("file-serve", "io-uring-send-zc", &ended(4, "", line))
             .expect_err("not a report");
         assert!(err.downcast_ref::<DemoFailed>().is_none());
-        let skip = err.downcast::<DemoUnsupported>().expect("a DemoUnsupported");
+        let skip = err
+            .downcast::<DemoUnsupported>()
+            .expect("a DemoUnsupported");
         assert_eq!(skip.mode, "io-uring-send-zc");
         assert_eq!(
             skip.reason,
