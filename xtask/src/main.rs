@@ -1,9 +1,11 @@
 //! `cargo xtask`: project chores that are not plain cargo builds — installing the toolchain
-//! zcprof needs, running it as root, running the whole test suite, and the QEMU kernel lab.
+//! zcprof needs, running it as root, running the whole test suite, the QEMU kernel lab, the
+//! benchmark, and the release directory (`dist`).
 //! (The eBPF object itself is built by `zcprof/build.rs`, not here.)
 
 mod apt;
 mod bench;
+mod dist;
 mod run;
 mod setup;
 mod test;
@@ -37,6 +39,9 @@ enum Command {
     Vmtest(vmtest::Args),
     /// Measure what zcprof costs beside bpftrace, strace and perf trace; writes bench/results/
     Bench(bench::Args),
+    /// Build the release binaries and write them, the man pages and the bash, zsh and fish
+    /// completions into target/dist/ (laid out as an installation prefix)
+    Dist(dist::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Run { args } => run::run_zcprof(&args),
         Command::Vmtest(args) => vmtest::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Dist(args) => dist::run_dist(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,7 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, error::ErrorKind};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, error::ErrorKind};
 use zcprof_units::{DurationRule, ParseError};
 
 use crate::{
@@ -21,10 +21,20 @@ use crate::{
     report::top::Filter,
 };
 
+mod generate;
+
+/// `zcprof --version`: the version and the commit it was built from (zcprof/build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ZCPROF_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "zcprof",
-    version,
+    version = VERSION,
     about = "Shows which processes copy bytes between user space and the kernel, and proves when a zero-copy change removed the copies.",
     after_help = "Run as root (or with CAP_BPF and CAP_PERFMON). Without a subcommand, `top` runs."
 )]
@@ -67,7 +77,7 @@ struct RecordArgs {
     /// Write the recording here (atomically, mode 0600)
     #[arg(long, short = 'o', value_name = "FILE", required = true)]
     output: PathBuf,
-    /// Stop after this long (a recorded command is sent SIGTERM), e.g. 30s, 500ms
+    /// Stop after this long (a recorded command is sent SIGTERM), e.g. 500ms, 30s, 5m, 1h
     #[arg(long, short = 'd', value_parser = parse_duration, value_name = "D")]
     duration: Option<Duration>,
     /// Record this process and its descendants (repeatable)
@@ -134,7 +144,7 @@ struct TopArgs {
     /// Print one interval and exit
     #[arg(long)]
     once: bool,
-    /// Length of an interval, e.g. 1, 0.5, 250ms, 2s
+    /// Length of an interval, e.g. 1, 0.5, 250ms, 2s, 1m
     #[arg(long, short = 'i', default_value = "1s", value_parser = parse_interval)]
     interval: Option<Duration>,
     /// One JSON object per interval (schema zcprof.top/v1, see README)
@@ -198,7 +208,19 @@ fn parse_duration(text: &str) -> Result<Duration, ParseError> {
 
 /// Parses the command line and runs the subcommand.
 pub fn run() -> anyhow::Result<ExitCode> {
-    let cli = match Cli::try_parse() {
+    // The user-facing command line plus the hidden `generate`, which is added here rather
+    // than to `Cli` so that the man pages and completions made from `Cli` do not list it.
+    let matches = match Cli::command()
+        .subcommand(generate::command())
+        .try_get_matches()
+    {
+        Ok(matches) => matches,
+        Err(err) => return Ok(report_usage_error(err)),
+    };
+    if let Some((generate::NAME, args)) = matches.subcommand() {
+        return generate::run(args);
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => return Ok(report_usage_error(err)),
     };

@@ -428,3 +428,27 @@ fn a_closed_stdout_ends_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `--version` names the commit zcprof was built from, so a bug report or a recording's
+/// reader knows which code made the numbers.
+#[test]
+fn version_names_the_commit() {
+    let out = zcprof().arg("--version").output().expect("zcprof runs");
+    assert!(out.status.success());
+    let built = env!("ZCPROF_COMMIT");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("zcprof {} (commit {built})\n", env!("CARGO_PKG_VERSION"))
+    );
+    // Where the sources are a git checkout (not in the kernel lab's guest), it is HEAD's.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    match head {
+        Some(head) => assert_eq!(built, String::from_utf8_lossy(&head.stdout).trim()),
+        None => eprintln!("no git checkout here: built from {built}"),
+    }
+}
