@@ -12,10 +12,7 @@ mod procfs;
 mod report;
 mod workloads;
 
-use std::{
-    path::{Path, PathBuf},
-    time::Instant,
-};
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context as _, bail};
 use conditions::{Condition, Sample, Tools};
@@ -24,7 +21,7 @@ use workloads::Workload;
 
 use crate::{
     setup,
-    util::{cmd, is_root, run as run_cmd},
+    util::{build_release, cmd, is_root, workspace_root},
 };
 
 #[derive(clap::Args)]
@@ -62,13 +59,6 @@ pub struct Results {
     pub wall_s: f64,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let began = Instant::now();
     setup::run()?;
@@ -77,24 +67,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("the benchmark attaches eBPF probes and tracers: run it as root");
     }
     let root = workspace_root();
-    run_cmd(
-        cmd(
-            "cargo",
-            &[
-                "build",
-                "--release",
-                "--package",
-                "zcprof",
-                "--package",
-                "zcprof-demos",
-                "--package",
-                "zcprof-bench",
-            ],
-        ),
+    let bin = build_release(
+        &["zcprof", "zcprof-demos", "zcprof-bench"],
         "building zcprof, the demos and the benchmark workloads",
     )?;
     let tools = Tools {
-        bin: target_dir(&root).join("release"),
+        bin,
         scratch: conditions::scratch_dir()?,
     };
     let workloads: Vec<Workload> = Workload::ALL
@@ -180,12 +158,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("{}", std::fs::read_to_string(&md)?);
     eprintln!("bench: wrote {} and {}", md.display(), json.display());
     Ok(())
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
 }
 
 /// zcprof's load + attach of every probe, and detach, timed in-process by `zcbench startup`.

@@ -6,14 +6,11 @@
 //!
 //! `cp -r target/dist/* /usr/local/` installs it. The eBPF object is inside `zcprof`.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::util::{cmd, run, stdout_of};
+use crate::util::{build_release, stdout_of, target_dir};
 
 /// The binaries an installation needs (the benchmark's `zcbench` is not one of them).
 const BINARIES: [&str; 2] = ["zcprof", "zcprof-demo"];
@@ -26,31 +23,18 @@ pub struct Args {
 }
 
 pub fn run_dist(args: Args) -> anyhow::Result<()> {
-    let root = workspace_root();
-    let default = root.join("target").join("dist");
+    let default = target_dir().join("dist");
     let out = args.out.unwrap_or_else(|| default.clone());
     if out == default && out.exists() {
         // Ours alone: start from nothing, so no file of an older build is left in it. A
         // directory the user named is written into, never emptied.
         fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
     }
-    let mut build = cmd(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--package",
-            "zcprof",
-            "--package",
-            "zcprof-demos",
-        ],
-    );
-    build.current_dir(&root);
-    run(build, "building the release binaries")?;
+    let release = build_release(&["zcprof", "zcprof-demos"], "building the release binaries")?;
     let bin = out.join("bin");
     fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     for name in BINARIES {
-        let from = root.join("target").join("release").join(name);
+        let from = release.join(name);
         let to = bin.join(name);
         fs::copy(&from, &to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
@@ -69,12 +53,6 @@ pub fn run_dist(args: Args) -> anyhow::Result<()> {
     }
     print!("{}", indent(&written));
     Ok(())
-}
-
-/// The repository root: xtask lives one level below it.
-fn workspace_root() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().unwrap_or(xtask).to_path_buf()
 }
 
 fn indent(lines: &str) -> String {

@@ -6,26 +6,12 @@ use anyhow::Context as _;
 
 use crate::{
     setup,
-    util::{is_root, run},
+    util::{build_release, is_root},
 };
 
 pub fn run_zcprof(args: &[String]) -> anyhow::Result<std::process::ExitCode> {
     setup::run()?;
-    run(
-        crate::util::cmd(
-            "cargo",
-            &[
-                "build",
-                "--release",
-                "--package",
-                "zcprof",
-                "--package",
-                "zcprof-demos",
-            ],
-        ),
-        "building zcprof",
-    )?;
-    let binary = "target/release/zcprof";
+    let binary = build_release(&["zcprof", "zcprof-demos"], "building zcprof")?.join("zcprof");
     let mut command = if is_root() {
         Command::new(binary)
     } else {

@@ -1,6 +1,9 @@
 //! Small process helpers shared by the xtask commands.
 
-use std::process::{Command, Stdio};
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
 
 use anyhow::{Context as _, bail};
 
@@ -76,4 +79,29 @@ pub fn stdout_of(cmd: &mut Command) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The repository root: xtask lives one level below it.
+pub fn workspace_root() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).to_path_buf()
+}
+
+/// cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `cargo build --release` of `packages` (failing with `what`); returns the directory their
+/// binaries are in.
+pub fn build_release(packages: &[&str], what: &str) -> anyhow::Result<PathBuf> {
+    let mut build = cmd("cargo", &["build", "--release"]);
+    for package in packages {
+        build.args(["--package", package]);
+    }
+    build.current_dir(workspace_root());
+    run(build, what)?;
+    Ok(target_dir().join("release"))
 }

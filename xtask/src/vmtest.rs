@@ -235,12 +235,7 @@ fn skipped_only(resolved: &[kernels::Resolved]) -> LabReport {
 /// `target/vmtest` of the workspace, whatever CARGO_TARGET_DIR says: the kernel cache should
 /// outlive switching target directories.
 pub(crate) fn lab_dir() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask
-        .parent()
-        .unwrap_or(xtask)
-        .join("target")
-        .join("vmtest")
+    crate::util::workspace_root().join("target").join("vmtest")
 }
 
 /// Entry point of `cargo xtask vmtest`. Without `--run` or `--bin` it runs the integration
