@@ -21,7 +21,7 @@ use workloads::Workload;
 
 use crate::{
     setup,
-    util::{build_release, cmd, is_root, workspace_root},
+    util::{build_release, cmd, is_root, stdout_of, workspace_root},
 };
 
 #[derive(clap::Args)]
@@ -162,16 +162,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// zcprof's load + attach of every probe, and detach, timed in-process by `zcbench startup`.
 fn time_startup(tools: &Tools, mode: &str) -> anyhow::Result<(f64, f64)> {
-    let out = cmd(
+    let out = stdout_of(&mut cmd(
         &tools.bin.join("zcbench").display().to_string(),
         &["startup", "--reps", "1", "--syscall-probe", mode],
-    )
-    .output()
-    .context("running zcbench startup")?;
-    if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).context("zcbench startup output")?;
+    ))?;
+    let v: Value = serde_json::from_str(&out).context("zcbench startup output")?;
     let first = |key: &str| v[key][0].as_f64().unwrap_or(f64::NAN);
     Ok((first("load_attach_s"), first("detach_s")))
 }

@@ -57,9 +57,10 @@ pub fn privileged_cargo(args: &[&str]) -> Command {
     }
 }
 
-/// The last non-empty line of a tool's stderr: apt and most tools put their verdict there.
-pub fn last_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
+/// The last non-empty line of a tool's stderr (raw or read into a string): apt and most
+/// tools put their verdict there.
+pub fn last_line(output: impl AsRef<[u8]>) -> String {
+    String::from_utf8_lossy(output.as_ref())
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())

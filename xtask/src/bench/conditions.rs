@@ -22,6 +22,7 @@ use super::{
     procfs,
     workloads::{Outcome, Truth, Workload},
 };
+use crate::util::last_line;
 
 /// Arguments that make zcprof attach every layer it has. Empty while the syscall layer
 /// (and lifecycle) is all there is; when another layer needs a flag to be enabled, that flag
@@ -239,13 +240,6 @@ fn run_workload(command: &[String], timeout: Duration) -> anyhow::Result<String>
         );
     }
     Ok(stdout)
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
 }
 
 fn wait_with_timeout(
