@@ -29,7 +29,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let loaded = probes::load(&opts)?;
         let t1 = Instant::now();
-        attached = loaded.probes.iter().filter(|p| p.via.is_some()).count();
+        attached = loaded.probes.iter().filter(|p| p.via().is_some()).count();
         drop(loaded);
         attach.push((t1 - t0).as_secs_f64());
         detach.push(t1.elapsed().as_secs_f64());

@@ -3,7 +3,7 @@
 //! (e.g. `__check_object_size` and `_copy_to_user` for the same copy) is never added twice.
 //!
 //! Two tables:
-//! - [`PROBES`]: the *counters*, one per (function, direction). `KernelKey::probe` indexes it,
+//! - [`PROBES`]: the *counters*, one per (function, direction). A `KSTATS` key's slot indexes it,
 //!   and user space shows one row per counter. `__check_object_size` has two (to and from user).
 //! - [`FUNCTIONS`]: what is *attached*, one row per kernel function, with the eBPF program to
 //!   use in each attach mode (fentry/fexit, kprobe/kretprobe, tracepoint).
@@ -77,7 +77,7 @@ pub struct KernelProbe {
     pub bytes: &'static str,
 }
 
-/// Indexes into [`PROBES`] (the `probe` field of `KernelKey`).
+/// Indexes into [`PROBES`] (the `slot` of a `KSTATS` key).
 pub mod id {
     pub const COPY_TO_USER: u32 = 0;
     pub const COPY_FROM_USER: u32 = 1;
@@ -282,13 +282,30 @@ pub struct KernelFunction {
     pub tracepoint: Option<Tracepoint>,
 }
 
-/// Program names, as the macros in `zcprof-ebpf/src/kernel.rs` export them.
+/// Program names, as the macros in `zcprof-ebpf/src/kernel.rs` export them (the function
+/// probes' are in [`FUNCTIONS`]).
 pub mod program {
     pub const SKB_COPY_DATAGRAM_IOVEC_TP: &str = "skb_copy_datagram_iovec_tp";
+    /// `sched:sched_process_exit`: moves the exiting process's `KSTATS` entries into
+    /// `FINAL` records (after `process_exit`, which flushes the syscall layer).
+    pub const PROCESS_EXIT_KERNEL: &str = "process_exit_kernel";
 }
 
-/// Name of the kernel layer's `(tgid, probe) -> stats` map.
+/// Name of the kernel layer's `(tgid, probe) -> Counts` map.
 pub const KSTATS_MAP: &str = "KSTATS";
+/// Bound of the `KSTATS` map: live `(tgid, probe)` pairs, flushed at exit like `STATS`.
+pub const KSTATS_MAX_ENTRIES: u32 = 16_384;
+/// Bound of the map that carries `_copy_{to,from}_user`'s size from kprobe to kretprobe
+/// (threads inside one of those calls at once).
+pub const COPY_ARGS_MAX_ENTRIES: u32 = 4096;
+
+/// The kernel layer as a counting layer: its own exit program flushes it.
+pub const COUNTING: crate::Counting = crate::Counting {
+    layer: crate::layer::KERNEL,
+    map: KSTATS_MAP,
+    slots: COUNT,
+    exit_flush: Some(program::PROCESS_EXIT_KERNEL),
+};
 /// Global: offset of `len` in `skb:skb_copy_datagram_iovec` records (from tracefs).
 pub const SKB_COPY_LEN_OFFSET: &str = "SKB_COPY_LEN_OFFSET";
 
@@ -453,17 +470,6 @@ pub fn probes_of(function: &str) -> impl Iterator<Item = (u32, &'static KernelPr
 pub fn get(index: u32) -> Option<&'static KernelProbe> {
     PROBES.get(index as usize)
 }
-
-/// Key of the `KSTATS` map.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KernelKey {
-    /// Process id (the kernel's tgid).
-    pub tgid: u32,
-    /// Index into [`PROBES`].
-    pub probe: u32,
-}
-const _: () = assert!(core::mem::size_of::<KernelKey>() == 8);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
-//! The syscalls the syscall layer counts, how each is classified, and the map from x86-64
-//! syscall numbers to our dense indexes (the `syscall` field of `StatsKey`).
+//! The syscall layer's shared names and table: the syscalls it counts, how each is
+//! classified, and the map from x86-64 syscall numbers to our dense indexes (the `slot` of
+//! its `STATS` keys).
 //!
 //! Only x86-64 numbers are listed: other architectures fail to compile here rather than
 //! silently counting the wrong syscalls.
@@ -79,7 +80,7 @@ const fn mmsg(name: &'static str, nr: u32, direction: Direction) -> Syscall {
 
 use Direction::{KernelToUser as K2U, UserToKernel as U2K};
 
-/// Every counted syscall; a `StatsKey::syscall` is an index into this table.
+/// Every counted syscall; the `slot` of a `STATS` key is an index into this table.
 ///
 /// vmsplice is in the zero-copy family as the issue defines it: user pages are mapped into
 /// the pipe, not copied. (vmsplice *from* a pipe to user memory does copy; the syscall
@@ -110,6 +111,40 @@ pub const SYSCALLS: [Syscall; 21] = [
 
 /// Number of counted syscalls.
 pub const COUNT: usize = SYSCALLS.len();
+
+/// Name of the syscall layer's `(tgid, syscall) -> Counts` hash map.
+pub const STATS_MAP: &str = "STATS";
+/// Bound of the `STATS` map: live `(tgid, syscall)` pairs. Entries of exited processes are
+/// flushed to user space and deleted by the exit program, so only live processes occupy it.
+pub const STATS_MAX_ENTRIES: u32 = 16_384;
+/// Bound of the tracepoint mode's `MMSG_ARGS` stash: threads inside a recvmmsg/sendmmsg at
+/// once.
+pub const MMSG_ARGS_MAX_ENTRIES: u32 = 4096;
+/// Longest recvmmsg/sendmmsg vector the kernel accepts (UIO_MAXIOV); bounds our loop.
+pub const MMSG_MAX: u32 = 1024;
+
+/// The syscall layer as a counting layer. `process_exit` flushes it before the `EXIT`
+/// record, so it has no exit program of its own.
+pub const COUNTING: crate::Counting = crate::Counting {
+    layer: crate::layer::SYSCALL,
+    map: STATS_MAP,
+    slots: COUNT,
+    exit_flush: None,
+};
+
+/// The syscall layer's program names, as the macros in `zcprof-ebpf/src/syscalls.rs` export
+/// them.
+pub mod program {
+    /// BTF-enabled raw tracepoint (`tp_btf`) on `sys_exit`: one program for every syscall
+    /// (preferred when the kernel has BTF).
+    pub const SYS_EXIT_BTF: &str = "sys_exit_btf";
+    /// Raw tracepoint on `sys_exit`: one program for every syscall.
+    pub const SYS_EXIT_RAW: &str = "sys_exit_raw";
+    /// Classic tracepoint attached to each `syscalls:sys_exit_*` (fallback mode).
+    pub const SYS_EXIT_TP: &str = "sys_exit_tp";
+    /// Classic tracepoint on `syscalls:sys_enter_{recvmmsg,sendmmsg}` (fallback mode).
+    pub const SYS_ENTER_MMSG_TP: &str = "sys_enter_mmsg_tp";
+}
 
 /// Index of recvmmsg in [`SYSCALLS`].
 pub const RECVMMSG: u32 = 14;

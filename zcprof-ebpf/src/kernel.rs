@@ -4,8 +4,9 @@
 //! Every probed function has an fentry or fexit program (BTF-typed arguments, cheapest) and a
 //! kprobe and/or kretprobe program for kernels where fentry is refused; user space picks one
 //! per function at run time and attaches nothing else. Each program only turns its arguments
-//! or return value into bytes and calls `maps::record_kernel`, which aggregates per
-//! `(tgid, probe)` in `KSTATS` exactly as the syscall layer does in `STATS`.
+//! or return value into bytes and calls [`hit`], which aggregates per `(tgid, probe)` in
+//! `KSTATS` exactly as the syscall layer does in `STATS`; `process_exit_kernel` flushes an
+//! exiting process's entries the way `process_exit` flushes `STATS`.
 //!
 //! Argument positions follow the kernel prototypes (6.1 and 6.12 agree on all of them); an
 //! fexit program finds the return value after the arguments.
@@ -16,14 +17,51 @@ use aya_ebpf::{
     maps::HashMap,
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
-use zcprof_common::{COPY_ARGS_MAX_ENTRIES, kernel::id};
+use zcprof_common::{
+    Counts, Key,
+    kernel::{self, COPY_ARGS_MAX_ENTRIES, KSTATS_MAX_ENTRIES, id},
+    layer,
+};
 
-use crate::maps::record_kernel;
+use crate::{
+    lifecycle::{exit_flush, flush_ended},
+    maps::{count, stash},
+};
+
+/// The kernel layer: `(tgid, probe) -> totals` (`zcprof_common::kernel::PROBES`), kept and
+/// flushed exactly like `STATS`.
+#[map]
+pub static KSTATS: HashMap<Key, Counts> = HashMap::with_max_entries(KSTATS_MAX_ENTRIES, 0);
 
 /// `_copy_{to,from}_user`'s size `n`, per thread, from kprobe to kretprobe (kprobe mode only:
 /// fexit reads the argument itself).
 #[map]
 static COPY_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(COPY_ARGS_MAX_ENTRIES, 0);
+
+/// Counts one hit of counter `probe` (index into `kernel::PROBES`) for the current process:
+/// `failed` counts an error (and `bytes` still count: a copy that faulted half-way moved half
+/// its bytes).
+#[inline(always)]
+fn hit(probe: u32, failed: bool, bytes: u64) {
+    let key = Key {
+        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        slot: probe,
+    };
+    count(&KSTATS, key, failed, bytes);
+}
+
+exit_flush!(flush_kernel, KSTATS, layer::KERNEL);
+
+/// `sched:sched_process_exit` again, for the kernel layer: moves the process's `KSTATS`
+/// entries into the ring buffer as `FINAL` records, the way `process_exit` moves `STATS`. A
+/// program of its own so that the syscall layer's exit flush does not depend on the kernel
+/// layer; user space attaches it after `process_exit`, so its records may follow the `EXIT`
+/// record, and the model attributes them to the instance that just ended.
+#[tracepoint]
+pub fn process_exit_kernel(ctx: TracePointContext) -> u32 {
+    flush_ended(&ctx, flush_kernel, kernel::COUNT);
+    0
+}
 
 /// Offset of `len` in `skb:skb_copy_datagram_iovec` records, set by user space from tracefs.
 #[unsafe(no_mangle)]
@@ -39,7 +77,7 @@ fn check_object_size(n: u64, to_user: u64) {
     } else {
         id::CHECK_OBJECT_SIZE_FROM_USER
     };
-    record_kernel(probe, false, n);
+    hit(probe, false, n);
 }
 
 #[fentry]
@@ -67,7 +105,7 @@ fn len_bytes(len: i32) -> u64 {
 
 #[fentry]
 pub fn fentry_skb_copy_datagram_iter(ctx: FEntryContext) -> i32 {
-    record_kernel(
+    hit(
         id::SKB_COPY_DATAGRAM_ITER,
         false,
         len_bytes(ctx.arg::<i32>(3)),
@@ -78,7 +116,7 @@ pub fn fentry_skb_copy_datagram_iter(ctx: FEntryContext) -> i32 {
 #[kprobe]
 pub fn kprobe_skb_copy_datagram_iter(ctx: ProbeContext) -> u32 {
     if let Some(len) = ctx.arg::<i32>(3) {
-        record_kernel(id::SKB_COPY_DATAGRAM_ITER, false, len_bytes(len));
+        hit(id::SKB_COPY_DATAGRAM_ITER, false, len_bytes(len));
     }
     0
 }
@@ -91,14 +129,14 @@ pub fn skb_copy_datagram_iovec_tp(ctx: TracePointContext) -> u32 {
     let at = unsafe { core::ptr::read_volatile(&SKB_COPY_LEN_OFFSET) } as usize;
     // SAFETY: offset from this kernel's tracefs format; the helper checks the read.
     if let Ok(len) = unsafe { ctx.read_at::<i32>(at) } {
-        record_kernel(id::SKB_COPY_DATAGRAM_ITER, false, len_bytes(len));
+        hit(id::SKB_COPY_DATAGRAM_ITER, false, len_bytes(len));
     }
     0
 }
 
 #[fentry]
 pub fn fentry_skb_copy_datagram_from_iter(ctx: FEntryContext) -> i32 {
-    record_kernel(
+    hit(
         id::SKB_COPY_DATAGRAM_FROM_ITER,
         false,
         len_bytes(ctx.arg::<i32>(3)),
@@ -109,7 +147,7 @@ pub fn fentry_skb_copy_datagram_from_iter(ctx: FEntryContext) -> i32 {
 #[kprobe]
 pub fn kprobe_skb_copy_datagram_from_iter(ctx: ProbeContext) -> u32 {
     if let Some(len) = ctx.arg::<i32>(3) {
-        record_kernel(id::SKB_COPY_DATAGRAM_FROM_ITER, false, len_bytes(len));
+        hit(id::SKB_COPY_DATAGRAM_FROM_ITER, false, len_bytes(len));
     }
     0
 }
@@ -120,7 +158,7 @@ pub fn kprobe_skb_copy_datagram_from_iter(ctx: ProbeContext) -> u32 {
 fn copied(probe: u32, n: u64, not_copied: u64) {
     // A fault leaves `not_copied` bytes uncopied: the call is an error, and what did move
     // before the fault still counts as bytes.
-    record_kernel(probe, not_copied != 0, n.saturating_sub(not_copied));
+    hit(probe, not_copied != 0, n.saturating_sub(not_copied));
 }
 
 #[fexit]
@@ -138,7 +176,7 @@ pub fn fexit_copy_from_user(ctx: FExitContext) -> i32 {
 #[inline(always)]
 fn stash_n(ctx: &ProbeContext) {
     if let Some(n) = ctx.arg::<u64>(2) {
-        let _ = COPY_ARGS.insert(bpf_get_current_pid_tgid(), n, 0);
+        stash(&COPY_ARGS, bpf_get_current_pid_tgid(), n);
     }
 }
 
@@ -183,9 +221,9 @@ pub fn kretprobe_copy_from_user(ctx: RetProbeContext) -> u32 {
 #[inline(always)]
 fn returned(probe: u32, ret: i64) {
     if ret < 0 {
-        record_kernel(probe, true, 0);
+        hit(probe, true, 0);
     } else {
-        record_kernel(probe, false, ret as u64);
+        hit(probe, false, ret as u64);
     }
 }
 
@@ -272,11 +310,11 @@ returns_bytes!(
 #[inline(always)]
 fn filemap(ret: i64, already_read: i64) {
     if ret < 0 {
-        record_kernel(id::FILEMAP_READ, true, 0);
+        hit(id::FILEMAP_READ, true, 0);
     } else {
         let already = if already_read > 0 { already_read } else { 0 };
         let bytes = if ret > already { ret - already } else { 0 };
-        record_kernel(id::FILEMAP_READ, false, bytes as u64);
+        hit(id::FILEMAP_READ, false, bytes as u64);
     }
 }
 

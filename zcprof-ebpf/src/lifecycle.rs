@@ -1,25 +1,27 @@
 //! Process lifecycle: fork, exec and exit, sent once each through the `EVENTS` ring buffer.
 //!
-//! At exit the process's `STATS` and `KSTATS` entries are moved into the ring buffer as `FINAL_STATS`
-//! records and deleted, before the `EXIT` record. User space therefore sees every byte of
-//! a process even if it exits between two reads of the map, and a later process that gets
-//! the same PID starts from zero instead of inheriting the old totals.
+//! At exit a process's entries in every counting layer's map are moved into the ring buffer
+//! as `FINAL` records and deleted: the syscall layer's (`STATS`) by `process_exit` before the
+//! `EXIT` record, every other layer's by an exit program of its own in its module, made with
+//! [`exit_flush!`] and [`flush_ended`] (the kernel layer's `process_exit_kernel`). User space
+//! therefore sees every byte of a process even if it exits between two reads of the maps,
+//! and a later process that gets the same PID starts from zero instead of inheriting the
+//! old totals.
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_loop},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_loop},
     macros::tracepoint,
     maps::{HashMap, ring_buf::RingBufEntry},
     programs::TracePointContext,
 };
-use zcprof_common::{
-    COMM_LEN, Event, StatsKey, SyscallStats, counter, event_kind,
-    kernel::{self, KernelKey},
-    syscalls,
-};
+use zcprof_common::{COMM_LEN, Counts, Event, Key, counter, event_kind, layer, syscalls};
 
-use crate::maps::{EVENTS, KSTATS, STATS, bump};
+use crate::{
+    maps::{EVENTS, bump},
+    syscalls::STATS,
+};
 
 /// Tracepoint field offsets, set by user space from tracefs before loading (see
 /// `zcprof_common::global`). Read with `read_volatile` so the compiler does not fold the
@@ -54,14 +56,14 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), ()> {
     // SAFETY: as above.
     let child: i32 = unsafe { ctx.read_at(pid_at) }.map_err(|_| ())?;
     // The current task is the parent; the child starts with the parent's comm.
-    submit(record(event_kind::FORK, child as u32, 0, None));
+    submit(record(event_kind::FORK, child as u32, 0, 0, None));
     Ok(())
 }
 
 #[tracepoint]
 pub fn process_exec(_ctx: TracePointContext) -> u32 {
     // After exec the current task is the process's leader with the new comm.
-    submit(record(event_kind::EXEC, 0, 0, None));
+    submit(record(event_kind::EXEC, 0, 0, 0, None));
     0
 }
 
@@ -95,39 +97,28 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         return Ok(());
     };
     flush(flush_syscall, syscalls::COUNT, tgid, pid);
-    submit(record(event_kind::EXIT, pid, 0, None));
+    submit(record(event_kind::EXIT, pid, 0, 0, None));
     Ok(())
 }
 
-/// `sched:sched_process_exit` again, for the kernel layer: moves the process's `KSTATS`
-/// entries into the ring buffer as `FINAL_KERNEL_STATS` records, the way `process_exit` moves
-/// `STATS`. A program of its own so that the syscall layer's exit flush does not depend on
-/// the kernel layer; user space attaches it after `process_exit`, so its records may follow
-/// the `EXIT` record, and the model attributes them to the instance that just ended.
-#[tracepoint]
-pub fn process_exit_kernel(ctx: TracePointContext) -> u32 {
-    match try_process_exit_kernel(&ctx) {
-        Ok(()) | Err(()) => 0,
+/// The body of a counting layer's own exit program: when `ctx` ends a whole process, calls
+/// `one` (made by [`exit_flush!`]) for each of the layer's `slots`.
+#[inline(always)]
+pub fn flush_ended(ctx: &TracePointContext, one: FlushOne, slots: usize) {
+    if let Ok(Some((tgid, pid))) = process_ended(ctx) {
+        flush(one, slots, tgid, pid);
     }
-}
-
-fn try_process_exit_kernel(ctx: &TracePointContext) -> Result<(), ()> {
-    let Some((tgid, pid)) = process_ended(ctx)? else {
-        return Ok(());
-    };
-    flush(flush_kernel, kernel::COUNT, tgid, pid);
-    Ok(())
 }
 
 /// What a flush callback needs to know about the exiting process.
 #[repr(C)]
-struct Exiting {
-    tgid: u32,
-    pid: u32,
+pub struct Exiting {
+    pub tgid: u32,
+    pub pid: u32,
 }
 
 /// A `bpf_loop` callback: `(index, context) -> 0 to go on, 1 to stop`.
-type FlushOne = extern "C" fn(u64, *mut c_void) -> i64;
+pub type FlushOne = extern "C" fn(u64, *mut c_void) -> i64;
 
 /// Calls `one` for every index below `count` through `bpf_loop` (Linux 5.17+), so the
 /// verifier checks the per-entry body once instead of once per iteration: an unrolled or
@@ -148,50 +139,41 @@ fn flush(one: FlushOne, count: usize, tgid: u32, pid: u32) {
     };
 }
 
-/// Moves `STATS[(tgid, index)]` into a `FINAL_STATS` record.
-extern "C" fn flush_syscall(index: u64, exiting: *mut c_void) -> i64 {
-    // SAFETY: `flush` passes a pointer to an initialised `Exiting` on its stack.
-    let Exiting { tgid, pid } = unsafe { core::ptr::read(exiting.cast::<Exiting>()) };
-    let syscall = index as u32;
-    move_out(
-        &STATS,
-        StatsKey { tgid, syscall },
-        event_kind::FINAL_STATS,
-        pid,
-        syscall,
-    );
-    0
+/// Defines `$name`, a [`FlushOne`] callback that moves `$map[(tgid, index)]` of the exiting
+/// process into a `FINAL` record of layer `$layer` (a `zcprof_common::layer` id).
+macro_rules! exit_flush {
+    ($name:ident, $map:expr, $layer:expr) => {
+        extern "C" fn $name(index: u64, exiting: *mut core::ffi::c_void) -> i64 {
+            // SAFETY: `flush` passes a pointer to an initialised `Exiting` on its stack.
+            let $crate::lifecycle::Exiting { tgid, pid } =
+                unsafe { core::ptr::read(exiting.cast::<$crate::lifecycle::Exiting>()) };
+            let key = zcprof_common::Key {
+                tgid,
+                slot: index as u32,
+            };
+            $crate::lifecycle::move_out(&$map, key, $layer, pid);
+            0
+        }
+    };
 }
+pub(crate) use exit_flush;
 
-/// Moves `KSTATS[(tgid, index)]` into a `FINAL_KERNEL_STATS` record.
-extern "C" fn flush_kernel(index: u64, exiting: *mut c_void) -> i64 {
-    // SAFETY: as in `flush_syscall`.
-    let Exiting { tgid, pid } = unsafe { core::ptr::read(exiting.cast::<Exiting>()) };
-    let probe = index as u32;
-    move_out(
-        &KSTATS,
-        KernelKey { tgid, probe },
-        event_kind::FINAL_KERNEL_STATS,
-        pid,
-        probe,
-    );
-    0
-}
+exit_flush!(flush_syscall, STATS, layer::SYSCALL);
 
-/// Copies the entry at `key`, if any, into a `kind` record and deletes it.
+/// Copies the entry at `key`, if any, into a `FINAL` record of `layer` and deletes it.
 #[inline(always)]
-fn move_out<K>(map: &HashMap<K, SyscallStats>, key: K, kind: u32, pid: u32, index: u32) {
+pub fn move_out(map: &HashMap<Key, Counts>, key: Key, layer: u32, pid: u32) {
     // SAFETY: the value is copied into the record before the entry is removed; every
     // thread of the process is gone, so nothing updates it concurrently.
-    let Some(stats) = (unsafe { map.get(&key) }) else {
+    let Some(counts) = (unsafe { map.get(key) }) else {
         return;
     };
     // Delete the entry before the record that carries its totals becomes visible: user
     // space reads the ring buffer, then the map, and must find each count in exactly one.
     // If no record can be reserved the entry stays, and user space still counts it from
     // the map.
-    if let Some(entry) = record(kind, pid, index, Some(stats)) {
-        let _ = map.remove(&key);
+    if let Some(entry) = record(event_kind::FINAL, pid, layer, key.slot, Some(counts)) {
+        let _ = map.remove(key);
         entry.submit(0);
     }
 }
@@ -209,8 +191,9 @@ fn submit(entry: Option<RingBufEntry<Event>>) {
 fn record(
     kind: u32,
     pid: u32,
-    syscall: u32,
-    stats: Option<&SyscallStats>,
+    layer: u32,
+    slot: u32,
+    counts: Option<&Counts>,
 ) -> Option<RingBufEntry<Event>> {
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         bump(counter::RINGBUF_FULL);
@@ -224,12 +207,13 @@ fn record(
         (*event).kind = kind;
         (*event).tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         (*event).pid = pid;
-        (*event).syscall = syscall;
-        (*event).ts_ns = bpf_ktime_get_ns();
+        (*event).layer = layer;
+        (*event).slot = slot;
+        (*event)._pad = 0;
         (*event).comm = comm;
-        (*event).stats = match stats {
-            Some(stats) => *stats,
-            None => SyscallStats::ZERO,
+        (*event).counts = match counts {
+            Some(counts) => *counts,
+            None => Counts::ZERO,
         };
     }
     Some(entry)

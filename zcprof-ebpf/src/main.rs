@@ -1,13 +1,16 @@
 //! zcprof's eBPF programs. One object, loaded by user space, which decides at run time which
 //! programs to attach (see `zcprof/src/probes.rs`).
 //!
+//! One module per layer (what a layer provides: `zcprof/src/probes.rs`):
 //! - `syscalls`: the syscall layer — counts calls, bytes, errors and sizes per
 //!   `(tgid, syscall)` in the `STATS` hash map, in the kernel, with atomic adds.
 //! - `kernel`: the kernel layer — copy primitives, in-kernel data paths and zero-copy
 //!   internals, per `(tgid, probe)` in `KSTATS`, attached by fentry/fexit, kprobe/kretprobe
-//!   or a tracepoint, whichever this kernel allows.
+//!   or a tracepoint, whichever this kernel allows; its own exit program flushes `KSTATS`.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
-//!   plus the final totals of each exiting process (so PID reuse cannot merge two processes).
+//!   plus the final totals of each exiting process (so PID reuse cannot merge two
+//!   processes), and the flush helpers every counting layer's exit program uses.
+//! - `maps`: the ring buffer, the health counters, and the counting helpers.
 
 #![no_std]
 #![no_main]

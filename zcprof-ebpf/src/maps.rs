@@ -1,4 +1,5 @@
-//! The maps shared by every program, and the small helpers that update them.
+//! The maps every layer shares (the ring buffer and the health counters), and the helpers
+//! each counting layer uses to update its own `Key -> Counts` map and its stash maps.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
@@ -7,21 +8,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use zcprof_common::{
-    EVENTS_BYTES, KSTATS_MAX_ENTRIES, STATS_MAX_ENTRIES, StatsKey, SyscallStats, counter, hist,
-    kernel::KernelKey,
-};
-
-/// `(tgid, syscall) -> totals`, for live processes. Preallocated (the default), so updates
-/// never allocate in the syscall path.
-#[map]
-pub static STATS: HashMap<StatsKey, SyscallStats> = HashMap::with_max_entries(STATS_MAX_ENTRIES, 0);
-
-/// The kernel layer: `(tgid, probe) -> totals` (`zcprof_common::kernel::PROBES`), kept and
-/// flushed exactly like `STATS`.
-#[map]
-pub static KSTATS: HashMap<KernelKey, SyscallStats> =
-    HashMap::with_max_entries(KSTATS_MAX_ENTRIES, 0);
+use zcprof_common::{Counts, EVENTS_BYTES, Key, counter, hist};
 
 /// Process lifecycle records and final totals, see `zcprof_common::Event`.
 #[map]
@@ -45,7 +32,7 @@ pub fn bump(index: u32) {
 /// Atomically adds `value` to the counter at `ptr`.
 ///
 /// # Safety
-/// `ptr` must point into a live `STATS` value (8-byte aligned, as map values are).
+/// `ptr` must point into a live map value (8-byte aligned, as map values are).
 #[inline(always)]
 unsafe fn add(ptr: *mut u64, value: u64) {
     // SAFETY: guaranteed by the caller. Atomic because threads of one process on other
@@ -54,74 +41,64 @@ unsafe fn add(ptr: *mut u64, value: u64) {
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(ptr, value) };
 }
 
-/// Records one completed syscall of process `tgid`: `index` into the syscall table, the
-/// raw return value `ret` (negative: an error) and the `bytes` it moved.
+/// Counts one call at `key` of a counting layer's `map`: `failed` counts an error (and
+/// `bytes` still count: a copy that faulted half-way moved half its bytes; a failed syscall
+/// passes 0).
 #[inline(always)]
-pub fn record(tgid: u32, index: u32, ret: i64, bytes: u64) {
-    let key = StatsKey {
-        tgid,
-        syscall: index,
-    };
-    if let Some(stats) = entry(&STATS, key) {
-        // A failed syscall moved nothing (`bytes` is 0 then).
+pub fn count(map: &HashMap<Key, Counts>, key: Key, failed: bool, bytes: u64) {
+    if let Some(counts) = entry(map, key) {
         // SAFETY: a live map value, from a successful lookup.
-        unsafe { update(stats, ret < 0, bytes) };
+        unsafe { update(counts, failed, bytes) };
     }
 }
 
-/// Records one hit of kernel-layer probe `probe` (index into `kernel::PROBES`) for the
-/// current process: `failed` counts an error (and `bytes` still count: a copy that faulted
-/// half-way moved half its bytes).
+/// Keeps `value` for the current thread from a call's entry to its exit in `map`; a full
+/// map is a counted loss (the exit then finds nothing and cannot count the call's bytes).
 #[inline(always)]
-pub fn record_kernel(probe: u32, failed: bool, bytes: u64) {
-    let key = KernelKey {
-        tgid: (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32,
-        probe,
-    };
-    if let Some(stats) = entry(&KSTATS, key) {
-        // SAFETY: a live map value, from a successful lookup.
-        unsafe { update(stats, failed, bytes) };
+pub fn stash(map: &HashMap<u64, u64>, thread: u64, value: u64) {
+    if map.insert(thread, value, 0).is_err() {
+        bump(counter::STASH_FULL);
     }
 }
 
 /// The value at `key`, created zeroed if missing; `None` (and a count) if the map is full.
 #[inline(always)]
-fn entry<K>(map: &HashMap<K, SyscallStats>, key: K) -> Option<*mut SyscallStats> {
-    if let Some(stats) = map.get_ptr_mut(&key) {
-        return Some(stats);
+fn entry(map: &HashMap<Key, Counts>, key: Key) -> Option<*mut Counts> {
+    if let Some(counts) = map.get_ptr_mut(key) {
+        return Some(counts);
     }
     // BPF_NOEXIST: if another thread created the entry meanwhile, keep its counts.
     // By reference on purpose: `&ZERO` points into .rodata, while a by-value argument is
     // built on the stack with a byte-wise memset loop that the verifier unrolls past its
     // instruction limit.
     #[expect(clippy::needless_borrows_for_generic_args, reason = "see above")]
-    let _ = map.insert(&key, &SyscallStats::ZERO, BPF_NOEXIST as u64);
-    let stats = map.get_ptr_mut(&key);
-    if stats.is_none() {
+    let _ = map.insert(&key, &Counts::ZERO, BPF_NOEXIST as u64);
+    let counts = map.get_ptr_mut(key);
+    if counts.is_none() {
         bump(counter::STATS_FULL);
     }
-    stats
+    counts
 }
 
-/// Adds one call to `stats`: `bytes`, and an error or a histogram count.
+/// Adds one call to `counts`: `bytes`, and an error or a histogram count.
 ///
 /// # Safety
-/// `stats` must point to a live map value.
+/// `counts` must point to a live map value.
 #[inline(always)]
-unsafe fn update(stats: *mut SyscallStats, failed: bool, bytes: u64) {
+unsafe fn update(counts: *mut Counts, failed: bool, bytes: u64) {
     // SAFETY: guaranteed by the caller; every field is a u64 at an 8-byte-aligned offset of
     // a `#[repr(C)]` struct.
     unsafe {
-        add(&raw mut (*stats).calls, 1);
+        add(&raw mut (*counts).calls, 1);
         if bytes != 0 {
-            add(&raw mut (*stats).bytes, bytes);
+            add(&raw mut (*counts).bytes, bytes);
         }
         if failed {
-            add(&raw mut (*stats).errors, 1);
+            add(&raw mut (*counts).errors, 1);
         } else {
             // The mask is a no-op for the verifier's benefit: it proves the index in range.
             let bucket = hist::bucket(bytes) & (zcprof_common::HIST_BUCKETS - 1);
-            add((&raw mut (*stats).hist).cast::<u64>().add(bucket), 1);
+            add((&raw mut (*counts).hist).cast::<u64>().add(bucket), 1);
         }
     }
 }

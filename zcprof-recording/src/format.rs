@@ -107,6 +107,10 @@ pub struct Lost {
     pub stats_map_full: u64,
     pub mmsg_unreadable: u64,
     pub mmsg_no_enter: u64,
+    /// Calls whose arguments a full stash map could not keep from entry to exit (absent
+    /// from recordings made before zcprof counted it: 0).
+    #[serde(default)]
+    pub stash_full: u64,
     pub malformed_records: u64,
     pub total: u64,
 }

@@ -5,10 +5,10 @@
 
 use std::{mem::size_of, ptr::read_unaligned, time::Duration};
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
 };
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -16,30 +16,28 @@ use tokio::{
     task::JoinHandle,
     time::MissedTickBehavior,
 };
-use zcprof_common::{
-    COUNTERS_MAP, EVENTS_MAP, Event, STATS_MAP, StatsKey, SyscallStats, counter, event_kind,
-    kernel::{self, KSTATS_MAP, KernelKey},
-};
+use zcprof_common::{COUNTERS_MAP, Counts, EVENTS_MAP, Event, Key, counter, event_kind};
 
-use crate::model::{Batch, KernelCounters, ProcEvent};
+use crate::{
+    model::{Batch, Forget, KernelCounters, ProcEvent},
+    probes::{self, Layer},
+};
 
 /// Requests to the collector task.
 #[derive(Debug)]
 pub enum Control {
     /// Send a batch now (e.g. once the profiled command has exited).
     Flush,
-    /// Delete these `STATS` entries: the model took them over (see `Model::apply`).
-    Forget(Vec<StatsKey>),
-    /// The same for `KSTATS` entries (see `Model::take_kernel_forget`).
-    ForgetKernel(Vec<KernelKey>),
+    /// Delete these map entries: the model took them over (see `Model::apply`).
+    Forget(Forget),
 }
 
 /// The map handles taken out of the loaded object; the object itself stays alive here so
 /// that its programs stay attached until the collector is dropped.
 pub struct Collector {
     _ebpf: Ebpf,
-    stats: HashMap<MapData, StatsKey, SyscallStats>,
-    kstats: HashMap<MapData, KernelKey, SyscallStats>,
+    /// Every counting layer's `Key -> Counts` map (`probes::counting_layers`).
+    maps: Vec<(Layer, HashMap<MapData, Key, Counts>)>,
     counters: PerCpuArray<MapData, u64>,
     ring: AsyncFd<RingBuf<MapData>>,
     pending: Vec<ProcEvent>,
@@ -50,8 +48,12 @@ impl Collector {
     /// Takes the maps out of a loaded object. Must run inside a tokio runtime (the ring
     /// buffer is registered with its reactor).
     pub fn new(mut ebpf: Ebpf) -> anyhow::Result<Self> {
-        let stats = HashMap::try_from(take(&mut ebpf, STATS_MAP)?)?;
-        let kstats = HashMap::try_from(take(&mut ebpf, KSTATS_MAP)?)?;
+        let maps = probes::counting_layers()
+            .map(|(layer, counting)| {
+                let map = HashMap::try_from(take(&mut ebpf, counting.map)?)?;
+                Ok((layer, map))
+            })
+            .collect::<anyhow::Result<_>>()?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, COUNTERS_MAP)?)?;
         let ring = RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?)?;
         // SAFETY: the RingBuf owns its map fd, which stays open and unchanged until the
@@ -60,8 +62,7 @@ impl Collector {
             .map_err(|err| anyhow!("registering the ring buffer with tokio: {}", err))?;
         Ok(Collector {
             _ebpf: ebpf,
-            stats,
-            kstats,
+            maps,
             counters,
             ring,
             pending: Vec::new(),
@@ -82,47 +83,57 @@ impl Collector {
 
     /// Drains the ring buffer, then reads the maps. In that order: a process's exit
     /// deletes its map entries before its records become visible, so every count is in
-    /// exactly one of the two.
-    pub fn batch(&mut self, flushed: bool) -> Batch {
+    /// exactly one of the two. Fails only when the kernel refuses a read.
+    pub fn batch(&mut self, flushed: bool) -> anyhow::Result<Batch> {
         self.drain();
-        let stats = self.stats.iter().filter_map(Result::ok).collect();
-        let kernel_stats = self.kstats.iter().filter_map(Result::ok).collect();
-        Batch {
+        let mut counts = Vec::new();
+        for (layer, map) in &self.maps {
+            for entry in map.iter() {
+                match entry {
+                    Ok((key, value)) => counts.push((*layer, key, value)),
+                    // Deleted between listing and reading (its process just exited, or
+                    // the model had it forgotten): its counts are in a record instead.
+                    Err(MapError::KeyNotFound) => {}
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("reading the {layer} layer's map"));
+                    }
+                }
+            }
+        }
+        Ok(Batch {
             at: std::time::Instant::now(),
             events: std::mem::take(&mut self.pending),
-            stats,
-            kernel_stats,
-            counters: self.read_counters(),
+            counts,
+            counters: self.read_counters()?,
             malformed: self.malformed,
             flushed,
-        }
+        })
     }
 
-    fn read_counters(&self) -> KernelCounters {
-        let sum = |index: u32| -> u64 {
-            self.counters
+    fn read_counters(&self) -> anyhow::Result<KernelCounters> {
+        let sum = |index: u32| -> anyhow::Result<u64> {
+            let per_cpu = self
+                .counters
                 .get(&index, 0)
-                .map(|per_cpu| per_cpu.iter().sum())
-                .unwrap_or(0)
+                .context("reading the lost-event counters")?;
+            Ok(per_cpu.iter().sum())
         };
-        KernelCounters {
-            ringbuf_full: sum(counter::RINGBUF_FULL),
-            stats_map_full: sum(counter::STATS_FULL),
-            mmsg_unreadable: sum(counter::MMSG_UNREADABLE),
-            mmsg_no_enter: sum(counter::MMSG_NO_ENTER),
-        }
+        Ok(KernelCounters {
+            ringbuf_full: sum(counter::RINGBUF_FULL)?,
+            stats_map_full: sum(counter::STATS_FULL)?,
+            mmsg_unreadable: sum(counter::MMSG_UNREADABLE)?,
+            mmsg_no_enter: sum(counter::MMSG_NO_ENTER)?,
+            stash_full: sum(counter::STASH_FULL)?,
+        })
     }
 
-    fn forget(&mut self, keys: &[StatsKey]) {
-        for key in keys {
-            // Already gone is fine: the process may have been flushed meanwhile.
-            let _ = self.stats.remove(key);
-        }
-    }
-
-    fn forget_kernel(&mut self, keys: &[KernelKey]) {
-        for key in keys {
-            let _ = self.kstats.remove(key);
+    fn forget(&mut self, forget: &Forget) {
+        for (layer, key) in &forget.0 {
+            if let Some((_, map)) = self.maps.iter_mut().find(|(l, _)| l == layer) {
+                // Already gone is fine: the process may have been flushed meanwhile.
+                let _ = map.remove(key);
+            }
         }
     }
 }
@@ -151,20 +162,16 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
             tgid: event.tgid,
             comm,
         },
-        event_kind::FINAL_STATS => {
-            zcprof_common::syscalls::get(event.syscall)?;
-            ProcEvent::FinalStats {
-                tgid: event.tgid,
-                syscall: event.syscall,
-                stats: Box::new(event.stats),
+        event_kind::FINAL => {
+            let (layer, counting) = probes::counting_layer(event.layer)?;
+            if event.slot as usize >= counting.slots {
+                return None;
             }
-        }
-        event_kind::FINAL_KERNEL_STATS => {
-            kernel::get(event.syscall)?;
-            ProcEvent::FinalKernelStats {
+            ProcEvent::Final {
                 tgid: event.tgid,
-                probe: event.syscall,
-                stats: Box::new(event.stats),
+                layer,
+                slot: event.slot,
+                counts: Box::new(event.counts),
             }
         }
         event_kind::EXIT => ProcEvent::Exit {
@@ -180,65 +187,62 @@ fn comm_string(comm: &[u8]) -> String {
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
-/// The running collector: batches come out, control goes in.
+/// The running collector: batches come out, control goes in, and its task ends with the
+/// reason it stopped.
 pub struct Handle {
     pub batches: mpsc::Receiver<Batch>,
-    pub control: mpsc::Sender<Control>,
-    pub task: JoinHandle<()>,
+    /// Unbounded so that sending never waits: `Session::next` stays cancel-safe (its only
+    /// await is the batch receive). What goes in is bounded by the kernel's maps.
+    pub control: mpsc::UnboundedSender<Control>,
+    /// `None` once its outcome was taken.
+    pub task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Runs the collector on its own task, sending a batch every `period` and on request.
-/// Dropping the `Handle`'s control sender stops it (and detaches the probes).
+/// Dropping the `Handle` stops it (and detaches the probes).
 pub fn spawn(collector: Collector, period: Duration) -> Handle {
     // Bounded: a consumer that falls behind makes the collector wait instead of buffering
     // without limit. While it waits it does not drain the ring buffer, so consumers must
     // stay quick (applying a batch is microseconds); a stall shows up as lost records.
     let (batch_tx, batches) = mpsc::channel(4);
-    let (control, control_rx) = mpsc::channel(16);
+    let (control, control_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(run(collector, period, batch_tx, control_rx));
     Handle {
         batches,
         control,
-        task,
+        task: Some(task),
     }
 }
 
+/// The collector's loop. Ends with `Ok` when the consumer has gone (nothing left to do), and
+/// with the error when collecting cannot go on; the session hands it to its caller.
 async fn run(
     mut c: Collector,
     period: Duration,
     batches: mpsc::Sender<Batch>,
-    mut control: mpsc::Receiver<Control>,
-) {
+    mut control: mpsc::UnboundedReceiver<Control>,
+) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if batches.send(c.batch(false)).await.is_err() {
-                    break;
+                if batches.send(c.batch(false)?).await.is_err() {
+                    return Ok(());
                 }
             }
             ready = c.ring.readable_mut() => {
-                match ready {
-                    Ok(mut guard) => {
-                        guard.clear_ready();
-                    }
-                    Err(err) => {
-                        log::error!("ring buffer poll failed: {err}");
-                        break;
-                    }
-                }
+                ready.context("polling the ring buffer")?.clear_ready();
                 c.drain();
             }
             request = control.recv() => match request {
                 Some(Control::Flush) => {
-                    if batches.send(c.batch(true)).await.is_err() {
-                        break;
+                    if batches.send(c.batch(true)?).await.is_err() {
+                        return Ok(());
                     }
                 }
-                Some(Control::Forget(keys)) => c.forget(&keys),
-                Some(Control::ForgetKernel(keys)) => c.forget_kernel(&keys),
-                None => break,
+                Some(Control::Forget(forget)) => c.forget(&forget),
+                None => return Ok(()),
             }
         }
     }
@@ -266,12 +270,13 @@ mod tests {
             kind,
             tgid: 10,
             pid: 11,
-            syscall: 1,
-            ts_ns: 5,
+            layer: zcprof_common::layer::SYSCALL,
+            slot: 1,
+            _pad: 0,
             comm,
-            stats: SyscallStats {
+            counts: Counts {
                 calls: 3,
-                ..SyscallStats::ZERO
+                ..Counts::ZERO
             },
         }
     }
@@ -293,25 +298,35 @@ mod tests {
                 comm: "dd".into()
             })
         );
-        match decode(&raw(&event(event_kind::FINAL_STATS))) {
-            Some(ProcEvent::FinalStats {
+        match decode(&raw(&event(event_kind::FINAL))) {
+            Some(ProcEvent::Final {
                 tgid: 10,
-                syscall: 1,
-                stats,
-            }) => assert_eq!(stats.calls, 3),
+                layer: Layer::Syscall,
+                slot: 1,
+                counts,
+            }) => assert_eq!(counts.calls, 3),
             other => panic!("{other:?}"),
         }
-        match decode(&raw(&event(event_kind::FINAL_KERNEL_STATS))) {
-            Some(ProcEvent::FinalKernelStats {
+        let mut kernel = event(event_kind::FINAL);
+        kernel.layer = zcprof_common::layer::KERNEL;
+        match decode(&raw(&kernel)) {
+            Some(ProcEvent::Final {
                 tgid: 10,
-                probe: 1,
-                stats,
-            }) => assert_eq!(stats.calls, 3),
+                layer: Layer::Kernel,
+                slot: 1,
+                counts,
+            }) => assert_eq!(counts.calls, 3),
             other => panic!("{other:?}"),
         }
-        let mut bad = event(event_kind::FINAL_KERNEL_STATS);
-        bad.syscall = kernel::COUNT as u32;
-        assert_eq!(decode(&raw(&bad)), None);
+        kernel.slot = zcprof_common::kernel::COUNT as u32;
+        assert_eq!(
+            decode(&raw(&kernel)),
+            None,
+            "a slot outside the kernel table"
+        );
+        let mut unknown = event(event_kind::FINAL);
+        unknown.layer = 99;
+        assert_eq!(decode(&raw(&unknown)), None, "a layer no table names");
         assert_eq!(
             decode(&raw(&event(event_kind::EXIT))),
             Some(ProcEvent::Exit {
@@ -327,8 +342,8 @@ mod tests {
         assert_eq!(decode(&bytes[..bytes.len() - 1]), None);
         assert_eq!(decode(&[]), None);
         assert_eq!(decode(&raw(&event(99))), None);
-        let mut bad = event(event_kind::FINAL_STATS);
-        bad.syscall = 1000;
+        let mut bad = event(event_kind::FINAL);
+        bad.slot = 1000;
         assert_eq!(decode(&raw(&bad)), None);
         // Unaligned input must decode too (ring-buffer items are only 8-byte aligned, and
         // nothing guarantees more to a future caller).

@@ -15,12 +15,10 @@ use std::{
 };
 
 pub use input::{Batch, KernelCounters, ProcEvent};
-pub use totals::{Figures, KernelTotals, StatsExt, Totals};
-use zcprof_common::{
-    StatsKey, SyscallStats,
-    kernel::{self, KernelKey},
-    syscalls,
-};
+pub use totals::{Counters, CountsExt, Figures, KernelProbes, Slots, Syscalls, Totals};
+use zcprof_common::Key;
+
+use crate::probes::{self, Layer};
 
 /// Identity of one process instance, unique for the life of a [`Model`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,16 +65,11 @@ pub struct Process {
     pub comm: String,
     pub origin: Origin,
     pub exited: bool,
-    /// Everything the syscall layer counted for it since the probes attached.
-    pub totals: Totals,
-    /// Everything the kernel layer counted for it, per probe (see `zcprof_common::kernel`).
-    pub kernel: KernelTotals,
-    /// What it did during the last interval (see [`Model::tick`]).
-    pub interval: Totals,
-    /// What the kernel layer counted for it during the last interval.
-    pub kernel_interval: KernelTotals,
-    at_last_tick: Totals,
-    kernel_at_last_tick: KernelTotals,
+    /// Everything each layer counted for it since the probes attached.
+    pub totals: Counters,
+    /// What each layer counted for it during the last interval (see [`Model::tick`]).
+    pub interval: Counters,
+    at_last_tick: Counters,
     /// Exited before the last tick too: may be pruned once it shows no activity.
     exited_at_last_tick: bool,
 }
@@ -94,7 +87,7 @@ impl Process {
 
     /// Did something in the last interval, in either layer.
     pub fn active(&self) -> bool {
-        !self.interval.is_zero() || !self.kernel_interval.is_zero()
+        !self.interval.is_zero()
     }
 
     fn new(id: ProcId, tgid: u32, comm: String, origin: Origin) -> Self {
@@ -106,12 +99,9 @@ impl Process {
             comm,
             origin,
             exited: false,
-            totals: Totals::zero(),
-            kernel: KernelTotals::zero(),
-            interval: Totals::zero(),
-            kernel_interval: KernelTotals::zero(),
-            at_last_tick: Totals::zero(),
-            kernel_at_last_tick: KernelTotals::zero(),
+            totals: Counters::zero(),
+            interval: Counters::zero(),
+            at_last_tick: Counters::zero(),
             exited_at_last_tick: false,
         }
     }
@@ -132,11 +122,10 @@ pub struct Model {
     /// they used. Exited processes' entries are deleted, so this stays bounded.
     pub kernel_entries: usize,
     last_tick: Option<Instant>,
+    /// The tick [`Model::prune_exited`] last ran after (it acts once per interval).
+    pruned_after: Option<Instant>,
     /// Live processes the last sweep found gone from /proc (see `sweep_missed_exits`).
     suspects: HashSet<ProcId>,
-    /// `KSTATS` entries taken over from processes that are gone, for the collector to
-    /// delete (see [`Model::take_kernel_forget`]).
-    kernel_forget: Vec<KernelKey>,
     /// Length of the last interval, once two ticks have happened.
     pub interval: Option<Duration>,
 }
@@ -153,35 +142,39 @@ impl Model {
     }
 
     /// Applies one batch from the collector, then closes the interval at `batch.at`.
-    /// Returns the `STATS` keys user space took over (entries left behind by processes that
-    /// are gone), which the collector must delete so they are not counted twice.
-    pub fn apply(&mut self, batch: &Batch, source: &dyn ProcSource) -> Vec<StatsKey> {
+    /// Returns the map entries, in every layer, that user space took over (left behind by
+    /// processes that are gone), which the collector must delete so they are not counted
+    /// twice.
+    pub fn apply(&mut self, batch: &Batch, source: &dyn ProcSource) -> Forget {
         for event in &batch.events {
             self.apply_event(event, source);
         }
-        let mut forget = Vec::new();
-        for (key, stats) in &batch.stats {
-            let Some(index) = valid_index(key.syscall) else {
+        let mut forget = Forget::default();
+        for (layer, key, counts) in &batch.counts {
+            if !valid(*layer, key.slot) {
+                continue;
+            }
+            let (id, leftover) = self.entry_owner(key.tgid, source);
+            let Some(slot) = self
+                .procs
+                .get_mut(&id)
+                .and_then(|p| p.totals.slot_mut(*layer, key.slot))
+            else {
                 continue;
             };
-            let (id, leftover) = self.entry_owner(key.tgid, source);
-            if let Some(p) = self.procs.get_mut(&id) {
-                let slot = &mut p.totals.0[index];
-                if leftover {
-                    slot.add(stats)
-                } else {
-                    *slot = *stats
-                }
-            }
             if leftover {
-                forget.push(*key);
+                slot.add(counts);
+                forget.0.push((*layer, *key));
+            } else {
+                *slot = *counts;
             }
-        }
-        for (key, stats) in &batch.kernel_stats {
-            self.apply_kernel(key, stats, source);
         }
         self.counters = batch.counters;
-        self.kernel_entries = batch.stats.len();
+        self.kernel_entries = batch
+            .counts
+            .iter()
+            .filter(|(layer, _, _)| *layer == Layer::Syscall)
+            .count();
         self.malformed = batch.malformed;
         self.tick(batch.at);
         self.sweep_missed_exits(source, &mut forget);
@@ -189,13 +182,13 @@ impl Model {
     }
 
     /// Marks exited the live processes that are gone although no exit record came (it was
-    /// lost to a full ring buffer), and has their kernel entries deleted. Only idle ones are
+    /// lost to a full ring buffer), and has their map entries deleted. Only idle ones are
     /// checked: a process that did something in the last interval is alive.
     ///
     /// A process must be found gone by two sweeps in a row. Its exit records are submitted
     /// before it disappears from /proc, but possibly after this batch drained the ring
     /// buffer: the next batch carries them, and only if it does not was the exit lost.
-    fn sweep_missed_exits(&mut self, source: &dyn ProcSource, forget: &mut Vec<StatsKey>) {
+    fn sweep_missed_exits(&mut self, source: &dyn ProcSource, forget: &mut Forget) {
         let gone: HashSet<ProcId> = self
             .live
             .iter()
@@ -211,31 +204,12 @@ impl Model {
                 continue;
             };
             let tgid = p.tgid;
-            forget.extend(
-                (0..syscalls::COUNT as u32)
-                    .filter(|&i| p.totals.0[i as usize].calls > 0)
-                    .map(|syscall| StatsKey { tgid, syscall }),
+            forget.0.extend(
+                p.totals
+                    .used()
+                    .map(|(layer, slot)| (layer, Key { tgid, slot })),
             );
             self.mark_exited(tgid, id);
-        }
-    }
-
-    /// One `KSTATS` entry: the same attribution as a `STATS` entry in [`Model::apply`].
-    fn apply_kernel(&mut self, key: &KernelKey, stats: &SyscallStats, source: &dyn ProcSource) {
-        let Some(index) = kernel_index(key.probe) else {
-            return;
-        };
-        let (id, leftover) = self.entry_owner(key.tgid, source);
-        if let Some(p) = self.procs.get_mut(&id) {
-            let slot = &mut p.kernel.0[index];
-            if leftover {
-                slot.add(stats)
-            } else {
-                *slot = *stats
-            }
-        }
-        if leftover {
-            self.kernel_forget.push(*key);
         }
     }
 
@@ -268,12 +242,6 @@ impl Model {
         (id, true)
     }
 
-    /// The `KSTATS` keys the last batches handed over for good (their processes are gone):
-    /// the collector must delete them so they are not counted twice.
-    pub fn take_kernel_forget(&mut self) -> Vec<KernelKey> {
-        std::mem::take(&mut self.kernel_forget)
-    }
-
     fn apply_event(&mut self, event: &ProcEvent, source: &dyn ProcSource) {
         match event {
             ProcEvent::Fork {
@@ -298,31 +266,36 @@ impl Model {
                     p.comm.clone_from(comm);
                 }
             }
-            ProcEvent::FinalStats {
+            ProcEvent::Final {
                 tgid,
-                syscall,
-                stats,
+                layer,
+                slot,
+                counts,
             } => {
-                let Some(index) = valid_index(*syscall) else {
+                if !valid(*layer, *slot) {
                     return;
-                };
-                let id = self.live_or_create(*tgid, "", source);
-                if let Some(p) = self.procs.get_mut(&id) {
-                    p.totals.0[index] = **stats;
                 }
-            }
-            ProcEvent::FinalKernelStats { tgid, probe, stats } => {
-                let Some(index) = kernel_index(*probe) else {
-                    return;
+                // A layer flushed by an exit program of its own may send these after the
+                // process's EXIT: then they belong to the instance that just ended. The
+                // syscall layer's come before EXIT, from a live instance (or one that
+                // /proc still shows).
+                let after_exit = probes::spec(*layer)
+                    .and_then(|spec| spec.counting)
+                    .is_some_and(|c| c.exit_flush.is_some());
+                let id = match (self.live.get(tgid).copied(), after_exit) {
+                    (Some(id), _) => id,
+                    (None, true) => match self.latest_instance(*tgid) {
+                        Some(id) => id,
+                        None => self.live_or_create(*tgid, "", source),
+                    },
+                    (None, false) => self.live_or_create(*tgid, "", source),
                 };
-                // These records may follow the process's EXIT (a second exit program makes
-                // them): then they belong to the instance that just ended.
-                let id = match (self.live.get(tgid).copied(), self.latest_instance(*tgid)) {
-                    (Some(id), _) | (None, Some(id)) => id,
-                    (None, None) => self.live_or_create(*tgid, "", source),
-                };
-                if let Some(p) = self.procs.get_mut(&id) {
-                    p.kernel.0[index] = **stats;
+                if let Some(slot) = self
+                    .procs
+                    .get_mut(&id)
+                    .and_then(|p| p.totals.slot_mut(*layer, *slot))
+                {
+                    *slot = **counts;
                 }
             }
             ProcEvent::Exit { tgid, comm } => {
@@ -392,14 +365,19 @@ impl Model {
         for p in self.procs.values_mut() {
             p.interval = p.totals.minus(&p.at_last_tick);
             p.at_last_tick = p.totals.clone();
-            p.kernel_interval = p.kernel.minus(&p.kernel_at_last_tick);
-            p.kernel_at_last_tick = p.kernel.clone();
         }
     }
 
     /// Forgets exited processes that did nothing in the last interval and had exited before
-    /// it began: a long `top` must not grow without bound. (`run` keeps everything.)
+    /// it began: a long `top` must not grow without bound. Acts once per interval (calling
+    /// it again before the next batch changes nothing). The session calls it, when it was
+    /// started to prune, each time its caller asks for more batches, i.e. after the caller
+    /// has shown the last interval (`run` and `record` keep everything).
     pub fn prune_exited(&mut self) {
+        if self.pruned_after == self.last_tick {
+            return;
+        }
+        self.pruned_after = self.last_tick;
         self.procs
             .retain(|_, p| !(p.exited && p.exited_at_last_tick && !p.active()));
         for p in self.procs.values_mut() {
@@ -442,12 +420,22 @@ impl Model {
     }
 }
 
-fn valid_index(syscall: u32) -> Option<usize> {
-    syscalls::get(syscall).map(|_| syscall as usize)
+/// Whether `slot` is in `layer`'s table (the decoder checks records already; map keys are
+/// the kernel's, checked here).
+fn valid(layer: Layer, slot: u32) -> bool {
+    probes::spec(layer)
+        .and_then(|spec| spec.counting)
+        .is_some_and(|c| (slot as usize) < c.slots)
 }
 
-fn kernel_index(probe: u32) -> Option<usize> {
-    kernel::get(probe).map(|_| probe as usize)
+/// Map entries, per layer, for the collector to delete (see [`Model::apply`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forget(pub Vec<(Layer, Key)>);
+
+impl Forget {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[cfg(test)]

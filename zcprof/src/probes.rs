@@ -1,37 +1,136 @@
-//! Loads zcprof's eBPF object and attaches what this kernel allows, deciding per probe at run
-//! time. A probe that cannot attach is recorded with the kernel's reason and the rest keep
-//! working; the caller shows the list (`ProbeStatus`) to the user, never hides it.
+//! The loader: loads zcprof's eBPF object and attaches what this kernel allows, layer by
+//! layer from the table of layers ([`LAYERS`]), deciding per probe at run time. A probe that
+//! cannot attach is recorded with the kernel's reason ([`ProbeStatus`]) and the rest keep
+//! working; the caller shows the list to the user, never hides it. zcprof stops only when
+//! the object cannot load or a required layer (the syscall layer) attaches nothing.
+//!
+//! # What a layer provides
+//! A layer is one module on every side and one line in [`LAYERS`]:
+//! - `zcprof-common/src/LAYER.rs`: the names both sides use (programs, maps, globals) and,
+//!   for a layer that counts, its table of *slots* (what `Key::slot` means: a syscall, a
+//!   kernel counter, an io_uring opcode, a copy routine…) and its [`Counting`]: its id in
+//!   `zcprof_common::layer`, its `Key -> Counts` map, how many slots, and its exit program.
+//! - `zcprof-ebpf/src/LAYER.rs`: its programs; for a counting layer its map, updated with
+//!   `maps::count`, and an exit program made with `lifecycle::exit_flush!` and
+//!   `lifecycle::flush_ended` that moves an exiting process's entries into `FINAL` records
+//!   (so its counts survive the exit and a reused PID starts from zero). Anything kept from a
+//!   call's entry to its exit (arguments per thread, a request's process) goes through
+//!   `maps::stash`, which counts a full map as a lost event.
+//! - `zcprof/src/probes/LAYER.rs`: its [`LayerSpec`] (`LAYER`) and its [`LayerProbes`]: the
+//!   globals its programs read, learned from this host before the object loads (tracefs
+//!   field offsets), and `attach`, which tries its mechanisms cheapest first and returns one
+//!   [`ProbeStatus`] per probe, never an error. `names` lists every program, map and global
+//!   it asks the object for; a unit test finds each in the embedded object.
+//! - a variant of [`Layer`] (`probes/status.rs`), the name every figure carries.
+//!
+//! The rest follows from the table without code per layer: the collector reads and forgets
+//! every counting layer's map ([`counting_layers`]), the decoder checks `FINAL` records
+//! against the layer's `Counting`, the model attributes entries, leftovers of vanished
+//! processes and final counts per process instance, and the layer lines, doctor and every
+//! report list the layer's probes and state. What a layer writes itself is what its figures
+//! mean: a `Totals<ITS_SLOTS>` field in `model::Counters` and the views in `report/` and
+//! `ui/` that show it.
+//!
+//! The layers planned next fit this shape: io_uring (tracepoints `io_uring_submit_req` /
+//! `io_uring_complete`; slots = opcodes; the request-to-process join map is a stash),
+//! mmap'd file pages (`filemap:*` tracepoints; per process, bytes = pages mapped), user-space
+//! copies (uprobes on the resolved memcpy/memmove; slots = routines), CPU samples (a
+//! `perf_event` cpu-clock program; calls = samples, slots = where they landed). Slots are a
+//! dense array per process, so a table stays small (tens): the syscall layer's coming
+//! dimensions either multiply its slots when they have few values (descriptor kind), get a
+//! small counting map of their own that only the rare path touches (errno per failed call),
+//! or are attributes of the process carried by lifecycle records (cgroup); a per-thread
+//! breakdown is a layer keyed by thread id whose process the lifecycle records name.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
-use aya::{
-    Btf, Ebpf, EbpfLoader,
-    programs::{BtfTracePoint, RawTracePoint, TracePoint},
-};
-use serde::Serialize;
-use zcprof_common::{global, program, syscalls};
+use aya::{Btf, Ebpf, EbpfLoader, programs::TracePoint};
+use zcprof_common::Counting;
 
 use crate::tracefs;
 
 pub mod kernel;
-pub use kernel::LAYER_KERNEL;
+pub mod lifecycle;
+pub mod status;
+pub mod syscall;
+
+pub use status::{
+    Attachment, Layer, LayerSummary, Mechanism, ProbeStatus, State, copy_source, summarize,
+};
+pub use syscall::SyscallProbe;
 
 /// The eBPF object built by build.rs from `zcprof-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zcprof"));
 
-/// How the syscall layer sees syscall exits (see `zcprof-ebpf/src/syscalls.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyscallProbe {
-    /// One BTF-typed raw tracepoint (`tp_btf`) on `sys_exit`, filtered by syscall number:
-    /// the cheapest per syscall (no helper call to read the number). Needs the kernel's
-    /// BTF; falls back to `raw` without it.
-    Btf,
-    /// One raw tracepoint on `sys_exit`, filtered by syscall number.
-    Raw,
-    /// One `syscalls:sys_exit_*` tracepoint per counted syscall.
-    Tracepoint,
+/// The table of layers, in the order they attach: lifecycle first (once the syscall layer
+/// counts a process, its exit must be seen, or its entries would outlive it), then the
+/// syscall layer every figure starts from, then the best-effort kernel layer. Statuses are
+/// reported in [`Layer`]'s order instead (syscall first).
+pub const LAYERS: [LayerSpec; 3] = [lifecycle::LAYER, syscall::LAYER, kernel::LAYER];
+
+/// One line of [`LAYERS`]: what the loader, the collector and the model need to know about
+/// a layer.
+pub struct LayerSpec {
+    pub layer: Layer,
+    /// What it counts per process in a map; `None` for a layer of attribution only.
+    pub counting: Option<Counting>,
+    /// zcprof stops when none of its probes attach (every figure starts from the syscall
+    /// layer).
+    pub required: bool,
+    /// Every program, map and global it asks the object for by name (its counting map is
+    /// in `counting`).
+    pub names: fn() -> Names,
+    /// Its probes for one load.
+    pub probes: fn(&LoadOptions) -> Box<dyn LayerProbes>,
+}
+
+/// Names a layer asks the eBPF object for.
+#[derive(Debug, Default)]
+pub struct Names {
+    pub programs: Vec<&'static str>,
+    pub maps: Vec<&'static str>,
+    pub globals: Vec<&'static str>,
+}
+
+/// One layer's probes during one load.
+pub trait LayerProbes {
+    /// The globals its programs read, with their values for this host; set before the
+    /// object loads. A fact it cannot learn is a warning, and its probes that need it are
+    /// reported unavailable by `attach`.
+    fn globals(&mut self, _host: &mut Host) -> Vec<(&'static str, u32)> {
+        Vec::new()
+    }
+
+    /// Attaches its programs: one status per probe, attached or with the reason it is not.
+    fn attach(&mut self, ebpf: &mut Ebpf, host: &mut Host) -> Vec<ProbeStatus>;
+}
+
+/// What the loader learnt about this host, shared by every layer.
+pub struct Host {
+    /// The kernel's BTF (or the user's `--btf`), if any.
+    pub btf: Option<Btf>,
+    /// Where tracefs is mounted, if it could be.
+    pub tracefs: Option<PathBuf>,
+    /// Non-fatal problems the user must be told about (missing BTF, fallbacks).
+    pub warnings: Vec<String>,
+}
+
+/// The layer a `FINAL` record's `layer` id names, with what it counts.
+pub fn counting_layer(id: u32) -> Option<(Layer, Counting)> {
+    counting_layers().find(|(_, c)| c.layer == id)
+}
+
+/// Every layer that counts per process, with what it counts, in table order.
+pub fn counting_layers() -> impl Iterator<Item = (Layer, Counting)> {
+    LAYERS
+        .iter()
+        .filter_map(|spec| spec.counting.map(|c| (spec.layer, c)))
+}
+
+/// The line of [`LAYERS`] for `layer`.
+pub fn spec(layer: Layer) -> Option<&'static LayerSpec> {
+    LAYERS.iter().find(|spec| spec.layer == layer)
 }
 
 #[derive(Clone, Debug)]
@@ -41,52 +140,10 @@ pub struct LoadOptions {
     pub syscall_probe: SyscallProbe,
 }
 
-/// The layer a probe feeds; every figure zcprof prints names one.
-pub const LAYER_SYSCALL: &str = "syscall";
-/// Process lifecycle (fork/exec/exit): attribution, not a layer of figures.
-pub const LAYER_LIFECYCLE: &str = "lifecycle";
-
-/// What became of one probe.
-#[derive(Clone, Debug, Serialize)]
-pub struct ProbeStatus {
-    pub layer: &'static str,
-    /// What was probed, e.g. `syscalls:sys_exit_read` or `raw_tp:sys_exit`.
-    pub probe: String,
-    /// How it is attached (`raw_tracepoint`, `tracepoint`), or `None` if unavailable.
-    pub via: Option<&'static str>,
-    /// Why it is unavailable.
-    pub reason: Option<String>,
-}
-
-impl ProbeStatus {
-    fn attached(layer: &'static str, probe: String, via: &'static str) -> Self {
-        ProbeStatus {
-            layer,
-            probe,
-            via: Some(via),
-            reason: None,
-        }
-    }
-
-    fn unavailable(layer: &'static str, probe: String, reason: String) -> Self {
-        // A verifier rejection carries the whole verifier log (thousands of lines): keep
-        // the sentence that says what happened.
-        let reason = match reason.split_once('\n') {
-            Some((first, _)) => format!("{first} …"),
-            None => reason,
-        };
-        ProbeStatus {
-            layer,
-            probe,
-            via: None,
-            reason: Some(reason),
-        }
-    }
-}
-
 /// The loaded object and what attached.
 pub struct Loaded {
     pub ebpf: Ebpf,
+    /// One status per probe, in [`Layer`] order.
     pub probes: Vec<ProbeStatus>,
     /// Non-fatal problems the user must be told about (missing BTF, fallbacks).
     pub warnings: Vec<String>,
@@ -99,77 +156,9 @@ impl Loaded {
     }
 }
 
-/// The state of one layer, for headers and JSON.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct LayerSummary {
-    pub layer: &'static str,
-    /// `live`, `partial` or `unavailable`.
-    pub state: &'static str,
-    /// e.g. `raw_tracepoint sys_exit` or `tracepoint ×21`.
-    pub via: String,
-    pub attached: usize,
-    pub unavailable: Vec<String>,
-}
-
-fn summarize(probes: &[ProbeStatus]) -> Vec<LayerSummary> {
-    let mut out: Vec<LayerSummary> = Vec::new();
-    for p in probes {
-        let entry = match out.iter_mut().position(|l| l.layer == p.layer) {
-            Some(i) => &mut out[i],
-            None => {
-                out.push(LayerSummary {
-                    layer: p.layer,
-                    state: "unavailable",
-                    via: String::new(),
-                    attached: 0,
-                    unavailable: Vec::new(),
-                });
-                out.last_mut().expect("just pushed")
-            }
-        };
-        match p.via {
-            Some(via) => {
-                entry.attached += 1;
-                if !entry.via.contains(via) {
-                    if !entry.via.is_empty() {
-                        entry.via.push_str(", ");
-                    }
-                    entry.via.push_str(via);
-                }
-            }
-            None => entry.unavailable.push(p.probe.clone()),
-        }
-    }
-    for l in &mut out {
-        l.state = match (l.attached, l.unavailable.len()) {
-            (0, _) => "unavailable",
-            (_, 0) => "live",
-            _ => "partial",
-        };
-    }
-    out
-}
-
-/// Loads the object and attaches the syscall, lifecycle and kernel probes; fails when no
-/// syscall probe attaches (the layer every figure starts from).
+/// Loads the object and attaches every layer's probes; fails when the object cannot load or
+/// a required layer attaches nothing (`zcprof doctor` reports that failure as it is).
 pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
-    let loaded = load_all(opts)?;
-    if !loaded
-        .probes
-        .iter()
-        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
-    {
-        bail!(
-            "no syscall probe could attach on this kernel: {}",
-            first_reason(&loaded.probes)
-        );
-    }
-    Ok(loaded)
-}
-
-/// Loads the object and attaches whatever this kernel allows, failing only when the object
-/// itself cannot be loaded (`zcprof doctor` reports what attached, whatever it is).
-pub fn load_all(opts: &LoadOptions) -> anyhow::Result<Loaded> {
     let mut warnings = Vec::new();
     let btf = load_btf(opts.btf.as_ref(), &mut warnings)?;
     let tracefs = match tracefs::ensure_mounted() {
@@ -181,95 +170,48 @@ pub fn load_all(opts: &LoadOptions) -> anyhow::Result<Loaded> {
             None
         }
     };
-    let offsets = tracefs.as_deref().map(lifecycle_offsets).transpose();
-    let offsets = match offsets {
-        Ok(offsets) => offsets,
-        Err(err) => {
-            warnings.push(format!("cannot read tracepoint layouts: {err:#}"));
-            None
-        }
+    let mut host = Host {
+        btf,
+        tracefs,
+        warnings,
     };
-
-    let mut loader = EbpfLoader::new();
-    loader.btf(btf.as_ref());
-    let (pid_at, flags_at, group_dead_at) = offsets.unwrap_or((0, 0, 0));
-    // 0 (not found) keeps the kernel layer from attaching that tracepoint.
-    let skb_len_at = tracefs
-        .as_deref()
-        .and_then(|root| tracefs::fields(root, "skb", "skb_copy_datagram_iovec").ok())
-        .and_then(|fields| tracefs::offset_of(&fields, "len", 4))
-        .unwrap_or(0);
-    loader
-        .override_global(global::NEWTASK_PID_OFFSET, &pid_at, true)
-        .override_global(global::NEWTASK_FLAGS_OFFSET, &flags_at, true)
-        .override_global(global::EXIT_GROUP_DEAD_OFFSET, &group_dead_at, true)
-        .override_global(
-            zcprof_common::kernel::SKB_COPY_LEN_OFFSET,
-            &skb_len_at,
-            true,
-        );
-    let mut ebpf = loader
-        .load(OBJECT)
-        .context("loading zcprof's eBPF object")?;
-
-    // Lifecycle first: once the syscall layer counts a process, its exit must be seen, or
-    // its entries would outlive it (a process exiting while we attach would stay "live").
-    let mut lifecycle = Vec::new();
-    if offsets.is_some() {
-        attach_lifecycle(&mut ebpf, &mut lifecycle);
-        attach_kernel_flush(&mut ebpf, &mut lifecycle);
-    } else {
-        let names = LIFECYCLE
-            .iter()
-            .map(|(category, event, _)| format!("{category}:{event}"))
-            .chain([KERNEL_FLUSH.to_string()]);
-        for probe in names {
-            lifecycle.push(ProbeStatus::unavailable(
-                LAYER_LIFECYCLE,
-                probe,
-                "tracefs is unavailable".into(),
-            ));
-        }
-    }
-    let mut probes = Vec::new();
-    attach_syscall_layer(
-        &mut ebpf,
-        opts.syscall_probe,
-        btf.as_ref(),
-        tracefs.as_deref(),
-        &mut probes,
-        &mut warnings,
-    );
-    // Reported syscall layer first: it is the one that produces figures.
-    probes.append(&mut lifecycle);
-    if !probes
+    let mut layers: Vec<(&LayerSpec, Box<dyn LayerProbes>)> = LAYERS
         .iter()
-        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some())
-    {
-        bail!(
-            "no syscall probe could attach on this kernel: {}",
-            first_reason(&probes)
-        );
+        .map(|spec| (spec, (spec.probes)(opts)))
+        .collect();
+    let globals: Vec<(&str, u32)> = layers
+        .iter_mut()
+        .flat_map(|(_, probes)| probes.globals(&mut host))
+        .collect();
+    let mut ebpf = {
+        let mut loader = EbpfLoader::new();
+        loader.btf(host.btf.as_ref());
+        for (name, value) in &globals {
+            loader.override_global(name, value, true);
+        }
+        loader
+            .load(OBJECT)
+            .context("loading zcprof's eBPF object")?
+    };
+    let mut probes = Vec::new();
+    for (spec, layer) in &mut layers {
+        let statuses = layer.attach(&mut ebpf, &mut host);
+        if spec.required && !statuses.iter().any(|p| p.via().is_some()) {
+            bail!(
+                "no {} probe could attach on this kernel: {}",
+                spec.layer,
+                status::first_reason(&statuses)
+            );
+        }
+        probes.extend(statuses);
     }
-    kernel::attach(
-        &mut ebpf,
-        btf.as_ref(),
-        tracefs.as_deref(),
-        skb_len_at != 0,
-        &mut probes,
-    );
+    // Stable: each layer's probes keep the order it attached them in.
+    probes.sort_by_key(|p| p.layer);
     Ok(Loaded {
         ebpf,
         probes,
-        warnings,
+        warnings: host.warnings,
     })
-}
-
-fn first_reason(probes: &[ProbeStatus]) -> String {
-    probes
-        .iter()
-        .find_map(|p| p.reason.as_ref().map(|r| format!("{}: {r}", p.probe)))
-        .unwrap_or_else(|| "no reason given".into())
 }
 
 /// BTF from `path`, or the running kernel's. A path the user named must work; the kernel's
@@ -296,60 +238,9 @@ fn load_btf(path: Option<&PathBuf>, warnings: &mut Vec<String>) -> anyhow::Resul
     }
 }
 
-/// (category, event, program) of the lifecycle tracepoints.
-const LIFECYCLE: [(&str, &str, &str); 3] = [
-    ("task", "task_newtask", program::TASK_NEWTASK),
-    ("sched", "sched_process_exec", program::PROCESS_EXEC),
-    ("sched", "sched_process_exit", program::PROCESS_EXIT),
-];
-
-/// Field offsets the lifecycle programs read: newtask `pid` and `clone_flags`, and exit
-/// `group_dead` (0 when this kernel's record has none).
-fn lifecycle_offsets(root: &std::path::Path) -> anyhow::Result<(u32, u32, u32)> {
-    let newtask = tracefs::fields(root, "task", "task_newtask")?;
-    let pid = tracefs::offset_of(&newtask, "pid", 4)
-        .ok_or_else(|| anyhow!("task:task_newtask has no 4-byte pid field"))?;
-    let flags = tracefs::offset_of(&newtask, "clone_flags", 8)
-        .ok_or_else(|| anyhow!("task:task_newtask has no 8-byte clone_flags field"))?;
-    let exit = tracefs::fields(root, "sched", "sched_process_exit")?;
-    let group_dead = tracefs::offset_of(&exit, "group_dead", 1).unwrap_or(0);
-    Ok((pid, flags, group_dead))
-}
-
-fn attach_lifecycle(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
-    for (category, event, name) in LIFECYCLE {
-        let probe = format!("{category}:{event}");
-        let result = tracepoint(ebpf, name).and_then(|tp| {
-            tp.attach(category, event)
-                .map(drop)
-                .map_err(|err| anyhow!(err).context("attach"))
-        });
-        probes.push(match result {
-            Ok(()) => ProbeStatus::attached(LAYER_LIFECYCLE, probe, "tracepoint"),
-            Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),
-        });
-    }
-}
-
-/// How doctor and the headers name the kernel layer's exit flush.
-pub const KERNEL_FLUSH: &str = "sched:sched_process_exit (kernel-layer totals)";
-
-/// The kernel layer's exit flush (`process_exit_kernel`), after `process_exit`. Without it
-/// the kernel layer still counts, and user space reads an exited process's entries from the
-/// map instead (they are only not freed as early).
-fn attach_kernel_flush(ebpf: &mut Ebpf, probes: &mut Vec<ProbeStatus>) {
-    let result = tracepoint(ebpf, program::PROCESS_EXIT_KERNEL).and_then(|tp| {
-        tp.attach("sched", "sched_process_exit")
-            .map(drop)
-            .map_err(|err| anyhow!(err).context("attach"))
-    });
-    let probe = KERNEL_FLUSH.to_string();
-    probes.push(match result {
-        Ok(()) => ProbeStatus::attached(LAYER_LIFECYCLE, probe, "tracepoint"),
-        Err(err) => ProbeStatus::unavailable(LAYER_LIFECYCLE, probe, format!("{err:#}")),
-    });
-}
-
+/// The tracepoint program `name`, loaded once (every layer attaching one program to several
+/// tracepoints shares the load: a rejected program is rejected for all of them, and each
+/// attempt can cost seconds of verifier time).
 fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut TracePoint> {
     let prog: &mut TracePoint = ebpf
         .program_mut(name)
@@ -361,186 +252,138 @@ fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Trac
     Ok(prog)
 }
 
-fn attach_syscall_layer(
-    ebpf: &mut Ebpf,
-    mode: SyscallProbe,
-    btf: Option<&Btf>,
-    tracefs: Option<&std::path::Path>,
-    probes: &mut Vec<ProbeStatus>,
-    warnings: &mut Vec<String>,
-) {
-    // Without BTF, load_btf has already said so; the raw tracepoint does the same job.
-    if let (SyscallProbe::Btf, Some(btf)) = (mode, btf) {
-        match attach_btf_raw(ebpf, btf) {
-            Ok(()) => {
-                probes.push(ProbeStatus::attached(
-                    LAYER_SYSCALL,
-                    "tp_btf:sys_exit".into(),
-                    "tp_btf",
-                ));
-                return;
-            }
-            Err(err) => warnings.push(format!(
-                "the BTF raw tracepoint on sys_exit cannot attach ({err:#}); falling back to the raw tracepoint"
-            )),
-        }
-    }
-    if mode != SyscallProbe::Tracepoint {
-        match attach_raw(ebpf) {
-            Ok(()) => {
-                probes.push(ProbeStatus::attached(
-                    LAYER_SYSCALL,
-                    "raw_tp:sys_exit".into(),
-                    "raw_tracepoint",
-                ));
-                return;
-            }
-            Err(err) => warnings.push(format!(
-                "the raw sys_exit tracepoint cannot attach ({err:#}); falling back to one tracepoint per syscall"
-            )),
-        }
-    }
-    let Some(root) = tracefs else {
-        all_syscall_tracepoints_unavailable(probes, "tracefs is unavailable");
-        return;
-    };
-    if let Err(err) = check_syscall_layouts(root) {
-        all_syscall_tracepoints_unavailable(probes, &format!("{err:#}"));
-        return;
-    }
-    // Load each program once: a program the verifier rejects is rejected for every
-    // syscall, and each attempt can cost seconds of verifier time.
-    let loaded = [program::SYS_EXIT_TP, program::SYS_ENTER_MMSG_TP]
-        .into_iter()
-        .try_for_each(|name| tracepoint(ebpf, name).map(drop));
-    if let Err(err) = loaded {
-        all_syscall_tracepoints_unavailable(probes, &format!("{err:#}"));
-        return;
-    }
-    for sc in &syscalls::SYSCALLS {
-        let event = format!("sys_exit_{}", sc.event);
-        let result = attach_tp(ebpf, program::SYS_EXIT_TP, root, &event).and_then(|()| {
-            if sc.counts_messages {
-                attach_tp(
-                    ebpf,
-                    program::SYS_ENTER_MMSG_TP,
-                    root,
-                    &format!("sys_enter_{}", sc.event),
-                )
-            } else {
-                Ok(())
-            }
-        });
-        let probe = format!("syscalls:{event}");
-        probes.push(match result {
-            Ok(()) => ProbeStatus::attached(LAYER_SYSCALL, probe, "tracepoint"),
-            Err(err) => ProbeStatus::unavailable(LAYER_SYSCALL, probe, format!("{err:#}")),
-        });
-    }
-}
-
-/// Records every per-syscall tracepoint as unavailable for the same `reason`.
-fn all_syscall_tracepoints_unavailable(probes: &mut Vec<ProbeStatus>, reason: &str) {
-    for sc in &syscalls::SYSCALLS {
-        probes.push(ProbeStatus::unavailable(
-            LAYER_SYSCALL,
-            format!("syscalls:sys_exit_{}", sc.event),
-            reason.to_string(),
-        ));
-    }
-}
-
-fn attach_btf_raw(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<()> {
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(program::SYS_EXIT_BTF)
-        .ok_or_else(|| {
-            anyhow!(
-                "program {} is missing from the object",
-                program::SYS_EXIT_BTF
-            )
-        })?
-        .try_into()?;
-    prog.load("sys_exit", btf).context("loading")?;
-    prog.attach().context("attaching")?;
-    Ok(())
-}
-
-fn attach_raw(ebpf: &mut Ebpf) -> anyhow::Result<()> {
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(program::SYS_EXIT_RAW)
-        .ok_or_else(|| {
-            anyhow!(
-                "program {} is missing from the object",
-                program::SYS_EXIT_RAW
-            )
-        })?
-        .try_into()?;
-    prog.load().context("loading")?;
-    prog.attach("sys_exit").context("attaching")?;
-    Ok(())
-}
-
-fn attach_tp(
+/// Attaches the tracepoint program `name` to `category:event`.
+fn attach_tracepoint(
     ebpf: &mut Ebpf,
     name: &str,
-    root: &std::path::Path,
+    category: &str,
     event: &str,
 ) -> anyhow::Result<()> {
-    if !tracefs::exists(root, "syscalls", event) {
-        bail!("this kernel has no tracepoint syscalls:{event}");
-    }
     tracepoint(ebpf, name)?
-        .attach("syscalls", event)
+        .attach(category, event)
         .map(drop)
         .map_err(|err| anyhow!(err).context("attach"))
 }
 
-/// The tracepoint programs read `__syscall_nr`/`ret` and the mmsg pointer at fixed offsets;
-/// refuse to attach them to a kernel whose records differ.
-fn check_syscall_layouts(root: &std::path::Path) -> anyhow::Result<()> {
-    let exit = tracefs::fields(root, "syscalls", "sys_exit_read")?;
-    if tracefs::offset_of(&exit, "__syscall_nr", 4) != Some(8)
-        || tracefs::offset_of(&exit, "ret", 8) != Some(16)
-    {
-        bail!("syscalls:sys_exit_* records have an unexpected layout on this kernel");
-    }
-    let enter = tracefs::fields(root, "syscalls", "sys_enter_recvmmsg")?;
-    if tracefs::offset_of(&enter, "mmsg", 8) != Some(24) {
-        bail!("syscalls:sys_enter_recvmmsg records have an unexpected layout on this kernel");
-    }
-    Ok(())
+/// A tracepoint's field offset from tracefs, or 0 (the programs' "not found") with the
+/// reason, when tracefs or the field is missing.
+fn tracefs_offset(
+    root: Option<&Path>,
+    category: &str,
+    event: &str,
+    field: &str,
+    size: u32,
+) -> Option<u32> {
+    let fields = tracefs::fields(root?, category, event).ok()?;
+    tracefs::offset_of(&fields, field, size)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
+    use aya_obj::{Object, ProgramSection};
+    use zcprof_common::{COUNTERS_MAP, EVENTS_MAP};
+
     use super::*;
 
+    /// Every program, map and global the user side asks for by name, per layer.
+    fn asked() -> Vec<(Layer, Names)> {
+        let mut all: Vec<(Layer, Names)> = LAYERS
+            .iter()
+            .map(|spec| {
+                let mut names = (spec.names)();
+                names.maps.extend(spec.counting.map(|c| c.map));
+                (spec.layer, names)
+            })
+            .collect();
+        // The collector's own.
+        all.push((
+            Layer::Lifecycle,
+            Names {
+                maps: vec![EVENTS_MAP, COUNTERS_MAP],
+                ..Names::default()
+            },
+        ));
+        all
+    }
+
+    /// Unprivileged: parses the embedded object as aya does and finds every name the user
+    /// side asks for, so a renamed program or map fails here, not at run time as root on a
+    /// kernel where that probe happens to be tried.
     #[test]
-    fn summary_says_live_partial_or_unavailable() {
-        let probes = vec![
-            ProbeStatus::attached(LAYER_SYSCALL, "a".into(), "tracepoint"),
-            ProbeStatus::unavailable(LAYER_SYSCALL, "b".into(), "gone".into()),
-            ProbeStatus::attached(LAYER_LIFECYCLE, "c".into(), "tracepoint"),
-        ];
-        let s = summarize(&probes);
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0].state, "partial");
-        assert_eq!(s[0].unavailable, vec!["b".to_string()]);
-        assert_eq!(s[1].state, "live");
-        assert_eq!(s[1].via, "tracepoint");
-        let none = summarize(&[ProbeStatus::unavailable(
-            LAYER_SYSCALL,
-            "x".into(),
-            "r".into(),
-        )]);
-        assert_eq!(none[0].state, "unavailable");
+    fn object_has_every_name() {
+        let object = Object::parse(OBJECT).expect("the embedded eBPF object parses");
+        let symbols: HashSet<String> = {
+            use object::{Object as _, ObjectSymbol as _};
+            let elf = object::File::parse(OBJECT).expect("the object is ELF");
+            elf.symbols()
+                .filter_map(|s| s.name().ok().map(str::to_string))
+                .collect()
+        };
+        let mut checked = 0;
+        for (layer, names) in asked() {
+            for program in &names.programs {
+                assert!(
+                    object.programs.contains_key(*program),
+                    "{layer} layer: program {program} is not in the object"
+                );
+                checked += 1;
+            }
+            for map in &names.maps {
+                assert!(
+                    object.maps.contains_key(*map),
+                    "{layer} layer: map {map} is not in the object"
+                );
+                checked += 1;
+            }
+            for global in &names.globals {
+                assert!(
+                    symbols.contains(*global),
+                    "{layer} layer: global {global} is not in the object"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "only {checked} names checked");
+        // The kinds matter too: aya refuses to treat a tracepoint as a kprobe.
+        for f in &zcprof_common::kernel::FUNCTIONS {
+            let section = |name: &str| &object.programs[name].section;
+            assert!(
+                matches!(
+                    section(f.fentry),
+                    ProgramSection::FEntry { .. } | ProgramSection::FExit { .. }
+                ),
+                "{}",
+                f.fentry
+            );
+            for kprobe in f.kprobe.iter().chain(&f.kretprobe) {
+                assert!(
+                    matches!(
+                        section(kprobe),
+                        ProgramSection::KProbe | ProgramSection::KRetProbe
+                    ),
+                    "{kprobe}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_names_each_layer_once_and_counting_ids_are_unique() {
+        let layers: HashSet<Layer> = LAYERS.iter().map(|s| s.layer).collect();
+        assert_eq!(layers.len(), LAYERS.len());
+        let ids: HashSet<u32> = counting_layers().map(|(_, c)| c.layer).collect();
+        assert_eq!(ids.len(), counting_layers().count());
         assert_eq!(
-            first_reason(&[ProbeStatus::unavailable(
-                LAYER_SYSCALL,
-                "x".into(),
-                "r".into()
-            )]),
-            "x: r"
+            counting_layer(zcprof_common::layer::KERNEL).map(|(l, _)| l),
+            Some(Layer::Kernel)
         );
+        assert_eq!(
+            counting_layer(zcprof_common::layer::SYSCALL).map(|(l, _)| l),
+            Some(Layer::Syscall)
+        );
+        assert!(counting_layer(99).is_none());
+        assert_eq!(LAYERS.iter().filter(|s| s.required).count(), 1);
     }
 }

@@ -33,24 +33,39 @@ impl Lost {
         }
     }
 
+    /// Every kind of loss: its name in JSON and in serve's `reason` label, its count, and
+    /// how the text line says it.
+    pub fn kinds(&self) -> [(&'static str, u64, &'static str); 6] {
+        let k = &self.kernel;
+        [
+            ("ringbuf_full", k.ringbuf_full, "ring buffer full"),
+            ("stats_map_full", k.stats_map_full, "process map full"),
+            (
+                "mmsg_unreadable",
+                k.mmsg_unreadable,
+                "mmsg lengths unreadable",
+            ),
+            ("mmsg_no_enter", k.mmsg_no_enter, "mmsg without enter"),
+            ("stash_full", k.stash_full, "stash map full"),
+            (
+                "malformed_records",
+                self.malformed_records,
+                "undecodable records",
+            ),
+        ]
+    }
+
     /// `lost events: 0`, or the breakdown when some were lost.
     pub fn line(&self) -> String {
         if self.total == 0 {
             return "lost events: 0".into();
         }
-        let mut parts = Vec::new();
-        let k = &self.kernel;
-        for (n, what) in [
-            (k.ringbuf_full, "ring buffer full"),
-            (k.stats_map_full, "process map full"),
-            (k.mmsg_unreadable, "mmsg lengths unreadable"),
-            (k.mmsg_no_enter, "mmsg without enter"),
-            (self.malformed_records, "undecodable records"),
-        ] {
-            if n > 0 {
-                parts.push(format!("{n} {what}"));
-            }
-        }
+        let parts: Vec<String> = self
+            .kinds()
+            .into_iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(_, n, what)| format!("{n} {what}"))
+            .collect();
         format!("LOST EVENTS: {} ({})", self.total, parts.join(", "))
     }
 }

@@ -1,17 +1,46 @@
 //! A profiling session: privileges checked, probes attached, the collector running, and the
 //! model fed from it. Shared by every subcommand that profiles.
+//!
+//! The loop contract every subcommand follows: call [`Session::next`] (in a `select!` with
+//! whatever else the command waits for; it is cancel-safe) and look at `session.model` after
+//! each [`Tick`]; `?` its error, which is the collector's own reason for stopping. Exited
+//! processes are kept or pruned as decided once in [`Session::start`] ([`Retention`]), and
+//! the map entries the model takes over are handed back to the collector here, for every
+//! layer; no command does either itself.
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     collector::{self, Collector, Control},
     host::{privileges, procfs::Procfs},
     model::Model,
-    probes::{self, LayerSummary, LoadOptions, ProbeStatus},
+    probes::{self, Layer, LayerSummary, LoadOptions, ProbeStatus},
 };
+
+/// What a session does with processes that have exited, decided when it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep every process instance: `run`, `record` and `demo` report whole process trees,
+    /// exited members included.
+    KeepExited,
+    /// Forget an exited process once its caller has seen an interval in which it did
+    /// nothing after the one it exited in (`top`, `serve`, the dashboard): a long session
+    /// must not grow without bound.
+    PruneExited,
+}
+
+/// Why [`Session::next`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// The collector's timer closed an interval.
+    Interval,
+    /// The batch [`Session::flush`] asked for: everything the kernel had recorded before
+    /// the request is in the model.
+    Flushed,
+}
 
 pub struct Session {
     handle: collector::Handle,
@@ -19,13 +48,18 @@ pub struct Session {
     pub probes: Vec<ProbeStatus>,
     pub layers: Vec<LayerSummary>,
     pub started: Instant,
+    retention: Retention,
 }
 
 impl Session {
     /// Checks privileges, loads and attaches the probes (telling the user on stderr about
     /// anything unavailable), and starts collecting every `period`. Must run inside a
     /// tokio runtime.
-    pub fn start(opts: &LoadOptions, period: Duration) -> anyhow::Result<Session> {
+    pub fn start(
+        opts: &LoadOptions,
+        period: Duration,
+        retention: Retention,
+    ) -> anyhow::Result<Session> {
         privileges::check()?;
         let loaded = probes::load(opts)?;
         for warning in &loaded.warnings {
@@ -36,24 +70,20 @@ impl Session {
         let kernel_missing = loaded
             .probes
             .iter()
-            .filter(|p| p.layer == probes::LAYER_KERNEL && p.via.is_none())
+            .filter(|p| p.layer == Layer::Kernel && p.via().is_none())
             .count();
         if kernel_missing > 0 {
             eprintln!(
                 "zcprof: warning: {kernel_missing} kernel-layer probes are unavailable on this kernel (`zcprof doctor` says why)"
             );
         }
-        for p in loaded
-            .probes
-            .iter()
-            .filter(|p| p.via.is_none() && p.layer != probes::LAYER_KERNEL)
-        {
-            eprintln!(
-                "zcprof: warning: probe {} ({} layer) is unavailable: {}",
-                p.probe,
-                p.layer,
-                p.reason.as_deref().unwrap_or("no reason given")
-            );
+        for p in loaded.probes.iter().filter(|p| p.layer != Layer::Kernel) {
+            if let Some(reason) = p.reason() {
+                eprintln!(
+                    "zcprof: warning: probe {} ({} layer) is unavailable: {reason}",
+                    p.probe, p.layer,
+                );
+            }
         }
         let probes = loaded.probes.clone();
         let layers = loaded.layer_summary();
@@ -67,43 +97,68 @@ impl Session {
             probes,
             layers,
             started,
+            retention,
         })
     }
 
-    /// Waits for the next batch and applies it; returns whether it was a requested flush,
-    /// or `None` when the collector has stopped.
-    pub async fn next(&mut self) -> Option<bool> {
-        let batch = self.handle.batches.recv().await?;
-        let forget = self.model.apply(&batch, &Procfs);
-        if !forget.is_empty() {
-            // If the collector is gone there is nothing left to delete from.
-            let _ = self.handle.control.send(Control::Forget(forget)).await;
-        }
-        let forget = self.model.take_kernel_forget();
-        if !forget.is_empty() {
-            let _ = self
-                .handle
-                .control
-                .send(Control::ForgetKernel(forget))
-                .await;
-        }
-        Some(batch.flushed)
+    /// Waits for the next batch and applies it to the model. Fails with the collector's
+    /// reason when it has stopped.
+    ///
+    /// Cancel-safe: dropped before a batch arrives, it has changed nothing that matters (the
+    /// pruning it starts with acts once per interval).
+    pub async fn next(&mut self) -> anyhow::Result<Tick> {
+        self.prune();
+        self.receive().await
     }
 
     /// Asks for a batch now and applies every batch up to and including it, so that the
     /// model holds everything the kernel recorded before this call.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
-        self.handle
-            .control
-            .send(Control::Flush)
-            .await
-            .context("the collector has stopped")?;
-        loop {
-            match self.next().await {
-                Some(true) => return Ok(()),
-                Some(false) => continue,
-                None => anyhow::bail!("the collector stopped before flushing"),
-            }
+        self.prune();
+        if self.handle.control.send(Control::Flush).is_err() {
+            return Err(self.stopped().await);
+        }
+        while self.receive().await? != Tick::Flushed {}
+        Ok(())
+    }
+
+    /// The caller asks for more, so it is done with the last interval: prune now if this
+    /// session prunes.
+    fn prune(&mut self) {
+        if self.retention == Retention::PruneExited {
+            self.model.prune_exited();
+        }
+    }
+
+    async fn receive(&mut self) -> anyhow::Result<Tick> {
+        let Some(batch) = self.handle.batches.recv().await else {
+            return Err(self.stopped().await);
+        };
+        let forget = self.model.apply(&batch, &Procfs);
+        // If the collector is gone there is nothing left to delete from; the next receive
+        // says why it went.
+        if !forget.is_empty() {
+            let _ = self.handle.control.send(Control::Forget(forget));
+        }
+        Ok(if batch.flushed {
+            Tick::Flushed
+        } else {
+            Tick::Interval
+        })
+    }
+
+    /// Why the collector stopped, from its task (awaited once).
+    async fn stopped(&mut self) -> anyhow::Error {
+        let Some(task) = self.handle.task.as_mut() else {
+            return anyhow!("the collector has stopped");
+        };
+        let outcome = task.await;
+        self.handle.task = None;
+        match outcome {
+            Ok(Err(err)) => err.context("the collector stopped"),
+            // It ends by itself only when the session is gone; anything else is a bug.
+            Ok(Ok(())) => anyhow!("the collector stopped unexpectedly"),
+            Err(join) => anyhow!("the collector failed: {join}"),
         }
     }
 }

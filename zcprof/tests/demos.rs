@@ -25,8 +25,7 @@ use zcprof::{
         runner::{self, DemoArgs},
     },
     model::{Model, Origin},
-    probes::SyscallProbe,
-    report::run::copy_source,
+    probes::{SyscallProbe, copy_source},
 };
 use zcprof_common::{
     kernel::{self, Role},
@@ -57,7 +56,7 @@ fn temp(name: &str) -> PathBuf {
 /// The model's counts for one syscall of the instance `parent` forked as `pid`.
 fn measured(model: &Model, parent: u32, pid: u32, index: usize) -> Option<Counter> {
     let id = model.child_of(parent, pid)?;
-    let s = &model.process(id)?.totals.0[index];
+    let s = &model.process(id)?.totals.syscall.0[index];
     Some(Counter {
         calls: s.calls,
         bytes: s.bytes,

@@ -19,11 +19,11 @@ use std::{
 use common::{TempFile, privileged};
 use zcprof::{
     model::{Model, Process},
-    probes::{LAYER_KERNEL, ProbeStatus, SyscallProbe},
+    probes::{Layer, Mechanism, ProbeStatus, SyscallProbe},
     session::Session,
 };
 use zcprof_common::{
-    SyscallStats,
+    Counts,
     kernel::{self, id},
 };
 
@@ -35,9 +35,10 @@ fn start() -> (tokio::runtime::Runtime, Session) {
 fn via<'a>(probes: &'a [ProbeStatus], function: &str) -> Option<&'a str> {
     probes
         .iter()
-        .find(|p| p.layer == LAYER_KERNEL && p.probe == function)
+        .find(|p| p.layer == Layer::Kernel && p.probe == function)
         .unwrap_or_else(|| panic!("{function} has no status"))
-        .via
+        .via()
+        .map(Mechanism::name)
 }
 
 fn process(model: &Model, pid: u32) -> &Process {
@@ -47,18 +48,18 @@ fn process(model: &Model, pid: u32) -> &Process {
     model.process(id).expect("instance")
 }
 
-fn probe(p: &Process, index: u32) -> &SyscallStats {
-    &p.kernel.0[index as usize]
+fn probe(p: &Process, index: u32) -> &Counts {
+    &p.totals.kernel.0[index as usize]
 }
 
 fn syscall_bytes(p: &Process, name: &str) -> u64 {
-    p.totals.0[common::index(name)].bytes
+    p.totals.syscall.0[common::index(name)].bytes
 }
 
 /// Prints what every kernel probe saw for `p`, so a lab log shows the numbers behind a
 /// failure (and the ones no assertion covers).
 fn show(what: &str, p: &Process) {
-    for (k, s) in kernel::PROBES.iter().zip(p.kernel.0.iter()) {
+    for (k, s) in kernel::PROBES.iter().zip(p.totals.kernel.0.iter()) {
         if s.calls > 0 {
             eprintln!(
                 "{what} (pid {}): {:<30} calls {:>6} bytes {:>9} errors {}",

@@ -9,7 +9,7 @@ use std::{ffi::CString, fs};
 use common::{Child, Tally, TempFile, in_child, privileged, triple};
 use zcprof::{
     model::{Model, Origin, Process},
-    probes::SyscallProbe,
+    probes::{Layer, State, SyscallProbe},
     session::Session,
 };
 use zcprof_common::syscalls;
@@ -25,7 +25,7 @@ fn start(mode: SyscallProbe) -> (tokio::runtime::Runtime, Session) {
     let syscall_layer = &session.layers[0];
     assert_eq!(
         (syscall_layer.layer, syscall_layer.state),
-        ("syscall", "live")
+        (Layer::Syscall, State::Live)
     );
     assert_eq!(syscall_layer.via, via);
     (rt, session)
@@ -51,7 +51,7 @@ fn assert_exact(model: &Model, child: &Child, what: &str) {
             child.tally.errors[i],
         );
         assert_eq!(
-            triple(&p.totals.0[i]),
+            triple(&p.totals.syscall.0[i]),
             expected,
             "{what}: {} (calls, bytes, errors)",
             sc.name
@@ -287,7 +287,7 @@ fn exact_ground_truth(mode: SyscallProbe, test: &str) {
     assert_exact(m, &files, "file workload");
     assert_exact(m, &sockets, "socket workload");
     assert_exact(m, &zero_copy, "zero-copy workload");
-    let f = process(m, zero_copy.pid).totals.figures();
+    let f = process(m, zero_copy.pid).totals.syscall.figures();
     assert_eq!(
         f.copied_bytes(),
         0,
@@ -343,7 +343,7 @@ fn other_processes_are_not_attributed() {
     let m = &session.model;
     assert_exact(m, &files, "file workload beside dd");
     let dd = process(m, noise.id());
-    let (calls, bytes, _) = triple(&dd.totals.0[common::index("write")]);
+    let (calls, bytes, _) = triple(&dd.totals.syscall.0[common::index("write")]);
     assert_eq!(
         (calls, bytes),
         (400_000, 400_000 * 512),
@@ -393,11 +393,11 @@ fn reused_pids_are_not_merged() {
         .collect();
     assert_eq!(both.len(), 2, "two instances of pid {}", first.pid);
     assert_eq!(
-        triple(&both[0].totals.0[common::index("write")]),
+        triple(&both[0].totals.syscall.0[common::index("write")]),
         first.tally.get("write")
     );
     assert_eq!(
-        triple(&both[1].totals.0[common::index("write")]),
+        triple(&both[1].totals.syscall.0[common::index("write")]),
         second.tally.get("write")
     );
 }

@@ -18,9 +18,9 @@ use crate::{
         render::{self, Context, ReportMeta, ReportScenario},
         runner::{self, DemoArgs},
     },
-    probes::LoadOptions,
-    report::{Lost, run::copy_source},
-    session::Session,
+    probes::{LoadOptions, copy_source},
+    report::Lost,
+    session::{Retention, Session},
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -100,7 +100,7 @@ async fn dispatch(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<Ex
                 }
             };
             let exe = runner::locate()?;
-            let mut session = Session::start(load, PERIOD)?;
+            let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
             let c = compare_modes(&mut session, &exe, info, &modes, bytes, repeat).await?;
             let ctx = Context {
                 layers: &session.layers,
@@ -260,7 +260,7 @@ async fn report(
     }
     let exe = runner::locate()?;
     let started = Instant::now();
-    let mut session = Session::start(load, PERIOD)?;
+    let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
     let mut done = Vec::new();
     // A scenario that fails outright (its workload broke) costs only its own claims: the
     // rest of the report is still measured and written, and the exit status says it.

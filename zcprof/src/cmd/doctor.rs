@@ -16,7 +16,7 @@ use crate::{
         self,
         privileges::{self, Capability, Credentials},
     },
-    probes::{self, LAYER_SYSCALL, LayerSummary, LoadOptions, ProbeStatus, kernel},
+    probes::{self, Layer, LayerSummary, LoadOptions, Mechanism, ProbeStatus, kernel},
     tracefs,
 };
 
@@ -89,7 +89,7 @@ pub fn inspect(load: &LoadOptions) -> Report {
         report.load_error = Some(err.to_string());
         return report;
     }
-    match probes::load_all(load) {
+    match probes::load(load) {
         Ok(loaded) => {
             report.layers = loaded.layer_summary();
             report.warnings = loaded.warnings;
@@ -111,7 +111,7 @@ pub fn run(load: &LoadOptions, json: bool) -> anyhow::Result<ExitCode> {
     let usable = report
         .probes
         .iter()
-        .any(|p| p.layer == LAYER_SYSCALL && p.via.is_some());
+        .any(|p| p.layer == Layer::Syscall && p.via().is_some());
     Ok(if usable {
         ExitCode::SUCCESS
     } else {
@@ -200,10 +200,10 @@ pub fn text(r: &Report) -> String {
     for probe in &r.probes {
         out.push_str(&format!(
             "{:<10} {:<width$} {:<18} {}\n",
-            probe.layer,
+            probe.layer.name(),
             probe.probe,
-            probe.via.unwrap_or("unavailable"),
-            probe.reason.as_deref().unwrap_or("")
+            probe.via().map_or("unavailable", Mechanism::name),
+            probe.reason().unwrap_or("")
         ));
     }
     out

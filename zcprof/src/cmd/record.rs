@@ -28,7 +28,7 @@ use crate::{
         run::Outcome,
         unix_time,
     },
-    session::{Session, Signals},
+    session::{Retention, Session, Signals},
 };
 
 /// What to record.
@@ -98,7 +98,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         Subject::Comm(_) | Subject::Machine => {}
     }
     let mut signals = Signals::new()?;
-    let mut session = Session::start(load, PERIOD)?;
+    let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
     let started = Instant::now();
     let started_unix = unix_time();
     let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
@@ -125,10 +125,8 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                     status = child.wait() => {
                         break (End::Exit, Some(status.context("waiting for the command")?));
                     }
-                    batch = session.next() => {
-                        if batch.is_none() {
-                            bail!("the collector stopped unexpectedly");
-                        }
+                    tick = session.next() => {
+                        tick?;
                     }
                     sig = signals.recv() => {
                         // SAFETY: kill(2) on our own child, not yet reaped.
@@ -194,10 +192,8 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
             );
             let end = loop {
                 tokio::select! {
-                    batch = session.next() => {
-                        if batch.is_none() {
-                            bail!("the collector stopped unexpectedly");
-                        }
+                    tick = session.next() => {
+                        tick?;
                         if let Subject::Pids(pids) = &subject
                             && pids.iter().all(|&p| !procfs::exists(p))
                         {

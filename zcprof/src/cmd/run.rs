@@ -16,7 +16,7 @@ use crate::{
     atomic,
     probes::LoadOptions,
     report::run::{self as summary, Outcome, Summary},
-    session::{Session, Signals},
+    session::{Retention, Session, Signals},
 };
 
 pub struct RunOptions {
@@ -51,7 +51,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         atomic::check_writable(path)?;
     }
     let mut signals = Signals::new()?;
-    let mut session = Session::start(load, PERIOD)?;
+    let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
 
     let started = Instant::now();
     let Some((mut child, pid)) = spawn(&opts.command) else {
@@ -62,10 +62,8 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     let status = loop {
         tokio::select! {
             status = child.wait() => break Some(status.context("waiting for the command")?),
-            batch = session.next() => {
-                if batch.is_none() {
-                    anyhow::bail!("the collector stopped unexpectedly");
-                }
+            tick = session.next() => {
+                tick?;
             }
             sig = signals.recv() => {
                 interrupted = true;

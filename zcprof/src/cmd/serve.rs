@@ -17,7 +17,7 @@ use tokio::{
 use crate::{
     probes::LoadOptions,
     report::prometheus,
-    session::{Session, Signals},
+    session::{Retention, Session, Signals},
 };
 
 pub struct ServeOptions {
@@ -49,17 +49,14 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
         );
     }
     let mut signals = Signals::new()?;
-    let mut session = Session::start(load, opts.interval)?;
+    let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
     let mut current: Arc<str> = prometheus::render(&session.model, &session.layers).into();
     eprintln!("zcprof: serving OpenMetrics on http://{addr}/metrics");
     loop {
         tokio::select! {
-            batch = session.next() => {
-                if batch.is_none() {
-                    bail!("the collector stopped unexpectedly");
-                }
+            tick = session.next() => {
+                tick?;
                 current = prometheus::render(&session.model, &session.layers).into();
-                session.model.prune_exited();
             }
             conn = listener.accept() => {
                 // A failed accept (e.g. out of file descriptors) loses one scrape, not the server.

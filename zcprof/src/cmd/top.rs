@@ -13,7 +13,7 @@ use crate::{
         csv,
         top::{self, Filter},
     },
-    session::{Session, Signals},
+    session::{Retention, Session, Signals},
 };
 
 pub struct TopOptions {
@@ -37,7 +37,7 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
         return crate::ui::run(load, opts.interval, dashboard_filter(&opts.filter)).await;
     }
     let mut signals = Signals::new()?;
-    let mut session = Session::start(load, opts.interval)?;
+    let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
     if opts.csv {
         println!("{}", csv::HEADER);
     }
@@ -64,12 +64,9 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
     };
     loop {
         tokio::select! {
-            batch = session.next() => {
-                if batch.is_none() {
-                    bail!("the collector stopped unexpectedly");
-                }
+            tick = session.next() => {
+                tick?;
                 print(&session, false);
-                session.model.prune_exited();
                 if opts.once {
                     break;
                 }

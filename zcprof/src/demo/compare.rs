@@ -21,7 +21,7 @@ use zcprof_demos::zerocopy::ZeroCopyReport;
 use zcprof_demos::{Counter, RoleReport, ScenarioInfo};
 
 use super::measure::{Measured, WorkerMeasure};
-use crate::model::{Figures, KernelTotals};
+use crate::model::{Figures, KernelProbes, Totals};
 
 /// Every difference between what the profiler attributed to a worker and what the worker
 /// tallied itself; empty means exact.
@@ -63,7 +63,7 @@ fn triple(c: &Counter) -> String {
 }
 
 /// The kernel layer's copies: bytes counted by the probes of the session's copy role only
-/// (`report::run::copy_source`: the copy primitives, else `__check_object_size`), since
+/// (`probes::copy_source`: the copy primitives, else `__check_object_size`), since
 /// probes of different roles see the same bytes. All `None` when no copy role attached
 /// (also the `Default`): the kernel layer could not see the copies, which `0` would deny.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -74,7 +74,7 @@ pub struct KernelCopies {
 }
 
 impl KernelCopies {
-    pub fn of(k: &KernelTotals, source: Option<Role>) -> KernelCopies {
+    pub fn of(k: &Totals<KernelProbes>, source: Option<Role>) -> KernelCopies {
         let copied = source.map(|role| k.copied(role));
         KernelCopies {
             copy_source: source.map(Role::name),
@@ -193,7 +193,7 @@ pub struct Comparison {
 
 impl Comparison {
     /// Builds the comparison of `runs` (one per mode, in display order) of scenario `info`;
-    /// kernel copies come from the probes of `copy_source` (`report::run::copy_source` of
+    /// kernel copies come from the probes of `copy_source` (`probes::copy_source` of
     /// the session's layers).
     pub fn new(info: &ScenarioInfo, runs: &[Measured], copy_source: Option<Role>) -> Comparison {
         let mut variants: Vec<Variant> =
@@ -228,7 +228,7 @@ fn variant(info: &ScenarioInfo, m: &Measured, copy_source: Option<Role>) -> Vari
     let r = &m.report;
     let mut figures = Figures::default();
     // Summed per probe, then reduced to the copy role once, as `run` does for its total.
-    let mut kernel = KernelTotals::zero();
+    let mut kernel = Totals::<KernelProbes>::zero();
     let mut workers = Vec::new();
     for (expected, w) in r.roles.iter().zip(&m.workers) {
         let f = w.seen.as_ref().map(|s| s.figures).unwrap_or_default();
@@ -241,7 +241,7 @@ fn variant(info: &ScenarioInfo, m: &Measured, copy_source: Option<Role>) -> Vari
             role: w.role.clone(),
             pid: w.pid,
             figures: f,
-            kernel: KernelCopies::of(k.unwrap_or(&KernelTotals::zero()), copy_source),
+            kernel: KernelCopies::of(k.unwrap_or(&Totals::<KernelProbes>::zero()), copy_source),
             differences: differences(expected, w),
             demo_io_uring: expected.io_uring.clone(),
             demo_zerocopy: expected.zerocopy,
@@ -364,7 +364,7 @@ mod tests {
     /// every read again (as if all were from a socket).
     fn seen_as(r: &RoleReport) -> WorkerMeasure {
         let mut f = Figures::default();
-        let mut k = KernelTotals::zero();
+        let mut k = Totals::<KernelProbes>::zero();
         let mut copy_calls = 0;
         for (name, c) in &r.syscalls {
             let mut kernel = |probe: u32| {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use zcprof_common::syscalls::{self, Family};
 use zcprof_demos::{Counter, Report};
 
-use crate::model::{Figures, KernelTotals, Model, ProcId, Totals};
+use crate::model::{Counters, Figures, KernelProbes, Model, ProcId, Totals};
 
 /// One demo run: the demo's own report and what zcprof saw of each of its workers.
 #[derive(Clone, Debug)]
@@ -47,16 +47,16 @@ pub struct Seen {
     pub copy_calls: u64,
     /// The kernel layer's counters, per probe. Kept whole rather than reduced to a copy
     /// figure here: which probes make that figure depends on what attached in the session
-    /// (see `report::run::copy_source`), which the comparison knows.
-    pub kernel: KernelTotals,
+    /// (see `probes::copy_source`), which the comparison knows.
+    pub kernel: Totals<KernelProbes>,
 }
 
 impl Seen {
     /// The figures of a process's totals in each layer.
-    pub fn of(totals: &Totals, kernel: &KernelTotals, forked: bool, exited: bool) -> Seen {
+    pub fn of(totals: &Counters, forked: bool, exited: bool) -> Seen {
         let mut map = BTreeMap::new();
         let mut copy_calls = 0;
-        for (sc, s) in syscalls::SYSCALLS.iter().zip(totals.0.iter()) {
+        for (sc, s) in syscalls::SYSCALLS.iter().zip(totals.syscall.0.iter()) {
             let c = Counter {
                 calls: s.calls,
                 bytes: s.bytes,
@@ -74,9 +74,9 @@ impl Seen {
             forked,
             exited,
             syscalls: map,
-            figures: totals.figures(),
+            figures: totals.syscall.figures(),
             copy_calls,
-            kernel: kernel.clone(),
+            kernel: totals.kernel.clone(),
         }
     }
 }
@@ -100,7 +100,6 @@ pub fn measure(model: &Model, demo: Option<ProcId>, report: Report) -> Measured 
                 .map(|p| {
                     Seen::of(
                         &p.totals,
-                        &p.kernel,
                         p.origin == crate::model::Origin::Forked,
                         p.exited,
                     )
@@ -127,17 +126,18 @@ mod tests {
 
     #[test]
     fn seen_keeps_non_zero_counters_by_strace_name() {
-        let mut t = Totals::zero();
+        let mut c = Counters::zero();
+        let t = &mut c.syscall;
         t.0[index("read")].calls = 3;
         t.0[index("read")].bytes = 100;
         t.0[index("write")].calls = 1;
         t.0[index("write")].errors = 1;
         t.0[index("sendfile")].calls = 2;
         t.0[index("sendfile")].bytes = 50;
-        let mut k = KernelTotals::zero();
+        let k = &mut c.kernel;
         k.0[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 3;
         k.0[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 100;
-        let s = Seen::of(&t, &k, true, true);
+        let s = Seen::of(&c, true, true);
         assert_eq!(
             s.syscalls.keys().collect::<Vec<_>>(),
             ["read", "sendfile", "write"]
@@ -154,6 +154,6 @@ mod tests {
         assert_eq!(s.figures.copy_k2u_bytes, 100);
         assert_eq!(s.figures.zero_copy_bytes, 50);
         // The kernel layer rides along untouched, not folded into the syscall figures.
-        assert_eq!(s.kernel, k);
+        assert_eq!(s.kernel, c.kernel);
     }
 }

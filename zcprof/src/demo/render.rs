@@ -495,7 +495,7 @@ mod tests {
         claims::{claims, evaluate},
         compare::WorkerRow,
     };
-    use crate::model::{Figures, KernelCounters, KernelTotals};
+    use crate::model::{Figures, KernelCounters, KernelProbes, Totals};
 
     fn ctx() -> Context<'static> {
         Context {
@@ -556,7 +556,7 @@ mod tests {
     /// `comparison(true)` in a session whose copy role is `source`, the server's kernel
     /// counters saying `__check_object_size` saw 4 KiB copied to user and 1 KiB from user.
     fn with_kernel(source: Option<Role>) -> Comparison {
-        let mut k = KernelTotals::zero();
+        let mut k = Totals::<KernelProbes>::zero();
         k.0[id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 2;
         k.0[id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 4096;
         k.0[id::CHECK_OBJECT_SIZE_FROM_USER as usize].calls = 1;

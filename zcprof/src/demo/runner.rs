@@ -187,10 +187,8 @@ pub async fn run_variant(
     let output = loop {
         tokio::select! {
             out = &mut output => break out.with_context(|| format!("waiting for {BINARY}"))?,
-            batch = session.next() => {
-                if batch.is_none() {
-                    bail!("the collector stopped unexpectedly");
-                }
+            tick = session.next() => {
+                tick?;
             }
         }
     };

@@ -3,7 +3,9 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use zcprof_common::{StatsKey, SyscallStats, kernel::KernelKey};
+use zcprof_common::{Counts, Key};
+
+use crate::probes::Layer;
 
 /// A process lifecycle record from the kernel (see `zcprof_common::event_kind`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,18 +18,13 @@ pub enum ProcEvent {
     },
     /// `tgid` executed a program now called `comm`.
     Exec { tgid: u32, comm: String },
-    /// The final totals of one syscall of exiting process `tgid`.
-    FinalStats {
+    /// The final counts of one slot of a counting layer (an index into its table) of
+    /// exiting process `tgid`.
+    Final {
         tgid: u32,
-        syscall: u32,
-        stats: Box<SyscallStats>,
-    },
-    /// The final totals of one kernel-layer probe (index into `kernel::PROBES`) of exiting
-    /// process `tgid`.
-    FinalKernelStats {
-        tgid: u32,
-        probe: u32,
-        stats: Box<SyscallStats>,
+        layer: Layer,
+        slot: u32,
+        counts: Box<Counts>,
     },
     /// Process `tgid` ended.
     Exit { tgid: u32, comm: String },
@@ -38,18 +35,25 @@ pub enum ProcEvent {
 pub struct KernelCounters {
     /// Ring-buffer records dropped because the buffer was full.
     pub ringbuf_full: u64,
-    /// Syscalls not counted because the per-process map was full.
+    /// Calls not counted because a layer's per-process map was full.
     pub stats_map_full: u64,
     /// recvmmsg/sendmmsg calls whose message lengths could not be read.
     pub mmsg_unreadable: u64,
     /// recvmmsg/sendmmsg exits seen without their enter (tracepoint mode).
     pub mmsg_no_enter: u64,
+    /// Calls whose arguments could not be kept from entry to exit (a per-thread stash map
+    /// was full), so their bytes are not counted.
+    pub stash_full: u64,
 }
 
 impl KernelCounters {
     /// Events lost in total: the number users must see.
     pub fn lost(&self) -> u64 {
-        self.ringbuf_full + self.stats_map_full + self.mmsg_unreadable + self.mmsg_no_enter
+        self.ringbuf_full
+            + self.stats_map_full
+            + self.mmsg_unreadable
+            + self.mmsg_no_enter
+            + self.stash_full
     }
 }
 
@@ -60,10 +64,9 @@ pub struct Batch {
     pub at: Instant,
     /// Lifecycle records in the order the kernel wrote them.
     pub events: Vec<ProcEvent>,
-    /// The `STATS` map: cumulative totals of live processes.
-    pub stats: Vec<(StatsKey, SyscallStats)>,
-    /// The `KSTATS` map (kernel layer): cumulative totals of live processes per probe.
-    pub kernel_stats: Vec<(KernelKey, SyscallStats)>,
+    /// Every counting layer's map (`STATS`, `KSTATS`, …): cumulative totals of live
+    /// processes.
+    pub counts: Vec<(Layer, Key, Counts)>,
     pub counters: KernelCounters,
     /// Ring-buffer records that could not be decoded (cumulative).
     pub malformed: u64,
@@ -78,8 +81,7 @@ impl Batch {
         Batch {
             at,
             events: Vec::new(),
-            stats: Vec::new(),
-            kernel_stats: Vec::new(),
+            counts: Vec::new(),
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,

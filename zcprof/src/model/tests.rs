@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use zcprof_common::{StatsKey, SyscallStats, syscalls};
+use zcprof_common::{Counts, Key, syscalls};
 
 use super::*;
 
@@ -37,34 +37,39 @@ fn index(name: &str) -> u32 {
     syscalls::index_named(name).expect(name) as u32
 }
 
-fn stats(calls: u64, bytes: u64) -> SyscallStats {
-    SyscallStats {
+fn stats(calls: u64, bytes: u64) -> Counts {
+    Counts {
         calls,
         bytes,
-        ..SyscallStats::ZERO
+        ..Counts::ZERO
     }
 }
 
-fn key(tgid: u32, name: &str) -> StatsKey {
-    StatsKey {
+fn key(tgid: u32, name: &str) -> Key {
+    Key {
         tgid,
-        syscall: index(name),
+        slot: index(name),
     }
+}
+
+/// The syscall-layer entries `keys`, as `Model::apply` hands them back.
+fn forgotten(keys: &[Key]) -> Forget {
+    Forget(keys.iter().map(|k| (Layer::Syscall, *k)).collect())
 }
 
 struct Clock(Instant);
 
 impl Clock {
-    fn batch(&mut self, events: Vec<ProcEvent>, stats: Vec<(StatsKey, SyscallStats)>) -> Batch {
+    /// The next batch, a second later: `events`, and `stats` as `STATS` entries.
+    fn batch(&mut self, events: Vec<ProcEvent>, stats: Vec<(Key, Counts)>) -> Batch {
         self.0 += Duration::from_secs(1);
         Batch {
-            at: self.0,
             events,
-            stats,
-            kernel_stats: Vec::new(),
-            counters: KernelCounters::default(),
-            malformed: 0,
-            flushed: false,
+            counts: stats
+                .into_iter()
+                .map(|(key, counts)| (Layer::Syscall, key, counts))
+                .collect(),
+            ..Batch::empty(self.0)
         }
     }
 }
@@ -84,11 +89,21 @@ fn exit(tgid: u32, comm: &str) -> ProcEvent {
     }
 }
 
-fn final_stats(tgid: u32, name: &str, s: SyscallStats) -> ProcEvent {
-    ProcEvent::FinalStats {
+fn final_stats(tgid: u32, name: &str, s: Counts) -> ProcEvent {
+    ProcEvent::Final {
         tgid,
-        syscall: index(name),
-        stats: Box::new(s),
+        layer: Layer::Syscall,
+        slot: index(name),
+        counts: Box::new(s),
+    }
+}
+
+fn final_kernel(tgid: u32, probe: u32, s: Counts) -> ProcEvent {
+    ProcEvent::Final {
+        tgid,
+        layer: Layer::Kernel,
+        slot: probe,
+        counts: Box::new(s),
     }
 }
 
@@ -116,9 +131,15 @@ fn pid_reuse_makes_two_processes() {
     let both = instances(&m, 100);
     assert_eq!(both.len(), 2);
     assert_eq!((both[0].comm.as_str(), both[0].exited), ("first", true));
-    assert_eq!(both[0].totals.0[index("read") as usize], stats(2, 10));
+    assert_eq!(
+        both[0].totals.syscall.0[index("read") as usize],
+        stats(2, 10)
+    );
     assert_eq!((both[1].comm.as_str(), both[1].exited), ("second", false));
-    assert_eq!(both[1].totals.0[index("read") as usize], stats(1, 5));
+    assert_eq!(
+        both[1].totals.syscall.0[index("read") as usize],
+        stats(1, 5)
+    );
 }
 
 #[test]
@@ -156,7 +177,7 @@ fn existing_processes_come_from_proc() {
     assert_eq!(p.origin, Origin::Existing);
     assert_eq!(p.ppid, Some(1));
     assert_eq!(p.parent, m.latest_instance(1));
-    assert_eq!(p.totals.figures().zero_copy_bytes, 300);
+    assert_eq!(p.totals.syscall.figures().zero_copy_bytes, 300);
 }
 
 #[test]
@@ -180,10 +201,10 @@ fn leftovers_of_a_gone_process_are_added_once_and_forgotten() {
         &clock.batch(vec![], vec![(key(9, "write"), stats(2, 6))]),
         &none,
     );
-    assert_eq!(forget, vec![key(9, "write")]);
+    assert_eq!(forget, forgotten(&[key(9, "write")]));
     let p = &instances(&m, 9);
     assert_eq!(p.len(), 1, "no new instance for a dead pid");
-    assert_eq!(p[0].totals.0[index("write") as usize], stats(3, 10));
+    assert_eq!(p[0].totals.syscall.0[index("write") as usize], stats(3, 10));
 }
 
 #[test]
@@ -197,49 +218,59 @@ fn intervals_are_deltas_between_batches() {
         &proc,
     );
     assert_eq!(m.interval, Some(Duration::from_secs(1)));
-    assert_eq!(instances(&m, 5)[0].interval.figures().copy_k2u_bytes, 1000);
+    assert_eq!(
+        instances(&m, 5)[0]
+            .interval
+            .syscall
+            .figures()
+            .copy_k2u_bytes,
+        1000
+    );
     m.apply(
         &clock.batch(vec![], vec![(key(5, "read"), stats(15, 1600))]),
         &proc,
     );
     let p = instances(&m, 5)[0];
-    assert_eq!(p.interval.figures().copy_k2u_bytes, 600);
-    assert_eq!(p.interval.figures().calls, 5);
-    assert_eq!(p.totals.figures().copy_k2u_bytes, 1600);
+    assert_eq!(p.interval.syscall.figures().copy_k2u_bytes, 600);
+    assert_eq!(p.interval.syscall.figures().calls, 5);
+    assert_eq!(p.totals.syscall.figures().copy_k2u_bytes, 1600);
     m.apply(
         &clock.batch(vec![], vec![(key(5, "read"), stats(15, 1600))]),
         &proc,
     );
-    assert!(instances(&m, 5)[0].interval.is_zero());
+    assert!(instances(&m, 5)[0].interval.syscall.is_zero());
 }
 
 /// The kernel layer has intervals of its own, and a process active only there is active.
 #[test]
 fn kernel_intervals_are_deltas_too() {
-    use zcprof_common::kernel::{KernelKey, id};
+    use zcprof_common::kernel::id;
     let mut m = Model::new();
     let mut clock = Clock(Instant::now());
     m.start_at(clock.0);
     let proc = FakeProc::default().with(5, "nc", 1);
-    let k = KernelKey {
+    let k = Key {
         tgid: 5,
-        probe: id::CHECK_OBJECT_SIZE_TO_USER,
+        slot: id::CHECK_OBJECT_SIZE_TO_USER,
     };
     let mut batch = clock.batch(vec![], vec![(key(5, "read"), stats(1, 10))]);
-    batch.kernel_stats = vec![(k, stats(4, 4000))];
+    batch.counts.push((Layer::Kernel, k, stats(4, 4000)));
     m.apply(&batch, &proc);
     let mut batch = clock.batch(vec![], vec![(key(5, "read"), stats(1, 10))]);
-    batch.kernel_stats = vec![(k, stats(6, 6500))];
+    batch.counts.push((Layer::Kernel, k, stats(6, 6500)));
     m.apply(&batch, &proc);
     let p = instances(&m, 5)[0];
-    assert!(p.interval.is_zero(), "no syscall in the second interval");
+    assert!(
+        p.interval.syscall.is_zero(),
+        "no syscall in the second interval"
+    );
     assert_eq!(
-        p.kernel_interval.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        p.interval.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
         stats(2, 2500)
     );
     assert!(p.active(), "kernel-layer activity alone counts");
     assert_eq!(
-        p.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        p.totals.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
         stats(6, 6500)
     );
 }
@@ -300,12 +331,12 @@ fn trees_follow_forks_not_pids() {
 
 #[test]
 fn figures_split_copy_directions_and_zero_copy() {
-    let mut t = Totals::zero();
+    let mut t = Totals::<Syscalls>::zero();
     t.0[index("read") as usize] = stats(1, 100);
     t.0[index("recvmmsg") as usize] = stats(1, 20);
     t.0[index("write") as usize] = stats(1, 50);
     t.0[index("sendfile") as usize] = stats(2, 850);
-    t.0[index("splice") as usize] = SyscallStats {
+    t.0[index("splice") as usize] = Counts {
         errors: 1,
         ..stats(1, 0)
     };
@@ -316,7 +347,7 @@ fn figures_split_copy_directions_and_zero_copy() {
     assert_eq!(f.calls, 6);
     assert_eq!(f.errors, 1);
     assert_eq!(f.zero_copy_ratio(), Some(850.0 / 1020.0));
-    assert_eq!(Totals::zero().figures().zero_copy_ratio(), None);
+    assert_eq!(Totals::<Syscalls>::zero().figures().zero_copy_ratio(), None);
 }
 
 #[test]
@@ -324,10 +355,7 @@ fn events_for_unknown_syscalls_are_ignored() {
     let mut m = Model::new();
     let mut clock = Clock(Instant::now());
     let proc = FakeProc::default().with(4, "a", 1);
-    let bad = StatsKey {
-        tgid: 4,
-        syscall: 999,
-    };
+    let bad = Key { tgid: 4, slot: 999 };
     m.apply(&clock.batch(vec![], vec![(bad, stats(1, 1))]), &proc);
     assert_eq!(m.processes().count(), 0);
 }
@@ -386,10 +414,10 @@ fn a_process_that_died_without_an_exit_record_is_swept() {
         ),
         &gone,
     );
-    assert_eq!(forget, vec![key(8, "read"), key(8, "write")]);
+    assert_eq!(forget, forgotten(&[key(8, "read"), key(8, "write")]));
     let p = instances(&m, 8)[0];
     assert!(p.exited);
-    assert_eq!(p.totals.figures().calls, 4);
+    assert_eq!(p.totals.syscall.figures().calls, 4);
 }
 
 /// Regression (fork storm): a child that exits right after a batch drained the ring buffer
@@ -410,7 +438,10 @@ fn exit_records_after_the_process_left_proc_land_on_its_instance() {
     let all = instances(&m, 40);
     assert_eq!(all.len(), 1, "one instance");
     assert_eq!(all[0].origin, Origin::Forked);
-    assert_eq!(all[0].totals.0[index("read") as usize], stats(1, 198));
+    assert_eq!(
+        all[0].totals.syscall.0[index("read") as usize],
+        stats(1, 198)
+    );
 }
 
 /// The kernel layer is attributed like the syscall layer, into its own field: final records
@@ -418,62 +449,65 @@ fn exit_records_after_the_process_left_proc_land_on_its_instance() {
 /// the collector for deletion).
 #[test]
 fn kernel_layer_is_attributed_apart_from_the_syscall_layer() {
-    use zcprof_common::kernel::{KernelKey, id};
+    use zcprof_common::kernel::{self, id};
     let mut m = Model::new();
     let mut clock = Clock(Instant::now());
     let none = FakeProc::default();
     let mut batch = clock.batch(
         vec![
             fork(1, 100, "first"),
-            ProcEvent::FinalKernelStats {
-                tgid: 100,
-                probe: id::PIPE_READ,
-                stats: Box::new(stats(3, 300)),
-            },
+            final_kernel(100, id::PIPE_READ, stats(3, 300)),
             exit(100, "first"),
             fork(1, 101, "live"),
         ],
         vec![(key(101, "read"), stats(1, 5))],
     );
-    let live = KernelKey {
+    let live = Key {
         tgid: 101,
-        probe: id::CHECK_OBJECT_SIZE_TO_USER,
+        slot: id::CHECK_OBJECT_SIZE_TO_USER,
     };
-    let gone = KernelKey {
+    let gone = Key {
         tgid: 555,
-        probe: id::DO_SENDFILE,
+        slot: id::DO_SENDFILE,
     };
-    batch.kernel_stats = vec![(live, stats(2, 64)), (gone, stats(1, 9))];
-    m.apply(&batch, &none);
+    batch.counts.extend([
+        (Layer::Kernel, live, stats(2, 64)),
+        (Layer::Kernel, gone, stats(1, 9)),
+    ]);
+    let forget = m.apply(&batch, &none);
     let first = instances(&m, 100)[0];
-    assert_eq!(first.kernel.0[id::PIPE_READ as usize], stats(3, 300));
+    assert_eq!(first.totals.kernel.0[id::PIPE_READ as usize], stats(3, 300));
     assert!(
-        first.totals.is_zero(),
+        first.totals.syscall.is_zero(),
         "nothing leaks into the syscall layer"
     );
     let live_p = instances(&m, 101)[0];
     assert_eq!(
-        live_p.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        live_p.totals.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
         stats(2, 64)
     );
-    assert_eq!(live_p.totals.0[index("read") as usize], stats(1, 5));
-    assert_eq!(live_p.kernel.copied(kernel::Role::CrossCheck), (64, 0));
+    assert_eq!(live_p.totals.syscall.0[index("read") as usize], stats(1, 5));
     assert_eq!(
-        instances(&m, 555)[0].kernel.0[id::DO_SENDFILE as usize],
+        live_p.totals.kernel.copied(kernel::Role::CrossCheck),
+        (64, 0)
+    );
+    assert_eq!(
+        instances(&m, 555)[0].totals.kernel.0[id::DO_SENDFILE as usize],
         stats(1, 9)
     );
-    assert_eq!(m.take_kernel_forget(), vec![gone]);
-    assert!(m.take_kernel_forget().is_empty());
-    // Invalid probe indexes are ignored, not a panic.
+    assert_eq!(forget, Forget(vec![(Layer::Kernel, gone)]));
+    // Invalid probe indexes are ignored, not a panic, and make no process.
     let mut bad = clock.batch(vec![], vec![]);
-    bad.kernel_stats = vec![(
-        KernelKey {
-            tgid: 101,
-            probe: 999,
+    bad.counts = vec![(
+        Layer::Kernel,
+        Key {
+            tgid: 77,
+            slot: 999,
         },
         stats(1, 1),
     )];
-    m.apply(&bad, &none);
+    assert!(m.apply(&bad, &none).is_empty());
+    assert!(instances(&m, 77).is_empty());
 }
 
 /// The kernel layer's final records come from a second exit program and may follow the
@@ -489,11 +523,7 @@ fn kernel_final_stats_after_exit_go_to_the_ended_instance() {
             vec![
                 fork(1, 100, "first"),
                 exit(100, "first"),
-                ProcEvent::FinalKernelStats {
-                    tgid: 100,
-                    probe: id::PIPE_WRITE,
-                    stats: Box::new(stats(1, 42)),
-                },
+                final_kernel(100, id::PIPE_WRITE, stats(1, 42)),
             ],
             vec![],
         ),
@@ -502,5 +532,8 @@ fn kernel_final_stats_after_exit_go_to_the_ended_instance() {
     let all = instances(&m, 100);
     assert_eq!(all.len(), 1, "no second instance");
     assert!(all[0].exited);
-    assert_eq!(all[0].kernel.0[id::PIPE_WRITE as usize], stats(1, 42));
+    assert_eq!(
+        all[0].totals.kernel.0[id::PIPE_WRITE as usize],
+        stats(1, 42)
+    );
 }

@@ -6,7 +6,8 @@
 //! known: a kernel that refuses one fentry load (EPERM before the verifier runs) refuses them
 //! all; without the kprobe PMU no kprobe can attach; a function missing from the BTF cannot be
 //! an fentry target; a function the ftrace list does not name is notrace. Nothing here fails
-//! the whole load: each function ends as one `ProbeStatus`.
+//! the whole load: each function ends as one `ProbeStatus`. The layer's exit program
+//! (`process_exit_kernel`) is attached by the lifecycle layer, right after `process_exit`.
 
 use std::{
     collections::HashSet,
@@ -18,19 +19,84 @@ use aya::{
     Btf, BtfError, Ebpf,
     programs::{FEntry, FExit, KProbe, ProgramError, TracePoint},
 };
-use zcprof_common::kernel::{FUNCTIONS, KernelFunction, Mode, Tracepoint};
+use zcprof_common::kernel::{
+    COUNTING, FUNCTIONS, KernelFunction, Mode, SKB_COPY_LEN_OFFSET, Tracepoint,
+};
 
-use super::ProbeStatus;
+use super::{
+    Host, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus, tracefs_offset,
+};
 use crate::tracefs;
 
-/// The layer the kernel probes feed.
-pub const LAYER_KERNEL: &str = "kernel";
+pub const LAYER: LayerSpec = LayerSpec {
+    layer: Layer::Kernel,
+    counting: Some(COUNTING),
+    required: false,
+    names,
+    probes,
+};
 
 /// Where the kprobe PMU announces itself; absent when the kernel has no CONFIG_KPROBES.
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
+fn names() -> Names {
+    let programs = FUNCTIONS
+        .iter()
+        .flat_map(|f| {
+            [
+                Some(f.fentry),
+                f.kprobe,
+                f.kretprobe,
+                f.tracepoint.map(|t| t.program),
+            ]
+        })
+        .flatten()
+        .collect();
+    Names {
+        programs,
+        maps: Vec::new(),
+        globals: vec![SKB_COPY_LEN_OFFSET],
+    }
+}
+
+fn probes(_: &LoadOptions) -> Box<dyn LayerProbes> {
+    Box::new(KernelLayer {
+        skb_len_known: false,
+    })
+}
+
+struct KernelLayer {
+    /// `skb:skb_copy_datagram_iovec`'s `len` offset was found in tracefs.
+    skb_len_known: bool,
+}
+
+impl LayerProbes for KernelLayer {
+    fn globals(&mut self, host: &mut Host) -> Vec<(&'static str, u32)> {
+        // 0 (not found) keeps the layer from attaching that tracepoint.
+        let at = tracefs_offset(
+            host.tracefs.as_deref(),
+            "skb",
+            "skb_copy_datagram_iovec",
+            "len",
+            4,
+        )
+        .unwrap_or(0);
+        self.skb_len_known = at != 0;
+        vec![(SKB_COPY_LEN_OFFSET, at)]
+    }
+
+    fn attach(&mut self, ebpf: &mut Ebpf, host: &mut Host) -> Vec<ProbeStatus> {
+        attach(
+            ebpf,
+            host.btf.as_ref(),
+            host.tracefs.as_deref(),
+            self.skb_len_known,
+        )
+    }
+}
+
 /// What this kernel allows, learnt once and shared by every function.
-struct Host<'a> {
+struct Allowed<'a> {
     btf: Option<&'a Btf>,
     tracefs: Option<&'a Path>,
     /// The tracepoint programs' field offsets were found in tracefs.
@@ -46,15 +112,14 @@ struct Host<'a> {
     kallsyms: Option<HashSet<String>>,
 }
 
-/// Attaches every kernel-layer function, pushing one status per function.
-pub fn attach(
+/// Attaches every kernel-layer function: one status per function.
+fn attach(
     ebpf: &mut Ebpf,
     btf: Option<&Btf>,
     tracefs: Option<&Path>,
     offsets_known: bool,
-    probes: &mut Vec<ProbeStatus>,
-) {
-    let mut host = Host {
+) -> Vec<ProbeStatus> {
+    let mut host = Allowed {
         btf,
         tracefs,
         offsets_known,
@@ -70,12 +135,13 @@ pub fn attach(
     if host.fentry_refused.is_none() || host.kprobes.is_ok() {
         host.traceable = tracefs.and_then(|root| traceable_functions(root).ok());
     }
-    for f in &FUNCTIONS {
-        probes.push(attach_one(ebpf, &mut host, f));
-    }
+    FUNCTIONS
+        .iter()
+        .map(|f| attach_one(ebpf, &mut host, f))
+        .collect()
 }
 
-fn attach_one(ebpf: &mut Ebpf, host: &mut Host, f: &KernelFunction) -> ProbeStatus {
+fn attach_one(ebpf: &mut Ebpf, host: &mut Allowed, f: &KernelFunction) -> ProbeStatus {
     let name = f.function.to_string();
     let mut reasons: Vec<String> = Vec::new();
     let in_btf = host.btf.map(|btf| {
@@ -96,24 +162,24 @@ fn attach_one(ebpf: &mut Ebpf, host: &mut Host, f: &KernelFunction) -> ProbeStat
         ));
     } else {
         match try_fentry(ebpf, host, f, in_btf == Some(true)) {
-            Ok(via) => return ProbeStatus::attached(LAYER_KERNEL, name, via),
+            Ok(via) => return ProbeStatus::attached(Layer::Kernel, name, via),
             Err(reason) => reasons.push(reason),
         }
         match try_kprobe(ebpf, host, f) {
-            Ok(via) => return ProbeStatus::attached(LAYER_KERNEL, name, via),
+            Ok(via) => return ProbeStatus::attached(Layer::Kernel, name, via),
             Err(reason) => reasons.push(reason),
         }
     }
     if let Some(tp) = f.tracepoint {
         match try_tracepoint(ebpf, host, tp) {
-            Ok(()) => return ProbeStatus::attached(LAYER_KERNEL, name, "tracepoint"),
+            Ok(()) => return ProbeStatus::attached(Layer::Kernel, name, Mechanism::Tracepoint),
             Err(reason) => reasons.push(reason),
         }
     }
-    ProbeStatus::unavailable(LAYER_KERNEL, name, reasons.join("; "))
+    ProbeStatus::unavailable(Layer::Kernel, name, reasons.join("; "))
 }
 
-impl Host<'_> {
+impl Allowed<'_> {
     fn kallsyms(&mut self) -> &HashSet<String> {
         self.kallsyms.get_or_insert_with(|| {
             let wanted: HashSet<&str> = FUNCTIONS.iter().map(|f| f.function).collect();
@@ -133,14 +199,15 @@ impl Host<'_> {
 /// fentry or fexit, per the table; `Ok(via)` once attached.
 fn try_fentry(
     ebpf: &mut Ebpf,
-    host: &mut Host,
+    host: &mut Allowed,
     f: &KernelFunction,
     in_btf: bool,
-) -> Result<&'static str, String> {
-    let (via, label) = match f.fentry_mode {
-        Mode::Entry => ("fentry", "fentry"),
-        Mode::Exit => ("fexit", "fexit"),
+) -> Result<Mechanism, String> {
+    let via = match f.fentry_mode {
+        Mode::Entry => Mechanism::Fentry,
+        Mode::Exit => Mechanism::Fexit,
     };
+    let label = via.name();
     if let Some(reason) = &host.fentry_refused {
         return Err(format!("{label}: {reason}"));
     }
@@ -183,12 +250,12 @@ fn try_fentry(
     }
 }
 
-fn try_kprobe(ebpf: &mut Ebpf, host: &Host, f: &KernelFunction) -> Result<&'static str, String> {
+fn try_kprobe(ebpf: &mut Ebpf, host: &Allowed, f: &KernelFunction) -> Result<Mechanism, String> {
     if let Err(reason) = &host.kprobes {
         return Err(format!("kprobe: {reason}"));
     }
     let mut attached = Vec::new();
-    let mut via = "kprobe";
+    let mut via = Mechanism::Kprobe;
     for (name, is_ret) in [(f.kprobe, false), (f.kretprobe, true)] {
         let Some(name) = name else { continue };
         let result = program::<KProbe>(ebpf, name).and_then(|p| {
@@ -212,16 +279,16 @@ fn try_kprobe(ebpf: &mut Ebpf, host: &Host, f: &KernelFunction) -> Result<&'stat
         }
         if is_ret {
             via = if f.kprobe.is_some() {
-                "kprobe+kretprobe"
+                Mechanism::KprobeAndKretprobe
             } else {
-                "kretprobe"
+                Mechanism::Kretprobe
             };
         }
     }
     Ok(via)
 }
 
-fn try_tracepoint(ebpf: &mut Ebpf, host: &Host, tp: Tracepoint) -> Result<(), String> {
+fn try_tracepoint(ebpf: &mut Ebpf, host: &Allowed, tp: Tracepoint) -> Result<(), String> {
     let label = format!("tracepoint {}:{}", tp.category, tp.event);
     let Some(root) = host.tracefs else {
         return Err(format!("{label}: tracefs is unavailable"));

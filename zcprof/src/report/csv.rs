@@ -5,10 +5,10 @@
 
 use zcprof_common::kernel::Role;
 
-use super::{Lost, Rates, run::copy_source, top, unix_time};
+use super::{Lost, Rates, top, unix_time};
 use crate::{
-    model::{KernelTotals, Model},
-    probes::LayerSummary,
+    model::{KernelProbes, Model, Totals},
+    probes::{LayerSummary, copy_source},
 };
 
 /// Column names, in order.
@@ -30,7 +30,7 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
                    comm: &str,
                    exited: &str,
                    r: Rates,
-                   k: &KernelTotals| {
+                   k: &Totals<KernelProbes>| {
         let copied = top::copy_rates(k, source, seconds);
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
         out.push_str(&format!(
@@ -58,7 +58,7 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
             &p.comm,
             if p.exited { "true" } else { "false" },
             Rates::of(&r.figures, seconds),
-            &p.kernel_interval,
+            &p.interval.kernel,
         );
     }
     row(

@@ -1,26 +1,29 @@
 //! The figure objects shared by every JSON document zcprof writes (`zcprof.run/v1`,
-//! `zcprof.recording/v1`): the model's totals as [`Layer`]s keyed by probe layer, layer
+//! `zcprof.recording/v1`): the model's totals as [`rec::Layer`]s keyed by probe layer, layer
 //! states and lost events, in the types of the `zcprof-recording` crate.
 
 use zcprof_common::{
-    HIST_BUCKETS, SyscallStats, hist,
+    Counts, HIST_BUCKETS, hist,
     kernel::Role,
     syscalls::{self, Direction, Family},
 };
-use zcprof_recording::{self as rec, Bucket, Entry, Layer, LayerTotals, Layers, ProbeLayer};
+use zcprof_recording::{self as rec, Bucket, Entry, LayerTotals, Layers, ProbeLayer};
 
 use super::Lost;
 use crate::{
-    model::{KernelTotals, Totals},
-    probes::{LAYER_KERNEL, LAYER_SYSCALL, LayerSummary},
+    model::{Counters, KernelProbes, Syscalls, Totals},
+    probes::{Layer, LayerSummary},
 };
 
 /// `{"syscall": …, "kernel": …}`: the figures of each layer. The kernel layer is present
 /// when one of its counters fired; which layers attached is in the layer states.
-pub fn layers(totals: &Totals, kernel: &KernelTotals, copy_source: Option<Role>) -> Layers {
-    let mut layers = Layers::from([(LAYER_SYSCALL.to_string(), syscall_layer(totals))]);
-    if !kernel.is_zero() {
-        layers.insert(LAYER_KERNEL.to_string(), kernel_layer(kernel, copy_source));
+pub fn layers(totals: &Counters, copy_source: Option<Role>) -> Layers {
+    let mut layers = Layers::from([(Layer::Syscall.to_string(), syscall_layer(&totals.syscall))]);
+    if !totals.kernel.is_zero() {
+        layers.insert(
+            Layer::Kernel.to_string(),
+            kernel_layer(&totals.kernel, copy_source),
+        );
     }
     layers
 }
@@ -29,10 +32,10 @@ pub fn layers(totals: &Totals, kernel: &KernelTotals, copy_source: Option<Role>)
 /// come from one set of counters only (`copy_source`: the copy primitives, else
 /// `__check_object_size`), never both, so a byte is not counted twice; the breakdown and
 /// zero-copy-internal counters are listed but not summed into the totals.
-pub fn kernel_layer(k: &KernelTotals, copy_source: Option<Role>) -> Layer {
+pub fn kernel_layer(k: &Totals<KernelProbes>, copy_source: Option<Role>) -> rec::Layer {
     let (copy_k2u_bytes, copy_u2k_bytes) = copy_source.map(|role| k.copied(role)).unwrap_or((0, 0));
     let fired = || k.fired();
-    Layer {
+    rec::Layer {
         copy_source: Some(copy_source.map(|role| role.name().to_string())),
         totals: LayerTotals {
             copy_k2u_bytes,
@@ -66,9 +69,9 @@ pub fn kernel_layer(k: &KernelTotals, copy_source: Option<Role>) -> Layer {
 }
 
 /// The syscall layer: totals, and every syscall that was called.
-pub fn syscall_layer(totals: &Totals) -> Layer {
+pub fn syscall_layer(totals: &Totals<Syscalls>) -> rec::Layer {
     let f = totals.figures();
-    Layer {
+    rec::Layer {
         copy_source: None,
         totals: LayerTotals {
             copy_k2u_bytes: f.copy_k2u_bytes,
@@ -98,7 +101,9 @@ pub fn syscall_layer(totals: &Totals) -> Layer {
 }
 
 /// Syscalls with at least one call, in table order.
-pub fn used(totals: &Totals) -> impl Iterator<Item = (&'static syscalls::Syscall, &SyscallStats)> {
+pub fn used(
+    totals: &Totals<Syscalls>,
+) -> impl Iterator<Item = (&'static syscalls::Syscall, &Counts)> {
     syscalls::SYSCALLS
         .iter()
         .zip(totals.0.iter())
@@ -121,7 +126,7 @@ pub fn direction(d: Direction) -> rec::Direction {
 }
 
 /// Non-empty size buckets.
-pub fn buckets(s: &SyscallStats) -> Vec<Bucket> {
+pub fn buckets(s: &Counts) -> Vec<Bucket> {
     (0..HIST_BUCKETS)
         .filter(|&k| s.hist[k] > 0)
         .map(|k| Bucket {
@@ -151,6 +156,7 @@ pub fn lost(l: &Lost) -> rec::Lost {
         stats_map_full: l.kernel.stats_map_full,
         mmsg_unreadable: l.kernel.mmsg_unreadable,
         mmsg_no_enter: l.kernel.mmsg_no_enter,
+        stash_full: l.kernel.stash_full,
         malformed_records: l.malformed_records,
         total: l.total,
     }

@@ -24,12 +24,12 @@ use prometheus_client::{
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
-use zcprof_common::{HIST_BUCKETS, SyscallStats, hist};
+use zcprof_common::{Counts, HIST_BUCKETS, hist};
 
 use super::{Lost, figures};
 use crate::{
     model::{Model, Process},
-    probes::{LAYER_KERNEL, LAYER_SYSCALL, LayerSummary},
+    probes::{Layer, LayerSummary, State},
 };
 
 type Labels = Vec<(&'static str, String)>;
@@ -47,7 +47,7 @@ struct Series {
 
 impl Series {
     /// `process`'s `stats`, labelled with its comm and pid, then `labels`.
-    fn of(process: &Process, labels: Labels, stats: &SyscallStats) -> Series {
+    fn of(process: &Process, labels: Labels, stats: &Counts) -> Series {
         let mut all = vec![
             ("comm", process.comm.clone()),
             ("pid", process.tgid.to_string()),
@@ -69,7 +69,7 @@ struct Snapshot {
     syscall: Vec<Series>,
     kernel: Vec<Series>,
     lost: Lost,
-    layers: Vec<(String, String)>,
+    layers: Vec<(Layer, State)>,
 }
 
 /// Name and help of a layer's bytes, calls and errors counters.
@@ -143,14 +143,7 @@ impl Collector for Snapshot {
             None,
             MetricType::Counter,
         )?;
-        let k = &self.lost.kernel;
-        for (reason, n) in [
-            ("ringbuf_full", k.ringbuf_full),
-            ("stats_map_full", k.stats_map_full),
-            ("mmsg_unreadable", k.mmsg_unreadable),
-            ("mmsg_no_enter", k.mmsg_no_enter),
-            ("malformed_records", self.lost.malformed_records),
-        ] {
+        for (reason, n, _) in self.lost.kinds() {
             ConstCounter::new(n).encode(metric.encode_family(&[("reason", reason)])?)?;
         }
         let mut metric = encoder.encode_descriptor(
@@ -160,9 +153,9 @@ impl Collector for Snapshot {
             MetricType::Gauge,
         )?;
         for (layer, state) in &self.layers {
-            let up = i64::from(state != "unavailable");
+            let up = i64::from(*state != State::Unavailable);
             ConstGauge::new(up).encode(
-                metric.encode_family(&[("layer", layer.as_str()), ("state", state.as_str())])?,
+                metric.encode_family(&[("layer", layer.name()), ("state", state.name())])?,
             )?;
         }
         Ok(())
@@ -173,7 +166,7 @@ impl Collector for Snapshot {
 fn syscall_series(model: &Model) -> Vec<Series> {
     let mut series = Vec::new();
     for p in model.processes() {
-        for (sc, s) in figures::used(&p.totals) {
+        for (sc, s) in figures::used(&p.totals.syscall) {
             let labels = vec![
                 ("syscall", sc.name.to_string()),
                 (
@@ -181,7 +174,7 @@ fn syscall_series(model: &Model) -> Vec<Series> {
                     figures::direction(sc.direction).as_str().into(),
                 ),
                 ("kind", figures::family(sc.family).as_str().into()),
-                ("layer", LAYER_SYSCALL.into()),
+                ("layer", Layer::Syscall.to_string()),
             ];
             series.push(Series::of(p, labels, s));
         }
@@ -193,7 +186,7 @@ fn syscall_series(model: &Model) -> Vec<Series> {
 fn kernel_series(model: &Model) -> Vec<Series> {
     let mut series = Vec::new();
     for p in model.processes() {
-        for (probe, s) in p.kernel.fired() {
+        for (probe, s) in p.totals.kernel.fired() {
             let labels = vec![
                 ("probe", probe.name.to_string()),
                 ("function", probe.function.to_string()),
@@ -202,7 +195,7 @@ fn kernel_series(model: &Model) -> Vec<Series> {
                     "direction",
                     figures::direction(probe.direction).as_str().into(),
                 ),
-                ("layer", LAYER_KERNEL.into()),
+                ("layer", Layer::Kernel.to_string()),
             ];
             series.push(Series::of(p, labels, s));
         }
@@ -216,10 +209,7 @@ pub fn render(model: &Model, layers: &[LayerSummary]) -> String {
         syscall: syscall_series(model),
         kernel: kernel_series(model),
         lost: Lost::of(model),
-        layers: layers
-            .iter()
-            .map(|l| (l.layer.to_string(), l.state.to_string()))
-            .collect(),
+        layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(snapshot));
@@ -235,11 +225,7 @@ pub fn render(model: &Model, layers: &[LayerSummary]) -> String {
 mod tests {
     use std::time::Instant;
 
-    use zcprof_common::{
-        StatsKey,
-        kernel::{KernelKey, id},
-        syscalls,
-    };
+    use zcprof_common::{Key, kernel::id, syscalls};
 
     use super::*;
     use crate::model::{Batch, KernelCounters, ProcEvent, ProcInfo, ProcSource};
@@ -257,10 +243,10 @@ mod tests {
     /// path.
     fn model() -> Model {
         let read = syscalls::index_named("read").expect("read") as u32;
-        let mut stats = SyscallStats {
+        let mut stats = Counts {
             calls: 10,
             bytes: 1000,
-            ..SyscallStats::ZERO
+            ..Counts::ZERO
         };
         stats.hist[hist::bucket(100)] = 10;
         let mut m = Model::new();
@@ -271,16 +257,13 @@ mod tests {
                     child: 42,
                     comm: "cat".into(),
                 }],
-                stats: vec![(
-                    StatsKey {
-                        tgid: 42,
-                        syscall: read,
-                    },
-                    stats,
-                )],
-                kernel_stats: [id::CHECK_OBJECT_SIZE_TO_USER, id::SKB_COPY_DATAGRAM_ITER]
+                counts: [(Layer::Syscall, read)]
                     .into_iter()
-                    .map(|probe| (KernelKey { tgid: 42, probe }, stats))
+                    .chain(
+                        [id::CHECK_OBJECT_SIZE_TO_USER, id::SKB_COPY_DATAGRAM_ITER]
+                            .map(|probe| (Layer::Kernel, probe)),
+                    )
+                    .map(|(layer, slot)| (layer, Key { tgid: 42, slot }, stats))
                     .collect(),
                 counters: KernelCounters {
                     ringbuf_full: 3,

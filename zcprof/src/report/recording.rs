@@ -6,8 +6,8 @@ use zcprof_recording::{ProcessRecord, Recording, Total, Workload, format::SCHEMA
 
 use super::{Lost, figures};
 use crate::{
-    model::{KernelTotals, Model, Origin, ProcId, Totals},
-    probes::LayerSummary,
+    model::{Counters, Model, Origin, ProcId},
+    probes::{LayerSummary, copy_source},
 };
 
 /// How and when the recording was made.
@@ -24,15 +24,13 @@ pub struct Meta {
 
 /// The recording of `members` (process instances of `model`).
 pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: Meta) -> Recording {
-    let mut total = Totals::zero();
-    let mut kernel_total = KernelTotals::zero();
-    let copy_source = super::run::copy_source(layers);
+    let mut total = Counters::zero();
+    let copy_source = copy_source(layers);
     let processes = members
         .iter()
         .filter_map(|id| model.process(*id))
         .map(|p| {
             total.add(&p.totals);
-            kernel_total.add(&p.kernel);
             ProcessRecord {
                 pid: p.tgid,
                 ppid: p.ppid,
@@ -43,7 +41,7 @@ pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: M
                 }
                 .into(),
                 exited: p.exited,
-                layers: figures::layers(&p.totals, &p.kernel, copy_source),
+                layers: figures::layers(&p.totals, copy_source),
             }
         })
         .collect();
@@ -62,7 +60,7 @@ pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: M
         lost: figures::lost(&Lost::of(model)),
         processes,
         total: Total {
-            layers: figures::layers(&total, &kernel_total, copy_source),
+            layers: figures::layers(&total, copy_source),
         },
     }
 }

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use zcprof_common::{
-    HIST_BUCKETS, SyscallStats, hist,
-    kernel::{self, Role},
+    Counts, HIST_BUCKETS, hist,
+    kernel::Role,
     syscalls::{Direction, Family},
 };
 use zcprof_recording::Layers;
@@ -15,8 +15,8 @@ use super::{
     layers_line,
 };
 use crate::{
-    model::{KernelTotals, Model, Origin, ProcId, Process, Totals},
-    probes::{LAYER_KERNEL, LAYER_LIFECYCLE, LayerSummary},
+    model::{Counters, KernelProbes, Model, Origin, ProcId, Process, Syscalls, Totals},
+    probes::{Layer, LayerSummary, copy_source},
     units,
 };
 
@@ -37,9 +37,8 @@ pub struct Summary<'a> {
     pub layers: &'a [LayerSummary],
     pub lost: Lost,
     pub processes: Vec<&'a Process>,
-    pub total: Totals,
-    /// The kernel layer's totals over the same processes.
-    pub kernel_total: KernelTotals,
+    /// Every layer's totals over those processes.
+    pub total: Counters,
 }
 
 impl<'a> Summary<'a> {
@@ -58,11 +57,9 @@ impl<'a> Summary<'a> {
             .into_iter()
             .filter_map(|id| model.process(id))
             .collect();
-        let mut total = Totals::zero();
-        let mut kernel_total = KernelTotals::zero();
+        let mut total = Counters::zero();
         for p in &processes {
             total.add(&p.totals);
-            kernel_total.add(&p.kernel);
         }
         Summary {
             command,
@@ -72,29 +69,13 @@ impl<'a> Summary<'a> {
             lost: Lost::of(model),
             processes,
             total,
-            kernel_total,
         }
     }
 
-    /// Which counters make the kernel-copy figure on this kernel: the copy primitives when
-    /// any attached, else `__check_object_size`, else none (see `zcprof_common::kernel`).
+    /// Which counters make the kernel-copy figure on this kernel (`probes::copy_source`).
     pub fn copy_source(&self) -> Option<Role> {
         copy_source(self.layers)
     }
-}
-
-/// See [`Summary::copy_source`].
-pub fn copy_source(layers: &[LayerSummary]) -> Option<Role> {
-    let layer = layers.iter().find(|l| l.layer == LAYER_KERNEL)?;
-    let attached = |role: Role| {
-        kernel::PROBES
-            .iter()
-            .filter(|p| p.role == role)
-            .any(|p| !layer.unavailable.iter().any(|u| u == p.function))
-    };
-    [Role::Primitive, Role::CrossCheck]
-        .into_iter()
-        .find(|&role| attached(role))
 }
 
 /// Schema name of `run --json` output.
@@ -151,10 +132,10 @@ pub fn json(s: &Summary) -> String {
                 comm: &p.comm,
                 origin: p.origin,
                 exited: p.exited,
-                layers: figures::layers(&p.totals, &p.kernel, s.copy_source()),
+                layers: figures::layers(&p.totals, s.copy_source()),
             })
             .collect(),
-        total: figures::layers(&s.total, &s.kernel_total, s.copy_source()),
+        total: figures::layers(&s.total, s.copy_source()),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }
@@ -195,13 +176,13 @@ pub fn text(s: &Summary) -> String {
             p.tgid,
             p.name()
         ));
-        table(&mut out, &p.totals);
-        kernel_table(&mut out, &p.kernel, s.copy_source());
+        table(&mut out, &p.totals.syscall);
+        kernel_table(&mut out, &p.totals.kernel, s.copy_source());
     }
     if s.processes.len() != 1 {
         out.push_str(&format!("\ntotal of {} processes\n", s.processes.len()));
-        table(&mut out, &s.total);
-        kernel_table(&mut out, &s.kernel_total, s.copy_source());
+        table(&mut out, &s.total.syscall);
+        kernel_table(&mut out, &s.total.kernel, s.copy_source());
     }
     out
 }
@@ -209,7 +190,7 @@ pub fn text(s: &Summary) -> String {
 /// What the run cannot see because a lifecycle probe is missing: saying nothing would pass a
 /// partial total off as complete.
 fn lifecycle_caveats(layers: &[LayerSummary]) -> Vec<&'static str> {
-    let Some(l) = layers.iter().find(|l| l.layer == LAYER_LIFECYCLE) else {
+    let Some(l) = layers.iter().find(|l| l.layer == Layer::Lifecycle) else {
         return Vec::new();
     };
     let missing = |probe: &str| l.unavailable.iter().any(|u| u == probe);
@@ -230,7 +211,7 @@ fn lifecycle_caveats(layers: &[LayerSummary]) -> Vec<&'static str> {
 
 /// The kernel layer's probes that fired, labelled with their role so nobody adds up rows
 /// that overlap.
-fn kernel_table(out: &mut String, k: &KernelTotals, source: Option<Role>) {
+fn kernel_table(out: &mut String, k: &Totals<KernelProbes>, source: Option<Role>) {
     if k.is_zero() {
         return;
     }
@@ -266,7 +247,7 @@ fn kernel_table(out: &mut String, k: &KernelTotals, source: Option<Role>) {
     }
 }
 
-fn table(out: &mut String, totals: &Totals) {
+fn table(out: &mut String, totals: &Totals<Syscalls>) {
     out.push_str(&format!(
         "  {:<16} {:<9} {:<4} {:>10} {:>16} {:>7}  {}\n",
         "SYSCALL", "FAMILY", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
@@ -297,7 +278,7 @@ fn table(out: &mut String, totals: &Totals) {
 }
 
 /// `64K-128K:1000 512-1K:3`, largest buckets by count first, at most four.
-fn sizes(s: &SyscallStats) -> String {
+fn sizes(s: &Counts) -> String {
     let mut used: Vec<usize> = (0..HIST_BUCKETS).filter(|&k| s.hist[k] > 0).collect();
     used.sort_by(|&a, &b| s.hist[b].cmp(&s.hist[a]).then(a.cmp(&b)));
     let mut parts: Vec<String> = used
@@ -339,7 +320,7 @@ pub(crate) fn bucket_label(k: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probes::KERNEL_FLUSH;
+    use crate::probes::{State, lifecycle::exit_flush_probe};
 
     #[test]
     fn bucket_labels() {
@@ -351,7 +332,7 @@ mod tests {
 
     #[test]
     fn sizes_lists_biggest_buckets_first() {
-        let mut s = SyscallStats::ZERO;
+        let mut s = Counts::ZERO;
         s.hist[17] = 1000;
         s.hist[10] = 3;
         assert_eq!(sizes(&s), "64K-128K:1000 512-1K:3");
@@ -361,11 +342,11 @@ mod tests {
     fn each_missing_lifecycle_probe_has_its_caveat() {
         let lifecycle = |unavailable: &[&str]| {
             vec![LayerSummary {
-                layer: LAYER_LIFECYCLE,
+                layer: Layer::Lifecycle,
                 state: if unavailable.is_empty() {
-                    "live"
+                    State::Live
                 } else {
-                    "partial"
+                    State::Partial
                 },
                 via: "tracepoint".into(),
                 attached: 4 - unavailable.len(),
@@ -379,6 +360,7 @@ mod tests {
         let fork = lifecycle_caveats(&lifecycle(&["task:task_newtask"]));
         assert!(fork[0].starts_with("no fork records"), "{fork:?}");
         // The kernel layer's own flush missing costs nothing the user would notice.
-        assert!(lifecycle_caveats(&lifecycle(&[KERNEL_FLUSH])).is_empty());
+        let flush = exit_flush_probe(Layer::Kernel);
+        assert!(lifecycle_caveats(&lifecycle(&[flush.as_str()])).is_empty());
     }
 }

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use zcprof_common::kernel::Role;
 
-use super::{Lost, Rates, clock, layers_line, per_second, run::copy_source, unix_time};
+use super::{Lost, Rates, clock, layers_line, per_second, unix_time};
 use crate::{
-    model::{Figures, KernelTotals, Model, Process},
-    probes::LayerSummary,
+    model::{Figures, KernelProbes, Model, Process, Totals},
+    probes::{LayerSummary, copy_source},
     units,
 };
 
@@ -46,7 +46,7 @@ pub fn rows<'a>(model: &'a Model, filter: &Filter) -> Vec<Row<'a>> {
         .filter(|p| p.active() && filter.matches(p))
         .map(|p| Row {
             process: p,
-            figures: p.interval.figures(),
+            figures: p.interval.syscall.figures(),
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -63,16 +63,16 @@ pub fn rows<'a>(model: &'a Model, filter: &Filter) -> Vec<Row<'a>> {
 pub fn machine(model: &Model) -> Figures {
     let mut total = Figures::default();
     for p in model.processes() {
-        total.add(&p.interval.figures());
+        total.add(&p.interval.syscall.figures());
     }
     total
 }
 
 /// Machine-wide kernel-layer counts for the interval.
-pub fn machine_kernel(model: &Model) -> KernelTotals {
-    let mut total = KernelTotals::zero();
+pub fn machine_kernel(model: &Model) -> Totals<KernelProbes> {
+    let mut total = Totals::zero();
     for p in model.processes() {
-        total.add(&p.kernel_interval);
+        total.add(&p.interval.kernel);
     }
     total
 }
@@ -97,13 +97,17 @@ pub struct ProbeRates {
 /// Kernel copies k→u and u→k per second from `source`'s probes (never from overlapping
 /// ones); `None` when no copy role attached. For the text and CSV rows, which need only
 /// these two of [`KernelRates`].
-pub fn copy_rates(k: &KernelTotals, source: Option<Role>, seconds: f64) -> Option<(f64, f64)> {
+pub fn copy_rates(
+    k: &Totals<KernelProbes>,
+    source: Option<Role>,
+    seconds: f64,
+) -> Option<(f64, f64)> {
     let (k2u, u2k) = k.copied(source?);
     Some((per_second(k2u, seconds), per_second(u2k, seconds)))
 }
 
 impl KernelRates {
-    pub fn of(k: &KernelTotals, source: Option<Role>, seconds: f64) -> KernelRates {
+    pub fn of(k: &Totals<KernelProbes>, source: Option<Role>, seconds: f64) -> KernelRates {
         let per = |n: u64| per_second(n, seconds);
         let copied = copy_rates(k, source, seconds);
         KernelRates {
@@ -186,7 +190,7 @@ pub fn json(model: &Model, layers: &[LayerSummary], filter: &Filter, partial: bo
                 comm: &r.process.comm,
                 exited: r.process.exited,
                 syscall: Rates::of(&r.figures, seconds),
-                kernel: KernelRates::of(&r.process.kernel_interval, source, seconds),
+                kernel: KernelRates::of(&r.process.interval.kernel, source, seconds),
             })
             .collect(),
     };
@@ -239,7 +243,7 @@ pub fn text(
         out.push_str(&line(
             &r.process.tgid.to_string(),
             r.process.name(),
-            (&r.figures, &r.process.kernel_interval),
+            (&r.figures, &r.process.interval.kernel),
             source,
             seconds,
         ));
@@ -260,7 +264,7 @@ pub fn text(
 fn line(
     pid: &str,
     comm: &str,
-    (f, k): (&Figures, &KernelTotals),
+    (f, k): (&Figures, &Totals<KernelProbes>),
     source: Option<Role>,
     seconds: f64,
 ) -> String {
@@ -295,19 +299,22 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use zcprof_common::{
-        StatsKey, SyscallStats,
-        kernel::{self, KernelKey, id},
+        Counts, Key,
+        kernel::{self, id},
         syscalls,
     };
 
     use super::*;
-    use crate::model::{Batch, KernelCounters, tests::FakeProc};
+    use crate::{
+        model::{Batch, tests::FakeProc},
+        probes::{Layer, State},
+    };
 
-    fn stats(calls: u64, bytes: u64) -> SyscallStats {
-        SyscallStats {
+    fn stats(calls: u64, bytes: u64) -> Counts {
+        Counts {
             calls,
             bytes,
-            ..SyscallStats::ZERO
+            ..Counts::ZERO
         }
     }
 
@@ -316,23 +323,23 @@ mod tests {
     /// `skb_copy_datagram_iter`.
     fn model() -> Model {
         let recvfrom = syscalls::index_named("recvfrom").expect("recvfrom") as u32;
-        let key = StatsKey {
-            tgid: 7,
-            syscall: recvfrom,
-        };
-        let kkey = |probe| KernelKey { tgid: 7, probe };
+        let key = |slot| Key { tgid: 7, slot };
         let start = Instant::now();
         let batch = |secs: u64, n: u64| Batch {
-            at: start + Duration::from_secs(secs),
-            events: Vec::new(),
-            stats: vec![(key, stats(n, n * 1_000_000))],
-            kernel_stats: vec![
-                (kkey(id::CHECK_OBJECT_SIZE_TO_USER), stats(n, n * 1_000_000)),
-                (kkey(id::SKB_COPY_DATAGRAM_ITER), stats(n, n * 1_000_000)),
+            counts: vec![
+                (Layer::Syscall, key(recvfrom), stats(n, n * 1_000_000)),
+                (
+                    Layer::Kernel,
+                    key(id::CHECK_OBJECT_SIZE_TO_USER),
+                    stats(n, n * 1_000_000),
+                ),
+                (
+                    Layer::Kernel,
+                    key(id::SKB_COPY_DATAGRAM_ITER),
+                    stats(n, n * 1_000_000),
+                ),
             ],
-            counters: KernelCounters::default(),
-            malformed: 0,
-            flushed: false,
+            ..Batch::empty(start + Duration::from_secs(secs))
         };
         let mut m = Model::new();
         m.start_at(start);
@@ -344,8 +351,8 @@ mod tests {
 
     fn layers(kernel_unavailable: &[&str]) -> Vec<LayerSummary> {
         vec![LayerSummary {
-            layer: crate::probes::LAYER_KERNEL,
-            state: "partial",
+            layer: Layer::Kernel,
+            state: State::Partial,
             via: "fentry".into(),
             attached: 1,
             unavailable: kernel_unavailable.iter().map(|s| s.to_string()).collect(),

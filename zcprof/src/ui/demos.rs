@@ -173,12 +173,12 @@ impl Demos {
             };
             for id in model.tree(root).into_iter().skip(1) {
                 let Some(p) = model.process(id) else { continue };
-                let totals = p.totals.figures();
+                let totals = p.totals.syscall.figures();
                 let worker = DemoWorker {
                     pid: p.tgid,
                     comm: p.comm.clone(),
                     role: None,
-                    rates: Rates::of(&p.interval.figures(), seconds),
+                    rates: Rates::of(&p.interval.syscall.figures(), seconds),
                     copied_bytes: totals.copied_bytes(),
                     zero_copy_bytes: totals.zero_copy_bytes,
                     exited: p.exited,

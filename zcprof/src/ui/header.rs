@@ -17,8 +17,8 @@ use super::{
     theme::Theme,
 };
 use crate::{
-    model::{Figures, KernelTotals, Model},
-    probes::LayerSummary,
+    model::{Figures, Model, Totals},
+    probes::{LayerSummary, State},
     report::{
         Lost, Rates, role_bound,
         top::{self, KernelRates},
@@ -49,7 +49,7 @@ impl Default for Machine {
         Machine {
             seconds: 0.0,
             figures: Figures::default(),
-            kernel: KernelRates::of(&KernelTotals::zero(), None, 0.0),
+            kernel: KernelRates::of(&Totals::zero(), None, 0.0),
             history: History::default(),
             lost: Lost {
                 kernel: Default::default(),
@@ -170,18 +170,18 @@ fn layers_line<'a>(layers: &'a [LayerSummary], theme: &Theme) -> Line<'a> {
         }
         let total = l.attached + l.unavailable.len();
         match l.state {
-            "live" => spans.push(Span::raw(format!("{} live", l.layer))),
-            "partial" => spans.push(Span::styled(
+            State::Live => spans.push(Span::raw(format!("{} live", l.layer))),
+            State::Partial => spans.push(Span::styled(
                 format!("{} {}/{total} probes", l.layer, l.attached),
                 theme.alert(),
             )),
-            _ => spans.push(Span::styled(
+            State::Unavailable => spans.push(Span::styled(
                 format!("{} unavailable", l.layer),
                 theme.alert(),
             )),
         }
     }
-    if layers.iter().any(|l| l.state != "live") {
+    if layers.iter().any(|l| l.state != State::Live) {
         spans.push(Span::raw(" (see zcprof doctor)"));
     }
     Line::from(spans)

@@ -95,10 +95,10 @@ impl Processes {
             }
         }
         for p in model.processes() {
-            if p.totals.is_zero() && p.kernel.is_zero() {
+            if p.totals.is_zero() {
                 continue;
             }
-            let interval = p.interval.figures();
+            let interval = p.interval.syscall.figures();
             let cmdline = known
                 .remove(&p.id)
                 .or_else(|| if p.exited { None } else { cmdline(p.tgid) })
@@ -112,10 +112,10 @@ impl Processes {
                 exited: p.exited,
                 rates: Rates::of(&interval, seconds),
                 interval,
-                copy_calls: copy_calls(&p.interval),
-                totals: p.totals.clone(),
-                kernel_rates: KernelRates::of(&p.kernel_interval, copy_source, seconds),
-                kernel: p.kernel.clone(),
+                copy_calls: copy_calls(&p.interval.syscall),
+                totals: p.totals.syscall.clone(),
+                kernel_rates: KernelRates::of(&p.interval.kernel, copy_source, seconds),
+                kernel: p.totals.kernel.clone(),
                 children: children.remove(&p.id).unwrap_or_default(),
             });
         }

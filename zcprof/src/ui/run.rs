@@ -28,7 +28,7 @@ use super::{
 use crate::{
     host::{self, procfs},
     probes::LoadOptions,
-    session::{Session, Signals},
+    session::{Retention, Session, Signals},
 };
 
 /// Runs the dashboard until `q`, Ctrl-C, SIGINT or SIGTERM. `filter` is an initial `/`
@@ -40,7 +40,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::new()?;
     // Probes attach (and warnings print) before the screen is taken over.
-    let mut session = Session::start(load, interval)?;
+    let mut session = Session::start(load, interval, Retention::PruneExited)?;
     let info = HostInfo {
         kernel: host::kernel_release(),
         layers: session.layers.clone(),
@@ -106,13 +106,10 @@ async fn event_loop(
     terminal.draw(|f| draw(f, app)).context("drawing")?;
     loop {
         tokio::select! {
-            batch = session.next() => {
-                if batch.is_none() {
-                    bail!("the collector stopped unexpectedly");
-                }
+            tick = session.next() => {
+                tick?;
                 app.machine.self_cpu = cpu.sample();
                 app.apply(&session.model, &procfs::cmdline);
-                session.model.prune_exited();
             }
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {

@@ -10,10 +10,7 @@ use std::{collections::VecDeque, time::Duration};
 use zcprof_common::kernel::Role;
 
 use super::theme::Theme;
-use crate::{
-    probes::{LAYER_KERNEL, LayerSummary},
-    report::run::copy_source,
-};
+use crate::probes::{Layer, LayerSummary, copy_source};
 
 /// Samples kept per series for trends and charts: a minute at the default interval.
 pub const HISTORY: usize = 60;
@@ -57,7 +54,7 @@ impl Shared {
 
     /// The kernel layer's state, when it is one of the session's layers.
     pub fn kernel_layer(&self) -> Option<&LayerSummary> {
-        self.info.layers.iter().find(|l| l.layer == LAYER_KERNEL)
+        self.info.layers.iter().find(|l| l.layer == Layer::Kernel)
     }
 }
 

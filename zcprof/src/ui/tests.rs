@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend};
 use zcprof_common::{
-    HIST_BUCKETS, StatsKey, SyscallStats, hist,
-    kernel::{self, KernelKey, id},
+    Counts, HIST_BUCKETS, Key, hist,
+    kernel::{self, id},
     syscalls,
 };
 
@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     model::{Batch, KernelCounters, Model, ProcEvent, tests::FakeProc},
-    probes::LayerSummary,
+    probes::{Layer, LayerSummary, State},
 };
 
 fn index(name: &str) -> u32 {
@@ -33,10 +33,10 @@ fn index(name: &str) -> u32 {
 }
 
 /// Cumulative stats of `calls` calls of `size` bytes each.
-fn stats(calls: u64, size: u64) -> SyscallStats {
+fn stats(calls: u64, size: u64) -> Counts {
     let mut hist = [0; HIST_BUCKETS];
     hist[hist::bucket(size)] = calls;
-    SyscallStats {
+    Counts {
         calls,
         bytes: calls * size,
         errors: 0,
@@ -47,8 +47,8 @@ fn stats(calls: u64, size: u64) -> SyscallStats {
 /// What the kernel layer counts, cumulative at tick `t`, wherever its probe attached: each
 /// copy seen by `__check_object_size`, cat's reads again by `copy_page_to_iter` (page
 /// cache), sshd's by the socket-receive path, nginx's sendfile by the splice internals.
-fn kernel_stats(t: u64) -> Vec<(KernelKey, SyscallStats)> {
-    let key = |tgid, probe| KernelKey { tgid, probe };
+fn kernel_stats(t: u64) -> Vec<(Key, Counts)> {
+    let key = |tgid, slot| Key { tgid, slot };
     vec![
         (key(100, id::CHECK_OBJECT_SIZE_TO_USER), stats(10 * t, 512)),
         (key(100, id::DO_SENDFILE), stats(100 * t, 65536)),
@@ -79,7 +79,7 @@ fn kernel_stats(t: u64) -> Vec<(KernelKey, SyscallStats)> {
 fn attached(info: &HostInfo, probe: u32) -> bool {
     let function = kernel::PROBES[probe as usize].function;
     info.layers.iter().any(|l| {
-        l.layer == "kernel" && l.attached > 0 && !l.unavailable.iter().any(|u| u == function)
+        l.layer == Layer::Kernel && l.attached > 0 && !l.unavailable.iter().any(|u| u == function)
     })
 }
 
@@ -101,9 +101,9 @@ pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
         .with(300, "sshd", 1)
         .with(500, "zcprof-demo", 1);
     for t in 1..=ticks {
-        let key = |tgid, name| StatsKey {
+        let key = |tgid, name| Key {
             tgid,
-            syscall: index(name),
+            slot: index(name),
         };
         let mut events = Vec::new();
         if t == 1 {
@@ -125,7 +125,7 @@ pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
         let batch = Batch {
             at: start + Duration::from_secs(t),
             events,
-            stats: vec![
+            counts: [
                 (key(100, "sendfile"), stats(100 * t, 65536)),
                 (key(100, "read"), stats(10 * t, 512)),
                 (key(200, "read"), stats(1000 * t * t, 131072)),
@@ -135,11 +135,16 @@ pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
                 (key(501, "read"), stats(400 * t, 65536)),
                 (key(501, "write"), stats(400 * t, 65536)),
                 (key(502, "splice"), stats(400 * t, 65536)),
-            ],
-            kernel_stats: kernel_stats(t)
-                .into_iter()
-                .filter(|(k, _)| attached(info, k.probe))
-                .collect(),
+            ]
+            .into_iter()
+            .map(|(k, s)| (Layer::Syscall, k, s))
+            .chain(
+                kernel_stats(t)
+                    .into_iter()
+                    .filter(|(k, _)| attached(info, k.slot))
+                    .map(|(k, s)| (Layer::Kernel, k, s)),
+            )
+            .collect(),
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,
@@ -173,8 +178,8 @@ const SKB_ONLY: &[&str] = &["skb_copy_datagram_iter"];
 /// The kernel layer with `attached` attached `via`, every other function unavailable.
 fn kernel_layer(attached: &[&str], via: &str) -> LayerSummary {
     LayerSummary {
-        layer: "kernel",
-        state: "partial",
+        layer: Layer::Kernel,
+        state: State::Partial,
         via: via.into(),
         attached: attached.len(),
         unavailable: kernel::FUNCTIONS
@@ -201,15 +206,15 @@ fn info_with(kernel: Option<LayerSummary>) -> HostInfo {
         kernel: "6.18.0-test".into(),
         layers: vec![
             LayerSummary {
-                layer: "syscall",
-                state: "live",
+                layer: Layer::Syscall,
+                state: State::Live,
                 via: "raw_tracepoint".into(),
                 attached: 1,
                 unavailable: vec![],
             },
             LayerSummary {
-                layer: "lifecycle",
-                state: "live",
+                layer: Layer::Lifecycle,
+                state: State::Live,
                 via: "tracepoint".into(),
                 attached: 3,
                 unavailable: vec![],
@@ -386,10 +391,11 @@ fn a_process_only_the_kernel_layer_saw_is_listed() {
                 child: 77,
                 comm: "kworker".into(),
             }],
-            kernel_stats: vec![(
-                KernelKey {
+            counts: vec![(
+                Layer::Kernel,
+                Key {
                     tgid: 77,
-                    probe: id::CHECK_OBJECT_SIZE_FROM_USER,
+                    slot: id::CHECK_OBJECT_SIZE_FROM_USER,
                 },
                 stats(1, 4096),
             )],

@@ -5,7 +5,7 @@
 
 use std::ptr;
 
-use zcprof_common::{SyscallStats, syscalls};
+use zcprof_common::{Counts, syscalls};
 
 /// True when this process may load eBPF programs. Under CI a test that cannot is a failure,
 /// not a skip: the suite must prove the probes work on the CI kernel.
@@ -37,7 +37,11 @@ pub fn session(
     };
     let session = rt
         .block_on(async {
-            zcprof::session::Session::start(&opts, std::time::Duration::from_millis(200))
+            zcprof::session::Session::start(
+                &opts,
+                std::time::Duration::from_millis(200),
+                zcprof::session::Retention::KeepExited,
+            )
         })
         .expect("probes attach on this kernel");
     (rt, session)
@@ -87,8 +91,8 @@ pub fn index(name: &str) -> usize {
     syscalls::index_named(name).unwrap_or_else(|| panic!("{name} is not a counted syscall"))
 }
 
-/// (calls, bytes, errors) of a `SyscallStats`.
-pub fn triple(s: &SyscallStats) -> (u64, u64, u64) {
+/// (calls, bytes, errors) of a `Counts`.
+pub fn triple(s: &Counts) -> (u64, u64, u64) {
     (s.calls, s.bytes, s.errors)
 }
 

@@ -20,7 +20,7 @@ use zcprof_common::{
 
 use super::{ProcRow, Processes};
 use crate::{
-    probes::LAYER_SYSCALL,
+    probes::Layer,
     report::{figures::used, run::bucket_label},
     ui::{
         format::per_second,
@@ -178,7 +178,7 @@ fn via(shared: &Shared) -> String {
         .info
         .layers
         .iter()
-        .find(|l| l.layer == LAYER_SYSCALL)
+        .find(|l| l.layer == Layer::Syscall)
         .map_or_else(String::new, |l| format!(" via {}", l.via))
 }
 

@@ -7,7 +7,7 @@ use zcprof_common::{
 };
 
 use crate::{
-    model::{Figures, KernelTotals, ProcId, Totals},
+    model::{Figures, KernelProbes, ProcId, Syscalls, Totals},
     report::{Rates, top::KernelRates},
 };
 
@@ -27,12 +27,12 @@ pub struct ProcRow {
     /// Copy-family calls in the last interval.
     pub copy_calls: u64,
     /// Everything counted since the probes attached, per syscall.
-    pub totals: Totals,
+    pub totals: Totals<Syscalls>,
     /// What the kernel layer counted in the last interval, per second, per probe (its copy
     /// figures from the session's copy role only).
     pub kernel_rates: KernelRates,
     /// Everything the kernel layer counted since the probes attached, per probe.
-    pub kernel: KernelTotals,
+    pub kernel: Totals<KernelProbes>,
     /// Direct children known to the model: (pid, comm).
     pub children: Vec<(u32, String)>,
 }
@@ -45,7 +45,7 @@ impl ProcRow {
 }
 
 /// Copy-family calls in `t` (`Figures` counts all calls together).
-pub(super) fn copy_calls(t: &Totals) -> u64 {
+pub(super) fn copy_calls(t: &Totals<Syscalls>) -> u64 {
     syscalls::SYSCALLS
         .iter()
         .zip(t.0.iter())

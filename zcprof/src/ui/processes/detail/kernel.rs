@@ -10,7 +10,7 @@ use ratatui::{
     text::{Line, Span},
     widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap},
 };
-use zcprof_common::{SyscallStats, kernel::KernelProbe, syscalls::Direction};
+use zcprof_common::{Counts, kernel::KernelProbe, syscalls::Direction};
 
 use crate::{
     report::role_label,
@@ -106,7 +106,7 @@ fn nothing_counted(shared: &Shared) -> &'static str {
 }
 
 /// The probes that fired for the process, those that make the kernel-copy figure first.
-fn fired<'a>(shared: &Shared, row: &'a ProcRow) -> Vec<(&'static KernelProbe, &'a SyscallStats)> {
+fn fired<'a>(shared: &Shared, row: &'a ProcRow) -> Vec<(&'static KernelProbe, &'a Counts)> {
     let mut fired: Vec<_> = row.kernel.fired().collect();
     fired.sort_by_key(|(p, _)| shared.copy_source != Some(p.role));
     fired
@@ -117,7 +117,7 @@ fn render_probes(
     area: Rect,
     shared: &Shared,
     row: &ProcRow,
-    probes: &[(&'static KernelProbe, &SyscallStats)],
+    probes: &[(&'static KernelProbe, &Counts)],
 ) {
     let theme = shared.theme();
     let full: u16 = COLUMNS.iter().map(|(_, _, w)| w + 1).sum::<u16>() - 1;
@@ -145,7 +145,7 @@ fn cell(
     column: Col,
     shared: &Shared,
     row: &ProcRow,
-    (probe, total): (&'static KernelProbe, &SyscallStats),
+    (probe, total): (&'static KernelProbe, &Counts),
     theme: Theme,
 ) -> Cell<'static> {
     let rate = row.kernel_rates.probes.get(probe.name);
