@@ -242,14 +242,22 @@ fn load_btf(path: Option<&PathBuf>, warnings: &mut Vec<String>) -> anyhow::Resul
 /// tracepoints shares the load: a rejected program is rejected for all of them, and each
 /// attempt can cost seconds of verifier time).
 fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut TracePoint> {
-    let prog: &mut TracePoint = ebpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow!("program {name} is missing from the object"))?
-        .try_into()?;
+    let prog: &mut TracePoint = program(ebpf, name)?;
     if prog.fd().is_err() {
         prog.load().with_context(|| format!("loading {name}"))?;
     }
     Ok(prog)
+}
+
+/// The program `name` of the object, as the program type `T` it must be.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} is missing from the object"))?;
+    Ok(prog.try_into()?)
 }
 
 /// Attaches the tracepoint program `name` to `category:event`.

@@ -162,3 +162,45 @@ pub fn clock() -> String {
         secs % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serve's `reason` labels and the text line come from `Lost::kinds`; its names must be
+    /// the JSON `lost` object's keys, every one of them, so no loss is shown in one place only.
+    #[test]
+    fn every_kind_of_loss_is_named_as_in_json() {
+        let lost = Lost {
+            kernel: KernelCounters {
+                ringbuf_full: 1,
+                stats_map_full: 2,
+                mmsg_unreadable: 3,
+                mmsg_no_enter: 4,
+                stash_full: 5,
+            },
+            malformed_records: 6,
+            total: 21,
+        };
+        let json = serde_json::to_value(lost).expect("json");
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "total")
+            .collect();
+        keys.sort_unstable();
+        let mut named: Vec<&str> = lost.kinds().iter().map(|(name, _, _)| *name).collect();
+        named.sort_unstable();
+        assert_eq!(keys, named);
+        for (name, n, _) in lost.kinds() {
+            assert_eq!(json[name], n, "{name}");
+        }
+        assert_eq!(lost.kernel.lost() + lost.malformed_records, lost.total);
+        assert_eq!(
+            lost.line(),
+            "LOST EVENTS: 21 (1 ring buffer full, 2 process map full, 3 mmsg lengths unreadable, 4 mmsg without enter, 5 stash map full, 6 undecodable records)"
+        );
+    }
+}

@@ -184,3 +184,160 @@ impl Signals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::sync::mpsc;
+    use zcprof_common::{Counts, Key};
+
+    use super::*;
+    use crate::model::{Batch, Forget, ProcEvent};
+
+    impl Session {
+        /// A session over a fake collector (no probes): what `start` builds after loading.
+        fn over(handle: collector::Handle, retention: Retention) -> Session {
+            Session {
+                handle,
+                model: Model::new(),
+                probes: Vec::new(),
+                layers: Vec::new(),
+                started: Instant::now(),
+                retention,
+            }
+        }
+    }
+
+    /// A fake collector: the batches it will send, the control it receives, and its task.
+    fn fake(
+        outcome: anyhow::Result<()>,
+    ) -> (
+        collector::Handle,
+        mpsc::Sender<Batch>,
+        mpsc::UnboundedReceiver<Control>,
+    ) {
+        let (batch_tx, batches) = mpsc::channel(8);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move { outcome });
+        let handle = collector::Handle {
+            batches,
+            control,
+            task: Some(task),
+        };
+        (handle, batch_tx, control_rx)
+    }
+
+    #[tokio::test]
+    async fn the_collectors_own_error_reaches_the_caller() {
+        let (handle, batches, _control) =
+            fake(Err(anyhow!("polling the ring buffer: Bad file descriptor")));
+        let mut session = Session::over(handle, Retention::KeepExited);
+        drop(batches);
+        let err = session.next().await.expect_err("the collector stopped");
+        assert_eq!(
+            format!("{err:#}"),
+            "the collector stopped: polling the ring buffer: Bad file descriptor"
+        );
+        // Asked again, it still says it stopped (its task is awaited only once).
+        let again = session.flush().await.expect_err("still stopped");
+        assert_eq!(again.to_string(), "the collector has stopped");
+    }
+
+    #[tokio::test]
+    async fn ticks_say_whether_the_batch_was_asked_for() {
+        let (handle, batches, mut control) = fake(Ok(()));
+        let mut session = Session::over(handle, Retention::KeepExited);
+        batches
+            .send(Batch::empty(Instant::now()))
+            .await
+            .expect("send");
+        assert_eq!(session.next().await.expect("a batch"), Tick::Interval);
+        // `flush` asks for a batch and applies everything up to the asked-for one.
+        let reply = tokio::spawn(async move {
+            let request = control.recv().await;
+            assert!(matches!(request, Some(Control::Flush)), "{request:?}");
+            for flushed in [false, true] {
+                let batch = Batch {
+                    flushed,
+                    ..Batch::empty(Instant::now())
+                };
+                batches.send(batch).await.expect("send");
+            }
+            (batches, control)
+        });
+        session.flush().await.expect("flushed");
+        let (batches, _control) = reply.await.expect("reply");
+        drop(batches);
+        assert!(session.next().await.is_err());
+    }
+
+    /// Entries the model takes over go back to the collector, whatever their layer.
+    #[tokio::test]
+    async fn leftovers_of_every_layer_are_handed_back() {
+        let (handle, batches, mut control) = fake(Ok(()));
+        let mut session = Session::over(handle, Retention::KeepExited);
+        // No process has this pid (above the largest pid_max), so its entries are
+        // leftovers of a process that is gone.
+        let key = Key {
+            tgid: 1 << 30,
+            slot: 0,
+        };
+        let one = Counts {
+            calls: 1,
+            ..Counts::ZERO
+        };
+        let batch = Batch {
+            counts: vec![(Layer::Syscall, key, one), (Layer::Kernel, key, one)],
+            ..Batch::empty(Instant::now())
+        };
+        batches.send(batch).await.expect("send");
+        session.next().await.expect("a batch");
+        match control.try_recv() {
+            Ok(Control::Forget(forget)) => assert_eq!(
+                forget,
+                Forget(vec![(Layer::Syscall, key), (Layer::Kernel, key)])
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A process that exited in one interval and was idle in the next is pruned when the
+    /// caller comes back for more, once, and only in a session started to prune.
+    #[tokio::test]
+    async fn pruning_is_decided_when_the_session_starts() {
+        for (retention, left) in [(Retention::PruneExited, 0), (Retention::KeepExited, 1)] {
+            let (handle, batches, _control) = fake(Ok(()));
+            let mut session = Session::over(handle, retention);
+            let start = Instant::now();
+            let exited = Batch {
+                events: vec![
+                    ProcEvent::Fork {
+                        parent: 1,
+                        child: 1 << 30,
+                        comm: "gone".into(),
+                    },
+                    ProcEvent::Exit {
+                        tgid: 1 << 30,
+                        comm: "gone".into(),
+                    },
+                ],
+                ..Batch::empty(start)
+            };
+            batches.send(exited).await.expect("send");
+            for s in 1..=3 {
+                let at = start + Duration::from_secs(s);
+                batches.send(Batch::empty(at)).await.expect("send");
+            }
+            session.next().await.expect("exit interval");
+            session.next().await.expect("idle interval");
+            assert_eq!(
+                session.model.processes().count(),
+                1,
+                "{retention:?}: its last intervals are still shown"
+            );
+            session.next().await.expect("next");
+            assert_eq!(session.model.processes().count(), left, "{retention:?}");
+        }
+    }
+}

@@ -110,6 +110,17 @@ fn dd_matches_strace() {
         "reads: zcprof vs strace (the loader's included)"
     );
     assert_eq!(summary["lost"]["total"], 0);
+    // Every lost-event counter is in the object, the stash maps' too.
+    for kind in [
+        "ringbuf_full",
+        "stats_map_full",
+        "mmsg_unreadable",
+        "mmsg_no_enter",
+        "stash_full",
+        "malformed_records",
+    ] {
+        assert_eq!(summary["lost"][kind], 0, "{kind}");
+    }
     assert_eq!(summary["layers"][0]["layer"], "syscall");
     assert_eq!(summary["layers"][0]["state"], "live");
     assert_eq!(

@@ -537,3 +537,33 @@ fn kernel_final_stats_after_exit_go_to_the_ended_instance() {
         stats(1, 42)
     );
 }
+
+/// A process whose exit record was lost leaves entries in every layer's map; the sweep that
+/// finds it gone has all of them deleted (the kernel layer's too: left behind, they came
+/// back as a leftover and were added to its totals a second time).
+#[test]
+fn a_swept_process_has_its_entries_in_every_layer_forgotten() {
+    use zcprof_common::kernel::id;
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let alive = FakeProc::default().with(8, "dd", 1);
+    let k = Key {
+        tgid: 8,
+        slot: id::CHECK_OBJECT_SIZE_TO_USER,
+    };
+    let batch = |clock: &mut Clock| {
+        let mut b = clock.batch(vec![], vec![(key(8, "read"), stats(1, 10))]);
+        b.counts.push((Layer::Kernel, k, stats(1, 10)));
+        b
+    };
+    m.apply(&batch(&mut clock), &alive);
+    let gone = FakeProc::default();
+    assert!(m.apply(&batch(&mut clock), &gone).is_empty(), "suspected");
+    assert_eq!(
+        m.apply(&batch(&mut clock), &gone),
+        Forget(vec![(Layer::Syscall, key(8, "read")), (Layer::Kernel, k)])
+    );
+    let p = instances(&m, 8)[0];
+    assert!(p.exited);
+    assert_eq!(p.totals.kernel.0[k.slot as usize], stats(1, 10));
+}

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, RawTracePoint},
@@ -67,32 +67,35 @@ struct Syscall {
 
 impl LayerProbes for Syscall {
     fn attach(&mut self, ebpf: &mut Ebpf, host: &mut Host) -> Vec<ProbeStatus> {
-        // Without BTF, the loader has already said so; the raw tracepoint does the same job.
-        if let (SyscallProbe::Btf, Some(btf)) = (self.mode, host.btf.as_ref()) {
-            match attach_btf_raw(ebpf, btf) {
-                Ok(()) => {
-                    return vec![ProbeStatus::attached(
-                        Layer::Syscall,
-                        "tp_btf:sys_exit".into(),
-                        Mechanism::TpBtf,
-                    )];
+        // Cheapest first; each fallback is a warning that says why.
+        let attempts = [
+            (
+                Mechanism::TpBtf,
+                "tp_btf:sys_exit",
+                "the BTF raw tracepoint on sys_exit",
+                "the raw tracepoint",
+            ),
+            (
+                Mechanism::RawTracepoint,
+                "raw_tp:sys_exit",
+                "the raw sys_exit tracepoint",
+                "one tracepoint per syscall",
+            ),
+        ];
+        for (via, probe, what, next) in attempts {
+            let result = match (via, self.mode, host.btf.as_ref()) {
+                (Mechanism::TpBtf, SyscallProbe::Btf, Some(btf)) => attach_btf_raw(ebpf, btf),
+                // Without BTF, the loader has already said so; the raw tracepoint does the
+                // same job.
+                (Mechanism::RawTracepoint, SyscallProbe::Btf | SyscallProbe::Raw, _) => {
+                    attach_raw(ebpf)
                 }
+                _ => continue,
+            };
+            match result {
+                Ok(()) => return vec![ProbeStatus::attached(Layer::Syscall, probe.into(), via)],
                 Err(err) => host.warnings.push(format!(
-                    "the BTF raw tracepoint on sys_exit cannot attach ({err:#}); falling back to the raw tracepoint"
-                )),
-            }
-        }
-        if self.mode != SyscallProbe::Tracepoint {
-            match attach_raw(ebpf) {
-                Ok(()) => {
-                    return vec![ProbeStatus::attached(
-                        Layer::Syscall,
-                        "raw_tp:sys_exit".into(),
-                        Mechanism::RawTracepoint,
-                    )];
-                }
-                Err(err) => host.warnings.push(format!(
-                    "the raw sys_exit tracepoint cannot attach ({err:#}); falling back to one tracepoint per syscall"
+                    "{what} cannot attach ({err:#}); falling back to {next}"
                 )),
             }
         }
@@ -158,30 +161,14 @@ fn all_tracepoints_unavailable(reason: &str) -> Vec<ProbeStatus> {
 }
 
 fn attach_btf_raw(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<()> {
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(program::SYS_EXIT_BTF)
-        .ok_or_else(|| {
-            anyhow!(
-                "program {} is missing from the object",
-                program::SYS_EXIT_BTF
-            )
-        })?
-        .try_into()?;
+    let prog: &mut BtfTracePoint = super::program(ebpf, program::SYS_EXIT_BTF)?;
     prog.load("sys_exit", btf).context("loading")?;
     prog.attach().context("attaching")?;
     Ok(())
 }
 
 fn attach_raw(ebpf: &mut Ebpf) -> anyhow::Result<()> {
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(program::SYS_EXIT_RAW)
-        .ok_or_else(|| {
-            anyhow!(
-                "program {} is missing from the object",
-                program::SYS_EXIT_RAW
-            )
-        })?
-        .try_into()?;
+    let prog: &mut RawTracePoint = super::program(ebpf, program::SYS_EXIT_RAW)?;
     prog.load().context("loading")?;
     prog.attach("sys_exit").context("attaching")?;
     Ok(())
