@@ -144,9 +144,9 @@ fn flush(one: FlushOne, count: usize, tgid: u32, pid: u32) {
 macro_rules! exit_flush {
     ($name:ident, $map:expr, $layer:expr) => {
         extern "C" fn $name(index: u64, exiting: *mut core::ffi::c_void) -> i64 {
+            let exiting = exiting.cast::<$crate::lifecycle::Exiting>();
             // SAFETY: `flush` passes a pointer to an initialised `Exiting` on its stack.
-            let $crate::lifecycle::Exiting { tgid, pid } =
-                unsafe { core::ptr::read(exiting.cast::<$crate::lifecycle::Exiting>()) };
+            let $crate::lifecycle::Exiting { tgid, pid } = unsafe { core::ptr::read(exiting) };
             let key = zcprof_common::Key {
                 tgid,
                 slot: index as u32,
