@@ -85,7 +85,7 @@ impl Process {
         }
     }
 
-    /// Did something in the last interval, in either layer.
+    /// Did something in the last interval, in any layer.
     pub fn active(&self) -> bool {
         !self.interval.is_zero()
     }
