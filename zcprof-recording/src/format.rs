@@ -5,9 +5,10 @@
 //! kernel-copy layer adds `layers.kernel` with per-probe entries under `probes`), so a
 //! reader always knows which layer a number came from.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+mod map;
+pub use map::{MapEntry, SortedMap};
 
 /// Schema name and version written in every recording.
 pub const SCHEMA: &str = "zcprof.recording/v1";
@@ -134,7 +135,7 @@ pub struct Total {
 }
 
 /// Figures keyed by the probe layer that produced them: `syscall`, later `kernel`.
-pub type Layers = BTreeMap<String, Layer>;
+pub type Layers = SortedMap<Layer>;
 
 /// One layer's figures for one process (or a total).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -153,10 +154,10 @@ pub struct Layer {
     pub copy_source: Option<Option<String>>,
     /// Per syscall (syscall layer): only syscalls that were called.
     #[serde(default)]
-    pub syscalls: BTreeMap<String, Entry>,
+    pub syscalls: SortedMap<Entry>,
     /// Per probe (layers that count at kernel functions rather than syscalls).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub probes: BTreeMap<String, Entry>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub probes: SortedMap<Entry>,
 }
 
 impl Layer {

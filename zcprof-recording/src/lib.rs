@@ -16,6 +16,6 @@ pub mod parse;
 
 pub use format::{
     Bucket, Direction, Entry, Family, Layer, LayerTotals, Layers, Lost, ProbeLayer, ProcessRecord,
-    Recording, Target, Total, Workload, WorkloadKind, command_line,
+    Recording, SortedMap, Target, Total, Workload, WorkloadKind, command_line,
 };
 pub use parse::{ParseError, parse};

@@ -1,5 +1,7 @@
 //! The parser against good, damaged and foreign files.
 
+use serde_json::Value;
+
 use super::*;
 use crate::fixture;
 
@@ -53,6 +55,37 @@ fn corrupt_files() {
     let mut text = good();
     text.extend_from_slice(b"garbage");
     assert!(matches!(parse(&text), Err(ParseError::Corrupt(_))));
+}
+
+/// The first pass names what a document is without reading it into memory, and checks the
+/// whole text: bytes after the object, or invalid UTF-8 in a field nobody reads, are
+/// corruption.
+#[test]
+fn the_first_pass_names_the_document_and_checks_all_of_it() {
+    let kind = |text: &[u8]| parse(text).unwrap_err().to_string();
+    assert!(kind(b"\"zcprof.recording/v1\"").contains("holds a string"));
+    assert!(kind(b"null").contains("holds null"));
+    assert!(kind(b"true").contains("holds a boolean"));
+    assert!(kind(b"-1.5e3").contains("holds a number"));
+    assert!(kind(br#"{"schema":null}"#).contains("`schema` field is null"));
+    assert!(kind(br#"{"schema":{"a":[1]}}"#).contains("`schema` field is an object"));
+    assert!(kind(br#"{"schema":[]}"#).contains("`schema` field is an array"));
+    assert!(kind(br#"{"other":{"schema":"x"}}"#).contains("no `schema` field"));
+    assert!(matches!(
+        parse(br#"{"schema":"zcprof.run/v1"} {}"#),
+        Err(ParseError::Corrupt(_))
+    ));
+    let mut text = good();
+    let at = text.len() - 1;
+    text.splice(at..at, *b",\"x\":\"\xff\"");
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(&err, ParseError::Corrupt(m) if m.contains("invalid UTF-8")),
+        "{err:?}"
+    );
+    // The last `schema` counts, as for any JSON object.
+    let err = parse(br#"{"schema":"zcprof.recording/v1","schema":"zcprof.top/v1"}"#).unwrap_err();
+    assert!(err.to_string().contains("`zcprof top` frame"), "{err}");
 }
 
 #[test]
