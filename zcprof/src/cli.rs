@@ -88,6 +88,7 @@ struct RecordArgs {
         long,
         short = 'c',
         value_name = "SUBSTRING",
+        value_parser = parse_comm,
         conflicts_with = "command"
     )]
     comm: Option<String>,
@@ -120,6 +121,9 @@ struct DiffArgs {
     /// Print Markdown, for a pull-request comment
     #[arg(long)]
     markdown: bool,
+    /// Refuse a recording larger than this, e.g. 1G [default: 256M]
+    #[arg(long, value_name = "SIZE", value_parser = zcprof_units::parse_size)]
+    max_size: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,7 +161,7 @@ struct TopArgs {
     #[arg(long, short = 'p', value_name = "PID")]
     pid: Vec<u32>,
     /// Only processes whose name contains this
-    #[arg(long, short = 'c', value_name = "SUBSTRING")]
+    #[arg(long, short = 'c', value_name = "SUBSTRING", value_parser = parse_comm)]
     comm: Option<String>,
     /// At most this many processes per text frame
     #[arg(long, default_value_t = 20)]
@@ -204,6 +208,14 @@ fn parse_interval(text: &str) -> Result<Duration, ParseError> {
 /// "duration".
 fn parse_duration(text: &str) -> Result<Duration, ParseError> {
     RECORDING.parse(text)
+}
+
+/// A `--comm` substring: not empty, which every name contains.
+fn parse_comm(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("an empty name would match every process (leave --comm out for all)".into());
+    }
+    Ok(text.to_string())
 }
 
 /// Parses the command line and runs the subcommand.
@@ -286,6 +298,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             after: args.after,
             per_bytes_delivered: args.per_bytes_delivered,
             fail_if: args.fail_if,
+            max_size: args.max_size.unwrap_or(diff::DEFAULT_MAX_SIZE),
             format: if args.json {
                 diff::Format::Json
             } else if args.markdown {
@@ -311,11 +324,13 @@ fn report_usage_error(err: clap::Error) -> ExitCode {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = err.print();
-            ExitCode::SUCCESS
+            match crate::stdio::print(&err.render().to_string()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => crate::stdio::exit_on_error(&err.into()),
+            }
         }
         _ => {
-            eprintln!("zcprof: {}", first_line(&err.render().to_string()));
+            crate::stdio::say!("zcprof: {}", first_line(&err.render().to_string()));
             ExitCode::from(2)
         }
     }

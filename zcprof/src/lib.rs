@@ -8,8 +8,13 @@
 //! - [`model`] (pure) attributes the batches to processes and computes totals and rates;
 //! - [`report`] renders the model as text or JSON; [`cmd`] holds one module per subcommand;
 //!   [`ui`] is the terminal dashboard.
+//!
+//! Nothing prints with `println!`/`eprintln!` (they panic on a write error): see [`stdio`].
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod atomic;
+pub mod children;
 pub mod cli;
 pub mod cmd;
 pub mod collector;
@@ -19,6 +24,7 @@ pub mod model;
 pub mod probes;
 pub mod report;
 pub mod session;
+pub mod stdio;
 pub mod tracefs;
 pub mod ui;
 pub mod units;

@@ -1,6 +1,8 @@
 //! The `zcprof` binary: parses the command line and hands over to the library. Errors reach
 //! the user as one line (`zcprof: what failed: why`) and a non-zero exit status.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,9 +16,6 @@ fn main() -> ExitCode {
         .init();
     match zcprof::cli::run() {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("zcprof: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => zcprof::stdio::exit_on_error(&err),
     }
 }

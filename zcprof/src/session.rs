@@ -18,6 +18,7 @@ use crate::{
     host::{privileges, procfs::Procfs},
     model::Model,
     probes::{self, Layer, LayerSummary, LoadOptions, ProbeStatus},
+    stdio::say,
 };
 
 /// What a session does with processes that have exited, decided when it starts.
@@ -63,7 +64,7 @@ impl Session {
         privileges::check()?;
         let loaded = probes::load(opts)?;
         for warning in &loaded.warnings {
-            eprintln!("zcprof: warning: {warning}");
+            say!("zcprof: warning: {warning}");
         }
         // The kernel layer is best effort and its list is long on kernels without fentry or
         // kprobes: one line for it, the details in `zcprof doctor`.
@@ -73,15 +74,16 @@ impl Session {
             .filter(|p| p.layer == Layer::Kernel && p.via().is_none())
             .count();
         if kernel_missing > 0 {
-            eprintln!(
+            say!(
                 "zcprof: warning: {kernel_missing} kernel-layer probes are unavailable on this kernel (`zcprof doctor` says why)"
             );
         }
         for p in loaded.probes.iter().filter(|p| p.layer != Layer::Kernel) {
             if let Some(reason) = p.reason() {
-                eprintln!(
+                say!(
                     "zcprof: warning: probe {} ({} layer) is unavailable: {reason}",
-                    p.probe, p.layer,
+                    p.probe,
+                    p.layer,
                 );
             }
         }

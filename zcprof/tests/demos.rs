@@ -124,10 +124,12 @@ fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
     let info = zcprof_demos::scenario(scenario).expect("in the catalogue");
     let (rt, mut session) = common::session(probe);
     rt.block_on(async {
+        let mut signals = zcprof::session::Signals::new().expect("signal handlers");
         let mut runs = Vec::new();
         for mode in info.modes {
             let run = runner::run_variant(
                 &mut session,
+                &mut signals,
                 &exe,
                 scenario,
                 mode.name,

@@ -56,7 +56,7 @@ pub fn run(args: &ArgMatches) -> anyhow::Result<ExitCode> {
         .get_one::<PathBuf>("prefix")
         .context("generate needs a PREFIX")?;
     for path in write_all(prefix)? {
-        println!("{}", path.display());
+        crate::stdio::println(&path.display().to_string())?;
     }
     Ok(ExitCode::SUCCESS)
 }

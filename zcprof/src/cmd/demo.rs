@@ -20,7 +20,8 @@ use crate::{
     },
     probes::{LoadOptions, copy_source},
     report::Lost,
-    session::{Retention, Session},
+    session::{Retention, Session, Signals},
+    stdio::{self, say},
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -70,12 +71,20 @@ const USAGE: u8 = 2;
 
 pub async fn run(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<ExitCode> {
     match dispatch(load, command).await {
+        // Stopped by SIGINT/SIGTERM: the shell's status for that signal, as `run` has it.
+        Err(err) if err.downcast_ref::<runner::Interrupted>().is_some() => {
+            say!("zcprof: {err:#}");
+            let signal = err
+                .downcast_ref::<runner::Interrupted>()
+                .map_or(libc::SIGTERM, |i| i.signal);
+            Ok(ExitCode::from(128 + signal as u8))
+        }
         Err(err)
             if err
                 .downcast_ref::<runner::DemoFailed>()
                 .is_some_and(|f| f.usage) =>
         {
-            eprintln!("zcprof: {err:#}");
+            say!("zcprof: {err:#}");
             Ok(ExitCode::from(USAGE))
         }
         other => other,
@@ -84,7 +93,7 @@ pub async fn run(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<Exi
 
 async fn dispatch(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<ExitCode> {
     match command {
-        DemoCommand::List { json } => Ok(list(json)),
+        DemoCommand::List { json } => list(json),
         DemoCommand::Run {
             scenario,
             modes,
@@ -95,21 +104,32 @@ async fn dispatch(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<Ex
             let (info, modes) = match select(&scenario, &modes) {
                 Ok(selected) => selected,
                 Err(line) => {
-                    eprintln!("zcprof: {line}");
+                    say!("zcprof: {line}");
                     return Ok(ExitCode::from(USAGE));
                 }
             };
             let exe = runner::locate()?;
+            // Before anything starts: from here SIGINT/SIGTERM stop the demo, not zcprof.
+            let mut signals = Signals::new()?;
             let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
-            let c = compare_modes(&mut session, &exe, info, &modes, bytes, repeat).await?;
+            let c = compare_modes(
+                &mut session,
+                &mut signals,
+                &exe,
+                info,
+                &modes,
+                bytes,
+                repeat,
+            )
+            .await?;
             let ctx = Context {
                 layers: &session.layers,
                 lost: Lost::of(&session.model),
             };
             if json {
-                println!("{}", render::json(&c, &ctx));
+                stdio::println(&render::json(&c, &ctx))?;
             } else {
-                print!("{}", render::text(info, &c, &ctx));
+                stdio::print(&render::text(info, &c, &ctx))?;
             }
             Ok(verdict(&[&c]))
         }
@@ -121,29 +141,27 @@ async fn dispatch(load: &LoadOptions, command: DemoCommand) -> anyhow::Result<Ex
     }
 }
 
-fn list(json: bool) -> ExitCode {
+fn list(json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        match serde_json::to_string_pretty(scenarios()) {
-            Ok(text) => println!("{text}"),
-            Err(err) => {
-                eprintln!("zcprof: cannot print the catalogue: {err}");
-                return ExitCode::FAILURE;
-            }
-        }
-        return ExitCode::SUCCESS;
+        let text = serde_json::to_string_pretty(scenarios())
+            .map_err(|err| anyhow::anyhow!("cannot print the catalogue: {err}"))?;
+        stdio::println(&text)?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut text = String::new();
     for s in scenarios() {
-        println!("{:<11} {}", s.name, s.description);
+        text.push_str(&format!("{:<11} {}\n", s.name, s.description));
         for m in s.modes {
             let tag = if m.name == s.baseline {
                 " (baseline)"
             } else {
                 ""
             };
-            println!("    {:<16} {}{tag}", m.name, m.description);
+            text.push_str(&format!("    {:<16} {}{tag}\n", m.name, m.description));
         }
     }
-    ExitCode::SUCCESS
+    stdio::print(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The scenario and the modes to run, in catalogue order, baseline included; or the one
@@ -180,6 +198,7 @@ pub fn select(
 /// Runs `modes` of `info` one after another (each `repeat` times) and compares them.
 async fn compare_modes(
     session: &mut Session,
+    signals: &mut Signals,
     exe: &std::path::Path,
     info: &ScenarioInfo,
     modes: &[&str],
@@ -192,12 +211,12 @@ async fn compare_modes(
     'modes: for mode in modes {
         let mut runs = Vec::new();
         for _ in 0..repeat {
-            match runner::run_variant(session, exe, info.name, mode, &args).await {
+            match runner::run_variant(session, signals, exe, info.name, mode, &args).await {
                 Ok(run) => runs.push(run),
                 // This kernel cannot run the mode at all: skip it, saying why, and go on.
                 Err(err) => match err.downcast::<runner::DemoUnsupported>() {
                     Ok(skip) => {
-                        eprintln!("zcprof: demo {}/{skip}", info.name);
+                        say!("zcprof: demo {}/{skip}", info.name);
                         unsupported.push(compare::Unsupported {
                             mode: skip.mode,
                             reason: skip.reason,
@@ -232,7 +251,7 @@ fn verdict(comparisons: &[&Comparison]) -> ExitCode {
     if bad.is_empty() {
         return ExitCode::SUCCESS;
     }
-    eprintln!(
+    say!(
         "zcprof: the profile differs from the demo's ground truth (or the payload did not verify) for {}",
         bad.join(", ")
     );
@@ -259,6 +278,7 @@ async fn report(
         atomic::check_writable(path)?;
     }
     let exe = runner::locate()?;
+    let mut signals = Signals::new()?;
     let started = Instant::now();
     let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
     let mut done = Vec::new();
@@ -268,14 +288,26 @@ async fn report(
     for info in scenarios() {
         let size = report_bytes(info.name, bytes);
         let modes = info.mode_names();
-        match compare_modes(&mut session, &exe, info, &modes, Some(size), repeat).await {
+        match compare_modes(
+            &mut session,
+            &mut signals,
+            &exe,
+            info,
+            &modes,
+            Some(size),
+            repeat,
+        )
+        .await
+        {
             Ok(comparison) => done.push(ReportScenario {
                 info,
                 bytes: size,
                 comparison,
             }),
+            // Ctrl-C stops the report, not just this scenario.
+            Err(err) if err.is::<runner::Interrupted>() => return Err(err),
             Err(err) => {
-                eprintln!(
+                say!(
                     "zcprof: demo {} failed, its claims are marked not measured: {err:#}",
                     info.name
                 );
@@ -329,14 +361,14 @@ async fn report(
     match &output {
         Some(path) => {
             atomic::write(path, md.as_bytes())?;
-            eprintln!("zcprof: wrote {} ({summary})", path.display());
+            say!("zcprof: wrote {} ({summary})", path.display());
         }
-        None => print!("{md}"),
+        None => stdio::print(&md)?,
     }
     let all: Vec<&Comparison> = done.iter().map(|s| &s.comparison).collect();
     if !failed.is_empty() {
         let names: Vec<&str> = failed.iter().map(|(name, _)| *name).collect();
-        eprintln!(
+        say!(
             "zcprof: demo report: {} failed (see above)",
             names.join(", ")
         );

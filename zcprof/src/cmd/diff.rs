@@ -5,10 +5,21 @@
 //! trouble (a file missing, unreadable, damaged, of another kind or version), always with
 //! one line on stderr. 2 also when a `--fail-if` cannot be judged because the diff is
 //! inconclusive (no sound unit of work): the diff is still printed, and stderr says why,
-//! so a CI gate never passes (0) or fails (1) on figures that compare nothing. Needs no
+//! so a CI gate never passes (0) or fails (1) on figures that compare nothing. 2 as well
+//! when the diff cannot be written to stdout (a closed pipe: 141, quietly). Needs no
 //! privileges: it only reads files.
+//!
+//! Input is bounded: only regular files are read (a link to `/dev/zero` or a FIFO is
+//! refused, not read until memory runs out), at most `--max-size` bytes each
+//! ([`DEFAULT_MAX_SIZE`] unless raised), and parsed without a second copy in memory
+//! (`zcprof_recording::parse`).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    io::Read as _,
+    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use zcprof_recording::{
     Recording,
@@ -18,6 +29,8 @@ use zcprof_recording::{
     },
     parse,
 };
+
+use crate::stdio::{self, say};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -33,28 +46,38 @@ pub struct DiffOptions {
     pub per_bytes_delivered: Option<u64>,
     pub fail_if: Vec<Threshold>,
     pub format: Format,
+    /// Refuse a recording larger than this many bytes.
+    pub max_size: u64,
 }
+
+/// The largest recording `diff` reads unless `--max-size` says otherwise: 256 MiB (a
+/// recording of 10,000 processes is a few MB; 200 MB parses in seconds).
+pub const DEFAULT_MAX_SIZE: u64 = 256 << 20;
 
 /// Exit status when the diff itself could not be made.
 const TROUBLE: u8 = 2;
 
 pub fn run(opts: DiffOptions) -> ExitCode {
     match compare(&opts) {
-        Ok((output, Gate::Unjudged(why))) => {
-            print!("{output}");
-            eprintln!("zcprof: cannot judge --fail-if: the diff is inconclusive ({why})");
-            ExitCode::from(TROUBLE)
-        }
-        Ok((output, Gate::Failed)) => {
-            print!("{output}");
-            ExitCode::FAILURE
-        }
-        Ok((output, Gate::Passed)) => {
-            print!("{output}");
-            ExitCode::SUCCESS
+        Ok((output, gate)) => {
+            if let Err(err) = stdio::print(&output) {
+                // An unwritten diff is trouble (2), never a pass or a fail.
+                if let stdio::OutputError::Failed { .. } = err {
+                    say!("zcprof: {err}");
+                }
+                return err.exit_code(TROUBLE);
+            }
+            match gate {
+                Gate::Unjudged(why) => {
+                    say!("zcprof: cannot judge --fail-if: the diff is inconclusive ({why})");
+                    ExitCode::from(TROUBLE)
+                }
+                Gate::Failed => ExitCode::FAILURE,
+                Gate::Passed => ExitCode::SUCCESS,
+            }
         }
         Err(line) => {
-            eprintln!("zcprof: {line}");
+            say!("zcprof: {line}");
             ExitCode::from(TROUBLE)
         }
     }
@@ -70,8 +93,8 @@ enum Gate {
 
 /// The rendered diff and the gate, or one line saying why there is no diff.
 fn compare(opts: &DiffOptions) -> Result<(String, Gate), String> {
-    let before = load(&opts.before)?;
-    let after = load(&opts.after)?;
+    let before = load(&opts.before, opts.max_size)?;
+    let after = load(&opts.after, opts.max_size)?;
     let unit = match opts.per_bytes_delivered {
         Some(n) => Unit::PerBytesDelivered(n),
         None => Unit::FromRecordings,
@@ -99,15 +122,56 @@ fn compare(opts: &DiffOptions) -> Result<(String, Gate), String> {
     Ok((output, gate))
 }
 
-fn load(path: &PathBuf) -> Result<Recording, String> {
-    let bytes = std::fs::read(path).map_err(|err| {
-        let why = match err.kind() {
-            std::io::ErrorKind::NotFound => "no such file".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-            _ => err.to_string(),
+/// Reads and parses one recording: a regular file of at most `max_size` bytes.
+fn load(path: &Path, max_size: u64) -> Result<Recording, String> {
+    let cannot = |why: String| format!("cannot read {}: {why}", path.display());
+    let io_why = |err: std::io::Error| match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+        _ => err.to_string(),
+    };
+    // O_NONBLOCK: opening a FIFO must not wait for a writer before it can be refused.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| cannot(io_why(e)))?;
+    let meta = file.metadata().map_err(|e| cannot(io_why(e)))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else {
+            "a socket"
         };
-        format!("cannot read {}: {why}", path.display())
-    })?;
+        return Err(cannot(format!(
+            "it is {what}, and recordings are read only from regular files"
+        )));
+    }
+    let too_big = |size: u64| {
+        cannot(format!(
+            "it is {}, more than the {} that diff reads (--max-size raises the limit)",
+            crate::units::bytes(size as f64),
+            crate::units::bytes(max_size as f64)
+        ))
+    };
+    if meta.len() > max_size {
+        return Err(too_big(meta.len()));
+    }
+    // The file may grow after the check: never read more than the limit allows.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(io_why(e)))?;
+    if bytes.len() as u64 > max_size {
+        return Err(too_big(bytes.len() as u64));
+    }
     parse(&bytes).map_err(|err| format!("{}: {err}", path.display()))
 }

@@ -104,9 +104,9 @@ pub fn inspect(load: &LoadOptions) -> Report {
 pub fn run(load: &LoadOptions, json: bool) -> anyhow::Result<ExitCode> {
     let report = inspect(load);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::stdio::println(&serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", text(&report));
+        crate::stdio::print(&text(&report))?;
     }
     let usable = report
         .probes

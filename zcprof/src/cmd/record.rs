@@ -29,6 +29,7 @@ use crate::{
         unix_time,
     },
     session::{Retention, Session, Signals},
+    stdio::say,
 };
 
 /// What to record.
@@ -81,7 +82,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         Subject::Command(argv) => {
             let program = argv.first().ok_or_else(|| anyhow!("no command given"))?;
             if resolve(program).is_none() {
-                eprintln!(
+                say!(
                     "zcprof: cannot run `{}`: command not found",
                     program.to_string_lossy()
                 );
@@ -99,6 +100,9 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
     }
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
+    if let Subject::Pids(pids) = &opts.subject {
+        vanished_while_attaching(&mut session, pids).await?;
+    }
     let started = Instant::now();
     let started_unix = unix_time();
     let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
@@ -173,7 +177,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                 _ => Vec::new(),
             };
             // These processes run already: say when their load can start being counted.
-            eprintln!(
+            say!(
                 "zcprof: probes attached; recording {}{} (Ctrl-C stops)",
                 match &subject {
                     Subject::Pids(pids) => format!(
@@ -251,7 +255,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         },
     );
     atomic::write(&opts.output, recording::json(&rec).as_bytes())?;
-    eprintln!(
+    say!(
         "zcprof: recorded {} process{} for {duration_s:.2} s{} to {}",
         rec.processes.len(),
         if rec.processes.len() == 1 { "" } else { "es" },
@@ -267,6 +271,43 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         (WorkloadKind::Command, End::Exit | End::Signal) => exit_code(&outcome),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// Checks the `--pid` targets once the probes are attached: one that exited meanwhile, of
+/// which the probes saw nothing, is named in a warning; when that is every target, nothing
+/// can be recorded and `record` stops with one line (status 1) instead of writing an empty
+/// recording that would look like an idle process.
+async fn vanished_while_attaching(session: &mut Session, pids: &[u32]) -> anyhow::Result<()> {
+    // Whatever the probes saw of a target before it ended is in the model after this.
+    session.flush().await?;
+    let gone: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|&pid| !procfs::exists(pid) && session.model.latest_instance(pid).is_none())
+        .collect();
+    let list = |pids: &[u32]| {
+        pids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if gone.len() == pids.len() {
+        bail!(
+            "{} {} exited while the probes attached: nothing was recorded and no file was written",
+            if gone.len() == 1 {
+                "process"
+            } else {
+                "processes"
+            },
+            list(&gone)
+        );
+    }
+    for pid in gone {
+        say!(
+            "zcprof: warning: process {pid} exited while the probes attached: nothing of it is recorded"
+        );
+    }
+    Ok(())
 }
 
 /// Which of the model's processes go into the recording.

@@ -17,6 +17,7 @@ use crate::{
     probes::LoadOptions,
     report::run::{self as summary, Outcome, Summary},
     session::{Retention, Session, Signals},
+    stdio::{self, say},
 };
 
 pub struct RunOptions {
@@ -41,7 +42,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         .first()
         .ok_or_else(|| anyhow!("no command given"))?;
     if resolve(program).is_none() {
-        eprintln!(
+        say!(
             "zcprof: cannot run `{}`: command not found",
             program.to_string_lossy()
         );
@@ -105,8 +106,10 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         summary::text(&s)
     };
     match &opts.output {
-        Some(path) => atomic::write(path, rendered.as_bytes())?,
-        None => eprintln!("{rendered}"),
+        Some(path) => atomic::write(path, format!("{rendered}\n").as_bytes())?,
+        // The summary is what `run` is for: if stderr cannot take it, the exit status says
+        // so (1) instead of the command's.
+        None => stdio::eprintln(&rendered)?,
     }
     Ok(exit_code(&outcome))
 }
@@ -115,16 +118,18 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
 /// not start and returns `None`.
 pub(crate) fn spawn(argv: &[OsString]) -> Option<(tokio::process::Child, u32)> {
     let program = argv.first()?;
-    match tokio::process::Command::new(program)
-        .args(&argv[1..])
-        .spawn()
-    {
+    let mut command = tokio::process::Command::new(program);
+    command.args(&argv[1..]);
+    // If zcprof is killed (even by SIGKILL), the command gets SIGTERM: it does not run on
+    // unobserved under pid 1.
+    crate::children::die_with_zcprof(&mut command, rustix::process::Signal::TERM);
+    match command.spawn() {
         Ok(child) => {
             let pid = child.id()?;
             Some((child, pid))
         }
         Err(err) => {
-            eprintln!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
+            say!("zcprof: cannot run `{}`: {err}", program.to_string_lossy());
             None
         }
     }

@@ -5,19 +5,30 @@
 //! a non-zero exit. The exposition is rendered once per collection and shared by every
 //! scrape; a connection gets one response and is closed (HTTP/1.1, `Connection: close`),
 //! which is all a scraper needs. Bound to loopback unless told otherwise.
+//!
+//! Descriptors are finite and connections are not: at most [`capacity`] connections are
+//! answered at once (what the descriptor limit leaves after the probes' own descriptors),
+//! and a new one beyond that closes the oldest still open, so a flood of idle connections
+//! cannot keep a scraper out; when `accept` fails for want of descriptors anyway (EMFILE,
+//! ENFILE), the oldest connection is closed and accepting pauses for [`BACKOFF`] instead of
+//! spinning on a listener that stays readable.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque, io, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
+    task::{AbortHandle, JoinSet},
 };
 
 use crate::{
     probes::LoadOptions,
     report::prometheus,
     session::{Retention, Session, Signals},
+    stdio::say,
 };
 
 pub struct ServeOptions {
@@ -32,6 +43,12 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 /// A request head larger than this, or slower than `READ_TIMEOUT`, is dropped.
 const MAX_REQUEST: usize = 16 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long accepting pauses after it failed for want of descriptors.
+pub const BACKOFF: Duration = Duration::from_millis(100);
+/// Connections answered at once, at most, however high the descriptor limit.
+const MAX_CONNECTIONS: u64 = 512;
+/// Descriptors kept free for everything else (reading /proc, the collector, tokio).
+const RESERVE: u64 = 16;
 
 pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let listener = match TcpListener::bind(opts.listen).await {
@@ -44,30 +61,94 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
     };
     let addr = listener.local_addr().context("reading the bound address")?;
     if !addr.ip().is_loopback() {
-        eprintln!(
-            "zcprof: warning: serving on {addr}: the metrics are reachable from other machines"
-        );
+        say!("zcprof: warning: serving on {addr}: the metrics are reachable from other machines");
     }
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
     let mut current: Arc<str> = prometheus::render(&session.model, &session.layers).into();
-    eprintln!("zcprof: serving OpenMetrics on http://{addr}/metrics");
+    // Counted once the probes hold their descriptors.
+    let mut connections = Connections::new(capacity());
+    say!("zcprof: serving OpenMetrics on http://{addr}/metrics");
+    let mut resume_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             tick = session.next() => {
                 tick?;
                 current = prometheus::render(&session.model, &session.layers).into();
             }
-            conn = listener.accept() => {
-                // A failed accept (e.g. out of file descriptors) loses one scrape, not the server.
-                if let Ok((stream, _)) = conn {
-                    tokio::spawn(respond(stream, current.clone()));
+            conn = listener.accept(), if resume_at.is_none() => match conn {
+                Ok((stream, _)) => connections.admit(stream, current.clone()),
+                Err(err) if out_of_descriptors(&err) => {
+                    connections.close_oldest();
+                    resume_at = Some(tokio::time::Instant::now() + BACKOFF);
                 }
-            }
+                // A connection reset before it was accepted loses one scrape, not the server.
+                Err(_) => {}
+            },
+            () = tokio::time::sleep_until(resume_at.unwrap_or_else(tokio::time::Instant::now)),
+                if resume_at.is_some() => resume_at = None,
             _ = signals.recv() => break,
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many connections `serve` answers at once: what the soft descriptor limit leaves
+/// after the descriptors open now and [`RESERVE`], at least 1 and at most
+/// [`MAX_CONNECTIONS`].
+fn capacity() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as u64;
+    let free = limit.saturating_sub(open).saturating_sub(RESERVE);
+    usize::try_from(free.clamp(1, MAX_CONNECTIONS)).unwrap_or(1)
+}
+
+fn out_of_descriptors(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The connections being answered, each on its own task, oldest first.
+struct Connections {
+    tasks: JoinSet<()>,
+    order: VecDeque<AbortHandle>,
+    capacity: usize,
+}
+
+impl Connections {
+    fn new(capacity: usize) -> Connections {
+        Connections {
+            tasks: JoinSet::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Answers `stream` on a task of its own, closing the oldest connection first when
+    /// `capacity` are open.
+    fn admit(&mut self, stream: TcpStream, metrics: Arc<str>) {
+        while self.tasks.try_join_next().is_some() {}
+        self.order.retain(|task| !task.is_finished());
+        if self.tasks.len() >= self.capacity {
+            self.close_oldest();
+        }
+        self.order
+            .push_back(self.tasks.spawn(respond(stream, metrics)));
+    }
+
+    /// Closes the oldest connection still open (its task is cancelled, which drops it).
+    fn close_oldest(&mut self) {
+        while let Some(task) = self.order.pop_front() {
+            if !task.is_finished() {
+                task.abort();
+                return;
+            }
+        }
+    }
 }
 
 /// Reads one request head and answers it.

@@ -14,6 +14,7 @@ use crate::{
         top::{self, Filter},
     },
     session::{Retention, Session, Signals},
+    stdio,
 };
 
 pub struct TopOptions {
@@ -39,15 +40,18 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
     if opts.csv {
-        println!("{}", csv::HEADER);
+        stdio::println(csv::HEADER)?;
     }
-    let print = |session: &Session, partial: bool| {
+    // A frame that cannot be written ends `top` (one line, status 1; quietly for a closed
+    // pipe): see `stdio`.
+    let print = |session: &Session, partial: bool| -> Result<(), stdio::OutputError> {
         if opts.csv {
-            print!(
-                "{}",
-                csv::rows(&session.model, &session.layers, &opts.filter, partial)
-            );
-            return;
+            return stdio::print(&csv::rows(
+                &session.model,
+                &session.layers,
+                &opts.filter,
+                partial,
+            ));
         }
         let frame = if opts.json {
             top::json(&session.model, &session.layers, &opts.filter, partial)
@@ -60,13 +64,13 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
                 partial,
             )
         };
-        println!("{frame}");
+        stdio::println(&frame)
     };
     loop {
         tokio::select! {
             tick = session.next() => {
                 tick?;
-                print(&session, false);
+                print(&session, false)?;
                 if opts.once {
                     break;
                 }
@@ -74,7 +78,7 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
             _ = signals.recv() => {
                 // Show what the cut-short interval gathered, then detach (on drop).
                 session.flush().await?;
-                print(&session, true);
+                print(&session, true)?;
                 break;
             }
         }

@@ -6,17 +6,26 @@
 //! Variants run one after another, never side by side: their pids are told apart by
 //! the fork tree either way, but concurrent runs would share two CPUs and make the
 //! throughput comparison meaningless.
+//!
+//! A demo runs in a process group of its own and dies with zcprof ([`crate::children`]):
+//! SIGINT/SIGTERM sent to zcprof is passed to the whole group, which gets [`GRACE`] to end
+//! (`zcprof-demo` stops its workers and removes its files) before what is left is killed,
+//! and the run ends as [`Interrupted`].
 
 use std::{
     path::{Path, PathBuf},
     process::{Output, Stdio},
+    time::Duration,
 };
 
 use anyhow::{Context as _, anyhow, bail};
 use zcprof_demos::Report;
 
 use super::measure::{Measured, measure};
-use crate::session::Session;
+use crate::{
+    children::{self, Group},
+    session::{Session, Signals},
+};
 
 /// The binary's file name; it is built from the `zcprof-demos` crate.
 pub const BINARY: &str = "zcprof-demo";
@@ -88,6 +97,17 @@ pub struct DemoUnsupported {
     pub reason: String,
 }
 
+/// A demo run was stopped by SIGINT or SIGTERM sent to zcprof (passed on to the demo).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {}: the demo and its workers were stopped", if *.signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" })]
+pub struct Interrupted {
+    pub signal: i32,
+}
+
+/// How long an interrupted demo may take to stop its workers and remove its temporary
+/// files before its process group is killed.
+pub const GRACE: Duration = Duration::from_secs(3);
+
 /// What to ask of one demo run.
 #[derive(Clone, Debug)]
 pub struct DemoArgs {
@@ -108,6 +128,9 @@ pub enum Length {
 
 /// Starts `exe run SCENARIO --mode MODE --compact`: stdin closed, the JSON report (stdout)
 /// and the one-line error (stderr) piped, killed if the handle is dropped before it ends.
+/// It leads a process group of its own (the terminal's Ctrl-C reaches zcprof alone, which
+/// passes it on) and gets SIGTERM if zcprof dies, even by SIGKILL ([`crate::children`]);
+/// its workers die with it (their own death signal).
 pub fn spawn(
     exe: &Path,
     scenario: &str,
@@ -120,7 +143,9 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        .process_group(0);
+    children::die_with_zcprof(&mut command, rustix::process::Signal::TERM);
     match length {
         Length::Default => {}
         Length::Bytes(bytes) => {
@@ -168,9 +193,11 @@ pub fn outcome(scenario: &str, mode: &str, output: &Output) -> anyhow::Result<Re
 /// the profiler attributed to each of its workers. A demo that fails (exit 1 or 2) is an
 /// error carrying its one-line message ([`DemoFailed`]); one this kernel cannot run (exit
 /// 4) is a [`DemoUnsupported`]; one that finished without verifying its payload (exit 3) is
-/// returned, with `verified: false` in its report.
+/// returned, with `verified: false` in its report. SIGINT or SIGTERM to zcprof
+/// (`signals`) stops the demo's whole group and ends the run as [`Interrupted`].
 pub async fn run_variant(
     session: &mut Session,
+    signals: &mut Signals,
     exe: &Path,
     scenario: &str,
     mode: &str,
@@ -181,6 +208,8 @@ pub async fn run_variant(
     let pid = child
         .id()
         .ok_or_else(|| anyhow!("{BINARY} exited before zcprof saw its pid"))?;
+    // Killed on drop, so an error here (or zcprof's own end) takes the workers too.
+    let group = Group::led_by(pid).ok_or_else(|| anyhow!("{BINARY} has no valid pid"))?;
     let output = child.wait_with_output();
     tokio::pin!(output);
     // Keep applying batches while the demo runs, so the ring buffer never fills.
@@ -189,6 +218,17 @@ pub async fn run_variant(
             out = &mut output => break out.with_context(|| format!("waiting for {BINARY}"))?,
             tick = session.next() => {
                 tick?;
+            }
+            signal = signals.recv() => {
+                // The demo has its own group, so the terminal's Ctrl-C reached zcprof alone.
+                group.signal(children::signal_of(signal));
+                if tokio::time::timeout(GRACE, &mut output).await.is_err() {
+                    group.signal(rustix::process::Signal::KILL);
+                    let _ = (&mut output).await;
+                }
+                // Its leader reaped, the group empties as its workers die.
+                group.end_within(Duration::from_secs(1)).await;
+                return Err(Interrupted { signal }.into());
             }
         }
     };
