@@ -131,30 +131,24 @@ fn load(path: &Path, max_size: u64) -> Result<Recording, String> {
         std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
         _ => err.to_string(),
     };
-    // O_NONBLOCK: opening a FIFO must not wait for a writer before it can be refused.
+    let refuse = |meta: &std::fs::Metadata| match not_a_file(meta) {
+        Some(what) => Err(cannot(format!(
+            "it is {what}, and recordings are read only from regular files"
+        ))),
+        None => Ok(()),
+    };
+    // Refused before it is opened: opening a device can act (a watchdog starts counting, a
+    // tape rewinds), and zcprof may run as root.
+    refuse(&std::fs::metadata(path).map_err(|e| cannot(io_why(e)))?)?;
+    // Whatever is there now is checked again on the descriptor; O_NONBLOCK so that a FIFO
+    // swapped in meanwhile is refused rather than waited on.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| cannot(io_why(e)))?;
     let meta = file.metadata().map_err(|e| cannot(io_why(e)))?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_char_device() {
-            "a character device"
-        } else if kind.is_block_device() {
-            "a block device"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else {
-            "a socket"
-        };
-        return Err(cannot(format!(
-            "it is {what}, and recordings are read only from regular files"
-        )));
-    }
+    refuse(&meta)?;
     let too_big = |size: u64| {
         cannot(format!(
             "it is {}, more than the {} that diff reads (--max-size raises the limit)",
@@ -174,4 +168,22 @@ fn load(path: &Path, max_size: u64) -> Result<Recording, String> {
         return Err(too_big(bytes.len() as u64));
     }
     parse(&bytes).map_err(|err| format!("{}: {err}", path.display()))
+}
+
+/// What `meta` describes when it is not a regular file ("a FIFO"), or `None`.
+fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else {
+        Some("a socket")
+    }
 }
