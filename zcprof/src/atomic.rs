@@ -60,13 +60,20 @@ pub fn check_writable(path: &Path) -> anyhow::Result<()> {
             }
             let vfs = rfs::fstatvfs(&dir)
                 .map_err(|e| cannot(format!("cannot inspect its file system ({e})")))?;
-            if vfs.f_files > 0 && vfs.f_favail == 0 {
+            // Root may use the blocks and inodes a file system reserves for it.
+            let root = rustix::process::geteuid().is_root();
+            let (blocks, inodes) = if root {
+                (vfs.f_bfree, vfs.f_ffree)
+            } else {
+                (vfs.f_bavail, vfs.f_favail)
+            };
+            if vfs.f_files > 0 && inodes == 0 {
                 return Err(cannot(format!(
                     "the file system of {} has no free inodes",
                     parent_shown(&shown).display()
                 )));
             }
-            if vfs.f_blocks > 0 && vfs.f_bavail == 0 {
+            if vfs.f_blocks > 0 && blocks == 0 {
                 return Err(cannot(format!(
                     "the file system of {} is full",
                     parent_shown(&shown).display()
