@@ -55,28 +55,38 @@ impl OutputError {
 
 /// Writes `text` to stdout and flushes it.
 pub fn print(text: &str) -> Result<(), OutputError> {
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| OutputError::of("stdout", e))
+    write(&mut io::stdout().lock(), "stdout", &[text.as_bytes()])
 }
 
 /// Writes `text` and a newline to stdout and flushes it.
 pub fn println(text: &str) -> Result<(), OutputError> {
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-        .map_err(|e| OutputError::of("stdout", e))
+    write(
+        &mut io::stdout().lock(),
+        "stdout",
+        &[text.as_bytes(), b"\n"],
+    )
 }
 
 /// Writes `text` and a newline to stderr: for output a command exists to produce there
 /// (`run`'s summary), whose loss must show in the exit status.
 pub fn eprintln(text: &str) -> Result<(), OutputError> {
-    let mut err = io::stderr().lock();
-    err.write_all(text.as_bytes())
-        .and_then(|()| err.write_all(b"\n"))
-        .map_err(|e| OutputError::of("stderr", e))
+    write(
+        &mut io::stderr().lock(),
+        "stderr",
+        &[text.as_bytes(), b"\n"],
+    )
+}
+
+fn write(
+    out: &mut impl io::Write,
+    stream: &'static str,
+    parts: &[&[u8]],
+) -> Result<(), OutputError> {
+    parts
+        .iter()
+        .try_for_each(|part| out.write_all(part))
+        .and_then(|()| out.flush())
+        .map_err(|e| OutputError::of(stream, e))
 }
 
 /// One message line on stderr, best effort (what [`say!`] calls).

@@ -7,8 +7,7 @@ mod common;
 use std::{
     path::Path,
     process::{Command, Stdio},
-    thread::sleep,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::{Reaped, demo_bin, free_port, http_get, privileged};
@@ -38,16 +37,9 @@ fn query(port: u16, promql: &str) -> Option<f64> {
     doc["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
-/// Polls `f` every 200 ms until it gives `Some`, or fails after `limit`.
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(200));
-    }
+/// Polls `f` every 200 ms (a scrape, a Prometheus query) until it gives `Some`.
+fn wait_for<T>(what: &str, limit: Duration, f: impl FnMut() -> Option<T>) -> T {
+    common::wait_for(what, limit, Duration::from_millis(200), f)
 }
 
 #[test]

@@ -509,12 +509,11 @@ fn runs(pid: u32) -> bool {
         .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
+/// Polls `done` every 20 ms until it holds, or fails after `limit`.
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        sleep(Duration::from_millis(20));
-    }
+    common::wait_for(what, limit, Duration::from_millis(20), || {
+        done().then_some(())
+    });
 }
 
 /// `zcprof demo run pipe --bytes 1T`, then SIGTERM, SIGINT or SIGKILL to zcprof: the demo

@@ -239,6 +239,26 @@ pub fn fails(args: &[&str], code: i32, needle: &str) {
     );
 }
 
+/// Polls `f` every `every` until it gives `Some`, or fails after `limit`.
+pub fn wait_for<T>(
+    what: &str,
+    limit: std::time::Duration,
+    every: std::time::Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what} ({limit:?})"
+        );
+        std::thread::sleep(every);
+    }
+}
+
 /// Whether process `parent` has a child named `comm` now.
 pub fn has_child_named(parent: u32, comm: &str) -> bool {
     let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
