@@ -530,31 +530,41 @@ fn demo_workers_end_with_zcprof() {
         (libc::SIGINT, Some(130)),
         (libc::SIGKILL, None),
     ] {
-        let child = zcprof()
-            .args(["demo", "run", "pipe", "--bytes", "1T"])
+        let mut cmd = zcprof();
+        cmd.args(["demo", "run", "pipe", "--bytes", "1T"])
             .env("ZCPROF_DEMO", &demo)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("zcprof demo run");
-        let zc = child.id();
-        let mut child = Reaped(child);
-        // The demo (pid) and its four workers.
-        wait_for("the demo's workers start", Duration::from_secs(30), || {
-            descendants(zc).len() >= 5
-        });
-        let tree = descendants(zc);
-        let _cleanup = KillOnDrop(tree.clone());
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(zc as i32, signal) };
-        let ended = child.0.wait().expect("zcprof exits");
+            .stderr(Stdio::piped());
+        // The demo and its four workers.
+        let ended = signalled_leaves_nothing(&mut cmd, signal, |zc| descendants(zc).len() >= 5);
         assert_eq!(ended.code(), status, "signal {signal}");
-        wait_for(
-            &format!("signal {signal}: no demo process left of {tree:?}"),
-            Duration::from_secs(5),
-            || !tree.iter().any(|&p| runs(p)),
-        );
     }
+}
+
+/// Starts `cmd` (zcprof), waits until `started(its pid)`, sends it `signal` and returns how
+/// it ended, once every process it had started has ended too (or fails after 5 s).
+fn signalled_leaves_nothing(
+    cmd: &mut Command,
+    signal: i32,
+    started: impl Fn(u32) -> bool,
+) -> std::process::ExitStatus {
+    let child = cmd.spawn().expect("zcprof starts");
+    let zc = child.id();
+    let mut child = Reaped(child);
+    wait_for("its processes start", Duration::from_secs(30), || {
+        started(zc)
+    });
+    let tree = descendants(zc);
+    let _cleanup = KillOnDrop(tree.clone());
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(zc as i32, signal) };
+    let ended = child.0.wait().expect("zcprof exits");
+    wait_for(
+        &format!("signal {signal}: none left of {tree:?}"),
+        Duration::from_secs(5),
+        || !tree.iter().any(|&p| runs(p)),
+    );
+    ended
 }
 
 /// `record -- CMD` killed with SIGKILL: the command does not run on under pid 1.
@@ -564,28 +574,14 @@ fn a_recorded_command_ends_when_zcprof_is_killed() {
         return;
     }
     let work = Scratch::new("killed");
-    let child = zcprof()
-        .args(["record", "-o"])
+    let mut cmd = zcprof();
+    cmd.args(["record", "-o"])
         .arg(work.join("out.json"))
         .args(["--", "sleep", "300"])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("zcprof record");
-    let zc = child.id();
-    let mut child = Reaped(child);
-    wait_for("the command starts", Duration::from_secs(30), || {
+        .stderr(Stdio::null());
+    signalled_leaves_nothing(&mut cmd, libc::SIGKILL, |zc| {
         common::has_child_named(zc, "sleep")
     });
-    let sleeper = descendants(zc);
-    let _cleanup = KillOnDrop(sleeper.clone());
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(zc as i32, libc::SIGKILL) };
-    let _ = child.0.wait();
-    wait_for(
-        "the command ends with zcprof",
-        Duration::from_secs(5),
-        || !sleeper.iter().any(|&p| runs(p)),
-    );
 }
 
 /// CPU seconds (user + system) `pid` has used.
