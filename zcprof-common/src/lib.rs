@@ -6,6 +6,7 @@
 
 #![no_std]
 
+pub mod errno;
 pub mod hist;
 pub mod kernel;
 pub mod syscalls;
@@ -123,8 +124,12 @@ pub struct Counts {
     pub errors: u64,
     /// Successful calls by size, see [`hist::bucket`].
     pub hist: [u64; HIST_BUCKETS],
+    /// Failed calls by errno slot ([`errno::NAMES`]), where the layer knows the errno (the
+    /// syscall layer; the kernel layer leaves them zero). After `hist` so that the success
+    /// path never touches these cache lines.
+    pub errno: [u64; errno::SLOTS],
 }
-const _: () = assert!(core::mem::size_of::<Counts>() == 24 + 8 * HIST_BUCKETS);
+const _: () = assert!(core::mem::size_of::<Counts>() == 24 + 8 * HIST_BUCKETS + 8 * errno::SLOTS);
 
 impl Counts {
     pub const ZERO: Counts = Counts {
@@ -132,6 +137,7 @@ impl Counts {
         bytes: 0,
         errors: 0,
         hist: [0; HIST_BUCKETS],
+        errno: [0; errno::SLOTS],
     };
 }
 

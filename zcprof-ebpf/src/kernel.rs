@@ -47,7 +47,8 @@ fn hit(probe: u32, failed: bool, bytes: u64) {
         tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         slot: probe,
     };
-    count(&KSTATS, key, failed, bytes);
+    // A kernel function's failure has no errno to count it by.
+    count(&KSTATS, key, failed, 0, bytes);
 }
 
 exit_flush!(flush_kernel, KSTATS, layer::KERNEL);

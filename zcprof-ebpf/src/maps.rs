@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use zcprof_common::{Counts, EVENTS_BYTES, Key, counter, hist};
+use zcprof_common::{Counts, EVENTS_BYTES, Key, counter, errno, hist};
 
 /// Process lifecycle records and final totals, see `zcprof_common::Event`.
 #[map]
@@ -43,12 +43,13 @@ unsafe fn add(ptr: *mut u64, value: u64) {
 
 /// Counts one call at `key` of a counting layer's `map`: `failed` counts an error (and
 /// `bytes` still count: a copy that faulted half-way moved half its bytes; a failed syscall
-/// passes 0).
+/// passes 0), by `errno` when it is known (non-zero; a constant 0 compiles the errno count
+/// away).
 #[inline(always)]
-pub fn count(map: &HashMap<Key, Counts>, key: Key, failed: bool, bytes: u64) {
+pub fn count(map: &HashMap<Key, Counts>, key: Key, failed: bool, errno: u64, bytes: u64) {
     if let Some(counts) = entry(map, key) {
         // SAFETY: a live map value, from a successful lookup.
-        unsafe { update(counts, failed, bytes) };
+        unsafe { update(counts, failed, errno, bytes) };
     }
 }
 
@@ -80,12 +81,14 @@ fn entry(map: &HashMap<Key, Counts>, key: Key) -> Option<*mut Counts> {
     counts
 }
 
-/// Adds one call to `counts`: `bytes`, and an error or a histogram count.
+/// Adds one call to `counts`: `bytes`, and an error (by `errno`, when non-zero) or a
+/// histogram count. The errno table is only touched on failure: the success path costs
+/// what it cost before the table existed.
 ///
 /// # Safety
 /// `counts` must point to a live map value.
 #[inline(always)]
-unsafe fn update(counts: *mut Counts, failed: bool, bytes: u64) {
+unsafe fn update(counts: *mut Counts, failed: bool, errno: u64, bytes: u64) {
     // SAFETY: guaranteed by the caller; every field is a u64 at an 8-byte-aligned offset of
     // a `#[repr(C)]` struct.
     unsafe {
@@ -95,6 +98,13 @@ unsafe fn update(counts: *mut Counts, failed: bool, bytes: u64) {
         }
         if failed {
             add(&raw mut (*counts).errors, 1);
+            if errno != 0 {
+                let slot = errno::slot(errno);
+                // Always true; the check proves the index in range to the verifier.
+                if slot < errno::SLOTS {
+                    add((&raw mut (*counts).errno).cast::<u64>().add(slot), 1);
+                }
+            }
         } else {
             // The mask is a no-op for the verifier's benefit: it proves the index in range.
             let bucket = hist::bucket(bytes) & (zcprof_common::HIST_BUCKETS - 1);

@@ -71,8 +71,8 @@ fn on_sys_exit(nr: u64, ret: i64, mmsg_vec: impl FnOnce() -> Option<u64>) {
         tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         slot: index,
     };
-    // A failed syscall moved nothing (`bytes` is 0 then).
-    count(&STATS, key, ret < 0, bytes);
+    // A failed syscall moved nothing (`bytes` is 0 then) and returned `-errno`.
+    count(&STATS, key, ret < 0, ret.unsigned_abs(), bytes);
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]

@@ -167,7 +167,14 @@ pub struct Metrics {
     pub copy_u2k: Change,
     pub zero_copy: Change,
     pub calls: Change,
+    /// Calls that failed: errors other than EAGAIN/EWOULDBLOCK and EINTR (what `--fail-if
+    /// errors` judges).
     pub errors: Change,
+    /// Calls that returned EAGAIN/EWOULDBLOCK or EINTR: would block / interrupted, never a
+    /// failure nor a regression.
+    pub would_block: Change,
+    /// Both kinds of errors by errno name, as recorded (not normalised), by name.
+    pub errno: Vec<ErrnoCount>,
     /// Copied bytes per delivered byte (only with `--per-bytes-delivered`).
     pub copy_amplification: Option<Change>,
     /// Not normalised; `change_pct` is the difference in percentage points.
@@ -210,6 +217,37 @@ pub struct EntryChange {
     pub bytes: Change,
     pub calls: Change,
     pub status: Status,
+}
+
+/// One errno's recorded count before and after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ErrnoCount {
+    pub errno: String,
+    /// EAGAIN/EWOULDBLOCK or EINTR: would block / interrupted, not a failure.
+    pub would_block: bool,
+    pub before_total: u64,
+    pub after_total: u64,
+}
+
+/// Every errno either side recorded, failures first, then by name.
+fn errno_counts(before: &LayerTotals, after: &LayerTotals) -> Vec<ErrnoCount> {
+    let names: std::collections::BTreeSet<&String> =
+        before.errno.keys().chain(after.errno.keys()).collect();
+    let mut out: Vec<ErrnoCount> = names
+        .into_iter()
+        .map(|name| ErrnoCount {
+            errno: name.clone(),
+            would_block: crate::WOULD_BLOCK.contains(&name.as_str()),
+            before_total: before.errno.get(name).copied().unwrap_or(0),
+            after_total: after.errno.get(name).copied().unwrap_or(0),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.would_block
+            .cmp(&b.would_block)
+            .then(a.errno.cmp(&b.errno))
+    });
+    out
 }
 
 /// A copy path that appeared or grew above noise.
@@ -646,7 +684,7 @@ fn side_info(r: &Recording) -> SideInfo {
 fn primary(layers: &Layers) -> LayerTotals {
     layers
         .get(PRIMARY_LAYER)
-        .map(|l| l.totals)
+        .map(|l| l.totals.clone())
         .unwrap_or_default()
 }
 
@@ -674,7 +712,9 @@ impl Compare {
             copy_u2k: norm.pair(b.copy_u2k_bytes, a.copy_u2k_bytes),
             zero_copy: norm.pair(b.zero_copy_bytes, a.zero_copy_bytes),
             calls: norm.pair(b.calls, a.calls),
-            errors: norm.pair(b.errors, a.errors),
+            errors: norm.pair(b.failures(), a.failures()),
+            would_block: norm.pair(b.would_block, a.would_block),
+            errno: errno_counts(&b, &a),
             copy_amplification: self.with_n.then_some(copied),
             zero_copy_ratio: Change::of_ratio(
                 ratio(b.zero_copy_bytes, b.copied_bytes()),

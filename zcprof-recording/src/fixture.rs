@@ -30,6 +30,7 @@ pub fn entry(name: &str, calls: u64, bytes: u64) -> Entry {
         calls,
         bytes,
         errors: 0,
+        errno: Default::default(),
         hist,
     }
 }
@@ -53,6 +54,8 @@ fn totals(layer: &Layer) -> LayerTotals {
         }
         t.calls += e.calls;
         t.errors += e.errors;
+        t.would_block += crate::would_block(&e.errno);
+        crate::format::add_errno(&mut t.errno, &e.errno);
     }
     t.zero_copy_ratio = crate::format::ratio(t.zero_copy_bytes, t.copied_bytes());
     t
@@ -71,17 +74,7 @@ pub fn recording(duration_s: f64, procs: &[(u32, &str, &[Call])]) -> Recording {
             layers: layers(calls),
         })
         .collect();
-    let mut total = Layer::default();
-    for p in &processes {
-        for (name, e) in &p.layers["syscall"].syscalls {
-            total
-                .syscalls
-                .entry(name.clone())
-                .and_modify(|t| t.add(e))
-                .or_insert_with(|| e.clone());
-        }
-    }
-    total.totals = totals(&total);
+    let total = total_of(&processes);
     Recording {
         schema: SCHEMA.into(),
         zcprof_version: "0.1.0".into(),
@@ -116,4 +109,42 @@ pub fn recording(duration_s: f64, procs: &[(u32, &str, &[Call])]) -> Recording {
             layers: Layers::from([("syscall".to_string(), total)]),
         },
     }
+}
+
+/// The syscall layer summed over `processes`.
+fn total_of(processes: &[ProcessRecord]) -> Layer {
+    let mut total = Layer::default();
+    for p in processes {
+        for (name, e) in &p.layers["syscall"].syscalls {
+            total
+                .syscalls
+                .entry(name.clone())
+                .and_modify(|t| t.add(e))
+                .or_insert_with(|| e.clone());
+        }
+    }
+    total.totals = totals(&total);
+    total
+}
+
+/// `r` with failed calls of `syscall` in its first process, `(errno, count)` each; totals
+/// follow.
+pub fn with_errors(mut r: Recording, syscall: &str, errno: &[(&str, u64)]) -> Recording {
+    let layer = r.processes[0]
+        .layers
+        .get_mut("syscall")
+        .expect("a syscall layer");
+    let e = layer
+        .syscalls
+        .entry(syscall.to_string())
+        .or_insert_with(|| entry(syscall, 0, 0));
+    for (name, n) in errno {
+        e.calls += n;
+        e.errors += n;
+        *e.errno.entry(name.to_string()).or_default() += n;
+    }
+    layer.totals = totals(layer);
+    let total = total_of(&r.processes);
+    r.total.layers.insert("syscall".to_string(), total);
+    r
 }

@@ -168,15 +168,75 @@ impl Layer {
 }
 
 /// A layer's figures summed over its entries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerTotals {
     pub copy_k2u_bytes: u64,
     pub copy_u2k_bytes: u64,
     pub zero_copy_bytes: u64,
     pub calls: u64,
+    /// Calls that returned an error, [`LayerTotals::would_block`] included.
     pub errors: u64,
+    /// Of `errors`, those that returned EAGAIN/EWOULDBLOCK or EINTR ([`WOULD_BLOCK`]):
+    /// "would block / interrupted", not failures. Absent (0) in recordings made before
+    /// zcprof counted errnos.
+    #[serde(default)]
+    pub would_block: u64,
+    /// `errors` by errno name (the kernel's fixed table, "other" for the rest); only
+    /// non-zero ones; empty where the layer knows no errno.
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub errno: SortedMap<u64>,
     /// Zero-copy bytes over all moved bytes; `null` when nothing moved.
     pub zero_copy_ratio: Option<f64>,
+}
+
+/// The errnos that mean "would block / interrupted" rather than a failure (EWOULDBLOCK is
+/// EAGAIN on Linux): never a failure, never a regression.
+pub const WOULD_BLOCK: [&str; 2] = ["EAGAIN", "EINTR"];
+
+/// Calls in `errno` that returned one of [`WOULD_BLOCK`].
+pub fn would_block(errno: &SortedMap<u64>) -> u64 {
+    WOULD_BLOCK
+        .iter()
+        .filter_map(|name| errno.get(name))
+        .fold(0, |sum, n| sum.saturating_add(*n))
+}
+
+/// Errors by errno in one line, failures apart from would-block ones, each group largest
+/// first: `1 failed (EBADF 1); 8 would block / interrupted (EAGAIN 8)`. `None` when there
+/// are none. Every view that shows errors by errno (run, the dashboard, diff) says it so.
+pub fn errno_summary(errno: &SortedMap<u64>) -> Option<String> {
+    let group = |would: bool| {
+        let mut names: Vec<(&String, u64)> = errno
+            .iter()
+            .filter(|(name, n)| **n > 0 && WOULD_BLOCK.contains(&name.as_str()) == would)
+            .map(|(name, n)| (name, *n))
+            .collect();
+        names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let total = names
+            .iter()
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
+        let list: Vec<String> = names
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        (total > 0).then(|| (total, list.join(", ")))
+    };
+    let mut parts = Vec::new();
+    if let Some((n, list)) = group(false) {
+        parts.push(format!("{n} failed ({list})"));
+    }
+    if let Some((n, list)) = group(true) {
+        parts.push(format!("{n} would block / interrupted ({list})"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// Adds `other`'s errno counts into `mine`.
+pub fn add_errno(mine: &mut SortedMap<u64>, other: &SortedMap<u64>) {
+    for (name, n) in other {
+        let slot = mine.entry(name.clone()).or_default();
+        *slot = slot.saturating_add(*n);
+    }
 }
 
 impl LayerTotals {
@@ -190,7 +250,14 @@ impl LayerTotals {
         self.zero_copy_bytes = self.zero_copy_bytes.saturating_add(other.zero_copy_bytes);
         self.calls = self.calls.saturating_add(other.calls);
         self.errors = self.errors.saturating_add(other.errors);
+        self.would_block = self.would_block.saturating_add(other.would_block);
+        add_errno(&mut self.errno, &other.errno);
         self.zero_copy_ratio = ratio(self.zero_copy_bytes, self.copied_bytes());
+    }
+
+    /// Errors that are failures: `errors` without the would-block ones.
+    pub fn failures(&self) -> u64 {
+        self.errors.saturating_sub(self.would_block)
     }
 }
 
@@ -207,7 +274,11 @@ pub struct Entry {
     pub direction: Direction,
     pub calls: u64,
     pub bytes: u64,
+    /// Calls that returned an error (would-block ones included, see [`WOULD_BLOCK`]).
     pub errors: u64,
+    /// `errors` by errno name; only non-zero ones; empty where the layer knows no errno.
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub errno: SortedMap<u64>,
     /// Non-empty log2 size buckets: `count` calls moved `low..=high` bytes each.
     pub hist: Vec<Bucket>,
 }
@@ -217,6 +288,7 @@ impl Entry {
         self.calls = self.calls.saturating_add(other.calls);
         self.bytes = self.bytes.saturating_add(other.bytes);
         self.errors = self.errors.saturating_add(other.errors);
+        add_errno(&mut self.errno, &other.errno);
         for b in &other.hist {
             match self
                 .hist
@@ -353,5 +425,23 @@ mod present_or_null {
         deserializer: D,
     ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(deserializer).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_summary_keeps_would_block_apart_from_failures() {
+        let errno: SortedMap<u64> = [("EAGAIN", 8), ("EPIPE", 1), ("EINTR", 2), ("EBADF", 3)]
+            .map(|(name, n)| (name.to_string(), n))
+            .into();
+        assert_eq!(
+            errno_summary(&errno).as_deref(),
+            Some("4 failed (EBADF 3, EPIPE 1); 10 would block / interrupted (EAGAIN 8, EINTR 2)")
+        );
+        assert_eq!(would_block(&errno), 10);
+        assert_eq!(errno_summary(&SortedMap::new()), None);
     }
 }

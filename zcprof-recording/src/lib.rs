@@ -16,6 +16,7 @@ pub mod parse;
 
 pub use format::{
     Bucket, Direction, Entry, Family, Layer, LayerTotals, Layers, Lost, ProbeLayer, ProcessRecord,
-    Recording, SortedMap, Target, Total, Workload, WorkloadKind, command_line,
+    Recording, SortedMap, Target, Total, WOULD_BLOCK, Workload, WorkloadKind, command_line,
+    errno_summary, would_block,
 };
 pub use parse::{ParseError, parse};

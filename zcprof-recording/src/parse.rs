@@ -238,10 +238,19 @@ fn check_figures(r: &Recording) -> Result<(), ParseError> {
 }
 
 fn check_layer(layer: &Layer) -> Result<(), String> {
-    let (mut calls, mut errors) = (0u64, 0u64);
+    let (mut calls, mut errors, mut would_block) = (0u64, 0u64, 0u64);
     for (name, e) in layer.entries() {
         calls = calls.saturating_add(e.calls);
         errors = errors.saturating_add(e.errors);
+        would_block = would_block.saturating_add(crate::would_block(&e.errno));
+        let by_errno = e.errno.values().fold(0u64, |sum, n| sum.saturating_add(*n));
+        if by_errno > e.errors {
+            return Err(format!(
+                "`{}` has {by_errno} errors by errno but {} in all",
+                shorten(name),
+                e.errors
+            ));
+        }
         let in_hist = e
             .hist
             .iter()
@@ -258,6 +267,13 @@ fn check_layer(layer: &Layer) -> Result<(), String> {
         return Err(format!(
             "its totals ({} calls, {} errors) are not the sum of its entries ({calls}, {errors})",
             layer.totals.calls, layer.totals.errors
+        ));
+    }
+    if would_block != layer.totals.would_block {
+        return Err(format!(
+            "its totals ({} would block) are not the sum of its entries' EAGAIN and EINTR \
+             ({would_block})",
+            layer.totals.would_block
         ));
     }
     Ok(())

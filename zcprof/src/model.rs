@@ -15,7 +15,9 @@ use std::{
 };
 
 pub use input::{Batch, KernelCounters, ProcEvent};
-pub use totals::{Counters, CountsExt, Figures, KernelProbes, Slots, Syscalls, Totals};
+pub use totals::{
+    Counters, CountsExt, Figures, KernelProbes, Slots, Syscalls, Totals, errno_names, would_block,
+};
 use zcprof_common::Key;
 
 use crate::probes::{self, Layer};

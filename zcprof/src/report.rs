@@ -125,7 +125,11 @@ pub struct Rates {
     pub copy_u2k_bytes_per_s: f64,
     pub zero_copy_bytes_per_s: f64,
     pub calls_per_s: f64,
+    /// Calls that returned an error, would-block ones included.
     pub errors_per_s: f64,
+    /// Of those, calls that returned EAGAIN or EINTR: would block / interrupted, not
+    /// failures.
+    pub would_block_per_s: f64,
     /// Share of moved bytes that were not copied; `null` when nothing moved.
     pub zero_copy_ratio: Option<f64>,
 }
@@ -139,6 +143,7 @@ impl Rates {
             zero_copy_bytes_per_s: per(f.zero_copy_bytes),
             calls_per_s: per(f.calls),
             errors_per_s: per(f.errors),
+            would_block_per_s: per(f.would_block()),
             zero_copy_ratio: f.zero_copy_ratio(),
         }
     }

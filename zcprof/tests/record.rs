@@ -394,7 +394,7 @@ fn pid_and_comm_recordings() {
     assert!(!rec.interrupted);
     assert_eq!(rec.workload.targets[0].command[0], "dd");
     assert_eq!(rec.processes.len(), 1, "{:?}", rec.processes);
-    let t = rec.processes[0].layers["syscall"].totals;
+    let t = &rec.processes[0].layers["syscall"].totals;
     assert!(
         t.copy_u2k_bytes > 1 << 20 && t.copy_k2u_bytes > 1 << 20,
         "{t:?}"
@@ -467,7 +467,7 @@ fn copied_by(rec: &zcprof_recording::Recording, comm: &str) -> (u64, u64) {
     rec.processes
         .iter()
         .filter(|p| p.comm == comm)
-        .map(|p| p.layers["syscall"].totals)
+        .map(|p| p.layers["syscall"].totals.clone())
         .fold((0, 0), |(k, u), t| {
             (k + t.copy_k2u_bytes, u + t.copy_u2k_bytes)
         })

@@ -12,7 +12,7 @@ use zcprof::{
     probes::{Layer, State, SyscallProbe},
     session::Session,
 };
-use zcprof_common::syscalls;
+use zcprof_common::{errno, syscalls};
 
 fn start(mode: SyscallProbe) -> (tokio::runtime::Runtime, Session) {
     let (rt, session) = common::session(mode);
@@ -55,6 +55,13 @@ fn assert_exact(model: &Model, child: &Child, what: &str) {
             expected,
             "{what}: {} (calls, bytes, errors)",
             sc.name
+        );
+        assert_eq!(
+            p.totals.syscall.0[i].errno,
+            child.tally.errno[i],
+            "{what}: {} errors by errno {:?}",
+            sc.name,
+            errno::NAMES
         );
     }
 }
@@ -274,6 +281,45 @@ fn zero_copy_workload() -> Child {
     child
 }
 
+/// Issue 12 point 4, the nginx case: reads of a non-blocking TCP socket with nothing to
+/// read fail with EAGAIN. They are counted by errno, as "would block", not as failures.
+fn nonblocking_workload() -> Child {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    server.set_nonblocking(true).expect("O_NONBLOCK");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&server);
+    let mut buf = [0u8; 512];
+    // SAFETY: the child passes only `buf` and a descriptor that outlive it.
+    let child = in_child(|t: &mut Tally| unsafe {
+        let p = buf.as_mut_ptr().cast();
+        for _ in 0..5 {
+            t.note("read", libc::read(fd, p, buf.len()));
+        }
+        for _ in 0..3 {
+            t.note(
+                "recvfrom",
+                libc::recvfrom(
+                    fd,
+                    p,
+                    buf.len(),
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ),
+            );
+        }
+        t.note("write", libc::write(fd, p, 0)); // a success among the failures
+    });
+    drop((client, server));
+    let eagain = errno::slot(libc::EAGAIN as u64);
+    assert_eq!(child.tally.get("read"), (5, 0, 5));
+    assert_eq!(child.tally.errno[common::index("read")][eagain], 5);
+    assert_eq!(child.tally.errno[common::index("recvfrom")][eagain], 3);
+    child
+}
+
 fn exact_ground_truth(mode: SyscallProbe, test: &str) {
     if !privileged(test) {
         return;
@@ -282,11 +328,35 @@ fn exact_ground_truth(mode: SyscallProbe, test: &str) {
     let files = file_workload();
     let sockets = socket_workload();
     let zero_copy = zero_copy_workload();
+    let nonblocking = nonblocking_workload();
     rt.block_on(session.flush()).expect("flush");
     let m = &session.model;
     assert_exact(m, &files, "file workload");
     assert_exact(m, &sockets, "socket workload");
     assert_exact(m, &zero_copy, "zero-copy workload");
+    assert_exact(m, &nonblocking, "non-blocking workload");
+    // What run, record and diff show: the 8 EAGAINs by name, apart from failures.
+    let layer = zcprof::report::figures::syscall_layer(&process(m, nonblocking.pid).totals.syscall);
+    assert_eq!(
+        (
+            layer.totals.errors,
+            layer.totals.would_block,
+            layer.totals.failures()
+        ),
+        (8, 8, 0)
+    );
+    assert_eq!(layer.totals.errno, [("EAGAIN".to_string(), 8)].into());
+    assert_eq!(
+        layer.syscalls["read"].errno,
+        [("EAGAIN".to_string(), 5)].into()
+    );
+    let files = zcprof::report::figures::syscall_layer(&process(m, files.pid).totals.syscall);
+    assert_eq!(
+        (files.totals.would_block, files.totals.failures()),
+        (0, 1),
+        "the EBADF write is a failure"
+    );
+    assert_eq!(files.totals.errno, [("EBADF".to_string(), 1)].into());
     let f = process(m, zero_copy.pid).totals.syscall.figures();
     assert_eq!(
         f.copied_bytes(),

@@ -229,7 +229,8 @@ fn metric_rows(m: &Metrics) -> Vec<(&'static str, &Change, Kind)> {
         ("copied u→k", &m.copy_u2k, Kind::Bytes),
         ("zero-copy", &m.zero_copy, Kind::Bytes),
         ("calls", &m.calls, Kind::Count),
-        ("errors", &m.errors, Kind::Count),
+        ("errors (failures)", &m.errors, Kind::Count),
+        ("would block / interrupted", &m.would_block, Kind::Count),
     ];
     if let Some(a) = &m.copy_amplification {
         rows.push(("copy amplification", a, Kind::Bytes));
@@ -260,6 +261,27 @@ fn metric_table(d: &Diff, s: &Scope) -> Vec<[String; 4]> {
             ]
         })
         .collect()
+}
+
+/// `errors by errno: EPIPE 0 → 2; EAGAIN 123 → 80 (would block / interrupted)`, the
+/// recorded counts; `None` when neither side had an error.
+fn errno_line(m: &Metrics) -> Option<String> {
+    if m.errno.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = m
+        .errno
+        .iter()
+        .map(|e| {
+            let kind = if e.would_block {
+                " (would block / interrupted, not a failure)"
+            } else {
+                ""
+            };
+            format!("{} {} → {}{kind}", e.errno, e.before_total, e.after_total)
+        })
+        .collect();
+    Some(format!("errors by errno (recorded): {}", each.join("; ")))
 }
 
 /// The rows of a scope's changed entries.
@@ -470,6 +492,9 @@ pub fn text(d: &Diff, thresholds: &[Evaluation]) -> String {
         }));
         out.push('\n');
         out.push_str(&columns("", &rows));
+        if let Some(line) = errno_line(&s.metrics) {
+            out.push_str(&format!("  {line}\n"));
+        }
         if !s.changed.is_empty() {
             let mut rows = vec![ENTRY_HEADER.map(str::to_uppercase)];
             rows.extend(entry_table(d, &s.changed));
@@ -531,6 +556,9 @@ pub fn markdown(d: &Diff, thresholds: &[Evaluation]) -> String {
             out.push_str(&row(&r));
         }
         out.push('\n');
+        if let Some(line) = errno_line(&s.metrics) {
+            out.push_str(&format!("{}.\n\n", esc(&line)));
+        }
         if !s.changed.is_empty() {
             out.push_str(&row(&ENTRY_HEADER.map(String::from)));
             out.push_str("|---|---|---|---:|---:|---:|---:|\n");

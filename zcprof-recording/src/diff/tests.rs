@@ -2,7 +2,7 @@
 //! added), matching by name, normalisation, and thresholds.
 
 use super::{render, threshold, *};
-use crate::fixture::{Call, recording};
+use crate::fixture::{Call, recording, with_errors};
 
 const MIB4: u64 = 4 << 20;
 
@@ -680,4 +680,58 @@ fn parents_and_same_named_workers_are_kept_apart() {
     assert_eq!(d.unchanged_processes, 1);
     assert_eq!(d.processes[0].metrics.copied.before, Some(4_000_000.0));
     assert_eq!(d.processes[0].metrics.copied.after, Some(0.0));
+}
+
+/// Issue 12 point 4: nginx's sendfile returned EAGAIN more often after the change. That is
+/// "would block", never a failure nor a regression: `errors` and `--fail-if errors` leave it
+/// out, and the errno is named with its recorded counts.
+#[test]
+fn would_block_errors_are_never_a_regression() {
+    let (before, after) = file_copy();
+    let before = with_errors(before, "read", &[("EAGAIN", 123), ("EPIPE", 1)]);
+    let after = with_errors(
+        after,
+        "read",
+        &[("EAGAIN", 318), ("EINTR", 2), ("EPIPE", 1)],
+    );
+    crate::parse(serde_json::to_string(&after).expect("json").as_bytes()).expect("consistent");
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    let m = &d.total.metrics;
+    assert_eq!(
+        (m.errors.before_total, m.errors.after_total),
+        (Some(1), Some(1))
+    );
+    assert_eq!(m.errors.status, Status::Same);
+    assert_eq!(
+        (m.would_block.before_total, m.would_block.after_total),
+        (Some(123), Some(320))
+    );
+    assert_eq!(
+        m.errno
+            .iter()
+            .map(|e| (
+                e.errno.as_str(),
+                e.would_block,
+                e.before_total,
+                e.after_total
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("EPIPE", false, 1, 1),
+            ("EAGAIN", true, 123, 318),
+            ("EINTR", true, 0, 2)
+        ]
+    );
+    assert!(d.regressions.is_empty(), "{:?}", d.regressions);
+    for t in ["errors-increase>0", "errors>1"] {
+        let e = threshold::parse(t).expect(t).evaluate(&d).expect(t);
+        assert_eq!(e.held, Some(false), "{t}");
+    }
+    let text = render::text(&d, &[]);
+    assert!(
+        text.contains(
+            "errors by errno (recorded): EPIPE 1 → 1; EAGAIN 123 → 318 (would block / interrupted, not a failure); EINTR 0 → 2 (would block / interrupted, not a failure)"
+        ),
+        "{text}"
+    );
 }

@@ -14,6 +14,8 @@
 //! `copied-decrease<50%` fails unless copies at least halved. A bare metric compares the
 //! AFTER value; `%` is allowed there only for `zero-copy-ratio`, whose changes with `%` are
 //! in percentage points. `regressions>0` fails when any copy path grew or appeared.
+//! `errors` counts failures only: EAGAIN/EWOULDBLOCK and EINTR (would block / interrupted)
+//! are left out, so a server that polls more often never fails `errors-increase>0`.
 //!
 //! An inconclusive diff (no sound unit of work) cannot be judged: every condition on it
 //! evaluates to "cannot judge" (`held: null`), and `zcprof diff` exits 2, never 0 or 1.

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 use zcprof_common::{
-    Counts, HIST_BUCKETS, kernel,
+    Counts, HIST_BUCKETS, errno, kernel,
     syscalls::{self, Direction, Family},
 };
 
@@ -29,6 +29,9 @@ impl CountsExt for Counts {
         for (a, b) in self.hist.iter_mut().zip(other.hist.iter()) {
             *a += b;
         }
+        for (a, b) in self.errno.iter_mut().zip(other.errno.iter()) {
+            *a += b;
+        }
     }
 
     /// `self - earlier`, saturating: cumulative counters never go back, but an entry that
@@ -38,11 +41,16 @@ impl CountsExt for Counts {
         for (i, h) in hist.iter_mut().enumerate() {
             *h = self.hist[i].saturating_sub(earlier.hist[i]);
         }
+        let mut errno = [0; errno::SLOTS];
+        for (i, e) in errno.iter_mut().enumerate() {
+            *e = self.errno[i].saturating_sub(earlier.errno[i]);
+        }
         Counts {
             calls: self.calls.saturating_sub(earlier.calls),
             bytes: self.bytes.saturating_sub(earlier.bytes),
             errors: self.errors.saturating_sub(earlier.errors),
             hist,
+            errno,
         }
     }
 }
@@ -119,6 +127,9 @@ impl Totals<Syscalls> {
             }
             f.calls += s.calls;
             f.errors += s.errors;
+            for (a, b) in f.errno.iter_mut().zip(s.errno.iter()) {
+                *a += b;
+            }
         }
         f
     }
@@ -248,10 +259,23 @@ pub struct Figures {
     /// Moved without passing through user memory (sendfile, splice, …).
     pub zero_copy_bytes: u64,
     pub calls: u64,
+    /// Calls that returned an error, would-block ones included.
     pub errors: u64,
+    /// `errors` by errno slot ([`errno::NAMES`]).
+    pub errno: [u64; errno::SLOTS],
 }
 
 impl Figures {
+    /// Errors that mean "would block / interrupted" (EAGAIN, EINTR), not failures.
+    pub fn would_block(&self) -> u64 {
+        would_block(&self.errno)
+    }
+
+    /// Errors that are failures: `errors` without [`Figures::would_block`].
+    pub fn failures(&self) -> u64 {
+        self.errors.saturating_sub(self.would_block())
+    }
+
     pub fn copied_bytes(&self) -> u64 {
         self.copy_k2u_bytes + self.copy_u2k_bytes
     }
@@ -268,12 +292,50 @@ impl Figures {
         self.zero_copy_bytes += other.zero_copy_bytes;
         self.calls += other.calls;
         self.errors += other.errors;
+        for (a, b) in self.errno.iter_mut().zip(other.errno.iter()) {
+            *a += b;
+        }
     }
+}
+
+/// Calls in an errno table that returned EAGAIN or EINTR.
+pub fn would_block(by_slot: &[u64; errno::SLOTS]) -> u64 {
+    (0..errno::SLOTS)
+        .filter(|&i| errno::would_block(i))
+        .map(|i| by_slot[i])
+        .sum()
+}
+
+/// An errno table by name, non-zero slots only (the shape of recordings' `errno` objects).
+pub fn errno_names(by_slot: &[u64; errno::SLOTS]) -> zcprof_recording::SortedMap<u64> {
+    errno::NAMES
+        .iter()
+        .zip(by_slot)
+        .filter(|(_, n)| **n > 0)
+        .map(|(name, n)| (name.to_string(), *n))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn would_block_errnos_agree_with_the_recording_format() {
+        let named: Vec<&str> = (0..errno::SLOTS)
+            .filter(|&i| errno::would_block(i))
+            .map(|i| errno::NAMES[i])
+            .collect();
+        assert_eq!(named, zcprof_recording::WOULD_BLOCK);
+        let mut by_slot = [0; errno::SLOTS];
+        by_slot[errno::slot(libc::EAGAIN as u64)] = 3;
+        by_slot[errno::slot(libc::EINTR as u64)] = 2;
+        by_slot[errno::slot(libc::EPIPE as u64)] = 1;
+        assert_eq!(would_block(&by_slot), 5);
+        let names = errno_names(&by_slot);
+        assert_eq!(zcprof_recording::would_block(&names), 5);
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
 
     #[test]
     fn every_counting_layer_has_its_slots_here() {

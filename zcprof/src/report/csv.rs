@@ -1,13 +1,14 @@
 //! `zcprof top --csv`: the same frame as `top --json`, as spreadsheet rows. The header comes
 //! once; then, every interval, one row per active process and one `machine` row. The
 //! syscall layer's rates come first; the kernel layer's copy rates (from one copy role, empty
-//! when none attached) are the last columns, so older readers' column positions still hold.
+//! when none attached) follow, then `would_block_per_s` and `errno` (the interval's errors by
+//! errno name, `EAGAIN=8 EBADF=1`): new columns go last, so older readers' positions hold.
 
 use zcprof_common::kernel::Role;
 
 use super::{Lost, Rates, top, unix_time};
 use crate::{
-    model::{KernelProbes, Model, Totals},
+    model::{Figures, KernelProbes, Model, Totals, errno_names},
     probes::{LayerSummary, copy_source},
 };
 
@@ -15,7 +16,7 @@ use crate::{
 pub const HEADER: &str = "unix_time,interval_s,partial,scope,pid,ppid,comm,exited,\
 copy_k2u_bytes_per_s,copy_u2k_bytes_per_s,zero_copy_bytes_per_s,calls_per_s,errors_per_s,\
 zero_copy_ratio,lost_events,kernel_copy_source,kernel_copy_k2u_bytes_per_s,\
-kernel_copy_u2k_bytes_per_s";
+kernel_copy_u2k_bytes_per_s,would_block_per_s,errno";
 
 /// The rows of the last interval, each newline-terminated.
 pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partial: bool) -> String {
@@ -29,12 +30,18 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
                    ppid: String,
                    comm: &str,
                    exited: &str,
-                   r: Rates,
+                   f: &Figures,
                    k: &Totals<KernelProbes>| {
+        let r = Rates::of(f, seconds);
+        // The interval's errors by errno name, `EAGAIN=8 EBADF=1` (no comma: one field).
+        let errno: Vec<String> = errno_names(&f.errno)
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
         let copied = top::copy_rates(k, source, seconds);
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
         out.push_str(&format!(
-            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{}\n",
+            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{}\n",
             field(comm),
             r.copy_k2u_bytes_per_s,
             r.copy_u2k_bytes_per_s,
@@ -47,6 +54,8 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
             source.map(Role::name).unwrap_or_default(),
             rate(copied.map(|(k2u, _)| k2u)),
             rate(copied.map(|(_, u2k)| u2k)),
+            r.would_block_per_s,
+            errno.join(" "),
         ));
     };
     for r in top::rows(model, filter) {
@@ -57,7 +66,7 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
             p.ppid.map(|pp| pp.to_string()).unwrap_or_default(),
             &p.comm,
             if p.exited { "true" } else { "false" },
-            Rates::of(&r.figures, seconds),
+            &r.figures,
             &p.interval.kernel,
         );
     }
@@ -67,7 +76,7 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
         String::new(),
         "",
         "",
-        Rates::of(&top::machine(model), seconds),
+        &top::machine(model),
         &top::machine_kernel(model),
     );
     out
@@ -110,6 +119,7 @@ mod tests {
         assert_eq!(cols.len(), HEADER.split(',').count());
         assert_eq!(cols[3], "machine");
         assert_eq!(cols[13], "", "no ratio when nothing moved");
-        assert_eq!(cols[15..], ["", "", ""], "no kernel copy role attached");
+        assert_eq!(cols[15..18], ["", "", ""], "no kernel copy role attached");
+        assert_eq!(cols[18..], ["0.0", ""], "no errors");
     }
 }

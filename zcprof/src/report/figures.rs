@@ -11,7 +11,7 @@ use zcprof_recording::{self as rec, Bucket, Entry, LayerTotals, Layers, ProbeLay
 
 use super::Lost;
 use crate::{
-    model::{Counters, KernelProbes, Syscalls, Totals},
+    model::{Counters, KernelProbes, Syscalls, Totals, errno_names},
     probes::{Layer, LayerSummary},
 };
 
@@ -43,6 +43,9 @@ pub fn kernel_layer(k: &Totals<KernelProbes>, copy_source: Option<Role>) -> rec:
             zero_copy_bytes: 0,
             calls: fired().map(|(_, s)| s.calls).sum(),
             errors: fired().map(|(_, s)| s.errors).sum(),
+            // A kernel function's failure has no errno.
+            would_block: 0,
+            errno: Default::default(),
             zero_copy_ratio: None,
         },
         syscalls: Default::default(),
@@ -60,6 +63,7 @@ pub fn kernel_layer(k: &Totals<KernelProbes>, copy_source: Option<Role>) -> rec:
                         calls: s.calls,
                         bytes: s.bytes,
                         errors: s.errors,
+                        errno: Default::default(),
                         hist: buckets(s),
                     },
                 )
@@ -79,6 +83,8 @@ pub fn syscall_layer(totals: &Totals<Syscalls>) -> rec::Layer {
             zero_copy_bytes: f.zero_copy_bytes,
             calls: f.calls,
             errors: f.errors,
+            would_block: f.would_block(),
+            errno: errno_names(&f.errno),
             zero_copy_ratio: f.zero_copy_ratio(),
         },
         syscalls: used(totals)
@@ -91,6 +97,7 @@ pub fn syscall_layer(totals: &Totals<Syscalls>) -> rec::Layer {
                         calls: s.calls,
                         bytes: s.bytes,
                         errors: s.errors,
+                        errno: errno_names(&s.errno),
                         hist: buckets(s),
                     },
                 )

@@ -5,7 +5,9 @@
 //! - the syscall layer: `zcprof_bytes_total`, `zcprof_calls_total`, `zcprof_errors_total`,
 //!   labelled `comm`, `pid`, `syscall`, `direction` (k2u/u2k/k2k), `kind` (copy/zero_copy)
 //!   and `layer="syscall"`, and `zcprof_call_size_bytes`, a histogram of bytes per call (the
-//!   kernel's log2 buckets);
+//!   kernel's log2 buckets); `zcprof_errors_by_errno_total`, the same errors by `errno`
+//!   (the kernel's fixed table, `other` for the rest) with `would_block` ("true" for EAGAIN
+//!   and EINTR: not failures), one series per errno that occurred;
 //! - the kernel layer: `zcprof_kernel_bytes_total`, `zcprof_kernel_calls_total`,
 //!   `zcprof_kernel_errors_total`, one series per process × probe that fired, labelled
 //!   `comm`, `pid`, `probe` (the name in `zcprof_common::kernel::PROBES`), `function`, `role`,
@@ -24,7 +26,7 @@ use prometheus_client::{
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
-use zcprof_common::{Counts, HIST_BUCKETS, hist};
+use zcprof_common::{Counts, HIST_BUCKETS, errno, hist};
 
 use super::{Lost, figures};
 use crate::{
@@ -41,6 +43,8 @@ struct Series {
     bytes: u64,
     calls: u64,
     errors: u64,
+    /// Errors by errno slot (`zcprof_common::errno`).
+    errno: [u64; errno::SLOTS],
     /// Calls per size bucket (not cumulative), as the kernel counts them.
     hist: [u64; HIST_BUCKETS],
 }
@@ -58,6 +62,7 @@ impl Series {
             bytes: stats.bytes,
             calls: stats.calls,
             errors: stats.errors,
+            errno: stats.errno,
             hist: stats.hist,
         }
     }
@@ -115,6 +120,20 @@ impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         encode_counters(&mut encoder, &SYSCALL_COUNTERS, &self.syscall)?;
         encode_counters(&mut encoder, &KERNEL_COUNTERS, &self.kernel)?;
+        let mut metric = encoder.encode_descriptor(
+            "zcprof_errors_by_errno",
+            "Syscalls that failed, by errno (would_block=\"true\": EAGAIN/EWOULDBLOCK or EINTR, would block or interrupted, not a failure)",
+            None,
+            MetricType::Counter,
+        )?;
+        for s in &self.syscall {
+            for (slot, n) in s.errno.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let mut labels = s.labels.clone();
+                labels.push(("errno", errno::NAMES[slot].to_string()));
+                labels.push(("would_block", errno::would_block(slot).to_string()));
+                ConstCounter::new(*n).encode(metric.encode_family(&labels)?)?;
+            }
+        }
         let mut metric = encoder.encode_descriptor(
             "zcprof_call_size_bytes",
             "Bytes moved per syscall (log2 buckets)",
@@ -350,6 +369,47 @@ mod tests {
             !text
                 .lines()
                 .any(|l| l.starts_with("zcprof_call_size_bytes") && l.contains("layer=\"kernel\"")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn errors_carry_their_errno() {
+        let write = syscalls::index_named("write").expect("write") as u32;
+        let mut stats = Counts {
+            calls: 3,
+            errors: 3,
+            ..Counts::ZERO
+        };
+        stats.errno[errno::slot(libc::EAGAIN as u64)] = 2;
+        stats.errno[errno::slot(libc::EPIPE as u64)] = 1;
+        let mut m = Model::new();
+        m.apply(
+            &Batch {
+                counts: vec![(
+                    Layer::Syscall,
+                    Key {
+                        tgid: 7,
+                        slot: write,
+                    },
+                    stats,
+                )],
+                ..Batch::empty(Instant::now())
+            },
+            &NoProc,
+        );
+        let text = render(&m, &[]);
+        let by_errno: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("zcprof_errors_by_errno_total{"))
+            .map(|l| l.split_once(",syscall=").map_or(l, |(_, rest)| rest))
+            .collect();
+        assert_eq!(
+            by_errno,
+            [
+                r#""write",direction="u2k",kind="copy",layer="syscall",errno="EAGAIN",would_block="true"} 2"#,
+                r#""write",direction="u2k",kind="copy",layer="syscall",errno="EPIPE",would_block="false"} 1"#,
+            ],
             "{text}"
         );
     }

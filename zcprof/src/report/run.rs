@@ -15,7 +15,9 @@ use super::{
     layers_line,
 };
 use crate::{
-    model::{Counters, KernelProbes, Model, Origin, ProcId, Process, Syscalls, Totals},
+    model::{
+        Counters, KernelProbes, Model, Origin, ProcId, Process, Syscalls, Totals, errno_names,
+    },
     probes::{Layer, LayerSummary, copy_source},
     units,
 };
@@ -275,6 +277,9 @@ fn table(out: &mut String, totals: &Totals<Syscalls>) {
         units::bytes(f.zero_copy_bytes as f64),
         units::percent(f.zero_copy_ratio()),
     ));
+    if let Some(errors) = zcprof_recording::errno_summary(&errno_names(&f.errno)) {
+        out.push_str(&format!("  errors: {errors}\n"));
+    }
 }
 
 /// `64K-128K:1000 512-1K:3`, largest buckets by count first, at most four.

@@ -41,7 +41,16 @@ fn stats(calls: u64, size: u64) -> Counts {
         bytes: calls * size,
         errors: 0,
         hist,
+        errno: [0; zcprof_common::errno::SLOTS],
     }
+}
+
+/// `s` with `n` more calls that failed with EAGAIN (nginx's sendfile on a full socket).
+fn with_eagain(mut s: Counts, n: u64) -> Counts {
+    s.calls += n;
+    s.errors += n;
+    s.errno[zcprof_common::errno::slot(libc::EAGAIN as u64)] += n;
+    s
 }
 
 /// What the kernel layer counts, cumulative at tick `t`, wherever its probe attached: each
@@ -126,7 +135,10 @@ pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
             at: start + Duration::from_secs(t),
             events,
             counts: [
-                (key(100, "sendfile"), stats(100 * t, 65536)),
+                (
+                    key(100, "sendfile"),
+                    with_eagain(stats(100 * t, 65536), 40 * t),
+                ),
                 (key(100, "read"), stats(10 * t, 512)),
                 (key(200, "read"), stats(1000 * t * t, 131072)),
                 (key(200, "write"), stats(1000 * t * t, 131072)),

@@ -5,7 +5,7 @@
 
 use std::ptr;
 
-use zcprof_common::{Counts, syscalls};
+use zcprof_common::{Counts, errno, syscalls};
 
 /// True when this process may load eBPF programs. Under CI a test that cannot is a failure,
 /// not a skip: the suite must prove the probes work on the CI kernel.
@@ -54,6 +54,8 @@ pub struct Tally {
     pub calls: [u64; syscalls::COUNT],
     pub bytes: [u64; syscalls::COUNT],
     pub errors: [u64; syscalls::COUNT],
+    /// The errors by errno slot (`zcprof_common::errno`), read from `errno` at once.
+    pub errno: [[u64; errno::SLOTS]; syscalls::COUNT],
 }
 
 impl Tally {
@@ -63,11 +65,19 @@ impl Tally {
         let i = index(name);
         self.calls[i] += 1;
         if ret < 0 {
-            self.errors[i] += 1;
+            self.failed(i);
         } else {
             self.bytes[i] += ret as u64;
         }
         ret
+    }
+
+    /// Records that the call of syscall `i` just failed, by the errno it left.
+    fn failed(&mut self, i: usize) {
+        self.errors[i] += 1;
+        // SAFETY: the calling thread's errno, just set by the failed call.
+        let e = unsafe { *libc::__errno_location() };
+        self.errno[i][errno::slot(e as u64)] += 1;
     }
 
     /// Records a recvmmsg/sendmmsg that moved `bytes` in `ret` messages.
@@ -75,7 +85,7 @@ impl Tally {
         let i = index(name);
         self.calls[i] += 1;
         if ret < 0 {
-            self.errors[i] += 1;
+            self.failed(i);
         } else {
             self.bytes[i] += bytes;
         }
@@ -126,6 +136,7 @@ pub fn in_child(work: impl FnOnce(&mut Tally)) -> Child {
             calls: [0; syscalls::COUNT],
             bytes: [0; syscalls::COUNT],
             errors: [0; syscalls::COUNT],
+            errno: [[0; errno::SLOTS]; syscalls::COUNT],
         })
     };
     // SAFETY: the child only runs `work` (raw syscalls) and `_exit`s.

@@ -20,6 +20,7 @@ use zcprof_common::{
 
 use super::{ProcRow, Processes};
 use crate::{
+    model::errno_names,
     probes::Layer,
     report::{figures::used, run::bucket_label},
     ui::{
@@ -112,7 +113,7 @@ const ABOUT_HEIGHT: u16 = 2;
 fn heights(shared: &Shared, row: &ProcRow, inner: Rect) -> (u16, u16) {
     let rest = inner.height.saturating_sub(ABOUT_HEIGHT);
     let kernel = kernel::height(shared, row, inner.width).min(rest / 2);
-    let syscalls = used(&row.totals).count().max(1) as u16;
+    let syscalls = used(&row.totals).count().max(1) as u16 + errors(row).is_some() as u16;
     let sizes = buckets(row).iter().filter(|n| **n > 0).count().max(1) as u16;
     // Title and header above the syscalls; title above the sizes.
     let middle = (2 + syscalls).max(1 + sizes).min((rest - kernel) / 2);
@@ -159,7 +160,28 @@ fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRo
         format!("syscall layer{} · totals", via(shared)),
         theme.title(),
     )));
+    let (area, errors_line) = match errors(row) {
+        // Below the table, when there is room for it and one syscall.
+        Some(errors) if area.height > 3 => (
+            Rect {
+                height: area.height - 1,
+                ..area
+            },
+            Some((errors, area.y + area.height - 1)),
+        ),
+        _ => (area, None),
+    };
     frame.render_widget(table, area);
+    if let Some((errors, y)) = errors_line {
+        frame.render_widget(
+            Line::styled(format!(" errors: {errors}"), theme.dim()),
+            Rect {
+                y,
+                height: 1,
+                ..area
+            },
+        );
+    }
     if empty && area.height > 2 {
         frame.render_widget(
             Line::styled("  no counted syscall", theme.dim()),
@@ -170,6 +192,12 @@ fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRo
             },
         );
     }
+}
+
+/// The process's errors by errno, failures apart from would-block ones; `None` without
+/// errors.
+fn errors(row: &ProcRow) -> Option<String> {
+    zcprof_recording::errno_summary(&errno_names(&row.totals.figures().errno))
 }
 
 /// ` via raw_tracepoint`: how the syscall layer attached.

@@ -164,6 +164,16 @@ fn the_section_draws_from_its_own_state() {
         "{detail}"
     );
 
+    // nginx's EAGAINs are named, as would block, not failures (issue 12 point 4).
+    press(&mut p, &shared, &[KeyCode::Esc, KeyCode::Esc]);
+    press(&mut p, &shared, &typed("/nginx\n"));
+    press(&mut p, &shared, &[KeyCode::Enter]);
+    let detail = drawn(&shared, &p, 120, 36);
+    assert!(
+        detail.contains("errors: 120 would block / interrupted (EAGAIN 120)"),
+        "{detail}"
+    );
+
     // Nothing selected (nothing counted yet): the detail view says so.
     let empty = Processes {
         view: View::Detail,
