@@ -47,6 +47,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = SyscallProbe::Btf)]
     syscall_probe: SyscallProbe,
 
+    /// Also say what only matters when asking why (e.g. how many kernel-layer probes are
+    /// unavailable; `zcprof doctor` lists each with its reason)
+    #[arg(long, short = 'v', global = true)]
+    verbose: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -166,6 +171,10 @@ struct TopArgs {
     /// At most this many processes per text frame
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// List and count zcprof's own process like any other (by default it is left out of
+    /// the table and the machine total, and its cost is shown apart in the header)
+    #[arg(long)]
+    include_self: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -236,6 +245,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Ok(cli) => cli,
         Err(err) => return Ok(report_usage_error(err)),
     };
+    crate::stdio::set_verbose(cli.verbose);
     let load = LoadOptions {
         btf: cli.btf,
         syscall_probe: cli.syscall_probe,
@@ -259,6 +269,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     comm: args.comm,
                 },
                 limit: args.limit,
+                include_self: args.include_self,
             };
             runtime.block_on(top::run(&load, opts))
         }

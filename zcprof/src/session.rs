@@ -18,8 +18,22 @@ use crate::{
     host::{privileges, procfs::Procfs},
     model::Model,
     probes::{self, Layer, LayerSummary, LoadOptions, ProbeStatus},
-    stdio::say,
+    stdio::{self, say},
 };
+
+/// `16 kernel-layer probes are unavailable on this kernel`, or `None` when every one attached.
+pub fn kernel_missing_line(probes: &[ProbeStatus]) -> Option<String> {
+    let missing = probes
+        .iter()
+        .filter(|p| p.layer == Layer::Kernel && p.via().is_none())
+        .count();
+    (missing > 0).then(|| {
+        format!(
+            "{missing} kernel-layer probe{} unavailable on this kernel",
+            if missing == 1 { " is" } else { "s are" }
+        )
+    })
+}
 
 /// What a session does with processes that have exited, decided when it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,16 +81,14 @@ impl Session {
             say!("zcprof: warning: {warning}");
         }
         // The kernel layer is best effort and its list is long on kernels without fentry or
-        // kprobes: one line for it, the details in `zcprof doctor`.
-        let kernel_missing = loaded
-            .probes
-            .iter()
-            .filter(|p| p.layer == Layer::Kernel && p.via().is_none())
-            .count();
-        if kernel_missing > 0 {
-            say!(
-                "zcprof: warning: {kernel_missing} kernel-layer probes are unavailable on this kernel (`zcprof doctor` says why)"
-            );
+        // kprobes. Said on every command, the line became noise that hid real warnings, so
+        // it is said by `--verbose` and `zcprof doctor` only; every report's layer state
+        // ("kernel layer: partial … (16 probes unavailable)") still shows what zcprof
+        // cannot see, where the figures are.
+        if stdio::verbose()
+            && let Some(line) = kernel_missing_line(&loaded.probes)
+        {
+            say!("zcprof: warning: {line} (`zcprof doctor` says why)");
         }
         for p in loaded.probes.iter().filter(|p| p.layer != Layer::Kernel) {
             if let Some(reason) = p.reason() {

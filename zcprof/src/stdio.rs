@@ -12,12 +12,28 @@
 //!   all the same ([`OutputError::Closed`]).
 //! - Messages and warnings ([`say!`]) are best effort: when stderr itself cannot be
 //!   written there is nowhere left to say so, and the exit status still tells.
+//! - Details only `--verbose` asks for are said through [`verbose`], set once by the
+//!   command line.
 
 use std::{
     fmt,
     io::{self, Write as _},
     process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
 };
+
+/// `--verbose`: set once by the command line before any command runs.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Turns on the messages only `--verbose` prints.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// Whether `--verbose` was given.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
 
 /// Exit status after a closed pipe, as a shell reports death by SIGPIPE (128 + 13).
 pub const CLOSED_PIPE: u8 = 128 + libc::SIGPIPE as u8;

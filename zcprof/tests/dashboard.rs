@@ -306,6 +306,72 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
     }
 }
 
+/// The pid of the shell's child named `comm` in the pane, once it runs.
+fn pane_child(tmux: &Tmux, comm: &str) -> u32 {
+    let shell = tmux.display("#{pane_pid}");
+    common::wait_for(
+        "the pane's zcprof",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let children =
+                std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+            children.split_whitespace().find_map(|pid| {
+                let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                (name.trim() == comm).then(|| pid.parse().ok())?
+            })
+        },
+    )
+}
+
+/// zcprof's own process is no row of the table (its BTF and /proc reads would be, today),
+/// and the header shows its cost apart; `--include-self` lists it.
+#[test]
+fn dashboard_leaves_zcprof_itself_out_and_shows_its_cost() {
+    if !privileged("dashboard_leaves_zcprof_itself_out_and_shows_its_cost") {
+        return;
+    }
+    if !tmux_available("dashboard_leaves_zcprof_itself_out_and_shows_its_cost") {
+        return;
+    }
+    let own_cost =
+        Regex::new(r"zcprof itself( \(not listed\))?: CPU \d+\.\d%, moved \d").expect("regex");
+    for include_self in [false, true] {
+        let tmux = Tmux::start(150, 45);
+        tmux.ready();
+        tmux.type_text(&format!(
+            "{} top -i 500ms{}",
+            env!("CARGO_BIN_EXE_zcprof"),
+            if include_self { " --include-self" } else { "" }
+        ));
+        tmux.keys(&["Enter"]);
+        let pid = pane_child(&tmux, "zcprof");
+        // A few batches: zcprof's reads at start-up are in its totals by then.
+        tmux.wait_for("the dashboard's own cost", Duration::from_secs(30), |s| {
+            own_cost
+                .captures(s)
+                .is_some_and(|c| c.get(1).is_some() != include_self)
+                && !table_rows(s).is_empty()
+        });
+        sleep(Duration::from_secs(1));
+        let screen = if include_self {
+            tmux.wait_for("zcprof's row", Duration::from_secs(10), |s| {
+                table_rows(s).iter().any(|(p, _, _)| *p == pid)
+            })
+        } else {
+            let now = tmux.screen();
+            assert!(
+                table_rows(&now).iter().all(|(p, _, _)| *p != pid),
+                "zcprof (pid {pid}) has a row:\n{now}"
+            );
+            now
+        };
+        println!("include_self {include_self}:\n{screen}");
+        tmux.keys(&["q"]);
+        tmux.assert_shell_usable();
+    }
+}
+
 /// What the panicking child draws before its panic, and the panic's message.
 const PANIC: &str = "a test panic inside the dashboard";
 

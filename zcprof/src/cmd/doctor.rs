@@ -182,6 +182,10 @@ pub fn text(r: &Report) -> String {
     for w in &r.warnings {
         out.push_str(&format!("warning     {w}\n"));
     }
+    // Said here, once, rather than by every command (`--verbose` says it there too).
+    if let Some(line) = crate::session::kernel_missing_line(&r.probes) {
+        out.push_str(&format!("warning     {line} (reasons below)\n"));
+    }
     if !r.layers.is_empty() {
         out.push_str(&format!(
             "layers      {}\n",

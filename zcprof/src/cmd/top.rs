@@ -7,11 +7,11 @@ use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
 use anyhow::bail;
 
 use crate::{
-    host::procfs,
+    host::procfs::{self, SelfCpu},
     probes::LoadOptions,
     report::{
         csv,
-        top::{self, Filter},
+        top::{self, Filter, Own},
     },
     session::{Retention, Session, Signals},
     stdio,
@@ -25,6 +25,8 @@ pub struct TopOptions {
     pub csv: bool,
     pub filter: Filter,
     pub limit: usize,
+    /// `--include-self`: list and count zcprof's own process like any other.
+    pub include_self: bool,
 }
 
 pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCode> {
@@ -35,31 +37,44 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
     }
     // On a terminal, without --once/--json, `top` is the dashboard (issue 5).
     if !opts.once && !opts.json && std::io::stdout().is_terminal() {
-        return crate::ui::run(load, opts.interval, dashboard_filter(&opts.filter)).await;
+        return crate::ui::run(
+            load,
+            opts.interval,
+            dashboard_filter(&opts.filter),
+            opts.include_self,
+        )
+        .await;
     }
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
     if opts.csv {
         stdio::println(csv::HEADER)?;
     }
+    // zcprof itself is left out of the rows and the machine total, and shown apart.
+    let mut own = Own::this_process(opts.include_self);
+    let mut cpu = SelfCpu::new();
+    // The first sample starts the clock: the first frame's CPU is from start-up on.
+    cpu.sample();
     // A frame that cannot be written ends `top` (one line, status 1; quietly for a closed
     // pipe): see `stdio`.
-    let print = |session: &Session, partial: bool| -> Result<(), stdio::OutputError> {
+    let print = |session: &Session, own: &Own, partial: bool| -> Result<(), stdio::OutputError> {
         if opts.csv {
             return stdio::print(&csv::rows(
                 &session.model,
                 &session.layers,
                 &opts.filter,
+                own,
                 partial,
             ));
         }
         let frame = if opts.json {
-            top::json(&session.model, &session.layers, &opts.filter, partial)
+            top::json(&session.model, &session.layers, &opts.filter, own, partial)
         } else {
             top::text(
                 &session.model,
                 &session.layers,
                 &opts.filter,
+                own,
                 opts.limit,
                 partial,
             )
@@ -70,7 +85,8 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
         tokio::select! {
             tick = session.next() => {
                 tick?;
-                print(&session, false)?;
+                own.cpu_percent = cpu.sample();
+                print(&session, &own, false)?;
                 if opts.once {
                     break;
                 }
@@ -78,7 +94,8 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
             _ = signals.recv() => {
                 // Show what the cut-short interval gathered, then detach (on drop).
                 session.flush().await?;
-                print(&session, true)?;
+                own.cpu_percent = cpu.sample();
+                print(&session, &own, true)?;
                 break;
             }
         }

@@ -1,8 +1,10 @@
 //! `zcprof top --csv`: the same frame as `top --json`, as spreadsheet rows. The header comes
-//! once; then, every interval, one row per active process and one `machine` row. The
-//! syscall layer's rates come first; the kernel layer's copy rates (from one copy role, empty
-//! when none attached) follow, then `would_block_per_s` and `errno` (the interval's errors by
-//! errno name, `EAGAIN=8 EBADF=1`): new columns go last, so older readers' positions hold.
+//! once; then, every interval, one row per active process, one `machine` row and one `self`
+//! row (zcprof's own cost: it is in neither the process rows nor the machine row unless
+//! `--include-self`). The syscall layer's rates come first; the kernel layer's copy rates
+//! (from one copy role, empty when none attached) follow, then `would_block_per_s`, `errno`
+//! (the interval's errors by errno name, `EAGAIN=8 EBADF=1`) and `cpu_percent` (the `self`
+//! row's only): new columns go last, so older readers' positions hold.
 
 use zcprof_common::kernel::Role;
 
@@ -16,10 +18,16 @@ use crate::{
 pub const HEADER: &str = "unix_time,interval_s,partial,scope,pid,ppid,comm,exited,\
 copy_k2u_bytes_per_s,copy_u2k_bytes_per_s,zero_copy_bytes_per_s,calls_per_s,errors_per_s,\
 zero_copy_ratio,lost_events,kernel_copy_source,kernel_copy_k2u_bytes_per_s,\
-kernel_copy_u2k_bytes_per_s,would_block_per_s,errno";
+kernel_copy_u2k_bytes_per_s,would_block_per_s,errno,cpu_percent";
 
 /// The rows of the last interval, each newline-terminated.
-pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partial: bool) -> String {
+pub fn rows(
+    model: &Model,
+    layers: &[LayerSummary],
+    filter: &top::Filter,
+    own: &top::Own,
+    partial: bool,
+) -> String {
     let seconds = model.interval.map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let now = unix_time();
     let lost = Lost::of(model).total;
@@ -31,7 +39,8 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
                    comm: &str,
                    exited: &str,
                    f: &Figures,
-                   k: &Totals<KernelProbes>| {
+                   k: &Totals<KernelProbes>,
+                   cpu: Option<f64>| {
         let r = Rates::of(f, seconds);
         // The interval's errors by errno name, `EAGAIN=8 EBADF=1` (no comma: one field).
         let errno: Vec<String> = errno_names(&f.errno)
@@ -41,7 +50,7 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
         let copied = top::copy_rates(k, source, seconds);
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
         out.push_str(&format!(
-            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{}\n",
+            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{},{}\n",
             field(comm),
             r.copy_k2u_bytes_per_s,
             r.copy_u2k_bytes_per_s,
@@ -56,9 +65,10 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
             rate(copied.map(|(_, u2k)| u2k)),
             r.would_block_per_s,
             errno.join(" "),
+            cpu.map(|c| format!("{c:.1}")).unwrap_or_default(),
         ));
     };
-    for r in top::rows(model, filter) {
+    for r in top::rows(model, filter, own) {
         let p = r.process;
         row(
             "process",
@@ -68,6 +78,7 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
             if p.exited { "true" } else { "false" },
             &r.figures,
             &p.interval.kernel,
+            None,
         );
     }
     row(
@@ -76,9 +87,26 @@ pub fn rows(model: &Model, layers: &[LayerSummary], filter: &top::Filter, partia
         String::new(),
         "",
         "",
-        &top::machine(model),
-        &top::machine_kernel(model),
+        &top::machine(model, own),
+        &top::machine_kernel(model, own),
+        None,
     );
+    if let (Some(pid), Some(f)) = (own.pid, own.figures(model)) {
+        let mut kernel = Totals::zero();
+        for p in model.processes().filter(|p| p.tgid == pid) {
+            kernel.add(&p.interval.kernel);
+        }
+        row(
+            "self",
+            pid.to_string(),
+            String::new(),
+            "zcprof",
+            "false",
+            &f,
+            &kernel,
+            own.cpu_percent,
+        );
+    }
     out
 }
 
@@ -112,7 +140,13 @@ mod tests {
 
     #[test]
     fn an_empty_model_gives_one_machine_row() {
-        let out = rows(&Model::new(), &[], &top::Filter::default(), false);
+        let out = rows(
+            &Model::new(),
+            &[],
+            &top::Filter::default(),
+            &top::Own::default(),
+            false,
+        );
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1);
         let cols: Vec<&str> = lines[0].split(',').collect();
@@ -120,6 +154,6 @@ mod tests {
         assert_eq!(cols[3], "machine");
         assert_eq!(cols[13], "", "no ratio when nothing moved");
         assert_eq!(cols[15..18], ["", "", ""], "no kernel copy role attached");
-        assert_eq!(cols[18..], ["0.0", ""], "no errors");
+        assert_eq!(cols[18..], ["0.0", "", ""], "no errors, no CPU");
     }
 }

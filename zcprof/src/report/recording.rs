@@ -22,13 +22,18 @@ pub struct Meta {
     pub ended_by: &'static str,
 }
 
-/// The recording of `members` (process instances of `model`).
+/// The recording of `members` (process instances of `model`), zcprof's own process never
+/// among them: the machine and `--comm` select by what ran, and zcprof's own reads (the
+/// kernel's BTF, /proc for every new process) would otherwise land in a machine-wide
+/// recording and differ between two recordings for reasons that are not the workload's.
 pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: Meta) -> Recording {
     let mut total = Counters::zero();
     let copy_source = copy_source(layers);
+    let own = std::process::id();
     let processes = members
         .iter()
         .filter_map(|id| model.process(*id))
+        .filter(|p| p.tgid != own)
         .map(|p| {
             total.add(&p.totals);
             ProcessRecord {

@@ -7,7 +7,7 @@ use zcprof_common::{
     kernel::Role,
     syscalls::{Direction, Family},
 };
-use zcprof_recording::Layers;
+use zcprof_recording::{Entry, LayerTotals, SortedMap};
 
 use super::{
     Lost,
@@ -93,7 +93,7 @@ struct JsonSummary<'a> {
     layers: &'a [LayerSummary],
     lost: Lost,
     processes: Vec<JsonProcess<'a>>,
-    total: Layers,
+    total: JsonFigures,
 }
 
 #[derive(Serialize)]
@@ -103,9 +103,51 @@ struct JsonProcess<'a> {
     comm: &'a str,
     origin: Origin,
     exited: bool,
-    /// Figures keyed by the layer that produced them (shared with recordings).
     #[serde(flatten)]
-    layers: Layers,
+    figures: JsonFigures,
+}
+
+/// Every process and the total carry both layers' objects, whatever they counted, so that
+/// a reader finds the same fields everywhere (`kernel.copy_source` says whether its copy
+/// totals could count anything). The shapes inside are those of recordings
+/// (`schema/recording.v1.json`'s `totals` and `entry`), without the fields a layer never
+/// fills (a syscall layer's `probes`, a kernel layer's `syscalls`).
+#[derive(Serialize)]
+struct JsonFigures {
+    syscall: JsonSyscall,
+    kernel: JsonKernel,
+}
+
+#[derive(Serialize)]
+struct JsonSyscall {
+    totals: LayerTotals,
+    syscalls: SortedMap<Entry>,
+}
+
+#[derive(Serialize)]
+struct JsonKernel {
+    /// `primitive`, `cross_check`, or `null` when no copy probe attached.
+    copy_source: Option<String>,
+    totals: LayerTotals,
+    probes: SortedMap<Entry>,
+}
+
+impl JsonFigures {
+    fn of(c: &Counters, copy_source: Option<Role>) -> JsonFigures {
+        let syscall = figures::syscall_layer(&c.syscall);
+        let kernel = figures::kernel_layer(&c.kernel, copy_source);
+        JsonFigures {
+            syscall: JsonSyscall {
+                totals: syscall.totals,
+                syscalls: syscall.syscalls,
+            },
+            kernel: JsonKernel {
+                copy_source: kernel.copy_source.flatten(),
+                totals: kernel.totals,
+                probes: kernel.probes,
+            },
+        }
+    }
 }
 
 fn family(f: Family) -> &'static str {
@@ -134,10 +176,10 @@ pub fn json(s: &Summary) -> String {
                 comm: &p.comm,
                 origin: p.origin,
                 exited: p.exited,
-                layers: figures::layers(&p.totals, s.copy_source()),
+                figures: JsonFigures::of(&p.totals, s.copy_source()),
             })
             .collect(),
-        total: figures::layers(&s.total, s.copy_source()),
+        total: JsonFigures::of(&s.total, s.copy_source()),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }

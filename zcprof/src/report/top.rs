@@ -31,6 +31,48 @@ impl Filter {
     }
 }
 
+/// zcprof's own process in a frame. zcprof reads /proc and the kernel's BTF like any
+/// program, and its probes count that: left in, its own reads would top the table it draws
+/// and swell the machine total. So by default it is left out of the rows and the machine
+/// total, and its cost is shown apart (`--include-self` lists and counts it like any other).
+/// One tgid: its threads (the collector's among them) are counted under it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Own {
+    /// Its pid; `None` when the frame does not know it (then nothing is left out).
+    pub pid: Option<u32>,
+    /// `--include-self`: listed and counted like any other process.
+    pub listed: bool,
+    /// Its CPU time over the last interval, percent of one CPU (`/proc/self/stat`).
+    pub cpu_percent: Option<f64>,
+}
+
+impl Own {
+    /// zcprof's own process, as `top` and the dashboard see it.
+    pub fn this_process(listed: bool) -> Own {
+        Own {
+            pid: Some(std::process::id()),
+            listed,
+            cpu_percent: None,
+        }
+    }
+
+    /// Whether `p` is left out of the rows and the machine total.
+    pub fn hides(&self, p: &Process) -> bool {
+        !self.listed && self.pid == Some(p.tgid)
+    }
+
+    /// What zcprof itself moved in the last interval (syscall layer); zero when it moved
+    /// nothing yet, `None` when the frame does not know its pid.
+    pub fn figures(&self, model: &Model) -> Option<Figures> {
+        let pid = self.pid?;
+        let mut total = Figures::default();
+        for p in model.processes().filter(|p| p.tgid == pid) {
+            total.add(&p.interval.syscall.figures());
+        }
+        Some(total)
+    }
+}
+
 /// One row: a process and what it did in the interval.
 pub struct Row<'a> {
     pub process: &'a Process,
@@ -38,12 +80,13 @@ pub struct Row<'a> {
     pub figures: Figures,
 }
 
-/// Processes active in the last interval that pass `filter`, most copied bytes first (then
-/// most zero-copied bytes, then PID, so the order is stable between frames).
-pub fn rows<'a>(model: &'a Model, filter: &Filter) -> Vec<Row<'a>> {
+/// Processes active in the last interval that pass `filter`, zcprof itself left out unless
+/// `own` lists it, most copied bytes first (then most zero-copied bytes, then PID, so the
+/// order is stable between frames).
+pub fn rows<'a>(model: &'a Model, filter: &Filter, own: &Own) -> Vec<Row<'a>> {
     let mut rows: Vec<Row> = model
         .processes()
-        .filter(|p| p.active() && filter.matches(p))
+        .filter(|p| p.active() && filter.matches(p) && !own.hides(p))
         .map(|p| Row {
             process: p,
             figures: p.interval.syscall.figures(),
@@ -59,19 +102,20 @@ pub fn rows<'a>(model: &'a Model, filter: &Filter) -> Vec<Row<'a>> {
     rows
 }
 
-/// Machine-wide figures for the interval (every process, filtered or not).
-pub fn machine(model: &Model) -> Figures {
+/// Machine-wide figures for the interval (every process, filtered or not; zcprof itself
+/// only when `own` lists it).
+pub fn machine(model: &Model, own: &Own) -> Figures {
     let mut total = Figures::default();
-    for p in model.processes() {
+    for p in model.processes().filter(|p| !own.hides(p)) {
         total.add(&p.interval.syscall.figures());
     }
     total
 }
 
-/// Machine-wide kernel-layer counts for the interval.
-pub fn machine_kernel(model: &Model) -> Totals<KernelProbes> {
+/// Machine-wide kernel-layer counts for the interval (zcprof itself as in [`machine`]).
+pub fn machine_kernel(model: &Model, own: &Own) -> Totals<KernelProbes> {
     let mut total = Totals::zero();
-    for p in model.processes() {
+    for p in model.processes().filter(|p| !own.hides(p)) {
         total.add(&p.interval.kernel);
     }
     total
@@ -145,7 +189,19 @@ struct JsonFrame<'a> {
     layers: &'a [LayerSummary],
     lost: Lost,
     machine: JsonFigures,
+    /// zcprof's own cost; absent when the frame does not know its pid.
+    #[serde(rename = "self", skip_serializing_if = "Option::is_none")]
+    own: Option<JsonOwn>,
     processes: Vec<JsonProcess<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonOwn {
+    pid: u32,
+    /// Listed in `processes` and counted in `machine` (`--include-self`).
+    listed: bool,
+    syscall: Rates,
+    cpu_percent: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -168,7 +224,13 @@ struct JsonProcess<'a> {
 pub const SCHEMA: &str = "zcprof.top/v1";
 
 /// One JSON object (one line) for the last interval.
-pub fn json(model: &Model, layers: &[LayerSummary], filter: &Filter, partial: bool) -> String {
+pub fn json(
+    model: &Model,
+    layers: &[LayerSummary],
+    filter: &Filter,
+    own: &Own,
+    partial: bool,
+) -> String {
     let seconds = interval_seconds(model);
     let source = copy_source(layers);
     let frame = JsonFrame {
@@ -179,10 +241,16 @@ pub fn json(model: &Model, layers: &[LayerSummary], filter: &Filter, partial: bo
         layers,
         lost: Lost::of(model),
         machine: JsonFigures {
-            syscall: Rates::of(&machine(model), seconds),
-            kernel: KernelRates::of(&machine_kernel(model), source, seconds),
+            syscall: Rates::of(&machine(model, own), seconds),
+            kernel: KernelRates::of(&machine_kernel(model, own), source, seconds),
         },
-        processes: rows(model, filter)
+        own: own.pid.zip(own.figures(model)).map(|(pid, f)| JsonOwn {
+            pid,
+            listed: own.listed,
+            syscall: Rates::of(&f, seconds),
+            cpu_percent: own.cpu_percent,
+        }),
+        processes: rows(model, filter, own)
             .into_iter()
             .map(|r| JsonProcess {
                 pid: r.process.tgid,
@@ -201,11 +269,13 @@ fn interval_seconds(model: &Model) -> f64 {
     model.interval.map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// A text frame: header, column titles, at most `limit` rows, machine total.
+/// A text frame: header (with zcprof's own cost), column titles, at most `limit` rows,
+/// machine total.
 pub fn text(
     model: &Model,
     layers: &[LayerSummary],
     filter: &Filter,
+    own: &Own,
     limit: usize,
     partial: bool,
 ) -> String {
@@ -218,6 +288,10 @@ pub fn text(
         Lost::of(model).line(),
         layers_line(layers),
     ));
+    if let Some(line) = own_line(model, own, seconds) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     let source = copy_source(layers);
     match source {
         Some(role) => out.push_str(&format!(
@@ -238,7 +312,7 @@ pub fn text(
     }
     out.push_str(titles.trim_end());
     out.push('\n');
-    let rows = rows(model, filter);
+    let rows = rows(model, filter, own);
     for r in rows.iter().take(limit) {
         out.push_str(&line(
             &r.process.tgid.to_string(),
@@ -254,11 +328,31 @@ pub fn text(
     out.push_str(&line(
         "machine",
         "(all processes)",
-        (&machine(model), &machine_kernel(model)),
+        (&machine(model, own), &machine_kernel(model, own)),
         source,
         seconds,
     ));
     out
+}
+
+/// `zcprof itself (pid 4242): copied k→u 5.2 MiB/s, u→k 106 B/s, zero-copy 0 B/s, CPU 1.3%;
+/// not in the table or the machine total (--include-self lists it)`.
+pub fn own_line(model: &Model, own: &Own, seconds: f64) -> Option<String> {
+    let pid = own.pid?;
+    let r = Rates::of(&own.figures(model)?, seconds);
+    Some(format!(
+        "zcprof itself (pid {pid}): copied k→u {}, u→k {}, zero-copy {}, CPU {}; {}",
+        units::rate(r.copy_k2u_bytes_per_s),
+        units::rate(r.copy_u2k_bytes_per_s),
+        units::rate(r.zero_copy_bytes_per_s),
+        own.cpu_percent
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.1}%")),
+        if own.listed {
+            "listed and counted like any process (--include-self)"
+        } else {
+            "not in the table or the machine total (--include-self lists it)"
+        }
+    ))
 }
 
 fn line(
@@ -372,9 +466,14 @@ mod tests {
     #[test]
     fn kernel_rates_come_from_one_role_and_list_every_probe() {
         let m = model();
-        let frame: serde_json::Value =
-            serde_json::from_str(&json(&m, &cross_check_only(), &Filter::default(), false))
-                .expect("JSON");
+        let frame: serde_json::Value = serde_json::from_str(&json(
+            &m,
+            &cross_check_only(),
+            &Filter::default(),
+            &Own::default(),
+            false,
+        ))
+        .expect("JSON");
         let p = &frame["processes"][0];
         assert_eq!(p["syscall"]["copy_k2u_bytes_per_s"], 2_000_000.0);
         assert_eq!(p["kernel"]["copy_source"], "cross_check");
@@ -396,8 +495,13 @@ mod tests {
     /// `lost_events` (the errno columns follow them).
     #[test]
     fn csv_carries_the_kernel_copy_rates() {
-        let out =
-            crate::report::csv::rows(&model(), &cross_check_only(), &Filter::default(), false);
+        let out = crate::report::csv::rows(
+            &model(),
+            &cross_check_only(),
+            &Filter::default(),
+            &Own::default(),
+            false,
+        );
         let nc: Vec<&str> = out
             .lines()
             .find(|l| l.contains(",nc,"))
@@ -406,13 +510,24 @@ mod tests {
             .collect();
         assert_eq!(nc.len(), crate::report::csv::HEADER.split(',').count());
         assert_eq!(nc[15..18], ["cross_check", "2000000.0", "0.0"]);
-        assert_eq!(nc[18..], ["0.0", ""], "nc had no errors");
+        assert_eq!(
+            nc[18..],
+            ["0.0", "", ""],
+            "nc had no errors (and is not zcprof)"
+        );
     }
 
     #[test]
     fn text_labels_each_column_with_its_layer() {
         let m = model();
-        let with = text(&m, &cross_check_only(), &Filter::default(), 10, false);
+        let with = text(
+            &m,
+            &cross_check_only(),
+            &Filter::default(),
+            &Own::default(),
+            10,
+            false,
+        );
         assert!(
             with.contains("KERNEL K→U and U→K from the kernel layer's cross_check probes"),
             "{with}"
@@ -427,16 +542,28 @@ mod tests {
         assert_eq!(row.matches("1.9 MiB/s").count(), 2, "{row}");
 
         let all_missing: Vec<&str> = kernel::FUNCTIONS.iter().map(|f| f.function).collect();
-        let without = text(&m, &layers(&all_missing), &Filter::default(), 10, false);
+        let without = text(
+            &m,
+            &layers(&all_missing),
+            &Filter::default(),
+            &Own::default(),
+            10,
+            false,
+        );
         assert!(!without.contains("KERNEL K→U"), "{without}");
         assert!(
             without.contains("no kernel-layer copy probe attached here"),
             "{without}"
         );
         // The JSON says the same with nulls rather than zeros.
-        let frame: serde_json::Value =
-            serde_json::from_str(&json(&m, &layers(&all_missing), &Filter::default(), false))
-                .expect("JSON");
+        let frame: serde_json::Value = serde_json::from_str(&json(
+            &m,
+            &layers(&all_missing),
+            &Filter::default(),
+            &Own::default(),
+            false,
+        ))
+        .expect("JSON");
         assert!(frame["processes"][0]["kernel"]["copy_k2u_bytes_per_s"].is_null());
     }
 }

@@ -71,8 +71,9 @@ impl App {
             return;
         }
         let copy_source = self.shared.copy_source;
-        self.machine.apply(model, copy_source);
-        self.processes.apply(model, cmdline, copy_source);
+        let own = self.shared.own;
+        self.machine.apply(model, copy_source, &own);
+        self.processes.apply(model, cmdline, copy_source, &own);
     }
 
     /// Applies one key; returns what the event loop must do, if anything.

@@ -1,7 +1,8 @@
 //! The header: kernel, each probe layer's state, refresh interval, the machine's rates from
 //! the syscall layer and, on a line of its own, from the kernel layer, lost events
-//! (highlighted when non-zero) and zcprof's own CPU use. [`Machine`] is what it draws,
-//! taken from the model after each batch; every section shows below it.
+//! (highlighted when non-zero) and zcprof's own cost (CPU and the bytes it moved, which the
+//! machine figures leave out unless `--include-self`). [`Machine`] is what it draws, taken
+//! from the model after each batch; every section shows below it.
 
 use ratatui::{
     Frame,
@@ -21,7 +22,7 @@ use crate::{
     probes::{LayerSummary, State},
     report::{
         Lost, Rates, role_bound,
-        top::{self, KernelRates},
+        top::{self, KernelRates, Own},
     },
     units,
 };
@@ -34,14 +35,15 @@ pub const HEIGHT: u16 = 5;
 pub struct Machine {
     /// Length of the last interval, seconds (0 before the first batch).
     pub seconds: f64,
-    /// The syscall layer's figures over the last interval, every process together.
+    /// The syscall layer's figures over the last interval, every process together (zcprof
+    /// itself only with `--include-self`).
     pub figures: Figures,
     /// The kernel layer's machine-wide rates over the last interval.
     pub kernel: KernelRates,
     pub history: History,
     pub lost: Lost,
-    /// zcprof's own CPU use over the last interval, percent of one CPU.
-    pub self_cpu: Option<f64>,
+    /// What zcprof itself moved over the last interval (syscall layer).
+    pub own: Figures,
 }
 
 impl Default for Machine {
@@ -56,20 +58,21 @@ impl Default for Machine {
                 malformed_records: 0,
                 total: 0,
             },
-            self_cpu: None,
+            own: Figures::default(),
         }
     }
 }
 
 impl Machine {
     /// Takes the machine-wide figures of the interval the session just applied; the kernel
-    /// copies from `copy_source`'s counters only.
-    pub fn apply(&mut self, model: &Model, copy_source: Option<Role>) {
+    /// copies from `copy_source`'s counters only; zcprof itself apart unless `own` lists it.
+    pub fn apply(&mut self, model: &Model, copy_source: Option<Role>, own: &Own) {
         let seconds = model.interval.map_or(0.0, |d| d.as_secs_f64());
         self.seconds = seconds;
         self.lost = Lost::of(model);
-        self.figures = top::machine(model);
-        self.kernel = KernelRates::of(&top::machine_kernel(model), copy_source, seconds);
+        self.figures = top::machine(model, own);
+        self.kernel = KernelRates::of(&top::machine_kernel(model, own), copy_source, seconds);
+        self.own = own.figures(model).unwrap_or_default();
         let m = Rates::of(&self.figures, seconds);
         self.history.push(
             m.copy_k2u_bytes_per_s + m.copy_u2k_bytes_per_s,
@@ -81,9 +84,11 @@ impl Machine {
 /// Draws `machine` under the session's facts; `paused` says the display is frozen.
 pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, machine: &Machine, paused: bool) {
     let theme = shared.theme();
-    let cpu = machine
-        .self_cpu
+    let cpu = shared
+        .own
+        .cpu_percent
         .map_or_else(|| "-".to_string(), |c| format!("{c:.1}%"));
+    let own = Rates::of(&machine.own, machine.seconds);
     let lost = if machine.lost.total == 0 {
         Span::raw(machine.lost.line())
     } else {
@@ -92,11 +97,23 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, machine: &Machine,
     let mut first = vec![
         Span::styled("zcprof", theme.accent()),
         Span::raw(format!(
-            " · kernel {} · refresh {:.1} s · zcprof CPU {cpu} · ",
+            " · kernel {} · refresh {:.1} s · ",
             shared.info.kernel,
             shared.info.refresh.as_secs_f64()
         )),
         lost,
+        // Lost events first: on a narrow terminal the line is cut at the right.
+        Span::raw(format!(
+            " · zcprof itself{}: CPU {cpu}, moved {}",
+            if shared.own.listed {
+                ""
+            } else {
+                " (not listed)"
+            },
+            units::rate(
+                own.copy_k2u_bytes_per_s + own.copy_u2k_bytes_per_s + own.zero_copy_bytes_per_s
+            )
+        )),
     ];
     if paused {
         first.push(Span::styled("  PAUSED", theme.alert()));

@@ -31,7 +31,10 @@ pub use self::{
 use super::shared::{History, Shared};
 use crate::{
     model::{Model, ProcId},
-    report::{Rates, top::KernelRates},
+    report::{
+        Rates,
+        top::{KernelRates, Own},
+    },
 };
 
 /// The section's two views.
@@ -74,13 +77,15 @@ impl Default for Processes {
 
 impl Processes {
     /// Takes the section's view of `model` after the session applied a batch: a row per
-    /// process that either layer counted, its kernel copies from `copy_source` only.
-    /// `cmdline` is asked once per new process instance.
+    /// process that either layer counted (zcprof itself only when `own` lists it), its
+    /// kernel copies from `copy_source` only. `cmdline` is asked once per new process
+    /// instance.
     pub fn apply(
         &mut self,
         model: &Model,
         cmdline: &dyn Fn(u32) -> Option<String>,
         copy_source: Option<Role>,
+        own: &Own,
     ) {
         let seconds = model.interval.map_or(0.0, |d| d.as_secs_f64());
         let mut known: HashMap<ProcId, String> =
@@ -95,7 +100,7 @@ impl Processes {
             }
         }
         for p in model.processes() {
-            if p.totals.is_zero() {
+            if p.totals.is_zero() || own.hides(p) {
                 continue;
             }
             let interval = p.interval.syscall.figures();

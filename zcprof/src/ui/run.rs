@@ -4,10 +4,7 @@
 //! (plus one per key, resize or demo event), nothing blocking on this task. The terminal is
 //! ratatui's: [`on_terminal`] takes it over and gives it back however the loop ends.
 
-use std::{
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, bail};
 use crossterm::event::{Event, EventStream, KeyEventKind};
@@ -28,15 +25,17 @@ use super::{
 use crate::{
     host::{self, procfs},
     probes::LoadOptions,
+    report::top::Own,
     session::{Retention, Session, Signals},
 };
 
 /// Runs the dashboard until `q`, Ctrl-C, SIGINT or SIGTERM. `filter` is an initial `/`
-/// filter (from `top -p`/`-c`), if any.
+/// filter (from `top -p`/`-c`), if any; `include_self` lists zcprof itself like any process.
 pub async fn run(
     load: &LoadOptions,
     interval: Duration,
     filter: Option<String>,
+    include_self: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::new()?;
     // Probes attach (and warnings print) before the screen is taken over.
@@ -48,6 +47,7 @@ pub async fn run(
     };
     let mut app = App::new(info, DemoScenario::catalogue());
     app.shared.color = color_enabled();
+    app.shared.own = Own::this_process(include_self);
     if let Some(text) = filter {
         match Filter::parse(&text) {
             Ok(f) => app.processes.set_filter(f),
@@ -102,13 +102,13 @@ async fn event_loop(
     launcher: &mut Launcher,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
-    let mut cpu = SelfCpu::new();
+    let mut cpu = procfs::SelfCpu::new();
     terminal.draw(|f| draw(f, app)).context("drawing")?;
     loop {
         tokio::select! {
             tick = session.next() => {
                 tick?;
-                app.machine.self_cpu = cpu.sample();
+                app.shared.own.cpu_percent = cpu.sample();
                 app.apply(&session.model, &procfs::cmdline);
             }
             event = events.next() => match event {
@@ -131,42 +131,4 @@ async fn event_loop(
         }
         terminal.draw(|f| draw(f, app)).context("drawing")?;
     }
-}
-
-/// zcprof's own CPU use between samples, from /proc/self/stat (utime + stime).
-struct SelfCpu {
-    last: Option<(Instant, u64)>,
-    ticks_per_second: f64,
-}
-
-impl SelfCpu {
-    fn new() -> Self {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        SelfCpu {
-            last: None,
-            ticks_per_second: if hz > 0 { hz as f64 } else { 100.0 },
-        }
-    }
-
-    /// Percent of one CPU since the previous sample (`None` for the first).
-    fn sample(&mut self) -> Option<f64> {
-        let now = Instant::now();
-        let ticks = own_cpu_ticks()?;
-        let previous = self.last.replace((now, ticks));
-        let (then, before) = previous?;
-        let wall = now.duration_since(then).as_secs_f64();
-        (wall > 0.0)
-            .then(|| ticks.saturating_sub(before) as f64 / self.ticks_per_second / wall * 100.0)
-    }
-}
-
-fn own_cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after `(comm)`: state is field 3, utime 14, stime 15.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }

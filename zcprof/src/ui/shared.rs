@@ -10,7 +10,10 @@ use std::{collections::VecDeque, time::Duration};
 use zcprof_common::kernel::Role;
 
 use super::theme::Theme;
-use crate::probes::{Layer, LayerSummary, copy_source};
+use crate::{
+    probes::{Layer, LayerSummary, copy_source},
+    report::top::Own,
+};
 
 /// Samples kept per series for trends and charts: a minute at the default interval.
 pub const HISTORY: usize = 60;
@@ -36,6 +39,9 @@ pub struct Shared {
     pub color: bool,
     /// Batches seen (drawn or not).
     pub batches: u64,
+    /// zcprof's own process: left out of the table and the machine figures unless
+    /// `--include-self`; its CPU is sampled after every batch.
+    pub own: Own,
 }
 
 impl Shared {
@@ -45,6 +51,7 @@ impl Shared {
             info,
             color: true,
             batches: 0,
+            own: Own::default(),
         }
     }
 

@@ -259,7 +259,7 @@ pub(super) fn demos() -> Vec<DemoScenario> {
 fn app_after(ticks: u64) -> App {
     let mut app = App::new(info(), demos());
     app.shared.color = false;
-    app.machine.self_cpu = Some(0.7);
+    app.shared.own.cpu_percent = Some(0.7);
     let m = model(ticks);
     app.apply(&m, &cmdline);
     app
@@ -274,7 +274,7 @@ fn app_with_history(ticks: u64) -> App {
 fn app_on(info: HostInfo, ticks: u64) -> App {
     let mut app = App::new(info.clone(), demos());
     app.shared.color = false;
-    app.machine.self_cpu = Some(0.7);
+    app.shared.own.cpu_percent = Some(0.7);
     for t in 1..=ticks {
         app.apply(&model_on(&info, t), &cmdline);
     }
@@ -323,6 +323,45 @@ fn rows_are_sorted_by_copied_bytes_then_pid() {
     // cat copies most, then the demo worker 501, nginx (a little), the demo parent, sshd;
     // the splice worker copies nothing.
     assert_eq!(pids(&app), [200, 501, 100, 500, 300, 502]);
+}
+
+/// zcprof's own process (cat stands in for it here) is no row and not in the machine
+/// figures; the header shows what it moved apart. `--include-self` lists and counts it.
+#[test]
+fn zcprof_itself_is_left_out_unless_listed() {
+    use crate::report::top::Own;
+    let m = model(3);
+    let mut app = App::new(info(), demos());
+    app.shared.color = false;
+    let all = {
+        app.apply(&m, &cmdline);
+        app.machine.figures.copied_bytes()
+    };
+    for listed in [false, true] {
+        let mut app = App::new(info(), demos());
+        app.shared.color = false;
+        app.shared.own = Own {
+            pid: Some(200),
+            listed,
+            cpu_percent: Some(0.7),
+        };
+        app.apply(&m, &cmdline);
+        // Its last interval: 1000 × (3² − 2²) reads and as many writes of 128 KiB.
+        let cat = 2 * 5000 * 131072;
+        assert_eq!(app.machine.own.copied_bytes(), cat, "its interval, apart");
+        assert_eq!(pids(&app).contains(&200), listed);
+        assert_eq!(
+            app.machine.figures.copied_bytes(),
+            if listed { all } else { all - cat }
+        );
+        let header = screen(&app, 120, 24);
+        let want = if listed {
+            "zcprof itself: CPU 0.7%, moved 1.2 GiB/s"
+        } else {
+            "zcprof itself (not listed): CPU 0.7%, moved 1.2 GiB/s"
+        };
+        assert!(header.contains(want), "{header}");
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::ui::{
 fn section(ticks: u64) -> (Shared, Processes) {
     let shared = Shared::new(info());
     let mut processes = Processes::default();
-    processes.apply(&model(ticks), &cmdline, shared.copy_source);
+    processes.apply(&model(ticks), &cmdline, shared.copy_source, &shared.own);
     (shared, processes)
 }
 
