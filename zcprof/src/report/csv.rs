@@ -1,7 +1,7 @@
 //! `zcprof top --csv`: the same frame as `top --json`, as spreadsheet rows. The header comes
-//! once; then, every interval, one row per active process, one `machine` row and one `self`
-//! row (zcprof's own cost: it is in neither the process rows nor the machine row unless
-//! `--include-self`). The syscall layer's rates come first; the kernel layer's copy rates
+//! once; then, every interval, one row per active process, one `self` row (zcprof's own
+//! cost: it is in neither the process rows nor the machine row unless `--include-self`) and
+//! the `machine` row, last as it always was. The syscall layer's rates come first; the kernel layer's copy rates
 //! (from one copy role, empty when none attached) follow, then `would_block_per_s`, `errno`
 //! (the interval's errors by errno name, `EAGAIN=8 EBADF=1`) and `cpu_percent` (the `self`
 //! row's only): new columns go last, so older readers' positions hold.
@@ -81,16 +81,6 @@ pub fn rows(
             None,
         );
     }
-    row(
-        "machine",
-        String::new(),
-        String::new(),
-        "",
-        "",
-        &top::machine(model, own),
-        &top::machine_kernel(model, own),
-        None,
-    );
     if let (Some(pid), Some(f)) = (own.pid, own.figures(model)) {
         let mut kernel = Totals::zero();
         for p in model.processes().filter(|p| p.tgid == pid) {
@@ -107,6 +97,16 @@ pub fn rows(
             own.cpu_percent,
         );
     }
+    row(
+        "machine",
+        String::new(),
+        String::new(),
+        "",
+        "",
+        &top::machine(model, own),
+        &top::machine_kernel(model, own),
+        None,
+    );
     out
 }
 
