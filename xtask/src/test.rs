@@ -73,13 +73,16 @@ pub fn run_all() -> anyhow::Result<()> {
         Ok(())
     } else {
         eprintln!("xtask test: the integration suite in the QEMU kernel lab");
-        vmtest::suite::run(CI_KERNELS.iter().map(|k| k.to_string()).collect(), false).and_then(
-            |report| {
-                print!("{}", report.summary());
-                vmtest::suite::explain_failures(&report);
-                report.check(false)
-            },
+        vmtest::suite::run(
+            CI_KERNELS.iter().map(|k| k.to_string()).collect(),
+            false,
+            None,
         )
+        .and_then(|report| {
+            print!("{}", report.summary());
+            vmtest::suite::explain_failures(&report);
+            report.check(false)
+        })
     };
     // One closing line for the host run: cargo prints one `test result:` per test binary,
     // and the last of those may be a doc-test run with nothing in it.

@@ -3,8 +3,9 @@
 //!
 //! `cargo xtask vmtest --bin target/release/zcprof --run "zcprof selftest"` resolves the kernel
 //! matrix ([`kernels::MATRIX`]), builds one initramfs holding busybox, the binaries with their
-//! shared libraries and a generated `/init`, boots each kernel in turn under QEMU TCG, and
-//! reports per kernel and per command. Other xtask code calls [`run_lab`] with a [`LabRun`] and
+//! shared libraries and a generated `/init`, boots the kernels under QEMU TCG — as many at once
+//! as the host's cores allow for the guests' vCPUs ([`LabRun::jobs`]) — and reports per kernel
+//! and per command, each kernel's console in its own report. Other xtask code calls [`run_lab`] with a [`LabRun`] and
 //! gets a [`LabReport`] back; [`LabReport::check`] turns it into one error listing every failure.
 //!
 //! Without `--run`, `cargo xtask vmtest` runs zcprof's integration suite in every kernel
@@ -61,6 +62,9 @@ pub struct Args {
     /// Guest CPUs.
     #[arg(long, default_value_t = DEFAULT_SMP)]
     smp: u32,
+    /// Kernels booted at once [default: the host's cores / --smp, at least 1]
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
     /// Extra kernel command-line argument. Repeatable.
     #[arg(long = "append", value_name = "ARG")]
     append: Vec<String>,
@@ -85,7 +89,7 @@ pub const DEFAULT_MEMORY_MIB: u32 = 2048;
 /// lets per-CPU maps and cross-CPU paths be exercised.
 pub const DEFAULT_SMP: u32 = 2;
 
-/// One lab session: the same initramfs booted under each kernel in turn.
+/// One lab session: the same initramfs booted under each kernel, `jobs` at a time.
 #[derive(Debug, Clone)]
 pub struct LabRun {
     /// Package names or matrix series labels; empty means every series of [`MATRIX`].
@@ -103,8 +107,18 @@ pub struct LabRun {
     pub append: Vec<String>,
     /// Keep the work directory (initramfs, manifest) instead of deleting it.
     pub keep: bool,
-    /// Print the guest console live.
+    /// Print the guest console live (each line prefixed with its kernel).
     pub echo: bool,
+    /// How many kernels boot at once. TCG runs each vCPU on a host thread of its own, so
+    /// VMs beyond the host's cores / `smp` only slow each other down (and stretch the
+    /// timing-sensitive tests inside them).
+    pub jobs: usize,
+}
+
+/// The host's cores over `smp` vCPUs per guest, at least 1.
+pub fn default_jobs(smp: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / smp.max(1) as usize).max(1)
 }
 
 impl LabRun {
@@ -120,11 +134,12 @@ impl LabRun {
             append: Vec::new(),
             keep: false,
             echo: true,
+            jobs: default_jobs(DEFAULT_SMP),
         }
     }
 }
 
-/// Boots every requested kernel in turn with one shared initramfs. Errors only for problems of
+/// Boots every requested kernel with one shared initramfs, `lab.jobs` at a time. Errors only for problems of
 /// the lab itself (QEMU missing and uninstallable, unreadable binaries); kernel and command
 /// failures are in the report.
 pub fn run_lab(lab: &LabRun) -> anyhow::Result<LabReport> {
@@ -199,7 +214,26 @@ fn boot_all(
         timeout: lab.timeout,
         echo: lab.echo,
     };
-    let mut report = LabReport::default();
+    let ready: Vec<&kernels::Kernel> = resolved
+        .iter()
+        .filter_map(|r| match r {
+            kernels::Resolved::Ready(k) => Some(k),
+            kernels::Resolved::Skipped { .. } => None,
+        })
+        .collect();
+    let jobs = lab.jobs.clamp(1, ready.len().max(1));
+    if jobs > 1 {
+        eprintln!(
+            "vmtest: booting {} kernels, {jobs} at a time (console lines prefixed with the kernel)",
+            ready.len()
+        );
+    }
+    let booting = Instant::now();
+    let mut booted = boot_concurrently(&ready, jobs, &machine, &lab.commands).into_iter();
+    let mut report = LabReport {
+        jobs,
+        ..LabReport::default()
+    };
     for r in resolved {
         match r {
             kernels::Resolved::Skipped { what, reason } => {
@@ -208,15 +242,63 @@ fn boot_all(
                     .kernels
                     .push(KernelReport::skipped(what.clone(), reason.clone()));
             }
-            kernels::Resolved::Ready(kernel) => {
-                eprintln!("vmtest: booting {} ({})", kernel.release, kernel.package);
-                report
-                    .kernels
-                    .push(qemu::boot(kernel, &machine, &lab.commands)?);
+            kernels::Resolved::Ready(_) => {
+                let kernel = booted
+                    .next()
+                    .context("a booted kernel's report is missing")??;
+                report.kernels.push(kernel);
             }
         }
     }
+    report.wall = booting.elapsed();
     Ok(report)
+}
+
+/// Boots each of `kernels`, at most `jobs` at once, and returns their reports in the order of
+/// `kernels`. Each VM is followed by its own thread ([`qemu::boot`]): its console lines go to
+/// its own report, and echoed lines carry its kernel's name, so two VMs never mix.
+fn boot_concurrently(
+    kernels: &[&kernels::Kernel],
+    jobs: usize,
+    machine: &qemu::Machine,
+    commands: &[String],
+) -> Vec<anyhow::Result<KernelReport>> {
+    use std::sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<anyhow::Result<KernelReport>>>> =
+        Mutex::new(kernels.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(kernel) = kernels.get(i) else {
+                        break;
+                    };
+                    eprintln!("vmtest: booting {} ({})", kernel.release, kernel.package);
+                    let result = qemu::boot(kernel, machine, commands);
+                    if let Ok(mut slots) = results.lock() {
+                        slots[i] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(anyhow::anyhow!(
+                    "a kernel's boot thread ended without a report"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn skipped_only(resolved: &[kernels::Resolved]) -> LabReport {
@@ -245,7 +327,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return list();
     }
     if args.commands.is_empty() && args.bins.is_empty() && args.files.is_empty() {
-        let report = suite::run(args.kernels, !args.quiet)?;
+        let report = suite::run(args.kernels, !args.quiet, args.jobs)?;
         print!("{}", report.summary());
         suite::explain_failures(&report);
         return report.check(args.require_all);
@@ -265,6 +347,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     lab.timeout = Duration::from_secs(args.timeout);
     lab.memory_mib = args.memory;
     lab.smp = args.smp;
+    lab.jobs = args.jobs.unwrap_or_else(|| default_jobs(args.smp));
     lab.append = args.append;
     lab.keep = args.keep;
     lab.echo = !args.quiet;

@@ -11,10 +11,15 @@ use super::qemu;
 /// Lines of a failed command's output repeated in the summary.
 const FAILURE_TAIL_LINES: usize = 5;
 
-/// Results for every kernel, in the order they ran.
+/// Results for every kernel, in the order of the request (the matrix's order), however many
+/// booted at once: each kernel's console lines are kept in its own report, never mixed.
 #[derive(Debug, Clone, Default)]
 pub struct LabReport {
     pub kernels: Vec<KernelReport>,
+    /// Host wall time from the first boot to the last power-off.
+    pub wall: Duration,
+    /// How many VMs ran at once.
+    pub jobs: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +204,20 @@ impl LabReport {
                 let _ = writeln!(s, "    kernel warnings: {}", k.warnings.len());
             }
         }
+        let booted = self
+            .kernels
+            .iter()
+            .filter(|k| !matches!(k.outcome, KernelOutcome::Skipped(_)))
+            .count();
+        if booted > 0 {
+            let _ = writeln!(
+                s,
+                "  lab: {booted} kernel{} in {:.1}s, {} at a time",
+                if booted == 1 { "" } else { "s" },
+                self.wall.as_secs_f64(),
+                self.jobs.max(1)
+            );
+        }
         s
     }
 }
@@ -230,6 +249,7 @@ mod tests {
                 kernel(KernelOutcome::Failed("timed out".into()), &[Some(0), None]),
                 kernel(KernelOutcome::Skipped("no network".into()), &[]),
             ],
+            ..LabReport::default()
         };
         let f = report.failures(false);
         assert_eq!(f.len(), 2, "{f:?}");
@@ -246,6 +266,7 @@ mod tests {
                 kernel(KernelOutcome::Finished, &[Some(0)]),
                 kernel(KernelOutcome::Skipped("gone".into()), &[]),
             ],
+            ..LabReport::default()
         };
         assert!(report.check(false).is_ok());
         assert!(report.check(true).is_err());
