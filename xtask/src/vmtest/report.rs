@@ -272,4 +272,32 @@ mod tests {
         assert!(report.check(true).is_err());
         assert!(report.summary().contains("skipped: gone"));
     }
+
+    /// Kernels booted side by side keep their own blocks, in the matrix's order, and the
+    /// summary says how long the lab took and how many ran at once.
+    #[test]
+    fn the_summary_keeps_kernels_apart_and_times_the_lab() {
+        let mut a = kernel(KernelOutcome::Finished, &[Some(0)]);
+        a.commands[0].output = vec!["from a".into()];
+        let mut b = kernel(KernelOutcome::Finished, &[Some(1)]);
+        b.release = Some("6.12.118+deb12-cloud-amd64".into());
+        b.commands[0].output = vec!["from b".into()];
+        let report = LabReport {
+            kernels: vec![a, b, kernel(KernelOutcome::Skipped("gone".into()), &[])],
+            wall: Duration::from_secs(700),
+            jobs: 2,
+        };
+        let s = report.summary();
+        assert!(s.contains("  lab: 2 kernels in 700.0s, 2 at a time"), "{s}");
+        let (first, second) = (
+            s.find("6.1.0-56").expect("a"),
+            s.find("6.12.118").expect("b"),
+        );
+        assert!(first < second, "{s}");
+        // Only the failed command's tail is repeated, under its own kernel.
+        assert!(
+            !s.contains("from a") && s[second..].contains("| from b"),
+            "{s}"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Builds zcprof's integration-test binaries (the same debug build the host step uses, so
 //! nothing is rebuilt), strips their debug info into `target/vmtest/suite/` (it would make the
-//! initramfs ten times larger), and boots each kernel of the matrix with them, the `zcprof`
+//! initramfs ten times larger), and boots the kernels of the matrix with them, side by side
+//! (one single-vCPU VM per host core: [`super::default_jobs`]), the `zcprof`
 //! binary at the path the tests were compiled to expect (`CARGO_BIN_EXE_zcprof`), and the
 //! tools the tests call (strace, setpriv). Each binary runs with `--test-threads=1` and
 //! `CI=true` (a test that cannot attach fails instead of skipping); its exit status and
