@@ -15,7 +15,8 @@ use std::{
 };
 
 use common::{
-    Reaped, demo_bin, fails, free_port, has_child_named, http_get, privileged, temp, zcprof,
+    NGINX_FETCHES, NGINX_FILE, Nginx, Reaped, demo_bin, fails, free_port, has_child_named,
+    http_get, privileged, temp, wait_attached, zcprof,
 };
 use serde_json::{Value, json};
 use zcprof_demos::Report;
@@ -556,145 +557,6 @@ fn the_same_work_recorded_for_2_s_and_8_s_is_not_a_fall() {
     );
     let _ = std::fs::remove_file(&short);
     let _ = std::fs::remove_file(&long);
-}
-
-/// Waits until `zcprof record` (spawned with its stderr piped) says its probes are
-/// attached, then leaves the rest of its stderr to a thread that drains it.
-fn wait_attached(child: &mut std::process::Child) {
-    use std::io::BufRead as _;
-    let pipe = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-            if line.starts_with("zcprof: probes attached; recording ") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("zcprof record never said its probes were attached");
-}
-
-/// Debian's nginx serving one file on a loopback port, from a prefix of its own.
-struct Nginx {
-    prefix: PathBuf,
-    port: u16,
-}
-
-/// The file served, and how many times each test fetches it.
-const NGINX_FILE: usize = 1 << 20;
-const NGINX_FETCHES: usize = 16;
-
-impl Nginx {
-    /// `None` (with the reason printed) when nginx is not installed and this is not CI,
-    /// where `cargo xtask setup` installs it.
-    fn new() -> Option<Nginx> {
-        if Command::new("nginx").arg("-v").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI=true but nginx is not installed (cargo xtask setup installs it)"
-            );
-            eprintln!("skipping: nginx is not installed (cargo xtask setup installs it)");
-            return None;
-        }
-        let prefix = temp("nginx");
-        std::fs::create_dir_all(prefix.join("www")).expect("mkdir");
-        std::fs::create_dir_all(prefix.join("tmp")).expect("mkdir");
-        std::fs::write(prefix.join("www/f.bin"), vec![b'z'; NGINX_FILE]).expect("write");
-        Some(Nginx {
-            prefix,
-            port: free_port(),
-        })
-    }
-
-    /// The command line of a master process that stays in the foreground, with one
-    /// worker, `sendfile on` or `off`.
-    fn command(&self, sendfile: bool) -> Vec<String> {
-        let p = self.prefix.display();
-        let conf = self.prefix.join(format!("sendfile-{sendfile}.conf"));
-        let onoff = if sendfile { "on" } else { "off" };
-        std::fs::write(
-            &conf,
-            format!(
-                "daemon off; master_process on; worker_processes 1; user root;\n\
-                 pid {p}/nginx.pid; error_log {p}/error.log;\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{ access_log off; sendfile {onoff};\n\
-                   client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp;\n\
-                   fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
-                   server {{ listen 127.0.0.1:{port}; root {p}/www; }} }}\n",
-                port = self.port
-            ),
-        )
-        .expect("write the configuration");
-        [
-            "nginx".to_string(),
-            "-p".into(),
-            format!("{p}"),
-            "-e".into(),
-            format!("{p}/error.log"),
-            "-c".into(),
-            conf.display().to_string(),
-        ]
-        .into()
-    }
-
-    /// Waits until it answers, then fetches the file `NGINX_FETCHES` times.
-    fn serve(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http_get(self.port, "/").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx never answered on {}",
-                self.port
-            );
-            sleep(Duration::from_millis(50));
-        }
-        for _ in 0..NGINX_FETCHES {
-            let (code, body) = http_get(self.port, "/f.bin").expect("nginx answers");
-            assert_eq!((code, body.len()), (200, NGINX_FILE));
-        }
-    }
-
-    /// The master's pid, from its pid file.
-    fn master(&self) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(pid) = std::fs::read_to_string(self.prefix.join("nginx.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                return pid;
-            }
-            assert!(Instant::now() < deadline, "nginx wrote no pid file");
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Graceful shutdown (SIGQUIT), waiting until the pid file is gone.
-    fn quit(&self) {
-        let pid = self.master();
-        // SAFETY: kill(2) on the nginx master this test started.
-        unsafe { libc::kill(pid as i32, libc::SIGQUIT) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.prefix.join("nginx.pid").exists() {
-            assert!(Instant::now() < deadline, "nginx did not quit");
-            sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(self.prefix.join("nginx.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            // SAFETY: as in `quit`; the test failed before it shut nginx down.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = std::fs::remove_dir_all(&self.prefix);
-    }
 }
 
 /// Issue 12 with Debian's nginx on loopback, `sendfile off`: `record --pid MASTER` for 2 s
