@@ -15,6 +15,16 @@ pub mod syscalls;
 pub const EVENTS_MAP: &str = "EVENTS";
 /// Name of the per-CPU array of health counters (see [`counter`]).
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the hash map of followed processes, `tgid -> parent tgid`: the processes that
+/// `record --pid`, `record -- CMD` and `run` follow. User space seeds it with its targets
+/// and their descendants at attach; `task_newtask` adds every child a followed process
+/// forks; `process_exit` removes the exiting process. Membership is thus decided in the
+/// kernel, at fork, and never has to be guessed later from a parent pid that a reaped
+/// process no longer has.
+pub const FOLLOWED_MAP: &str = "FOLLOWED";
+/// Capacity of [`FOLLOWED_MAP`]; a fork that finds it full is counted
+/// ([`counter::FOLLOW_FULL`]) and that child is not followed.
+pub const FOLLOWED_ENTRIES: u32 = 16_384;
 
 /// Ids of the layers whose counts cross the kernel boundary: the `layer` of their
 /// [`event_kind::FINAL`] records. User space maps each to its layer through its table of
@@ -85,8 +95,12 @@ pub mod counter {
     /// call's bytes are not counted. (A recvmmsg/sendmmsg counted here then also finds no
     /// enter at its exit, counted in [`MMSG_NO_ENTER`].)
     pub const STASH_FULL: u32 = 4;
+    /// A followed process forked a child that could not be followed because the
+    /// `FOLLOWED` map was full: that child (and what it forks) is left out of `record --pid`
+    /// / `-- CMD` and `run`, and `run` does not wait for it.
+    pub const FOLLOW_FULL: u32 = 5;
     /// How many counters there are.
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Size of the `EVENTS` ring buffer in bytes (a power of two, a multiple of the page size).
@@ -143,7 +157,9 @@ impl Counts {
 
 /// Ring-buffer record kinds (`Event::kind`).
 pub mod event_kind {
-    /// A new process: `tgid` is the parent, `pid` the child, `comm` the child's.
+    /// A new process: `tgid` is the parent, `pid` the child, `comm` the child's (and the
+    /// parent's: a child starts with its parent's comm); `parent` is `tgid`, `followed` says
+    /// whether the child is followed (its parent was).
     pub const FORK: u32 = 1;
     /// `tgid` executed a new program; `comm` is the new one.
     pub const EXEC: u32 = 2;
@@ -153,12 +169,21 @@ pub mod event_kind {
     /// them after it.
     pub const FINAL: u32 = 3;
     /// Process `tgid` ended (its last thread, or its leader on kernels without
-    /// `group_dead`); `pid` is the exiting thread.
+    /// `group_dead`); `pid` is the exiting thread, `comm` its name at exit. For a followed
+    /// process `followed` is 1 and `parent` the tgid it was followed from (for one seeded by
+    /// user space, what user space wrote). Sent after the process's syscall-layer `FINAL`
+    /// records and before those of layers with exit programs of their own, which the model
+    /// gives to the instance that just ended.
     pub const EXIT: u32 = 4;
 }
 
 /// One ring-buffer record. A single fixed layout for every kind keeps decoding trivial;
 /// records are rare (process lifecycle), so the unused bytes cost nothing that matters.
+///
+/// Every lifecycle record (FORK, EXEC, EXIT) carries what attribution needs at that moment
+/// (the process, its parent where the kernel side knows it, whether it is followed, and its
+/// comm), so a process that exits between two reads of the maps keeps its name and its
+/// place in the tree.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Event {
@@ -166,17 +191,24 @@ pub struct Event {
     pub kind: u32,
     pub tgid: u32,
     pub pid: u32,
+    /// The parent tgid of the process the record is about (FORK: of the child, i.e.
+    /// `tgid`; EXEC, EXIT: of `tgid`, from [`FOLLOWED_MAP`]), 0 where unknown (a process
+    /// that is not followed).
+    pub parent: u32,
+    /// 1 when the process the record is about is followed ([`FOLLOWED_MAP`]), else 0.
+    pub followed: u32,
     /// FINAL only: the [`layer`] the counts belong to.
     pub layer: u32,
     /// FINAL only: the slot of that layer's table (`Key::slot`).
     pub slot: u32,
-    /// Explicit padding, so that `counts` is 8-byte aligned with no implicit gap.
+    /// Explicit padding, so that `comm` and `counts` are 8-byte aligned with no implicit
+    /// gap.
     pub _pad: u32,
     pub comm: [u8; COMM_LEN],
     /// FINAL only.
     pub counts: Counts,
 }
-const _: () = assert!(core::mem::size_of::<Event>() == 40 + core::mem::size_of::<Counts>());
+const _: () = assert!(core::mem::size_of::<Event>() == 48 + core::mem::size_of::<Counts>());
 
 #[cfg(feature = "user")]
 mod pod {

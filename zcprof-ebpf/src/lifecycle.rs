@@ -7,16 +7,27 @@
 //! therefore sees every byte of a process even if it exits between two reads of the maps,
 //! and a later process that gets the same PID starts from zero instead of inheriting the
 //! old totals.
+//!
+//! Which processes are followed (`record --pid`, `record -- CMD`, `run`) is decided here
+//! too, in `FOLLOWED`: `task_newtask` adds the child of a followed process at fork, and
+//! the lifecycle records say whether their process is followed. `process_exit` removes the
+//! exiting process's entry when it sends its `EXIT` record, which carries the flag: the
+//! kernel layer's exit program runs after it on the same tracepoint hit and its `FINAL`
+//! records go to the instance that `EXIT` ended (user space keeps membership per instance),
+//! so nothing of the process is lost to the removal, and the pid cannot be reused before
+//! every exit program of this hit has run (the task is not yet released).
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_loop},
-    macros::tracepoint,
+    macros::{map, tracepoint},
     maps::{HashMap, ring_buf::RingBufEntry},
     programs::TracePointContext,
 };
-use zcprof_common::{COMM_LEN, Counts, Event, Key, counter, event_kind, layer, syscalls};
+use zcprof_common::{
+    COMM_LEN, Counts, Event, FOLLOWED_ENTRIES, Key, counter, event_kind, layer, syscalls,
+};
 
 use crate::{
     maps::{EVENTS, bump},
@@ -34,6 +45,35 @@ static NEWTASK_FLAGS_OFFSET: u32 = 0;
 static EXIT_GROUP_DEAD_OFFSET: u32 = 0;
 
 const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// Followed processes, `tgid -> parent tgid` (see `zcprof_common::FOLLOWED_MAP`).
+#[map]
+pub static FOLLOWED: HashMap<u32, u32> = HashMap::with_max_entries(FOLLOWED_ENTRIES, 0);
+
+/// Who a lifecycle record is about, beyond the current task: `(parent, followed)`.
+#[derive(Clone, Copy)]
+struct Membership {
+    parent: u32,
+    followed: u32,
+}
+
+const NOT_FOLLOWED: Membership = Membership {
+    parent: 0,
+    followed: 0,
+};
+
+/// `tgid`'s entry in `FOLLOWED`, if it is followed.
+#[inline(always)]
+fn membership(tgid: u32) -> Membership {
+    // SAFETY: the value is copied out at once.
+    match unsafe { FOLLOWED.get(tgid) } {
+        Some(parent) => Membership {
+            parent: *parent,
+            followed: 1,
+        },
+        None => NOT_FOLLOWED,
+    }
+}
 
 #[tracepoint]
 pub fn task_newtask(ctx: TracePointContext) -> u32 {
@@ -56,14 +96,29 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), ()> {
     // SAFETY: as above.
     let child: i32 = unsafe { ctx.read_at(pid_at) }.map_err(|_| ())?;
     // The current task is the parent; the child starts with the parent's comm.
-    submit(record(event_kind::FORK, child as u32, 0, 0, None));
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let mut who = NOT_FOLLOWED;
+    // SAFETY: only whether an entry exists is used.
+    if unsafe { FOLLOWED.get(parent) }.is_some() {
+        // The child is a descendant either way (the record says so); if the map is full it
+        // is not followed further, which is a counted loss.
+        who = Membership {
+            parent,
+            followed: 1,
+        };
+        if FOLLOWED.insert(child as u32, parent, 0).is_err() {
+            bump(counter::FOLLOW_FULL);
+        }
+    }
+    submit(record(event_kind::FORK, child as u32, who, 0, 0, None));
     Ok(())
 }
 
 #[tracepoint]
 pub fn process_exec(_ctx: TracePointContext) -> u32 {
     // After exec the current task is the process's leader with the new comm.
-    submit(record(event_kind::EXEC, 0, 0, 0, None));
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    submit(record(event_kind::EXEC, 0, membership(tgid), 0, 0, None));
     0
 }
 
@@ -97,7 +152,11 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         return Ok(());
     };
     flush(flush_syscall, syscalls::COUNT, tgid, pid);
-    submit(record(event_kind::EXIT, pid, 0, 0, None));
+    let who = membership(tgid);
+    if who.followed != 0 {
+        let _ = FOLLOWED.remove(tgid);
+    }
+    submit(record(event_kind::EXIT, pid, who, 0, 0, None));
     Ok(())
 }
 
@@ -172,7 +231,14 @@ pub fn move_out(map: &HashMap<Key, Counts>, key: Key, layer: u32, pid: u32) {
     // space reads the ring buffer, then the map, and must find each count in exactly one.
     // If no record can be reserved the entry stays, and user space still counts it from
     // the map.
-    if let Some(entry) = record(event_kind::FINAL, pid, layer, key.slot, Some(counts)) {
+    if let Some(entry) = record(
+        event_kind::FINAL,
+        pid,
+        NOT_FOLLOWED,
+        layer,
+        key.slot,
+        Some(counts),
+    ) {
         let _ = map.remove(key);
         entry.submit(0);
     }
@@ -191,6 +257,7 @@ fn submit(entry: Option<RingBufEntry<Event>>) {
 fn record(
     kind: u32,
     pid: u32,
+    who: Membership,
     layer: u32,
     slot: u32,
     counts: Option<&Counts>,
@@ -207,6 +274,8 @@ fn record(
         (*event).kind = kind;
         (*event).tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         (*event).pid = pid;
+        (*event).parent = who.parent;
+        (*event).followed = who.followed;
         (*event).layer = layer;
         (*event).slot = slot;
         (*event)._pad = 0;

@@ -112,6 +112,10 @@ pub struct Lost {
     /// from recordings made before zcprof counted it: 0).
     #[serde(default)]
     pub stash_full: u64,
+    /// Children of followed processes that could not be followed because the followed-process
+    /// map was full (absent from recordings made before zcprof counted it: 0).
+    #[serde(default)]
+    pub follow_full: u64,
     pub malformed_records: u64,
     pub total: u64,
 }

@@ -125,6 +125,7 @@ impl Collector {
             mmsg_unreadable: sum(counter::MMSG_UNREADABLE)?,
             mmsg_no_enter: sum(counter::MMSG_NO_ENTER)?,
             stash_full: sum(counter::STASH_FULL)?,
+            follow_full: sum(counter::FOLLOW_FULL)?,
         })
     }
 
@@ -152,15 +153,18 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
     // is valid) and `read_unaligned` makes no alignment assumption about the buffer.
     let event: Event = unsafe { read_unaligned(bytes.as_ptr().cast()) };
     let comm = comm_string(&event.comm);
+    let followed = (event.followed != 0).then_some(event.parent);
     Some(match event.kind {
         event_kind::FORK => ProcEvent::Fork {
             parent: event.tgid,
             child: event.pid,
             comm,
+            followed: followed.is_some(),
         },
         event_kind::EXEC => ProcEvent::Exec {
             tgid: event.tgid,
             comm,
+            followed,
         },
         event_kind::FINAL => {
             let (layer, counting) = probes::counting_layer(event.layer)?;
@@ -177,6 +181,7 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
         event_kind::EXIT => ProcEvent::Exit {
             tgid: event.tgid,
             comm,
+            followed,
         },
         _ => return None,
     })
@@ -270,6 +275,8 @@ mod tests {
             kind,
             tgid: 10,
             pid: 11,
+            parent: 9,
+            followed: 1,
             layer: zcprof_common::layer::SYSCALL,
             slot: 1,
             _pad: 0,
@@ -288,14 +295,16 @@ mod tests {
             Some(ProcEvent::Fork {
                 parent: 10,
                 child: 11,
-                comm: "dd".into()
+                comm: "dd".into(),
+                followed: true,
             })
         );
         assert_eq!(
             decode(&raw(&event(event_kind::EXEC))),
             Some(ProcEvent::Exec {
                 tgid: 10,
-                comm: "dd".into()
+                comm: "dd".into(),
+                followed: Some(9),
             })
         );
         match decode(&raw(&event(event_kind::FINAL))) {
@@ -331,7 +340,24 @@ mod tests {
             decode(&raw(&event(event_kind::EXIT))),
             Some(ProcEvent::Exit {
                 tgid: 10,
-                comm: "dd".into()
+                comm: "dd".into(),
+                followed: Some(9),
+            })
+        );
+    }
+
+    /// A record of a process that is not followed says so (its parent is then unknown).
+    #[test]
+    fn unfollowed_records_carry_no_parent() {
+        let mut exit = event(event_kind::EXIT);
+        exit.followed = 0;
+        exit.parent = 0;
+        assert_eq!(
+            decode(&raw(&exit)),
+            Some(ProcEvent::Exit {
+                tgid: 10,
+                comm: "dd".into(),
+                followed: None,
             })
         );
     }

@@ -67,6 +67,11 @@ pub struct Process {
     pub comm: String,
     pub origin: Origin,
     pub exited: bool,
+    /// The kernel follows it (`zcprof_common::FOLLOWED_MAP`): a target of `record --pid`,
+    /// the command of `run`/`record -- CMD`, or a descendant of one, as decided at its fork
+    /// or its seeding, never guessed from a parent pid. Sticky: once seen followed, an
+    /// instance stays a member after it exits.
+    pub followed: bool,
     /// Everything each layer counted for it since the probes attached.
     pub totals: Counters,
     /// What each layer counted for it during the last interval (see [`Model::tick`]).
@@ -101,6 +106,7 @@ impl Process {
             comm,
             origin,
             exited: false,
+            followed: false,
             totals: Counters::zero(),
             interval: Counters::zero(),
             at_last_tick: Counters::zero(),
@@ -250,6 +256,7 @@ impl Model {
                 parent,
                 child,
                 comm,
+                followed,
             } => {
                 // A live instance with the child's PID must have exited unseen.
                 if let Some(stale) = self.live.get(child).copied() {
@@ -260,10 +267,16 @@ impl Model {
                 if let Some(p) = self.procs.get_mut(&id) {
                     p.ppid = Some(*parent);
                     p.parent = parent_id;
+                    p.followed = *followed;
                 }
             }
-            ProcEvent::Exec { tgid, comm } => {
+            ProcEvent::Exec {
+                tgid,
+                comm,
+                followed,
+            } => {
                 let id = self.live_or_create(*tgid, comm, source);
+                self.follow(id, *followed);
                 if let Some(p) = self.procs.get_mut(&id) {
                     p.comm.clone_from(comm);
                 }
@@ -300,8 +313,13 @@ impl Model {
                     *slot = **counts;
                 }
             }
-            ProcEvent::Exit { tgid, comm } => {
+            ProcEvent::Exit {
+                tgid,
+                comm,
+                followed,
+            } => {
                 let id = self.live_or_create(*tgid, comm, source);
+                self.follow(id, *followed);
                 if let Some(p) = self.procs.get_mut(&id)
                     && p.comm.is_empty()
                 {
@@ -310,6 +328,49 @@ impl Model {
                 self.mark_exited(*tgid, id);
             }
         }
+    }
+
+    /// Marks instance `id` followed when the kernel says so (`Some(parent)`), and gives it
+    /// that parent where it had none: a process first met at its exit has been reaped, and
+    /// /proc no longer knows its parent, but the kernel's map did.
+    fn follow(&mut self, id: ProcId, followed: Option<u32>) {
+        let Some(parent) = followed else {
+            return;
+        };
+        let parent_id = self.live.get(&parent).copied().or_else(|| {
+            self.procs
+                .values()
+                .rev()
+                .find(|p| p.tgid == parent && p.id != id)
+                .map(|p| p.id)
+        });
+        if let Some(p) = self.procs.get_mut(&id) {
+            p.followed = true;
+            if p.ppid.is_none() {
+                p.ppid = (parent != 0).then_some(parent);
+                p.parent = parent_id.filter(|_| parent != 0);
+            }
+        }
+    }
+
+    /// Marks followed the live instances of `tgids`: the kernel's map of followed
+    /// processes as read after a batch (the targets and descendants seeded at attach, which
+    /// no lifecycle record announced).
+    pub fn mark_followed(&mut self, tgids: impl IntoIterator<Item = u32>) {
+        for tgid in tgids {
+            if let Some(p) = self.live.get(&tgid).and_then(|id| self.procs.get_mut(id)) {
+                p.followed = true;
+            }
+        }
+    }
+
+    /// Every followed instance, live or exited, in creation order.
+    pub fn followed(&self) -> Vec<ProcId> {
+        self.procs
+            .values()
+            .filter(|p| p.followed)
+            .map(|p| p.id)
+            .collect()
     }
 
     fn live_or_create(&mut self, tgid: u32, comm: &str, source: &dyn ProcSource) -> ProcId {

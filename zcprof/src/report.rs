@@ -35,7 +35,7 @@ impl Lost {
 
     /// Every kind of loss: its name in JSON and in serve's `reason` label, its count, and
     /// how the text line says it.
-    pub fn kinds(&self) -> [(&'static str, u64, &'static str); 6] {
+    pub fn kinds(&self) -> [(&'static str, u64, &'static str); 7] {
         let k = &self.kernel;
         [
             ("ringbuf_full", k.ringbuf_full, "ring buffer full"),
@@ -47,6 +47,11 @@ impl Lost {
             ),
             ("mmsg_no_enter", k.mmsg_no_enter, "mmsg without enter"),
             ("stash_full", k.stash_full, "stash map full"),
+            (
+                "follow_full",
+                k.follow_full,
+                "children not followed (map full)",
+            ),
             (
                 "malformed_records",
                 self.malformed_records,
@@ -183,9 +188,10 @@ mod tests {
                 mmsg_unreadable: 3,
                 mmsg_no_enter: 4,
                 stash_full: 5,
+                follow_full: 7,
             },
             malformed_records: 6,
-            total: 21,
+            total: 28,
         };
         let json = serde_json::to_value(lost).expect("json");
         let mut keys: Vec<&str> = json
@@ -205,7 +211,7 @@ mod tests {
         assert_eq!(lost.kernel.lost() + lost.malformed_records, lost.total);
         assert_eq!(
             lost.line(),
-            "LOST EVENTS: 21 (1 ring buffer full, 2 process map full, 3 mmsg lengths unreadable, 4 mmsg without enter, 5 stash map full, 6 undecodable records)"
+            "LOST EVENTS: 28 (1 ring buffer full, 2 process map full, 3 mmsg lengths unreadable, 4 mmsg without enter, 5 stash map full, 7 children not followed (map full), 6 undecodable records)"
         );
     }
 }

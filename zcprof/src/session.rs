@@ -11,12 +11,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
+use aya::maps::{HashMap, MapData};
 use tokio::signal::unix::{SignalKind, signal};
+use zcprof_common::FOLLOWED_MAP;
 
 use crate::{
     collector::{self, Collector, Control},
-    host::{privileges, procfs::Procfs},
-    model::Model,
+    host::{
+        privileges,
+        procfs::{self, Procfs},
+    },
+    model::{Model, ProcSource as _},
     probes::{self, Layer, LayerSummary, LoadOptions, ProbeStatus},
     stdio::{self, say},
 };
@@ -64,6 +69,13 @@ pub struct Session {
     pub layers: Vec<LayerSummary>,
     pub started: Instant,
     retention: Retention,
+    /// The kernel's map of followed processes (`zcprof_common::FOLLOWED_MAP`), when the
+    /// lifecycle programs that keep it (`task_newtask`, `process_exit`) are attached.
+    followed: Option<HashMap<MapData, u32, u32>>,
+    /// How many followed processes were alive at the last batch (the map's entries: the
+    /// kernel removes a process's entry when it exits, so zombies do not count); `None`
+    /// when this session cannot follow.
+    pub followed_alive: Option<usize>,
 }
 
 impl Session {
@@ -76,7 +88,7 @@ impl Session {
         retention: Retention,
     ) -> anyhow::Result<Session> {
         privileges::check()?;
-        let loaded = probes::load(opts)?;
+        let mut loaded = probes::load(opts)?;
         for warning in &loaded.warnings {
             say!("zcprof: warning: {warning}");
         }
@@ -101,6 +113,15 @@ impl Session {
         }
         let probes = loaded.probes.clone();
         let layers = loaded.layer_summary();
+        let followed = if can_follow(&probes) {
+            let map = loaded
+                .ebpf
+                .take_map(FOLLOWED_MAP)
+                .ok_or_else(|| anyhow!("map {FOLLOWED_MAP} is missing from the eBPF object"))?;
+            Some(HashMap::try_from(map).context("opening the followed-process map")?)
+        } else {
+            None
+        };
         let collector = Collector::new(loaded.ebpf).context("starting the collector")?;
         let started = Instant::now();
         let mut model = Model::new();
@@ -112,7 +133,68 @@ impl Session {
             layers,
             started,
             retention,
+            followed_alive: followed.as_ref().map(|_| 0),
+            followed,
         })
+    }
+
+    /// Whether the kernel follows processes in this session (see [`Session::follow`]).
+    pub fn can_follow(&self) -> bool {
+        self.followed.is_some()
+    }
+
+    /// Has the kernel follow `tgid` (recorded as `parent`'s child) and, from now on, every
+    /// process it forks. Nothing when this session cannot follow.
+    pub fn follow(&mut self, tgid: u32, parent: u32) -> anyhow::Result<()> {
+        if let Some(map) = self.followed.as_mut() {
+            map.insert(tgid, parent, 0)
+                .with_context(|| format!("following process {tgid}"))?;
+        }
+        Ok(())
+    }
+
+    /// Stops following `tgid` itself (the processes it forked meanwhile stay followed).
+    pub fn unfollow(&mut self, tgid: u32) {
+        if let Some(map) = self.followed.as_mut() {
+            // Already gone is fine: it exited.
+            let _ = map.remove(&tgid);
+        }
+    }
+
+    /// Follows `roots` and every process descended from them now: the roots first (so that
+    /// what they fork from here on is followed by the kernel), then their descendants from
+    /// /proc, read again until a pass finds nobody new (a descendant may fork between the
+    /// read and its insertion). One that exited before its insertion is removed again, so a
+    /// later process that gets its pid is not followed by mistake.
+    pub fn follow_trees(&mut self, roots: &[u32]) -> anyhow::Result<()> {
+        if !self.can_follow() {
+            return Ok(());
+        }
+        let mut followed: std::collections::HashSet<u32> = roots.iter().copied().collect();
+        for &root in roots {
+            let parent = Procfs.lookup(root).map_or(0, |info| info.ppid);
+            self.follow(root, parent)?;
+        }
+        loop {
+            let all = procfs::processes();
+            let tree: Vec<u32> = procfs::descendants(roots, &all);
+            let new: Vec<(u32, u32)> = all
+                .iter()
+                .filter(|(tgid, _)| tree.contains(tgid) && !followed.contains(tgid))
+                .copied()
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            for (tgid, ppid) in new {
+                followed.insert(tgid);
+                self.follow(tgid, ppid)?;
+                if !procfs::exists(tgid) {
+                    self.unfollow(tgid);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Waits for the next batch and applies it to the model. Fails with the collector's
@@ -149,6 +231,14 @@ impl Session {
             return Err(self.stopped().await);
         };
         let forget = self.model.apply(&batch, &Procfs);
+        // After the batch's ring-buffer records: a process forked since then is in the map
+        // but not in the model yet (its instance comes with its fork record), one that
+        // exited since then has its exit record, flag included, in the next batch.
+        if let Some(map) = &self.followed {
+            let alive: Vec<u32> = map.keys().filter_map(Result::ok).collect();
+            self.followed_alive = Some(alive.len());
+            self.model.mark_followed(alive);
+        }
         // If the collector is gone there is nothing left to delete from; the next receive
         // says why it went.
         if !forget.is_empty() {
@@ -175,6 +265,19 @@ impl Session {
             Err(join) => anyhow!("the collector failed: {join}"),
         }
     }
+}
+
+/// Whether the programs that keep the followed-process map are attached: `task_newtask`
+/// adds children, `process_exit` removes what exits (without it entries would outlive
+/// their processes).
+fn can_follow(probes: &[ProbeStatus]) -> bool {
+    ["task:task_newtask", "sched:sched_process_exit"]
+        .iter()
+        .all(|name| {
+            probes
+                .iter()
+                .any(|p| p.layer == Layer::Lifecycle && p.probe == *name && p.via().is_some())
+        })
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's number.
@@ -219,6 +322,8 @@ mod tests {
                 layers: Vec::new(),
                 started: Instant::now(),
                 retention,
+                followed: None,
+                followed_alive: None,
             }
         }
     }
@@ -330,10 +435,12 @@ mod tests {
                         parent: 1,
                         child: 1 << 30,
                         comm: "gone".into(),
+                        followed: false,
                     },
                     ProcEvent::Exit {
                         tgid: 1 << 30,
                         comm: "gone".into(),
+                        followed: None,
                     },
                 ],
                 ..Batch::empty(start)

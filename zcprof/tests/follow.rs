@@ -93,15 +93,17 @@ fn ends_within(child: &mut Reaped, limit: Duration, what: &str) -> Output {
 }
 
 /// `record --pid PARENT` where the child that does the work was forked before zcprof
-/// attached, writes after 3 s and exits at once, reaped by its parent (`wait`) before any
-/// read of the maps saw it alive. Today it is first met at its exit, with no parent, and
-/// dropped. The parent stays a zombie (this test reaps it only after zcprof ended): the
-/// target's end is its exit, not its disappearance from /proc.
-fn quick_exit_child(test: &str, parent: &mut Command) {
+/// attached, writes once zcprof is attached (when `go` exists: a fixed sleep would race the
+/// lab's slow attach) and exits at once, reaped by its parent before any read of the maps
+/// saw it alive. Today it is first met at its exit, with no parent, and dropped. The parent
+/// stays a zombie (this test reaps it only after zcprof ended): the target's end is its
+/// exit, not its disappearance from /proc.
+fn quick_exit_child(test: &str, parent: impl FnOnce(&Path) -> Command) {
     if !privileged(test) {
         return;
     }
-    let mut parent = parent.spawn().expect("the parent starts");
+    let go = temp("quick-exit-go");
+    let mut parent = parent(&go).spawn().expect("the parent starts");
     let out = temp("quick-exit");
     let mut rec = Reaped(
         zcprof()
@@ -112,34 +114,48 @@ fn quick_exit_child(test: &str, parent: &mut Command) {
             .expect("zcprof record"),
     );
     wait_attached(&mut rec.0);
+    std::fs::write(&go, b"").expect("create the go file");
     let status = wait_for(
         "record --pid to end with its target (a zombie)",
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         Duration::from_millis(50),
         || rec.0.try_wait().expect("try_wait"),
     );
+    let _ = std::fs::remove_file(&go);
     assert!(status.success(), "record: {status:?}");
     assert!(parent.wait().expect("reap").success());
     let doc = recording(&out);
     assert_eq!(doc["ended_by"], "exit", "{doc:#}");
+    let wrote: Vec<u64> = recorded(&doc, "write")
+        .into_iter()
+        .map(|(_, _, bytes)| bytes)
+        .filter(|&bytes| bytes > 0)
+        .collect();
     assert_eq!(
-        writes_of(&doc, "dd"),
+        wrote,
         vec![DD_BYTES],
-        "the quick child's writes: {:?}",
+        "only the quick child wrote: {:?}",
         recorded(&doc, "write")
     );
 }
 
 #[test]
 fn record_pid_keeps_a_child_that_exits_quickly_sh() {
-    // The subshell is forked at once (before zcprof attaches); it execs dd after 3 s.
-    quick_exit_child(
-        "record_pid_keeps_a_child_that_exits_quickly_sh",
-        Command::new("sh").args(["-c", &format!("(sleep 3; exec {DD}) & wait")]),
-    );
+    // The subshell is forked at once (before zcprof attaches) and becomes dd.
+    quick_exit_child("record_pid_keeps_a_child_that_exits_quickly_sh", |go| {
+        let mut sh = Command::new("sh");
+        sh.args([
+            "-c",
+            &format!(
+                "(while [ ! -e '{}' ]; do sleep 0.1; done; exec {DD}) & wait",
+                go.display()
+            ),
+        ]);
+        sh
+    });
 }
 
-/// The issue's own reproduction: a Python parent forks the child, which sleeps 3 s, writes
+/// The issue's own reproduction: a Python parent forks the child, which waits, writes
 /// 100 × 64 KiB to /dev/null and exits at once; the parent reaps it with `os.waitpid`.
 #[test]
 fn record_pid_keeps_a_child_that_exits_quickly_python() {
@@ -147,20 +163,25 @@ fn record_pid_keeps_a_child_that_exits_quickly_python() {
         eprintln!("skipping: python3 is not in the kernel lab's initramfs (the sh variant runs)");
         return;
     }
-    let script = "import os, time\n\
-        pid = os.fork()\n\
-        if pid == 0:\n\
-        \x20   time.sleep(3)\n\
-        \x20   fd = os.open('/dev/null', os.O_WRONLY)\n\
-        \x20   block = b'x' * 65536\n\
-        \x20   for _ in range(100):\n\
-        \x20       os.write(fd, block)\n\
-        \x20   os._exit(0)\n\
-        os.waitpid(pid, 0)\n";
-    quick_exit_child(
-        "record_pid_keeps_a_child_that_exits_quickly_python",
-        Command::new("python3").args(["-c", script]),
-    );
+    quick_exit_child("record_pid_keeps_a_child_that_exits_quickly_python", |go| {
+        let script = format!(
+            "import os, time\n\
+             pid = os.fork()\n\
+             if pid == 0:\n\
+             \x20   while not os.path.exists({go:?}):\n\
+             \x20       time.sleep(0.1)\n\
+             \x20   fd = os.open('/dev/null', os.O_WRONLY)\n\
+             \x20   block = b'x' * 65536\n\
+             \x20   for _ in range(100):\n\
+             \x20       os.write(fd, block)\n\
+             \x20   os._exit(0)\n\
+             os.waitpid(pid, 0)\n",
+            go = go.display().to_string()
+        );
+        let mut python = Command::new("python3");
+        python.args(["-c", &script]);
+        python
+    });
 }
 
 /// nginx: `record --pid MASTER`, fetch the file, `nginx -s reload` at once. The retired
@@ -236,7 +257,7 @@ fn record_pid_keeps_the_worker_an_nginx_reload_retires() {
     assert!(status.success(), "record: {status:?}");
     nginx.quit();
     let doc = recording(&out);
-    let sent: Vec<(u64, String, u64)> = recorded(&doc, "sendfile64")
+    let sent: Vec<(u64, String, u64)> = recorded(&doc, "sendfile")
         .into_iter()
         .filter(|(_, _, bytes)| *bytes > 0)
         .collect();
@@ -246,7 +267,7 @@ fn record_pid_keeps_the_worker_an_nginx_reload_retires() {
             .collect::<Vec<_>>(),
         vec![(u64::from(workers[0]), NGINX_FILE as u64)],
         "the retired worker sent the file: {:?}",
-        recorded(&doc, "sendfile64")
+        recorded(&doc, "sendfile")
     );
 }
 

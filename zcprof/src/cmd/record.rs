@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use zcprof_recording::{Target, Workload, WorkloadKind};
 
-use super::run::{NOT_FOUND, exit_code, resolve, spawn};
+use super::run::{NOT_FOUND, Waited, exit_code, members, outlivers, resolve, spawn_followed};
 use crate::{
     atomic,
     host::procfs,
@@ -98,9 +98,18 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         }
         Subject::Comm(_) | Subject::Machine => {}
     }
+    // A target's end is its exit (its pidfd turns readable), not its disappearance from
+    // /proc: a zombie that its parent has not reaped yet stays there.
+    let ends = match &opts.subject {
+        Subject::Pids(pids) => Some(Ends::open(pids)?),
+        _ => None,
+    };
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
     if let Subject::Pids(pids) = &opts.subject {
+        // Before anything of theirs can be missed: the kernel follows them and everything
+        // they fork from here on; their existing descendants are followed from /proc.
+        session.follow_trees(pids)?;
         vanished_while_attaching(&mut session, pids).await?;
     }
     let started = Instant::now();
@@ -121,10 +130,10 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
     };
     let (end, workload, selection): (End, Workload, Selection) = match opts.subject {
         Subject::Command(argv) => {
-            let Some((mut child, pid)) = spawn(&argv) else {
+            let Some((mut child, pid)) = spawn_followed(&mut session, &argv)? else {
                 return Ok(ExitCode::from(NOT_FOUND));
             };
-            let (end, status) = loop {
+            let (mut end, status) = loop {
                 tokio::select! {
                     status = child.wait() => {
                         break (End::Exit, Some(status.context("waiting for the command")?));
@@ -146,6 +155,21 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                     }
                 }
             };
+            if end == End::Exit {
+                let program = argv.first().map_or_else(Default::default, Clone::clone);
+                end = match outlivers(
+                    &mut session,
+                    &mut signals,
+                    &program,
+                    &mut sleep_until_deadline,
+                )
+                .await?
+                {
+                    Waited::Done => End::Exit,
+                    Waited::Signal => End::Signal,
+                    Waited::Until => End::Duration,
+                };
+            }
             {
                 use std::os::unix::process::ExitStatusExt as _;
                 outcome.exit_code = status.and_then(|s| s.code());
@@ -194,16 +218,19 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                     .map(|d| format!(" for {:.1} s", d.as_secs_f64()))
                     .unwrap_or_default()
             );
+            let targets_ended = async {
+                match &ends {
+                    Some(ends) => ends.all().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(targets_ended);
             let end = loop {
                 tokio::select! {
                     tick = session.next() => {
                         tick?;
-                        if let Subject::Pids(pids) = &subject
-                            && pids.iter().all(|&p| !procfs::exists(p))
-                        {
-                            break End::Exit;
-                        }
                     }
+                    () = &mut targets_ended => break End::Exit,
                     _ = signals.recv() => break End::Signal,
                     () = &mut sleep_until_deadline => break End::Duration,
                 }
@@ -236,7 +263,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
     session.flush().await?;
     outcome.interrupted = end == End::Signal;
 
-    let chosen = selection.members(&session.model);
+    let chosen = selection.members(&session);
     let rec = recording::build(
         &session.model,
         &chosen,
@@ -310,6 +337,49 @@ async fn vanished_while_attaching(session: &mut Session, pids: &[u32]) -> anyhow
     Ok(())
 }
 
+/// The `--pid` targets' pidfds: each turns readable when its process exits.
+struct Ends(Vec<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>);
+
+impl Ends {
+    fn open(pids: &[u32]) -> anyhow::Result<Ends> {
+        let fds = pids
+            .iter()
+            .map(|&pid| {
+                let fd = rustix::process::Pid::from_raw(pid as i32)
+                    .ok_or_else(|| anyhow!("no process with pid {pid} exists"))
+                    .and_then(|p| {
+                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                            .map_err(|err| match err {
+                                rustix::io::Errno::SRCH => {
+                                    anyhow!("no process with pid {pid} exists")
+                                }
+                                err => anyhow!("opening a pidfd for process {pid}: {err}"),
+                            })
+                    })?;
+                // SAFETY: the AsyncFd owns the pidfd, which stays open and unchanged until
+                // it is dropped.
+                unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        fd,
+                        tokio::io::Interest::READABLE,
+                    )
+                }
+                .map_err(|err| anyhow!("watching process {pid}: {}", err))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Ends(fds))
+    }
+
+    /// Resolves once every target has exited (cancel-safe: readiness stays once set).
+    async fn all(&self) {
+        for fd in &self.0 {
+            // An error would mean the pidfd cannot be polled: treat it as ended rather than
+            // recording forever.
+            let _ = fd.readable().await;
+        }
+    }
+}
+
 /// Which of the model's processes go into the recording.
 enum Selection {
     /// The command zcprof started (this pid) and its descendants.
@@ -320,13 +390,13 @@ enum Selection {
 }
 
 impl Selection {
-    fn members(&self, model: &Model) -> Vec<ProcId> {
+    fn members(&self, session: &Session) -> Vec<ProcId> {
+        let model = &session.model;
         match self {
-            Selection::Command(pid) => model
-                .child_of(std::process::id(), *pid)
-                .or_else(|| model.latest_instance(*pid))
-                .map(|root| model.tree(root))
-                .unwrap_or_default(),
+            Selection::Command(pid) => members(session, *pid),
+            // The kernel decided who descends from the targets, at each fork; without the
+            // lifecycle programs, the model's guess from parent pids is all there is.
+            Selection::Pids(_) if session.can_follow() => model.followed(),
             Selection::Pids(pids) => descendants(model, pids),
             Selection::Comm(c) => model
                 .processes()
@@ -338,8 +408,9 @@ impl Selection {
     }
 }
 
-/// The latest instance of each of `pids`, and every instance descended from them (by
-/// parent instance, or by parent pid for children forked before their parent was seen).
+/// Without the lifecycle programs: the latest instance of each of `pids`, and every
+/// instance descended from them (by parent instance, or by parent pid for children forked
+/// before their parent was seen).
 fn descendants(model: &Model, pids: &[u32]) -> Vec<ProcId> {
     let mut members: Vec<ProcId> = pids
         .iter()

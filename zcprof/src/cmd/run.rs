@@ -1,9 +1,13 @@
 //! `zcprof run -- CMD ARGS…`: start a command under the profiler, follow it and all its
-//! descendants, and summarise what they copied when it exits. zcprof exits with the
-//! command's status, so it can stand in for the command in scripts.
+//! descendants (the kernel follows every process the command forks, and theirs, the way
+//! `strace -f` does), and summarise what they copied once the command **and** every
+//! descendant have exited (a daemon that outlives its command is waited for, and `run` says
+//! so once), or on Ctrl-C. zcprof exits with the command's status, so it can stand in for
+//! the command in scripts.
 
 use std::{
-    ffi::OsString,
+    ffi::{OsStr, OsString},
+    future::Future,
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -55,7 +59,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
 
     let started = Instant::now();
-    let Some((mut child, pid)) = spawn(&opts.command) else {
+    let Some((mut child, pid)) = spawn_followed(&mut session, &opts.command)? else {
         return Ok(ExitCode::from(NOT_FOUND));
     };
 
@@ -75,6 +79,16 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
             }
         }
     };
+    if !interrupted {
+        let waited = outlivers(
+            &mut session,
+            &mut signals,
+            program,
+            std::future::pending::<()>(),
+        )
+        .await?;
+        interrupted = waited == Waited::Signal;
+    }
     let duration_s = started.elapsed().as_secs_f64();
     session.flush().await?;
 
@@ -83,10 +97,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         signal: status.and_then(|s| s.signal()),
         interrupted,
     };
-    let root = session
-        .model
-        .child_of(std::process::id(), pid)
-        .or_else(|| session.model.latest_instance(pid));
+    let members = members(&session, pid);
     let command = opts
         .command
         .iter()
@@ -94,7 +105,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         .collect();
     let s = Summary::new(
         &session.model,
-        root,
+        &members,
         command,
         outcome.clone(),
         duration_s,
@@ -112,6 +123,87 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         None => stdio::eprintln(&rendered)?,
     }
     Ok(exit_code(&outcome))
+}
+
+/// The command zcprof started (`pid`) and its descendants: the processes the kernel
+/// followed, or, when this kernel cannot follow, the command's fork tree as the model saw it.
+pub(crate) fn members(session: &Session, pid: u32) -> Vec<crate::model::ProcId> {
+    let model = &session.model;
+    if session.can_follow() {
+        return model.followed();
+    }
+    model
+        .child_of(std::process::id(), pid)
+        .or_else(|| model.latest_instance(pid))
+        .map(|root| model.tree(root))
+        .unwrap_or_default()
+}
+
+/// [`spawn`] with the kernel following the command from its fork on: zcprof follows itself
+/// for the length of the fork (zcprof's runtime is single-threaded, so it forks nothing
+/// else meanwhile), so `task_newtask` adds the child before it can run, let alone fork.
+pub(crate) fn spawn_followed(
+    session: &mut Session,
+    argv: &[OsString],
+) -> anyhow::Result<Option<(tokio::process::Child, u32)>> {
+    let me = std::process::id();
+    session.follow(me, 0)?;
+    let spawned = spawn(argv);
+    session.unfollow(me);
+    Ok(spawned)
+}
+
+/// How waiting for a command's outliving descendants ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// None is left (or this kernel cannot follow them).
+    Done,
+    /// SIGINT/SIGTERM: stop now, with what was collected.
+    Signal,
+    /// `until` resolved (`record --duration`).
+    Until,
+}
+
+/// Once the command has exited: waits until every process the kernel follows for it has
+/// exited too, saying once how many outlived it, or until a signal or `until`.
+pub(crate) async fn outlivers(
+    session: &mut Session,
+    signals: &mut Signals,
+    program: &OsStr,
+    until: impl Future<Output = ()>,
+) -> anyhow::Result<Waited> {
+    if !session.can_follow() {
+        return Ok(Waited::Done);
+    }
+    tokio::pin!(until);
+    // Everything up to the command's exit is in the model after this, and so is the
+    // number of followed processes still alive.
+    session.flush().await?;
+    let mut told = false;
+    loop {
+        let n = session.followed_alive.unwrap_or(0);
+        if n == 0 {
+            return Ok(Waited::Done);
+        }
+        if !told {
+            told = true;
+            let name = Path::new(program)
+                .file_name()
+                .unwrap_or(program)
+                .to_string_lossy();
+            say!(
+                "zcprof: following {n} process{} that outlived {name}; Ctrl-C to stop",
+                if n == 1 { "" } else { "es" }
+            );
+        }
+        tokio::select! {
+            tick = session.next() => {
+                tick?;
+            }
+            _ = signals.recv() => return Ok(Waited::Signal),
+            () = &mut until => return Ok(Waited::Until),
+        }
+    }
 }
 
 /// Starts `argv` (non-empty) and returns it with its pid, or tells the user why it could

@@ -54,6 +54,36 @@ fn split_args(raw: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Every process now, as `(tgid, ppid)` (processes that vanish while /proc is read are
+/// left out).
+pub fn processes() -> Vec<(u32, u32)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|tgid| Some((tgid, Procfs.lookup(tgid)?.ppid)))
+        .collect()
+}
+
+/// `roots` and every process now descended from one of them, by /proc's parent links, in
+/// no particular order.
+pub fn descendants(roots: &[u32], all: &[(u32, u32)]) -> Vec<u32> {
+    let mut tree: std::collections::HashSet<u32> = roots.iter().copied().collect();
+    loop {
+        let before = tree.len();
+        for &(tgid, ppid) in all {
+            if tree.contains(&ppid) {
+                tree.insert(tgid);
+            }
+        }
+        if tree.len() == before {
+            break;
+        }
+    }
+    tree.into_iter().collect()
+}
+
 /// Whether a process with this PID exists now.
 pub fn exists(tgid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{tgid}")).exists()
@@ -96,6 +126,18 @@ fn own_cpu_time() -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descendants_follow_parent_links_in_any_order() {
+        // 4 is listed before its parent 3; 9 is not under 1.
+        let all = [(4, 3), (2, 1), (3, 2), (9, 8), (1, 0)];
+        let mut d = descendants(&[2], &all);
+        d.sort_unstable();
+        assert_eq!(d, vec![2, 3, 4]);
+        // This test's own process is in the real /proc, with its parent.
+        let me = std::process::id();
+        assert!(processes().contains(&(me, std::os::unix::process::parent_id())));
+    }
 
     #[test]
     fn parses_comm_with_spaces_and_parens() {

@@ -10,14 +10,21 @@ use crate::probes::Layer;
 /// A process lifecycle record from the kernel (see `zcprof_common::event_kind`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProcEvent {
-    /// `parent` created process `child` (threads are not reported).
+    /// `parent` created process `child` (threads are not reported); `followed` when the
+    /// kernel follows the child (its parent was followed: `zcprof_common::FOLLOWED_MAP`).
     Fork {
         parent: u32,
         child: u32,
         comm: String,
+        followed: bool,
     },
-    /// `tgid` executed a program now called `comm`.
-    Exec { tgid: u32, comm: String },
+    /// `tgid` executed a program now called `comm`; `followed` is `Some(parent)` when the
+    /// kernel follows it.
+    Exec {
+        tgid: u32,
+        comm: String,
+        followed: Option<u32>,
+    },
     /// The final counts of one slot of a counting layer (an index into its table) of
     /// exiting process `tgid`.
     Final {
@@ -26,8 +33,13 @@ pub enum ProcEvent {
         slot: u32,
         counts: Box<Counts>,
     },
-    /// Process `tgid` ended.
-    Exit { tgid: u32, comm: String },
+    /// Process `tgid` ended, named `comm` at its exit; `followed` is `Some(parent)` when the
+    /// kernel followed it (the parent it was followed from).
+    Exit {
+        tgid: u32,
+        comm: String,
+        followed: Option<u32>,
+    },
 }
 
 /// What the kernel side could not record, cumulative since the object was loaded.
@@ -44,6 +56,9 @@ pub struct KernelCounters {
     /// Calls whose arguments could not be kept from entry to exit (a per-thread stash map
     /// was full), so their bytes are not counted.
     pub stash_full: u64,
+    /// Children of followed processes that could not be followed (the followed-process map
+    /// was full): left out of `record --pid`/`-- CMD` and `run`.
+    pub follow_full: u64,
 }
 
 impl KernelCounters {
@@ -54,6 +69,7 @@ impl KernelCounters {
             + self.mmsg_unreadable
             + self.mmsg_no_enter
             + self.stash_full
+            + self.follow_full
     }
 }
 

@@ -79,6 +79,7 @@ fn fork(parent: u32, child: u32, comm: &str) -> ProcEvent {
         parent,
         child,
         comm: comm.into(),
+        followed: false,
     }
 }
 
@@ -86,6 +87,7 @@ fn exit(tgid: u32, comm: &str) -> ProcEvent {
     ProcEvent::Exit {
         tgid,
         comm: comm.into(),
+        followed: None,
     }
 }
 
@@ -566,4 +568,59 @@ fn a_swept_process_has_its_entries_in_every_layer_forgotten() {
     let p = instances(&m, 8)[0];
     assert!(p.exited);
     assert_eq!(p.totals.kernel.0[k.slot as usize], stats(1, 10));
+}
+
+/// Issue 12: a followed child first met at its exit (forked before the probes attached,
+/// reaped before any read of /proc) is a member, with the parent its exit record names;
+/// its fork-time descendants inherit the flag, and the map snapshot marks the live targets
+/// that no record announced. Nothing else is a member.
+#[test]
+fn membership_comes_from_the_kernel_not_from_proc() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let target = FakeProc::default().with(10, "sh", 1).with(30, "other", 1);
+    let reaped = ProcEvent::Exit {
+        tgid: 20,
+        comm: "dd".into(),
+        followed: Some(10),
+    };
+    let followed_fork = ProcEvent::Fork {
+        parent: 10,
+        child: 21,
+        comm: "sh".into(),
+        followed: true,
+    };
+    m.apply(
+        &clock.batch(
+            vec![
+                final_stats(20, "write", stats(100, 6_553_600)),
+                reaped,
+                followed_fork,
+                fork(30, 31, "other"),
+            ],
+            vec![
+                (key(10, "read"), stats(1, 1)),
+                (key(30, "read"), stats(1, 1)),
+            ],
+        ),
+        &target,
+    );
+    m.mark_followed([10, 21]);
+    let members: Vec<(u32, Option<u32>, bool)> = m
+        .followed()
+        .into_iter()
+        .filter_map(|id| m.process(id))
+        .map(|p| (p.tgid, p.ppid, p.exited))
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            (20, Some(10), true),
+            (21, Some(10), false),
+            (10, Some(1), false)
+        ]
+    );
+    let dd = instances(&m, 20)[0];
+    assert_eq!(dd.comm, "dd");
+    assert_eq!(dd.totals.syscall.figures().copied_bytes(), 6_553_600);
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use aya::Ebpf;
-use zcprof_common::{global, program};
+use zcprof_common::{FOLLOWED_MAP, global, program};
 
 use super::{
     Host, LAYERS, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus,
@@ -41,7 +41,7 @@ fn names() -> Names {
             .map(|(_, _, program)| *program)
             .chain(exit_flushes().map(|(_, program)| program))
             .collect(),
-        maps: Vec::new(),
+        maps: vec![FOLLOWED_MAP],
         globals: vec![
             global::NEWTASK_PID_OFFSET,
             global::NEWTASK_FLAGS_OFFSET,

@@ -164,6 +164,7 @@ pub fn lost(l: &Lost) -> rec::Lost {
         mmsg_unreadable: l.kernel.mmsg_unreadable,
         mmsg_no_enter: l.kernel.mmsg_no_enter,
         stash_full: l.kernel.stash_full,
+        follow_full: l.kernel.follow_full,
         malformed_records: l.malformed_records,
         total: l.total,
     }

@@ -275,6 +275,7 @@ mod tests {
                     parent: 1,
                     child: 42,
                     comm: "cat".into(),
+                    followed: false,
                 }],
                 counts: [(Layer::Syscall, read)]
                     .into_iter()

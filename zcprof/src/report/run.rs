@@ -44,21 +44,16 @@ pub struct Summary<'a> {
 }
 
 impl<'a> Summary<'a> {
-    /// The summary of `root` and its descendants.
+    /// The summary of `members` (the command and its descendants, in creation order).
     pub fn new(
         model: &'a Model,
-        root: Option<ProcId>,
+        members: &[ProcId],
         command: Vec<String>,
         outcome: Outcome,
         duration_s: f64,
         layers: &'a [LayerSummary],
     ) -> Self {
-        let processes: Vec<&Process> = root
-            .map(|root| model.tree(root))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|id| model.process(id))
-            .collect();
+        let processes: Vec<&Process> = members.iter().filter_map(|id| model.process(*id)).collect();
         let mut total = Counters::zero();
         for p in &processes {
             total.add(&p.totals);

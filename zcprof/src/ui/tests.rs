@@ -119,16 +119,19 @@ pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
             events.push(ProcEvent::Exec {
                 tgid: 500,
                 comm: "zcprof-demo".into(),
+                followed: None,
             });
             events.push(ProcEvent::Fork {
                 parent: 500,
                 child: 501,
                 comm: "zcprof-demo".into(),
+                followed: false,
             });
             events.push(ProcEvent::Fork {
                 parent: 500,
                 child: 502,
                 comm: "zcprof-demo".into(),
+                followed: false,
             });
         }
         let batch = Batch {
@@ -441,6 +444,7 @@ fn a_process_only_the_kernel_layer_saw_is_listed() {
                 parent: 1,
                 child: 77,
                 comm: "kworker".into(),
+                followed: false,
             }],
             counts: vec![(
                 Layer::Kernel,

@@ -530,4 +530,5 @@ mod nginx {
         }
     }
 }
-pub use nginx::*;
+#[allow(unused_imports, reason = "each test binary uses a different subset")]
+pub use nginx::{NGINX_FETCHES, NGINX_FILE, Nginx, wait_attached};
