@@ -74,17 +74,34 @@ fn writes_of(doc: &Value, comm: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Waits (up to `limit`) for `child` to exit on its own (it is killed if it does not, when
-/// the failed test drops it), with its stderr.
+/// How long zcprof may take to end after its workload did: attaching and detaching every
+/// probe takes seconds under the lab's emulated CPU.
+const END: Duration = Duration::from_secs(60);
+
+/// Waits (up to `limit`) for `child` to exit on its own, with its stderr. If it does not,
+/// it gets SIGINT (it still writes its summary), and the test fails with what it said.
 fn ends_within(child: &mut Reaped, limit: Duration, what: &str) -> Output {
-    let status = wait_for(what, limit, Duration::from_millis(50), || {
-        child.0.try_wait().expect("try_wait")
-    });
+    let deadline = Instant::now() + limit;
+    let mut status = None;
+    while status.is_none() && Instant::now() < deadline {
+        status = child.0.try_wait().expect("try_wait");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if status.is_none() {
+        // SAFETY: kill(2) on the zcprof this test started and has not reaped.
+        unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+        std::thread::sleep(Duration::from_secs(5));
+    }
     let mut err = String::new();
     if let Some(mut pipe) = child.0.stderr.take() {
         use std::io::Read as _;
-        let _ = pipe.read_to_string(&mut err);
+        if status.is_some() || child.0.try_wait().ok().flatten().is_some() {
+            let _ = pipe.read_to_string(&mut err);
+        }
     }
+    let Some(status) = status else {
+        panic!("timed out waiting for {what} ({limit:?}); after SIGINT it said: {err}");
+    };
     Output {
         status,
         stdout: Vec::new(),
@@ -117,7 +134,7 @@ fn quick_exit_child(test: &str, parent: impl FnOnce(&Path) -> Command) {
     std::fs::write(&go, b"").expect("create the go file");
     let status = wait_for(
         "record --pid to end with its target (a zombie)",
-        Duration::from_secs(30),
+        END,
         Duration::from_millis(50),
         || rec.0.try_wait().expect("try_wait"),
     );
@@ -310,7 +327,7 @@ fn run_follows_a_daemon_that_outlives_its_command() {
             .spawn()
             .expect("zcprof run"),
     );
-    let output = ends_within(&mut run, Duration::from_secs(20), "run to end");
+    let output = ends_within(&mut run, END, "run to end");
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(3), "the command's status: {err}");
     assert!(output.status.signal().is_none());
@@ -355,7 +372,7 @@ fn record_follows_a_daemon_that_outlives_its_command() {
             .spawn()
             .expect("zcprof record"),
     );
-    let output = ends_within(&mut rec, Duration::from_secs(20), "record to end");
+    let output = ends_within(&mut rec, END, "record to end");
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(3), "the command's status: {err}");
     assert!(
