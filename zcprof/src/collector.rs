@@ -90,7 +90,7 @@ impl Collector {
         for (layer, map) in &self.maps {
             for entry in map.iter() {
                 match entry {
-                    Ok((key, value)) => counts.push((*layer, key, value)),
+                    Ok((key, value)) => counts.push((*layer, key, settled(value))),
                     // Deleted between listing and reading (its process just exited, or
                     // the model had it forgotten): its counts are in a record instead.
                     Err(MapError::KeyNotFound) => {}
@@ -137,6 +137,19 @@ impl Collector {
             }
         }
     }
+}
+
+/// A live map value made self-consistent. The kernel adds a call's count before its
+/// error, errno or histogram count, and a lookup copies the value while other CPUs update
+/// it, so a read can see a later field already counted and `calls` (or `errors`) not yet:
+/// a recording of a busy process then had one call more in a histogram than in all, which
+/// its own parser rejects. Raising the totals to what the later fields prove keeps every
+/// figure at or below the next read's, so totals still only grow.
+fn settled(mut c: Counts) -> Counts {
+    let sum = |v: &[u64]| v.iter().fold(0u64, |s, n| s.saturating_add(*n));
+    c.errors = c.errors.max(sum(&c.errno));
+    c.calls = c.calls.max(sum(&c.hist).saturating_add(c.errors));
+    c
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
@@ -286,6 +299,35 @@ mod tests {
                 ..Counts::ZERO
             },
         }
+    }
+
+    #[test]
+    fn a_torn_read_is_settled_upwards() {
+        // Read while a call was half counted: its histogram count is in, `calls` not yet;
+        // and a failure whose errno is in but not its error count.
+        let mut torn = Counts {
+            calls: 10,
+            errors: 1,
+            ..Counts::ZERO
+        };
+        torn.hist[3] = 10;
+        torn.errno[0] = 2;
+        let c = settled(torn);
+        assert_eq!((c.calls, c.errors), (12, 2));
+        // A consistent value is left as it is.
+        let mut whole = Counts {
+            calls: 5,
+            errors: 2,
+            bytes: 7,
+            ..Counts::ZERO
+        };
+        whole.hist[1] = 3;
+        whole.errno[4] = 2;
+        let c = settled(whole);
+        assert_eq!(
+            (c.calls, c.errors, c.bytes, c.hist, c.errno),
+            (5, 2, 7, whole.hist, whole.errno)
+        );
     }
 
     #[test]
