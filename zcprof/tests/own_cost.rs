@@ -51,6 +51,19 @@ fn rate(v: &Value, field: &str) -> f64 {
         .unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
+/// The frame's machine total of bytes copied kernel → user is the sum of its rows'.
+fn assert_machine_is_the_rows_sum(frame: &Value, rows: &[Value]) {
+    let sum: f64 = rows
+        .iter()
+        .map(|p| rate(&p["syscall"], "copy_k2u_bytes_per_s"))
+        .sum();
+    let machine = rate(&frame["machine"]["syscall"], "copy_k2u_bytes_per_s");
+    assert!(
+        (machine - sum).abs() <= 1e-6 * machine.max(1.0),
+        "machine {machine} ≠ the rows' sum {sum}"
+    );
+}
+
 /// `top --json` frames: zcprof is never a row, the machine total is the sum of the rows
 /// (nothing hidden in it), and `self` carries zcprof's own cost — non-zero in the first
 /// interval, where it read the BTF. With `--include-self` it is a row and in the total.
@@ -81,15 +94,7 @@ fn top_json_leaves_zcprof_out_and_shows_its_cost_apart() {
     assert!(own["cpu_percent"].as_f64().is_some(), "{own}");
     // Every active process is a row (no filter), so the machine total is their sum: zcprof's
     // own reads are in neither.
-    let sum: f64 = rows
-        .iter()
-        .map(|p| rate(&p["syscall"], "copy_k2u_bytes_per_s"))
-        .sum();
-    let machine = rate(&frame["machine"]["syscall"], "copy_k2u_bytes_per_s");
-    assert!(
-        (machine - sum).abs() <= 1e-6 * machine.max(1.0),
-        "machine {machine} ≠ the rows' sum {sum}"
-    );
+    assert_machine_is_the_rows_sum(&frame, rows);
 
     let (pid, stdout, _) = run(&["top", "--once", "--json", "-i", "1s", "--include-self"]);
     let frame: Value = serde_json::from_str(stdout.trim()).expect("one JSON frame");
@@ -101,15 +106,7 @@ fn top_json_leaves_zcprof_out_and_shows_its_cost_apart() {
         .find(|p| p["pid"] == pid)
         .unwrap_or_else(|| panic!("--include-self lists zcprof (pid {pid}): {frame:#}"));
     assert_eq!(me["syscall"], frame["self"]["syscall"]);
-    let sum: f64 = rows
-        .iter()
-        .map(|p| rate(&p["syscall"], "copy_k2u_bytes_per_s"))
-        .sum();
-    let machine = rate(&frame["machine"]["syscall"], "copy_k2u_bytes_per_s");
-    assert!(
-        (machine - sum).abs() <= 1e-6 * machine.max(1.0),
-        "machine {machine} ≠ the rows' sum {sum}"
-    );
+    assert_machine_is_the_rows_sum(&frame, rows);
 }
 
 /// The text frame names zcprof's cost in its header and has no row for it; `--csv` has a

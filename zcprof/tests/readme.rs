@@ -196,7 +196,7 @@ fn run_json_has_the_readme_fields_and_validates() {
     for p in doc["processes"].as_array().expect("processes") {
         assert!(p["kernel"]["totals"].is_object(), "{p:#}");
     }
-    let validator = run_schema();
+    let validator = common::run_schema();
     let errors: Vec<String> = validator
         .iter_errors(&doc)
         .map(|e| format!("{} at {}", e, e.instance_path()))
@@ -245,22 +245,6 @@ fn top_json_has_the_readme_fields() {
     check("zcprof top --json", &frame, |path| {
         path == "..kernel.probes.*" && kernel["attached"] == 0
     });
-}
-
-/// A validator for `zcprof.run/v1`: `schema/run.v1.json` with its references into
-/// `schema/recording.v1.json`.
-fn run_schema() -> jsonschema::Validator {
-    let load = |text: &str| -> Value { serde_json::from_str(text).expect("schema JSON") };
-    let recording = load(include_str!("../../schema/recording.v1.json"));
-    let run = load(include_str!("../../schema/run.v1.json"));
-    let registry = jsonschema::Registry::new()
-        .add(recording["$id"].as_str().expect("$id"), recording.clone())
-        .and_then(|r| r.prepare())
-        .expect("registry");
-    jsonschema::options()
-        .with_registry(&registry)
-        .build(&run)
-        .expect("a valid JSON Schema")
 }
 
 /// `16 kernel-layer probes are unavailable on this kernel` (or `1 kernel-layer probe is …`).

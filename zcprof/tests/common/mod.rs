@@ -354,17 +354,26 @@ pub fn hide_tracefs() -> std::io::Result<()> {
 /// A validator for `zcprof.top/v1` frames: `schema/top.v1.json`, whose shared shapes are
 /// references into `schema/recording.v1.json`.
 pub fn top_schema() -> jsonschema::Validator {
+    schema_over_recording(include_str!("../../../schema/top.v1.json"))
+}
+
+/// A validator for `zcprof.run/v1`: `schema/run.v1.json`, with the same references.
+pub fn run_schema() -> jsonschema::Validator {
+    schema_over_recording(include_str!("../../../schema/run.v1.json"))
+}
+
+/// A validator for `schema` (JSON text) whose `$ref`s point into `schema/recording.v1.json`.
+fn schema_over_recording(schema: &str) -> jsonschema::Validator {
     let load =
         |text: &str| -> serde_json::Value { serde_json::from_str(text).expect("schema JSON") };
     let recording = load(include_str!("../../../schema/recording.v1.json"));
-    let top = load(include_str!("../../../schema/top.v1.json"));
     let registry = jsonschema::Registry::new()
         .add(recording["$id"].as_str().expect("$id"), recording.clone())
         .and_then(|r| r.prepare())
         .expect("registry");
     jsonschema::options()
         .with_registry(&registry)
-        .build(&top)
+        .build(&load(schema))
         .expect("a valid JSON Schema")
 }
 
