@@ -56,7 +56,7 @@ fn temp(name: &str) -> PathBuf {
 /// The model's counts for one syscall of the instance `parent` forked as `pid`.
 fn measured(model: &Model, parent: u32, pid: u32, index: usize) -> Option<Counter> {
     let id = model.child_of(parent, pid)?;
-    let s = &model.process(id)?.totals.syscall.0[index];
+    let s = &model.process(id)?.totals.syscall[index];
     Some(Counter {
         calls: s.calls,
         bytes: s.bytes,

@@ -49,17 +49,17 @@ fn process(model: &Model, pid: u32) -> &Process {
 }
 
 fn probe(p: &Process, index: u32) -> &Counts {
-    &p.totals.kernel.0[index as usize]
+    &p.totals.kernel[index as usize]
 }
 
 fn syscall_bytes(p: &Process, name: &str) -> u64 {
-    p.totals.syscall.0[common::index(name)].bytes
+    p.totals.syscall[common::index(name)].bytes
 }
 
 /// Prints what every kernel probe saw for `p`, so a lab log shows the numbers behind a
 /// failure (and the ones no assertion covers).
 fn show(what: &str, p: &Process) {
-    for (k, s) in kernel::PROBES.iter().zip(p.totals.kernel.0.iter()) {
+    for (k, s) in kernel::PROBES.iter().zip(p.totals.kernel.slots().iter()) {
         if s.calls > 0 {
             eprintln!(
                 "{what} (pid {}): {:<30} calls {:>6} bytes {:>9} errors {}",

@@ -32,7 +32,7 @@ fn a_full_stash_map_is_a_counted_loss() {
             .latest_instance(me)
             .and_then(|id| s.model.process(id))
             .map_or((0, 0), |p| {
-                let c = &p.totals.syscall.0[recvmmsg];
+                let c = &p.totals.syscall[recvmmsg];
                 (c.calls, c.bytes)
             })
     };

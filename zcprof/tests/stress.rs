@@ -127,7 +127,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
                     child.tally.errors[i],
                 );
                 assert_eq!(
-                    triple(&p.totals.syscall.0[i]),
+                    triple(&p.totals.syscall[i]),
                     want,
                     "pid {} (instance {}): {} (calls, bytes, errors)",
                     child.pid,

@@ -51,13 +51,13 @@ fn assert_exact(model: &Model, child: &Child, what: &str) {
             child.tally.errors[i],
         );
         assert_eq!(
-            triple(&p.totals.syscall.0[i]),
+            triple(&p.totals.syscall[i]),
             expected,
             "{what}: {} (calls, bytes, errors)",
             sc.name
         );
         assert_eq!(
-            p.totals.syscall.0[i].errno,
+            p.totals.syscall[i].errno,
             child.tally.errno[i],
             "{what}: {} errors by errno {:?}",
             sc.name,
@@ -413,7 +413,7 @@ fn other_processes_are_not_attributed() {
     let m = &session.model;
     assert_exact(m, &files, "file workload beside dd");
     let dd = process(m, noise.id());
-    let (calls, bytes, _) = triple(&dd.totals.syscall.0[common::index("write")]);
+    let (calls, bytes, _) = triple(&dd.totals.syscall[common::index("write")]);
     assert_eq!(
         (calls, bytes),
         (400_000, 400_000 * 512),
@@ -463,11 +463,11 @@ fn reused_pids_are_not_merged() {
         .collect();
     assert_eq!(both.len(), 2, "two instances of pid {}", first.pid);
     assert_eq!(
-        triple(&both[0].totals.syscall.0[common::index("write")]),
+        triple(&both[0].totals.syscall[common::index("write")]),
         first.tally.get("write")
     );
     assert_eq!(
-        triple(&both[1].totals.syscall.0[common::index("write")]),
+        triple(&both[1].totals.syscall[common::index("write")]),
         second.tally.get("write")
     );
 }

@@ -368,7 +368,7 @@ mod tests {
         let mut copy_calls = 0;
         for (name, c) in &r.syscalls {
             let mut kernel = |probe: u32| {
-                let s = &mut k.0[probe as usize];
+                let s = &mut k[probe as usize];
                 s.calls += c.calls;
                 s.bytes += c.bytes;
             };

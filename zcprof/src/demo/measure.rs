@@ -56,7 +56,7 @@ impl Seen {
     pub fn of(totals: &Counters, forked: bool, exited: bool) -> Seen {
         let mut map = BTreeMap::new();
         let mut copy_calls = 0;
-        for (sc, s) in syscalls::SYSCALLS.iter().zip(totals.syscall.0.iter()) {
+        for (sc, s) in syscalls::SYSCALLS.iter().zip(totals.syscall.slots().iter()) {
             let c = Counter {
                 calls: s.calls,
                 bytes: s.bytes,
@@ -128,15 +128,15 @@ mod tests {
     fn seen_keeps_non_zero_counters_by_strace_name() {
         let mut c = Counters::zero();
         let t = &mut c.syscall;
-        t.0[index("read")].calls = 3;
-        t.0[index("read")].bytes = 100;
-        t.0[index("write")].calls = 1;
-        t.0[index("write")].errors = 1;
-        t.0[index("sendfile")].calls = 2;
-        t.0[index("sendfile")].bytes = 50;
+        t[index("read")].calls = 3;
+        t[index("read")].bytes = 100;
+        t[index("write")].calls = 1;
+        t[index("write")].errors = 1;
+        t[index("sendfile")].calls = 2;
+        t[index("sendfile")].bytes = 50;
         let k = &mut c.kernel;
-        k.0[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 3;
-        k.0[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 100;
+        k[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 3;
+        k[kernel::id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 100;
         let s = Seen::of(&c, true, true);
         assert_eq!(
             s.syscalls.keys().collect::<Vec<_>>(),

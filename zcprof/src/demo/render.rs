@@ -557,10 +557,10 @@ mod tests {
     /// counters saying `__check_object_size` saw 4 KiB copied to user and 1 KiB from user.
     fn with_kernel(source: Option<Role>) -> Comparison {
         let mut k = Totals::<KernelProbes>::zero();
-        k.0[id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 2;
-        k.0[id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 4096;
-        k.0[id::CHECK_OBJECT_SIZE_FROM_USER as usize].calls = 1;
-        k.0[id::CHECK_OBJECT_SIZE_FROM_USER as usize].bytes = 1024;
+        k[id::CHECK_OBJECT_SIZE_TO_USER as usize].calls = 2;
+        k[id::CHECK_OBJECT_SIZE_TO_USER as usize].bytes = 4096;
+        k[id::CHECK_OBJECT_SIZE_FROM_USER as usize].calls = 1;
+        k[id::CHECK_OBJECT_SIZE_FROM_USER as usize].bytes = 1024;
         let copies = KernelCopies::of(&k, source);
         let mut c = comparison(true);
         c.copy_source = source;

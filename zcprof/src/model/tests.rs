@@ -133,15 +133,9 @@ fn pid_reuse_makes_two_processes() {
     let both = instances(&m, 100);
     assert_eq!(both.len(), 2);
     assert_eq!((both[0].comm.as_str(), both[0].exited), ("first", true));
-    assert_eq!(
-        both[0].totals.syscall.0[index("read") as usize],
-        stats(2, 10)
-    );
+    assert_eq!(both[0].totals.syscall[index("read") as usize], stats(2, 10));
     assert_eq!((both[1].comm.as_str(), both[1].exited), ("second", false));
-    assert_eq!(
-        both[1].totals.syscall.0[index("read") as usize],
-        stats(1, 5)
-    );
+    assert_eq!(both[1].totals.syscall[index("read") as usize], stats(1, 5));
 }
 
 #[test]
@@ -206,7 +200,7 @@ fn leftovers_of_a_gone_process_are_added_once_and_forgotten() {
     assert_eq!(forget, forgotten(&[key(9, "write")]));
     let p = &instances(&m, 9);
     assert_eq!(p.len(), 1, "no new instance for a dead pid");
-    assert_eq!(p[0].totals.syscall.0[index("write") as usize], stats(3, 10));
+    assert_eq!(p[0].totals.syscall[index("write") as usize], stats(3, 10));
 }
 
 #[test]
@@ -267,12 +261,12 @@ fn kernel_intervals_are_deltas_too() {
         "no syscall in the second interval"
     );
     assert_eq!(
-        p.interval.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        p.interval.kernel[id::CHECK_OBJECT_SIZE_TO_USER as usize],
         stats(2, 2500)
     );
     assert!(p.active(), "kernel-layer activity alone counts");
     assert_eq!(
-        p.totals.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        p.totals.kernel[id::CHECK_OBJECT_SIZE_TO_USER as usize],
         stats(6, 6500)
     );
 }
@@ -334,11 +328,11 @@ fn trees_follow_forks_not_pids() {
 #[test]
 fn figures_split_copy_directions_and_zero_copy() {
     let mut t = Totals::<Syscalls>::zero();
-    t.0[index("read") as usize] = stats(1, 100);
-    t.0[index("recvmmsg") as usize] = stats(1, 20);
-    t.0[index("write") as usize] = stats(1, 50);
-    t.0[index("sendfile") as usize] = stats(2, 850);
-    t.0[index("splice") as usize] = Counts {
+    t[index("read") as usize] = stats(1, 100);
+    t[index("recvmmsg") as usize] = stats(1, 20);
+    t[index("write") as usize] = stats(1, 50);
+    t[index("sendfile") as usize] = stats(2, 850);
+    t[index("splice") as usize] = Counts {
         errors: 1,
         ..stats(1, 0)
     };
@@ -440,10 +434,7 @@ fn exit_records_after_the_process_left_proc_land_on_its_instance() {
     let all = instances(&m, 40);
     assert_eq!(all.len(), 1, "one instance");
     assert_eq!(all[0].origin, Origin::Forked);
-    assert_eq!(
-        all[0].totals.syscall.0[index("read") as usize],
-        stats(1, 198)
-    );
+    assert_eq!(all[0].totals.syscall[index("read") as usize], stats(1, 198));
 }
 
 /// The kernel layer is attributed like the syscall layer, into its own field: final records
@@ -478,23 +469,23 @@ fn kernel_layer_is_attributed_apart_from_the_syscall_layer() {
     ]);
     let forget = m.apply(&batch, &none);
     let first = instances(&m, 100)[0];
-    assert_eq!(first.totals.kernel.0[id::PIPE_READ as usize], stats(3, 300));
+    assert_eq!(first.totals.kernel[id::PIPE_READ as usize], stats(3, 300));
     assert!(
         first.totals.syscall.is_zero(),
         "nothing leaks into the syscall layer"
     );
     let live_p = instances(&m, 101)[0];
     assert_eq!(
-        live_p.totals.kernel.0[id::CHECK_OBJECT_SIZE_TO_USER as usize],
+        live_p.totals.kernel[id::CHECK_OBJECT_SIZE_TO_USER as usize],
         stats(2, 64)
     );
-    assert_eq!(live_p.totals.syscall.0[index("read") as usize], stats(1, 5));
+    assert_eq!(live_p.totals.syscall[index("read") as usize], stats(1, 5));
     assert_eq!(
         live_p.totals.kernel.copied(kernel::Role::CrossCheck),
         (64, 0)
     );
     assert_eq!(
-        instances(&m, 555)[0].totals.kernel.0[id::DO_SENDFILE as usize],
+        instances(&m, 555)[0].totals.kernel[id::DO_SENDFILE as usize],
         stats(1, 9)
     );
     assert_eq!(forget, Forget(vec![(Layer::Kernel, gone)]));
@@ -534,10 +525,7 @@ fn kernel_final_stats_after_exit_go_to_the_ended_instance() {
     let all = instances(&m, 100);
     assert_eq!(all.len(), 1, "no second instance");
     assert!(all[0].exited);
-    assert_eq!(
-        all[0].totals.kernel.0[id::PIPE_WRITE as usize],
-        stats(1, 42)
-    );
+    assert_eq!(all[0].totals.kernel[id::PIPE_WRITE as usize], stats(1, 42));
 }
 
 /// A process whose exit record was lost leaves entries in every layer's map; the sweep that
@@ -567,7 +555,7 @@ fn a_swept_process_has_its_entries_in_every_layer_forgotten() {
     );
     let p = instances(&m, 8)[0];
     assert!(p.exited);
-    assert_eq!(p.totals.kernel.0[k.slot as usize], stats(1, 10));
+    assert_eq!(p.totals.kernel[k.slot as usize], stats(1, 10));
 }
 
 /// Issue 12: a followed child first met at its exit (forked before the probes attached,

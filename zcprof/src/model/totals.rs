@@ -59,8 +59,11 @@ impl CountsExt for Counts {
 pub trait Slots {
     /// `[Counts; N]` for the table's N slots (an associated type because an array length
     /// cannot yet be taken from a generic parameter's constant).
-    type Array: Clone + fmt::Debug + PartialEq + Eq + AsRef<[Counts]> + AsMut<[Counts]>;
+    type Array: Clone + fmt::Debug + PartialEq + Eq + AsRef<[Counts]> + AsMut<[Counts]> + 'static;
     const ZERO: Self::Array;
+    /// All slots zero, borrowed: what a [`Totals`] that never counted reads as (a generic
+    /// constant cannot be promoted to `'static`, so each table names its own static).
+    fn zero() -> &'static Self::Array;
 }
 
 /// The syscall layer's slots: [`syscalls::SYSCALLS`].
@@ -70,6 +73,10 @@ pub enum Syscalls {}
 impl Slots for Syscalls {
     type Array = [Counts; syscalls::COUNT];
     const ZERO: Self::Array = [Counts::ZERO; syscalls::COUNT];
+    fn zero() -> &'static Self::Array {
+        static ZERO: [Counts; syscalls::COUNT] = Syscalls::ZERO;
+        &ZERO
+    }
 }
 
 /// The kernel layer's slots: [`kernel::PROBES`].
@@ -79,35 +86,88 @@ pub enum KernelProbes {}
 impl Slots for KernelProbes {
     type Array = [Counts; kernel::COUNT];
     const ZERO: Self::Array = [Counts::ZERO; kernel::COUNT];
+    fn zero() -> &'static Self::Array {
+        static ZERO: [Counts; kernel::COUNT] = KernelProbes::ZERO;
+        &ZERO
+    }
 }
 
 /// Everything one process did in one layer, per slot of the layer's table `S`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Totals<S: Slots>(pub S::Array);
+///
+/// Sparse: the slots are allocated at the first count, so a process pays for a layer only
+/// if that layer saw it. Every layer's table costs `slots × size_of::<Counts>()` (the syscall
+/// layer's about 16 KiB), and a process is kept in several copies (totals, interval, last
+/// tick), so dense tables for every layer multiplied the daemon's memory by the number of
+/// layers on a machine where most processes use only one or two of them.
+#[derive(Clone, Debug)]
+pub struct Totals<S: Slots>(Option<Box<S::Array>>);
+
+impl<S: Slots> PartialEq for Totals<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.slots() == other.slots()
+    }
+}
+
+impl<S: Slots> Eq for Totals<S> {}
+
+impl<S: Slots> std::ops::Index<usize> for Totals<S> {
+    type Output = Counts;
+    fn index(&self, slot: usize) -> &Counts {
+        &self.slots()[slot]
+    }
+}
+
+/// Writing a slot allocates the table.
+impl<S: Slots> std::ops::IndexMut<usize> for Totals<S> {
+    fn index_mut(&mut self, slot: usize) -> &mut Counts {
+        &mut self.slots_mut()[slot]
+    }
+}
 
 impl<S: Slots> Totals<S> {
     pub fn zero() -> Self {
-        Totals(S::ZERO)
+        Totals(None)
+    }
+
+    /// Every slot of the table, in table order (zeros when nothing was counted).
+    pub fn slots(&self) -> &[Counts] {
+        match &self.0 {
+            Some(array) => array.as_ref().as_ref(),
+            None => S::zero().as_ref(),
+        }
+    }
+
+    /// Every slot, writable: allocates the table on first use.
+    pub fn slots_mut(&mut self) -> &mut [Counts] {
+        self.0
+            .get_or_insert_with(|| Box::new(S::ZERO))
+            .as_mut()
+            .as_mut()
     }
 
     pub fn is_zero(&self) -> bool {
-        self.0.as_ref().iter().all(|s| s.calls == 0)
+        self.slots().iter().all(|s| s.calls == 0)
     }
 
     pub fn add(&mut self, other: &Self) {
-        for (a, b) in self.0.as_mut().iter_mut().zip(other.0.as_ref()) {
+        if other.0.is_none() {
+            return;
+        }
+        for (a, b) in self.slots_mut().iter_mut().zip(other.slots()) {
             a.add(b);
         }
     }
 
     pub fn minus(&self, earlier: &Self) -> Self {
+        if self.0.is_none() {
+            return Self::zero();
+        }
         let mut out = Self::zero();
         for ((o, now), then) in out
-            .0
-            .as_mut()
+            .slots_mut()
             .iter_mut()
-            .zip(self.0.as_ref())
-            .zip(earlier.0.as_ref())
+            .zip(self.slots())
+            .zip(earlier.slots())
         {
             *o = now.minus(then);
         }
@@ -119,7 +179,7 @@ impl Totals<Syscalls> {
     /// The syscall-layer figures these totals add up to.
     pub fn figures(&self) -> Figures {
         let mut f = Figures::default();
-        for (sc, s) in syscalls::SYSCALLS.iter().zip(self.0.iter()) {
+        for (sc, s) in syscalls::SYSCALLS.iter().zip(self.slots()) {
             match (sc.family, sc.direction) {
                 (Family::Copy, Direction::KernelToUser) => f.copy_k2u_bytes += s.bytes,
                 (Family::Copy, _) => f.copy_u2k_bytes += s.bytes,
@@ -140,7 +200,7 @@ impl Totals<KernelProbes> {
     pub fn fired(&self) -> impl Iterator<Item = (&'static kernel::KernelProbe, &Counts)> {
         kernel::PROBES
             .iter()
-            .zip(self.0.iter())
+            .zip(self.slots())
             .filter(|(_, s)| s.calls > 0)
     }
 
@@ -149,7 +209,7 @@ impl Totals<KernelProbes> {
     pub fn copied(&self, role: kernel::Role) -> (u64, u64) {
         let mut k2u = 0;
         let mut u2k = 0;
-        for (p, s) in kernel::PROBES.iter().zip(self.0.iter()) {
+        for (p, s) in kernel::PROBES.iter().zip(self.slots()) {
             if p.role != role {
                 continue;
             }
@@ -163,14 +223,58 @@ impl Totals<KernelProbes> {
     }
 }
 
-/// One process's totals in every counting layer (see `probes::counting_layers`). A new
-/// counting layer adds its field here, in [`Counters::zero`], and its line in
-/// `Counters::layers` and `Counters::layers_mut`; everything the model does with counts
-/// goes through those (a test checks them against the table of layers).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counters {
-    pub syscall: Totals<Syscalls>,
-    pub kernel: Totals<KernelProbes>,
+/// Declares [`Counters`]: one [`Totals`] field per counting layer, and the methods that treat
+/// all of them alike. A new counting layer adds one line to the invocation below; everything
+/// the model does with counts goes through these methods (a test checks the fields against
+/// the table of layers).
+macro_rules! counters {
+    ($($field:ident: $slots:ty => $layer:ident,)+) => {
+        /// One process's totals in every counting layer (see `probes::counting_layers`).
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct Counters {
+            $(pub $field: Totals<$slots>,)+
+        }
+
+        impl Counters {
+            pub fn zero() -> Self {
+                Counters {
+                    $($field: Totals::zero(),)+
+                }
+            }
+
+            /// Every layer's slots (zeros for a layer that counted nothing).
+            fn layers(&self) -> Vec<(Layer, &[Counts])> {
+                vec![$((Layer::$layer, self.$field.slots()),)+]
+            }
+
+            /// The counts at `slot` of `layer`; `None` for a layer that does not count or a
+            /// slot outside its table.
+            pub fn slot_mut(&mut self, layer: Layer, slot: u32) -> Option<&mut Counts> {
+                let slot = slot as usize;
+                match layer {
+                    $(Layer::$layer if slot < self.$field.slots().len() => {
+                        Some(&mut self.$field.slots_mut()[slot])
+                    })+
+                    _ => None,
+                }
+            }
+
+            pub fn add(&mut self, other: &Counters) {
+                $(self.$field.add(&other.$field);)+
+            }
+
+            pub fn minus(&self, earlier: &Counters) -> Counters {
+                Counters {
+                    $($field: self.$field.minus(&earlier.$field),)+
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    syscall: Syscalls => Syscall,
+    kernel: KernelProbes => Kernel,
 }
 
 impl Default for Counters {
@@ -180,61 +284,11 @@ impl Default for Counters {
 }
 
 impl Counters {
-    pub fn zero() -> Self {
-        Counters {
-            syscall: Totals::zero(),
-            kernel: Totals::zero(),
-        }
-    }
-
-    /// Every layer's slots.
-    fn layers(&self) -> [(Layer, &[Counts]); 2] {
-        [
-            (Layer::Syscall, self.syscall.0.as_ref()),
-            (Layer::Kernel, self.kernel.0.as_ref()),
-        ]
-    }
-
-    fn layers_mut(&mut self) -> [(Layer, &mut [Counts]); 2] {
-        [
-            (Layer::Syscall, self.syscall.0.as_mut()),
-            (Layer::Kernel, self.kernel.0.as_mut()),
-        ]
-    }
-
-    /// The counts at `slot` of `layer`; `None` for a layer that does not count or a slot
-    /// outside its table.
-    pub fn slot_mut(&mut self, layer: Layer, slot: u32) -> Option<&mut Counts> {
-        self.layers_mut()
-            .into_iter()
-            .find(|(l, _)| *l == layer)?
-            .1
-            .get_mut(slot as usize)
-    }
-
     /// Nothing was counted in any layer.
     pub fn is_zero(&self) -> bool {
         self.layers()
             .iter()
             .all(|(_, slots)| slots.iter().all(|s| s.calls == 0))
-    }
-
-    pub fn add(&mut self, other: &Counters) {
-        for ((_, mine), (_, theirs)) in self.layers_mut().into_iter().zip(other.layers()) {
-            for (a, b) in mine.iter_mut().zip(theirs) {
-                a.add(b);
-            }
-        }
-    }
-
-    pub fn minus(&self, earlier: &Counters) -> Counters {
-        let mut out = self.clone();
-        for ((_, now), (_, then)) in out.layers_mut().into_iter().zip(earlier.layers()) {
-            for (a, b) in now.iter_mut().zip(then) {
-                *a = a.minus(b);
-            }
-        }
-        out
     }
 
     /// `(layer, slot)` of every slot that counted something.
@@ -361,12 +415,29 @@ mod tests {
         assert!(a.slot_mut(Layer::Kernel, kernel::COUNT as u32).is_none());
         let mut b = a.clone();
         b.add(&a);
-        assert_eq!(b.kernel.0[3].bytes, 20);
+        assert_eq!(b.kernel[3].bytes, 20);
         assert_eq!(b.minus(&a), a);
         assert_eq!(
             a.used().collect::<Vec<_>>(),
             [(Layer::Syscall, 0), (Layer::Kernel, 3)]
         );
         assert!(Counters::zero().minus(&a).is_zero(), "saturating");
+        let only_syscalls = Counters::zero().minus(&Counters::zero());
+        assert!(
+            only_syscalls.kernel.0.is_none(),
+            "nothing counted, nothing allocated"
+        );
+        let mut c = Counters::zero();
+        c.add(&a);
+        assert_eq!(c, a);
+        *c.slot_mut(Layer::Syscall, 1).expect("slot") = one;
+        assert!(c.kernel.0.is_some() && c.syscall.0.is_some());
+        let mut d = Counters::zero();
+        assert!(d.slot_mut(Layer::Kernel, kernel::COUNT as u32).is_none());
+        assert!(
+            d.kernel.0.is_none(),
+            "an out-of-range slot allocates nothing"
+        );
+        assert_eq!(d, Counters::zero());
     }
 }

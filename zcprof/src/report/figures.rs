@@ -113,7 +113,7 @@ pub fn used(
 ) -> impl Iterator<Item = (&'static syscalls::Syscall, &Counts)> {
     syscalls::SYSCALLS
         .iter()
-        .zip(totals.0.iter())
+        .zip(totals.slots())
         .filter(|(_, s)| s.calls > 0)
 }
 

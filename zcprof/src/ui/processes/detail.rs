@@ -213,7 +213,7 @@ fn via(shared: &Shared) -> String {
 /// Calls per log2 size bucket, all syscalls together.
 fn buckets(row: &ProcRow) -> [u64; HIST_BUCKETS] {
     let mut buckets = [0u64; HIST_BUCKETS];
-    for s in row.totals.0.iter() {
+    for s in row.totals.slots().iter() {
         for (b, n) in buckets.iter_mut().zip(s.hist.iter()) {
             *b += n;
         }

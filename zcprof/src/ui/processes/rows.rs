@@ -48,7 +48,7 @@ impl ProcRow {
 pub(super) fn copy_calls(t: &Totals<Syscalls>) -> u64 {
     syscalls::SYSCALLS
         .iter()
-        .zip(t.0.iter())
+        .zip(t.slots())
         .filter(|(sc, _)| sc.family == Family::Copy)
         .map(|(_, s)| s.calls)
         .sum()
