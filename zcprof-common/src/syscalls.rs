@@ -16,6 +16,26 @@ pub enum Family {
     Copy,
     /// The bytes moved between kernel objects without passing through user memory.
     ZeroCopy,
+    /// The caller asked the kernel to send straight from its pages (`MSG_ZEROCOPY` on a
+    /// send): the kernel may still copy (always on loopback, and whenever the socket lacks
+    /// `SO_ZEROCOPY`), which only its completion notifications tell ([`Family::Notice`]).
+    ZeroCopyRequested,
+    /// Not a call: sends that `MSG_ZEROCOPY` completion notifications reported, as read by
+    /// the application with `recvmsg(MSG_ERRQUEUE)` (`calls` = sends, `bytes` = 0).
+    Notice,
+}
+
+/// What a row of [`SYSCALLS`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Row {
+    /// Every call of one syscall, as strace names it (its own tracepoint).
+    Syscall,
+    /// The calls of the syscall `nr` that passed `MSG_ZEROCOPY`, which its own row then
+    /// does not count.
+    ZeroCopyFlag,
+    /// `MSG_ZEROCOPY` notifications read at `recvmsg(MSG_ERRQUEUE)` exits: sends completed
+    /// without a copy (`copied` false) or that the kernel copied anyway (`copied` true).
+    Notification { copied: bool },
 }
 
 /// Which way a copy went.
@@ -43,6 +63,14 @@ pub struct Syscall {
     /// The return value counts messages, not bytes: the bytes are the sum of the
     /// `msg_len` fields of the `mmsghdr` vector (recvmmsg/sendmmsg).
     pub counts_messages: bool,
+    pub row: Row,
+}
+
+impl Syscall {
+    /// A syscall of its own (not a sub-row of one): what has a tracepoint and a number.
+    pub const fn is_syscall(&self) -> bool {
+        matches!(self.row, Row::Syscall)
+    }
 }
 
 const fn copy(name: &'static str, nr: u32, direction: Direction) -> Syscall {
@@ -53,6 +81,7 @@ const fn copy(name: &'static str, nr: u32, direction: Direction) -> Syscall {
         family: Family::Copy,
         direction,
         counts_messages: false,
+        row: Row::Syscall,
     }
 }
 
@@ -64,6 +93,7 @@ const fn zero_copy(name: &'static str, event: &'static str, nr: u32) -> Syscall 
         family: Family::ZeroCopy,
         direction: Direction::KernelToKernel,
         counts_messages: false,
+        row: Row::Syscall,
     }
 }
 
@@ -75,6 +105,32 @@ const fn mmsg(name: &'static str, nr: u32, direction: Direction) -> Syscall {
         family: Family::Copy,
         direction,
         counts_messages: true,
+        row: Row::Syscall,
+    }
+}
+
+/// The `MSG_ZEROCOPY` calls of send syscall `event`.
+const fn zero_copy_flag(name: &'static str, event: &'static str, nr: u32) -> Syscall {
+    Syscall {
+        name,
+        event,
+        nr,
+        family: Family::ZeroCopyRequested,
+        direction: Direction::UserToKernel,
+        counts_messages: false,
+        row: Row::ZeroCopyFlag,
+    }
+}
+
+const fn notification(name: &'static str, copied: bool) -> Syscall {
+    Syscall {
+        name,
+        event: "recvmsg",
+        nr: 47,
+        family: Family::Notice,
+        direction: Direction::KernelToKernel,
+        counts_messages: false,
+        row: Row::Notification { copied },
     }
 }
 
@@ -85,7 +141,12 @@ use Direction::{KernelToUser as K2U, UserToKernel as U2K};
 /// vmsplice is in the zero-copy family as the issue defines it: user pages are mapped into
 /// the pipe, not copied. (vmsplice *from* a pipe to user memory does copy; the syscall
 /// layer cannot tell the two apart, the kernel layer can.)
-pub const SYSCALLS: [Syscall; 21] = [
+///
+/// After the syscalls come their sub-rows ([`Row`]): sendto and sendmsg with `MSG_ZEROCOPY`
+/// (sendmmsg's stay in its copy row: how many of its messages the kernel took is not known
+/// per message), and the sends that notifications reported. They are the same syscalls'
+/// calls, counted in one row each: no call is in two rows.
+pub const SYSCALLS: [Syscall; 25] = [
     copy("read", 0, K2U),
     copy("write", 1, U2K),
     copy("pread64", 17, K2U),
@@ -107,7 +168,33 @@ pub const SYSCALLS: [Syscall; 21] = [
     zero_copy("vmsplice", "vmsplice", 278),
     zero_copy("tee", "tee", 276),
     zero_copy("copy_file_range", "copy_file_range", 326),
+    zero_copy_flag("sendto_zerocopy", "sendto", 44),
+    zero_copy_flag("sendmsg_zerocopy", "sendmsg", 46),
+    notification("msg_zerocopy_done", false),
+    notification("msg_zerocopy_copied", true),
 ];
+
+/// Index of sendto with `MSG_ZEROCOPY` in [`SYSCALLS`].
+pub const SENDTO_ZEROCOPY: u32 = 21;
+/// Index of sendmsg with `MSG_ZEROCOPY` in [`SYSCALLS`].
+pub const SENDMSG_ZEROCOPY: u32 = 22;
+/// Index of the sends notified as completed without a copy.
+pub const ZEROCOPY_DONE: u32 = 23;
+/// Index of the sends notified as copied by the kernel.
+pub const ZEROCOPY_COPIED: u32 = 24;
+/// Indexes of sendto, sendmsg and recvmsg (whose flags the exit programs read).
+pub const SENDTO: u32 = 11;
+pub const RECVMSG: u32 = 12;
+pub const SENDMSG: u32 = 13;
+
+/// `MSG_ZEROCOPY` (include/linux/socket.h).
+pub const MSG_ZEROCOPY: u64 = 0x400_0000;
+/// `MSG_ERRQUEUE`.
+pub const MSG_ERRQUEUE: u64 = 0x2000;
+/// `SO_EE_ORIGIN_ZEROCOPY` (include/uapi/linux/errqueue.h).
+pub const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+/// `SO_EE_CODE_ZEROCOPY_COPIED`: the kernel copied the range's data after all.
+pub const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 
 /// Number of counted syscalls.
 pub const COUNT: usize = SYSCALLS.len();
@@ -201,13 +288,38 @@ mod tests {
 
     #[test]
     fn index_of_agrees_with_the_table() {
-        for (i, sc) in SYSCALLS.iter().enumerate() {
+        for (i, sc) in SYSCALLS
+            .iter()
+            .enumerate()
+            .filter(|(_, sc)| sc.is_syscall())
+        {
             assert_eq!(index_of(sc.nr as u64), Some(i as u32), "{}", sc.name);
         }
         assert_eq!(index_of(2), None, "open is not counted");
         assert_eq!(index_of(u64::MAX), None);
         assert_eq!(SYSCALLS[RECVMMSG as usize].name, "recvmmsg");
         assert_eq!(SYSCALLS[SENDMMSG as usize].name, "sendmmsg");
+        for (i, name) in [
+            (SENDTO, "sendto"),
+            (RECVMSG, "recvmsg"),
+            (SENDMSG, "sendmsg"),
+            (SENDTO_ZEROCOPY, "sendto_zerocopy"),
+            (SENDMSG_ZEROCOPY, "sendmsg_zerocopy"),
+            (ZEROCOPY_DONE, "msg_zerocopy_done"),
+            (ZEROCOPY_COPIED, "msg_zerocopy_copied"),
+        ] {
+            assert_eq!(SYSCALLS[i as usize].name, name);
+        }
+        // Sub-rows follow every syscall, so a syscall's index is the same as before them.
+        let first_sub = SYSCALLS
+            .iter()
+            .position(|s| !s.is_syscall())
+            .expect("sub-rows");
+        assert!(SYSCALLS[first_sub..].iter().all(|s| !s.is_syscall()));
+        for sub in &SYSCALLS[first_sub..] {
+            let of = SYSCALLS.iter().find(|s| s.is_syscall() && s.nr == sub.nr);
+            assert_eq!(of.map(|s| s.event), Some(sub.event), "{}", sub.name);
+        }
     }
 
     #[test]
@@ -235,9 +347,15 @@ mod tests {
             ("tee", libc::SYS_tee),
             ("copy_file_range", libc::SYS_copy_file_range),
         ];
-        assert_eq!(expected.len(), COUNT);
+        assert_eq!(MSG_ZEROCOPY, libc::MSG_ZEROCOPY as u64);
+        assert_eq!(MSG_ERRQUEUE, libc::MSG_ERRQUEUE as u64);
+        assert_eq!(
+            expected.len(),
+            SYSCALLS.iter().filter(|s| s.is_syscall()).count()
+        );
         for (name, nr) in expected {
             let sc = SYSCALLS.iter().find(|s| s.name == name).expect(name);
+            assert!(sc.is_syscall(), "{name}");
             assert_eq!(sc.nr as i64, nr, "{name}");
         }
     }

@@ -53,6 +53,21 @@ pub fn count(map: &HashMap<Key, Counts>, key: Key, failed: bool, errno: u64, byt
     }
 }
 
+/// Counts `n` successful calls that moved nothing at `key` (notifications that cover `n`
+/// sends at once), in the histogram's 0-byte bucket so that the histogram still adds up to
+/// the calls.
+#[inline(always)]
+pub fn count_many(map: &HashMap<Key, Counts>, key: Key, n: u64) {
+    if let Some(counts) = entry(map, key) {
+        let bucket = hist::bucket(0) & (zcprof_common::HIST_BUCKETS - 1);
+        // SAFETY: a live map value, from a successful lookup; u64 fields, 8-byte aligned.
+        unsafe {
+            add(&raw mut (*counts).calls, n);
+            add((&raw mut (*counts).hist).cast::<u64>().add(bucket), n);
+        }
+    }
+}
+
 /// Keeps `value` for the current thread from a call's entry to its exit in `map`; a full
 /// map is a counted loss (the exit then finds nothing and cannot count the call's bytes).
 #[inline(always)]

@@ -14,9 +14,20 @@
 //! Each only reads the syscall number, the return value and (for recvmmsg/sendmmsg) where
 //! the message vector is, its own way; the one body [`on_sys_exit`] does the rest, so the
 //! three give identical numbers.
+//!
+//! `MSG_ZEROCOPY`: the flags of sendto (`r10`), sendmsg and recvmsg (`dx`) are still in
+//! the task's saved registers at exit. A send that passed `MSG_ZEROCOPY` is counted in its
+//! syscall's zero-copy-requested row; a successful `recvmsg(MSG_ERRQUEUE)` that returned a
+//! zero-copy notification (`sock_extended_err` with `SO_EE_ORIGIN_ZEROCOPY`, for the sends
+//! `ee_info..=ee_data`) adds those sends to the "done" or, with
+//! `SO_EE_CODE_ZEROCOPY_COPIED`, the "copied" row. The tracepoint mode finds the registers
+//! with `bpf_task_pt_regs`, and only on those three syscalls' exits.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel,
+        bpf_probe_read_user, bpf_task_pt_regs,
+    },
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::HashMap,
     programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
@@ -26,7 +37,7 @@ use zcprof_common::{
     syscalls::{self, MMSG_ARGS_MAX_ENTRIES, MMSG_MAX, STATS_MAX_ENTRIES},
 };
 
-use crate::maps::{bump, count, stash};
+use crate::maps::{bump, count, count_many, stash};
 
 /// `(tgid, syscall) -> totals`, for live processes. Preallocated (the default), so updates
 /// never allocate in the syscall path.
@@ -39,9 +50,22 @@ pub static STATS: HashMap<Key, Counts> = HashMap::with_max_entries(STATS_MAX_ENT
 static MMSG_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(MMSG_ARGS_MAX_ENTRIES, 0);
 
 /// x86-64 `struct pt_regs` offsets (arch/x86/include/asm/ptrace.h): the syscall number is
-/// kept in `orig_ax`, and the second argument in `si` is still there at exit.
+/// kept in `orig_ax`, and the arguments (`di`, `si`, `dx`, `r10`, …) are still there at exit.
+const PT_REGS_R10: usize = 7 * 8;
+const PT_REGS_DX: usize = 12 * 8;
 const PT_REGS_SI: usize = 13 * 8;
 const PT_REGS_ORIG_AX: usize = 15 * 8;
+
+/// `struct msghdr` offsets of `msg_control` and `msg_controllen` (which recvmsg rewrites to
+/// the length it filled).
+const MSGHDR_CONTROL: u64 = 32;
+const MSGHDR_CONTROLLEN: u64 = 40;
+/// `struct cmsghdr` is `{ size_t len; int level; int type; }`, its data at 16; the
+/// notification is a 16-byte `struct sock_extended_err` (include/uapi/linux/errqueue.h).
+const CMSG_HDR: u64 = 16;
+const EXTENDED_ERR: u64 = 16;
+/// `SOL_IP`/`IP_RECVERR` and `SOL_IPV6`/`IPV6_RECVERR`: the error-queue control messages.
+const RECVERR: [(i32, i32); 2] = [(0, 11), (41, 25)];
 
 /// `struct mmsghdr` is a 56-byte `struct msghdr` followed by `unsigned int msg_len`.
 const MMSGHDR_SIZE: u64 = 64;
@@ -56,10 +80,16 @@ const EXIT_RET: usize = 16;
 
 /// The one body of every syscall-exit program: syscall `nr` returned `ret`; `mmsg_vec`
 /// finds the `mmsghdr` vector of a recvmmsg/sendmmsg (called for those two only; `None`:
-/// unknown, already counted as a loss by the caller).
+/// unknown, already counted as a loss by the caller); `reg` reads a saved register at a
+/// `pt_regs` offset (called for sendto, sendmsg and recvmsg only).
 #[inline(always)]
-fn on_sys_exit(nr: u64, ret: i64, mmsg_vec: impl FnOnce() -> Option<u64>) {
-    let Some(index) = syscalls::index_of(nr) else {
+fn on_sys_exit(
+    nr: u64,
+    ret: i64,
+    mmsg_vec: impl FnOnce() -> Option<u64>,
+    reg: impl Fn(usize) -> Option<u64>,
+) {
+    let Some(mut index) = syscalls::index_of(nr) else {
         return;
     };
     let bytes = if index == syscalls::RECVMMSG || index == syscalls::SENDMMSG {
@@ -67,12 +97,78 @@ fn on_sys_exit(nr: u64, ret: i64, mmsg_vec: impl FnOnce() -> Option<u64>) {
     } else {
         ret.max(0) as u64
     };
-    let key = Key {
-        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
-        slot: index,
-    };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if index == syscalls::SENDTO || index == syscalls::SENDMSG {
+        let at = if index == syscalls::SENDTO {
+            PT_REGS_R10
+        } else {
+            PT_REGS_DX
+        };
+        if reg(at).is_some_and(|flags| flags & syscalls::MSG_ZEROCOPY != 0) {
+            index = if index == syscalls::SENDTO {
+                syscalls::SENDTO_ZEROCOPY
+            } else {
+                syscalls::SENDMSG_ZEROCOPY
+            };
+        }
+    } else if index == syscalls::RECVMSG
+        && ret >= 0
+        && reg(PT_REGS_DX).is_some_and(|flags| flags & syscalls::MSG_ERRQUEUE != 0)
+        && let Some(msg) = reg(PT_REGS_SI)
+    {
+        notification(tgid, msg);
+    }
+    let key = Key { tgid, slot: index };
     // A failed syscall moved nothing (`bytes` is 0 then) and returned `-errno`.
     count(&STATS, key, ret < 0, ret.unsigned_abs(), bytes);
+}
+
+/// A `T` read from user address `at`, `None` when unreadable (the application read garbage
+/// too, or unmapped its buffer meanwhile: the notification is then not counted).
+#[inline(always)]
+fn user<T>(at: u64) -> Option<T> {
+    // SAFETY: a user pointer; the helper checks the read and fails on a bad address.
+    unsafe { bpf_probe_read_user(at as *const T) }.ok()
+}
+
+/// Counts the zero-copy notification that a successful `recvmsg(MSG_ERRQUEUE)` returned in
+/// the user's `struct msghdr` at `msg`, if it is one: the first control message, when it is
+/// an IP/IPv6 `RECVERR` whose error has origin `SO_EE_ORIGIN_ZEROCOPY` and no errno.
+#[inline(always)]
+fn notification(tgid: u32, msg: u64) {
+    let (Some(control), Some(len)) = (
+        user::<u64>(msg + MSGHDR_CONTROL),
+        user::<u64>(msg + MSGHDR_CONTROLLEN),
+    ) else {
+        return;
+    };
+    if control == 0 || len < CMSG_HDR + EXTENDED_ERR {
+        return;
+    }
+    let Some(head) = user::<[i32; 2]>(control + 8) else {
+        return;
+    };
+    if !RECVERR.contains(&(head[0], head[1])) {
+        return;
+    }
+    // sock_extended_err: ee_errno u32, ee_origin u8, ee_type u8, ee_code u8, ee_pad u8,
+    // ee_info u32, ee_data u32.
+    let Some(err) = user::<[u32; 4]>(control + CMSG_HDR) else {
+        return;
+    };
+    let [errno, origin_type_code, info, data] = err;
+    let origin = origin_type_code as u8;
+    let code = (origin_type_code >> 16) as u8;
+    if errno != 0 || origin != syscalls::SO_EE_ORIGIN_ZEROCOPY {
+        return;
+    }
+    let sends = data.wrapping_sub(info) as u64 + 1;
+    let slot = if code & syscalls::SO_EE_CODE_ZEROCOPY_COPIED != 0 {
+        syscalls::ZEROCOPY_COPIED
+    } else {
+        syscalls::ZEROCOPY_DONE
+    };
+    count_many(&STATS, Key { tgid, slot }, sends);
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -84,16 +180,20 @@ pub fn sys_exit_raw(ctx: RawTracePointContext) -> i32 {
     let Ok(nr) = (unsafe { bpf_probe_read_kernel::<u64>(regs.add(PT_REGS_ORIG_AX).cast()) }) else {
         return 0;
     };
-    on_sys_exit(nr, ret, || {
-        // SAFETY: as above.
-        match unsafe { bpf_probe_read_kernel::<u64>(regs.add(PT_REGS_SI).cast()) } {
-            Ok(vec) => Some(vec),
-            Err(_) => {
+    // SAFETY: as above.
+    let reg = |at: usize| unsafe { bpf_probe_read_kernel::<u64>(regs.add(at).cast()) }.ok();
+    on_sys_exit(
+        nr,
+        ret,
+        || {
+            let vec = reg(PT_REGS_SI);
+            if vec.is_none() {
                 bump(counter::MMSG_UNREADABLE);
-                None
             }
-        }
-    });
+            vec
+        },
+        reg,
+    );
     0
 }
 
@@ -105,10 +205,9 @@ pub fn sys_exit_btf(ctx: BtfTracePointContext) -> i32 {
     let ret: i64 = ctx.arg(1);
     // SAFETY: `orig_ax` of the BTF-typed `struct pt_regs` of the current task.
     let nr = unsafe { core::ptr::read_volatile(regs.add(PT_REGS_ORIG_AX).cast::<u64>()) };
-    on_sys_exit(nr, ret, || {
-        // SAFETY: `si` of the same `struct pt_regs`.
-        Some(unsafe { core::ptr::read_volatile(regs.add(PT_REGS_SI).cast::<u64>()) })
-    });
+    // SAFETY: a register of the same `struct pt_regs`.
+    let reg = |at: usize| Some(unsafe { core::ptr::read_volatile(regs.add(at).cast::<u64>()) });
+    on_sys_exit(nr, ret, || reg(PT_REGS_SI), reg);
     0
 }
 
@@ -120,18 +219,30 @@ pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
     let (Ok(nr), Ok(ret)) = read else {
         return 0;
     };
-    on_sys_exit(nr as u64, ret, || {
-        let thread = bpf_get_current_pid_tgid();
-        // SAFETY: plain u64 value; copied out before the entry is removed.
-        let vec = unsafe { MMSG_ARGS.get(thread) }.copied();
-        let _ = MMSG_ARGS.remove(thread);
-        if vec.is_none() {
-            // Attached after the call began (or its enter found the stash full): the bytes
-            // of this one call are unknown.
-            bump(counter::MMSG_NO_ENTER);
-        }
-        vec
-    });
+    let reg = |at: usize| {
+        // SAFETY: the helpers return the current task and its saved user registers (a
+        // kernel address the read checks).
+        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+        // SAFETY: a kernel address; the helper checks the read.
+        unsafe { bpf_probe_read_kernel::<u64>(regs.wrapping_add(at).cast()) }.ok()
+    };
+    on_sys_exit(
+        nr as u64,
+        ret,
+        || {
+            let thread = bpf_get_current_pid_tgid();
+            // SAFETY: plain u64 value; copied out before the entry is removed.
+            let vec = unsafe { MMSG_ARGS.get(thread) }.copied();
+            let _ = MMSG_ARGS.remove(thread);
+            if vec.is_none() {
+                // Attached after the call began (or its enter found the stash full): the bytes
+                // of this one call are unknown.
+                bump(counter::MMSG_NO_ENTER);
+            }
+            vec
+        },
+        reg,
+    );
     0
 }
 

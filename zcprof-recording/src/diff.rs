@@ -598,6 +598,19 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         ));
     }
     warnings.extend(probe_differences(before, after));
+    // MSG_ZEROCOPY bytes are counted as copied until notifications confirm them: say so
+    // where the verdict depends on it.
+    let mut zerocopy = Vec::new();
+    for (side, r) in [("BEFORE", before), ("AFTER", after)] {
+        let z = primary(&r.total.layers).msg_zerocopy;
+        if !z.is_zero() {
+            zerocopy.push(format!(
+                "{side} sent {}",
+                z.summary(|b| render::bytes(b as f64))
+            ));
+        }
+    }
+    warnings.extend(zerocopy.iter().cloned());
 
     let mut d = Diff {
         schema: SCHEMA,
@@ -614,6 +627,9 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         warnings,
     };
     d.verdict = render::verdict(&d);
+    if !zerocopy.is_empty() {
+        d.verdict = format!("{} ({})", d.verdict, zerocopy.join("; "));
+    }
     Ok(d)
 }
 

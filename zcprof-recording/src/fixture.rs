@@ -13,6 +13,8 @@ pub fn entry(name: &str, calls: u64, bytes: u64) -> Entry {
     let (family, direction) = match name {
         "read" | "pread64" | "readv" | "recvfrom" | "recvmsg" => (Family::Copy, Direction::K2u),
         "write" | "pwrite64" | "writev" | "sendto" | "sendmsg" => (Family::Copy, Direction::U2k),
+        "sendto_zerocopy" | "sendmsg_zerocopy" => (Family::ZeroCopyRequested, Direction::U2k),
+        "msg_zerocopy_done" | "msg_zerocopy_copied" => (Family::Notice, Direction::K2k),
         _ => (Family::ZeroCopy, Direction::K2k),
     };
     let hist = if calls > 0 {
@@ -46,17 +48,33 @@ pub fn layers(calls: &[Call]) -> Layers {
 
 fn totals(layer: &Layer) -> LayerTotals {
     let mut t = LayerTotals::default();
-    for (_, e) in layer.entries() {
+    for (name, e) in layer.entries() {
+        let z = &mut t.msg_zerocopy;
         match (e.family, e.direction) {
             (Family::Copy, Direction::K2u) => t.copy_k2u_bytes += e.bytes,
             (Family::Copy, _) => t.copy_u2k_bytes += e.bytes,
             (Family::ZeroCopy, _) => t.zero_copy_bytes += e.bytes,
+            (Family::ZeroCopyRequested, _) => {
+                z.requested_bytes += e.bytes;
+                z.requested_sends += e.calls - e.errors;
+            }
+            (Family::Notice, _) => {
+                if name.ends_with("copied") {
+                    z.copied_sends += e.calls;
+                } else {
+                    z.done_sends += e.calls;
+                }
+                continue;
+            }
         }
         t.calls += e.calls;
         t.errors += e.errors;
         t.would_block += crate::would_block(&e.errno);
         crate::format::add_errno(&mut t.errno, &e.errno);
     }
+    let unconfirmed = t.msg_zerocopy.unconfirmed_bytes();
+    t.copy_u2k_bytes += unconfirmed;
+    t.zero_copy_bytes += t.msg_zerocopy.requested_bytes - unconfirmed;
     t.zero_copy_ratio = crate::format::ratio(t.zero_copy_bytes, t.copied_bytes());
     t
 }

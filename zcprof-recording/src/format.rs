@@ -191,6 +191,112 @@ pub struct LayerTotals {
     pub errno: SortedMap<u64>,
     /// Zero-copy bytes over all moved bytes; `null` when nothing moved.
     pub zero_copy_ratio: Option<f64>,
+    /// Syscall layer: the sends that passed `MSG_ZEROCOPY` and what the kernel's
+    /// notifications said of them. Their bytes are already in `copy_u2k_bytes` (the
+    /// unconfirmed share, [`MsgZerocopy::unconfirmed_bytes`]) and `zero_copy_bytes` (the
+    /// rest). Absent when there were none.
+    #[serde(default, skip_serializing_if = "MsgZerocopy::is_zero")]
+    pub msg_zerocopy: MsgZerocopy,
+}
+
+/// `MSG_ZEROCOPY` sends of a process (or group) and what their completion notifications,
+/// as the application read them with `recvmsg(MSG_ERRQUEUE)`, said. The kernel may copy a
+/// zero-copy send after all (always on loopback and without `SO_ZEROCOPY`), and only a
+/// notification tells; an application that never reads them leaves its sends
+/// unconfirmed. Notifications count sends, not bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgZerocopy {
+    /// Bytes of the successful sends that passed `MSG_ZEROCOPY`.
+    pub requested_bytes: u64,
+    /// Those sends.
+    pub requested_sends: u64,
+    /// Sends a notification reported completed without a copy.
+    pub done_sends: u64,
+    /// Sends a notification reported the kernel copied (`SO_EE_CODE_ZEROCOPY_COPIED`).
+    pub copied_sends: u64,
+}
+
+impl MsgZerocopy {
+    pub fn is_zero(&self) -> bool {
+        *self == MsgZerocopy::default()
+    }
+
+    pub fn add(&mut self, other: &MsgZerocopy) {
+        self.requested_bytes = self.requested_bytes.saturating_add(other.requested_bytes);
+        self.requested_sends = self.requested_sends.saturating_add(other.requested_sends);
+        self.done_sends = self.done_sends.saturating_add(other.done_sends);
+        self.copied_sends = self.copied_sends.saturating_add(other.copied_sends);
+    }
+
+    /// The requested bytes not shown to have moved without a copy, counted as copied:
+    /// all of them unless notifications said "done"; none when every send was; in between,
+    /// the done share of the sends (exact only if the sends were of equal size, see
+    /// [`MsgZerocopy::exact`]).
+    pub fn unconfirmed_bytes(&self) -> u64 {
+        if self.requested_sends == 0 {
+            return self.requested_bytes;
+        }
+        let done = self.done_sends.min(self.requested_sends);
+        let confirmed =
+            u128::from(self.requested_bytes) * u128::from(done) / u128::from(self.requested_sends);
+        self.requested_bytes - confirmed as u64
+    }
+
+    /// Adds `other` into `self` where figures `u2k` and `zero_copy` already hold both
+    /// sides' shares (each side's unconfirmed bytes in `u2k`, the rest in `zero_copy`): the
+    /// split of the sum is recomputed from the summed sends, since a group's shares are not
+    /// the sum of its members' estimates.
+    pub fn add_into(&mut self, other: &MsgZerocopy, u2k: &mut u64, zero_copy: &mut u64) {
+        let mut sum = *self;
+        sum.add(other);
+        let unconfirmed = self.unconfirmed_bytes() + other.unconfirmed_bytes();
+        let confirmed = self.requested_bytes + other.requested_bytes - unconfirmed;
+        *u2k = (*u2k + sum.unconfirmed_bytes()).saturating_sub(unconfirmed);
+        *zero_copy =
+            (*zero_copy + sum.requested_bytes - sum.unconfirmed_bytes()).saturating_sub(confirmed);
+        *self = sum;
+    }
+
+    /// Whether [`MsgZerocopy::unconfirmed_bytes`] is exact: no send, or every one, was
+    /// confirmed without a copy.
+    pub fn exact(&self) -> bool {
+        self.done_sends == 0 || self.done_sends >= self.requested_sends
+    }
+
+    /// One line for people: `64.0 KiB in 16 sends with MSG_ZEROCOPY: 16 copied by the
+    /// kernel (counted as copied)`.
+    pub fn summary(&self, bytes: impl Fn(u64) -> String) -> String {
+        let unconfirmed = self
+            .requested_sends
+            .saturating_sub(self.done_sends + self.copied_sends);
+        let mut parts = Vec::new();
+        if self.done_sends > 0 {
+            parts.push(format!("{} without a copy", self.done_sends));
+        }
+        if self.copied_sends > 0 {
+            parts.push(format!("{} copied by the kernel anyway", self.copied_sends));
+        }
+        if unconfirmed > 0 {
+            parts.push(format!("{unconfirmed} not confirmed by a notification"));
+        }
+        let counted = self.unconfirmed_bytes();
+        format!(
+            "{} in {} sends with MSG_ZEROCOPY: {}; {} of it counted as copied{}",
+            bytes(self.requested_bytes),
+            self.requested_sends,
+            if parts.is_empty() {
+                "no notification".to_string()
+            } else {
+                parts.join(", ")
+            },
+            bytes(counted),
+            if self.exact() {
+                ""
+            } else {
+                " (estimated from the share of sends)"
+            },
+        )
+    }
 }
 
 /// The errnos that mean "would block / interrupted" rather than a failure (EWOULDBLOCK is
@@ -256,6 +362,11 @@ impl LayerTotals {
         self.errors = self.errors.saturating_add(other.errors);
         self.would_block = self.would_block.saturating_add(other.would_block);
         add_errno(&mut self.errno, &other.errno);
+        self.msg_zerocopy.add_into(
+            &other.msg_zerocopy,
+            &mut self.copy_u2k_bytes,
+            &mut self.zero_copy_bytes,
+        );
         self.zero_copy_ratio = ratio(self.zero_copy_bytes, self.copied_bytes());
     }
 
@@ -314,6 +425,11 @@ pub enum Family {
     Copy,
     /// The bytes moved without passing through user memory.
     ZeroCopy,
+    /// Sends that asked for zero-copy (`MSG_ZEROCOPY`): the kernel may still have copied
+    /// them, see [`MsgZerocopy`].
+    ZeroCopyRequested,
+    /// Not calls: sends that zero-copy notifications reported (`calls` = sends).
+    Notice,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +458,8 @@ impl Family {
         match self {
             Family::Copy => "copy",
             Family::ZeroCopy => "zero_copy",
+            Family::ZeroCopyRequested => "zero_copy_requested",
+            Family::Notice => "notice",
         }
     }
 }

@@ -15,8 +15,8 @@ pub mod format;
 pub mod parse;
 
 pub use format::{
-    Bucket, Direction, Entry, Family, Layer, LayerTotals, Layers, Lost, ProbeLayer, ProcessRecord,
-    Recording, SortedMap, Target, Total, WOULD_BLOCK, Workload, WorkloadKind, command_line,
-    errno_summary, would_block,
+    Bucket, Direction, Entry, Family, Layer, LayerTotals, Layers, Lost, MsgZerocopy, ProbeLayer,
+    ProcessRecord, Recording, SortedMap, Target, Total, WOULD_BLOCK, Workload, WorkloadKind,
+    command_line, errno_summary, would_block,
 };
 pub use parse::{ParseError, parse};

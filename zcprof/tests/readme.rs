@@ -160,8 +160,8 @@ fn kernel_layer(doc: &Value) -> Value {
 }
 
 /// `run --json` of a command that copies over TCP (socket receives: the kernel layer's probes
-/// fire where they attach), fails one write (ENOSPC: an errno) and runs a child without the
-/// kernel layer's notice (`true`).
+/// fire where they attach), sends with MSG_ZEROCOPY (the `msg_zerocopy` object), fails one
+/// write (ENOSPC: an errno) and runs a child without the kernel layer's notice (`true`).
 #[test]
 fn run_json_has_the_readme_fields_and_validates() {
     if !privileged("run_json_has_the_readme_fields_and_validates") {
@@ -169,7 +169,7 @@ fn run_json_has_the_readme_fields_and_validates() {
     }
     let out = temp("readme-run");
     let script = format!(
-        "{} run file-serve --mode read-write --bytes 1M >/dev/null; dd if=/dev/zero of=/dev/full bs=1k count=1 status=none 2>/dev/null; true",
+        "{0} run file-serve --mode read-write --bytes 1M >/dev/null; {0} run file-serve --mode msg-zerocopy --bytes 256k >/dev/null; dd if=/dev/zero of=/dev/full bs=1k count=1 status=none 2>/dev/null; true",
         demo_bin().display()
     );
     let status = zcprof()

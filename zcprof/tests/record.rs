@@ -1025,3 +1025,71 @@ fn run_and_top_json_share_the_recording_objects() {
         check("probe_layer", layer);
     }
 }
+
+/// A server moved from `send` to `send(MSG_ZEROCOPY)` over loopback, where the kernel copies
+/// every zero-copy send (its notifications say so): the diff must not claim the copies went
+/// away, and says what the notifications said.
+#[test]
+fn a_move_to_msg_zerocopy_on_loopback_is_no_fall() {
+    if !privileged("a_move_to_msg_zerocopy_on_loopback_is_no_fall") {
+        return;
+    }
+    let (truth_b, before) = record_demo("file-serve", "read-write", &["--bytes", "4M"]);
+    let (truth_a, after) = record_demo("file-serve", "msg-zerocopy", &["--bytes", "4M"]);
+    let (_, rec_a) = read_recording(&after);
+    let server = |r: &Report| {
+        r.roles
+            .iter()
+            .find(|w| w.role == "server")
+            .expect("a server")
+            .clone()
+    };
+    let zc = server(&truth_a)
+        .zerocopy
+        .expect("the demo's zero-copy tally");
+    assert_eq!(
+        zc.not_copied.sends, 0,
+        "loopback: the kernel copied every send"
+    );
+    let z = rec_a.total.layers["syscall"].totals.msg_zerocopy;
+    assert_eq!(
+        (
+            z.requested_bytes,
+            z.requested_sends,
+            z.copied_sends,
+            z.done_sends
+        ),
+        (zc.requested.bytes, zc.requested.calls, zc.copied.sends, 0),
+        "the recording's MSG_ZEROCOPY figures are the demo's"
+    );
+    let (output, d) = diff_json(&before, &after, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_diff_schema(&d);
+    let verdict = d["verdict"].as_str().expect("verdict");
+    // The workers' copies after are what the demo tallied as copies, its MSG_ZEROCOPY sends
+    // included: the mapping removed the server's read copy (a true fall, by half), the
+    // zero-copy flag removed nothing.
+    let workers = d["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|s| s["name"] == "zcprof-demo > zcprof-demo")
+        .unwrap_or_else(|| panic!("no worker group: {d:#}"));
+    let copied = |r: &Report| r.roles.iter().map(|w| w.copy_family.bytes).sum::<u64>();
+    let m = &workers["metrics"]["copied"];
+    assert_eq!(m["before_total"], copied(&truth_b), "{verdict}");
+    assert_eq!(m["after_total"], copied(&truth_a), "{verdict}");
+    assert!(
+        copied(&truth_a) >= zc.requested.bytes + (4 << 20),
+        "the client's reads and every zero-copy send are copies"
+    );
+    assert_eq!(
+        workers["metrics"]["zero_copy"]["after_total"], 0,
+        "{verdict}"
+    );
+    assert!(!verdict.contains("−100%"), "{verdict}");
+    assert!(
+        verdict.contains("copied by the kernel anyway"),
+        "the verdict says why: {verdict}"
+    );
+}

@@ -735,3 +735,85 @@ fn would_block_errors_are_never_a_regression() {
         "{text}"
     );
 }
+
+/// A server moved from `send` to `send(MSG_ZEROCOPY)`, before and after.
+fn msg_zerocopy(notice: &'static str) -> (Recording, Recording) {
+    let before = recording(0.05, &[(100, "srv", &[("sendto", 16, MIB4)])]);
+    let after = recording(
+        0.05,
+        &[(
+            200,
+            "srv",
+            &[
+                ("sendto_zerocopy", 16, MIB4),
+                ("recvmsg", 3, 0),
+                (notice, 16, 0),
+            ],
+        )],
+    );
+    (before, after)
+}
+
+#[test]
+fn msg_zerocopy_the_kernel_copied_is_no_fall() {
+    // On loopback every notification says the kernel copied: the copies did not go away.
+    let (before, after) = msg_zerocopy("msg_zerocopy_copied");
+    let z = primary(&after.total.layers).msg_zerocopy;
+    assert_eq!(
+        (z.requested_sends, z.copied_sends, z.done_sends),
+        (16, 16, 0)
+    );
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    let m = &d.total.metrics;
+    assert_eq!(m.copied.before_total, Some(MIB4));
+    assert_eq!(m.copied.after_total, Some(MIB4), "recvmsg moved 0 B");
+    assert_eq!(m.copied.status, Status::Same, "{}", d.verdict);
+    assert!(
+        d.verdict.contains("16 copied by the kernel anyway") && d.verdict.contains("unchanged"),
+        "{}",
+        d.verdict
+    );
+    // A program that never reads its notifications proves nothing either.
+    let unread = recording(0.05, &[(200, "srv", &[("sendto_zerocopy", 16, MIB4)])]);
+    let d = diff(&before, &unread, Unit::FromRecordings).expect("diff");
+    assert_eq!(d.total.metrics.copied.status, Status::Same, "{}", d.verdict);
+    assert!(d.verdict.contains("16 not confirmed"), "{}", d.verdict);
+}
+
+#[test]
+fn msg_zerocopy_confirmed_is_a_fall() {
+    let (before, after) = msg_zerocopy("msg_zerocopy_done");
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    let m = &d.total.metrics;
+    assert_eq!(m.copied.after_total, Some(0));
+    assert_eq!(m.zero_copy.after_total, Some(MIB4));
+    assert!(d.verdict.contains("fell"), "{}", d.verdict);
+    assert!(d.verdict.contains("16 without a copy"), "{}", d.verdict);
+}
+
+#[test]
+fn msg_zerocopy_shares_are_recomputed_when_summed() {
+    // Two processes: one all confirmed, one all copied; the sum is half and half, exact.
+    let a = crate::MsgZerocopy {
+        requested_bytes: 100,
+        requested_sends: 10,
+        done_sends: 10,
+        copied_sends: 0,
+    };
+    let b = crate::MsgZerocopy {
+        requested_bytes: 300,
+        requested_sends: 10,
+        done_sends: 0,
+        copied_sends: 10,
+    };
+    assert_eq!((a.unconfirmed_bytes(), b.unconfirmed_bytes()), (0, 300));
+    // Figures that hold each member's shares: 0 + 300 copied, 100 + 0 zero-copy.
+    let (mut u2k, mut zero_copy) = (300, 100);
+    let mut sum = a;
+    sum.add_into(&b, &mut u2k, &mut zero_copy);
+    assert_eq!(sum.requested_sends, 20);
+    // 10 of 20 sends confirmed: half of 400 B is taken as confirmed, an estimate (the
+    // members' exact shares were 100 and 0), which the sum says it is.
+    assert_eq!((u2k, zero_copy), (200, 200));
+    assert!(!sum.exact() && a.exact() && b.exact());
+}

@@ -19,6 +19,7 @@ use zcprof_common::kernel::Role;
 use zcprof_demos::uring::IoUringReport;
 use zcprof_demos::zerocopy::ZeroCopyReport;
 use zcprof_demos::{Counter, RoleReport, ScenarioInfo};
+use zcprof_recording::MsgZerocopy;
 
 use super::measure::{Measured, WorkerMeasure};
 use crate::model::{Figures, KernelProbes, Totals};
@@ -54,6 +55,21 @@ pub fn differences(expected: &RoleReport, worker: &WorkerMeasure) -> Vec<String>
                 triple(&want)
             ));
         }
+    }
+    // MSG_ZEROCOPY sends and what their notifications said, against the demo's own tally
+    // (io_uring SEND_ZC is the io_uring layer's).
+    let z = seen.figures.msg_zerocopy;
+    let want = match expected.zerocopy {
+        Some(t) if t.via == zcprof_demos::zerocopy::Via::MsgZerocopy => MsgZerocopy {
+            requested_bytes: t.requested.bytes,
+            requested_sends: t.requested.calls - t.requested.errors,
+            done_sends: t.not_copied.sends,
+            copied_sends: t.copied.sends,
+        },
+        _ => MsgZerocopy::default(),
+    };
+    if z != want {
+        out.push(format!("MSG_ZEROCOPY: profiler {z:?}, demo {want:?}"));
     }
     out
 }

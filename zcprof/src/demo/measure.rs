@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use zcprof_common::syscalls::{self, Family};
+use zcprof_common::syscalls::{self, Family, Row};
 use zcprof_demos::{Counter, Report};
 
 use crate::model::{Counters, Figures, KernelProbes, Model, ProcId, Totals};
@@ -68,7 +68,20 @@ impl Seen {
             if sc.family == Family::Copy {
                 copy_calls += c.calls;
             }
-            map.insert(sc.name.to_string(), c);
+            // The demo tallies each syscall as strace names it: a send's MSG_ZEROCOPY row is
+            // that syscall's call too; notifications are not calls (they are compared with
+            // the demo's zero-copy tally through `figures.msg_zerocopy`).
+            let name = match sc.row {
+                Row::Syscall => sc.name,
+                Row::ZeroCopyFlag => syscalls::SYSCALLS
+                    .iter()
+                    .find(|of| of.is_syscall() && of.nr == sc.nr)
+                    .map_or(sc.name, |of| of.name),
+                Row::Notification { .. } => continue,
+            };
+            map.entry(name.to_string())
+                .or_insert_with(Counter::default)
+                .add(&c);
         }
         Seen {
             forked,

@@ -10,8 +10,9 @@ use std::fmt;
 use serde::Serialize;
 use zcprof_common::{
     Counts, HIST_BUCKETS, errno, kernel,
-    syscalls::{self, Direction, Family},
+    syscalls::{self, Direction, Family, Row},
 };
+use zcprof_recording::MsgZerocopy;
 
 use crate::probes::Layer;
 
@@ -179,11 +180,26 @@ impl Totals<Syscalls> {
     /// The syscall-layer figures these totals add up to.
     pub fn figures(&self) -> Figures {
         let mut f = Figures::default();
+        let z = &mut f.msg_zerocopy;
         for (sc, s) in syscalls::SYSCALLS.iter().zip(self.slots()) {
-            match (sc.family, sc.direction) {
-                (Family::Copy, Direction::KernelToUser) => f.copy_k2u_bytes += s.bytes,
-                (Family::Copy, _) => f.copy_u2k_bytes += s.bytes,
-                (Family::ZeroCopy, _) => f.zero_copy_bytes += s.bytes,
+            match (sc.family, sc.direction, sc.row) {
+                (Family::Copy, Direction::KernelToUser, _) => f.copy_k2u_bytes += s.bytes,
+                (Family::Copy, _, _) => f.copy_u2k_bytes += s.bytes,
+                (Family::ZeroCopy, _, _) => f.zero_copy_bytes += s.bytes,
+                (Family::ZeroCopyRequested, _, _) => {
+                    z.requested_bytes += s.bytes;
+                    z.requested_sends += s.calls - s.errors;
+                }
+                (Family::Notice, _, Row::Notification { copied }) => {
+                    *(if copied {
+                        &mut z.copied_sends
+                    } else {
+                        &mut z.done_sends
+                    }) += s.calls;
+                    // Not calls: the recvmsg that read them is counted in its own row.
+                    continue;
+                }
+                (Family::Notice, _, _) => continue,
             }
             f.calls += s.calls;
             f.errors += s.errors;
@@ -191,6 +207,10 @@ impl Totals<Syscalls> {
                 *a += b;
             }
         }
+        // MSG_ZEROCOPY bytes count as copied until notifications say otherwise.
+        let unconfirmed = f.msg_zerocopy.unconfirmed_bytes();
+        f.copy_u2k_bytes += unconfirmed;
+        f.zero_copy_bytes += f.msg_zerocopy.requested_bytes - unconfirmed;
         f
     }
 }
@@ -308,10 +328,14 @@ impl Counters {
 pub struct Figures {
     /// Copied from the kernel into user memory (read family).
     pub copy_k2u_bytes: u64,
-    /// Copied from user memory into the kernel (write family).
+    /// Copied from user memory into the kernel (write family, and the `MSG_ZEROCOPY` bytes
+    /// that no notification confirmed, [`MsgZerocopy::unconfirmed_bytes`]).
     pub copy_u2k_bytes: u64,
-    /// Moved without passing through user memory (sendfile, splice, …).
+    /// Moved without passing through user memory (sendfile, splice, …, and the confirmed
+    /// share of `MSG_ZEROCOPY` bytes).
     pub zero_copy_bytes: u64,
+    /// `MSG_ZEROCOPY` sends and their notifications.
+    pub msg_zerocopy: MsgZerocopy,
     pub calls: u64,
     /// Calls that returned an error, would-block ones included.
     pub errors: u64,
@@ -344,6 +368,11 @@ impl Figures {
         self.copy_k2u_bytes += other.copy_k2u_bytes;
         self.copy_u2k_bytes += other.copy_u2k_bytes;
         self.zero_copy_bytes += other.zero_copy_bytes;
+        self.msg_zerocopy.add_into(
+            &other.msg_zerocopy,
+            &mut self.copy_u2k_bytes,
+            &mut self.zero_copy_bytes,
+        );
         self.calls += other.calls;
         self.errors += other.errors;
         for (a, b) in self.errno.iter_mut().zip(other.errno.iter()) {

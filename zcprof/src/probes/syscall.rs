@@ -127,6 +127,7 @@ fn attach_tracepoints(ebpf: &mut Ebpf, root: &Path) -> Vec<ProbeStatus> {
     };
     syscalls::SYSCALLS
         .iter()
+        .filter(|sc| sc.is_syscall())
         .map(|sc| {
             let event = format!("sys_exit_{}", sc.event);
             let result = attach(ebpf, program::SYS_EXIT_TP, &event).and_then(|()| {
@@ -150,6 +151,7 @@ fn attach_tracepoints(ebpf: &mut Ebpf, root: &Path) -> Vec<ProbeStatus> {
 fn all_tracepoints_unavailable(reason: &str) -> Vec<ProbeStatus> {
     syscalls::SYSCALLS
         .iter()
+        .filter(|sc| sc.is_syscall())
         .map(|sc| {
             ProbeStatus::unavailable(
                 Layer::Syscall,

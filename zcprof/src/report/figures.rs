@@ -47,6 +47,7 @@ pub fn kernel_layer(k: &Totals<KernelProbes>, copy_source: Option<Role>) -> rec:
             would_block: 0,
             errno: Default::default(),
             zero_copy_ratio: None,
+            msg_zerocopy: Default::default(),
         },
         syscalls: Default::default(),
         probes: fired()
@@ -86,6 +87,7 @@ pub fn syscall_layer(totals: &Totals<Syscalls>) -> rec::Layer {
             would_block: f.would_block(),
             errno: errno_names(&f.errno),
             zero_copy_ratio: f.zero_copy_ratio(),
+            msg_zerocopy: f.msg_zerocopy,
         },
         syscalls: used(totals)
             .map(|(sc, s)| {
@@ -121,6 +123,8 @@ pub fn family(f: Family) -> rec::Family {
     match f {
         Family::Copy => rec::Family::Copy,
         Family::ZeroCopy => rec::Family::ZeroCopy,
+        Family::ZeroCopyRequested => rec::Family::ZeroCopyRequested,
+        Family::Notice => rec::Family::Notice,
     }
 }
 

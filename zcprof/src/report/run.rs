@@ -314,6 +314,12 @@ fn table(out: &mut String, totals: &Totals<Syscalls>) {
         units::bytes(f.zero_copy_bytes as f64),
         units::percent(f.zero_copy_ratio()),
     ));
+    if !f.msg_zerocopy.is_zero() {
+        out.push_str(&format!(
+            "  {}\n",
+            f.msg_zerocopy.summary(|b| units::bytes(b as f64))
+        ));
+    }
     if let Some(errors) = zcprof_recording::errno_summary(&errno_names(&f.errno)) {
         out.push_str(&format!("  errors: {errors}\n"));
     }

@@ -129,6 +129,8 @@ fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRo
                 (Family::ZeroCopy, _) => "zero-copy",
                 (Family::Copy, Direction::KernelToUser) => "copy k→u",
                 (Family::Copy, _) => "copy u→k",
+                (Family::ZeroCopyRequested, _) => "zc asked",
+                (Family::Notice, _) => "zc notice",
             };
             let style = if sc.family == Family::ZeroCopy {
                 theme.zero_copy()
