@@ -139,6 +139,10 @@ struct ServeArgs {
     /// How often counters are refreshed from the kernel
     #[arg(long, short = 'i', default_value = "1s", value_parser = parse_interval)]
     interval: Duration,
+    /// Export zcprof's own process like any other (by default its answers to scrapes and
+    /// its reads of /proc are left out, as in `top` and recordings)
+    #[arg(long)]
+    include_self: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -323,6 +327,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             ServeOptions {
                 listen: args.listen,
                 interval: args.interval,
+                include_self: args.include_self,
             },
         )),
     }

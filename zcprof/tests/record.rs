@@ -804,6 +804,13 @@ fn serve_exposes_live_counters() {
     assert!(line.contains("layer=\"syscall\"") && line.contains("comm=\"dd\""));
     assert!(body.contains("# TYPE zcprof_call_size_bytes histogram"));
     assert!(body.contains("zcprof_lost_events_total{reason=\"ringbuf_full\"}"));
+    // Its own answers to these scrapes are not the machine's work: left out, as in `top`.
+    let own = format!("pid=\"{}\"", server.0.id());
+    for _ in 0..5 {
+        let (_, body) = http_get(port, "/metrics").expect("a scrape");
+        assert!(!body.contains(&own), "zcprof serve exported itself: {body}");
+        sleep(Duration::from_millis(250));
+    }
     assert_eq!(
         http_get(port, "/nope").map(|r| r.0),
         Some(404),
@@ -814,6 +821,26 @@ fn serve_exposes_live_counters() {
     unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
     let status = server.0.wait().expect("exits");
     assert!(status.success());
+
+    // --include-self exports it like any other process: its writes of earlier answers.
+    let port = free_port();
+    let server = Reaped(
+        zcprof()
+            .args(["serve", "--include-self", "--interval", "200ms", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zcprof serve --include-self"),
+    );
+    let own = format!("pid=\"{}\"", server.0.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http_get(port, "/metrics").is_some_and(|(_, b)| b.contains(&own)) {
+        assert!(
+            Instant::now() < deadline,
+            "--include-self: zcprof never appeared"
+        );
+        sleep(Duration::from_millis(100));
+    }
 }
 
 /// A valid recording, built without the probes.

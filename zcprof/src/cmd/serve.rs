@@ -26,7 +26,7 @@ use tokio::{
 
 use crate::{
     probes::LoadOptions,
-    report::prometheus,
+    report::{prometheus, top::Own},
     session::{Retention, Session, Signals},
     stdio::say,
 };
@@ -35,6 +35,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// How often the counters are refreshed from the kernel.
     pub interval: Duration,
+    /// `--include-self`: export zcprof's own process like any other.
+    pub include_self: bool,
 }
 
 /// The default address: loopback only.
@@ -65,7 +67,8 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
     }
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
-    let mut current: Arc<str> = prometheus::render(&session.model, &session.layers).into();
+    let own = Own::this_process(opts.include_self);
+    let mut current: Arc<str> = prometheus::render(&session.model, &session.layers, &own).into();
     // Counted once the probes hold their descriptors.
     let mut connections = Connections::new(capacity());
     say!("zcprof: serving OpenMetrics on http://{addr}/metrics");
@@ -74,7 +77,7 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
         tokio::select! {
             tick = session.next() => {
                 tick?;
-                current = prometheus::render(&session.model, &session.layers).into();
+                current = prometheus::render(&session.model, &session.layers, &own).into();
             }
             conn = listener.accept(), if resume_at.is_none() => match conn {
                 Ok((stream, _)) => connections.admit(stream, current.clone()),

@@ -28,7 +28,7 @@ use prometheus_client::{
 };
 use zcprof_common::{Counts, HIST_BUCKETS, errno, hist};
 
-use super::{Lost, figures};
+use super::{Lost, figures, top::Own};
 use crate::{
     model::{Model, Process},
     probes::{Layer, LayerSummary, State},
@@ -182,9 +182,9 @@ impl Collector for Snapshot {
 }
 
 /// The syscall layer's series: one per process × syscall it called.
-fn syscall_series(model: &Model) -> Vec<Series> {
+fn syscall_series(model: &Model, own: &Own) -> Vec<Series> {
     let mut series = Vec::new();
-    for p in model.processes() {
+    for p in model.processes().filter(|p| !own.hides(p)) {
         for (sc, s) in figures::used(&p.totals.syscall) {
             let labels = vec![
                 ("syscall", sc.name.to_string()),
@@ -202,9 +202,9 @@ fn syscall_series(model: &Model) -> Vec<Series> {
 }
 
 /// The kernel layer's series: one per process × probe that fired.
-fn kernel_series(model: &Model) -> Vec<Series> {
+fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {
     let mut series = Vec::new();
-    for p in model.processes() {
+    for p in model.processes().filter(|p| !own.hides(p)) {
         for (probe, s) in p.totals.kernel.fired() {
             let labels = vec![
                 ("probe", probe.name.to_string()),
@@ -222,11 +222,13 @@ fn kernel_series(model: &Model) -> Vec<Series> {
     series
 }
 
-/// The exposition of everything the model holds now.
-pub fn render(model: &Model, layers: &[LayerSummary]) -> String {
+/// The exposition of everything the model holds now, but zcprof's own process unless `own`
+/// lists it (`--include-self`): its answers to scrapes and its reads of /proc are not the
+/// machine's work, as in `top` and recordings.
+pub fn render(model: &Model, layers: &[LayerSummary], own: &Own) -> String {
     let snapshot = Snapshot {
-        syscall: syscall_series(model),
-        kernel: kernel_series(model),
+        syscall: syscall_series(model, own),
+        kernel: kernel_series(model, own),
         lost: Lost::of(model),
         layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
     };
@@ -297,8 +299,26 @@ mod tests {
     }
 
     #[test]
+    fn zcprofs_own_process_is_left_out_unless_listed() {
+        let m = model();
+        let hidden = Own {
+            pid: Some(42),
+            listed: false,
+            cpu_percent: None,
+        };
+        let text = render(&m, &[], &hidden);
+        assert!(!text.contains("pid=\"42\""), "{text}");
+        let listed = Own {
+            listed: true,
+            ..hidden
+        };
+        assert!(render(&m, &[], &listed).contains("pid=\"42\""));
+        assert_eq!(render(&m, &[], &listed), render(&m, &[], &Own::default()));
+    }
+
+    #[test]
     fn counters_and_histograms_carry_every_label() {
-        let text = render(&model(), &[]);
+        let text = render(&model(), &[], &Own::default());
         let labels =
             r#"comm="cat",pid="42",syscall="read",direction="k2u",kind="copy",layer="syscall""#;
         for line in [
@@ -321,7 +341,7 @@ mod tests {
 
     #[test]
     fn kernel_probes_are_series_of_their_own() {
-        let text = render(&model(), &[]);
+        let text = render(&model(), &[], &Own::default());
         for (probe, function, role) in [
             (
                 "__check_object_size:to_user",
@@ -399,7 +419,7 @@ mod tests {
             },
             &NoProc,
         );
-        let text = render(&m, &[]);
+        let text = render(&m, &[], &Own::default());
         let by_errno: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("zcprof_errors_by_errno_total{"))
@@ -417,7 +437,7 @@ mod tests {
 
     #[test]
     fn an_empty_model_is_valid_openmetrics() {
-        let text = render(&Model::new(), &[]);
+        let text = render(&Model::new(), &[], &Own::default());
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(text.contains("# TYPE zcprof_bytes counter"), "{text}");
         assert!(
