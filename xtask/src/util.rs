@@ -35,6 +35,28 @@ pub fn run(mut command: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes the kernel SIGKILL `command`'s process when the thread that spawns it ends, so
+/// that a killed or crashed xtask (Ctrl-C, a CI timeout's SIGKILL) leaves no QEMU behind,
+/// burning a core for its whole timeout. (The thread, not the process: run the child's wait
+/// on the thread that spawned it.)
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    let parent = std::process::id() as i32;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then nobody would kill us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        })
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -105,4 +127,27 @@ pub fn build_release(packages: &[&str], what: &str) -> anyhow::Result<PathBuf> {
     build.current_dir(workspace_root());
     run(build, what)?;
     Ok(target_dir().join("release"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    #[test]
+    fn a_child_dies_with_the_thread_that_spawned_it() {
+        let child = std::thread::spawn(|| {
+            die_with_parent(Command::new("sleep").arg("60").stdin(Stdio::null()))
+                .spawn()
+                .expect("sleep")
+        })
+        .join()
+        .expect("the spawning thread");
+        let mut child = child;
+        // The thread has ended: the kernel sent SIGKILL, well before the 60 s.
+        let status = child.wait().expect("reaped");
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    }
 }

@@ -74,6 +74,7 @@ pub fn boot(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
 
+    crate::util::die_with_parent(&mut cmd);
     let start = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("starting {QEMU}"))?;
     let (tx, rx) = mpsc::channel();
