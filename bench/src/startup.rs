@@ -21,6 +21,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let opts = LoadOptions {
         btf: None,
         syscall_probe: args.syscall_probe,
+        disabled: Vec::new(),
     };
     let mut attach = Vec::new();
     let mut detach = Vec::new();

@@ -8,6 +8,7 @@
 
 pub mod errno;
 pub mod hist;
+pub mod io_uring;
 pub mod kernel;
 pub mod syscalls;
 
@@ -34,6 +35,8 @@ pub mod layer {
     pub const SYSCALL: u32 = 0;
     /// The kernel layer ([`crate::kernel::COUNTING`]).
     pub const KERNEL: u32 = 1;
+    /// The io_uring layer ([`crate::io_uring::COUNTING`]).
+    pub const IO_URING: u32 = 2;
 }
 
 /// What both sides agree on about a layer that counts per `(process, slot)` in a hash map
@@ -99,8 +102,12 @@ pub mod counter {
     /// `FOLLOWED` map was full: that child (and what it forks) is left out of `record --pid`
     /// / `-- CMD` and `run`, and `run` does not wait for it.
     pub const FOLLOW_FULL: u32 = 5;
+    /// An io_uring completion whose submission the io_uring layer did not see (the request
+    /// was in flight when zcprof attached, or its in-flight entry was evicted): its call and
+    /// bytes are not counted, not guessed.
+    pub const IO_URING_UNMATCHED: u32 = 6;
     /// How many counters there are.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
 /// Size of the `EVENTS` ring buffer in bytes (a power of two, a multiple of the page size).

@@ -23,6 +23,9 @@ pub enum Family {
     /// Not a call: sends that `MSG_ZEROCOPY` completion notifications reported, as read by
     /// the application with `recvmsg(MSG_ERRQUEUE)` (`calls` = sends, `bytes` = 0).
     Notice,
+    /// A call whose result is not a byte count (io_uring's OPENAT, POLL_ADD, …): calls and
+    /// errors only.
+    Control,
 }
 
 /// What a row of [`SYSCALLS`] counts.

@@ -7,6 +7,9 @@
 //! - `kernel`: the kernel layer — copy primitives, in-kernel data paths and zero-copy
 //!   internals, per `(tgid, probe)` in `KSTATS`, attached by fentry/fexit, kprobe/kretprobe
 //!   or a tracepoint, whichever this kernel allows; its own exit program flushes `KSTATS`.
+//! - `io_uring`: the io_uring layer — every completed io_uring request per `(tgid, opcode)`
+//!   in `URSTATS`, joined to its submission (the only place its process is known) through
+//!   bounded LRU maps; its own exit program flushes `URSTATS`.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two
 //!   processes), and the flush helpers every counting layer's exit program uses.
@@ -18,6 +21,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features, reason = "core_intrinsics is an internal feature")]
 
+mod io_uring;
 mod kernel;
 mod lifecycle;
 mod maps;

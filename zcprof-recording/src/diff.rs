@@ -40,8 +40,22 @@ use crate::format::{
 
 /// Schema name of `zcprof diff --json`.
 pub const SCHEMA: &str = "zcprof.diff/v1";
-/// The layer whose totals make the headline figures and the verdict.
+/// The layer every headline figure starts from.
 pub const PRIMARY_LAYER: &str = "syscall";
+/// The layers whose totals add up to the headline figures and the verdict: what the
+/// application asked the kernel to move, by syscall or by io_uring request (the two never
+/// see the same byte: an io_uring request is not a syscall). A move from read/write to
+/// io_uring moves its copies from one to the other; it does not make them fall. The kernel
+/// layer is a breakdown of the same bytes and is never added.
+pub const COUNTED_LAYERS: [&str; 2] = [PRIMARY_LAYER, IO_URING_LAYER];
+/// The io_uring layer's name under `layers`.
+pub const IO_URING_LAYER: &str = "io_uring";
+/// The io_uring layer's entry for processes seen calling `io_uring_enter`/`io_uring_setup`
+/// while the layer itself was unavailable: their io_uring bytes are not counted.
+pub const IO_URING_UNSEEN: &str = "io_uring_enter (layer unavailable)";
+/// The caveat every view gives such a process.
+pub const IO_URING_CAVEAT: &str =
+    "io_uring_enter seen, io_uring layer unavailable: its bytes are not counted";
 /// A change is above noise (and a grown copy path a regression) when it exceeds this share
 /// of the bytes the workload moved (the larger of before and after, normalised).
 pub const MATERIAL: f64 = 0.01;
@@ -556,7 +570,7 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         .iter()
         .flat_map(|s| {
             s.changed.iter().filter_map(move |e| {
-                let copy = e.family == Family::Copy;
+                let copy = matches!(e.family, Family::Copy | Family::ZeroCopyRequested);
                 let up = matches!(e.status, Status::Appeared | Status::Rose);
                 (copy && up && e.bytes.delta() > compare.noise).then(|| Regression {
                     process: s.name.clone(),
@@ -589,6 +603,9 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         }
         if r.processes.is_empty() {
             warnings.push(format!("{side} recorded no process"));
+        }
+        if io_uring_unseen(&r.total.layers) {
+            warnings.push(format!("{side}: {IO_URING_CAVEAT}"));
         }
     }
     if before.kernel != after.kernel {
@@ -629,6 +646,19 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
     d.verdict = render::verdict(&d);
     if !zerocopy.is_empty() {
         d.verdict = format!("{} ({})", d.verdict, zerocopy.join("; "));
+    }
+    // Never silence: a side whose io_uring bytes could not be counted makes every copy
+    // figure of the verdict a lower bound.
+    let unseen: Vec<&str> = [("BEFORE", before), ("AFTER", after)]
+        .into_iter()
+        .filter(|(_, r)| io_uring_unseen(&r.total.layers))
+        .map(|(side, _)| side)
+        .collect();
+    if !unseen.is_empty() {
+        d.verdict.push_str(&format!(
+            " — CAVEAT ({}): {IO_URING_CAVEAT}",
+            unseen.join(", ")
+        ));
     }
     Ok(d)
 }
@@ -697,11 +727,23 @@ fn side_info(r: &Recording) -> SideInfo {
     }
 }
 
+/// The headline totals: the [`COUNTED_LAYERS`]' totals added up.
 fn primary(layers: &Layers) -> LayerTotals {
+    let mut sum = LayerTotals::default();
+    for name in COUNTED_LAYERS {
+        if let Some(l) = layers.get(name) {
+            sum.add(&l.totals);
+        }
+    }
+    sum
+}
+
+/// Whether a process (or a total) used io_uring while the io_uring layer was unavailable.
+pub fn io_uring_unseen(layers: &Layers) -> bool {
     layers
-        .get(PRIMARY_LAYER)
-        .map(|l| l.totals.clone())
-        .unwrap_or_default()
+        .get(IO_URING_LAYER)
+        .and_then(|l| l.probes.get(IO_URING_UNSEEN))
+        .is_some_and(|e| e.calls > 0)
 }
 
 /// How two scopes are compared: the normalisation and the noise threshold.

@@ -66,6 +66,7 @@ fn totals(layer: &Layer) -> LayerTotals {
                 }
                 continue;
             }
+            (Family::Control, _) => {}
         }
         t.calls += e.calls;
         t.errors += e.errors;

@@ -116,6 +116,10 @@ pub struct Lost {
     /// map was full (absent from recordings made before zcprof counted it: 0).
     #[serde(default)]
     pub follow_full: u64,
+    /// io_uring completions whose submission the io_uring layer did not see (absent from
+    /// recordings made before zcprof counted it: 0).
+    #[serde(default)]
+    pub io_uring_unmatched: u64,
     pub malformed_records: u64,
     pub total: u64,
 }
@@ -430,6 +434,8 @@ pub enum Family {
     ZeroCopyRequested,
     /// Not calls: sends that zero-copy notifications reported (`calls` = sends).
     Notice,
+    /// Calls whose result is not a byte count (io_uring OPENAT, POLL_ADD, …).
+    Control,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,6 +466,7 @@ impl Family {
             Family::ZeroCopy => "zero_copy",
             Family::ZeroCopyRequested => "zero_copy_requested",
             Family::Notice => "notice",
+            Family::Control => "control",
         }
     }
 }

@@ -47,6 +47,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = SyscallProbe::Btf)]
     syscall_probe: SyscallProbe,
 
+    /// Leave a layer off (its figures are then not counted; a process that uses io_uring
+    /// with the io_uring layer off gets a caveat)
+    #[arg(long, global = true, value_enum, value_name = "LAYER")]
+    disable_layer: Vec<OptionalLayer>,
+
     /// Also say what only matters when asking why (e.g. how many kernel-layer probes are
     /// unavailable; `zcprof doctor` lists each with its reason)
     #[arg(long, short = 'v', global = true)]
@@ -54,6 +59,13 @@ pub struct Cli {
 
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// A layer `--disable-layer` can leave off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OptionalLayer {
+    #[value(name = "io_uring")]
+    IoUring,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +265,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let load = LoadOptions {
         btf: cli.btf,
         syscall_probe: cli.syscall_probe,
+        disabled: cli
+            .disable_layer
+            .iter()
+            .map(|l| match l {
+                OptionalLayer::IoUring => crate::probes::Layer::IoUring,
+            })
+            .collect(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

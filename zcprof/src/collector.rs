@@ -126,6 +126,7 @@ impl Collector {
             mmsg_no_enter: sum(counter::MMSG_NO_ENTER)?,
             stash_full: sum(counter::STASH_FULL)?,
             follow_full: sum(counter::FOLLOW_FULL)?,
+            io_uring_unmatched: sum(counter::IO_URING_UNMATCHED)?,
         })
     }
 

@@ -50,6 +50,7 @@ use zcprof_common::Counting;
 
 use crate::tracefs;
 
+pub mod io_uring;
 pub mod kernel;
 pub mod lifecycle;
 pub mod status;
@@ -65,9 +66,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 
 /// The table of layers, in the order they attach: lifecycle first (once the syscall layer
 /// counts a process, its exit must be seen, or its entries would outlive it), then the
-/// syscall layer every figure starts from, then the best-effort kernel layer. Statuses are
-/// reported in [`Layer`]'s order instead (syscall first).
-pub const LAYERS: [LayerSpec; 3] = [lifecycle::LAYER, syscall::LAYER, kernel::LAYER];
+/// syscall layer every figure starts from, then the best-effort kernel and io_uring layers.
+/// Statuses are reported in [`Layer`]'s order instead (syscall first).
+pub const LAYERS: [LayerSpec; 4] = [
+    lifecycle::LAYER,
+    syscall::LAYER,
+    kernel::LAYER,
+    io_uring::LAYER,
+];
 
 /// One line of [`LAYERS`]: what the loader, the collector and the model need to know about
 /// a layer.
@@ -138,6 +144,8 @@ pub struct LoadOptions {
     /// BTF to load against; `None`: the running kernel's (/sys/kernel/btf/vmlinux).
     pub btf: Option<PathBuf>,
     pub syscall_probe: SyscallProbe,
+    /// Layers the user turned off (`--disable-layer`): reported unavailable, never tried.
+    pub disabled: Vec<Layer>,
 }
 
 /// The loaded object and what attached.

@@ -35,7 +35,7 @@ impl Lost {
 
     /// Every kind of loss: its name in JSON and in serve's `reason` label, its count, and
     /// how the text line says it.
-    pub fn kinds(&self) -> [(&'static str, u64, &'static str); 7] {
+    pub fn kinds(&self) -> [(&'static str, u64, &'static str); 8] {
         let k = &self.kernel;
         [
             ("ringbuf_full", k.ringbuf_full, "ring buffer full"),
@@ -51,6 +51,11 @@ impl Lost {
                 "follow_full",
                 k.follow_full,
                 "children not followed (map full)",
+            ),
+            (
+                "io_uring_unmatched",
+                k.io_uring_unmatched,
+                "io_uring completions without their submission",
             ),
             (
                 "malformed_records",
@@ -189,9 +194,10 @@ mod tests {
                 mmsg_no_enter: 4,
                 stash_full: 5,
                 follow_full: 7,
+                io_uring_unmatched: 8,
             },
             malformed_records: 6,
-            total: 28,
+            total: 36,
         };
         let json = serde_json::to_value(lost).expect("json");
         let mut keys: Vec<&str> = json
@@ -211,7 +217,7 @@ mod tests {
         assert_eq!(lost.kernel.lost() + lost.malformed_records, lost.total);
         assert_eq!(
             lost.line(),
-            "LOST EVENTS: 28 (1 ring buffer full, 2 process map full, 3 mmsg lengths unreadable, 4 mmsg without enter, 5 stash map full, 7 children not followed (map full), 6 undecodable records)"
+            "LOST EVENTS: 36 (1 ring buffer full, 2 process map full, 3 mmsg lengths unreadable, 4 mmsg without enter, 5 stash map full, 7 children not followed (map full), 8 io_uring completions without their submission, 6 undecodable records)"
         );
     }
 }

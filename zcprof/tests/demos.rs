@@ -28,10 +28,11 @@ use zcprof::{
     probes::{SyscallProbe, copy_source},
 };
 use zcprof_common::{
+    io_uring,
     kernel::{self, Role},
     syscalls::{self, Family, Row},
 };
-use zcprof_demos::{Counter, ModeInfo, ScenarioInfo};
+use zcprof_demos::{Counter, ModeInfo, ScenarioInfo, uring::IoUringReport};
 
 /// Small enough that all scenarios together take a few seconds, large enough for many
 /// chunks (64 KiB each) per worker.
@@ -115,6 +116,7 @@ fn assert_exact(model: &Model, info: &ScenarioInfo, mode: &ModeInfo, m: &Measure
                 copy.add(&got);
             }
         }
+        assert_io_uring_exact(&who, p, role.io_uring.as_ref());
         if mode.copy_free_roles.contains(&role.role.as_str()) {
             assert_eq!(
                 copy,
@@ -123,6 +125,54 @@ fn assert_exact(model: &Model, info: &ScenarioInfo, mode: &ModeInfo, m: &Measure
             );
         }
     }
+}
+
+/// The io_uring layer against the worker's own io_uring tally (issue 13): per opcode the
+/// completions (calls), the bytes and the errors, and the zero-copy notifications, exactly;
+/// a worker without a ring has no io_uring counts at all.
+fn assert_io_uring_exact(who: &str, p: &zcprof::model::Process, tally: Option<&IoUringReport>) {
+    let got = &p.totals.io_uring;
+    let Some(tally) = tally else {
+        assert!(got.is_zero(), "{who}: io_uring counts without a ring");
+        return;
+    };
+    let mut notifications = 0;
+    for op in tally.ops.values() {
+        notifications += op.notifications;
+    }
+    for code in 0..io_uring::OPCODES {
+        let want = tally
+            .ops
+            .values()
+            .find(|op| usize::from(op.opcode) == code)
+            .map(|op| Counter {
+                calls: op.calls,
+                bytes: op.bytes,
+                errors: op.errors,
+            })
+            .unwrap_or_default();
+        let s = &got[code];
+        let have = Counter {
+            calls: s.calls,
+            bytes: s.bytes,
+            errors: s.errors,
+        };
+        assert_eq!(
+            have,
+            want,
+            "{who}: io_uring {} (calls, bytes, errors)",
+            io_uring::OPS[code].name
+        );
+    }
+    assert_eq!(
+        got[io_uring::NOTIF as usize].calls,
+        notifications,
+        "{who}: SEND_ZC notifications"
+    );
+    assert!(
+        tally.ops.values().any(|op| op.calls > 0),
+        "{who}: the tally has completions"
+    );
 }
 
 /// Runs every mode of `scenario` under one session and checks each exactly.

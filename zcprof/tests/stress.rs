@@ -45,6 +45,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
     let opts = LoadOptions {
         btf: None,
         syscall_probe: SyscallProbe::Btf,
+        disabled: Vec::new(),
     };
     let mut session = rt
         .block_on(async {

@@ -24,8 +24,16 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// The test targets of the `zcprof` package that run in the lab (the unit tests and the
 /// demos' strace comparisons are kernel-independent and run on the host only). `demos` runs
 /// every demo under the profiler: splice, tee, vmsplice and sendfile take other kernel paths
-/// on other kernels; `follow` runs its sh/dd workloads (its nginx and Python ones skip).
-const TESTS: &[&str] = &["kernel_layer", "syscall_layer", "cli", "demos", "follow"];
+/// on other kernels; `follow` runs its sh/dd workloads (its nginx and Python ones skip);
+/// `io_uring` runs its demo-based test (its fio ones skip: fio is not in the initramfs).
+const TESTS: &[&str] = &[
+    "kernel_layer",
+    "syscall_layer",
+    "cli",
+    "demos",
+    "follow",
+    "io_uring",
+];
 /// Host tools the tests run, copied with their libraries.
 const TOOLS: &[&str] = &["/usr/bin/strace", "/usr/bin/setpriv"];
 /// The guest's /bin/sh (Debian's dash; it needs only libc, which the tests bring).

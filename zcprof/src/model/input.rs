@@ -59,6 +59,8 @@ pub struct KernelCounters {
     /// Children of followed processes that could not be followed (the followed-process map
     /// was full): left out of `record --pid`/`-- CMD` and `run`.
     pub follow_full: u64,
+    /// io_uring completions whose submission was not seen: not counted.
+    pub io_uring_unmatched: u64,
 }
 
 impl KernelCounters {
@@ -70,6 +72,7 @@ impl KernelCounters {
             + self.mmsg_no_enter
             + self.stash_full
             + self.follow_full
+            + self.io_uring_unmatched
     }
 }
 

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 use zcprof_common::{
-    Counts, HIST_BUCKETS, errno, kernel,
+    Counts, HIST_BUCKETS, errno, io_uring, kernel,
     syscalls::{self, Direction, Family, Row},
 };
 use zcprof_recording::MsgZerocopy;
@@ -89,6 +89,19 @@ impl Slots for KernelProbes {
     const ZERO: Self::Array = [Counts::ZERO; kernel::COUNT];
     fn zero() -> &'static Self::Array {
         static ZERO: [Counts; kernel::COUNT] = KernelProbes::ZERO;
+        &ZERO
+    }
+}
+
+/// The io_uring layer's slots: [`io_uring::OPS`] (opcodes, then notifications).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoUringOps {}
+
+impl Slots for IoUringOps {
+    type Array = [Counts; io_uring::COUNT];
+    const ZERO: Self::Array = [Counts::ZERO; io_uring::COUNT];
+    fn zero() -> &'static Self::Array {
+        static ZERO: [Counts; io_uring::COUNT] = IoUringOps::ZERO;
         &ZERO
     }
 }
@@ -200,6 +213,7 @@ impl Totals<Syscalls> {
                     continue;
                 }
                 (Family::Notice, _, _) => continue,
+                (Family::Control, _, _) => {}
             }
             f.calls += s.calls;
             f.errors += s.errors;
@@ -240,6 +254,46 @@ impl Totals<KernelProbes> {
             }
         }
         (k2u, u2k)
+    }
+}
+
+impl Totals<IoUringOps> {
+    /// The slots that counted something, with their opcode, in table order.
+    pub fn fired(&self) -> impl Iterator<Item = (&'static io_uring::Op, &Counts)> {
+        io_uring::OPS
+            .iter()
+            .zip(self.slots())
+            .filter(|(_, s)| s.calls > 0)
+    }
+
+    /// The io_uring figures: bytes by family as the syscall layer sums them (SEND_ZC's
+    /// requested zero-copy counted as copied, user to kernel: only a notification could
+    /// prove otherwise, and it does not say how many bytes), calls and errors of every
+    /// request (the `Notice` slots, notifications and the detector's calls, are not
+    /// requests).
+    pub fn figures(&self) -> Figures {
+        let mut f = Figures::default();
+        for (op, s) in io_uring::OPS.iter().zip(self.slots()) {
+            match (op.family, op.direction) {
+                (Family::Copy, Direction::KernelToUser) => f.copy_k2u_bytes += s.bytes,
+                (Family::Copy | Family::ZeroCopyRequested, _) => f.copy_u2k_bytes += s.bytes,
+                (Family::ZeroCopy, _) => f.zero_copy_bytes += s.bytes,
+                (Family::Notice, _) => continue,
+                (Family::Control, _) => {}
+            }
+            f.calls += s.calls;
+            f.errors += s.errors;
+            for (a, b) in f.errno.iter_mut().zip(s.errno.iter()) {
+                *a += b;
+            }
+        }
+        f
+    }
+
+    /// `io_uring_setup`/`io_uring_enter` calls the detector saw: the process used io_uring
+    /// while the layer was unavailable.
+    pub fn unseen_calls(&self) -> u64 {
+        self.slots()[io_uring::ENTER_SEEN as usize].calls
     }
 }
 
@@ -295,6 +349,7 @@ macro_rules! counters {
 counters! {
     syscall: Syscalls => Syscall,
     kernel: KernelProbes => Kernel,
+    io_uring: IoUringOps => IoUring,
 }
 
 impl Default for Counters {

@@ -21,6 +21,8 @@ pub enum Layer {
     Lifecycle,
     /// Kernel functions that copy or move bytes, per process and probe.
     Kernel,
+    /// io_uring requests, per process and opcode.
+    IoUring,
 }
 
 impl Layer {
@@ -29,6 +31,7 @@ impl Layer {
             Layer::Syscall => "syscall",
             Layer::Lifecycle => "lifecycle",
             Layer::Kernel => "kernel",
+            Layer::IoUring => "io_uring",
         }
     }
 }

@@ -11,7 +11,7 @@ use zcprof_recording::{self as rec, Bucket, Entry, LayerTotals, Layers, ProbeLay
 
 use super::Lost;
 use crate::{
-    model::{Counters, KernelProbes, Syscalls, Totals, errno_names},
+    model::{Counters, IoUringOps, KernelProbes, Syscalls, Totals, errno_names},
     probes::{Layer, LayerSummary},
 };
 
@@ -25,7 +25,49 @@ pub fn layers(totals: &Counters, copy_source: Option<Role>) -> Layers {
             kernel_layer(&totals.kernel, copy_source),
         );
     }
+    if !totals.io_uring.is_zero() {
+        layers.insert(Layer::IoUring.to_string(), io_uring_layer(&totals.io_uring));
+    }
     layers
+}
+
+/// The io_uring layer: totals (its copies count as copies, as the syscall layer's), and
+/// one entry per opcode that completed, under `probes`, with the notification slots and
+/// the detector's entry where they counted.
+pub fn io_uring_layer(t: &Totals<IoUringOps>) -> rec::Layer {
+    let f = t.figures();
+    rec::Layer {
+        copy_source: None,
+        totals: LayerTotals {
+            copy_k2u_bytes: f.copy_k2u_bytes,
+            copy_u2k_bytes: f.copy_u2k_bytes,
+            zero_copy_bytes: f.zero_copy_bytes,
+            calls: f.calls,
+            errors: f.errors,
+            would_block: f.would_block(),
+            errno: errno_names(&f.errno),
+            zero_copy_ratio: f.zero_copy_ratio(),
+            msg_zerocopy: f.msg_zerocopy,
+        },
+        syscalls: Default::default(),
+        probes: t
+            .fired()
+            .map(|(op, s)| {
+                (
+                    op.name.to_string(),
+                    Entry {
+                        family: family(op.family),
+                        direction: direction(op.direction),
+                        calls: s.calls,
+                        bytes: s.bytes,
+                        errors: s.errors,
+                        errno: errno_names(&s.errno),
+                        hist: buckets(s),
+                    },
+                )
+            })
+            .collect(),
+    }
 }
 
 /// The kernel layer: one entry per counter that fired, under `probes`. Its copy totals
@@ -125,6 +167,7 @@ pub fn family(f: Family) -> rec::Family {
         Family::ZeroCopy => rec::Family::ZeroCopy,
         Family::ZeroCopyRequested => rec::Family::ZeroCopyRequested,
         Family::Notice => rec::Family::Notice,
+        Family::Control => rec::Family::Control,
     }
 }
 
@@ -169,6 +212,7 @@ pub fn lost(l: &Lost) -> rec::Lost {
         mmsg_no_enter: l.kernel.mmsg_no_enter,
         stash_full: l.kernel.stash_full,
         follow_full: l.kernel.follow_full,
+        io_uring_unmatched: l.kernel.io_uring_unmatched,
         malformed_records: l.malformed_records,
         total: l.total,
     }

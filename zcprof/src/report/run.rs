@@ -16,7 +16,8 @@ use super::{
 };
 use crate::{
     model::{
-        Counters, KernelProbes, Model, Origin, ProcId, Process, Syscalls, Totals, errno_names,
+        Counters, IoUringOps, KernelProbes, Model, Origin, ProcId, Process, Syscalls, Totals,
+        errno_names,
     },
     probes::{Layer, LayerSummary, copy_source},
     units,
@@ -111,6 +112,15 @@ struct JsonProcess<'a> {
 struct JsonFigures {
     syscall: JsonSyscall,
     kernel: JsonKernel,
+    io_uring: JsonIoUring,
+}
+
+/// The io_uring layer: its totals (copies that count as copies, beside the syscall
+/// layer's) and one entry per opcode under `probes`.
+#[derive(Serialize)]
+struct JsonIoUring {
+    totals: LayerTotals,
+    probes: SortedMap<Entry>,
 }
 
 #[derive(Serialize)]
@@ -131,6 +141,7 @@ impl JsonFigures {
     fn of(c: &Counters, copy_source: Option<Role>) -> JsonFigures {
         let syscall = figures::syscall_layer(&c.syscall);
         let kernel = figures::kernel_layer(&c.kernel, copy_source);
+        let io_uring = figures::io_uring_layer(&c.io_uring);
         JsonFigures {
             syscall: JsonSyscall {
                 totals: syscall.totals,
@@ -140,6 +151,10 @@ impl JsonFigures {
                 copy_source: kernel.copy_source.flatten(),
                 totals: kernel.totals,
                 probes: kernel.probes,
+            },
+            io_uring: JsonIoUring {
+                totals: io_uring.totals,
+                probes: io_uring.probes,
             },
         }
     }
@@ -199,7 +214,13 @@ pub fn text(s: &Summary) -> String {
         layers_line(s.layers),
         s.lost.line(),
     ));
-    out.push_str("figures from the syscall layer (bytes are sums of syscall return values)\n");
+    out.push_str("figures from the syscall layer (bytes are sums of syscall return values) and the io_uring layer (sums of completion results)\n");
+    if s.total.io_uring.unseen_calls() > 0 {
+        out.push_str(&format!(
+            "CAVEAT: {}\n",
+            zcprof_recording::diff::IO_URING_CAVEAT
+        ));
+    }
     for caveat in lifecycle_caveats(s.layers) {
         out.push_str(caveat);
         out.push('\n');
@@ -216,11 +237,13 @@ pub fn text(s: &Summary) -> String {
             p.name()
         ));
         table(&mut out, &p.totals.syscall);
+        io_uring_table(&mut out, &p.totals.io_uring);
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
     }
     if s.processes.len() != 1 {
         out.push_str(&format!("\ntotal of {} processes\n", s.processes.len()));
         table(&mut out, &s.total.syscall);
+        io_uring_table(&mut out, &s.total.io_uring);
         kernel_table(&mut out, &s.total.kernel, s.copy_source());
     }
     out
@@ -246,6 +269,60 @@ fn lifecycle_caveats(layers: &[LayerSummary]) -> Vec<&'static str> {
         );
     }
     out
+}
+
+/// The io_uring layer's opcodes that completed, and its copy figures; the caveat when the
+/// process used io_uring while the layer was unavailable.
+fn io_uring_table(out: &mut String, t: &Totals<IoUringOps>) {
+    if t.is_zero() {
+        return;
+    }
+    if t.unseen_calls() > 0 {
+        out.push_str(&format!(
+            "  io_uring layer: {} io_uring_setup/io_uring_enter calls; CAVEAT: {}\n",
+            units::count(t.unseen_calls()),
+            zcprof_recording::diff::IO_URING_CAVEAT
+        ));
+    }
+    let ops: Vec<_> = t
+        .fired()
+        .filter(|(op, _)| {
+            op.name
+                != zcprof_common::io_uring::OPS[zcprof_common::io_uring::ENTER_SEEN as usize].name
+        })
+        .collect();
+    if ops.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "  io_uring layer (per opcode, one call per completion):\n  {:<28} {:<19} {:<4} {:>10} {:>16} {:>7}  {}\n",
+        "OPCODE", "FAMILY", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
+    ));
+    for (op, st) in ops {
+        out.push_str(&format!(
+            "  {:<28} {:<19} {:<4} {:>10} {:>16} {:>7}  {}\n",
+            op.name,
+            family(op.family),
+            direction(op.direction),
+            units::count(st.calls),
+            units::count(st.bytes),
+            units::count(st.errors),
+            sizes(st),
+        ));
+    }
+    let f = t.figures();
+    out.push_str(&format!(
+        "  io_uring copied k→u {} ({}), u→k {} ({}, SEND_ZC included: counted as copied); zero-copy {} ({})\n",
+        units::count(f.copy_k2u_bytes),
+        units::bytes(f.copy_k2u_bytes as f64),
+        units::count(f.copy_u2k_bytes),
+        units::bytes(f.copy_u2k_bytes as f64),
+        units::count(f.zero_copy_bytes),
+        units::bytes(f.zero_copy_bytes as f64),
+    ));
+    if let Some(errors) = zcprof_recording::errno_summary(&errno_names(&f.errno)) {
+        out.push_str(&format!("  io_uring errors: {errors}\n"));
+    }
 }
 
 /// The kernel layer's probes that fired, labelled with their role so nobody adds up rows

@@ -34,6 +34,7 @@ pub fn session(
     let opts = zcprof::probes::LoadOptions {
         btf: None,
         syscall_probe: mode,
+        disabled: Vec::new(),
     };
     let session = rt
         .block_on(async {

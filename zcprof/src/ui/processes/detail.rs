@@ -131,6 +131,7 @@ fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRo
                 (Family::Copy, _) => "copy u→k",
                 (Family::ZeroCopyRequested, _) => "zc asked",
                 (Family::Notice, _) => "zc notice",
+                (Family::Control, _) => "calls",
             };
             let style = if sc.family == Family::ZeroCopy {
                 theme.zero_copy()

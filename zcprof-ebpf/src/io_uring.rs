@@ -1,0 +1,236 @@
+//! The io_uring layer: every completed io_uring request per `(tgid, opcode)` in `URSTATS`
+//! (what a completion counts, and why submissions decide the process:
+//! `zcprof_common::io_uring`).
+//!
+//! `io_uring_submit` runs where a request is submitted (the submitting task or its SQPOLL
+//! thread, same thread group) and keeps `req -> (tgid, opcode)` in an LRU map, plus
+//! `(ring, user_data)` for multishot receives and `ring -> tgid` for zero-copy sends.
+//! `io_uring_complete` runs wherever the kernel posts the CQE, so it never looks at the
+//! current task: it finds the request's process in those maps, counts, and forgets the
+//! request when it posts no more CQEs. A completion found in none of them is counted as
+//! `IO_URING_UNMATCHED`. Field offsets come from tracefs (globals set by user space).
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{map, tracepoint},
+    maps::{HashMap, LruHashMap},
+    programs::TracePointContext,
+};
+use zcprof_common::{
+    Counts, Key, counter,
+    io_uring::{
+        self, BYTES_MASK, CQE_F_MORE, CQE_F_NOTIF, ENTER_SEEN, INFLIGHT_MAX_ENTRIES,
+        MULTISHOT_MASK, NOTIF, NOTIF_COPIED, NOTIF_USAGE_ZC_COPIED, OPCODES, OTHER_OPCODE,
+        RINGS_MAX_ENTRIES, RingTag, SEND_ZC_MASK, URSTATS_MAX_ENTRIES,
+    },
+    layer,
+};
+
+use crate::{
+    lifecycle::{exit_flush, flush_ended},
+    maps::{bump, count},
+};
+
+/// `(tgid, slot) -> totals` (slots: `zcprof_common::io_uring::OPS`), flushed at exit like
+/// `STATS`.
+#[map]
+pub static URSTATS: HashMap<Key, Counts> = HashMap::with_max_entries(URSTATS_MAX_ENTRIES, 0);
+
+/// In-flight requests: `req -> tgid << 32 | opcode`. LRU: a request that never posts a CQE
+/// (IOSQE_CQE_SKIP_SUCCESS, a cancelled ring) must not fill the map for good.
+#[map]
+static INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
+
+/// Multishot requests by `(ring, user_data)`, for the CQEs the kernel posts without a
+/// request; same value as `INFLIGHT`.
+#[map]
+static MULTISHOT: LruHashMap<RingTag, u64> = LruHashMap::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
+
+/// Rings that submitted a zero-copy send: `ring -> tgid`, for their notifications (which
+/// come with a request of their own that was never submitted).
+#[map]
+static RINGS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(RINGS_MAX_ENTRIES, 0);
+
+#[unsafe(no_mangle)]
+static URING_SUBMIT_CTX: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_SUBMIT_REQ: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_SUBMIT_USER_DATA: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_SUBMIT_OPCODE: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_COMPLETE_CTX: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_COMPLETE_REQ: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_COMPLETE_USER_DATA: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_COMPLETE_RES: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_COMPLETE_CFLAGS: u32 = 0;
+
+/// A global offset set by user space (`read_volatile`: the zero initialiser must not be
+/// folded into the code).
+#[inline(always)]
+fn at(global: &u32) -> usize {
+    // SAFETY: a plain read of a global that user space set before loading.
+    (unsafe { core::ptr::read_volatile(global) }) as usize
+}
+
+/// The field at `offset` of the record, `Err` when the offset is unknown (0) or unreadable.
+#[inline(always)]
+fn field<T>(ctx: &TracePointContext, offset: usize) -> Result<T, ()> {
+    if offset == 0 {
+        return Err(());
+    }
+    // SAFETY: the offset comes from this kernel's tracefs format; the helper checks the read.
+    unsafe { ctx.read_at::<T>(offset) }.map_err(|_| ())
+}
+
+#[inline(always)]
+fn has(mask: u64, opcode: u64) -> bool {
+    opcode < OPCODES as u64 && (mask >> opcode) & 1 != 0
+}
+
+#[tracepoint]
+pub fn io_uring_submit(ctx: TracePointContext) -> u32 {
+    match try_submit(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_submit(ctx: &TracePointContext) -> Result<(), ()> {
+    let req: u64 = field(ctx, at(&URING_SUBMIT_REQ))?;
+    let opcode = u64::from(field::<u8>(ctx, at(&URING_SUBMIT_OPCODE))?);
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    let value = tgid << 32 | opcode;
+    // An LRU insert makes room by evicting; it fails only without memory.
+    if INFLIGHT.insert(req, value, 0).is_err() {
+        bump(counter::STASH_FULL);
+    }
+    if has(MULTISHOT_MASK, opcode) || has(SEND_ZC_MASK, opcode) {
+        let ring: u64 = field(ctx, at(&URING_SUBMIT_CTX))?;
+        if has(SEND_ZC_MASK, opcode) {
+            let _ = RINGS.insert(ring, tgid as u32, 0);
+        } else {
+            let user_data: u64 = field(ctx, at(&URING_SUBMIT_USER_DATA))?;
+            let tag = RingTag {
+                ctx: ring,
+                user_data,
+            };
+            if MULTISHOT.insert(tag, value, 0).is_err() {
+                bump(counter::STASH_FULL);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tracepoint]
+pub fn io_uring_complete(ctx: TracePointContext) -> u32 {
+    match try_complete(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_complete(ctx: &TracePointContext) -> Result<(), ()> {
+    let req: u64 = field(ctx, at(&URING_COMPLETE_REQ))?;
+    let res: i32 = field(ctx, at(&URING_COMPLETE_RES))?;
+    let cflags: u32 = field(ctx, at(&URING_COMPLETE_CFLAGS))?;
+    let ring: u64 = field(ctx, at(&URING_COMPLETE_CTX))?;
+    if cflags & CQE_F_NOTIF != 0 {
+        // SAFETY: the value is copied out at once.
+        let Some(tgid) = (unsafe { RINGS.get(ring) }).copied() else {
+            bump(counter::IO_URING_UNMATCHED);
+            return Ok(());
+        };
+        count(&URSTATS, Key { tgid, slot: NOTIF }, false, 0, 0);
+        if res as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+            let key = Key {
+                tgid,
+                slot: NOTIF_COPIED,
+            };
+            count(&URSTATS, key, false, 0, 0);
+        }
+        return Ok(());
+    }
+    let by_req = if req != 0 {
+        // SAFETY: the value is copied out at once.
+        unsafe { INFLIGHT.get(req) }.copied()
+    } else {
+        None
+    };
+    let more = cflags & CQE_F_MORE != 0;
+    let value = match by_req {
+        Some(value) => value,
+        None => {
+            let user_data: u64 = field(ctx, at(&URING_COMPLETE_USER_DATA))?;
+            let tag = RingTag {
+                ctx: ring,
+                user_data,
+            };
+            // SAFETY: the value is copied out at once.
+            let Some(value) = (unsafe { MULTISHOT.get(tag) }).copied() else {
+                bump(counter::IO_URING_UNMATCHED);
+                return Ok(());
+            };
+            if !more {
+                let _ = MULTISHOT.remove(tag);
+            }
+            value
+        }
+    };
+    let tgid = (value >> 32) as u32;
+    let opcode = value & 0xff;
+    let slot = if opcode < OPCODES as u64 {
+        opcode as u32
+    } else {
+        OTHER_OPCODE
+    };
+    let key = Key { tgid, slot };
+    if res < 0 {
+        count(&URSTATS, key, true, u64::from(res.unsigned_abs()), 0);
+    } else {
+        let bytes = if has(BYTES_MASK, opcode) {
+            res as u64
+        } else {
+            0
+        };
+        count(&URSTATS, key, false, 0, bytes);
+    }
+    // A zero-copy send's F_MORE announces its notification, not another CQE of this request.
+    if by_req.is_some() && (!more || has(SEND_ZC_MASK, opcode)) {
+        let _ = INFLIGHT.remove(req);
+        if has(MULTISHOT_MASK, opcode)
+            && let Ok(user_data) = field::<u64>(ctx, at(&URING_COMPLETE_USER_DATA))
+        {
+            let _ = MULTISHOT.remove(RingTag {
+                ctx: ring,
+                user_data,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `syscalls:sys_enter_io_uring_setup` / `sys_enter_io_uring_enter`, attached only when the
+/// layer could not attach: marks the process as an io_uring user (calls only).
+#[tracepoint]
+pub fn io_uring_enter_seen(_ctx: TracePointContext) -> u32 {
+    let key = Key {
+        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        slot: ENTER_SEEN,
+    };
+    count(&URSTATS, key, false, 0, 0);
+    0
+}
+
+exit_flush!(flush_io_uring, URSTATS, layer::IO_URING);
+
+/// `sched:sched_process_exit` again, for the io_uring layer (as `process_exit_kernel`).
+#[tracepoint]
+pub fn process_exit_io_uring(ctx: TracePointContext) -> u32 {
+    flush_ended(&ctx, flush_io_uring, io_uring::COUNT);
+    0
+}

@@ -1,0 +1,181 @@
+//! Attaching the io_uring layer (`zcprof_common::io_uring`): the submit tracepoint this
+//! kernel has (`io_uring:io_uring_submit_req` since 6.3, `io_uring_submit_sqe` before),
+//! `io_uring:io_uring_complete`, their field offsets from tracefs. Its exit program is
+//! attached by the lifecycle layer, after `process_exit`.
+//!
+//! When the layer cannot attach (no io_uring tracepoints, a layout zcprof does not know, a
+//! verifier refusal, or `--disable-layer io_uring`), a detector on the
+//! `io_uring_setup`/`io_uring_enter` syscalls marks the processes that use io_uring anyway,
+//! so that their figures carry a caveat instead of passing for complete.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use aya::Ebpf;
+use zcprof_common::io_uring::{COUNTING, global, program};
+
+use super::{
+    Host, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus,
+    attach_tracepoint,
+};
+use crate::tracefs;
+
+pub const LAYER: LayerSpec = LayerSpec {
+    layer: Layer::IoUring,
+    counting: Some(COUNTING),
+    required: false,
+    names,
+    probes,
+};
+
+/// The submit tracepoints, newest first.
+const SUBMIT_EVENTS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
+/// The detector's tracepoints.
+const DETECTOR: [&str; 2] = ["sys_enter_io_uring_setup", "sys_enter_io_uring_enter"];
+
+fn names() -> Names {
+    Names {
+        programs: vec![program::SUBMIT, program::COMPLETE, program::ENTER_SEEN],
+        maps: Vec::new(),
+        globals: vec![
+            global::SUBMIT_CTX,
+            global::SUBMIT_REQ,
+            global::SUBMIT_USER_DATA,
+            global::SUBMIT_OPCODE,
+            global::COMPLETE_CTX,
+            global::COMPLETE_REQ,
+            global::COMPLETE_USER_DATA,
+            global::COMPLETE_RES,
+            global::COMPLETE_CFLAGS,
+        ],
+    }
+}
+
+fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
+    Box::new(IoUringLayer {
+        disabled: opts.disabled.contains(&Layer::IoUring),
+        plan: Err("not planned yet".into()),
+    })
+}
+
+struct IoUringLayer {
+    /// `--disable-layer io_uring`.
+    disabled: bool,
+    /// The submit event to attach, or why the layer cannot attach.
+    plan: Result<&'static str, String>,
+}
+
+/// Offsets of both records, or why they are unusable.
+struct Offsets {
+    submit: &'static str,
+    globals: Vec<(&'static str, u32)>,
+}
+
+fn offsets(root: &Path) -> Result<Offsets, String> {
+    let submit = SUBMIT_EVENTS
+        .into_iter()
+        .find(|event| tracefs::exists(root, "io_uring", event))
+        .ok_or("this kernel has no io_uring submit tracepoint (io_uring_submit_req/_sqe)")?;
+    let read = |event: &str, wanted: &[(&'static str, &str, u32)]| {
+        let fields = tracefs::fields(root, "io_uring", event)
+            .map_err(|err| format!("io_uring:{event}: {err:#}"))?;
+        wanted
+            .iter()
+            .map(|&(global, field, size)| {
+                tracefs::offset_of(&fields, field, size)
+                    .map(|at| (global, at))
+                    .ok_or_else(|| format!("io_uring:{event} has no {size}-byte field {field}"))
+            })
+            .collect::<Result<Vec<_>, String>>()
+    };
+    let mut globals = read(
+        submit,
+        &[
+            (global::SUBMIT_CTX, "ctx", 8),
+            (global::SUBMIT_REQ, "req", 8),
+            (global::SUBMIT_USER_DATA, "user_data", 8),
+            (global::SUBMIT_OPCODE, "opcode", 1),
+        ],
+    )?;
+    globals.extend(read(
+        "io_uring_complete",
+        &[
+            (global::COMPLETE_CTX, "ctx", 8),
+            (global::COMPLETE_REQ, "req", 8),
+            (global::COMPLETE_USER_DATA, "user_data", 8),
+            (global::COMPLETE_RES, "res", 4),
+            (global::COMPLETE_CFLAGS, "cflags", 4),
+        ],
+    )?);
+    Ok(Offsets { submit, globals })
+}
+
+impl LayerProbes for IoUringLayer {
+    fn globals(&mut self, host: &mut Host) -> Vec<(&'static str, u32)> {
+        if self.disabled {
+            self.plan = Err("disabled (--disable-layer io_uring)".into());
+            return Vec::new();
+        }
+        let Some(root) = host.tracefs.as_deref() else {
+            self.plan = Err("tracefs is unavailable".into());
+            return Vec::new();
+        };
+        match offsets(root) {
+            Ok(o) => {
+                self.plan = Ok(o.submit);
+                o.globals
+            }
+            Err(why) => {
+                self.plan = Err(why);
+                Vec::new()
+            }
+        }
+    }
+
+    fn attach(&mut self, ebpf: &mut Ebpf, host: &mut Host) -> Vec<ProbeStatus> {
+        let status = |probe: String, result: anyhow::Result<()>| match result {
+            Ok(()) => ProbeStatus::attached(Layer::IoUring, probe, Mechanism::Tracepoint),
+            Err(err) => ProbeStatus::unavailable(Layer::IoUring, probe, format!("{err:#}")),
+        };
+        let (submit, complete) = match &self.plan {
+            Ok(submit) => {
+                // Completion first: a submission kept without its completion program would
+                // only fill the in-flight map.
+                let complete =
+                    attach_tracepoint(ebpf, program::COMPLETE, "io_uring", "io_uring_complete")
+                        .and_then(|()| {
+                            attach_tracepoint(ebpf, program::SUBMIT, "io_uring", submit)
+                                .map_err(|err| anyhow!(err).context(format!("io_uring:{submit}")))
+                        });
+                let again = complete.as_ref().map(drop).map_err(|e| anyhow!("{e:#}"));
+                (
+                    status(format!("io_uring:{submit}"), again),
+                    status("io_uring:io_uring_complete".into(), complete),
+                )
+            }
+            Err(why) => (
+                status("io_uring:io_uring_submit_req".into(), Err(anyhow!("{why}"))),
+                status("io_uring:io_uring_complete".into(), Err(anyhow!("{why}"))),
+            ),
+        };
+        let out = vec![submit, complete];
+        // Not a probe of the layer's (it counts nothing the layer reports): without it the
+        // caveat cannot be given, which the user is told.
+        if out.iter().any(|p| p.via().is_none())
+            && let Err(err) = detector(ebpf)
+        {
+            host.warnings.push(format!(
+                "the io_uring layer is unavailable and so is its io_uring_enter detector ({err:#}): processes that use io_uring get no caveat"
+            ));
+        }
+        out
+    }
+}
+
+/// The detector, on both syscalls.
+fn detector(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    for event in DETECTOR {
+        attach_tracepoint(ebpf, program::ENTER_SEEN, "syscalls", event)?;
+    }
+    Ok(())
+}
