@@ -11,7 +11,7 @@ use zcprof_recording::{self as rec, Bucket, Entry, LayerTotals, Layers, ProbeLay
 
 use super::Lost;
 use crate::{
-    model::{Counters, IoUringOps, KernelProbes, Syscalls, Totals, errno_names},
+    model::{Counters, Figures, IoUringOps, KernelProbes, Syscalls, Totals, errno_names},
     probes::{Layer, LayerSummary},
 };
 
@@ -35,37 +35,13 @@ pub fn layers(totals: &Counters, copy_source: Option<Role>) -> Layers {
 /// one entry per opcode that completed, under `probes`, with the notification slots and
 /// the detector's entry where they counted.
 pub fn io_uring_layer(t: &Totals<IoUringOps>) -> rec::Layer {
-    let f = t.figures();
     rec::Layer {
         copy_source: None,
-        totals: LayerTotals {
-            copy_k2u_bytes: f.copy_k2u_bytes,
-            copy_u2k_bytes: f.copy_u2k_bytes,
-            zero_copy_bytes: f.zero_copy_bytes,
-            calls: f.calls,
-            errors: f.errors,
-            would_block: f.would_block(),
-            errno: errno_names(&f.errno),
-            zero_copy_ratio: f.zero_copy_ratio(),
-            msg_zerocopy: f.msg_zerocopy,
-        },
+        totals: layer_totals(&t.figures()),
         syscalls: Default::default(),
         probes: t
             .fired()
-            .map(|(op, s)| {
-                (
-                    op.name.to_string(),
-                    Entry {
-                        family: family(op.family),
-                        direction: direction(op.direction),
-                        calls: s.calls,
-                        bytes: s.bytes,
-                        errors: s.errors,
-                        errno: errno_names(&s.errno),
-                        hist: buckets(s),
-                    },
-                )
-            })
+            .map(|(op, s)| (op.name.to_string(), entry(op.family, op.direction, s)))
             .collect(),
     }
 }
@@ -116,38 +92,42 @@ pub fn kernel_layer(k: &Totals<KernelProbes>, copy_source: Option<Role>) -> rec:
 }
 
 /// The syscall layer: totals, and every syscall that was called.
-pub fn syscall_layer(totals: &Totals<Syscalls>) -> rec::Layer {
-    let f = totals.figures();
+pub fn syscall_layer(t: &Totals<Syscalls>) -> rec::Layer {
     rec::Layer {
         copy_source: None,
-        totals: LayerTotals {
-            copy_k2u_bytes: f.copy_k2u_bytes,
-            copy_u2k_bytes: f.copy_u2k_bytes,
-            zero_copy_bytes: f.zero_copy_bytes,
-            calls: f.calls,
-            errors: f.errors,
-            would_block: f.would_block(),
-            errno: errno_names(&f.errno),
-            zero_copy_ratio: f.zero_copy_ratio(),
-            msg_zerocopy: f.msg_zerocopy,
-        },
-        syscalls: used(totals)
-            .map(|(sc, s)| {
-                (
-                    sc.name.to_string(),
-                    Entry {
-                        family: family(sc.family),
-                        direction: direction(sc.direction),
-                        calls: s.calls,
-                        bytes: s.bytes,
-                        errors: s.errors,
-                        errno: errno_names(&s.errno),
-                        hist: buckets(s),
-                    },
-                )
-            })
+        totals: layer_totals(&t.figures()),
+        syscalls: used(t)
+            .map(|(sc, s)| (sc.name.to_string(), entry(sc.family, sc.direction, s)))
             .collect(),
         probes: Default::default(),
+    }
+}
+
+/// The totals of a layer whose figures are sums of results (syscall, io_uring).
+fn layer_totals(f: &Figures) -> LayerTotals {
+    LayerTotals {
+        copy_k2u_bytes: f.copy_k2u_bytes,
+        copy_u2k_bytes: f.copy_u2k_bytes,
+        zero_copy_bytes: f.zero_copy_bytes,
+        calls: f.calls,
+        errors: f.errors,
+        would_block: f.would_block(),
+        errno: errno_names(&f.errno),
+        zero_copy_ratio: f.zero_copy_ratio(),
+        msg_zerocopy: f.msg_zerocopy,
+    }
+}
+
+/// One syscall's or opcode's entry.
+fn entry(f: Family, d: Direction, s: &Counts) -> Entry {
+    Entry {
+        family: family(f),
+        direction: direction(d),
+        calls: s.calls,
+        bytes: s.bytes,
+        errors: s.errors,
+        errno: errno_names(&s.errno),
+        hist: buckets(s),
     }
 }
 

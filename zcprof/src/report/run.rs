@@ -294,22 +294,13 @@ fn io_uring_table(out: &mut String, t: &Totals<IoUringOps>) {
     if ops.is_empty() {
         return;
     }
-    out.push_str(&format!(
-        "  io_uring layer (per opcode, one call per completion):\n  {:<28} {:<19} {:<4} {:>10} {:>16} {:>7}  {}\n",
-        "OPCODE", "FAMILY", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
-    ));
-    for (op, st) in ops {
-        out.push_str(&format!(
-            "  {:<28} {:<19} {:<4} {:>10} {:>16} {:>7}  {}\n",
-            op.name,
-            family(op.family),
-            direction(op.direction),
-            units::count(st.calls),
-            units::count(st.bytes),
-            units::count(st.errors),
-            sizes(st),
-        ));
-    }
+    out.push_str("  io_uring layer (per opcode, one call per completion):\n");
+    counts_table(
+        out,
+        [("OPCODE", 28), ("FAMILY", 19)],
+        ops.into_iter()
+            .map(|(op, st)| ([op.name, family(op.family)], direction(op.direction), st)),
+    );
     let f = t.figures();
     out.push_str(&format!(
         "  io_uring copied k→u {} ({}), u→k {} ({}, SEND_ZC included: counted as copied); zero-copy {} ({})\n",
@@ -331,22 +322,13 @@ fn kernel_table(out: &mut String, k: &Totals<KernelProbes>, source: Option<Role>
     if k.is_zero() {
         return;
     }
-    out.push_str(&format!(
-        "  kernel layer (per probe; role says how rows relate, see README):\n  {:<30} {:<18} {:<4} {:>10} {:>16} {:>7}  {}\n",
-        "PROBE", "ROLE", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
-    ));
-    for (p, st) in k.fired() {
-        out.push_str(&format!(
-            "  {:<30} {:<18} {:<4} {:>10} {:>16} {:>7}  {}\n",
-            p.name,
-            p.role.name(),
-            direction(p.direction),
-            units::count(st.calls),
-            units::count(st.bytes),
-            units::count(st.errors),
-            sizes(st),
-        ));
-    }
+    out.push_str("  kernel layer (per probe; role says how rows relate, see README):\n");
+    counts_table(
+        out,
+        [("PROBE", 30), ("ROLE", 18)],
+        k.fired()
+            .map(|(p, st)| ([p.name, p.role.name()], direction(p.direction), st)),
+    );
     if let Some(role) = source {
         let (k2u, u2k) = k.copied(role);
         out.push_str(&format!(
@@ -363,23 +345,34 @@ fn kernel_table(out: &mut String, k: &Totals<KernelProbes>, source: Option<Role>
     }
 }
 
-fn table(out: &mut String, totals: &Totals<Syscalls>) {
+/// A layer's rows: two labelled columns (name and family or role) at their widths, the
+/// direction, then the counts, one layout for every layer's table.
+fn counts_table<'a>(
+    out: &mut String,
+    [(head1, w1), (head2, w2)]: [(&str, usize); 2],
+    rows: impl Iterator<Item = ([&'a str; 2], &'a str, &'a Counts)>,
+) {
     out.push_str(&format!(
-        "  {:<16} {:<9} {:<4} {:>10} {:>16} {:>7}  {}\n",
-        "SYSCALL", "FAMILY", "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
+        "  {head1:<w1$} {head2:<w2$} {:<4} {:>10} {:>16} {:>7}  {}\n",
+        "DIR", "CALLS", "BYTES", "ERRORS", "SIZES (bytes per call: calls)"
     ));
-    for (sc, st) in used(totals) {
+    for ([name, label], dir, st) in rows {
         out.push_str(&format!(
-            "  {:<16} {:<9} {:<4} {:>10} {:>16} {:>7}  {}\n",
-            sc.name,
-            family(sc.family),
-            direction(sc.direction),
+            "  {name:<w1$} {label:<w2$} {dir:<4} {:>10} {:>16} {:>7}  {}\n",
             units::count(st.calls),
             units::count(st.bytes),
             units::count(st.errors),
             sizes(st),
         ));
     }
+}
+
+fn table(out: &mut String, totals: &Totals<Syscalls>) {
+    counts_table(
+        out,
+        [("SYSCALL", 16), ("FAMILY", 9)],
+        used(totals).map(|(sc, st)| ([sc.name, family(sc.family)], direction(sc.direction), st)),
+    );
     let f = totals.figures();
     out.push_str(&format!(
         "  copied k→u {} ({}), u→k {} ({}); zero-copy {} ({}); zero-copy ratio {}\n",
