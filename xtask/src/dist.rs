@@ -10,7 +10,7 @@ use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::util::{build_release, stdout_of, target_dir};
+use crate::util::{build, build_release, stdout_of, target_dir};
 
 /// The binaries an installation needs (the benchmark's `zcbench` is not one of them).
 const BINARIES: [&str; 2] = ["zcprof", "zcprof-demo"];
@@ -20,6 +20,11 @@ pub struct Args {
     /// Where to write [default: target/dist]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Build the dev profile instead of release. For the test suite: the layout, man pages
+    /// and completions are the same, and CI is spared a second, optimised build of the whole
+    /// workspace (minutes on two cores). Not for installing.
+    #[arg(long, hide = true)]
+    dev: bool,
 }
 
 pub fn run_dist(args: Args) -> anyhow::Result<()> {
@@ -30,7 +35,12 @@ pub fn run_dist(args: Args) -> anyhow::Result<()> {
         // directory the user named is written into, never emptied.
         fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
     }
-    let release = build_release(&["zcprof", "zcprof-demos"], "building the release binaries")?;
+    let packages = ["zcprof", "zcprof-demos"];
+    let release = if args.dev {
+        build(&packages, false, "building the binaries")?
+    } else {
+        build_release(&packages, "building the release binaries")?
+    };
     let bin = out.join("bin");
     fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     for name in BINARIES {

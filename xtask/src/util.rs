@@ -120,13 +120,21 @@ pub fn target_dir() -> PathBuf {
 /// `cargo build --release` of `packages` (failing with `what`); returns the directory their
 /// binaries are in.
 pub fn build_release(packages: &[&str], what: &str) -> anyhow::Result<PathBuf> {
-    let mut build = cmd("cargo", &["build", "--release"]);
+    build(packages, true, what)
+}
+
+/// `cargo build` of `packages`, optimised or not; returns the directory their binaries are in.
+pub fn build(packages: &[&str], release: bool, what: &str) -> anyhow::Result<PathBuf> {
+    let mut build = cmd("cargo", &["build"]);
+    if release {
+        build.arg("--release");
+    }
     for package in packages {
         build.args(["--package", package]);
     }
     build.current_dir(workspace_root());
     run(build, what)?;
-    Ok(target_dir().join("release"))
+    Ok(target_dir().join(if release { "release" } else { "debug" }))
 }
 
 #[cfg(test)]
