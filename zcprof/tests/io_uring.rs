@@ -232,3 +232,137 @@ fn a_move_to_io_uring_does_not_make_copies_fall() {
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// fio's io_uring writes in the live views, exactly: `serve` exposes them as the fio
+/// process's `opcode="WRITE"` series (layer io_uring) in the syscall layer's families, and
+/// the `top --json` frames carry them in each process's `io_uring` rates, whose rates ×
+/// intervals add up to fio's own byte count (host only: fio).
+#[test]
+fn serve_and_top_show_fios_io_uring_writes() {
+    use std::{
+        io::{BufRead as _, BufReader},
+        process::Stdio,
+        sync::mpsc,
+        thread::sleep,
+        time::{Duration, Instant},
+    };
+
+    use common::{Reaped, free_port, http_get, top_schema};
+
+    let test = "serve_and_top_show_fios_io_uring_writes";
+    if !privileged(test) || !fio_available(test) {
+        return;
+    }
+    let port = free_port();
+    let _server = Reaped(
+        zcprof()
+            .args(["serve", "--interval", "200ms", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zcprof serve"),
+    );
+    let mut top = Reaped(
+        zcprof()
+            .args(["top", "--json", "--interval", "250ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zcprof top"),
+    );
+    let (frames_tx, frames) = mpsc::channel();
+    let stdout = top.0.stdout.take().expect("top's stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if frames_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Both attached: serve answers and top printed its first frame.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(port, "/metrics").is_none() {
+        assert!(Instant::now() < deadline, "zcprof serve never answered");
+        sleep(Duration::from_millis(100));
+    }
+    frames
+        .recv_timeout(Duration::from_secs(30))
+        .expect("top's first frame");
+
+    // `--thread`: the job runs in fio's own process, so its pid is the one to look for.
+    let file = temp("fio-live");
+    let report = temp("fio-report");
+    let mut args = fio_args("io_uring", "write", &file, &report);
+    args.push("--thread".into());
+    let fio = Command::new(&args[0])
+        .args(&args[1..])
+        .spawn()
+        .expect("fio");
+    let pid = fio.id();
+    let out = fio.wait_with_output().expect("fio ends");
+    ok(&out, "fio");
+    let (bytes, ios) = fio_truth(&report, "write");
+    assert_eq!(bytes, SIZE);
+
+    let labels =
+        format!(r#"pid="{pid}",opcode="WRITE",direction="u2k",kind="copy",layer="io_uring""#);
+    let value = |body: &str, family: &str| -> Option<u64> {
+        body.lines()
+            .find(|l| l.starts_with(&format!("{family}{{")) && l.contains(&labels))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = http_get(port, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        if value(&body, "zcprof_bytes_total") == Some(bytes) {
+            assert_eq!(value(&body, "zcprof_calls_total"), Some(ios), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve never showed fio's {bytes} B of io_uring WRITE ({labels}): {body}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+
+    // top: every frame after fio started, until fio's exit has been reported.
+    let mut written = 0.0;
+    let mut calls = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut exited = false;
+    while !exited {
+        let line = frames
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("top frames until fio's exit is reported");
+        let frame: Value = serde_json::from_str(&line).expect("top JSON");
+        assert!(
+            top_schema().is_valid(&frame),
+            "schema/top.v1.json: {frame:#}"
+        );
+        let seconds = frame["interval_s"].as_f64().expect("interval");
+        for p in frame["processes"].as_array().expect("processes") {
+            if p["pid"] == pid {
+                let u = &p["io_uring"];
+                written += u["copy_u2k_bytes_per_s"].as_f64().expect("rate") * seconds;
+                calls += u["calls_per_s"].as_f64().expect("rate") * seconds;
+                assert_eq!(u["unseen_calls_per_s"], 0.0, "{p:#}");
+                exited |= p["exited"] == true;
+            }
+        }
+        // fio may end before a frame saw it run; its counts then come in the frame that
+        // reports its exit. Stop waiting once everything is in.
+        exited |= written.round() as u64 == bytes && calls.round() as u64 == ios;
+    }
+    assert_eq!(written.round() as u64, bytes, "top's io_uring WRITE bytes");
+    assert_eq!(
+        calls.round() as u64,
+        ios,
+        "top's io_uring WRITE completions"
+    );
+    for p in [&file, &report] {
+        let _ = std::fs::remove_file(p);
+    }
+}

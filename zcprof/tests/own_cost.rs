@@ -140,8 +140,14 @@ fn top_text_and_csv_leave_zcprof_out() {
     let (pid, csv, _) = run(&["top", "--once", "--csv", "-i", "500ms"]);
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    assert_eq!(header.last(), Some(&"cpu_percent"), "{header:?}");
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    // New columns go last: the io_uring layer's came after cpu_percent.
+    assert_eq!(col("cpu_percent"), col("errno") + 1, "{header:?}");
+    assert_eq!(
+        header.last(),
+        Some(&"io_uring_unseen_calls_per_s"),
+        "{header:?}"
+    );
     let (scope, pid_col, cpu) = (col("scope"), col("pid"), col("cpu_percent"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let me = pid.to_string();

@@ -4,13 +4,16 @@
 //! the `machine` row, last as it always was. The syscall layer's rates come first; the kernel layer's copy rates
 //! (from one copy role, empty when none attached) follow, then `would_block_per_s`, `errno`
 //! (the interval's errors by errno name, `EAGAIN=8 EBADF=1`) and `cpu_percent` (the `self`
-//! row's only): new columns go last, so older readers' positions hold.
+//! row's only), then the io_uring layer's (`io_uring_*`: empty when the layer does not
+//! count in this session, except `io_uring_unseen_calls_per_s`, the `io_uring_setup`/
+//! `io_uring_enter` calls seen while it was unavailable, whose bytes nothing counted): new
+//! columns go last, so older readers' positions hold.
 
 use zcprof_common::kernel::Role;
 
 use super::{Lost, Rates, top, unix_time};
 use crate::{
-    model::{Figures, KernelProbes, Model, Totals, errno_names},
+    model::{Figures, IoUringOps, KernelProbes, Model, Totals, errno_names},
     probes::{LayerSummary, copy_source},
 };
 
@@ -18,7 +21,9 @@ use crate::{
 pub const HEADER: &str = "unix_time,interval_s,partial,scope,pid,ppid,comm,exited,\
 copy_k2u_bytes_per_s,copy_u2k_bytes_per_s,zero_copy_bytes_per_s,calls_per_s,errors_per_s,\
 zero_copy_ratio,lost_events,kernel_copy_source,kernel_copy_k2u_bytes_per_s,\
-kernel_copy_u2k_bytes_per_s,would_block_per_s,errno,cpu_percent";
+kernel_copy_u2k_bytes_per_s,would_block_per_s,errno,cpu_percent,io_uring_copy_k2u_bytes_per_s,\
+io_uring_copy_u2k_bytes_per_s,io_uring_zero_copy_bytes_per_s,io_uring_calls_per_s,\
+io_uring_errors_per_s,io_uring_unseen_calls_per_s";
 
 /// The rows of the last interval, each newline-terminated.
 pub fn rows(
@@ -32,13 +37,14 @@ pub fn rows(
     let now = unix_time();
     let lost = Lost::of(model).total;
     let source = copy_source(layers);
+    let uring = top::io_uring_counted(layers);
     let mut out = String::new();
     let mut row = |scope: &str,
                    pid: String,
                    ppid: String,
                    comm: &str,
                    exited: &str,
-                   f: &Figures,
+                   (f, u): (&Figures, &Totals<IoUringOps>),
                    k: &Totals<KernelProbes>,
                    cpu: Option<f64>| {
         let r = Rates::of(f, seconds);
@@ -49,8 +55,10 @@ pub fn rows(
             .collect();
         let copied = top::copy_rates(k, source, seconds);
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
+        let ur = top::IoUringRates::of(u, seconds);
+        let counted = |r: f64| rate(uring.then_some(r));
         out.push_str(&format!(
-            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{},{}\n",
+            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{},{},{},{},{},{},{},{:.1}\n",
             field(comm),
             r.copy_k2u_bytes_per_s,
             r.copy_u2k_bytes_per_s,
@@ -66,6 +74,12 @@ pub fn rows(
             r.would_block_per_s,
             errno.join(" "),
             cpu.map(|c| format!("{c:.1}")).unwrap_or_default(),
+            counted(ur.rates.copy_k2u_bytes_per_s),
+            counted(ur.rates.copy_u2k_bytes_per_s),
+            counted(ur.rates.zero_copy_bytes_per_s),
+            counted(ur.rates.calls_per_s),
+            counted(ur.rates.errors_per_s),
+            ur.unseen_calls_per_s,
         ));
     };
     for r in top::rows(model, filter, own) {
@@ -76,15 +90,17 @@ pub fn rows(
             p.ppid.map(|pp| pp.to_string()).unwrap_or_default(),
             &p.comm,
             if p.exited { "true" } else { "false" },
-            &r.figures,
+            (&r.figures, &p.interval.io_uring),
             &p.interval.kernel,
             None,
         );
     }
     if let (Some(pid), Some(f)) = (own.pid, own.figures(model)) {
         let mut kernel = Totals::zero();
+        let mut io_uring = Totals::zero();
         for p in model.processes().filter(|p| p.tgid == pid) {
             kernel.add(&p.interval.kernel);
+            io_uring.add(&p.interval.io_uring);
         }
         row(
             "self",
@@ -92,7 +108,7 @@ pub fn rows(
             String::new(),
             "zcprof",
             "false",
-            &f,
+            (&f, &io_uring),
             &kernel,
             own.cpu_percent,
         );
@@ -103,7 +119,10 @@ pub fn rows(
         String::new(),
         "",
         "",
-        &top::machine(model, own),
+        (
+            &top::machine(model, own),
+            &top::machine_io_uring(model, own),
+        ),
         &top::machine_kernel(model, own),
         None,
     );
@@ -154,6 +173,11 @@ mod tests {
         assert_eq!(cols[3], "machine");
         assert_eq!(cols[13], "", "no ratio when nothing moved");
         assert_eq!(cols[15..18], ["", "", ""], "no kernel copy role attached");
-        assert_eq!(cols[18..], ["0.0", "", ""], "no errors, no CPU");
+        assert_eq!(cols[18..21], ["0.0", "", ""], "no errors, no CPU");
+        assert_eq!(
+            cols[21..],
+            ["", "", "", "", "", "0.0"],
+            "no io_uring layer in the session: its figures are empty, not zeros"
+        );
     }
 }

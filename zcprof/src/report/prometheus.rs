@@ -8,6 +8,12 @@
 //!   kernel's log2 buckets); `zcprof_errors_by_errno_total`, the same errors by `errno`
 //!   (the kernel's fixed table, `other` for the rest) with `would_block` ("true" for EAGAIN
 //!   and EINTR: not failures), one series per errno that occurred;
+//! - the io_uring layer, in the same families (its requests and the syscalls are disjoint,
+//!   so `sum by (kind)` over both is what the process copied): one series per process ×
+//!   opcode that completed, labelled `opcode` (`READ`, `SEND_ZC`, the notifications)
+//!   instead of `syscall`, and `layer="io_uring"`; `zcprof_io_uring_unseen_calls_total`,
+//!   the `io_uring_setup`/`io_uring_enter` calls seen while the layer was unavailable (their
+//!   requests' bytes are counted nowhere);
 //! - the kernel layer: `zcprof_kernel_bytes_total`, `zcprof_kernel_calls_total`,
 //!   `zcprof_kernel_errors_total`, one series per process × probe that fired, labelled
 //!   `comm`, `pid`, `probe` (the name in `zcprof_common::kernel::PROBES`), `function`, `role`,
@@ -71,7 +77,10 @@ impl Series {
 /// What one scrape shows: taken from the model after each collection.
 #[derive(Debug)]
 struct Snapshot {
+    /// The counting layers' series: syscalls, then io_uring opcodes.
     syscall: Vec<Series>,
+    /// Per process (comm, pid): io_uring calls the io_uring layer could not see.
+    io_uring_unseen: Vec<(Labels, u64)>,
     kernel: Vec<Series>,
     lost: Lost,
     layers: Vec<(Layer, State)>,
@@ -83,10 +92,16 @@ type Counters = [(&'static str, &'static str); 3];
 const SYSCALL_COUNTERS: Counters = [
     (
         "zcprof_bytes",
-        "Bytes moved by syscalls (copy: across the user/kernel boundary by a CPU copy)",
+        "Bytes moved by syscalls and io_uring requests (layer label; copy: across the user/kernel boundary by a CPU copy)",
     ),
-    ("zcprof_calls", "Syscalls counted"),
-    ("zcprof_errors", "Syscalls that failed"),
+    (
+        "zcprof_calls",
+        "Syscalls counted, and io_uring requests completed",
+    ),
+    (
+        "zcprof_errors",
+        "Syscalls and io_uring requests that failed",
+    ),
 ];
 
 const KERNEL_COUNTERS: Counters = [
@@ -157,6 +172,15 @@ impl Collector for Snapshot {
                 .encode_histogram::<Labels>(s.bytes as f64, count, &buckets, None)?;
         }
         let mut metric = encoder.encode_descriptor(
+            "zcprof_io_uring_unseen_calls",
+            "io_uring_setup/io_uring_enter calls seen while the io_uring layer was unavailable: their requests' bytes are not counted",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, n) in &self.io_uring_unseen {
+            ConstCounter::new(*n).encode(metric.encode_family(labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
             "zcprof_lost_events",
             "Events the kernel side could not record, or records user space could not decode",
             None,
@@ -201,6 +225,45 @@ fn syscall_series(model: &Model, own: &Own) -> Vec<Series> {
     series
 }
 
+/// The io_uring layer's series, one per process × opcode (or notification) that completed,
+/// and its detector's calls per process.
+fn io_uring_series(model: &Model, own: &Own) -> (Vec<Series>, Vec<(Labels, u64)>) {
+    let mut series = Vec::new();
+    let mut unseen = Vec::new();
+    for p in model.processes().filter(|p| !own.hides(p)) {
+        let t = &p.totals.io_uring;
+        for (op, s) in t.fired() {
+            if op.name == zcprof_common::io_uring::OPS[ENTER_SEEN].name {
+                continue;
+            }
+            let labels = vec![
+                ("opcode", op.name.to_string()),
+                (
+                    "direction",
+                    figures::direction(op.direction).as_str().into(),
+                ),
+                ("kind", figures::family(op.family).as_str().into()),
+                ("layer", Layer::IoUring.to_string()),
+            ];
+            series.push(Series::of(p, labels, s));
+        }
+        if t.unseen_calls() > 0 {
+            unseen.push((
+                vec![
+                    ("comm", p.comm.clone()),
+                    ("pid", p.tgid.to_string()),
+                    ("layer", Layer::IoUring.to_string()),
+                ],
+                t.unseen_calls(),
+            ));
+        }
+    }
+    (series, unseen)
+}
+
+/// The detector's slot: not a request.
+const ENTER_SEEN: usize = zcprof_common::io_uring::ENTER_SEEN as usize;
+
 /// The kernel layer's series: one per process × probe that fired.
 fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {
     let mut series = Vec::new();
@@ -226,8 +289,12 @@ fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {
 /// lists it (`--include-self`): its answers to scrapes and its reads of /proc are not the
 /// machine's work, as in `top` and recordings.
 pub fn render(model: &Model, layers: &[LayerSummary], own: &Own) -> String {
+    let mut syscall = syscall_series(model, own);
+    let (io_uring, io_uring_unseen) = io_uring_series(model, own);
+    syscall.extend(io_uring);
     let snapshot = Snapshot {
-        syscall: syscall_series(model, own),
+        syscall,
+        io_uring_unseen,
         kernel: kernel_series(model, own),
         lost: Lost::of(model),
         layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
@@ -337,6 +404,70 @@ mod tests {
                 "missing `{line}` in\n{text}"
             );
         }
+    }
+
+    /// io_uring requests are in the syscall layer's families, labelled by opcode and their
+    /// layer; io_uring used while the layer was unavailable is a counter of its own.
+    #[test]
+    fn io_uring_opcodes_share_the_families_and_unseen_calls_are_counted() {
+        let mut m = model();
+        let mut read = Counts {
+            calls: 4,
+            bytes: 4 << 20,
+            ..Counts::ZERO
+        };
+        read.hist[hist::bucket(1 << 20)] = 4;
+        let enter = Counts {
+            calls: 9,
+            ..Counts::ZERO
+        };
+        m.apply(
+            &Batch {
+                events: vec![ProcEvent::Fork {
+                    parent: 1,
+                    child: 43,
+                    comm: "fio".into(),
+                    followed: false,
+                }],
+                counts: vec![
+                    (
+                        Layer::IoUring,
+                        Key {
+                            tgid: 43,
+                            slot: u32::from(zcprof_common::io_uring::opcode::READ),
+                        },
+                        read,
+                    ),
+                    (
+                        Layer::IoUring,
+                        Key {
+                            tgid: 44,
+                            slot: zcprof_common::io_uring::ENTER_SEEN,
+                        },
+                        enter,
+                    ),
+                ],
+                ..Batch::empty(Instant::now())
+            },
+            &NoProc,
+        );
+        let text = render(&m, &[], &Own::default());
+        let labels =
+            r#"comm="fio",pid="43",opcode="READ",direction="k2u",kind="copy",layer="io_uring""#;
+        for line in [
+            format!("zcprof_bytes_total{{{labels}}} 4194304"),
+            format!("zcprof_calls_total{{{labels}}} 4"),
+            format!("zcprof_call_size_bytes_count{{{labels}}} 4"),
+            r#"zcprof_io_uring_unseen_calls_total{comm="",pid="44",layer="io_uring"} 9"#
+                .to_string(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        // The detector's slot is not a request: not in the bytes family.
+        assert!(!text.contains(r#"pid="44",opcode"#), "{text}");
     }
 
     #[test]

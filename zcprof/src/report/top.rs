@@ -7,8 +7,8 @@ use zcprof_common::kernel::Role;
 
 use super::{Lost, Rates, clock, layers_line, per_second, unix_time};
 use crate::{
-    model::{Figures, KernelProbes, Model, Process, Totals},
-    probes::{LayerSummary, copy_source},
+    model::{Figures, IoUringOps, KernelProbes, Model, Process, Totals},
+    probes::{Layer, LayerSummary, State, copy_source},
     units,
 };
 
@@ -78,11 +78,26 @@ pub struct Row<'a> {
     pub process: &'a Process,
     /// Syscall-layer figures.
     pub figures: Figures,
+    /// io_uring-layer figures (requests that completed in the interval).
+    pub io_uring: Figures,
+}
+
+impl Row<'_> {
+    /// Bytes copied in the interval by both counting layers (syscalls and io_uring
+    /// requests are disjoint: a process that moved from read/write to io_uring keeps its
+    /// place in the table).
+    fn copied(&self) -> u64 {
+        self.figures.copied_bytes() + self.io_uring.copied_bytes()
+    }
+
+    fn zero_copied(&self) -> u64 {
+        self.figures.zero_copy_bytes + self.io_uring.zero_copy_bytes
+    }
 }
 
 /// Processes active in the last interval that pass `filter`, zcprof itself left out unless
-/// `own` lists it, most copied bytes first (then most zero-copied bytes, then PID, so the
-/// order is stable between frames).
+/// `own` lists it, most copied bytes first (syscall and io_uring layers together; then
+/// most zero-copied bytes, then PID, so the order is stable between frames).
 pub fn rows<'a>(model: &'a Model, filter: &Filter, own: &Own) -> Vec<Row<'a>> {
     let mut rows: Vec<Row> = model
         .processes()
@@ -90,16 +105,75 @@ pub fn rows<'a>(model: &'a Model, filter: &Filter, own: &Own) -> Vec<Row<'a>> {
         .map(|p| Row {
             process: p,
             figures: p.interval.syscall.figures(),
+            io_uring: p.interval.io_uring.figures(),
         })
         .collect();
     rows.sort_by(|a, b| {
-        b.figures
-            .copied_bytes()
-            .cmp(&a.figures.copied_bytes())
-            .then(b.figures.zero_copy_bytes.cmp(&a.figures.zero_copy_bytes))
+        b.copied()
+            .cmp(&a.copied())
+            .then(b.zero_copied().cmp(&a.zero_copied()))
             .then(a.process.tgid.cmp(&b.process.tgid))
     });
     rows
+}
+
+/// Whether the io_uring layer counts in this session (live or partial): its columns are
+/// shown only then, and without it a process's io_uring use is a caveat, not a zero.
+pub fn io_uring_counted(layers: &[LayerSummary]) -> bool {
+    layers
+        .iter()
+        .any(|l| l.layer == Layer::IoUring && l.state != State::Unavailable)
+}
+
+/// Machine-wide io_uring-layer counts for the interval (zcprof itself as in [`machine`]).
+pub fn machine_io_uring(model: &Model, own: &Own) -> Totals<IoUringOps> {
+    let mut total = Totals::zero();
+    for p in model.processes().filter(|p| !own.hides(p)) {
+        total.add(&p.interval.io_uring);
+    }
+    total
+}
+
+/// The io_uring layer's rates: the syscall layer's shape (sums of completion results, per
+/// second), and the `io_uring_setup`/`io_uring_enter` calls seen while the layer was
+/// unavailable (non-zero only then: those requests' bytes are not counted anywhere).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct IoUringRates {
+    #[serde(flatten)]
+    pub rates: Rates,
+    pub unseen_calls_per_s: f64,
+}
+
+impl IoUringRates {
+    pub fn of(t: &Totals<IoUringOps>, seconds: f64) -> IoUringRates {
+        IoUringRates {
+            rates: Rates::of(&t.figures(), seconds),
+            unseen_calls_per_s: per_second(t.unseen_calls(), seconds),
+        }
+    }
+}
+
+/// `CAVEAT: io_uring_enter seen, io_uring layer unavailable: its bytes are not counted
+/// (pid 42 fio, pid 43 fio)`, when a process in the interval used io_uring unseen.
+pub fn io_uring_caveat(model: &Model, own: &Own) -> Option<String> {
+    let pids: Vec<String> = model
+        .processes()
+        .filter(|p| !own.hides(p) && p.interval.io_uring.unseen_calls() > 0)
+        .map(|p| format!("pid {} {}", p.tgid, p.name()))
+        .collect();
+    if pids.is_empty() {
+        return None;
+    }
+    let shown = pids.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    let more = if pids.len() > 5 {
+        format!(", … {} more", pids.len() - 5)
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "CAVEAT: {} ({shown}{more})",
+        zcprof_recording::diff::IO_URING_CAVEAT
+    ))
 }
 
 /// Machine-wide figures for the interval (every process, filtered or not; zcprof itself
@@ -208,6 +282,7 @@ struct JsonOwn {
 struct JsonFigures {
     syscall: Rates,
     kernel: KernelRates,
+    io_uring: IoUringRates,
 }
 
 #[derive(Serialize)]
@@ -218,6 +293,7 @@ struct JsonProcess<'a> {
     exited: bool,
     syscall: Rates,
     kernel: KernelRates,
+    io_uring: IoUringRates,
 }
 
 /// Schema name of `top --json` lines.
@@ -243,6 +319,7 @@ pub fn json(
         machine: JsonFigures {
             syscall: Rates::of(&machine(model, own), seconds),
             kernel: KernelRates::of(&machine_kernel(model, own), source, seconds),
+            io_uring: IoUringRates::of(&machine_io_uring(model, own), seconds),
         },
         own: own.pid.zip(own.figures(model)).map(|(pid, f)| JsonOwn {
             pid,
@@ -259,6 +336,7 @@ pub fn json(
                 exited: r.process.exited,
                 syscall: Rates::of(&r.figures, seconds),
                 kernel: KernelRates::of(&r.process.interval.kernel, source, seconds),
+                io_uring: IoUringRates::of(&r.process.interval.io_uring, seconds),
             })
             .collect(),
     };
@@ -293,20 +371,33 @@ pub fn text(
         out.push('\n');
     }
     let source = copy_source(layers);
+    let uring = io_uring_counted(layers);
+    let uring_columns = if uring {
+        "; URING COPY and URING ZC from the io_uring layer (completed requests)"
+    } else {
+        ""
+    };
     match source {
         Some(role) => out.push_str(&format!(
-            "figures per second: COPY, ZERO-COPY, CALLS and ZC RATIO from the syscall layer; KERNEL K→U and U→K from the kernel layer's {} probes{}\n",
+            "figures per second: COPY, ZERO-COPY, CALLS and ZC RATIO from the syscall layer{uring_columns}; KERNEL K→U and U→K from the kernel layer's {} probes{}\n",
             role.name(),
             role.blind_spot().map(|(_, long)| format!(" ({long})")).unwrap_or_default()
         )),
-        None => out.push_str(
-            "figures per second from the syscall layer (no kernel-layer copy probe attached here: `zcprof doctor` says why)\n",
-        ),
+        None => out.push_str(&format!(
+            "figures per second from the syscall layer{uring_columns} (no kernel-layer copy probe attached here: `zcprof doctor` says why)\n",
+        )),
+    }
+    if let Some(caveat) = io_uring_caveat(model, own) {
+        out.push_str(&caveat);
+        out.push('\n');
     }
     let mut titles = format!(
         "{:>8} {:<16} {:>13} {:>13} {:>13} {:>10} {:>8}",
         "PID", "COMM", "COPY K→U", "COPY U→K", "ZERO-COPY", "CALLS", "ZC RATIO"
     );
+    if uring {
+        titles.push_str(&format!(" {:>13} {:>13}", "URING COPY", "URING ZC"));
+    }
     if source.is_some() {
         titles.push_str(&format!(" {:>13} {:>13}", "KERNEL K→U", "KERNEL U→K"));
     }
@@ -317,19 +408,20 @@ pub fn text(
         out.push_str(&line(
             &r.process.tgid.to_string(),
             r.process.name(),
-            (&r.figures, &r.process.interval.kernel),
-            source,
+            (&r.figures, uring.then_some(&r.io_uring)),
+            (&r.process.interval.kernel, source),
             seconds,
         ));
     }
     if rows.len() > limit {
         out.push_str(&format!("{:>8} … {} more\n", "", rows.len() - limit));
     }
+    let machine_uring = machine_io_uring(model, own).figures();
     out.push_str(&line(
         "machine",
         "(all processes)",
-        (&machine(model, own), &machine_kernel(model, own)),
-        source,
+        (&machine(model, own), uring.then_some(&machine_uring)),
+        (&machine_kernel(model, own), source),
         seconds,
     ));
     out
@@ -355,11 +447,13 @@ pub fn own_line(model: &Model, own: &Own, seconds: f64) -> Option<String> {
     ))
 }
 
+/// One text row: the syscall layer's columns, the io_uring layer's (when it counts) and the
+/// kernel layer's (when a copy role attached).
 fn line(
     pid: &str,
     comm: &str,
-    (f, k): (&Figures, &Totals<KernelProbes>),
-    source: Option<Role>,
+    (f, uring): (&Figures, Option<&Figures>),
+    (k, source): (&Totals<KernelProbes>, Option<Role>),
     seconds: f64,
 ) -> String {
     let r = Rates::of(f, seconds);
@@ -373,6 +467,14 @@ fn line(
         format!("{:.0}", r.calls_per_s),
         units::percent(r.zero_copy_ratio),
     );
+    if let Some(u) = uring {
+        let u = Rates::of(u, seconds);
+        s.push_str(&format!(
+            " {:>13} {:>13}",
+            units::rate(u.copy_k2u_bytes_per_s + u.copy_u2k_bytes_per_s),
+            units::rate(u.zero_copy_bytes_per_s)
+        ));
+    }
     if let Some((k2u, u2k)) = copy_rates(k, source, seconds) {
         s.push_str(&format!(
             " {:>13} {:>13}",
@@ -393,7 +495,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use zcprof_common::{
-        Counts, Key,
+        Counts, Key, io_uring,
         kernel::{self, id},
         syscalls,
     };
@@ -511,7 +613,7 @@ mod tests {
         assert_eq!(nc.len(), crate::report::csv::HEADER.split(',').count());
         assert_eq!(nc[15..18], ["cross_check", "2000000.0", "0.0"]);
         assert_eq!(
-            nc[18..],
+            nc[18..21],
             ["0.0", "", ""],
             "nc had no errors (and is not zcprof)"
         );
@@ -565,5 +667,123 @@ mod tests {
         ))
         .expect("JSON");
         assert!(frame["processes"][0]["kernel"]["copy_k2u_bytes_per_s"].is_null());
+    }
+
+    /// fio (pid 8), which writes 6 MB in the second interval of 2 s
+    /// through io_uring (WRITE completions) or, with the layer unavailable, only calls
+    /// io_uring_enter (the detector's slot).
+    fn uring_model(counted: bool) -> (Model, Vec<LayerSummary>) {
+        let slot = if counted {
+            io_uring::opcode::WRITE as u32
+        } else {
+            io_uring::ENTER_SEEN
+        };
+        let bytes = if counted { 1_000_000 } else { 0 };
+        let start = Instant::now();
+        let mut m = Model::new();
+        m.start_at(start);
+        let proc = FakeProc::default().with(7, "nc", 1).with(8, "fio", 1);
+        for (secs, n) in [(1, 0), (3, 6)] {
+            let batch = Batch {
+                counts: vec![(Layer::IoUring, Key { tgid: 8, slot }, stats(n, n * bytes))],
+                ..Batch::empty(start + Duration::from_secs(secs))
+            };
+            m.apply(&batch, &proc);
+        }
+        let mut layers = cross_check_only();
+        layers.push(LayerSummary {
+            layer: Layer::IoUring,
+            state: if counted {
+                State::Live
+            } else {
+                State::Unavailable
+            },
+            via: "tracepoint".into(),
+            attached: if counted { 2 } else { 0 },
+            unavailable: vec![],
+        });
+        (m, layers)
+    }
+
+    #[test]
+    fn io_uring_rates_have_their_columns_and_rank_the_rows() {
+        let (m, layers) = uring_model(true);
+        let frame: serde_json::Value = serde_json::from_str(&json(
+            &m,
+            &layers,
+            &Filter::default(),
+            &Own::default(),
+            false,
+        ))
+        .expect("JSON");
+        // fio copied 3 MB/s through io_uring, nc nothing in this interval: fio first.
+        let fio = &frame["processes"][0];
+        assert_eq!(fio["comm"], "fio", "{frame:#}");
+        assert_eq!(fio["io_uring"]["copy_u2k_bytes_per_s"], 3_000_000.0);
+        assert_eq!(fio["io_uring"]["calls_per_s"], 3.0);
+        assert_eq!(fio["io_uring"]["unseen_calls_per_s"], 0.0);
+        assert_eq!(fio["syscall"]["copy_u2k_bytes_per_s"], 0.0);
+        assert_eq!(
+            frame["machine"]["io_uring"]["copy_u2k_bytes_per_s"],
+            3_000_000.0
+        );
+        let text = text(&m, &layers, &Filter::default(), &Own::default(), 10, false);
+        assert!(
+            text.contains("URING COPY and URING ZC from the io_uring layer"),
+            "{text}"
+        );
+        assert!(!text.contains("CAVEAT"), "{text}");
+        let titles = text.lines().find(|l| l.contains("COMM")).expect("titles");
+        assert!(
+            titles.contains("URING COPY") && titles.contains("URING ZC"),
+            "{titles}"
+        );
+        let row = text.lines().find(|l| l.contains(" fio ")).expect("fio row");
+        assert!(row.contains("2.9 MiB/s"), "{row}");
+        let csv = crate::report::csv::rows(&m, &layers, &Filter::default(), &Own::default(), false);
+        let fio: Vec<&str> = csv
+            .lines()
+            .find(|l| l.contains(",fio,"))
+            .expect("fio row")
+            .split(',')
+            .collect();
+        assert_eq!(fio[21..], ["0.0", "3000000.0", "0.0", "3.0", "0.0", "0.0"]);
+    }
+
+    #[test]
+    fn io_uring_unseen_is_a_caveat_in_every_frame() {
+        let (m, layers) = uring_model(false);
+        let text = text(&m, &layers, &Filter::default(), &Own::default(), 10, false);
+        assert!(
+            text.contains(
+                "CAVEAT: io_uring_enter seen, io_uring layer unavailable: its bytes are not counted (pid 8 fio)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("URING COPY"), "{text}");
+        let frame: serde_json::Value = serde_json::from_str(&json(
+            &m,
+            &layers,
+            &Filter::default(),
+            &Own::default(),
+            false,
+        ))
+        .expect("JSON");
+        let fio = frame["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .find(|p| p["comm"] == "fio")
+            .expect("fio is active: it called io_uring_enter");
+        assert_eq!(fio["io_uring"]["unseen_calls_per_s"], 3.0);
+        assert_eq!(fio["io_uring"]["calls_per_s"], 0.0);
+        let csv = crate::report::csv::rows(&m, &layers, &Filter::default(), &Own::default(), false);
+        let fio: Vec<&str> = csv
+            .lines()
+            .find(|l| l.contains(",fio,"))
+            .expect("fio row")
+            .split(',')
+            .collect();
+        assert_eq!(fio[21..], ["", "", "", "", "", "3.0"], "unknown, not zero");
     }
 }

@@ -33,7 +33,7 @@ use crate::{
     model::{Model, ProcId},
     report::{
         Rates,
-        top::{KernelRates, Own},
+        top::{IoUringRates, KernelRates, Own},
     },
 };
 
@@ -121,6 +121,8 @@ impl Processes {
                 totals: p.totals.syscall.clone(),
                 kernel_rates: KernelRates::of(&p.interval.kernel, copy_source, seconds),
                 kernel: p.totals.kernel.clone(),
+                io_uring_rates: IoUringRates::of(&p.interval.io_uring, seconds),
+                io_uring: p.totals.io_uring.clone(),
                 children: children.remove(&p.id).unwrap_or_default(),
             });
         }

@@ -59,6 +59,11 @@ impl Shared {
         Theme::new(self.color)
     }
 
+    /// Whether the io_uring layer counts in this session (its column and rows are shown).
+    pub fn io_uring_counted(&self) -> bool {
+        crate::report::top::io_uring_counted(&self.info.layers)
+    }
+
     /// The kernel layer's state, when it is one of the session's layers.
     pub fn kernel_layer(&self) -> Option<&LayerSummary> {
         self.info.layers.iter().find(|l| l.layer == Layer::Kernel)

@@ -390,7 +390,10 @@ fn sort_keys_cycle_columns_and_reverse() {
 #[test]
 fn kernel_column_is_a_sort_key_only_when_a_copy_role_attached() {
     let mut app = app_after(3);
-    assert!(Column::shown(app.shared.copy_source).contains(&Column::KernelCopied));
+    assert!(
+        Column::shown(app.shared.copy_source, app.shared.io_uring_counted())
+            .contains(&Column::KernelCopied)
+    );
     app.processes.sort.column = Column::AvgCopy;
     press(&mut app, "s");
     assert_eq!(app.processes.sort.column, Column::KernelCopied);
@@ -402,7 +405,10 @@ fn kernel_column_is_a_sort_key_only_when_a_copy_role_attached() {
     assert_eq!(app.processes.sort.column, Column::KernelCopied);
 
     let mut app = app_on(info_without_copy_probe(), 3);
-    assert!(!Column::shown(app.shared.copy_source).contains(&Column::KernelCopied));
+    assert!(
+        !Column::shown(app.shared.copy_source, app.shared.io_uring_counted())
+            .contains(&Column::KernelCopied)
+    );
     app.processes.sort.column = Column::AvgCopy;
     press(&mut app, "s");
     assert_eq!(app.processes.sort.column, Column::Pid);
@@ -914,4 +920,134 @@ fn no_color_leaves_every_cell_uncolored() {
     assert!(!app.shared.color);
     let plain = colors(app);
     assert!(plain.iter().all(|c| *c == Color::Reset), "{plain:?}");
+}
+
+// ---- the io_uring layer ----
+
+/// A machine where fio (pid 600) writes 8 MiB a second through io_uring and cat (pid 200)
+/// copies 1 MiB a second by read/write, after `ticks` intervals; the io_uring layer in
+/// `state`. With the layer unavailable, the detector counts fio's io_uring_enter calls
+/// instead (as the kernel side does then).
+fn uring_app(state: State, ticks: u64) -> App {
+    let mut info = info();
+    info.layers.push(LayerSummary {
+        layer: Layer::IoUring,
+        state,
+        via: if state == State::Unavailable {
+            String::new()
+        } else {
+            "tracepoint".into()
+        },
+        attached: usize::from(state != State::Unavailable) * 2,
+        unavailable: if state == State::Unavailable {
+            vec!["io_uring:io_uring_complete".into()]
+        } else {
+            vec![]
+        },
+    });
+    let start = Instant::now();
+    let mut m = Model::new();
+    m.start_at(start);
+    let proc = FakeProc::default().with(600, "fio", 1).with(200, "cat", 1);
+    let mut app = App::new(info, demos());
+    app.shared.color = false;
+    for t in 1..=ticks {
+        let write = zcprof_common::io_uring::opcode::WRITE as u32;
+        let uring = if state == State::Unavailable {
+            (
+                Key {
+                    tgid: 600,
+                    slot: zcprof_common::io_uring::ENTER_SEEN,
+                },
+                stats(128 * t, 0),
+            )
+        } else {
+            (
+                Key {
+                    tgid: 600,
+                    slot: write,
+                },
+                stats(128 * t, 65536),
+            )
+        };
+        let batch = Batch {
+            counts: vec![
+                (
+                    Layer::Syscall,
+                    Key {
+                        tgid: 200,
+                        slot: index("read"),
+                    },
+                    stats(16 * t, 65536),
+                ),
+                (
+                    Layer::Syscall,
+                    Key {
+                        tgid: 200,
+                        slot: index("write"),
+                    },
+                    stats(16 * t, 65536),
+                ),
+                (Layer::IoUring, uring.0, uring.1),
+            ],
+            ..Batch::empty(start + Duration::from_secs(t))
+        };
+        m.apply(&batch, &proc);
+        app.apply(&m, &cmdline);
+    }
+    app
+}
+
+#[test]
+fn io_uring_has_its_column_and_its_rows_in_the_detail_view() {
+    let mut app = uring_app(State::Live, 3);
+    assert!(Column::shown(app.shared.copy_source, true).contains(&Column::IoUringCopied));
+    // fio copies more than cat, through io_uring: first, though its syscall copies are 0.
+    app.processes.sort.column = Column::IoUringCopied;
+    app.processes.refresh_order();
+    assert_eq!(pids(&app), [600, 200]);
+    let text = screen(&app, 140, 24);
+    assert!(text.contains("URING/s"), "{text}");
+    assert!(text.contains("io_uring layer: copied 8.0 MiB/s"), "{text}");
+    let fio = text.lines().find(|l| l.contains("fio")).expect("fio row");
+    assert!(fio.contains("8.0 MiB"), "{fio}");
+    detail_of(&mut app, 600);
+    let text = screen(&app, 120, 36);
+    assert!(
+        text.contains("syscall layer via raw_tracepoint + io_uring layer"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("io_uring WRITE"))
+        .unwrap_or_else(|| panic!("io_uring WRITE row: {text}"));
+    assert!(
+        row.contains("copy u→k") && row.contains("384") && row.contains("24.0 MiB"),
+        "{row}"
+    );
+}
+
+#[test]
+fn io_uring_unseen_is_a_caveat_not_a_zero() {
+    let mut app = uring_app(State::Unavailable, 2);
+    assert!(!app.shared.io_uring_counted());
+    let text = screen(&app, 140, 24);
+    assert!(
+        !text.contains("URING/s"),
+        "no column for a layer that is not there: {text}"
+    );
+    assert!(
+        text.contains("io_uring used, io_uring layer unavailable: not counted"),
+        "{text}"
+    );
+    detail_of(&mut app, 600);
+    let text = screen(&app, 120, 36);
+    let row = text
+        .lines()
+        .find(|l| l.contains("io_uring_enter"))
+        .unwrap_or_else(|| panic!("the detector's row: {text}"));
+    assert!(
+        row.contains("UNCOUNTED") && row.contains("256") && row.contains("unknown"),
+        "{row}"
+    );
 }

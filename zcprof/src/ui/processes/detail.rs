@@ -14,7 +14,7 @@ use ratatui::{
     widgets::{Axis, Block, Borders, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table},
 };
 use zcprof_common::{
-    HIST_BUCKETS,
+    Counts, HIST_BUCKETS, io_uring,
     syscalls::{Direction, Family},
 };
 
@@ -113,7 +113,8 @@ const ABOUT_HEIGHT: u16 = 2;
 fn heights(shared: &Shared, row: &ProcRow, inner: Rect) -> (u16, u16) {
     let rest = inner.height.saturating_sub(ABOUT_HEIGHT);
     let kernel = kernel::height(shared, row, inner.width).min(rest / 2);
-    let syscalls = used(&row.totals).count().max(1) as u16 + errors(row).is_some() as u16;
+    let syscalls = (used(&row.totals).count() + row.io_uring.fired().count()).max(1) as u16
+        + errors(row).is_some() as u16;
     let sizes = buckets(row).iter().filter(|n| **n > 0).count().max(1) as u16;
     // Title and header above the syscalls; title above the sizes.
     let middle = (2 + syscalls).max(1 + sizes).min((rest - kernel) / 2);
@@ -123,35 +124,65 @@ fn heights(shared: &Shared, row: &ProcRow, inner: Rect) -> (u16, u16) {
 fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRow) {
     let theme = shared.theme();
     let header = Row::new(["SYSCALL", "KIND", "CALLS", "BYTES", "ERRORS"]).style(theme.title());
-    let rows: Vec<Row> = used(&row.totals)
-        .map(|(sc, s)| {
-            let kind = match (sc.family, sc.direction) {
-                (Family::ZeroCopy, _) => "zero-copy",
-                (Family::Copy, Direction::KernelToUser) => "copy k→u",
-                (Family::Copy, _) => "copy u→k",
-                (Family::ZeroCopyRequested, _) => "zc asked",
-                (Family::Notice, _) => "zc notice",
-                (Family::Control, _) => "calls",
-            };
-            let style = if sc.family == Family::ZeroCopy {
-                theme.zero_copy()
-            } else {
-                theme.copied()
-            };
-            Row::new(vec![
-                Cell::from(sc.name),
-                Cell::from(Span::styled(kind, style)),
-                Cell::from(units::count(s.calls)),
-                Cell::from(units::bytes(s.bytes as f64)),
-                Cell::from(units::count(s.errors)),
-            ])
-        })
+    let line = |name: String, (family, direction): (Family, Direction), s: &Counts| {
+        let kind = match (family, direction) {
+            (Family::ZeroCopy, _) => "zero-copy",
+            (Family::Copy, Direction::KernelToUser) => "copy k→u",
+            (Family::Copy, _) => "copy u→k",
+            (Family::ZeroCopyRequested, _) => "zc asked",
+            (Family::Notice, _) => "zc notice",
+            (Family::Control, _) => "calls",
+        };
+        let style = if family == Family::ZeroCopy {
+            theme.zero_copy()
+        } else {
+            theme.copied()
+        };
+        Row::new(vec![
+            Cell::from(name),
+            Cell::from(Span::styled(kind, style)),
+            Cell::from(units::count(s.calls)),
+            Cell::from(units::bytes(s.bytes as f64)),
+            Cell::from(units::count(s.errors)),
+        ])
+    };
+    let mut rows: Vec<Row> = used(&row.totals)
+        .map(|(sc, s)| line(sc.name.to_string(), (sc.family, sc.direction), s))
         .collect();
+    // The io_uring layer's opcodes below the syscalls, each named with its layer; the
+    // detector's slot (io_uring used while the layer was unavailable) as the caveat it is.
+    let uring = row.io_uring.fired().count();
+    for (op, s) in row.io_uring.fired() {
+        if op.name == io_uring::OPS[io_uring::ENTER_SEEN as usize].name {
+            rows.push(
+                Row::new(vec![
+                    Cell::from("io_uring_enter"),
+                    // The layer was unavailable: its requests' bytes are unknown, not 0.
+                    Cell::from("UNCOUNTED"),
+                    Cell::from(units::count(s.calls)),
+                    Cell::from("unknown"),
+                ])
+                .style(theme.alert()),
+            );
+        } else {
+            rows.push(line(
+                format!("io_uring {}", op.name),
+                (op.family, op.direction),
+                s,
+            ));
+        }
+    }
     let empty = rows.is_empty();
+    let title = if uring > 0 {
+        format!("syscall layer{} + io_uring layer · totals", via(shared))
+    } else {
+        format!("syscall layer{} · totals", via(shared))
+    };
     let table = Table::new(
         rows,
         [
-            Constraint::Length(16),
+            // `io_uring SENDMSG_ZC` needs 19 cells; plain syscall names fit 16.
+            Constraint::Length(if uring > 0 { 20 } else { 16 }),
             Constraint::Length(10),
             Constraint::Length(12),
             Constraint::Length(11),
@@ -159,10 +190,11 @@ fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRo
         ],
     )
     .header(header)
-    .block(Block::default().borders(Borders::RIGHT).title(Span::styled(
-        format!("syscall layer{} · totals", via(shared)),
-        theme.title(),
-    )));
+    .block(
+        Block::default()
+            .borders(Borders::RIGHT)
+            .title(Span::styled(title, theme.title())),
+    );
     let (area, errors_line) = match errors(row) {
         // Below the table, when there is room for it and one syscall.
         Some(errors) if area.height > 3 => (

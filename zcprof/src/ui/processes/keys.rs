@@ -73,11 +73,17 @@ impl Processes {
             }
             KeyCode::Esc => self.set_filter(None),
             KeyCode::Char('s') => {
-                self.sort.column = self.sort.column.next(&Column::shown(shared.copy_source));
+                self.sort.column = self.sort.column.next(&Column::shown(
+                    shared.copy_source,
+                    shared.io_uring_counted(),
+                ));
                 self.refresh_order();
             }
             KeyCode::Char('S') => {
-                self.sort.column = self.sort.column.prev(&Column::shown(shared.copy_source));
+                self.sort.column = self.sort.column.prev(&Column::shown(
+                    shared.copy_source,
+                    shared.io_uring_counted(),
+                ));
                 self.refresh_order();
             }
             KeyCode::Char('r') => {

@@ -7,8 +7,11 @@ use zcprof_common::{
 };
 
 use crate::{
-    model::{Figures, KernelProbes, ProcId, Syscalls, Totals},
-    report::{Rates, top::KernelRates},
+    model::{Figures, IoUringOps, KernelProbes, ProcId, Syscalls, Totals},
+    report::{
+        Rates,
+        top::{IoUringRates, KernelRates},
+    },
 };
 
 /// One process as the table and the detail view show it.
@@ -33,6 +36,10 @@ pub struct ProcRow {
     pub kernel_rates: KernelRates,
     /// Everything the kernel layer counted since the probes attached, per probe.
     pub kernel: Totals<KernelProbes>,
+    /// What the io_uring layer counted in the last interval, per second.
+    pub io_uring_rates: IoUringRates,
+    /// Everything the io_uring layer counted since the probes attached, per opcode.
+    pub io_uring: Totals<IoUringOps>,
     /// Direct children known to the model: (pid, comm).
     pub children: Vec<(u32, String)>,
 }
@@ -66,12 +73,14 @@ pub enum Column {
     Ratio,
     Calls,
     AvgCopy,
-    /// Kernel-layer copies, from the copy role only: the one column of another layer.
+    /// io_uring-layer copies (completed requests), both ways.
+    IoUringCopied,
+    /// Kernel-layer copies, from the copy role only.
     KernelCopied,
 }
 
 impl Column {
-    pub const ALL: [Column; 10] = [
+    pub const ALL: [Column; 11] = [
         Column::Pid,
         Column::Comm,
         Column::Copied,
@@ -81,15 +90,18 @@ impl Column {
         Column::Ratio,
         Column::Calls,
         Column::AvgCopy,
+        Column::IoUringCopied,
         Column::KernelCopied,
     ];
 
-    /// The table's columns: the kernel-copy one only when a copy role attached, so that no
-    /// column stands empty for a probe that is not there.
-    pub fn shown(copy_source: Option<Role>) -> Vec<Column> {
+    /// The table's columns: the kernel-copy one only when a copy role attached, the
+    /// io_uring one only when that layer counts, so that no column stands empty for a
+    /// probe that is not there.
+    pub fn shown(copy_source: Option<Role>, io_uring: bool) -> Vec<Column> {
         Column::ALL
             .into_iter()
             .filter(|c| *c != Column::KernelCopied || copy_source.is_some())
+            .filter(|c| *c != Column::IoUringCopied || io_uring)
             .collect()
     }
 
@@ -104,6 +116,7 @@ impl Column {
             Column::Ratio => "ZC%",
             Column::Calls => "CALLS/s",
             Column::AvgCopy => "AVG SIZE",
+            Column::IoUringCopied => "URING/s",
             Column::KernelCopied => "KERNEL/s",
         }
     }
@@ -152,6 +165,10 @@ pub(super) fn sort_value(row: &ProcRow, column: Column) -> f64 {
         Column::Ratio => r.zero_copy_ratio.unwrap_or(-1.0),
         Column::Calls => r.calls_per_s,
         Column::AvgCopy => row.avg_copy().unwrap_or(-1.0),
+        Column::IoUringCopied => {
+            let u = &row.io_uring_rates.rates;
+            u.copy_k2u_bytes_per_s + u.copy_u2k_bytes_per_s
+        }
         Column::KernelCopied => row.kernel_rates.copied_per_s().unwrap_or(-1.0),
         Column::Pid | Column::Comm => 0.0,
     }

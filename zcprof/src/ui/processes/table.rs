@@ -28,7 +28,10 @@ const TREND_WIDTH: u16 = 30;
 /// Draws the table of `processes` (under the demos panel too, where it takes no keys).
 pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Processes) {
     let theme = shared.theme();
-    let columns = fitting(Column::shown(shared.copy_source), area.width);
+    let columns = fitting(
+        Column::shown(shared.copy_source, shared.io_uring_counted()),
+        area.width,
+    );
     let trend_width = trend_width(&columns, area.width);
     let header = Row::new(
         columns
@@ -150,6 +153,13 @@ fn cell(column: Column, r: &ProcRow, theme: Theme) -> Cell<'static> {
         Column::Ratio => Cell::from(units::percent(rates.zero_copy_ratio)),
         Column::Calls => Cell::from(format!("{:.0}", rates.calls_per_s)),
         Column::AvgCopy => Cell::from(r.avg_copy().map_or_else(|| "-".into(), units::bytes)),
+        Column::IoUringCopied => Cell::from(Span::styled(
+            per_second(
+                r.io_uring_rates.rates.copy_k2u_bytes_per_s
+                    + r.io_uring_rates.rates.copy_u2k_bytes_per_s,
+            ),
+            theme.copied(),
+        )),
         Column::KernelCopied => Cell::from(Span::styled(
             r.kernel_rates
                 .copied_per_s()
@@ -164,7 +174,11 @@ fn width(column: Column) -> u16 {
     match column {
         Column::Pid => 7,
         Column::Comm => 12,
-        Column::Copied | Column::CopyK2u | Column::CopyU2k | Column::KernelCopied => 10,
+        Column::Copied
+        | Column::CopyK2u
+        | Column::CopyU2k
+        | Column::IoUringCopied
+        | Column::KernelCopied => 10,
         Column::ZeroCopy => 11,
         Column::Ratio => 6,
         Column::Calls => 8,
