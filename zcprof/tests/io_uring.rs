@@ -247,21 +247,13 @@ fn serve_and_top_show_fios_io_uring_writes() {
         time::{Duration, Instant},
     };
 
-    use common::{Reaped, free_port, http_get, top_schema};
+    use common::{Reaped, http_get, top_schema};
 
     let test = "serve_and_top_show_fios_io_uring_writes";
     if !privileged(test) || !fio_available(test) {
         return;
     }
-    let port = free_port();
-    let _server = Reaped(
-        zcprof()
-            .args(["serve", "--interval", "200ms", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zcprof serve"),
-    );
+    let (_server, port) = common::serve(&[]);
     let mut top = Reaped(
         zcprof()
             .args(["top", "--json", "--interval", "250ms"])

@@ -15,8 +15,8 @@ use std::{
 };
 
 use common::{
-    NGINX_FETCHES, NGINX_FILE, Nginx, Reaped, demo_bin, fails, free_port, has_child_named,
-    http_get, privileged, temp, wait_attached, zcprof,
+    NGINX_FETCHES, NGINX_FILE, Nginx, Reaped, demo_bin, fails, has_child_named, http_get,
+    privileged, temp, wait_attached, zcprof,
 };
 use serde_json::{Value, json};
 use zcprof_demos::Report;
@@ -761,15 +761,7 @@ fn serve_exposes_live_counters() {
     if !privileged("serve_exposes_live_counters") {
         return;
     }
-    let port = free_port();
-    let mut server = Reaped(
-        zcprof()
-            .args(["serve", "--interval", "200ms", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zcprof serve"),
-    );
+    let (mut server, port) = common::serve(&[]);
     let mut busy = Command::new("dd")
         .args([
             "if=/dev/zero",
@@ -823,15 +815,7 @@ fn serve_exposes_live_counters() {
     assert!(status.success());
 
     // --include-self exports it like any other process: its writes of earlier answers.
-    let port = free_port();
-    let server = Reaped(
-        zcprof()
-            .args(["serve", "--include-self", "--interval", "200ms", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zcprof serve --include-self"),
-    );
+    let (server, port) = common::serve(&["--include-self"]);
     let own = format!("pid=\"{}\"", server.0.id());
     let deadline = Instant::now() + Duration::from_secs(20);
     while !http_get(port, "/metrics").is_some_and(|(_, b)| b.contains(&own)) {

@@ -7,7 +7,7 @@ use zcprof_common::kernel::Role;
 
 use super::{Lost, Rates, clock, layers_line, per_second, unix_time};
 use crate::{
-    model::{Figures, IoUringOps, KernelProbes, Model, Process, Totals},
+    model::{Figures, IoUringOps, KernelProbes, Model, Process, Slots, Totals},
     probes::{Layer, LayerSummary, State, copy_source},
     units,
 };
@@ -127,9 +127,19 @@ pub fn io_uring_counted(layers: &[LayerSummary]) -> bool {
 
 /// Machine-wide io_uring-layer counts for the interval (zcprof itself as in [`machine`]).
 pub fn machine_io_uring(model: &Model, own: &Own) -> Totals<IoUringOps> {
+    machine_layer(model, own, |p| &p.interval.io_uring)
+}
+
+/// One layer's counts for the interval, every process together (zcprof itself as in
+/// [`machine`]).
+fn machine_layer<S: Slots>(
+    model: &Model,
+    own: &Own,
+    layer: impl Fn(&Process) -> &Totals<S>,
+) -> Totals<S> {
     let mut total = Totals::zero();
     for p in model.processes().filter(|p| !own.hides(p)) {
-        total.add(&p.interval.io_uring);
+        total.add(layer(p));
     }
     total
 }
@@ -188,11 +198,7 @@ pub fn machine(model: &Model, own: &Own) -> Figures {
 
 /// Machine-wide kernel-layer counts for the interval (zcprof itself as in [`machine`]).
 pub fn machine_kernel(model: &Model, own: &Own) -> Totals<KernelProbes> {
-    let mut total = Totals::zero();
-    for p in model.processes().filter(|p| !own.hides(p)) {
-        total.add(&p.interval.kernel);
-    }
-    total
+    machine_layer(model, own, |p| &p.interval.kernel)
 }
 
 /// Kernel-layer figures per second. The copy rates come from one set of counters
@@ -705,17 +711,16 @@ mod tests {
         (m, layers)
     }
 
+    /// The `top --json` frame of `m`, unfiltered.
+    fn frame_of(m: &Model, layers: &[LayerSummary]) -> serde_json::Value {
+        serde_json::from_str(&json(m, layers, &Filter::default(), &Own::default(), false))
+            .expect("JSON")
+    }
+
     #[test]
     fn io_uring_rates_have_their_columns_and_rank_the_rows() {
         let (m, layers) = uring_model(true);
-        let frame: serde_json::Value = serde_json::from_str(&json(
-            &m,
-            &layers,
-            &Filter::default(),
-            &Own::default(),
-            false,
-        ))
-        .expect("JSON");
+        let frame = frame_of(&m, &layers);
         // fio copied 3 MB/s through io_uring, nc nothing in this interval: fio first.
         let fio = &frame["processes"][0];
         assert_eq!(fio["comm"], "fio", "{frame:#}");
@@ -761,14 +766,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("URING COPY"), "{text}");
-        let frame: serde_json::Value = serde_json::from_str(&json(
-            &m,
-            &layers,
-            &Filter::default(),
-            &Own::default(),
-            false,
-        ))
-        .expect("JSON");
+        let frame = frame_of(&m, &layers);
         let fio = frame["processes"]
             .as_array()
             .expect("processes")

@@ -206,6 +206,21 @@ impl Drop for Reaped {
     }
 }
 
+/// `zcprof serve` on a free loopback port, refreshing every 200 ms, with `extra` options;
+/// killed when the test ends. Returns it and its port.
+pub fn serve(extra: &[&str]) -> (Reaped, u16) {
+    let port = free_port();
+    let child = zcprof()
+        .arg("serve")
+        .args(extra)
+        .args(["--interval", "200ms", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("zcprof serve");
+    (Reaped(child), port)
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
