@@ -157,6 +157,11 @@ impl Rates {
             zero_copy_ratio: f.zero_copy_ratio(),
         }
     }
+
+    /// Bytes copied per second, both ways.
+    pub fn copied_per_s(&self) -> f64 {
+        self.copy_k2u_bytes_per_s + self.copy_u2k_bytes_per_s
+    }
 }
 
 /// Seconds since the Unix epoch, for JSON timestamps.

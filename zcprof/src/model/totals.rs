@@ -266,6 +266,17 @@ impl Totals<IoUringOps> {
             .filter(|(_, s)| s.calls > 0)
     }
 
+    /// [`fired`](Self::fired) without the detector's slot: the requests that completed
+    /// (the detector's calls are [`unseen_calls`](Self::unseen_calls)).
+    pub fn requests(&self) -> impl Iterator<Item = (&'static io_uring::Op, &Counts)> {
+        io_uring::OPS
+            .iter()
+            .zip(self.slots())
+            .enumerate()
+            .filter(|&(slot, (_, s))| slot != io_uring::ENTER_SEEN as usize && s.calls > 0)
+            .map(|(_, fired)| fired)
+    }
+
     /// The io_uring figures: bytes by family as the syscall layer sums them (SEND_ZC's
     /// requested zero-copy counted as copied, user to kernel: only a notification could
     /// prove otherwise, and it does not say how many bytes), calls and errors of every

@@ -232,10 +232,7 @@ fn io_uring_series(model: &Model, own: &Own) -> (Vec<Series>, Vec<(Labels, u64)>
     let mut unseen = Vec::new();
     for p in model.processes().filter(|p| !own.hides(p)) {
         let t = &p.totals.io_uring;
-        for (op, s) in t.fired() {
-            if op.name == zcprof_common::io_uring::OPS[ENTER_SEEN].name {
-                continue;
-            }
+        for (op, s) in t.requests() {
             let labels = vec![
                 ("opcode", op.name.to_string()),
                 (
@@ -260,9 +257,6 @@ fn io_uring_series(model: &Model, own: &Own) -> (Vec<Series>, Vec<(Labels, u64)>
     }
     (series, unseen)
 }
-
-/// The detector's slot: not a request.
-const ENTER_SEEN: usize = zcprof_common::io_uring::ENTER_SEEN as usize;
 
 /// The kernel layer's series: one per process × probe that fired.
 fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {

@@ -284,13 +284,7 @@ fn io_uring_table(out: &mut String, t: &Totals<IoUringOps>) {
             zcprof_recording::diff::IO_URING_CAVEAT
         ));
     }
-    let ops: Vec<_> = t
-        .fired()
-        .filter(|(op, _)| {
-            op.name
-                != zcprof_common::io_uring::OPS[zcprof_common::io_uring::ENTER_SEEN as usize].name
-        })
-        .collect();
+    let ops: Vec<_> = t.requests().collect();
     if ops.is_empty() {
         return;
     }

@@ -477,7 +477,7 @@ fn line(
         let u = Rates::of(u, seconds);
         s.push_str(&format!(
             " {:>13} {:>13}",
-            units::rate(u.copy_k2u_bytes_per_s + u.copy_u2k_bytes_per_s),
+            units::rate(u.copied_per_s()),
             units::rate(u.zero_copy_bytes_per_s)
         ));
     }

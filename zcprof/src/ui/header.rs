@@ -78,10 +78,7 @@ impl Machine {
         self.io_uring = IoUringRates::of(&top::machine_io_uring(model, own), seconds);
         self.own = own.figures(model).unwrap_or_default();
         let m = Rates::of(&self.figures, seconds);
-        self.history.push(
-            m.copy_k2u_bytes_per_s + m.copy_u2k_bytes_per_s,
-            m.zero_copy_bytes_per_s,
-        );
+        self.history.push(m.copied_per_s(), m.zero_copy_bytes_per_s);
     }
 }
 
@@ -177,10 +174,7 @@ fn io_uring_spans<'a>(u: &IoUringRates, theme: &Theme) -> Vec<Span<'a>> {
         spans.extend([
             Span::styled(" · io_uring layer: ", theme.title()),
             Span::raw("copied "),
-            Span::styled(
-                units::rate(r.copy_k2u_bytes_per_s + r.copy_u2k_bytes_per_s),
-                theme.copied(),
-            ),
+            Span::styled(units::rate(r.copied_per_s()), theme.copied()),
             Span::raw(" · zero-copy "),
             Span::styled(units::rate(r.zero_copy_bytes_per_s), theme.zero_copy()),
         ]);

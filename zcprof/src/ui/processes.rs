@@ -127,10 +127,10 @@ impl Processes {
             });
         }
         for row in &self.rows {
-            self.history.entry(row.id).or_default().push(
-                row.rates.copy_k2u_bytes_per_s + row.rates.copy_u2k_bytes_per_s,
-                row.rates.zero_copy_bytes_per_s,
-            );
+            self.history
+                .entry(row.id)
+                .or_default()
+                .push(row.rates.copied_per_s(), row.rates.zero_copy_bytes_per_s);
         }
         let rows = &self.rows;
         self.history

@@ -122,7 +122,7 @@ fn mode_lines(theme: Theme, run: Option<&DemoRun>) -> Vec<Line<'_>> {
             w.pid,
             if w.exited { " (exited)" } else { "" }
         )));
-        let copied = w.rates.copy_k2u_bytes_per_s + w.rates.copy_u2k_bytes_per_s;
+        let copied = w.rates.copied_per_s();
         lines.push(Line::from(vec![
             Span::raw(" copy "),
             Span::styled(per_second(copied) + "/s", theme.copied()),

@@ -14,7 +14,7 @@ use ratatui::{
     widgets::{Axis, Block, Borders, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table},
 };
 use zcprof_common::{
-    Counts, HIST_BUCKETS, io_uring,
+    Counts, HIST_BUCKETS,
     syscalls::{Direction, Family},
 };
 
@@ -152,25 +152,24 @@ fn render_breakdown(frame: &mut Frame, area: Rect, shared: &Shared, row: &ProcRo
     // The io_uring layer's opcodes below the syscalls, each named with its layer; the
     // detector's slot (io_uring used while the layer was unavailable) as the caveat it is.
     let uring = row.io_uring.fired().count();
-    for (op, s) in row.io_uring.fired() {
-        if op.name == io_uring::OPS[io_uring::ENTER_SEEN as usize].name {
-            rows.push(
-                Row::new(vec![
-                    Cell::from("io_uring_enter"),
-                    // The layer was unavailable: its requests' bytes are unknown, not 0.
-                    Cell::from("UNCOUNTED"),
-                    Cell::from(units::count(s.calls)),
-                    Cell::from("unknown"),
-                ])
-                .style(theme.alert()),
-            );
-        } else {
-            rows.push(line(
-                format!("io_uring {}", op.name),
-                (op.family, op.direction),
-                s,
-            ));
-        }
+    rows.extend(row.io_uring.requests().map(|(op, s)| {
+        line(
+            format!("io_uring {}", op.name),
+            (op.family, op.direction),
+            s,
+        )
+    }));
+    if row.io_uring.unseen_calls() > 0 {
+        rows.push(
+            Row::new(vec![
+                Cell::from("io_uring_enter"),
+                // The layer was unavailable: its requests' bytes are unknown, not 0.
+                Cell::from("UNCOUNTED"),
+                Cell::from(units::count(row.io_uring.unseen_calls())),
+                Cell::from("unknown"),
+            ])
+            .style(theme.alert()),
+        );
     }
     let empty = rows.is_empty();
     let title = if uring > 0 {

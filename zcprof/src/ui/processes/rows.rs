@@ -157,7 +157,7 @@ impl Default for Sort {
 pub(super) fn sort_value(row: &ProcRow, column: Column) -> f64 {
     let r = &row.rates;
     match column {
-        Column::Copied => r.copy_k2u_bytes_per_s + r.copy_u2k_bytes_per_s,
+        Column::Copied => r.copied_per_s(),
         Column::CopyK2u => r.copy_k2u_bytes_per_s,
         Column::CopyU2k => r.copy_u2k_bytes_per_s,
         Column::ZeroCopy => r.zero_copy_bytes_per_s,
@@ -165,10 +165,7 @@ pub(super) fn sort_value(row: &ProcRow, column: Column) -> f64 {
         Column::Ratio => r.zero_copy_ratio.unwrap_or(-1.0),
         Column::Calls => r.calls_per_s,
         Column::AvgCopy => row.avg_copy().unwrap_or(-1.0),
-        Column::IoUringCopied => {
-            let u = &row.io_uring_rates.rates;
-            u.copy_k2u_bytes_per_s + u.copy_u2k_bytes_per_s
-        }
+        Column::IoUringCopied => row.io_uring_rates.rates.copied_per_s(),
         Column::KernelCopied => row.kernel_rates.copied_per_s().unwrap_or(-1.0),
         Column::Pid | Column::Comm => 0.0,
     }

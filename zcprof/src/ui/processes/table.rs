@@ -141,7 +141,7 @@ fn cell(column: Column, r: &ProcRow, theme: Theme) -> Cell<'static> {
         Column::Comm if r.exited => Cell::from(format!("{} (exited)", r.comm)),
         Column::Comm => Cell::from(r.comm.clone()),
         Column::Copied => Cell::from(Span::styled(
-            per_second(rates.copy_k2u_bytes_per_s + rates.copy_u2k_bytes_per_s),
+            per_second(rates.copied_per_s()),
             theme.copied(),
         )),
         Column::CopyK2u => Cell::from(per_second(rates.copy_k2u_bytes_per_s)),
@@ -154,10 +154,7 @@ fn cell(column: Column, r: &ProcRow, theme: Theme) -> Cell<'static> {
         Column::Calls => Cell::from(format!("{:.0}", rates.calls_per_s)),
         Column::AvgCopy => Cell::from(r.avg_copy().map_or_else(|| "-".into(), units::bytes)),
         Column::IoUringCopied => Cell::from(Span::styled(
-            per_second(
-                r.io_uring_rates.rates.copy_k2u_bytes_per_s
-                    + r.io_uring_rates.rates.copy_u2k_bytes_per_s,
-            ),
+            per_second(r.io_uring_rates.rates.copied_per_s()),
             theme.copied(),
         )),
         Column::KernelCopied => Cell::from(Span::styled(
