@@ -16,7 +16,7 @@ use zcprof_common::io_uring::{COUNTING, global, program};
 
 use super::{
     Host, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus,
-    attach_tracepoint,
+    attach_tracepoint, tracepoint,
 };
 use crate::tracefs;
 
@@ -140,13 +140,9 @@ impl LayerProbes for IoUringLayer {
         let (submit, complete) = match &self.plan {
             Ok(submit) => {
                 // Completion first: a submission kept without its completion program would
-                // only fill the in-flight map.
-                let complete =
-                    attach_tracepoint(ebpf, program::COMPLETE, "io_uring", "io_uring_complete")
-                        .and_then(|()| {
-                            attach_tracepoint(ebpf, program::SUBMIT, "io_uring", submit)
-                                .map_err(|err| anyhow!(err).context(format!("io_uring:{submit}")))
-                        });
+                // only fill the in-flight map. Both or neither: a completion program left
+                // attached without its submissions would count every completion as lost.
+                let complete = attach_pair(ebpf, submit);
                 let again = complete.as_ref().map(drop).map_err(|e| anyhow!("{e:#}"));
                 (
                     status(format!("io_uring:{submit}"), again),
@@ -170,6 +166,24 @@ impl LayerProbes for IoUringLayer {
         }
         out
     }
+}
+
+/// `io_uring_complete`, then `submit`; when the second fails the first is detached again.
+fn attach_pair(ebpf: &mut Ebpf, submit: &str) -> anyhow::Result<()> {
+    let link = tracepoint(ebpf, program::COMPLETE)?
+        .attach("io_uring", "io_uring_complete")
+        .map_err(|err| anyhow!(err).context("attach"))?;
+    let submitted = attach_tracepoint(ebpf, program::SUBMIT, "io_uring", submit)
+        .map_err(|err| anyhow!(err).context(format!("io_uring:{submit}")));
+    if submitted.is_err()
+        && let Err(err) = tracepoint(ebpf, program::COMPLETE).and_then(|p| {
+            p.detach(link)
+                .map_err(|err| anyhow!(err).context("detaching io_uring_complete"))
+        })
+    {
+        return submitted.map_err(|e| e.context(format!("{err:#}")));
+    }
+    submitted
 }
 
 /// The detector, on both syscalls.
