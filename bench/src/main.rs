@@ -6,6 +6,7 @@
 //! ground truth a profiler's totals must equal. The parent's own syscalls (printing the
 //! report) are not part of it.
 
+mod floor;
 mod startup;
 mod workload;
 
@@ -28,8 +29,13 @@ enum Command {
     Bulk(workload::Args),
     /// sendfile from a page-cached file into a pipe, splice from it to /dev/null, per worker
     Zerocopy(workload::Args),
+    /// `dd if=/dev/zero of=/dev/null bs=1`'s loop: 1 B reads and writes, per worker
+    DdBs1(workload::Args),
     /// Time zcprof's load + attach of every probe (and the detach), in this process
     Startup(startup::Args),
+    /// Attach only an empty program on the syscall layer's default hook, until a signal
+    /// (the benchmark's floor)
+    EmptyHook,
 }
 
 fn main() -> ExitCode {
@@ -38,7 +44,9 @@ fn main() -> ExitCode {
         Command::Storm(args) => workload::run(workload::Kind::Storm, &args),
         Command::Bulk(args) => workload::run(workload::Kind::Bulk, &args),
         Command::Zerocopy(args) => workload::run(workload::Kind::Zerocopy, &args),
+        Command::DdBs1(args) => workload::run(workload::Kind::DdBs1, &args),
         Command::Startup(args) => startup::run(&args),
+        Command::EmptyHook => floor::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

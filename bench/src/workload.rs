@@ -20,6 +20,9 @@ pub enum Kind {
     Storm,
     Bulk,
     Zerocopy,
+    /// `dd if=/dev/zero of=/dev/null bs=1`: the cheapest syscalls there are, so the probe's
+    /// own cost is the largest share of each.
+    DdBs1,
 }
 
 #[derive(clap::Args)]
@@ -91,7 +94,7 @@ pub fn run(kind: Kind, args: &Args) -> anyhow::Result<()> {
     let outputs: Vec<_> = (0..workers)
         .map(|i| scratch.path().join(format!("out{i}")))
         .collect();
-    if kind != Kind::Storm {
+    if matches!(kind, Kind::Bulk | Kind::Zerocopy) {
         let data: Vec<u8> = (0..INPUT_BYTES).map(|i| (i % 251) as u8).collect();
         std::fs::write(&input, data).with_context(|| format!("writing {}", input.display()))?;
     }
@@ -153,6 +156,7 @@ fn run_workers(
                 Kind::Storm => storm(tally, started + seconds),
                 Kind::Bulk => bulk(tally, started + seconds, &input, output),
                 Kind::Zerocopy => zerocopy(tally, started + seconds, &input),
+                Kind::DdBs1 => dd_bs1(tally, started + seconds),
             };
             tally.elapsed_ns = started.elapsed().as_nanos() as u64;
             tally.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
@@ -209,7 +213,7 @@ fn run_workers(
         })
         .collect();
     Ok(json!({
-        "workload": match kind { Kind::Storm => "storm", Kind::Bulk => "bulk", Kind::Zerocopy => "zerocopy" },
+        "workload": match kind { Kind::Storm => "storm", Kind::Bulk => "bulk", Kind::Zerocopy => "zerocopy", Kind::DdBs1 => "dd-bs1" },
         "workers": per_worker,
         "calls": calls,
         "bytes": bytes,
@@ -257,6 +261,37 @@ fn storm(t: &mut Tally, deadline: Instant) -> bool {
                 if !ok {
                     return false;
                 }
+            }
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+    }
+}
+
+/// dd's loop at `bs=1`: read one byte from /dev/zero, write it to /dev/null.
+fn dd_bs1(t: &mut Tally, deadline: Instant) -> bool {
+    // SAFETY: valid NUL-terminated paths.
+    let (zero, null) = unsafe {
+        (
+            libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY),
+            libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY),
+        )
+    };
+    if zero < 0 || null < 0 {
+        return false;
+    }
+    let mut byte = 0u8;
+    let p = (&raw mut byte).cast::<libc::c_void>();
+    loop {
+        for _ in 0..CHECK_EVERY * 8 {
+            // SAFETY: one byte of our own; the fds are ours.
+            let ok = unsafe {
+                t.note(READ, libc::read(zero, p, 1)) == 1
+                    && t.note(WRITE, libc::write(null, p, 1)) == 1
+            };
+            if !ok {
+                return false;
             }
         }
         if Instant::now() >= deadline {

@@ -9,6 +9,7 @@
 
 mod conditions;
 mod procfs;
+mod progstats;
 mod report;
 mod workloads;
 
@@ -54,6 +55,8 @@ pub struct Results {
     pub skipped: Vec<(Condition, String)>,
     /// (rep, workload, condition, result)
     pub runs: Vec<(usize, Workload, Condition, Result<Sample, String>)>,
+    /// The statistics pass: each watching profiler's programs, per workload.
+    pub prog_stats: Vec<(Workload, Condition, Result<Vec<progstats::ProgRun>, String>)>,
     /// Per mode: load + attach seconds, detach seconds.
     pub startup: Vec<(&'static str, Vec<f64>, Vec<f64>)>,
     pub wall_s: f64,
@@ -116,15 +119,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         for &workload in &workloads {
-            let seconds = match workload {
-                Workload::Storm => args.seconds,
-                _ => (args.seconds * 2.0 / 3.0).max(0.5),
-            };
+            let seconds = workload_seconds(workload, args.seconds);
             // Rotate the order each repetition so no condition always runs first or last.
             let n = conditions.len();
             for i in 0..n {
                 let condition = conditions[(i + rep) % n];
-                let result = conditions::run(condition, workload, seconds, &tools)
+                let result = conditions::run(condition, workload, seconds, &tools, false)
                     .map_err(|err| format!("{err:#}"));
                 eprintln!(
                     "bench: [{}/{reps}] {:<10} {:<18} {}",
@@ -135,6 +135,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 );
                 runs.push((rep, workload, condition, result));
             }
+        }
+    }
+    // One more run of each watching profiler with the kernel's BPF statistics on (they cost
+    // ~20 ns per program run, so never during the timed repetitions): each program's own
+    // run time per call, the hook apart from the program's work.
+    let mut prog_stats = Vec::new();
+    for &workload in &workloads {
+        let seconds = workload_seconds(workload, args.seconds);
+        for &condition in conditions.iter().filter(|c| c.watches()) {
+            let result = conditions::run(condition, workload, seconds, &tools, true)
+                .map_err(|err| format!("{err:#}"))
+                .and_then(|s| s.progs.ok_or_else(|| "no statistics".to_string()));
+            eprintln!(
+                "bench: [stats] {:<10} {:<18} {}",
+                workload.name(),
+                condition.name(),
+                match &result {
+                    Ok(progs) => progs
+                        .first()
+                        .and_then(|p| p
+                            .ns_per_run()
+                            .map(|ns| format!("{} {ns:.0} ns/run", p.name)))
+                        .unwrap_or_else(|| "no program ran".into()),
+                    Err(err) => format!("FAILED: {err}"),
+                }
+            );
+            prog_stats.push((workload, condition, result));
         }
     }
     // Removes the scratch directory.
@@ -148,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         conditions,
         skipped,
         runs,
+        prog_stats,
         startup,
         wall_s: began.elapsed().as_secs_f64(),
     };
@@ -158,6 +186,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("{}", std::fs::read_to_string(&md)?);
     eprintln!("bench: wrote {} and {}", md.display(), json.display());
     Ok(())
+}
+
+/// How long `workload` runs: the storm `seconds`, the others two thirds of it.
+fn workload_seconds(workload: Workload, seconds: f64) -> f64 {
+    match workload {
+        Workload::Storm => seconds,
+        _ => (seconds * 2.0 / 3.0).max(0.5),
+    }
 }
 
 /// zcprof's load + attach of every probe, and detach, timed in-process by `zcbench startup`.

@@ -70,6 +70,14 @@ pub mod program {
     pub const PROCESS_EXIT: &str = "process_exit";
 }
 
+/// The benchmark's floor (`cargo xtask bench`, condition "empty hook"): a program that does
+/// nothing, on the hook the syscall layer uses by default, loaded by `zcbench empty-hook`
+/// only. What zcprof's syscall layer adds beyond it is zcprof's own work.
+pub mod floor {
+    /// `tp_btf/sys_exit`, returning at once.
+    pub const EMPTY_SYS_EXIT: &str = "empty_sys_exit";
+}
+
 /// Names of the read-only globals that user space sets before loading (tracepoint field
 /// offsets read from tracefs, so the programs do not hard-code one kernel's layout).
 pub mod global {

@@ -14,6 +14,7 @@
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two
 //!   processes), and the flush helpers every counting layer's exit program uses.
 //! - `maps`: the ring buffer, the health counters, and the counting helpers.
+//! - `floor`: the benchmark's empty program (what the hook alone costs).
 
 #![no_std]
 #![no_main]
@@ -21,6 +22,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features, reason = "core_intrinsics is an internal feature")]
 
+mod floor;
 mod io_uring;
 mod kernel;
 mod lifecycle;

@@ -257,6 +257,25 @@ fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Trac
     Ok(prog)
 }
 
+/// Loads zcprof's object and attaches only the benchmark's empty program
+/// (`zcprof_common::floor`) on the syscall layer's default hook: what the hook alone costs,
+/// against which `cargo xtask bench` measures zcprof's own work. Detached when dropped.
+pub fn load_floor() -> anyhow::Result<Ebpf> {
+    let mut warnings = Vec::new();
+    let btf = load_btf(None, &mut warnings)?
+        .ok_or_else(|| anyhow!("the empty hook is a tp_btf program: this kernel has no BTF"))?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .load(OBJECT)
+        .context("loading zcprof's eBPF object")?;
+    let prog: &mut aya::programs::BtfTracePoint =
+        program(&mut ebpf, zcprof_common::floor::EMPTY_SYS_EXIT)?;
+    prog.load("sys_exit", &btf)
+        .context("loading the empty hook")?;
+    prog.attach().context("attaching the empty hook")?;
+    Ok(ebpf)
+}
+
 /// The program `name` of the object, as the program type `T` it must be.
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut T>
 where
@@ -362,6 +381,15 @@ mod tests {
             }
         }
         assert!(checked > 40, "only {checked} names checked");
+        // The bench's floor (`load_floor`): not in any layer, loaded by `zcbench empty-hook`.
+        let floor = zcprof_common::floor::EMPTY_SYS_EXIT;
+        assert!(
+            matches!(
+                object.programs.get(floor).map(|p| &p.section),
+                Some(ProgramSection::BtfTracePoint)
+            ),
+            "the floor program {floor} is not a tp_btf program in the object"
+        );
         // The kinds matter too: aya refuses to treat a tracepoint as a kprobe.
         for f in &zcprof_common::kernel::FUNCTIONS {
             let section = |name: &str| &object.programs[name].section;

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::{
     procfs,
+    progstats::{self, ProgRun},
     workloads::{Outcome, Truth, Workload},
 };
 use crate::util::last_line;
@@ -32,24 +33,30 @@ const ALL_LAYERS_ARGS: &[&str] = &[];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition {
     Baseline,
+    /// The floor: an empty program on zcprof's default hook (`zcbench empty-hook`).
+    EmptyHook,
     /// The default: BTF raw tracepoint.
     Zcprof,
     ZcprofRaw,
     ZcprofTracepoint,
     ZcprofAll,
     Bpftrace,
+    /// bpftrace on the one `raw_syscalls:sys_exit` tracepoint, filtering the syscall numbers.
+    BpftraceRaw,
     Strace,
     PerfTrace,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 8] = [
+    pub const ALL: [Condition; 10] = [
         Condition::Baseline,
+        Condition::EmptyHook,
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
         Condition::ZcprofAll,
         Condition::Bpftrace,
+        Condition::BpftraceRaw,
         Condition::Strace,
         Condition::PerfTrace,
     ];
@@ -65,19 +72,37 @@ impl Condition {
     pub fn name(self) -> &'static str {
         match self {
             Condition::Baseline => "baseline",
+            Condition::EmptyHook => "empty hook",
             Condition::Zcprof => "zcprof",
             Condition::ZcprofRaw => "zcprof raw_tp",
             Condition::ZcprofTracepoint => "zcprof tracepoint",
             Condition::ZcprofAll => "zcprof all layers",
             Condition::Bpftrace => "bpftrace",
+            Condition::BpftraceRaw => "bpftrace raw_syscalls",
             Condition::Strace => "strace -c -f",
             Condition::PerfTrace => "perf trace -s",
         }
     }
 
+    /// A profiler that watches the machine with BPF programs of its own process: the
+    /// statistics pass measures those programs' run time.
+    pub fn watches(self) -> bool {
+        matches!(
+            self,
+            Condition::EmptyHook
+                | Condition::Zcprof
+                | Condition::ZcprofRaw
+                | Condition::ZcprofTracepoint
+                | Condition::ZcprofAll
+                | Condition::Bpftrace
+                | Condition::BpftraceRaw
+        )
+    }
+
     pub fn describe(self) -> String {
         match self {
             Condition::Baseline => "no profiler".into(),
+            Condition::EmptyHook => "the floor: an empty program on zcprof's default hook (tp_btf sys_exit), attached by `zcbench empty-hook`; what zcprof adds beyond it is its own work".into(),
             Condition::Zcprof => "`zcprof top --json -i 1s`, the default: syscall layer on one BTF raw tracepoint (tp_btf) on sys_exit, lifecycle tracepoints".into(),
             Condition::ZcprofRaw => "`zcprof --syscall-probe raw top --json -i 1s`: the same on a plain raw tracepoint (the default before tuning)".into(),
             Condition::ZcprofTracepoint => "`zcprof --syscall-probe tracepoint top --json -i 1s` (one syscalls:sys_exit_* per counted syscall)".into(),
@@ -87,6 +112,7 @@ impl Condition {
                 format!("`zcprof {} top --json -i 1s`", ALL_LAYERS_ARGS.join(" "))
             },
             Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints".into(),
+            Condition::BpftraceRaw => "bpftrace: the same sum on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe)".into(),
             Condition::Strace => "`strace -c -f` wrapping the workload".into(),
             Condition::PerfTrace => "`perf trace -s` wrapping the workload".into(),
         }
@@ -112,6 +138,9 @@ pub struct Sample {
     pub lost: Option<u64>,
     /// Whether the profiler's per-process totals equal the workload's own count.
     pub exact: Option<Exactness>,
+    /// The profiler's BPF programs that ran during the workload, most runs first (the
+    /// statistics pass only).
+    pub progs: Option<Vec<ProgRun>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -128,11 +157,15 @@ pub struct Exactness {
     pub detail: Option<String>,
 }
 
+/// Runs `workload` under `condition`; with `stats`, the kernel's BPF statistics are on
+/// around the workload and the profiler's programs' run times come back in `progs` (its
+/// timings are then not comparable with the other runs').
 pub fn run(
     condition: Condition,
     workload: Workload,
     seconds: f64,
     tools: &Tools,
+    stats: bool,
 ) -> anyhow::Result<Sample> {
     let command = workload.command(&tools.bin, seconds);
     let timeout = Duration::from_secs_f64(seconds * 20.0 + 60.0);
@@ -142,6 +175,7 @@ pub fn run(
             daemon: None,
             lost: None,
             exact: None,
+            progs: None,
         }),
         Condition::Zcprof
         | Condition::ZcprofRaw
@@ -160,8 +194,8 @@ pub fn run(
             args.extend(["top", "--json", "-i", "1s"].map(String::from));
             // The first frame comes one interval after the probes attached.
             let daemon = Daemon::start(&args, |line| line.contains("zcprof.top/v1"), tools)?;
-            let (outcome, cost, lines) =
-                daemon.around(workload, &command, timeout, libc::SIGTERM)?;
+            let (outcome, cost, lines, progs) =
+                daemon.around(workload, &command, timeout, libc::SIGTERM, stats)?;
             let (totals, lost) = zcprof_totals(&lines, &outcome.truth)?;
             let exact = compare(&outcome.truth, &totals, true);
             Ok(Sample {
@@ -169,20 +203,42 @@ pub fn run(
                 daemon: Some(cost),
                 lost: Some(lost),
                 exact: Some(exact),
+                progs,
             })
         }
-        Condition::Bpftrace => {
-            let script = bpftrace_script();
+        Condition::EmptyHook => {
+            let args = vec![
+                tools.bin.join("zcbench").display().to_string(),
+                "empty-hook".into(),
+            ];
+            let daemon = Daemon::start(&args, |line| line.contains(EMPTY_HOOK_READY), tools)?;
+            let (outcome, cost, _, progs) =
+                daemon.around(workload, &command, timeout, libc::SIGTERM, stats)?;
+            Ok(Sample {
+                outcome,
+                daemon: Some(cost),
+                lost: None,
+                exact: None,
+                progs,
+            })
+        }
+        Condition::Bpftrace | Condition::BpftraceRaw => {
+            let script = if condition == Condition::Bpftrace {
+                bpftrace_script()
+            } else {
+                bpftrace_raw_script()
+            };
             let args = vec!["bpftrace".into(), "-e".into(), script];
             let daemon = Daemon::start(&args, |line| line.contains(READY), tools)?;
-            let (outcome, cost, lines) =
-                daemon.around(workload, &command, timeout, libc::SIGINT)?;
+            let (outcome, cost, lines, progs) =
+                daemon.around(workload, &command, timeout, libc::SIGINT, stats)?;
             let totals = bpftrace_totals(&lines);
             Ok(Sample {
                 exact: Some(compare(&outcome.truth, &totals, false)),
                 outcome,
                 daemon: Some(cost),
                 lost: None,
+                progs,
             })
         }
         Condition::Strace => {
@@ -196,6 +252,7 @@ pub fn run(
                 daemon: None,
                 lost: None,
                 exact: None,
+                progs: None,
             })
         }
         Condition::PerfTrace => {
@@ -211,6 +268,7 @@ pub fn run(
                 daemon: None,
                 lost: Some(perf_lost(&text)),
                 exact: None,
+                progs: None,
             })
         }
     }
@@ -318,20 +376,27 @@ impl Daemon {
     }
 
     /// Runs the workload while the daemon watches, then stops the daemon with `signal`
-    /// and returns everything it printed.
+    /// and returns everything it printed; with `stats`, also what its BPF programs did
+    /// while the workload ran (statistics on just around it).
+    #[allow(clippy::type_complexity)]
     fn around(
         mut self,
         workload: Workload,
         command: &[String],
         timeout: Duration,
         signal: i32,
-    ) -> anyhow::Result<(Outcome, DaemonCost, Vec<String>)> {
+        stats: bool,
+    ) -> anyhow::Result<(Outcome, DaemonCost, Vec<String>, Option<Vec<ProgRun>>)> {
         let pid = self.child.id();
+        let enabled = stats.then(progstats::enable).transpose()?;
+        let before = stats.then(|| progstats::snapshot(pid));
         let cpu0 = procfs::cpu_time(pid).ok_or_else(|| anyhow!("profiler {pid} vanished"))?;
         let t0 = Instant::now();
         let result = run_workload(command, timeout);
         let cpu1 = procfs::cpu_time(pid).unwrap_or(cpu0);
         let wall = t0.elapsed();
+        let progs = before.map(|b| progstats::runs(&b, &progstats::snapshot(pid), progstats::name));
+        drop(enabled);
         let peak_rss_kib = procfs::peak_rss_kib(pid).unwrap_or(0);
         // SAFETY: signalling our own child, which has not been waited for yet.
         unsafe { libc::kill(pid as i32, signal) };
@@ -347,7 +412,7 @@ impl Daemon {
             cpu_share: (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64(),
             peak_rss_kib,
         };
-        Ok((workload.parse(&stdout)?, cost, self.seen))
+        Ok((workload.parse(&stdout)?, cost, self.seen, progs))
     }
 }
 
@@ -391,6 +456,8 @@ fn zcprof_totals(
 }
 
 const READY: &str = "zcbench-bpftrace-ready";
+/// What `zcbench empty-hook` prints once its program is attached (bench/src/floor.rs).
+const EMPTY_HOOK_READY: &str = "zcbench-empty-hook-ready";
 
 /// Per-process sum of bytes on the same tracepoints zcprof's tracepoint mode uses.
 fn bpftrace_script() -> String {
@@ -404,6 +471,20 @@ fn bpftrace_script() -> String {
     format!(
         "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\n{} /args->ret > 0/ {{ @bytes[pid] = sum(args->ret); }}",
         probes.join(",\n")
+    )
+}
+
+/// The same sum on the one `raw_syscalls:sys_exit` tracepoint (every syscall's exit), kept
+/// to the counted syscalls by their numbers.
+fn bpftrace_raw_script() -> String {
+    let ids: Vec<String> = zcprof_common::syscalls::SYSCALLS
+        .iter()
+        .filter(|s| s.is_syscall())
+        .map(|s| format!("args->id == {}", s.nr))
+        .collect();
+    format!(
+        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\ntracepoint:raw_syscalls:sys_exit /args->ret > 0 && ({})/ {{ @bytes[pid] = sum(args->ret); }}",
+        ids.join(" || ")
     )
 }
 
@@ -458,7 +539,7 @@ fn compare(truth: &BTreeMap<u32, Truth>, seen: &BTreeMap<u32, Truth>, calls: boo
 pub fn available(condition: Condition) -> Result<(), String> {
     let probe = crate::util::quiet_ok;
     match condition {
-        Condition::Bpftrace if !probe("bpftrace", &["--version"]) => {
+        Condition::Bpftrace | Condition::BpftraceRaw if !probe("bpftrace", &["--version"]) => {
             Err("bpftrace is not installed".into())
         }
         Condition::Strace if !probe("strace", &["-V"]) => Err("strace is not installed".into()),

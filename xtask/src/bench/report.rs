@@ -275,11 +275,67 @@ struct Target {
     value: String,
 }
 
+/// The floor targets (issue 15), from the medians of added CPU ns per syscall in one run:
+/// zcprof ≤ 1.5 × the empty hook's, and ≤ ¼ of the cheapest bpftrace peer's. No verdict
+/// when a side is missing or not positive (noise can make a small added cost negative, and a
+/// ratio to it means nothing).
+fn floor_verdicts(
+    zcprof: Option<f64>,
+    empty: Option<f64>,
+    peers: &[Option<f64>],
+) -> (Option<bool>, Option<bool>) {
+    let positive = |v: Option<f64>| v.filter(|v| *v > 0.0);
+    let cheapest = peers
+        .iter()
+        .filter_map(|p| positive(*p))
+        .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.min(p))));
+    let z = zcprof.filter(|v| v.is_finite());
+    (
+        z.zip(positive(empty)).map(|(z, e)| z <= 1.5 * e),
+        z.zip(cheapest).map(|(z, b)| z <= b / 4.0),
+    )
+}
+
 fn targets(results: &Results) -> Vec<Target> {
     let mut out = Vec::new();
     let has = |w: Workload, c: Condition| {
         results.workloads.contains(&w) && results.conditions.contains(&c)
     };
+    for w in Workload::ALL {
+        if !(has(w, Condition::EmptyHook) && has(w, Condition::Zcprof)) {
+            continue;
+        }
+        let added = |c: Condition| {
+            has(w, c)
+                .then(|| cell(results, w, c).added_ns.map(|s| s.median))
+                .flatten()
+        };
+        let (z, e) = (added(Condition::Zcprof), added(Condition::EmptyHook));
+        let peers = [added(Condition::Bpftrace), added(Condition::BpftraceRaw)];
+        let (vs_floor, vs_peer) = floor_verdicts(z, e, &peers);
+        let ns = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:+.0} ns"));
+        out.push(Target {
+            what: format!(
+                "{}: zcprof added ns/syscall ≤ 1.5 × the empty hook's",
+                w.name()
+            ),
+            pass: vs_floor,
+            value: format!("{} vs empty hook {}", ns(z), ns(e)),
+        });
+        out.push(Target {
+            what: format!(
+                "{}: zcprof added ns/syscall ≤ ¼ of bpftrace's cheapest",
+                w.name()
+            ),
+            pass: vs_peer,
+            value: format!(
+                "{} vs bpftrace {} (syscalls:sys_exit_*), {} (raw_syscalls)",
+                ns(z),
+                ns(peers[0]),
+                ns(peers[1])
+            ),
+        });
+    }
     if has(Workload::Storm, Condition::Zcprof) {
         let raw = cell(results, Workload::Storm, Condition::Zcprof);
         let overhead = raw.overhead();
@@ -498,12 +554,81 @@ fn markdown(results: &Results) -> String {
         }
     }
 
+    md.push_str(&prog_table(results));
+
     md.push_str("\n## Conditions\n\n");
     for &c in &results.conditions {
         let _ = writeln!(md, "- **{}**: {}", c.name(), c.describe());
     }
     for (c, why) in &results.skipped {
         let _ = writeln!(md, "- **{}**: not run — {why}", c.name());
+    }
+    md
+}
+
+/// The statistics pass as a table: per workload and watching profiler, its busiest
+/// program's own run time per call (the kernel's BPF statistics), and for zcprof what it
+/// adds over the empty hook's program — its own work, the hook's entry and exit apart.
+fn prog_table(results: &Results) -> String {
+    if results.prog_stats.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n## Program run time (the kernel's BPF statistics, a pass of its own)\n\nEach watching profiler ran each workload once more with `BPF_ENABLE_STATS` on (statistics cost ~20 ns per program run, so the timed repetitions above run without them). *ns/run* is the kernel's run time of the profiler's busiest program over its runs while the workload ran, the statistics' own cost included; *over the empty hook* is that minus the empty program's on the same workload: the profiler's own work. Runs count every process's syscalls, not only the workload's.\n\n| workload | condition | busiest program | runs | ns/run | over the empty hook | other programs that ran |\n|---|---|---|---|---|---|---|\n",
+    );
+    let busiest = |w: Workload, c: Condition| {
+        results
+            .prog_stats
+            .iter()
+            .find(|(pw, pc, _)| *pw == w && *pc == c)
+            .and_then(|(_, _, r)| r.as_ref().ok())
+            .and_then(|progs| progs.first())
+            .and_then(|p| p.ns_per_run())
+    };
+    for (w, c, result) in &results.prog_stats {
+        match result {
+            Ok(progs) => {
+                let Some(top) = progs.first() else {
+                    let _ = writeln!(md, "| {} | {} | — | 0 | — | — | — |", w.name(), c.name());
+                    continue;
+                };
+                let ns = top.ns_per_run();
+                let floor = busiest(*w, Condition::EmptyHook);
+                let over = match (ns, floor) {
+                    (Some(ns), Some(f)) if *c != Condition::EmptyHook => {
+                        format!("{:+.0} ns", ns - f)
+                    }
+                    _ => "—".into(),
+                };
+                let others: Vec<String> = progs[1..]
+                    .iter()
+                    .take(4)
+                    .map(|p| format!("{} ×{}", p.name, human(p.runs as f64)))
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | `{}` | {} | {} | {over} | {} |",
+                    w.name(),
+                    c.name(),
+                    top.name,
+                    human(top.runs as f64),
+                    ns.map_or("—".into(), |v| format!("{v:.0}")),
+                    if others.is_empty() {
+                        "—".into()
+                    } else {
+                        others.join(", ")
+                    },
+                );
+            }
+            Err(err) => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | failed: {err} | | | | |",
+                    w.name(),
+                    c.name()
+                );
+            }
+        }
     }
     md
 }
@@ -543,6 +668,16 @@ fn to_json(results: &Results) -> Value {
         "startup": results.startup.iter().map(|(m, a, d)| json!({"mode": m, "load_attach_s": a, "detach_s": d})).collect::<Vec<_>>(),
         "skipped": results.skipped.iter().map(|(c, why)| json!({"condition": c.name(), "reason": why})).collect::<Vec<_>>(),
         "runs": runs,
+        "prog_stats": results.prog_stats.iter().map(|(w, c, r)| match r {
+            Ok(progs) => json!({
+                "workload": w.name(), "condition": c.name(), "ok": true,
+                "programs": progs.iter().map(|p| json!({
+                    "id": p.id, "name": p.name, "runs": p.runs, "run_time_ns": p.run_time_ns,
+                    "ns_per_run": p.ns_per_run(),
+                })).collect::<Vec<_>>(),
+            }),
+            Err(err) => json!({"workload": w.name(), "condition": c.name(), "ok": false, "error": err}),
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -621,6 +756,33 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 3, "no temporary link is left: {names:?}");
+    }
+
+    #[test]
+    fn floor_targets_pass_at_the_bounds_and_give_no_verdict_without_both_sides() {
+        // 1.5 × 40 = 60 and ¼ × min(240, 200) = 50.
+        assert_eq!(
+            floor_verdicts(Some(50.0), Some(40.0), &[Some(240.0), Some(200.0)]),
+            (Some(true), Some(true))
+        );
+        assert_eq!(
+            floor_verdicts(Some(60.0), Some(40.0), &[Some(200.0)]),
+            (Some(true), Some(false))
+        );
+        assert_eq!(
+            floor_verdicts(Some(61.0), Some(40.0), &[Some(400.0)]),
+            (Some(false), Some(true))
+        );
+        // The cheaper peer decides; a missing or non-positive one is skipped.
+        assert_eq!(
+            floor_verdicts(Some(50.0), None, &[None, Some(-3.0), Some(199.0)]),
+            (None, Some(false))
+        );
+        assert_eq!(
+            floor_verdicts(None, Some(40.0), &[Some(200.0)]),
+            (None, None)
+        );
+        assert_eq!(floor_verdicts(Some(50.0), Some(-1.0), &[]), (None, None));
     }
 
     #[test]

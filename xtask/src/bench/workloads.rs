@@ -14,13 +14,16 @@ pub enum Workload {
     Bulk,
     /// `zcbench zerocopy`: sendfile into a pipe + splice to /dev/null, one process per core.
     Zerocopy,
+    /// `zcbench dd-bs1`: dd's `bs=1` loop, one process per core.
+    DdBs1,
     /// `zcprof-demo run pipe --mode read-write`: four processes, end to end.
     Demo,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Storm,
+        Workload::DdBs1,
         Workload::Bulk,
         Workload::Zerocopy,
         Workload::Demo,
@@ -31,6 +34,7 @@ impl Workload {
             Workload::Storm => "storm",
             Workload::Bulk => "bulk",
             Workload::Zerocopy => "zerocopy",
+            Workload::DdBs1 => "dd-bs1",
             Workload::Demo => "demo-pipe",
         }
     }
@@ -46,6 +50,9 @@ impl Workload {
             Workload::Zerocopy => {
                 "zero-copy: sendfile 64 KiB from a page-cached file into a pipe + splice to /dev/null, one process per core"
             }
+            Workload::DdBs1 => {
+                "`dd if=/dev/zero of=/dev/null bs=1`'s loop: 1 B read + 1 B write, one process per core (the cheapest syscalls: the probe's cost is the largest share)"
+            }
             Workload::Demo => {
                 "demo end to end: `zcprof-demo run pipe --mode read-write` (producer | relay tee | two consumers, 64 KiB chunks)"
             }
@@ -55,7 +62,7 @@ impl Workload {
     /// What the throughput column counts.
     pub fn unit(self) -> &'static str {
         match self {
-            Workload::Storm => "calls/s",
+            Workload::Storm | Workload::DdBs1 => "calls/s",
             _ => "B/s",
         }
     }
@@ -68,6 +75,7 @@ impl Workload {
             Workload::Storm => vec![zcbench, "storm".into(), "--seconds".into(), s],
             Workload::Bulk => vec![zcbench, "bulk".into(), "--seconds".into(), s],
             Workload::Zerocopy => vec![zcbench, "zerocopy".into(), "--seconds".into(), s],
+            Workload::DdBs1 => vec![zcbench, "dd-bs1".into(), "--seconds".into(), s],
             Workload::Demo => vec![
                 bin.join("zcprof-demo").display().to_string(),
                 "run".into(),
@@ -127,7 +135,9 @@ impl Workload {
                     );
                 }
                 let (throughput, cpu_throughput) = match self {
-                    Workload::Storm => (num(&v, "calls_per_s")?, num(&v, "calls_per_cpu_s")?),
+                    Workload::Storm | Workload::DdBs1 => {
+                        (num(&v, "calls_per_s")?, num(&v, "calls_per_cpu_s")?)
+                    }
                     _ => (num(&v, "bytes_per_s")?, num(&v, "bytes_per_cpu_s")?),
                 };
                 Ok(Outcome {
