@@ -194,8 +194,12 @@ pub fn run(
             args.extend(["top", "--json", "-i", "1s"].map(String::from));
             // The first frame comes one interval after the probes attached.
             let daemon = Daemon::start(&args, |line| line.contains("zcprof.top/v1"), tools)?;
-            let (outcome, cost, lines, progs) =
-                daemon.around(workload, &command, timeout, libc::SIGTERM, stats)?;
+            let Watched {
+                outcome,
+                cost,
+                lines,
+                progs,
+            } = daemon.around(workload, &command, timeout, libc::SIGTERM, stats)?;
             let (totals, lost) = zcprof_totals(&lines, &outcome.truth)?;
             let exact = compare(&outcome.truth, &totals, true);
             Ok(Sample {
@@ -212,8 +216,12 @@ pub fn run(
                 "empty-hook".into(),
             ];
             let daemon = Daemon::start(&args, |line| line.contains(EMPTY_HOOK_READY), tools)?;
-            let (outcome, cost, _, progs) =
-                daemon.around(workload, &command, timeout, libc::SIGTERM, stats)?;
+            let Watched {
+                outcome,
+                cost,
+                progs,
+                ..
+            } = daemon.around(workload, &command, timeout, libc::SIGTERM, stats)?;
             Ok(Sample {
                 outcome,
                 daemon: Some(cost),
@@ -230,8 +238,12 @@ pub fn run(
             };
             let args = vec!["bpftrace".into(), "-e".into(), script];
             let daemon = Daemon::start(&args, |line| line.contains(READY), tools)?;
-            let (outcome, cost, lines, progs) =
-                daemon.around(workload, &command, timeout, libc::SIGINT, stats)?;
+            let Watched {
+                outcome,
+                cost,
+                lines,
+                progs,
+            } = daemon.around(workload, &command, timeout, libc::SIGINT, stats)?;
             let totals = bpftrace_totals(&lines);
             Ok(Sample {
                 exact: Some(compare(&outcome.truth, &totals, false)),
@@ -318,6 +330,15 @@ fn wait_with_timeout(
     }
 }
 
+/// What a run under a watching profiler gave: the workload's outcome, the profiler's cost,
+/// everything it printed, and (statistics pass) what its programs did.
+struct Watched {
+    outcome: Outcome,
+    cost: DaemonCost,
+    lines: Vec<String>,
+    progs: Option<Vec<ProgRun>>,
+}
+
 /// A profiler watching the machine, with its stdout lines arriving on a channel.
 struct Daemon {
     child: Child,
@@ -378,7 +399,6 @@ impl Daemon {
     /// Runs the workload while the daemon watches, then stops the daemon with `signal`
     /// and returns everything it printed; with `stats`, also what its BPF programs did
     /// while the workload ran (statistics on just around it).
-    #[allow(clippy::type_complexity)]
     fn around(
         mut self,
         workload: Workload,
@@ -386,7 +406,7 @@ impl Daemon {
         timeout: Duration,
         signal: i32,
         stats: bool,
-    ) -> anyhow::Result<(Outcome, DaemonCost, Vec<String>, Option<Vec<ProgRun>>)> {
+    ) -> anyhow::Result<Watched> {
         let pid = self.child.id();
         let enabled = stats.then(progstats::enable).transpose()?;
         let before = stats.then(|| progstats::snapshot(pid));
@@ -412,7 +432,12 @@ impl Daemon {
             cpu_share: (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64(),
             peak_rss_kib,
         };
-        Ok((workload.parse(&stdout)?, cost, self.seen, progs))
+        Ok(Watched {
+            outcome: workload.parse(&stdout)?,
+            cost,
+            lines: self.seen,
+            progs,
+        })
     }
 }
 
@@ -480,10 +505,12 @@ fn bpftrace_raw_script() -> String {
     let ids: Vec<String> = zcprof_common::syscalls::SYSCALLS
         .iter()
         .filter(|s| s.is_syscall())
-        .map(|s| format!("args->id == {}", s.nr))
+        .map(|s| format!("$id == {}", s.nr))
         .collect();
+    // The fields go into variables first: bpftrace 0.17 compiles a predicate that reads
+    // `args` in a long `||` chain into a ctx access the verifier refuses.
     format!(
-        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\ntracepoint:raw_syscalls:sys_exit /args->ret > 0 && ({})/ {{ @bytes[pid] = sum(args->ret); }}",
+        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\ntracepoint:raw_syscalls:sys_exit {{ $id = args->id; $ret = args->ret; if ($ret > 0 && ({})) {{ @bytes[pid] = sum($ret); }} }}",
         ids.join(" || ")
     )
 }

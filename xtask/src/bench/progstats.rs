@@ -43,7 +43,9 @@ impl ProgRun {
 }
 
 /// Statistics on while this lives.
-pub struct Enabled(#[allow(dead_code)] std::os::fd::OwnedFd);
+pub struct Enabled {
+    _fd: std::os::fd::OwnedFd,
+}
 
 pub fn enable() -> anyhow::Result<Enabled> {
     #[repr(C)]
@@ -65,14 +67,14 @@ pub fn enable() -> anyhow::Result<Enabled> {
     if fd < 0 {
         bail!("BPF_ENABLE_STATS: {}", std::io::Error::last_os_error());
     }
-    // SAFETY: a new fd the kernel returned to us alone.
-    Ok(Enabled(unsafe {
-        std::os::fd::OwnedFd::from_raw_fd(fd as i32)
-    }))
+    Ok(Enabled {
+        // SAFETY: a new fd the kernel returned to us alone.
+        _fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) },
+    })
 }
 
 /// `prog_id`, `run_time_ns` and `run_cnt` of a BPF program fd's fdinfo; `None` for any
-/// other fd.
+/// other fd (a link's fdinfo names its program's id too, but has no counters).
 pub fn parse_fdinfo(text: &str) -> Option<(u32, Counters)> {
     let field = |name: &str| {
         text.lines()
@@ -83,8 +85,8 @@ pub fn parse_fdinfo(text: &str) -> Option<(u32, Counters)> {
     Some((
         id,
         Counters {
-            run_time_ns: field("run_time_ns").unwrap_or(0),
-            run_cnt: field("run_cnt").unwrap_or(0),
+            run_time_ns: field("run_time_ns")?,
+            run_cnt: field("run_cnt")?,
         },
     ))
 }
@@ -214,6 +216,9 @@ mod tests {
         // Statistics never enabled: the fields are there and zero.
         let map = "pos:\t0\nflags:\t02000002\nmap_type:\t1\nkey_size:\t8\nmap_id:\t77\n";
         assert_eq!(parse_fdinfo(map), None);
+        // A link to the same program: its id, no counters (it must not hide the program's).
+        let link = "pos:\t0\nflags:\t02000000\nlink_type:\tperf\nlink_id:\t9\nprog_tag:\t3b185187f1855c4c\nprog_id:\t412\n";
+        assert_eq!(parse_fdinfo(link), None);
         assert_eq!(parse_fdinfo("pos:\t0\nflags:\t02\n"), None);
     }
 

@@ -573,6 +573,13 @@ fn prog_table(results: &Results) -> String {
     if results.prog_stats.is_empty() {
         return String::new();
     }
+    let runs = |n: u64| {
+        if n < 1000 {
+            n.to_string()
+        } else {
+            human(n as f64)
+        }
+    };
     let mut md = String::from(
         "\n## Program run time (the kernel's BPF statistics, a pass of its own)\n\nEach watching profiler ran each workload once more with `BPF_ENABLE_STATS` on (statistics cost ~20 ns per program run, so the timed repetitions above run without them). *ns/run* is the kernel's run time of the profiler's busiest program over its runs while the workload ran, the statistics' own cost included; *over the empty hook* is that minus the empty program's on the same workload: the profiler's own work. Runs count every process's syscalls, not only the workload's.\n\n| workload | condition | busiest program | runs | ns/run | over the empty hook | other programs that ran |\n|---|---|---|---|---|---|---|\n",
     );
@@ -603,7 +610,7 @@ fn prog_table(results: &Results) -> String {
                 let others: Vec<String> = progs[1..]
                     .iter()
                     .take(4)
-                    .map(|p| format!("{} ×{}", p.name, human(p.runs as f64)))
+                    .map(|p| format!("{} ×{}", p.name, runs(p.runs)))
                     .collect();
                 let _ = writeln!(
                     md,
@@ -611,7 +618,7 @@ fn prog_table(results: &Results) -> String {
                     w.name(),
                     c.name(),
                     top.name,
-                    human(top.runs as f64),
+                    runs(top.runs),
                     ns.map_or("—".into(), |v| format!("{v:.0}")),
                     if others.is_empty() {
                         "—".into()
