@@ -34,6 +34,45 @@ const TESTS: &[&str] = &[
     "follow",
     "io_uring",
 ];
+/// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
+/// the demo reports' assembly from runs the per-mode exactness tests already make in the
+/// lab), left to the host run: under TCG, one vCPU per kernel, the lab is the largest part
+/// of CI's time, and it is there for what differs between kernels.
+const HOST_ONLY: &[(&str, &str)] = &[
+    ("cli", "bad_input_gets_one_line_and_a_nonzero_exit"),
+    ("cli", "unprivileged_users_are_told_to_use_sudo"),
+    ("cli", "a_closed_stdout_ends_quietly"),
+    ("cli", "version_names_the_commit"),
+    // Every demo and mode once more, each beside its baseline: the per-mode tests
+    // (`*_is_exact`) run the same kernel paths and check them exactly.
+    ("demos", "demo_report_sets_every_claim_beside_a_measurement"),
+    ("demos", "demo_report_survives_a_failing_scenario"),
+    ("demos", "demo_run_json_compares_every_mode_exactly"),
+    ("demos", "demo_run_text_runs_the_baseline_too"),
+    ("demos", "demo_run_skips_a_mode_this_kernel_cannot_run"),
+    ("demos", "demo_list_prints_the_catalogue"),
+    ("demos", "bad_demo_input_is_one_line"),
+    ("demos", "too_large_a_size_is_bad_input"),
+    ("demos", "a_missing_demo_binary_says_how_to_build_it"),
+];
+
+/// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it
+/// `TARGET-HASH`).
+fn skips(file: &str) -> String {
+    let target = file.rsplit_once('-').map_or(file, |(t, _)| t);
+    let skips: String = HOST_ONLY
+        .iter()
+        .filter(|(t, _)| *t == target)
+        .map(|(_, test)| format!(" --skip {test}"))
+        .collect();
+    // `--exact` once (libtest refuses it twice): whole names, not substrings.
+    if skips.is_empty() {
+        skips
+    } else {
+        format!(" --exact{skips}")
+    }
+}
+
 /// Host tools the tests run, copied with their libraries.
 const TOOLS: &[&str] = &["/usr/bin/strace", "/usr/bin/setpriv"];
 /// The guest's /bin/sh (Debian's dash; it needs only libc, which the tests bring).
@@ -63,7 +102,8 @@ pub fn run(kernels: Vec<String>, echo: bool, jobs: Option<usize>) -> anyhow::Res
         lab.commands.push(format!(
             // ZCPROF_LAB_GUEST: tests whose workloads are not in the initramfs (nginx,
             // Python) skip themselves with that reason.
-            "CI=true ZCPROF_LAB_GUEST=1 RUST_BACKTRACE=1 /bin/{name} --test-threads=1 --nocapture"
+            "CI=true ZCPROF_LAB_GUEST=1 RUST_BACKTRACE=1 /bin/{name} --test-threads=1 --nocapture{}",
+            skips(&name)
         ));
         lab.bins.push(stripped);
     }
@@ -235,4 +275,23 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_only_tests_are_skipped_in_their_own_binary_only() {
+        let demos = super::skips("demos-b5994efacf9a3b75");
+        assert!(demos.starts_with(" --exact --skip "), "{demos}");
+        assert!(demos.contains(" --skip demo_list_prints_the_catalogue"));
+        assert!(!demos.contains("version_names_the_commit"));
+        assert_eq!(super::skips("kernel_layer-d0011db95a183779"), "");
+        // Every name is a test of its binary's source file (a renamed test would run again).
+        for (target, test) in super::HOST_ONLY {
+            let path = format!("{}/../zcprof/tests/{target}.rs", env!("CARGO_MANIFEST_DIR"));
+            let source = std::fs::read_to_string(&path).expect("test source");
+            assert!(source.contains(&format!("fn {test}()")), "{test} in {path}");
+            assert!(super::TESTS.contains(target), "{target}");
+        }
+    }
 }
