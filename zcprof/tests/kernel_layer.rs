@@ -611,3 +611,57 @@ fn file_read_exact(rt: &tokio::runtime::Runtime, session: &mut Session) {
         }
     }
 }
+
+/// `kernel.io_uring_disabled=2` (Linux 6.6+) is said by `doctor`, so an io_uring layer that
+/// counts nothing on such a machine reads as the truth it is. The setting is restored
+/// whatever happens (no other test of this binary uses io_uring, and cargo runs test
+/// binaries one at a time).
+#[test]
+fn doctor_says_when_io_uring_is_disabled() {
+    const SYSCTL: &str = "/proc/sys/kernel/io_uring_disabled";
+    if !privileged("doctor_says_when_io_uring_is_disabled") {
+        return;
+    }
+    let Ok(before) = std::fs::read_to_string(SYSCTL) else {
+        eprintln!("skipping: this kernel has no {SYSCTL} (before Linux 6.6)");
+        return;
+    };
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::fs::write(SYSCTL, &self.0);
+        }
+    }
+    let _restore = Restore(before.trim().to_string());
+    let doctor = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zcprof"));
+        cmd.arg("doctor");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("zcprof doctor");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    for (value, says) in [
+        (
+            "2",
+            "kernel.io_uring_disabled=2: no process can create rings",
+        ),
+        ("0", "enabled for every process"),
+    ] {
+        std::fs::write(SYSCTL, value).expect("setting kernel.io_uring_disabled");
+        let doc: serde_json::Value = serde_json::from_str(&doctor(true)).expect("doctor JSON");
+        assert_eq!(doc["io_uring_disabled"].as_u64(), value.parse().ok());
+        let text = doctor(false);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("io_uring "))
+            .unwrap_or_else(|| panic!("an io_uring line: {text}"));
+        assert!(line.contains(says), "{line}");
+    }
+}

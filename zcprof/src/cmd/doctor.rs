@@ -36,6 +36,10 @@ pub struct Report {
     pub bpffs_mounted: bool,
     /// `null` when kprobes can attach, else why not.
     pub kprobes_unavailable: Option<String>,
+    /// `kernel.io_uring_disabled` (Linux 6.6+): 0 every process may use io_uring, 1 only
+    /// CAP_SYS_ADMIN and `kernel.io_uring_group`, 2 none; `null` when the kernel has no such
+    /// setting (io_uring is then as the kernel was built).
+    pub io_uring_disabled: Option<u8>,
     /// Why the eBPF object could not be loaded at all (no probe attached then).
     pub load_error: Option<String>,
     pub warnings: Vec<String>,
@@ -79,6 +83,9 @@ pub fn inspect(load: &LoadOptions) -> Report {
         tracefs: tracefs_before,
         bpffs_mounted: host::mounted("bpf"),
         kprobes_unavailable: kernel::kprobe_state().err(),
+        io_uring_disabled: std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+            .ok()
+            .and_then(|v| v.trim().parse().ok()),
         privileges,
         load_error: None,
         warnings: Vec::new(),
@@ -172,6 +179,7 @@ pub fn text(r: &Report) -> String {
                 Some(reason) => reason.clone(),
             },
         ),
+        ("io_uring", io_uring_line(r.io_uring_disabled)),
     ];
     for (k, v) in lines {
         out.push_str(&format!("{k:<11} {v}\n"));
@@ -227,6 +235,17 @@ fn read_privileges() -> Privileges {
     }
 }
 
+/// What `kernel.io_uring_disabled` lets processes do: with 2 nothing uses io_uring, so an
+/// io_uring layer that counts nothing is the truth, not a blind spot.
+fn io_uring_line(disabled: Option<u8>) -> String {
+    match disabled {
+        None | Some(0) => "enabled for every process".into(),
+        Some(1) => "kernel.io_uring_disabled=1: only CAP_SYS_ADMIN and kernel.io_uring_group members can create rings".into(),
+        Some(2) => "kernel.io_uring_disabled=2: no process can create rings (io_uring_setup fails with EPERM)".into(),
+        Some(n) => format!("kernel.io_uring_disabled={n} (a value this zcprof does not know)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +272,7 @@ mod tests {
             tracefs: None,
             bpffs_mounted: false,
             kprobes_unavailable: Some("kprobes not configured".into()),
+            io_uring_disabled: Some(1),
             load_error: Some("needs root".into()),
             warnings: Vec::new(),
             layers: Vec::new(),
@@ -261,5 +281,9 @@ mod tests {
         let t = text(&r);
         assert!(t.contains("NOT LOADED: needs root"), "{t}");
         assert!(t.contains("BTF         /nonexistent: missing"), "{t}");
+        assert!(
+            t.contains("io_uring    kernel.io_uring_disabled=1: only CAP_SYS_ADMIN"),
+            "{t}"
+        );
     }
 }
