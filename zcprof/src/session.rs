@@ -102,7 +102,13 @@ impl Session {
         {
             say!("zcprof: warning: {line} (`zcprof doctor` says why)");
         }
-        for p in loaded.probes.iter().filter(|p| p.layer != Layer::Kernel) {
+        // A layer the user turned off (`--disable-layer`) is not a surprise to warn about:
+        // its state ("unavailable") is in every report's layer line, where the figures are.
+        for p in loaded
+            .probes
+            .iter()
+            .filter(|p| p.layer != Layer::Kernel && !opts.disabled.contains(&p.layer))
+        {
             if let Some(reason) = p.reason() {
                 say!(
                     "zcprof: warning: probe {} ({} layer) is unavailable: {reason}",
