@@ -54,6 +54,24 @@ pub struct RoleReport {
     /// requested any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zerocopy: Option<ZeroCopyReport>,
+    /// The file pages the worker mapped in and touched; only for roles that map the input
+    /// file (absent from older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<MappedReport>,
+}
+
+/// A worker's one mapping of the input file: every page of it touched, so `pages` is
+/// `ceil(file size / page size)`, what zcprof's mapped layer must count for that file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappedReport {
+    pub pages: u64,
+    /// The file's device, `major:minor`, and inode, as `stat` gives them.
+    pub dev: String,
+    pub ino: u64,
+    /// The kernel read the mapping (write/send from it), not the worker: the mapped layer
+    /// may then count fewer pages (`mapping::Reader::Kernel`), so no exact comparison.
+    #[serde(default)]
+    pub by_kernel: bool,
 }
 
 impl RoleReport {
@@ -70,6 +88,16 @@ impl RoleReport {
             cpu_system_seconds: o.cpu_system_seconds,
             io_uring: o.tally.uring.report(),
             zerocopy: o.tally.zerocopy.report(),
+            mapped: (o.stats.mapped_pages > 0).then(|| MappedReport {
+                pages: o.stats.mapped_pages,
+                dev: format!(
+                    "{}:{}",
+                    libc::major(o.stats.mapped_dev),
+                    libc::minor(o.stats.mapped_dev)
+                ),
+                ino: o.stats.mapped_ino,
+                by_kernel: o.stats.mapped_by_kernel != 0,
+            }),
         }
     }
 }

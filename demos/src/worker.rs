@@ -35,6 +35,16 @@ pub struct Stats {
     pub user_copy_bytes: u64,
     /// Useful payload bytes this role sent, received, or processed.
     pub payload_bytes: u64,
+    /// File pages this role mapped in and touched through its one mapping of the input
+    /// file (`mapping::Mapping::tallied`), the ground truth of zcprof's mapped layer; 0 for
+    /// roles that map nothing.
+    pub mapped_pages: u64,
+    /// That file's `st_dev` and `st_ino` (valid when `mapped_pages` is non-zero).
+    pub mapped_dev: u64,
+    pub mapped_ino: u64,
+    /// 1 when the kernel, not the worker's own loads, reads the mapping (write or send
+    /// from it): see `mapping::Reader`.
+    pub mapped_by_kernel: u64,
     /// Set by roles that check the payload, once everything they saw matched.
     pub verified: bool,
 }

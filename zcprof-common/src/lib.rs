@@ -10,6 +10,7 @@ pub mod errno;
 pub mod hist;
 pub mod io_uring;
 pub mod kernel;
+pub mod mapped;
 pub mod syscalls;
 
 /// Name of the ring buffer that carries process lifecycle events and final totals.
@@ -37,6 +38,8 @@ pub mod layer {
     pub const KERNEL: u32 = 1;
     /// The io_uring layer ([`crate::io_uring::COUNTING`]).
     pub const IO_URING: u32 = 2;
+    /// The mapped layer ([`crate::mapped::COUNTING`]).
+    pub const MAPPED: u32 = 3;
 }
 
 /// What both sides agree on about a layer that counts per `(process, slot)` in a hash map
@@ -234,4 +237,8 @@ mod pod {
     unsafe impl aya::Pod for super::Counts {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Event {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::mapped::FileKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::mapped::Mark {}
 }

@@ -10,6 +10,9 @@
 //! - `io_uring`: the io_uring layer — every completed io_uring request per `(tgid, opcode)`
 //!   in `URSTATS`, joined to its submission (the only place its process is known) through
 //!   bounded LRU maps; its own exit program flushes `URSTATS`.
+//! - `mapped`: the mapped layer — file pages each process mapped in through mmap, per
+//!   `(tgid, slot)` in `MSTATS`, counted above a high-water page per file in a bounded LRU
+//!   map; its own exit program flushes `MSTATS`.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two
 //!   processes), and the flush helpers every counting layer's exit program uses.
@@ -26,6 +29,7 @@ mod floor;
 mod io_uring;
 mod kernel;
 mod lifecycle;
+mod mapped;
 mod maps;
 mod syscalls;
 

@@ -56,6 +56,13 @@ pub const IO_URING_UNSEEN: &str = "io_uring_enter (layer unavailable)";
 /// The caveat every view gives such a process.
 pub const IO_URING_CAVEAT: &str =
     "io_uring_enter seen, io_uring layer unavailable: its bytes are not counted";
+/// The mapped layer's name under `layers`: file pages mapped in through mmap, a figure of
+/// their own (never added to copies).
+pub const MAPPED_LAYER: &str = "mapped";
+/// The verdict's note when copies fell and mapped file pages rose: the copy did not vanish
+/// into thin air, the program reads the file through mmap now.
+pub const MAPPED_NOTE: &str =
+    "mapped file pages appeared where copies vanished: the bytes are read through mmap now";
 /// A change is above noise (and a grown copy path a regression) when it exceeds this share
 /// of the bytes the workload moved (the larger of before and after, normalised).
 pub const MATERIAL: f64 = 0.01;
@@ -660,7 +667,39 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
             unseen.join(", ")
         ));
     }
+    if let Some(note) = mapped_note(before, after) {
+        d.verdict.push_str(&format!(" — {note}"));
+    }
     Ok(d)
+}
+
+/// File bytes mapped in (the mapped layer's pages × page size) over a recording's processes.
+pub fn mapped_bytes(layers: &Layers) -> u64 {
+    layers
+        .get(MAPPED_LAYER)
+        .map_or(0, |l| l.probes.values().map(|e| e.bytes).sum())
+}
+
+/// [`MAPPED_NOTE`] with both sides' mapped bytes, when the copies fell by more than noise
+/// and the mapped bytes rose.
+fn mapped_note(before: &Recording, after: &Recording) -> Option<String> {
+    let copied = |r: &Recording| {
+        let t = primary(&r.total.layers);
+        t.copy_k2u_bytes + t.copy_u2k_bytes
+    };
+    let (was, now) = (copied(before), copied(after));
+    let (mapped_was, mapped_now) = (
+        mapped_bytes(&before.total.layers),
+        mapped_bytes(&after.total.layers),
+    );
+    let fell = was > now && (was - now) as f64 > MATERIAL * was as f64;
+    (fell && mapped_now > mapped_was).then(|| {
+        format!(
+            "{MAPPED_NOTE} (mapped {} before, {} after)",
+            render::bytes(mapped_was as f64),
+            render::bytes(mapped_now as f64)
+        )
+    })
 }
 
 /// A probe that attached in one recording only makes its entries look like they appeared or

@@ -436,6 +436,10 @@ pub enum Family {
     Notice,
     /// Calls whose result is not a byte count (io_uring OPENAT, POLL_ADD, …).
     Control,
+    /// The mapped layer: file pages mapped into the process through mmap (`calls` =
+    /// events, `bytes` = pages × page size). Neither copied nor moved bytes: no total adds
+    /// them to those.
+    Mapped,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -467,6 +471,7 @@ impl Family {
             Family::ZeroCopyRequested => "zero_copy_requested",
             Family::Notice => "notice",
             Family::Control => "control",
+            Family::Mapped => "mapped",
         }
     }
 }

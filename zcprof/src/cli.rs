@@ -66,6 +66,8 @@ pub struct Cli {
 enum OptionalLayer {
     #[value(name = "io_uring")]
     IoUring,
+    #[value(name = "mapped")]
+    Mapped,
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +272,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             .iter()
             .map(|l| match l {
                 OptionalLayer::IoUring => crate::probes::Layer::IoUring,
+                OptionalLayer::Mapped => crate::probes::Layer::Mapped,
             })
             .collect(),
     };

@@ -53,6 +53,7 @@ use crate::tracefs;
 pub mod io_uring;
 pub mod kernel;
 pub mod lifecycle;
+pub mod mapped;
 pub mod status;
 pub mod syscall;
 
@@ -66,13 +67,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 
 /// The table of layers, in the order they attach: lifecycle first (once the syscall layer
 /// counts a process, its exit must be seen, or its entries would outlive it), then the
-/// syscall layer every figure starts from, then the best-effort kernel and io_uring layers.
-/// Statuses are reported in [`Layer`]'s order instead (syscall first).
-pub const LAYERS: [LayerSpec; 4] = [
+/// syscall layer every figure starts from, then the best-effort kernel, io_uring and mapped
+/// layers. Statuses are reported in [`Layer`]'s order instead (syscall first).
+pub const LAYERS: [LayerSpec; 5] = [
     lifecycle::LAYER,
     syscall::LAYER,
     kernel::LAYER,
     io_uring::LAYER,
+    mapped::LAYER,
 ];
 
 /// One line of [`LAYERS`]: what the loader, the collector and the model need to know about

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow};
 use aya::maps::{HashMap, MapData};
 use tokio::signal::unix::{SignalKind, signal};
-use zcprof_common::FOLLOWED_MAP;
+use zcprof_common::{
+    FOLLOWED_MAP,
+    mapped::{FileKey, MARKS_MAP, Mark},
+};
 
 use crate::{
     collector::{self, Collector, Control},
@@ -76,6 +79,9 @@ pub struct Session {
     /// kernel removes a process's entry when it exits, so zombies do not count); `None`
     /// when this session cannot follow.
     pub followed_alive: Option<usize>,
+    /// The mapped layer's high-water marks (`zcprof_common::mapped::MARKS_MAP`), when the
+    /// layer attached: the per-file pages behind its per-process figure.
+    mapped_marks: Option<HashMap<MapData, FileKey, Mark>>,
 }
 
 impl Session {
@@ -128,6 +134,18 @@ impl Session {
         } else {
             None
         };
+        let mapped_marks = if probes
+            .iter()
+            .any(|p| p.layer == Layer::Mapped && p.via().is_some())
+        {
+            let map = loaded
+                .ebpf
+                .take_map(MARKS_MAP)
+                .ok_or_else(|| anyhow!("map {MARKS_MAP} is missing from the eBPF object"))?;
+            Some(HashMap::try_from(map).context("opening the mapped layer's marks")?)
+        } else {
+            None
+        };
         let collector = Collector::new(loaded.ebpf).context("starting the collector")?;
         let started = Instant::now();
         let mut model = Model::new();
@@ -141,7 +159,25 @@ impl Session {
             retention,
             followed_alive: followed.as_ref().map(|_| 0),
             followed,
+            mapped_marks,
         })
+    }
+
+    /// Whether the mapped layer attached (its figures can be compared with ground truth).
+    pub fn mapped_layer_attached(&self) -> bool {
+        self.mapped_marks.is_some()
+    }
+
+    /// The mapped layer's pages per `(process, file)` that the kernel still keeps (the
+    /// marks outlive their process until the LRU evicts them), sorted; empty when the layer
+    /// is not attached. A mark being updated while it is read is skipped, not an error.
+    pub fn mapped_files(&self) -> Vec<(FileKey, Mark)> {
+        let Some(map) = self.mapped_marks.as_ref() else {
+            return Vec::new();
+        };
+        let mut files: Vec<(FileKey, Mark)> = map.iter().filter_map(Result::ok).collect();
+        files.sort_by_key(|(key, _)| *key);
+        files
     }
 
     /// Whether the kernel follows processes in this session (see [`Session::follow`]).
@@ -330,6 +366,7 @@ mod tests {
                 retention,
                 followed: None,
                 followed_alive: None,
+                mapped_marks: None,
             }
         }
     }

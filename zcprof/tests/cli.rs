@@ -345,8 +345,8 @@ fn run_without_tracefs_says_what_it_misses() {
     assert!(
         stderr.contains(
             // task_newtask, sched_process_exec and one sched_process_exit per counting layer
-            // (syscall, kernel and io_uring totals): too many to list on one line.
-            "lifecycle layer: unavailable (5 probes unavailable: see `zcprof doctor`)"
+            // (syscall, kernel, io_uring and mapped totals): too many to list on one line.
+            "lifecycle layer: unavailable (6 probes unavailable: see `zcprof doctor`)"
         ),
         "{stderr}"
     );

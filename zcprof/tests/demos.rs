@@ -175,6 +175,57 @@ fn assert_io_uring_exact(who: &str, p: &zcprof::model::Process, tally: Option<&I
     );
 }
 
+/// The mapped layer against the pages each worker touched through its one mapping of the
+/// input file (issue 13): exactly, for that file's device and inode, where the layer
+/// attached (Linux 6.12+); before 6.12 it must be unavailable, and the check is skipped
+/// with that reason.
+fn assert_mapped_exact(
+    session: &zcprof::session::Session,
+    info: &ScenarioInfo,
+    mode: &ModeInfo,
+    m: &Measured,
+) {
+    let what = format!("{}/{}", info.name, mode.name);
+    let files = session.mapped_files();
+    for role in &m.report.roles {
+        let Some(tally) = &role.mapped else {
+            continue;
+        };
+        assert_eq!(
+            tally.pages,
+            BYTES.div_ceil(4096),
+            "{what}: the demo's tally"
+        );
+        if !session.mapped_layer_attached() {
+            let why = session
+                .probes
+                .iter()
+                .find(|p| p.layer == zcprof::probes::Layer::Mapped)
+                .and_then(|p| p.reason().map(str::to_string))
+                .unwrap_or_default();
+            eprintln!("skipping {what}'s mapped pages: the mapped layer is unavailable: {why}");
+            continue;
+        }
+        let got: u64 = files
+            .iter()
+            .map(|(key, mark)| zcprof::report::run::MappedFile::of(key, mark))
+            .filter(|f| f.tgid == role.pid as u32 && f.dev == tally.dev && f.ino == tally.ino)
+            .map(|f| f.pages)
+            .sum();
+        let who = format!("{what}: {} (pid {})", role.role, role.pid);
+        if tally.by_kernel {
+            // The kernel reads the mapping itself: a lower bound (see `Reader::Kernel`).
+            assert!(
+                got <= tally.pages,
+                "{who}: mapped pages {got} of {}",
+                tally.pages
+            );
+        } else {
+            assert_eq!(got, tally.pages, "{who}: mapped pages of its input file");
+        }
+    }
+}
+
 /// Runs every mode of `scenario` under one session and checks each exactly.
 fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
     if !privileged(scenario) {
@@ -209,6 +260,7 @@ fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
                 },
             };
             assert_exact(&session.model, info, mode, &m);
+            assert_mapped_exact(&session, info, mode, &m);
             runs.push(m);
         }
         // zcprof's own comparison agrees, and copy amplification is what the demo says.

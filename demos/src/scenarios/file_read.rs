@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 
 use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::Result;
-use crate::mapping::Mapping;
+use crate::mapping::{FileId, Mapping, Reader};
 use crate::pattern::Checksum;
 use crate::scenarios::{Ctx, Finished, bad_mode};
 use crate::worker::{Worker, WorkerError};
@@ -55,15 +55,21 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
     let len = ctx.plan.pass_bytes();
     let chunk = ctx.plan.chunk;
     let (file, expected) = ctx.make_input_file("input.bin", len)?;
+    let id = FileId::of(&file)?;
     let fd = ctx.spawner.register(file);
 
     let budget = ctx.plan.budget();
     ctx.spawner.spawn("worker", &[fd], |w| {
+        // One mapping for every pass (see `mapping`).
+        let map = match mode {
+            Mode::Mmap => Some(Mapping::tallied(w.stats, fd, id, len, Reader::Worker)?),
+            Mode::Read => None,
+        };
         let mut passes = 0;
         while budget.another_pass(passes) {
-            let sum = match mode {
-                Mode::Read => checksum_by_pread(w, fd, chunk)?,
-                Mode::Mmap => checksum_by_mmap(fd, len)?,
+            let sum = match map.as_ref() {
+                None => checksum_by_pread(w, fd, chunk)?,
+                Some(map) => checksum_mapped(map),
             };
             if sum != expected {
                 return Err(WorkerError::msg(format!(
@@ -97,10 +103,9 @@ fn checksum_by_pread(w: &mut Worker<'_>, fd: RawFd, chunk: usize) -> Result<u64,
     Ok(sum.finish())
 }
 
-fn checksum_by_mmap(fd: RawFd, len: u64) -> Result<u64, WorkerError> {
-    let map = Mapping::new(fd, len)?;
+fn checksum_mapped(map: &Mapping) -> u64 {
     // ZERO-COPY: the checksum reads the page cache pages through the mapping.
     let mut sum = Checksum::new();
     sum.update(map.data());
-    Ok(sum.finish())
+    sum.finish()
 }

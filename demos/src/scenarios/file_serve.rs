@@ -27,7 +27,7 @@ use io_uring::{opcode, types::Fd};
 
 use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::{DemoError, Result};
-use crate::mapping::Mapping;
+use crate::mapping::{FileId, Mapping, Reader};
 use crate::net;
 use crate::scenarios::stream::receive_verify;
 use crate::scenarios::{Ctx, Finished, bad_mode, rewind, role};
@@ -112,6 +112,7 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
     let chunk = ctx.plan.chunk;
     let pattern = ctx.pattern;
     let (file, _) = ctx.make_input_file("served.bin", len)?;
+    let id = FileId::of(&file)?;
     let (listener, addr) = net::listen(ctx.plan.bind)?;
     if let Mode::MsgZerocopy = mode {
         // In the parent, so that a kernel without SO_ZEROCOPY is reported before any fork.
@@ -140,7 +141,10 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
             _ => None,
         };
         let map = match mode {
-            Mode::MsgZerocopy | Mode::IoUringSendZc => Some(Mapping::new(file, len)?),
+            // One mapping for every pass (see `mapping`).
+            Mode::MmapWrite | Mode::MsgZerocopy | Mode::IoUringSendZc => {
+                Some(Mapping::tallied(w.stats, file, id, len, Reader::Kernel)?)
+            }
             _ => None,
         };
         let mut msg_zc = match mode {
@@ -151,7 +155,7 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
         while budget.another_pass(passes) {
             match (mode, ring.as_mut(), pipe, map.as_ref(), msg_zc.as_mut()) {
                 (Mode::ReadWrite, ..) => serve_read_write(w, file, sock, len, chunk)?,
-                (Mode::MmapWrite, ..) => serve_mmap_write(w, file, sock, len, chunk)?,
+                (Mode::MmapWrite, _, _, Some(map), _) => serve_mmap_write(w, sock, map, chunk)?,
                 (Mode::Sendfile, ..) => serve_sendfile(w, file, sock, len, chunk)?,
                 (Mode::IoUringSplice, Some(ring), Some(pipe), ..) => {
                     serve_io_uring_splice(w, ring, file, pipe, sock, len, chunk)?;
@@ -242,14 +246,7 @@ fn serve_read_write(
     Ok(())
 }
 
-fn serve_mmap_write(
-    w: &mut Worker<'_>,
-    file: RawFd,
-    sock: RawFd,
-    len: u64,
-    chunk: usize,
-) -> WorkerResult {
-    let map = Mapping::new(file, len)?;
+fn serve_mmap_write(w: &mut Worker<'_>, sock: RawFd, map: &Mapping, chunk: usize) -> WorkerResult {
     // COPY (one, not two): mapping -> socket buffer; there is no read into a buffer.
     Ok(map
         .data()

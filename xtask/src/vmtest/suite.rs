@@ -25,7 +25,9 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// demos' strace comparisons are kernel-independent and run on the host only). `demos` runs
 /// every demo under the profiler: splice, tee, vmsplice and sendfile take other kernel paths
 /// on other kernels; `follow` runs its sh/dd workloads (its nginx and Python ones skip);
-/// `io_uring` runs its demo-based test (its fio ones skip: fio is not in the initramfs).
+/// `io_uring` runs its demo-based test (its fio ones skip: fio is not in the initramfs);
+/// `mapped` counts mapped file pages exactly on 6.12 and finds the layer unavailable, with
+/// its reason, on 6.1.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -33,6 +35,7 @@ const TESTS: &[&str] = &[
     "demos",
     "follow",
     "io_uring",
+    "mapped",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the

@@ -817,3 +817,48 @@ fn msg_zerocopy_shares_are_recomputed_when_summed() {
     assert_eq!((u2k, zero_copy), (200, 200));
     assert!(!sum.exact() && a.exact() && b.exact());
 }
+
+/// `r` with `pages` mapped file pages (the mapped layer's `map_pages` slot) in its first
+/// process and the total.
+fn with_mapped(mut r: Recording, pages: u64) -> Recording {
+    let layer = Layer {
+        totals: LayerTotals {
+            calls: 1,
+            ..LayerTotals::default()
+        },
+        probes: crate::SortedMap::from([(
+            "map_pages".to_string(),
+            Entry {
+                family: Family::Mapped,
+                direction: Direction::K2u,
+                calls: 1,
+                bytes: pages * 4096,
+                errors: 0,
+                errno: crate::SortedMap::default(),
+                hist: Vec::new(),
+            },
+        )]),
+        ..Layer::default()
+    };
+    r.processes[0]
+        .layers
+        .insert(MAPPED_LAYER.to_string(), layer.clone());
+    r.total.layers.insert(MAPPED_LAYER.to_string(), layer);
+    r
+}
+
+#[test]
+fn copies_replaced_by_mapped_pages_say_so_in_the_verdict() {
+    // file-read read -> mmap: the read copies go, the file's 1,024 pages are mapped instead.
+    let before = recording(0.02, &[(100, "demo", &[("pread64", 65, MIB4)])]);
+    let after = with_mapped(recording(0.01, &[(200, "demo", &[])]), 1024);
+    let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    assert!(d.verdict.contains(MAPPED_NOTE), "{}", d.verdict);
+    assert!(d.verdict.contains("after)"), "{}", d.verdict);
+    // Mapped pages are not copies: the copied total of AFTER stays 0.
+    assert_eq!(primary(&after.total.layers).copy_k2u_bytes, 0);
+    // No note when the copies did not fall.
+    let same = with_mapped(before.clone(), 1024);
+    let d = diff(&before, &same, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    assert!(!d.verdict.contains(MAPPED_NOTE), "{}", d.verdict);
+}

@@ -103,7 +103,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let s = Summary::new(
+    let mut s = Summary::new(
         &session.model,
         &members,
         command,
@@ -111,6 +111,11 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         duration_s,
         &session.layers,
     );
+    s.mapped_files = session
+        .mapped_files()
+        .iter()
+        .map(|(key, mark)| summary::MappedFile::of(key, mark))
+        .collect();
     let rendered = if opts.json {
         summary::json(&s)
     } else {

@@ -500,6 +500,7 @@ mod tests {
                 differences: Vec::new(),
                 demo_io_uring: None,
                 demo_zerocopy: None,
+                mapped: None,
             }],
             copy_free: Vec::new(),
         }

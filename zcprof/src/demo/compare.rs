@@ -71,6 +71,25 @@ pub fn differences(expected: &RoleReport, worker: &WorkerMeasure) -> Vec<String>
     if z != want {
         out.push(format!("MSG_ZEROCOPY: profiler {z:?}, demo {want:?}"));
     }
+    // The mapped layer's pages of the worker's input file against the pages it touched
+    // through its one mapping; only where the layer attached (Linux 6.12+).
+    // Only where the worker's own loads read the mapping: pages the kernel reads itself
+    // (write/send from a mapping) may be mapped without the tracepoints firing.
+    if let (Some(m), Some(files)) = (&expected.mapped, &seen.mapped_files)
+        && !m.by_kernel
+    {
+        let got: u64 = files
+            .iter()
+            .filter(|f| f.dev == m.dev && f.ino == m.ino)
+            .map(|f| f.pages)
+            .sum();
+        if got != m.pages {
+            out.push(format!(
+                "mapped pages of {} ino {}: profiler {got}, demo {}",
+                m.dev, m.ino, m.pages
+            ));
+        }
+    }
     out
 }
 
@@ -122,6 +141,20 @@ pub struct WorkerRow {
     /// The demo's tally of the worker's zero-copy sends and their notifications.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub demo_zerocopy: Option<ZeroCopyReport>,
+    /// What replaced the read copy when the worker maps its input file: the pages it
+    /// touched (the demo's tally) and the mapped layer's pages of that file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<MappedRow>,
+}
+
+/// A worker's mapped file pages: the demo's tally and zcprof's mapped layer.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct MappedRow {
+    pub demo_pages: u64,
+    /// The kernel read the mapping (no exact comparison: see the README).
+    pub by_kernel: bool,
+    /// `None` when the mapped layer did not attach (Linux < 6.12).
+    pub profiler_pages: Option<u64>,
 }
 
 /// A role that the catalogue says makes no copy-family syscall in this mode.
@@ -261,6 +294,19 @@ fn variant(info: &ScenarioInfo, m: &Measured, copy_source: Option<Role>) -> Vari
             differences: differences(expected, w),
             demo_io_uring: expected.io_uring.clone(),
             demo_zerocopy: expected.zerocopy,
+            mapped: expected.mapped.as_ref().map(|m| MappedRow {
+                demo_pages: m.pages,
+                by_kernel: m.by_kernel,
+                profiler_pages: w.seen.as_ref().and_then(|s| s.mapped_files.as_ref()).map(
+                    |files| {
+                        files
+                            .iter()
+                            .filter(|f| f.dev == m.dev && f.ino == m.ino)
+                            .map(|f| f.pages)
+                            .sum()
+                    },
+                ),
+            }),
         });
     }
     if r.roles.len() != m.workers.len() {
@@ -371,6 +417,7 @@ mod tests {
             cpu_system_seconds: 0.25,
             io_uring: None,
             zerocopy: None,
+            mapped: None,
         }
     }
 
@@ -415,6 +462,7 @@ mod tests {
                 figures: f,
                 copy_calls,
                 kernel: k,
+                mapped_files: None,
             }),
         }
     }

@@ -15,6 +15,7 @@ use zcprof_common::syscalls::{self, Family, Row};
 use zcprof_demos::{Counter, Report};
 
 use crate::model::{Counters, Figures, KernelProbes, Model, ProcId, Totals};
+use crate::report::run::MappedFile;
 
 /// One demo run: the demo's own report and what zcprof saw of each of its workers.
 #[derive(Clone, Debug)]
@@ -49,6 +50,9 @@ pub struct Seen {
     /// figure here: which probes make that figure depends on what attached in the session
     /// (see `probes::copy_source`), which the comparison knows.
     pub kernel: Totals<KernelProbes>,
+    /// The mapped layer's pages per file of this process (`None`: the layer did not attach,
+    /// so there is nothing to compare the demo's mapped-page tally with).
+    pub mapped_files: Option<Vec<MappedFile>>,
 }
 
 impl Seen {
@@ -90,13 +94,20 @@ impl Seen {
             figures: totals.syscall.figures(),
             copy_calls,
             kernel: totals.kernel.clone(),
+            mapped_files: None,
         }
     }
 }
 
 /// Looks up every worker of `report` in the fork tree under `demo` (the demo process's
-/// instance; `None` when its fork was not seen, which leaves every worker unseen).
-pub fn measure(model: &Model, demo: Option<ProcId>, report: Report) -> Measured {
+/// instance; `None` when its fork was not seen, which leaves every worker unseen), with the
+/// mapped layer's files (`None` when the layer did not attach).
+pub fn measure(
+    model: &Model,
+    demo: Option<ProcId>,
+    report: Report,
+    mapped: Option<&[MappedFile]>,
+) -> Measured {
     let tree: Vec<ProcId> = demo.map(|root| model.tree(root)).unwrap_or_default();
     let workers = report
         .roles
@@ -110,8 +121,10 @@ pub fn measure(model: &Model, demo: Option<ProcId>, report: Report) -> Measured 
                 .filter(|id| Some(**id) != demo)
                 .filter_map(|id| model.process(*id))
                 .find(|p| p.tgid == pid)
-                .map(|p| {
-                    Seen::of(
+                .map(|p| Seen {
+                    mapped_files: mapped
+                        .map(|files| files.iter().filter(|f| f.tgid == pid).cloned().collect()),
+                    ..Seen::of(
                         &p.totals,
                         p.origin == crate::model::Origin::Forked,
                         p.exited,

@@ -106,6 +106,28 @@ fn demo_tally_lines(w: &WorkerRow) -> Vec<String> {
             units::count(u.enter.calls)
         ));
     }
+    if let Some(m) = &w.mapped {
+        out.push(match m.profiler_pages {
+            Some(pages) => format!(
+                "mapped instead of read: {} pages ({}) of the file mapped in (mapped layer), {} \
+                 touched (demo tally{})",
+                units::count(pages),
+                units::bytes((pages * 4096) as f64),
+                units::count(m.demo_pages),
+                if m.by_kernel {
+                    "; the kernel read the mapping itself, and some of the pages it maps \
+                     there fire no tracepoint: a lower bound"
+                } else {
+                    ""
+                }
+            ),
+            None => format!(
+                "mapped instead of read: {} pages of the file touched (demo tally; the mapped \
+                 layer is unavailable on this kernel)",
+                units::count(m.demo_pages)
+            ),
+        });
+    }
     if let Some(z) = &w.demo_zerocopy {
         let via = match z.via {
             zcprof_demos::zerocopy::Via::MsgZerocopy => "MSG_ZEROCOPY",
@@ -545,6 +567,7 @@ mod tests {
                     },
                     demo_io_uring: None,
                     demo_zerocopy: None,
+                    mapped: None,
                 }],
                 copy_free: Vec::new(),
             }],

@@ -24,6 +24,7 @@ use zcprof_demos::Report;
 use super::measure::{Measured, measure};
 use crate::{
     children::{self, Group},
+    report::run::MappedFile,
     session::{Session, Signals},
 };
 
@@ -235,7 +236,14 @@ pub async fn run_variant(
     session.flush().await?;
     let report = outcome(scenario, mode, &output)?;
     let demo = session.model.child_of(std::process::id(), pid);
-    Ok(measure(&session.model, demo, report))
+    let mapped = session.mapped_layer_attached().then(|| {
+        session
+            .mapped_files()
+            .iter()
+            .map(|(key, mark)| MappedFile::of(key, mark))
+            .collect::<Vec<_>>()
+    });
+    Ok(measure(&session.model, demo, report, mapped.as_deref()))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 use zcprof_common::{
-    Counts, HIST_BUCKETS, errno, io_uring, kernel,
+    Counts, HIST_BUCKETS, errno, io_uring, kernel, mapped,
     syscalls::{self, Direction, Family, Row},
 };
 use zcprof_recording::MsgZerocopy;
@@ -102,6 +102,19 @@ impl Slots for IoUringOps {
     const ZERO: Self::Array = [Counts::ZERO; io_uring::COUNT];
     fn zero() -> &'static Self::Array {
         static ZERO: [Counts; io_uring::COUNT] = IoUringOps::ZERO;
+        &ZERO
+    }
+}
+
+/// The mapped layer's slots: [`mapped::NAMES`] (`fault`, `map_pages`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MappedSlots {}
+
+impl Slots for MappedSlots {
+    type Array = [Counts; mapped::COUNT];
+    const ZERO: Self::Array = [Counts::ZERO; mapped::COUNT];
+    fn zero() -> &'static Self::Array {
+        static ZERO: [Counts; mapped::COUNT] = MappedSlots::ZERO;
         &ZERO
     }
 }
@@ -308,6 +321,28 @@ impl Totals<IoUringOps> {
     }
 }
 
+impl Totals<MappedSlots> {
+    /// The slots, with their names, in table order (both, counted or not).
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, &Counts)> {
+        mapped::NAMES.iter().copied().zip(self.slots())
+    }
+
+    /// File pages mapped in (every slot's bytes are whole pages).
+    pub fn pages(&self) -> u64 {
+        self.bytes() / mapped::PAGE_SIZE
+    }
+
+    /// [`Totals::pages`] in bytes: its own figure, never copied or zero-copy bytes.
+    pub fn bytes(&self) -> u64 {
+        self.slots().iter().map(|s| s.bytes).sum()
+    }
+
+    /// Tracepoint events seen.
+    pub fn events(&self) -> u64 {
+        self.slots().iter().map(|s| s.calls).sum()
+    }
+}
+
 /// Declares [`Counters`]: one [`Totals`] field per counting layer, and the methods that treat
 /// all of them alike. A new counting layer adds one line to the invocation below; everything
 /// the model does with counts goes through these methods (a test checks the fields against
@@ -361,6 +396,7 @@ counters! {
     syscall: Syscalls => Syscall,
     kernel: KernelProbes => Kernel,
     io_uring: IoUringOps => IoUring,
+    mapped: MappedSlots => Mapped,
 }
 
 impl Default for Counters {

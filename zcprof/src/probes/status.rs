@@ -23,6 +23,8 @@ pub enum Layer {
     Kernel,
     /// io_uring requests, per process and opcode.
     IoUring,
+    /// File pages mapped in through mmap, per process (not bytes moved: its own figure).
+    Mapped,
 }
 
 impl Layer {
@@ -32,6 +34,7 @@ impl Layer {
             Layer::Lifecycle => "lifecycle",
             Layer::Kernel => "kernel",
             Layer::IoUring => "io_uring",
+            Layer::Mapped => "mapped",
         }
     }
 }

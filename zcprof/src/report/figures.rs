@@ -11,7 +11,9 @@ use zcprof_recording::{self as rec, Bucket, Entry, LayerTotals, Layers, ProbeLay
 
 use super::Lost;
 use crate::{
-    model::{Counters, Figures, IoUringOps, KernelProbes, Syscalls, Totals, errno_names},
+    model::{
+        Counters, Figures, IoUringOps, KernelProbes, MappedSlots, Syscalls, Totals, errno_names,
+    },
     probes::{Layer, LayerSummary},
 };
 
@@ -28,7 +30,42 @@ pub fn layers(totals: &Counters, copy_source: Option<Role>) -> Layers {
     if !totals.io_uring.is_zero() {
         layers.insert(Layer::IoUring.to_string(), io_uring_layer(&totals.io_uring));
     }
+    if !totals.mapped.is_zero() {
+        layers.insert(Layer::Mapped.to_string(), mapped_layer(&totals.mapped));
+    }
     layers
+}
+
+/// The mapped layer: one entry per slot that counted (`fault`, `map_pages`; family
+/// `mapped`, bytes = pages × page size), and totals with its events as calls and no copied
+/// or zero-copy bytes: mapped pages are a figure of their own, never added to bytes moved.
+pub fn mapped_layer(t: &Totals<MappedSlots>) -> rec::Layer {
+    rec::Layer {
+        copy_source: None,
+        totals: LayerTotals {
+            calls: t.events(),
+            ..LayerTotals::default()
+        },
+        syscalls: Default::default(),
+        probes: t
+            .named()
+            .filter(|(_, s)| s.calls > 0)
+            .map(|(name, s)| {
+                (
+                    name.to_string(),
+                    Entry {
+                        family: rec::Family::Mapped,
+                        direction: rec::Direction::K2u,
+                        calls: s.calls,
+                        bytes: s.bytes,
+                        errors: 0,
+                        errno: Default::default(),
+                        hist: buckets(s),
+                    },
+                )
+            })
+            .collect(),
+    }
 }
 
 /// The io_uring layer: totals (its copies count as copies, as the syscall layer's), and

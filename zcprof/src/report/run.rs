@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     model::{
-        Counters, IoUringOps, KernelProbes, Model, Origin, ProcId, Process, Syscalls, Totals,
-        errno_names,
+        Counters, IoUringOps, KernelProbes, MappedSlots, Model, Origin, ProcId, Process, Syscalls,
+        Totals, errno_names,
     },
     probes::{Layer, LayerSummary, copy_source},
     units,
@@ -42,6 +42,36 @@ pub struct Summary<'a> {
     pub processes: Vec<&'a Process>,
     /// Every layer's totals over those processes.
     pub total: Counters,
+    /// The mapped layer's pages per file, per process (tgid) of the summary: what the
+    /// kernel's marks still held at the end (`Session::mapped_files`); empty when the layer
+    /// did not attach.
+    pub mapped_files: Vec<MappedFile>,
+}
+
+/// One file a process mapped pages of (the mapped layer's mark for it).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct MappedFile {
+    #[serde(skip)]
+    pub tgid: u32,
+    /// The filesystem's device, `major:minor` (as /proc/PID/maps and `stat` print it).
+    pub dev: String,
+    pub ino: u64,
+    pub pages: u64,
+    /// `pages` × page size.
+    pub bytes: u64,
+}
+
+impl MappedFile {
+    pub fn of(key: &zcprof_common::mapped::FileKey, mark: &zcprof_common::mapped::Mark) -> Self {
+        let (major, minor) = zcprof_common::mapped::dev_parts(key.dev);
+        MappedFile {
+            tgid: key.tgid,
+            dev: format!("{major}:{minor}"),
+            ino: key.ino,
+            pages: mark.pages,
+            bytes: mark.pages * zcprof_common::mapped::PAGE_SIZE,
+        }
+    }
 }
 
 impl<'a> Summary<'a> {
@@ -67,7 +97,20 @@ impl<'a> Summary<'a> {
             lost: Lost::of(model),
             processes,
             total,
+            mapped_files: Vec::new(),
         }
+    }
+
+    /// The mapped files of process `tgid`, most pages first.
+    fn files_of(&self, tgid: u32) -> Vec<MappedFile> {
+        let mut files: Vec<MappedFile> = self
+            .mapped_files
+            .iter()
+            .filter(|f| f.tgid == tgid && f.pages > 0)
+            .cloned()
+            .collect();
+        files.sort_by(|a, b| b.pages.cmp(&a.pages).then(a.ino.cmp(&b.ino)));
+        files
     }
 
     /// Which counters make the kernel-copy figure on this kernel (`probes::copy_source`).
@@ -113,6 +156,19 @@ struct JsonFigures {
     syscall: JsonSyscall,
     kernel: JsonKernel,
     io_uring: JsonIoUring,
+    mapped: JsonMapped,
+}
+
+/// The mapped layer: file pages mapped in (its own figure, never copied or zero-copy
+/// bytes), per slot under `probes`, and per file (a process's; the total's is every
+/// process's files).
+#[derive(Serialize)]
+struct JsonMapped {
+    pages: u64,
+    bytes: u64,
+    events: u64,
+    probes: SortedMap<Entry>,
+    files: Vec<MappedFile>,
 }
 
 /// The io_uring layer: its totals (copies that count as copies, beside the syscall
@@ -138,7 +194,7 @@ struct JsonKernel {
 }
 
 impl JsonFigures {
-    fn of(c: &Counters, copy_source: Option<Role>) -> JsonFigures {
+    fn of(c: &Counters, copy_source: Option<Role>, files: Vec<MappedFile>) -> JsonFigures {
         let syscall = figures::syscall_layer(&c.syscall);
         let kernel = figures::kernel_layer(&c.kernel, copy_source);
         let io_uring = figures::io_uring_layer(&c.io_uring);
@@ -155,6 +211,13 @@ impl JsonFigures {
             io_uring: JsonIoUring {
                 totals: io_uring.totals,
                 probes: io_uring.probes,
+            },
+            mapped: JsonMapped {
+                pages: c.mapped.pages(),
+                bytes: c.mapped.bytes(),
+                events: c.mapped.events(),
+                probes: figures::mapped_layer(&c.mapped).probes,
+                files,
             },
         }
     }
@@ -186,10 +249,17 @@ pub fn json(s: &Summary) -> String {
                 comm: &p.comm,
                 origin: p.origin,
                 exited: p.exited,
-                figures: JsonFigures::of(&p.totals, s.copy_source()),
+                figures: JsonFigures::of(&p.totals, s.copy_source(), s.files_of(p.tgid)),
             })
             .collect(),
-        total: JsonFigures::of(&s.total, s.copy_source()),
+        total: JsonFigures::of(
+            &s.total,
+            s.copy_source(),
+            s.processes
+                .iter()
+                .flat_map(|p| s.files_of(p.tgid))
+                .collect(),
+        ),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }
@@ -238,12 +308,14 @@ pub fn text(s: &Summary) -> String {
         ));
         table(&mut out, &p.totals.syscall);
         io_uring_table(&mut out, &p.totals.io_uring);
+        mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
     }
     if s.processes.len() != 1 {
         out.push_str(&format!("\ntotal of {} processes\n", s.processes.len()));
         table(&mut out, &s.total.syscall);
         io_uring_table(&mut out, &s.total.io_uring);
+        mapped_line(&mut out, &s.total.mapped, &[]);
         kernel_table(&mut out, &s.total.kernel, s.copy_source());
     }
     out
@@ -270,6 +342,47 @@ fn lifecycle_caveats(layers: &[LayerSummary]) -> Vec<&'static str> {
     }
     out
 }
+
+/// The mapped layer's figure (what replaced a read copy when a file is read through mmap),
+/// by slot, then its files (at most [`FILES_SHOWN`], most pages first).
+fn mapped_line(out: &mut String, t: &Totals<MappedSlots>, files: &[MappedFile]) {
+    if t.is_zero() {
+        return;
+    }
+    let slots: Vec<String> = t
+        .named()
+        .map(|(name, s)| {
+            format!(
+                "{name} {}",
+                units::count(s.bytes / zcprof_common::mapped::PAGE_SIZE)
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "  mapped layer: {} pages ({} B) of files mapped in: {} (not copies: pages the kernel mapped into the process)\n",
+        units::count(t.pages()),
+        units::count(t.bytes()),
+        slots.join(", "),
+    ));
+    for f in files.iter().take(FILES_SHOWN) {
+        out.push_str(&format!(
+            "    file dev {} ino {}: {} pages ({} B)\n",
+            f.dev,
+            f.ino,
+            units::count(f.pages),
+            units::count(f.bytes)
+        ));
+    }
+    if files.len() > FILES_SHOWN {
+        out.push_str(&format!(
+            "    … and {} more files (run --json lists all)\n",
+            files.len() - FILES_SHOWN
+        ));
+    }
+}
+
+/// Files listed per process in the text summary.
+const FILES_SHOWN: usize = 5;
 
 /// The io_uring layer's opcodes that completed, and its copy figures; the caveat when the
 /// process used io_uring while the layer was unavailable.
