@@ -680,20 +680,22 @@ pub fn mapped_bytes(layers: &Layers) -> u64 {
         .map_or(0, |l| l.probes.values().map(|e| e.bytes).sum())
 }
 
-/// [`MAPPED_NOTE`] with both sides' mapped bytes, when the copies fell by more than noise
-/// and the mapped bytes rose.
+/// [`MAPPED_NOTE`] with both sides' mapped bytes, when the kernel-to-user copies fell by
+/// more than noise and the mapped bytes rose by at least half of that fall. Every process
+/// maps its program's and libraries' code pages too, and a different code path maps a few
+/// more of them: a rise that small next to the fall is no sign that the file is read
+/// through mmap now, and the note would be a false claim.
 fn mapped_note(before: &Recording, after: &Recording) -> Option<String> {
-    let copied = |r: &Recording| {
-        let t = primary(&r.total.layers);
-        t.copy_k2u_bytes + t.copy_u2k_bytes
-    };
-    let (was, now) = (copied(before), copied(after));
+    let read = |r: &Recording| primary(&r.total.layers).copy_k2u_bytes;
+    let (was, now) = (read(before), read(after));
     let (mapped_was, mapped_now) = (
         mapped_bytes(&before.total.layers),
         mapped_bytes(&after.total.layers),
     );
-    let fell = was > now && (was - now) as f64 > MATERIAL * was as f64;
-    (fell && mapped_now > mapped_was).then(|| {
+    let fall = was.saturating_sub(now);
+    let material = fall as f64 > MATERIAL * was as f64;
+    let rise = mapped_now.saturating_sub(mapped_was);
+    (material && fall > 0 && 2 * rise >= fall).then(|| {
         format!(
             "{MAPPED_NOTE} (mapped {} before, {} after)",
             render::bytes(mapped_was as f64),

@@ -176,10 +176,13 @@ fn assert_io_uring_exact(who: &str, p: &zcprof::model::Process, tally: Option<&I
 }
 
 /// The mapped layer against the pages each worker touched through its one mapping of the
-/// input file (issue 13): exactly, for that file's device and inode, where the layer
-/// attached (Linux 6.12+); before 6.12 it must be unavailable, and the check is skipped
-/// with that reason.
-fn assert_mapped_exact(
+/// input file (issue 13), for that file's device and inode, where the layer attached
+/// (Linux 6.12+; before, it must be unavailable, and the check is skipped with that
+/// reason): never more than the pages touched, and some of them where the worker's own
+/// loads read the mapping. Not exactly: the demo's file may sit in large folios, which a
+/// 6.18 kernel maps at once while reporting part of them (tests/mapped.rs checks the
+/// exact rule on a file in one-page folios).
+fn assert_mapped_pages(
     session: &zcprof::session::Session,
     info: &ScenarioInfo,
     mode: &ModeInfo,
@@ -221,7 +224,11 @@ fn assert_mapped_exact(
                 tally.pages
             );
         } else {
-            assert_eq!(got, tally.pages, "{who}: mapped pages of its input file");
+            assert!(
+                (1..=tally.pages).contains(&got),
+                "{who}: mapped pages {got} of {} (its input file)",
+                tally.pages
+            );
         }
     }
 }
@@ -260,7 +267,7 @@ fn every_mode_is_exact(scenario: &str, probe: SyscallProbe) {
                 },
             };
             assert_exact(&session.model, info, mode, &m);
-            assert_mapped_exact(&session, info, mode, &m);
+            assert_mapped_pages(&session, info, mode, &m);
             runs.push(m);
         }
         // zcprof's own comparison agrees, and copy amplification is what the demo says.

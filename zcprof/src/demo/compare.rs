@@ -74,7 +74,9 @@ pub fn differences(expected: &RoleReport, worker: &WorkerMeasure) -> Vec<String>
     // The mapped layer's pages of the worker's input file against the pages it touched
     // through its one mapping; only where the layer attached (Linux 6.12+).
     // Only where the worker's own loads read the mapping: pages the kernel reads itself
-    // (write/send from a mapping) may be mapped without the tracepoints firing.
+    // (write/send from a mapping) may be mapped without the tracepoints firing. A lower
+    // bound even then: a kernel that maps a large folio at once (6.18) reports part of it,
+    // so the profiler may see fewer pages than were touched, but never more, and not none.
     if let (Some(m), Some(files)) = (&expected.mapped, &seen.mapped_files)
         && !m.by_kernel
     {
@@ -83,9 +85,9 @@ pub fn differences(expected: &RoleReport, worker: &WorkerMeasure) -> Vec<String>
             .filter(|f| f.dev == m.dev && f.ino == m.ino)
             .map(|f| f.pages)
             .sum();
-        if got != m.pages {
+        if got == 0 || got > m.pages {
             out.push(format!(
-                "mapped pages of {} ino {}: profiler {got}, demo {}",
+                "mapped pages of {} ino {}: profiler {got}, demo {} (a lower bound, above 0)",
                 m.dev, m.ino, m.pages
             ));
         }

@@ -167,6 +167,9 @@ struct JsonMapped {
     pages: u64,
     bytes: u64,
     events: u64,
+    /// A recording's layer totals (calls = events, no bytes moved), so that the figures
+    /// validate as a recording's layers.
+    totals: LayerTotals,
     probes: SortedMap<Entry>,
     files: Vec<MappedFile>,
 }
@@ -212,12 +215,16 @@ impl JsonFigures {
                 totals: io_uring.totals,
                 probes: io_uring.probes,
             },
-            mapped: JsonMapped {
-                pages: c.mapped.pages(),
-                bytes: c.mapped.bytes(),
-                events: c.mapped.events(),
-                probes: figures::mapped_layer(&c.mapped).probes,
-                files,
+            mapped: {
+                let layer = figures::mapped_layer(&c.mapped);
+                JsonMapped {
+                    pages: c.mapped.pages(),
+                    bytes: c.mapped.bytes(),
+                    events: c.mapped.events(),
+                    totals: layer.totals,
+                    probes: layer.probes,
+                    files,
+                }
             },
         }
     }
