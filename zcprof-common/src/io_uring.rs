@@ -16,10 +16,15 @@
 //! [`crate::counter::IO_URING_UNMATCHED`], never guessed.
 //!
 //! A zero-copy send (SEND_ZC, SENDMSG_ZC) posts a second CQE, its notification
-//! (`IORING_CQE_F_NOTIF`), when the kernel has released the pages: counted in [`NOTIF`],
-//! and in [`NOTIF_COPIED`] when it says the kernel copied the data anyway
-//! (`IORING_NOTIF_USAGE_ZC_COPIED`, only reported when the application asked with
-//! `IORING_SEND_ZC_REPORT_USAGE`).
+//! (`IORING_CQE_F_NOTIF`), when the kernel has released the pages: counted in [`NOTIF`].
+//! When the application asked for usage reports (`IORING_SEND_ZC_REPORT_USAGE`) it also
+//! says whether the kernel copied the data anyway: [`NOTIF_COPIED`] when its `res` has
+//! `IORING_NOTIF_USAGE_ZC_COPIED`. A `res` of 0 means "sent from the pages" only if reports
+//! were asked for, which the CQE does not say: the program reads the notification
+//! request's `io_notif_data.zc_report` (offset from the kernel's BTF,
+//! [`global::NOTIF_ZC_REPORT`]) and counts the notifications that report usage in
+//! [`NOTIF_REPORTED`]; the sends done without a copy are those reported and not copied.
+//! Without the offset none counts as done.
 //!
 //! Registered ("fixed") buffers save the page pinning, not the copy: READ_FIXED and
 //! WRITE_FIXED still copy between the page cache or socket and the buffer.
@@ -38,8 +43,10 @@ pub const NOTIF_COPIED: u32 = OPCODES as u32 + 2;
 /// `io_uring_setup`/`io_uring_enter`, so that a process using io_uring gets a caveat
 /// instead of silence. Never an opcode, never bytes.
 pub const ENTER_SEEN: u32 = OPCODES as u32 + 3;
+/// Slot of the notifications that report usage (copied or not).
+pub const NOTIF_REPORTED: u32 = OPCODES as u32 + 4;
 /// Slots per process.
-pub const COUNT: usize = OPCODES + 4;
+pub const COUNT: usize = OPCODES + 5;
 
 /// `IORING_CQE_F_MORE`: the request will post more CQEs.
 pub const CQE_F_MORE: u32 = 1 << 1;
@@ -219,6 +226,11 @@ pub const OPS: [Op; COUNT] = [
         Family::Notice,
         Direction::KernelToKernel,
     ),
+    op(
+        "SEND_ZC_NOTIFICATION_REPORTED",
+        Family::Notice,
+        Direction::KernelToKernel,
+    ),
 ];
 
 /// The slot at `index`, if any.
@@ -262,6 +274,9 @@ pub mod global {
     pub const COMPLETE_USER_DATA: &str = "URING_COMPLETE_USER_DATA";
     pub const COMPLETE_RES: &str = "URING_COMPLETE_RES";
     pub const COMPLETE_CFLAGS: &str = "URING_COMPLETE_CFLAGS";
+    /// Byte offset of `io_notif_data.zc_report` from a notification's `struct io_kiocb`
+    /// (its `cmd` area), from BTF; 0 when unknown (before 6.2 there is no such field).
+    pub const NOTIF_ZC_REPORT: &str = "URING_NOTIF_ZC_REPORT";
 }
 
 /// The io_uring layer as a counting layer: its own exit program flushes it.
@@ -310,6 +325,7 @@ mod tests {
         assert_eq!(OPS[OTHER_OPCODE as usize].name, "OP_64_OR_MORE");
         assert_eq!(OPS[NOTIF as usize].family, Family::Notice);
         assert_eq!(OPS[NOTIF_COPIED as usize].family, Family::Notice);
+        assert_eq!(OPS[NOTIF_REPORTED as usize].family, Family::Notice);
     }
 
     #[test]

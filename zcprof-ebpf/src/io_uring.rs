@@ -11,7 +11,7 @@
 //! `IO_URING_UNMATCHED`. Field offsets come from tracefs (globals set by user space).
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap},
     programs::TracePointContext,
@@ -20,8 +20,8 @@ use zcprof_common::{
     Counts, Key, counter,
     io_uring::{
         self, BYTES_MASK, CQE_F_MORE, CQE_F_NOTIF, ENTER_SEEN, INFLIGHT_MAX_ENTRIES,
-        MULTISHOT_MASK, NOTIF, NOTIF_COPIED, NOTIF_USAGE_ZC_COPIED, OPCODES, OTHER_OPCODE,
-        RINGS_MAX_ENTRIES, RingTag, SEND_ZC_MASK, URSTATS_MAX_ENTRIES,
+        MULTISHOT_MASK, NOTIF, NOTIF_COPIED, NOTIF_REPORTED, NOTIF_USAGE_ZC_COPIED, OPCODES,
+        OTHER_OPCODE, RINGS_MAX_ENTRIES, RingTag, SEND_ZC_MASK, URSTATS_MAX_ENTRIES,
     },
     layer,
 };
@@ -69,6 +69,8 @@ static URING_COMPLETE_USER_DATA: u32 = 0;
 static URING_COMPLETE_RES: u32 = 0;
 #[unsafe(no_mangle)]
 static URING_COMPLETE_CFLAGS: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_NOTIF_ZC_REPORT: u32 = 0;
 
 /// A global offset set by user space (`read_volatile`: the zero initialiser must not be
 /// folded into the code).
@@ -127,6 +129,18 @@ fn try_submit(ctx: &TracePointContext) -> Result<(), ()> {
     Ok(())
 }
 
+/// Whether the notification request `req` reports usage (`io_notif_data.zc_report`, at an
+/// offset from BTF); `false` when the offset is unknown or the byte unreadable.
+#[inline(always)]
+fn reports_usage(req: u64) -> bool {
+    let offset = at(&URING_NOTIF_ZC_REPORT);
+    if offset == 0 || req == 0 {
+        return false;
+    }
+    // SAFETY: a checked kernel read of one byte inside the live request.
+    unsafe { bpf_probe_read_kernel((req as usize + offset) as *const u8) }.is_ok_and(|b| b != 0)
+}
+
 #[tracepoint]
 pub fn io_uring_complete(ctx: TracePointContext) -> u32 {
     match try_complete(&ctx) {
@@ -146,12 +160,13 @@ fn try_complete(ctx: &TracePointContext) -> Result<(), ()> {
             return Ok(());
         };
         count(&URSTATS, Key { tgid, slot: NOTIF }, false, 0, 0);
+        if reports_usage(req) {
+            let slot = NOTIF_REPORTED;
+            count(&URSTATS, Key { tgid, slot }, false, 0, 0);
+        }
         if res as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
-            let key = Key {
-                tgid,
-                slot: NOTIF_COPIED,
-            };
-            count(&URSTATS, key, false, 0, 0);
+            let slot = NOTIF_COPIED;
+            count(&URSTATS, Key { tgid, slot }, false, 0, 0);
         }
         return Ok(());
     }

@@ -630,7 +630,9 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         if !z.is_zero() {
             zerocopy.push(format!(
                 "{side} sent {}",
-                z.summary(|b| render::bytes(b as f64))
+                z.summary("MSG_ZEROCOPY or io_uring SEND_ZC", |b| render::bytes(
+                    b as f64
+                ))
             ));
         }
     }

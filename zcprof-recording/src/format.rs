@@ -268,8 +268,9 @@ impl MsgZerocopy {
     }
 
     /// One line for people: `64.0 KiB in 16 sends with MSG_ZEROCOPY: 16 copied by the
-    /// kernel (counted as copied)`.
-    pub fn summary(&self, bytes: impl Fn(u64) -> String) -> String {
+    /// kernel anyway; 64.0 KiB of it counted as copied`, `how` being how the sends asked
+    /// (`MSG_ZEROCOPY`, `io_uring SEND_ZC`).
+    pub fn summary(&self, how: &str, bytes: impl Fn(u64) -> String) -> String {
         let unconfirmed = self
             .requested_sends
             .saturating_sub(self.done_sends + self.copied_sends);
@@ -285,7 +286,7 @@ impl MsgZerocopy {
         }
         let counted = self.unconfirmed_bytes();
         format!(
-            "{} in {} sends with MSG_ZEROCOPY: {}; {} of it counted as copied{}",
+            "{} in {} sends with {how}: {}; {} of it counted as copied{}",
             bytes(self.requested_bytes),
             self.requested_sends,
             if parts.is_empty() {

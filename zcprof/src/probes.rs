@@ -50,6 +50,7 @@ use zcprof_common::Counting;
 
 use crate::tracefs;
 
+mod btf_layout;
 pub mod io_uring;
 pub mod kernel;
 pub mod lifecycle;

@@ -117,6 +117,7 @@ fn assert_exact(model: &Model, info: &ScenarioInfo, mode: &ModeInfo, m: &Measure
             }
         }
         assert_io_uring_exact(&who, p, role.io_uring.as_ref());
+        assert_send_zc_exact(&who, p, role.zerocopy.as_ref());
         if mode.copy_free_roles.contains(&role.role.as_str()) {
             assert_eq!(
                 copy,
@@ -231,6 +232,37 @@ fn assert_mapped_pages(
             );
         }
     }
+}
+
+/// io_uring SEND_ZC sends against the worker's own tally: every notification the demo
+/// read reports usage (the demo asks for reports; zcprof read `zc_report` through BTF), the
+/// copied ones are exactly those the demo saw flagged, and the bytes split accordingly.
+fn assert_send_zc_exact(
+    who: &str,
+    p: &zcprof::model::Process,
+    tally: Option<&zcprof_demos::zerocopy::ZeroCopyReport>,
+) {
+    let Some(t) = tally.filter(|t| t.via == zcprof_demos::zerocopy::Via::IoUringSendZc) else {
+        return;
+    };
+    let u = &p.totals.io_uring;
+    assert_eq!(
+        u[io_uring::NOTIF_REPORTED as usize].calls,
+        t.notifications,
+        "{who}: SEND_ZC notifications that report usage"
+    );
+    assert_eq!(u.unreported_notifications(), 0, "{who}");
+    let z = u.figures().msg_zerocopy;
+    assert_eq!(
+        (z.requested_sends, z.requested_bytes),
+        (t.requested.calls - t.requested.errors, t.requested.bytes),
+        "{who}: SEND_ZC sends and bytes"
+    );
+    assert_eq!(
+        (z.copied_sends, z.done_sends),
+        (t.copied.sends, t.not_copied.sends),
+        "{who}: SEND_ZC notifications, copied and not"
+    );
 }
 
 /// Runs every mode of `scenario` under one session and checks each exactly.

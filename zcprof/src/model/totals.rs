@@ -234,10 +234,7 @@ impl Totals<Syscalls> {
                 *a += b;
             }
         }
-        // MSG_ZEROCOPY bytes count as copied until notifications say otherwise.
-        let unconfirmed = f.msg_zerocopy.unconfirmed_bytes();
-        f.copy_u2k_bytes += unconfirmed;
-        f.zero_copy_bytes += f.msg_zerocopy.requested_bytes - unconfirmed;
+        f.split_zero_copy_sends();
         f
     }
 }
@@ -290,17 +287,22 @@ impl Totals<IoUringOps> {
             .map(|(_, fired)| fired)
     }
 
-    /// The io_uring figures: bytes by family as the syscall layer sums them (SEND_ZC's
-    /// requested zero-copy counted as copied, user to kernel: only a notification could
-    /// prove otherwise, and it does not say how many bytes), calls and errors of every
-    /// request (the `Notice` slots, notifications and the detector's calls, are not
-    /// requests).
+    /// The io_uring figures: bytes by family as the syscall layer sums them, calls and
+    /// errors of every request (the `Notice` slots, notifications and the detector's calls,
+    /// are not requests). SEND_ZC/SENDMSG_ZC bytes are zero-copy requested and split as the
+    /// syscall layer splits `MSG_ZEROCOPY` ([`MsgZerocopy::unconfirmed_bytes`]): copied
+    /// unless a notification reported usage and said the kernel did not copy.
     pub fn figures(&self) -> Figures {
         let mut f = Figures::default();
+        let z = &mut f.msg_zerocopy;
         for (op, s) in io_uring::OPS.iter().zip(self.slots()) {
             match (op.family, op.direction) {
                 (Family::Copy, Direction::KernelToUser) => f.copy_k2u_bytes += s.bytes,
-                (Family::Copy | Family::ZeroCopyRequested, _) => f.copy_u2k_bytes += s.bytes,
+                (Family::Copy, _) => f.copy_u2k_bytes += s.bytes,
+                (Family::ZeroCopyRequested, _) => {
+                    z.requested_bytes += s.bytes;
+                    z.requested_sends += s.calls - s.errors;
+                }
                 (Family::ZeroCopy, _) => f.zero_copy_bytes += s.bytes,
                 (Family::Notice, _) => continue,
                 (Family::Control, _) => {}
@@ -311,7 +313,25 @@ impl Totals<IoUringOps> {
                 *a += b;
             }
         }
+        // Only a usage report tells "no copy"; a copied one is a report too.
+        let copied = self.calls(io_uring::NOTIF_COPIED);
+        f.msg_zerocopy.copied_sends = copied;
+        f.msg_zerocopy.done_sends = self.calls(io_uring::NOTIF_REPORTED).saturating_sub(copied);
+        f.split_zero_copy_sends();
         f
+    }
+
+    /// SEND_ZC notifications that did not report usage (the application did not ask for
+    /// reports, or zcprof could not read whether it did): they say nothing of a copy.
+    pub fn unreported_notifications(&self) -> u64 {
+        let reported = self
+            .calls(io_uring::NOTIF_REPORTED)
+            .max(self.calls(io_uring::NOTIF_COPIED));
+        self.calls(io_uring::NOTIF).saturating_sub(reported)
+    }
+
+    fn calls(&self, slot: u32) -> u64 {
+        self.slots()[slot as usize].calls
     }
 
     /// `io_uring_setup`/`io_uring_enter` calls the detector saw: the process used io_uring
@@ -446,6 +466,13 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// Adds the zero-copy sends' bytes: copied until notifications say otherwise.
+    fn split_zero_copy_sends(&mut self) {
+        let unconfirmed = self.msg_zerocopy.unconfirmed_bytes();
+        self.copy_u2k_bytes += unconfirmed;
+        self.zero_copy_bytes += self.msg_zerocopy.requested_bytes - unconfirmed;
+    }
+
     /// Errors that mean "would block / interrupted" (EAGAIN, EINTR), not failures.
     pub fn would_block(&self) -> u64 {
         would_block(&self.errno)
@@ -570,5 +597,43 @@ mod tests {
             "an out-of-range slot allocates nothing"
         );
         assert_eq!(d, Counters::zero());
+    }
+
+    #[test]
+    fn send_zc_bytes_are_copied_unless_a_usage_report_says_otherwise() {
+        use zcprof_common::io_uring::opcode::SEND_ZC;
+        let mut c = Counters::zero();
+        let set = |c: &mut Counters, slot: u32, calls: u64, bytes: u64| {
+            *c.slot_mut(Layer::IoUring, slot).expect("slot") = Counts {
+                calls,
+                bytes,
+                ..Counts::ZERO
+            };
+        };
+        // Four sends of 1 KiB; four notifications, three of which reported usage, one of
+        // them a copy.
+        set(&mut c, u32::from(SEND_ZC), 4, 4096);
+        set(&mut c, io_uring::NOTIF, 4, 0);
+        set(&mut c, io_uring::NOTIF_REPORTED, 3, 0);
+        set(&mut c, io_uring::NOTIF_COPIED, 1, 0);
+        let f = c.io_uring.figures();
+        assert_eq!(f.calls, 4, "notifications are not requests");
+        assert_eq!(f.msg_zerocopy.requested_sends, 4);
+        assert_eq!(
+            (f.msg_zerocopy.done_sends, f.msg_zerocopy.copied_sends),
+            (2, 1)
+        );
+        assert_eq!(
+            f.zero_copy_bytes, 2048,
+            "the two sends reported sent from the pages"
+        );
+        assert_eq!(f.copy_u2k_bytes, 2048, "copied, and not reported");
+        assert_eq!(c.io_uring.unreported_notifications(), 1);
+        // No usage reports: every byte counts as copied.
+        set(&mut c, io_uring::NOTIF_REPORTED, 0, 0);
+        set(&mut c, io_uring::NOTIF_COPIED, 0, 0);
+        let f = c.io_uring.figures();
+        assert_eq!((f.copy_u2k_bytes, f.zero_copy_bytes), (4096, 0));
+        assert_eq!(c.io_uring.unreported_notifications(), 4);
     }
 }

@@ -3,17 +3,21 @@
 //! `io_uring:io_uring_complete`, their field offsets from tracefs. Its exit program is
 //! attached by the lifecycle layer, after `process_exit`.
 //!
+//! Whether a zero-copy send's notification reports usage is in the notification request, not
+//! in the tracepoint: its offset comes from BTF ([`zc_report_offset`]).
+//!
 //! When the layer cannot attach (no io_uring tracepoints, a layout zcprof does not know, a
 //! verifier refusal, or `--disable-layer io_uring`), a detector on the
 //! `io_uring_setup`/`io_uring_enter` syscalls marks the processes that use io_uring anyway,
 //! so that their figures carry a caveat instead of passing for complete.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use aya::Ebpf;
 use zcprof_common::io_uring::{COUNTING, global, program};
 
+use super::btf_layout;
 use super::{
     Host, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus,
     attach_tracepoint, tracepoint,
@@ -47,6 +51,7 @@ fn names() -> Names {
             global::COMPLETE_USER_DATA,
             global::COMPLETE_RES,
             global::COMPLETE_CFLAGS,
+            global::NOTIF_ZC_REPORT,
         ],
     }
 }
@@ -54,6 +59,7 @@ fn names() -> Names {
 fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(IoUringLayer {
         disabled: opts.disabled.contains(&Layer::IoUring),
+        btf: opts.btf.clone(),
         plan: Err("not planned yet".into()),
     })
 }
@@ -61,6 +67,8 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
 struct IoUringLayer {
     /// `--disable-layer io_uring`.
     disabled: bool,
+    /// `--btf`, else the running kernel's.
+    btf: Option<PathBuf>,
     /// The submit event to attach, or why the layer cannot attach.
     plan: Result<&'static str, String>,
 }
@@ -121,8 +129,16 @@ impl LayerProbes for IoUringLayer {
             return Vec::new();
         };
         match offsets(root) {
-            Ok(o) => {
+            Ok(mut o) => {
                 self.plan = Ok(o.submit);
+                match zc_report_offset(self.btf.as_deref()) {
+                    Ok(Some(at)) => o.globals.push((global::NOTIF_ZC_REPORT, at)),
+                    // Before 6.2 no notification reports usage: nothing is missed.
+                    Ok(None) => {}
+                    Err(why) => host.warnings.push(format!(
+                        "io_uring SEND_ZC usage reports are unreadable ({why}): notifications are counted, none as sent without a copy"
+                    )),
+                }
                 o.globals
             }
             Err(why) => {
@@ -166,6 +182,31 @@ impl LayerProbes for IoUringLayer {
         }
         out
     }
+}
+
+/// Byte offset of `io_notif_data.zc_report` from a notification's `struct io_kiocb`: the
+/// notification's data lives in the request's `cmd` area (`io_kiocb_to_cmd`, io_uring/notif.h).
+/// `None` where notifications have no usage report (before 6.2; no SEND_ZC before 6.0).
+fn zc_report_offset(btf: Option<&Path>) -> Result<Option<u32>, String> {
+    let btf = btf_layout::open(btf)?;
+    let Some(notif) = btf_layout::find_struct(&btf, "io_notif_data")? else {
+        return Ok(None);
+    };
+    let Some((report, len)) = btf_layout::member(&btf, &notif, "zc_report")? else {
+        return Ok(None);
+    };
+    if len != 1 {
+        return Err(format!("io_notif_data.zc_report has {len} bytes, not 1"));
+    }
+    let kiocb = btf_layout::find_struct(&btf, "io_kiocb")?.ok_or("BTF has no struct io_kiocb")?;
+    let (cmd, cmd_len) =
+        btf_layout::member(&btf, &kiocb, "cmd")?.ok_or("struct io_kiocb has no cmd area")?;
+    if (report as usize) >= cmd_len {
+        return Err(format!(
+            "io_notif_data.zc_report (+{report}) lies outside io_kiocb.cmd ({cmd_len} bytes)"
+        ));
+    }
+    Ok(Some(cmd + report))
 }
 
 /// `io_uring_complete`, then `submit`; when the second fails the first is detached again.

@@ -411,13 +411,13 @@ fn io_uring_table(out: &mut String, t: &Totals<IoUringOps>) {
     out.push_str("  io_uring layer (per opcode, one call per completion):\n");
     counts_table(
         out,
-        [("OPCODE", 28), ("FAMILY", 19)],
+        [("OPCODE", 30), ("FAMILY", 19)],
         ops.into_iter()
             .map(|(op, st)| ([op.name, family(op.family)], direction(op.direction), st)),
     );
     let f = t.figures();
     out.push_str(&format!(
-        "  io_uring copied k→u {} ({}), u→k {} ({}, SEND_ZC included: counted as copied); zero-copy {} ({})\n",
+        "  io_uring copied k→u {} ({}), u→k {} ({}); zero-copy {} ({})\n",
         units::count(f.copy_k2u_bytes),
         units::bytes(f.copy_k2u_bytes as f64),
         units::count(f.copy_u2k_bytes),
@@ -425,6 +425,22 @@ fn io_uring_table(out: &mut String, t: &Totals<IoUringOps>) {
         units::count(f.zero_copy_bytes),
         units::bytes(f.zero_copy_bytes as f64),
     ));
+    if !f.msg_zerocopy.is_zero() {
+        let unreported = t.unreported_notifications();
+        out.push_str(&format!(
+            "  io_uring {}{}\n",
+            f.msg_zerocopy
+                .summary("SEND_ZC", |b| units::bytes(b as f64)),
+            if unreported > 0 {
+                format!(
+                    " ({} notifications carried no usage report (IORING_SEND_ZC_REPORT_USAGE), so they say nothing of a copy)",
+                    units::count(unreported)
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
     if let Some(errors) = zcprof_recording::errno_summary(&errno_names(&f.errno)) {
         out.push_str(&format!("  io_uring errors: {errors}\n"));
     }
@@ -501,7 +517,8 @@ fn table(out: &mut String, totals: &Totals<Syscalls>) {
     if !f.msg_zerocopy.is_zero() {
         out.push_str(&format!(
             "  {}\n",
-            f.msg_zerocopy.summary(|b| units::bytes(b as f64))
+            f.msg_zerocopy
+                .summary("MSG_ZEROCOPY", |b| units::bytes(b as f64))
         ));
     }
     if let Some(errors) = zcprof_recording::errno_summary(&errno_names(&f.errno)) {

@@ -1,0 +1,104 @@
+//! Where a field sits in a kernel struct, from BTF: for the programs that read kernel memory
+//! no tracepoint exports (io_uring's notification requests). The layout is this kernel's,
+//! so a field that moved or vanished is found so, never assumed.
+
+use std::path::Path;
+
+use btf_rs::{Btf, Struct, Type};
+
+/// BTF of `path`, or of the running kernel.
+pub fn open(path: Option<&Path>) -> Result<Btf, String> {
+    let path = path.unwrap_or(Path::new("/sys/kernel/btf/vmlinux"));
+    Btf::from_file(path).map_err(|err| format!("{}: {err}", path.display()))
+}
+
+/// The struct named `name`; `None` when this kernel has none (only a declaration counts
+/// as none too: it has no members).
+pub fn find_struct(btf: &Btf, name: &str) -> Result<Option<Struct>, String> {
+    let types = match btf.resolve_types_by_name(name) {
+        Ok(types) => types,
+        // btf-rs reports a name it does not know as an error.
+        Err(_) => return Ok(None),
+    };
+    Ok(types.into_iter().find_map(|t| match t {
+        Type::Struct(s) if !s.members.is_empty() => Some(s),
+        _ => None,
+    }))
+}
+
+/// Byte offset and size of member `name` of `s`, looking into anonymous struct and union
+/// members (C's `union { struct file *file; struct io_cmd_data cmd; }`); `None` when `s`
+/// has no such member. A bitfield is an error: it has no byte offset.
+pub fn member(btf: &Btf, s: &Struct, name: &str) -> Result<Option<(u32, usize)>, String> {
+    for m in &s.members {
+        let own = btf
+            .resolve_name(m)
+            .map_err(|err| format!("a member's name: {err}"))?;
+        let ty = btf
+            .resolve_chained_type(m)
+            .map_err(|err| format!("the type of member {own:?}: {err}"))?;
+        if own == name {
+            if m.bitfield_size().is_some_and(|bits| bits != 0) || m.bit_offset() % 8 != 0 {
+                return Err(format!("member {name} is a bitfield"));
+            }
+            return Ok(Some((m.bit_offset() / 8, size(btf, &ty)?)));
+        }
+        if own.is_empty()
+            && let Type::Struct(inner) | Type::Union(inner) = &ty
+            && let Some((at, len)) = member(btf, inner, name)?
+        {
+            return Ok(Some((m.bit_offset() / 8 + at, len)));
+        }
+    }
+    Ok(None)
+}
+
+/// Size in bytes of `ty`, through typedefs and qualifiers.
+fn size(btf: &Btf, ty: &Type) -> Result<usize, String> {
+    let mut ty = ty.clone();
+    // A qualifier chain is short; the bound only guards against a malformed loop.
+    for _ in 0..16 {
+        let next = match &ty {
+            Type::Int(i) => return Ok(i.size()),
+            Type::Enum(e) => return Ok(e.size()),
+            Type::Struct(s) | Type::Union(s) => return Ok(s.size()),
+            Type::Ptr(_) => return Ok(std::mem::size_of::<u64>()),
+            Type::Typedef(t) => btf.resolve_chained_type(t),
+            Type::Const(t) => btf.resolve_chained_type(t),
+            Type::Volatile(t) => btf.resolve_chained_type(t),
+            Type::Restrict(t) => btf.resolve_chained_type(t),
+            other => {
+                return Err(format!(
+                    "a member of kind {} has no size here",
+                    other.name()
+                ));
+            }
+        };
+        ty = next.map_err(|err| format!("a type's target: {err}"))?;
+    }
+    Err("a type chain that does not end".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's own layout (zcprof's kernels have BTF: `doctor` requires it
+    /// for the kernel layer).
+    #[test]
+    fn finds_members_and_misses_what_is_not_there() {
+        let btf = open(None).expect("this kernel's BTF");
+        let task = find_struct(&btf, "task_struct")
+            .expect("BTF")
+            .expect("task_struct");
+        let (at, len) = member(&btf, &task, "pid").expect("BTF").expect("pid");
+        assert_eq!(len, 4, "pid_t");
+        assert!(at > 0);
+        assert_eq!(member(&btf, &task, "no_such_member").expect("BTF"), None);
+        assert!(
+            find_struct(&btf, "no_such_struct_zcprof")
+                .expect("BTF")
+                .is_none()
+        );
+    }
+}
