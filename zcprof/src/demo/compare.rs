@@ -1,28 +1,29 @@
 //! The comparison of a scenario's variants (pure): each worker checked against the demo's
 //! ground truth, and the figures a user compares between modes.
 //!
-//! Bytes, calls, copy amplification and the zero-copy ratio come from the **syscall
-//! layer** (what zcprof counted for the variant's worker processes); throughput and CPU
-//! time come from the demo (its wall clock and its workers' rusage). A figure derived from
-//! a worker the profiler did not match exactly is still shown, but the variant is marked.
+//! Bytes, calls, copy amplification and the zero-copy ratio come from the **syscall and
+//! io_uring layers** (what zcprof counted for the variant's worker processes, summed as
+//! `run` sums them); throughput and CPU time come from the demo (its wall clock and its
+//! workers' rusage). A figure derived from a worker the profiler did not match exactly is
+//! still shown, but the variant is marked.
 //!
 //! The **kernel layer** adds one figure beside them, never into them: the bytes its copy
 //! role's probes saw copied (see [`KernelCopies`]). The demo has no ground truth for it.
 //!
-//! What no zcprof layer counts yet is carried from the demo's own tally and labelled so:
-//! each worker's io_uring requests and completions, and its zero-copy sends with what
-//! their notifications said (`demo_io_uring`, `demo_zerocopy`). They are never added into
-//! the syscall layer's figures, which is why an io_uring mode shows no copies there.
+//! The demo's own tallies of each worker's io_uring requests and of its zero-copy sends
+//! with what their notifications said (`demo_io_uring`, `demo_zerocopy`) are carried
+//! beside the figures: they are the ground truth the io_uring layer and the zero-copy
+//! split are checked against, opcode by opcode.
 
 use serde::Serialize;
-use zcprof_common::kernel::Role;
+use zcprof_common::{io_uring, kernel::Role};
 use zcprof_demos::uring::IoUringReport;
 use zcprof_demos::zerocopy::ZeroCopyReport;
 use zcprof_demos::{Counter, RoleReport, ScenarioInfo};
 use zcprof_recording::MsgZerocopy;
 
 use super::measure::{Measured, WorkerMeasure};
-use crate::model::{Figures, KernelProbes, Totals};
+use crate::model::{Figures, IoUringOps, KernelProbes, Totals};
 
 /// Every difference between what the profiler attributed to a worker and what the worker
 /// tallied itself; empty means exact.
@@ -56,20 +57,23 @@ pub fn differences(expected: &RoleReport, worker: &WorkerMeasure) -> Vec<String>
             ));
         }
     }
-    // MSG_ZEROCOPY sends and what their notifications said, against the demo's own tally
-    // (io_uring SEND_ZC is the io_uring layer's).
+    out.extend(io_uring_differences(
+        expected.io_uring.as_ref(),
+        &seen.io_uring,
+    ));
+    // Zero-copy sends (MSG_ZEROCOPY or io_uring SEND_ZC) and what their notifications said,
+    // against the demo's own tally.
     let z = seen.figures.msg_zerocopy;
-    let want = match expected.zerocopy {
-        Some(t) if t.via == zcprof_demos::zerocopy::Via::MsgZerocopy => MsgZerocopy {
+    let want = expected
+        .zerocopy
+        .map_or_else(MsgZerocopy::default, |t| MsgZerocopy {
             requested_bytes: t.requested.bytes,
             requested_sends: t.requested.calls - t.requested.errors,
             done_sends: t.not_copied.sends,
             copied_sends: t.copied.sends,
-        },
-        _ => MsgZerocopy::default(),
-    };
+        });
     if z != want {
-        out.push(format!("MSG_ZEROCOPY: profiler {z:?}, demo {want:?}"));
+        out.push(format!("zero-copy sends: profiler {z:?}, demo {want:?}"));
     }
     // The mapped layer's pages of the worker's input file against the pages it touched
     // through its one mapping; only where the layer attached (Linux 6.12+).
@@ -91,6 +95,55 @@ pub fn differences(expected: &RoleReport, worker: &WorkerMeasure) -> Vec<String>
                 m.dev, m.ino, m.pages
             ));
         }
+    }
+    out
+}
+
+/// The io_uring layer against the worker's ring tally: per opcode its completions, bytes
+/// and errors, and the SEND_ZC notifications; a worker without a ring has no io_uring counts.
+fn io_uring_differences(tally: Option<&IoUringReport>, got: &Totals<IoUringOps>) -> Vec<String> {
+    if got.unseen_calls() > 0 {
+        return vec![zcprof_recording::diff::IO_URING_CAVEAT.to_string()];
+    }
+    let Some(tally) = tally else {
+        return match got.requests().next() {
+            Some(_) => vec!["io_uring completions counted for a worker without a ring".into()],
+            None => Vec::new(),
+        };
+    };
+    let mut out = Vec::new();
+    for code in 0..io_uring::OPCODES {
+        let want = tally
+            .ops
+            .values()
+            .find(|op| usize::from(op.opcode) == code)
+            .map(|op| Counter {
+                calls: op.calls,
+                bytes: op.bytes,
+                errors: op.errors,
+            })
+            .unwrap_or_default();
+        let s = &got[code];
+        let have = Counter {
+            calls: s.calls,
+            bytes: s.bytes,
+            errors: s.errors,
+        };
+        if have != want {
+            out.push(format!(
+                "io_uring {}: profiler {}, demo {}",
+                io_uring::OPS[code].name,
+                triple(&have),
+                triple(&want)
+            ));
+        }
+    }
+    let notifications: u64 = tally.ops.values().map(|op| op.notifications).sum();
+    let seen = got[io_uring::NOTIF as usize].calls;
+    if seen != notifications {
+        out.push(format!(
+            "io_uring SEND_ZC notifications: profiler {seen}, demo {notifications}"
+        ));
     }
     out
 }
@@ -131,13 +184,13 @@ impl KernelCopies {
 pub struct WorkerRow {
     pub role: String,
     pub pid: u32,
-    /// Syscall layer; zero when the worker was not found.
+    /// Syscall and io_uring layers; zero when the worker was not found.
     pub figures: Figures,
     /// Kernel layer; zero bytes (from the copy role) when the worker was not found.
     pub kernel: KernelCopies,
     /// Profiler versus ground truth; empty when exact.
     pub differences: Vec<String>,
-    /// The demo's tally of the worker's io_uring use (no zcprof layer counts it yet).
+    /// The demo's tally of the worker's io_uring use (the io_uring layer's ground truth).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub demo_io_uring: Option<IoUringReport>,
     /// The demo's tally of the worker's zero-copy sends and their notifications.
@@ -163,7 +216,7 @@ pub struct MappedRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct CopyFree {
     pub role: String,
-    /// Copy-family calls and bytes the syscall layer attributed to it.
+    /// Copy-family calls and bytes the syscall and io_uring layers attributed to it.
     pub copy_calls: u64,
     pub copied_bytes: u64,
     /// Found, and zero copy-family calls.
@@ -178,13 +231,14 @@ pub struct Variant {
     pub payload_bytes: u64,
     pub verified: bool,
     pub chunk_bytes: u64,
-    /// Sum over the variant's worker processes (syscall layer).
+    /// Sum over the variant's worker processes (syscall and io_uring layers).
     pub figures: Figures,
     /// Sum over the variant's worker processes (kernel layer).
     pub kernel: KernelCopies,
-    /// Bytes copied across the user/kernel boundary per payload byte (syscall layer).
+    /// Bytes copied across the user/kernel boundary per payload byte (syscall and io_uring
+    /// layers).
     pub copy_amplification: Option<f64>,
-    /// Zero-copy bytes over all moved bytes (syscall layer).
+    /// Zero-copy bytes over all moved bytes (syscall and io_uring layers).
     pub zero_copy_ratio: Option<f64>,
     /// Bytes the workers copied in user space (the demo's tally; invisible to syscalls).
     pub user_copy_bytes: u64,
@@ -463,6 +517,7 @@ mod tests {
                 syscalls: r.syscalls.clone(),
                 figures: f,
                 copy_calls,
+                io_uring: Totals::zero(),
                 kernel: k,
                 mapped_files: None,
             }),

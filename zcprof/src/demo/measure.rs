@@ -5,16 +5,18 @@
 //! descended from the demo process that zcprof itself spawned: the fork tree is what
 //! makes the match exact even while other demos or other programs run.
 //!
-//! Both layers are carried, side by side and never merged: the syscall layer's figures
-//! (which the demo's ground truth checks) and the kernel layer's per-probe totals (which
-//! only the profiler sees, and which mean something only with the session's copy role).
+//! The layers are carried side by side: the figures of the syscall and io_uring layers
+//! (summed, as `run` and `diff` sum them: they never see the same byte, and the demo's
+//! ground truth checks both), the io_uring layer's per-opcode totals, and the kernel
+//! layer's per-probe totals (which only the profiler sees, and which mean something only
+//! with the session's copy role).
 
 use std::collections::BTreeMap;
 
 use zcprof_common::syscalls::{self, Family, Row};
 use zcprof_demos::{Counter, Report};
 
-use crate::model::{Counters, Figures, KernelProbes, Model, ProcId, Totals};
+use crate::model::{Counters, Figures, IoUringOps, KernelProbes, Model, ProcId, Totals};
 use crate::report::run::MappedFile;
 
 /// One demo run: the demo's own report and what zcprof saw of each of its workers.
@@ -43,9 +45,13 @@ pub struct Seen {
     pub exited: bool,
     /// Non-zero counters only, keyed by the name strace prints (as the demo keys them).
     pub syscalls: BTreeMap<String, Counter>,
+    /// The syscall and io_uring layers' figures, summed.
     pub figures: Figures,
-    /// Calls of the copy family (read/write/send/recv …), failed ones included.
+    /// Calls of the copy family (read/write/send/recv …, and io_uring's READ/WRITE/…
+    /// completions), failed ones included.
     pub copy_calls: u64,
+    /// The io_uring layer's counters, per opcode (compared with the demo's ring tally).
+    pub io_uring: Totals<IoUringOps>,
     /// The kernel layer's counters, per probe. Kept whole rather than reduced to a copy
     /// figure here: which probes make that figure depends on what attached in the session
     /// (see `probes::copy_source`), which the comparison knows.
@@ -87,12 +93,21 @@ impl Seen {
                 .or_insert_with(Counter::default)
                 .add(&c);
         }
+        copy_calls += totals
+            .io_uring
+            .requests()
+            .filter(|(op, _)| op.family == Family::Copy)
+            .map(|(_, s)| s.calls)
+            .sum::<u64>();
+        let mut figures = totals.syscall.figures();
+        figures.add(&totals.io_uring.figures());
         Seen {
             forked,
             exited,
             syscalls: map,
-            figures: totals.syscall.figures(),
+            figures,
             copy_calls,
+            io_uring: totals.io_uring.clone(),
             kernel: totals.kernel.clone(),
             mapped_files: None,
         }

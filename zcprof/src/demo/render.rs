@@ -79,8 +79,8 @@ fn kernel_suffix(k: &KernelCopies) -> String {
     }
 }
 
-/// The demo's own tally of what no zcprof layer counts yet, under a worker's line: its
-/// io_uring requests per opcode, and its zero-copy sends with what the kernel reported.
+/// The demo's own tallies under a worker's line: its io_uring requests per opcode, and its
+/// zero-copy sends with what the kernel reported (the ground truth of the figures).
 fn demo_tally_lines(w: &WorkerRow) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(u) = &w.demo_io_uring {
@@ -100,8 +100,8 @@ fn demo_tally_lines(w: &WorkerRow) -> Vec<String> {
             })
             .collect();
         out.push(format!(
-            "io_uring (demo tally; no zcprof layer counts io_uring requests yet, so they are \
-             not in the figures): {} in {} io_uring_enter",
+            "io_uring (demo tally, which the io_uring layer's counts in the figures are checked \
+             against): {} in {} io_uring_enter",
             ops.join(", "),
             units::count(u.enter.calls)
         ));
@@ -260,17 +260,18 @@ pub fn text(info: &ScenarioInfo, c: &Comparison, ctx: &Context) -> String {
     if !free.is_empty() {
         let _ = writeln!(
             out,
-            "\ncopy-free roles (syscall layer, copy family): {}",
+            "\ncopy-free roles (syscall and io_uring layers, copy family): {}",
             free.join(", ")
         );
     }
     let _ = writeln!(
         out,
         "\n* baseline ({}). copied, copies/B (bytes copied between user and kernel space per \
-         payload byte), zero-copy (share of moved bytes) and calls: syscall layer, summed over \
-         the mode's worker processes. {} payload, throughput and CPU: the demo (wall clock, \
+         payload byte), zero-copy (share of moved bytes) and calls: syscall and io_uring layers, summed \
+         over the mode's worker processes. {} payload, throughput and CPU: the demo (wall clock, \
          workers' rusage). speed-up: throughput over the baseline's. profiler vs demo: \
-         every worker's per-syscall calls, bytes and errors against its own tally.",
+         every worker's per-syscall and per-opcode calls, bytes and errors against its own \
+         tally.",
         c.baseline,
         kernel_note(c)
     );
@@ -282,7 +283,8 @@ struct RunJson<'a> {
     schema: &'static str,
     scenario: &'a str,
     baseline: &'a str,
-    /// The layer that produced bytes, calls, amplification and ratios; each `kernel`
+    /// The layers that produced bytes, calls, amplification and ratios (`syscall+io_uring`:
+    /// summed, as `run` sums them); each `kernel`
     /// object is the kernel layer's and names its role in `copy_source`.
     layer: &'static str,
     layers: &'a [LayerSummary],
@@ -300,7 +302,7 @@ pub fn json(c: &Comparison, ctx: &Context) -> String {
         schema: SCHEMA,
         scenario: &c.scenario,
         baseline: &c.baseline,
-        layer: "syscall",
+        layer: "syscall+io_uring",
         layers: ctx.layers,
         lost: ctx.lost,
         exact: c.all_exact(),
@@ -375,8 +377,8 @@ pub fn markdown(
     }
     let _ = writeln!(
         out,
-        "Where each figure comes from: **syscall layer** = zcprof's eBPF counts for the demo's \
-         worker processes ({}; {}); **wall clock** = the demo's own timing, first worker start \
+        "Where each figure comes from: **syscall and io_uring layers** = zcprof's eBPF counts \
+         (syscalls, io_uring completions) for the demo's worker processes ({}; {}); **wall clock** = the demo's own timing, first worker start \
          to last worker end; **CPU time** = the workers' user + system time (rusage); **demo tally** = bytes the demo copied in user space, which no \
          syscall shows.\n",
         layers_line(ctx.layers),
@@ -394,8 +396,8 @@ pub fn markdown(
     } else {
         let _ = writeln!(
             out,
-            "Profiler vs ground truth: **MISMATCH** in {} — figures from the syscall layer \
-             for those modes are not used below.\n",
+            "Profiler vs ground truth: **MISMATCH** in {} — figures from the syscall and \
+             io_uring layers for those modes are not used below.\n",
             inexact.join(", ")
         );
     }
@@ -446,8 +448,8 @@ pub fn markdown(
     let _ = writeln!(
         out,
         "copied, copies/B (bytes copied between user and kernel space per payload byte), \
-         zero-copy (share of moved bytes) and calls: syscall layer, summed over the mode's \
-         workers. throughput, speed-up (over the baseline, marked \\*) and CPU (workers' \
+         zero-copy (share of moved bytes) and calls: syscall and io_uring layers, summed over \
+         the mode's workers. throughput, speed-up (over the baseline, marked \\*) and CPU (workers' \
          user + system time): the demo. user copies/B: demo tally.\n"
     );
     for s in scenarios {
@@ -675,7 +677,7 @@ mod tests {
         assert!(t.contains("read-write *"), "{t}");
         assert!(t.contains("3.00"), "{t}");
         assert!(t.contains("exact (1/1 workers)"), "{t}");
-        assert!(t.contains("syscall layer"), "{t}");
+        assert!(t.contains("syscall and io_uring layers"), "{t}");
         let bad = text(info, &comparison(false), &ctx());
         assert!(bad.contains("MISMATCH: read: profiler 1, demo 2"), "{bad}");
     }
@@ -685,7 +687,7 @@ mod tests {
         let doc: serde_json::Value =
             serde_json::from_str(&json(&comparison(true), &ctx())).expect("JSON");
         assert_eq!(doc["schema"], SCHEMA);
-        assert_eq!(doc["layer"], "syscall");
+        assert_eq!(doc["layer"], "syscall+io_uring");
         assert_eq!(doc["exact"], true);
         assert_eq!(doc["variants"][0]["copy_amplification"], 3.0);
         assert_eq!(doc["variants"][0]["workers"][0]["pid"], 42);
