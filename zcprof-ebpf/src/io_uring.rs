@@ -29,6 +29,7 @@ use zcprof_common::{
 use crate::{
     lifecycle::{exit_flush, flush_ended},
     maps::{bump, count},
+    record::{at, field},
 };
 
 /// `(tgid, slot) -> totals` (slots: `zcprof_common::io_uring::OPS`), flushed at exit like
@@ -71,24 +72,6 @@ static URING_COMPLETE_RES: u32 = 0;
 static URING_COMPLETE_CFLAGS: u32 = 0;
 #[unsafe(no_mangle)]
 static URING_NOTIF_ZC_REPORT: u32 = 0;
-
-/// A global offset set by user space (`read_volatile`: the zero initialiser must not be
-/// folded into the code).
-#[inline(always)]
-fn at(global: &u32) -> usize {
-    // SAFETY: a plain read of a global that user space set before loading.
-    (unsafe { core::ptr::read_volatile(global) }) as usize
-}
-
-/// The field at `offset` of the record, `Err` when the offset is unknown (0) or unreadable.
-#[inline(always)]
-fn field<T>(ctx: &TracePointContext, offset: usize) -> Result<T, ()> {
-    if offset == 0 {
-        return Err(());
-    }
-    // SAFETY: the offset comes from this kernel's tracefs format; the helper checks the read.
-    unsafe { ctx.read_at::<T>(offset) }.map_err(|_| ())
-}
 
 #[inline(always)]
 fn has(mask: u64, opcode: u64) -> bool {

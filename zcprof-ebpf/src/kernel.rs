@@ -26,6 +26,7 @@ use zcprof_common::{
 use crate::{
     lifecycle::{exit_flush, flush_ended},
     maps::{count, stash},
+    record,
 };
 
 /// The kernel layer: `(tgid, probe) -> totals` (`zcprof_common::kernel::PROBES`), kept and
@@ -126,8 +127,7 @@ pub fn kprobe_skb_copy_datagram_iter(ctx: ProbeContext) -> u32 {
 /// the same number where neither fentry nor kprobe is available.
 #[tracepoint]
 pub fn skb_copy_datagram_iovec_tp(ctx: TracePointContext) -> u32 {
-    // SAFETY: a plain read of a global that user space set before loading.
-    let at = unsafe { core::ptr::read_volatile(&SKB_COPY_LEN_OFFSET) } as usize;
+    let at = record::at(&SKB_COPY_LEN_OFFSET);
     // SAFETY: offset from this kernel's tracefs format; the helper checks the read.
     if let Ok(len) = unsafe { ctx.read_at::<i32>(at) } {
         hit(id::SKB_COPY_DATAGRAM_ITER, false, len_bytes(len));

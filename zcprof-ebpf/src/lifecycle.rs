@@ -31,6 +31,7 @@ use zcprof_common::{
 
 use crate::{
     maps::{EVENTS, bump},
+    record,
     syscalls::STATS,
 };
 
@@ -83,10 +84,8 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
 }
 
 fn try_task_newtask(ctx: &TracePointContext) -> Result<(), ()> {
-    // SAFETY: a plain read of a global that user space set before loading.
-    let flags_at = unsafe { core::ptr::read_volatile(&NEWTASK_FLAGS_OFFSET) } as usize;
-    // SAFETY: as above.
-    let pid_at = unsafe { core::ptr::read_volatile(&NEWTASK_PID_OFFSET) } as usize;
+    let flags_at = record::at(&NEWTASK_FLAGS_OFFSET);
+    let pid_at = record::at(&NEWTASK_PID_OFFSET);
     // SAFETY: offsets come from this kernel's tracefs format; the helper checks the read.
     let flags: u64 = unsafe { ctx.read_at(flags_at) }.map_err(|_| ())?;
     if flags & CLONE_THREAD != 0 {
@@ -134,8 +133,7 @@ pub fn process_exit(ctx: TracePointContext) -> u32 {
 fn process_ended(ctx: &TracePointContext) -> Result<Option<(u32, u32)>, ()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    // SAFETY: a plain read of a global that user space set before loading.
-    let group_dead_at = unsafe { core::ptr::read_volatile(&EXIT_GROUP_DEAD_OFFSET) } as usize;
+    let group_dead_at = record::at(&EXIT_GROUP_DEAD_OFFSET);
     let ended = if group_dead_at != 0 {
         // SAFETY: offset from this kernel's tracefs format; the helper checks the read.
         let group_dead: u8 = unsafe { ctx.read_at(group_dead_at) }.map_err(|_| ())?;

@@ -31,6 +31,7 @@ mod kernel;
 mod lifecycle;
 mod mapped;
 mod maps;
+mod record;
 mod syscalls;
 
 #[cfg(not(test))]

@@ -337,7 +337,7 @@ impl Totals<IoUringOps> {
     /// `io_uring_setup`/`io_uring_enter` calls the detector saw: the process used io_uring
     /// while the layer was unavailable.
     pub fn unseen_calls(&self) -> u64 {
-        self.slots()[io_uring::ENTER_SEEN as usize].calls
+        self.calls(io_uring::ENTER_SEEN)
     }
 }
 
