@@ -125,6 +125,27 @@ pub fn offset_of(fields: &[Field], name: &str, size: u32) -> Option<u32> {
         .map(|f| f.offset)
 }
 
+/// The offsets of the `(global, field, size)` fields of `category:event`, as the
+/// `(global, offset)` pairs a layer's programs read; the first field missing (by name and
+/// size) is the error, in words.
+pub fn globals(
+    root: &Path,
+    category: &str,
+    event: &str,
+    wanted: &[(&'static str, &str, u32)],
+) -> Result<Vec<(&'static str, u32)>, String> {
+    let fields = self::fields(root, category, event)
+        .map_err(|err| format!("{category}:{event}: {err:#}"))?;
+    wanted
+        .iter()
+        .map(|&(global, field, size)| {
+            offset_of(&fields, field, size)
+                .map(|at| (global, at))
+                .ok_or_else(|| format!("{category}:{event} has no {size}-byte field {field}"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

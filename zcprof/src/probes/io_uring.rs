@@ -85,16 +85,7 @@ fn offsets(root: &Path) -> Result<Offsets, String> {
         .find(|event| tracefs::exists(root, "io_uring", event))
         .ok_or("this kernel has no io_uring submit tracepoint (io_uring_submit_req/_sqe)")?;
     let read = |event: &str, wanted: &[(&'static str, &str, u32)]| {
-        let fields = tracefs::fields(root, "io_uring", event)
-            .map_err(|err| format!("io_uring:{event}: {err:#}"))?;
-        wanted
-            .iter()
-            .map(|&(global, field, size)| {
-                tracefs::offset_of(&fields, field, size)
-                    .map(|at| (global, at))
-                    .ok_or_else(|| format!("io_uring:{event} has no {size}-byte field {field}"))
-            })
-            .collect::<Result<Vec<_>, String>>()
+        tracefs::globals(root, "io_uring", event, wanted)
     };
     let mut globals = read(
         submit,

@@ -74,16 +74,7 @@ fn offsets(root: &Path) -> Result<Vec<(&'static str, u32)>, String> {
         return Err(TOO_OLD.into());
     }
     let read = |event: &str, wanted: &[(&'static str, &str, u32)]| {
-        let fields = tracefs::fields(root, "filemap", event)
-            .map_err(|err| format!("filemap:{event}: {err:#}"))?;
-        wanted
-            .iter()
-            .map(|&(global, field, size)| {
-                tracefs::offset_of(&fields, field, size)
-                    .map(|at| (global, at))
-                    .ok_or_else(|| format!("filemap:{event} has no {size}-byte field {field}"))
-            })
-            .collect::<Result<Vec<_>, String>>()
+        tracefs::globals(root, "filemap", event, wanted)
     };
     let mut globals = read(
         "mm_filemap_fault",
