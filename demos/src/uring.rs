@@ -236,7 +236,19 @@ impl Ring {
     /// Sets up a ring with `entries` SQEs (one tallied `io_uring_setup`; the mmaps that
     /// follow are not counted syscalls).
     pub fn new(io: &mut Io<'_>, entries: u32) -> Result<Ring, SysError> {
-        let built = IoUring::new(entries);
+        Ring::tallied(io, IoUring::new(entries))
+    }
+
+    /// The same with a SQPOLL thread (`IORING_SETUP_SQPOLL`, idle after `SQPOLL_IDLE_MS`):
+    /// the kernel's `iou-sqp-PID` thread, not the caller, takes the SQEs off the ring.
+    /// `submit_and_wait` with `want > 0` still makes exactly one `io_uring_enter` (to wait
+    /// for the completion, and to wake the thread when it sleeps); its return value is
+    /// then the SQEs handed over, as without SQPOLL.
+    pub fn new_sqpoll(io: &mut Io<'_>, entries: u32) -> Result<Ring, SysError> {
+        Ring::tallied(io, sqpoll_ring(entries))
+    }
+
+    fn tallied(io: &mut Io<'_>, built: io::Result<IoUring>) -> Result<Ring, SysError> {
         let tally = &mut io.tally().uring.setup;
         tally.calls += 1;
         match built {
@@ -363,6 +375,24 @@ impl Ring {
     pub fn outstanding(&self) -> u64 {
         self.outstanding
     }
+}
+
+/// How long a SQPOLL thread polls an empty ring before it sleeps: short, so an idle demo
+/// does not keep a core busy; a sleeping thread is woken by the next `io_uring_enter`.
+const SQPOLL_IDLE_MS: u32 = 10;
+
+fn sqpoll_ring(entries: u32) -> io::Result<IoUring> {
+    IoUring::builder()
+        .setup_sqpoll(SQPOLL_IDLE_MS)
+        .build(entries)
+}
+
+/// Whether this kernel lets the caller set up a SQPOLL ring (Linux 5.11+ without
+/// privileges; `EPERM` where io_uring or SQPOLL is restricted). Runs in the parent.
+pub fn probe_sqpoll() -> Result<(), String> {
+    sqpoll_ring(4)
+        .map(drop)
+        .map_err(|e| format!("io_uring_setup with IORING_SETUP_SQPOLL: {e}"))
 }
 
 /// Whether this kernel can run the io_uring modes: sets up a ring in the calling (parent,

@@ -99,7 +99,9 @@ fn expected_flow(scenario: &str, mode: &str) -> &'static [(&'static str, &'stati
         ("file-copy", "read-write") => &[("worker", "read", 1), ("worker", "write", 1)],
         ("file-copy", "copy-file-range") => &[("worker", "copy_file_range", 1)],
         ("file-copy", "sendfile") => &[("worker", "sendfile", 1)],
-        ("file-copy", "io-uring") => &[("worker", "read", 0), ("worker", "write", 0)],
+        ("file-copy", "io-uring" | "io-uring-sqpoll") => {
+            &[("worker", "read", 0), ("worker", "write", 0)]
+        }
         ("file-read", "read") => &[("worker", "pread64", 1)],
         ("file-read", "mmap") => &[("worker", "pread64", 0), ("worker", "read", 0)],
         ("in-process", _) => &[],
@@ -111,7 +113,9 @@ fn expected_flow(scenario: &str, mode: &str) -> &'static [(&'static str, &'stati
 /// multiple of payload). Roles not listed set up no ring.
 fn expected_io_uring(scenario: &str, mode: &str) -> &'static [(&'static str, &'static str, u64)] {
     match (scenario, mode) {
-        ("file-copy", "io-uring") => &[("worker", "READ", 1), ("worker", "WRITE", 1)],
+        ("file-copy", "io-uring" | "io-uring-sqpoll") => {
+            &[("worker", "READ", 1), ("worker", "WRITE", 1)]
+        }
         // file -> pipe, then pipe -> socket.
         ("file-serve", "io-uring-splice") => &[("server", "SPLICE", 2)],
         ("file-serve", "io-uring-send-zc") => &[("server", "SEND_ZC", 1)],

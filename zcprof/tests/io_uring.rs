@@ -2,7 +2,8 @@
 //! - Debian's fio with `--ioengine=io_uring`, write and read jobs under `zcprof run --json`
 //!   (the summary is on stderr):
 //!   the layer's WRITE and READ bytes equal fio's own `io_bytes`, and its calls fio's
-//!   `total_ios` (host only: fio is not in the lab's initramfs);
+//!   `total_ios` (host only: fio is not in the lab's initramfs); the same with a SQPOLL
+//!   thread submitting and io-wq running every request (`--sqthread_poll=1 --force_async=1`);
 //! - `zcprof-demo file-copy --mode io-uring` under `--disable-layer io_uring`: the run says
 //!   that io_uring bytes are not counted (the caveat), never silence (host and lab);
 //! - a recorded move from fio's psync engine to io_uring does not make `zcprof diff` say
@@ -100,7 +101,26 @@ fn op(doc: &Value, op: &str) -> (u64, u64, u64) {
 
 #[test]
 fn fio_io_uring_write_and_read_bytes_are_fios_own() {
-    let test = "fio_io_uring_write_and_read_bytes_are_fios_own";
+    fio_counts_exactly("fio_io_uring_write_and_read_bytes_are_fios_own", &[]);
+}
+
+/// Requests that fio's process never submits or runs itself: a SQPOLL thread
+/// (`iou-sqp-PID`) takes them off the ring and `IOSQE_ASYNC` sends every one to an io-wq
+/// worker (`iou-wrk-PID`). Both are threads of fio's process, so `run`, which counts the
+/// processes it follows, must find all of fio's bytes there (in the lab, the demos'
+/// `file-copy io-uring-sqpoll` checks the same).
+#[test]
+fn fio_sqpoll_and_io_wq_requests_count_for_fio() {
+    fio_counts_exactly(
+        "fio_sqpoll_and_io_wq_requests_count_for_fio",
+        &["--sqthread_poll=1", "--force_async=1"],
+    );
+}
+
+/// fio write then read jobs (with `extra` options) under `zcprof run --json`: the io_uring
+/// layer's WRITE and READ calls and bytes are fio's own, counted as copies, every
+/// completion matched.
+fn fio_counts_exactly(test: &str, extra: &[&str]) {
     let _alone = alone();
     if !privileged(test) || !fio_available(test) {
         return;
@@ -111,9 +131,10 @@ fn fio_io_uring_write_and_read_bytes_are_fios_own() {
         let out = zcprof()
             .args(["run", "--json", "--"])
             .args(fio_args("io_uring", rw, &file, &report))
+            .args(extra)
             .output()
             .expect("zcprof runs");
-        ok(&out, &format!("zcprof run -- fio {rw}"));
+        ok(&out, &format!("zcprof run -- fio {rw} {extra:?}"));
         let doc: Value = serde_json::from_slice(&out.stderr).expect("run JSON");
         let errors: Vec<String> = run_schema()
             .iter_errors(&doc)
@@ -125,11 +146,11 @@ fn fio_io_uring_write_and_read_bytes_are_fios_own() {
         let (calls, got, errs) = op(&doc, opcode);
         assert_eq!(
             got, bytes,
-            "fio {rw}: io_uring {opcode} bytes = fio's io_bytes"
+            "fio {rw} {extra:?}: io_uring {opcode} bytes = fio's io_bytes"
         );
         assert_eq!(
             calls, ios,
-            "fio {rw}: io_uring {opcode} completions = fio's total_ios"
+            "fio {rw} {extra:?}: io_uring {opcode} completions = fio's total_ios"
         );
         assert_eq!(errs, 0, "fio {rw}");
         let totals = &doc["total"]["io_uring"]["totals"];

@@ -10,12 +10,17 @@
 //!   `IORING_OP_WRITE` from it): no read/write syscall at all, yet both copies remain. The
 //!   syscall layer sees only `io_uring_enter`, which it does not count: the demo's
 //!   `io_uring` tally is the ground truth for these bytes.
+//! - `io-uring-sqpoll`: the same copies, but the worker never submits a request itself: a
+//!   SQPOLL thread (`iou-sqp-PID`) takes them off the ring, and every WRITE is punted to an
+//!   io-wq worker (`IOSQE_ASYNC`, `iou-wrk-PID`), so requests are submitted, run and
+//!   completed on the kernel's threads. They are the worker's threads (same thread group),
+//!   and a profiler must count them for the worker.
 //!
 //! One `worker` process does the copy; the parent verifies the output afterwards.
 
 use std::fs::OpenOptions;
 
-use io_uring::{opcode, types::Fd};
+use io_uring::{opcode, squeue, types::Fd};
 
 use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::{DemoError, Result};
@@ -48,6 +53,11 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
             description: "io_uring READ into a user buffer, WRITE it out (no read/write syscall, same copies)",
             copy_free_roles: &[],
         },
+        ModeInfo {
+            name: "io-uring-sqpoll",
+            description: "io-uring with a SQPOLL thread submitting and io-wq workers writing (IOSQE_ASYNC): the kernel's threads do the same copies",
+            copy_free_roles: &[],
+        },
     ],
     baseline: "read-write",
     seed_claim: "OS-level zero-copy removes the kernel->user and user->kernel copies: \
@@ -61,6 +71,8 @@ enum Mode {
     CopyFileRange,
     Sendfile,
     IoUring,
+    /// `IoUring` submitted by a SQPOLL thread, its WRITEs run by io-wq.
+    IoUringSqpoll,
 }
 
 pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
@@ -69,11 +81,20 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
         "copy-file-range" => Mode::CopyFileRange,
         "sendfile" => Mode::Sendfile,
         "io-uring" => Mode::IoUring,
+        "io-uring-sqpoll" => Mode::IoUringSqpoll,
         other => return Err(bad_mode(INFO.name, other)),
     };
-    if let Mode::IoUring = mode {
+    if let Mode::IoUring | Mode::IoUringSqpoll = mode {
+        let name = if let Mode::IoUring = mode {
+            "io-uring"
+        } else {
+            "io-uring-sqpoll"
+        };
         uring::probe(&[opcode::Read::CODE, opcode::Write::CODE])
-            .map_err(|why| DemoError::unsupported(INFO.name, "io-uring", why))?;
+            .map_err(|why| DemoError::unsupported(INFO.name, name, why))?;
+        if let Mode::IoUringSqpoll = mode {
+            uring::probe_sqpoll().map_err(|why| DemoError::unsupported(INFO.name, name, why))?;
+        }
     }
     let len = ctx.plan.pass_bytes();
     let chunk = ctx.plan.chunk;
@@ -92,6 +113,7 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
         // The ring is the worker's own (a ring set up before fork would be shared).
         let mut ring = match mode {
             Mode::IoUring => Some(Ring::new(&mut w.io, 4)?),
+            Mode::IoUringSqpoll => Some(Ring::new_sqpoll(&mut w.io, 4)?),
             _ => None,
         };
         let mut passes = 0;
@@ -100,8 +122,15 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
                 (Mode::ReadWrite, _) => pass_read_write(w, src, dst, len, chunk)?,
                 (Mode::CopyFileRange, _) => pass_copy_file_range(w, src, dst, len, chunk)?,
                 (Mode::Sendfile, _) => pass_sendfile(w, src, dst, len, chunk)?,
-                (Mode::IoUring, Some(ring)) => pass_io_uring(w, ring, src, dst, len, chunk)?,
-                (Mode::IoUring, None) => return Err(WorkerError::msg("no ring")),
+                (Mode::IoUring, Some(ring)) => {
+                    pass_io_uring(w, ring, src, dst, len, chunk, squeue::Flags::empty())?
+                }
+                (Mode::IoUringSqpoll, Some(ring)) => {
+                    pass_io_uring(w, ring, src, dst, len, chunk, squeue::Flags::ASYNC)?
+                }
+                (Mode::IoUring | Mode::IoUringSqpoll, None) => {
+                    return Err(WorkerError::msg("no ring"));
+                }
             }
             passes += 1;
             w.stats.payload_bytes += len;
@@ -191,7 +220,8 @@ fn pass_sendfile(w: &mut Worker<'_>, src: i32, dst: i32, len: u64, chunk: usize)
 
 /// The copying baseline through io_uring: each chunk is read into `buf` by an
 /// `IORING_OP_READ` and written out of it by `IORING_OP_WRITE`, one request in flight at a
-/// time (a short write is resubmitted for the rest, as one more request).
+/// time (a short write is resubmitted for the rest, as one more request). `write_flags`
+/// go on every WRITE (`IOSQE_ASYNC`: run it on an io-wq worker).
 fn pass_io_uring(
     w: &mut Worker<'_>,
     ring: &mut Ring,
@@ -199,6 +229,7 @@ fn pass_io_uring(
     dst: i32,
     len: u64,
     chunk: usize,
+    write_flags: squeue::Flags,
 ) -> WorkerResult {
     let mut buf = vec![0u8; chunk];
     let want = u32::try_from(chunk).unwrap_or(u32::MAX);
@@ -221,7 +252,8 @@ fn pass_io_uring(
             let part = &buf[done..n];
             let write = opcode::Write::new(Fd(dst), part.as_ptr(), part.len() as u32)
                 .offset(offset + done as u64)
-                .build();
+                .build()
+                .flags(write_flags);
             // SAFETY: as above; `buf` is not changed while the write is in flight.
             match unsafe { ring.run(&mut w.io, write, opcode::Write::CODE) } {
                 Ok(0) => return Err(WorkerError::msg("io_uring WRITE wrote nothing")),
