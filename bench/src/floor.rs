@@ -1,7 +1,8 @@
-//! `zcbench empty-hook`: the benchmark's floor. Attaches only zcprof's empty program on the
-//! syscall layer's default hook (`tp_btf/sys_exit`), prints a ready line, and holds it until
-//! a signal ends the process (the kernel detaches it then): the cost of the hook alone,
-//! measured like every other condition.
+//! `zcbench empty-hook`: the benchmark's floor. Attaches only zcprof's empty programs on the
+//! hooks its default layers run on at every event (`tp_btf/sys_exit`, and the io_uring
+//! layer's submit and complete tracepoints), prints a ready line naming them, and holds
+//! them until a signal ends the process (the kernel detaches them then): the cost of the
+//! hooks alone, measured like every other condition.
 
 use std::io::Write as _;
 
@@ -19,9 +20,9 @@ pub fn run() -> anyhow::Result<()> {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let _ebpf = zcprof::probes::load_floor()?;
+    let (_ebpf, hooks) = zcprof::probes::load_floor()?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{READY}")?;
+    writeln!(out, "{READY}: {}", hooks.join(", "))?;
     out.flush()?;
     let mut signal = 0;
     // SAFETY: waiting for one of the blocked signals.

@@ -1,7 +1,8 @@
 //! `zcbench`: the workloads `cargo xtask bench` measures zcprof with, and a startup timer.
 //!
 //! Each workload forks one worker per core, runs for a fixed time as fast as it can, and
-//! prints one JSON object with every worker's PID and the exact calls and bytes it made
+//! prints one JSON object with every worker's PID and the exact calls and bytes it made (io_uring
+//! requests counted as calls)
 //! (tallied from each return value, in shared memory, like `zcprof-demo`): that is the
 //! ground truth a profiler's totals must equal. The parent's own syscalls (printing the
 //! report) are not part of it.
@@ -31,6 +32,9 @@ enum Command {
     Zerocopy(workload::Args),
     /// `dd if=/dev/zero of=/dev/null bs=1`'s loop: 1 B reads and writes, per worker
     DdBs1(workload::Args),
+    /// io_uring: batches of 16 READs (4 KiB, page-cached file) and 16 WRITEs (4 KiB, /dev/null)
+    /// per `io_uring_enter`, per worker
+    Uring(workload::Args),
     /// Time zcprof's load + attach of every probe (and the detach), in this process
     Startup(startup::Args),
     /// Attach only an empty program on the syscall layer's default hook, until a signal
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Bulk(args) => workload::run(workload::Kind::Bulk, &args),
         Command::Zerocopy(args) => workload::run(workload::Kind::Zerocopy, &args),
         Command::DdBs1(args) => workload::run(workload::Kind::DdBs1, &args),
+        Command::Uring(args) => workload::run(workload::Kind::Uring, &args),
         Command::Startup(args) => startup::run(&args),
         Command::EmptyHook => floor::run(),
     };

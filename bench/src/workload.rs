@@ -23,6 +23,8 @@ pub enum Kind {
     /// `dd if=/dev/zero of=/dev/null bs=1`: the cheapest syscalls there are, so the probe's
     /// own cost is the largest share of each.
     DdBs1,
+    /// io_uring READ and WRITE requests in batches: the io_uring layer's hot path.
+    Uring,
 }
 
 #[derive(clap::Args)]
@@ -38,20 +40,25 @@ pub struct Args {
 /// `--seconds`: any length above zero.
 const RUN_LENGTH: DurationRule = DurationRule::positive("run length");
 
-/// The syscalls the workloads make, as zcprof and strace name them.
-const NAMES: [&str; 4] = ["read", "write", "sendfile", "splice"];
+/// The syscalls the workloads make, as zcprof and strace name them, then the io_uring
+/// requests (as zcprof names their opcodes; a request is counted where it completes).
+const NAMES: [&str; 6] = ["read", "write", "sendfile", "splice", "READ", "WRITE"];
 const READ: usize = 0;
 const WRITE: usize = 1;
 const SENDFILE: usize = 2;
 const SPLICE: usize = 3;
+const URING_READ: usize = 4;
+const URING_WRITE: usize = 5;
+/// The first io_uring slot: `NAMES[..SYSCALLS]` are syscalls.
+const SYSCALLS: usize = URING_READ;
 
 /// One worker's own count, in memory shared with the parent.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct Tally {
-    calls: [u64; 4],
-    bytes: [u64; 4],
-    errors: [u64; 4],
+    calls: [u64; NAMES.len()],
+    bytes: [u64; NAMES.len()],
+    errors: [u64; NAMES.len()],
     elapsed_ns: u64,
     /// CPU time the worker used (user + system, so including any probe that runs in its
     /// syscalls): unlike wall time, not inflated by other load on the machine.
@@ -80,7 +87,9 @@ const ZC_CHUNK: usize = 64 << 10;
 
 pub fn run(kind: Kind, args: &Args) -> anyhow::Result<()> {
     let workers = args.workers.unwrap_or_else(online_cpus).max(1);
-    let dir = if std::path::Path::new("/dev/shm").is_dir() {
+    // tmpfs keeps the scratch files in memory; but io_uring punts tmpfs reads to io-wq
+    // workers (measured on 6.18), so the io_uring workload reads a page-cached file on disk.
+    let dir = if kind != Kind::Uring && std::path::Path::new("/dev/shm").is_dir() {
         std::path::PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
@@ -94,7 +103,7 @@ pub fn run(kind: Kind, args: &Args) -> anyhow::Result<()> {
     let outputs: Vec<_> = (0..workers)
         .map(|i| scratch.path().join(format!("out{i}")))
         .collect();
-    if matches!(kind, Kind::Bulk | Kind::Zerocopy) {
+    if matches!(kind, Kind::Bulk | Kind::Zerocopy | Kind::Uring) {
         let data: Vec<u8> = (0..INPUT_BYTES).map(|i| (i % 251) as u8).collect();
         std::fs::write(&input, data).with_context(|| format!("writing {}", input.display()))?;
     }
@@ -151,15 +160,16 @@ fn run_workers(
             // SAFETY: slot `i` of the zeroed shared mapping belongs to this worker alone.
             let tally = unsafe { &mut *tallies.add(i) };
             let started = Instant::now();
-            let cpu0 = thread_cpu_ns();
+            let cpu0 = process_cpu_ns();
             let ok = match kind {
                 Kind::Storm => storm(tally, started + seconds),
                 Kind::Bulk => bulk(tally, started + seconds, &input, output),
                 Kind::Zerocopy => zerocopy(tally, started + seconds, &input),
                 Kind::DdBs1 => dd_bs1(tally, started + seconds),
+                Kind::Uring => uring(tally, started + seconds, &input),
             };
             tally.elapsed_ns = started.elapsed().as_nanos() as u64;
-            tally.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
+            tally.cpu_ns = process_cpu_ns().saturating_sub(cpu0);
             tally.done = u64::from(ok);
             // SAFETY: leave without flushing stdio or running destructors.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
@@ -198,22 +208,22 @@ fn run_workers(
             cpu_ns += t.cpu_ns;
             calls_per_s += c as f64 / secs;
             bytes_per_s += b as f64 / secs;
-            let syscalls: serde_json::Map<String, serde_json::Value> = NAMES
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| t.calls[*k] > 0)
-                .map(|(k, name)| {
-                    (
-                        name.to_string(),
-                        json!({"calls": t.calls[k], "bytes": t.bytes[k], "errors": t.errors[k]}),
-                    )
-                })
-                .collect();
-            json!({"pid": pid, "seconds": secs, "cpu_seconds": t.cpu_ns as f64 / 1e9, "calls": c, "bytes": b, "syscalls": syscalls})
+            let slots = |range: std::ops::Range<usize>| -> serde_json::Map<String, serde_json::Value> {
+                range
+                    .filter(|&k| t.calls[k] > 0)
+                    .map(|k| {
+                        (
+                            NAMES[k].to_string(),
+                            json!({"calls": t.calls[k], "bytes": t.bytes[k], "errors": t.errors[k]}),
+                        )
+                    })
+                    .collect()
+            };
+            json!({"pid": pid, "seconds": secs, "cpu_seconds": t.cpu_ns as f64 / 1e9, "calls": c, "bytes": b, "syscalls": slots(0..SYSCALLS), "io_uring": slots(SYSCALLS..NAMES.len())})
         })
         .collect();
     Ok(json!({
-        "workload": match kind { Kind::Storm => "storm", Kind::Bulk => "bulk", Kind::Zerocopy => "zerocopy", Kind::DdBs1 => "dd-bs1" },
+        "workload": match kind { Kind::Storm => "storm", Kind::Bulk => "bulk", Kind::Zerocopy => "zerocopy", Kind::DdBs1 => "dd-bs1", Kind::Uring => "uring" },
         "workers": per_worker,
         "calls": calls,
         "bytes": bytes,
@@ -226,14 +236,15 @@ fn run_workers(
     }))
 }
 
-/// CPU time of the calling thread (a worker is single-threaded), in nanoseconds.
-fn thread_cpu_ns() -> u64 {
+/// CPU time of the calling process, in nanoseconds: a worker is one thread, plus any
+/// io-wq worker the kernel starts for its io_uring requests, whose time is the worker's.
+fn process_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -385,6 +396,82 @@ fn zerocopy(t: &mut Tally, deadline: Instant, input: &CString) -> bool {
                     }
                     left -= m;
                 }
+            }
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+    }
+}
+
+/// Requests per `io_uring_enter`: half READs, half WRITEs.
+const URING_BATCH: usize = 32;
+const URING_CHUNK: usize = 4096;
+
+/// Batches of 16 READs of 4 KiB from the page-cached input (walking through it) and 16
+/// WRITEs of 4 KiB to /dev/null: one `io_uring_enter` submits a batch and waits for all of
+/// it. Both complete inline, in the worker's own thread (a WRITE to a tmpfs file would be
+/// punted to io-wq workers, whose context switches would swamp the probes' cost). Every completion is
+/// tallied under its opcode (`user_data`), `res` as bytes; `io_uring_enter` itself is no
+/// counted syscall. Any failed request fails the worker.
+fn uring(t: &mut Tally, deadline: Instant, input: &CString) -> bool {
+    use io_uring::{IoUring, opcode, types::Fd};
+
+    // SAFETY: valid NUL-terminated paths.
+    let (fd, out) = unsafe {
+        (
+            libc::open(input.as_ptr(), libc::O_RDONLY),
+            libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY),
+        )
+    };
+    if fd < 0 || out < 0 {
+        return false;
+    }
+    let Ok(mut ring) = IoUring::new(URING_BATCH as u32) else {
+        return false;
+    };
+    let half = URING_BATCH / 2;
+    let mut reads = vec![0u8; half * URING_CHUNK];
+    let writes = vec![7u8; half * URING_CHUNK];
+    let chunks = (INPUT_BYTES / URING_CHUNK) as u64;
+    let mut next = 0u64;
+    loop {
+        for _ in 0..CHECK_EVERY / 16 {
+            for i in 0..half {
+                let at = (next % chunks) * URING_CHUNK as u64;
+                next += 1;
+                let buf = reads[i * URING_CHUNK..].as_mut_ptr();
+                let read = opcode::Read::new(Fd(fd), buf, URING_CHUNK as u32)
+                    .offset(at)
+                    .build()
+                    .user_data(URING_READ as u64);
+                let buf = writes[i * URING_CHUNK..].as_ptr();
+                let write = opcode::Write::new(Fd(out), buf, URING_CHUNK as u32)
+                    .build()
+                    .user_data(URING_WRITE as u64);
+                // SAFETY: the buffers outlive the batch, which completes before they are
+                // touched again; the queue has room for a whole batch.
+                if unsafe { ring.submission().push_multiple(&[read, write]) }.is_err() {
+                    return false;
+                }
+            }
+            if ring.submit_and_wait(URING_BATCH).is_err() {
+                return false;
+            }
+            let mut reaped = 0;
+            for cqe in ring.completion() {
+                let Ok(slot) = usize::try_from(cqe.user_data()) else {
+                    return false;
+                };
+                if !(SYSCALLS..NAMES.len()).contains(&slot)
+                    || t.note(slot, cqe.result() as isize) != URING_CHUNK as isize
+                {
+                    return false;
+                }
+                reaped += 1;
+            }
+            if reaped != URING_BATCH {
+                return false;
             }
         }
         if Instant::now() >= deadline {

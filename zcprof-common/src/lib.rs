@@ -73,12 +73,15 @@ pub mod program {
     pub const PROCESS_EXIT: &str = "process_exit";
 }
 
-/// The benchmark's floor (`cargo xtask bench`, condition "empty hook"): a program that does
-/// nothing, on the hook the syscall layer uses by default, loaded by `zcbench empty-hook`
-/// only. What zcprof's syscall layer adds beyond it is zcprof's own work.
+/// The benchmark's floor (`cargo xtask bench`, condition "empty hook"): programs that do
+/// nothing, on the hooks zcprof's default layers run on at every event, loaded by `zcbench
+/// empty-hook` only. What zcprof adds beyond them is zcprof's own work.
 pub mod floor {
-    /// `tp_btf/sys_exit`, returning at once.
+    /// `tp_btf/sys_exit` (the syscall layer's default hook), returning at once.
     pub const EMPTY_SYS_EXIT: &str = "empty_sys_exit";
+    /// A tracepoint program returning at once, on the io_uring layer's submit and complete
+    /// tracepoints.
+    pub const EMPTY_TRACEPOINT: &str = "empty_tracepoint";
 }
 
 /// Names of the read-only globals that user space sets before loading (tracepoint field

@@ -260,10 +260,12 @@ fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Trac
     Ok(prog)
 }
 
-/// Loads zcprof's object and attaches only the benchmark's empty program
-/// (`zcprof_common::floor`) on the syscall layer's default hook: what the hook alone costs,
-/// against which `cargo xtask bench` measures zcprof's own work. Detached when dropped.
-pub fn load_floor() -> anyhow::Result<Ebpf> {
+/// Loads zcprof's object and attaches only the benchmark's empty programs
+/// (`zcprof_common::floor`) on the syscall layer's default hook and, where this kernel has
+/// them, the io_uring layer's two tracepoints: what the hooks alone cost, against which
+/// `cargo xtask bench` measures zcprof's own work. Returns the hooks attached, with the
+/// object (which detaches them when dropped).
+pub fn load_floor() -> anyhow::Result<(Ebpf, Vec<String>)> {
     let mut warnings = Vec::new();
     let btf = load_btf(None, &mut warnings)?
         .ok_or_else(|| anyhow!("the empty hook is a tp_btf program: this kernel has no BTF"))?;
@@ -276,7 +278,23 @@ pub fn load_floor() -> anyhow::Result<Ebpf> {
     prog.load("sys_exit", &btf)
         .context("loading the empty hook")?;
     prog.attach().context("attaching the empty hook")?;
-    Ok(ebpf)
+    let mut hooks = vec!["tp_btf/sys_exit".to_string()];
+    let uring = tracefs::ensure_mounted()
+        .ok()
+        .and_then(|root| io_uring::submit_event(&root));
+    if let Some(submit) = uring {
+        for event in ["io_uring_complete", submit] {
+            attach_tracepoint(
+                &mut ebpf,
+                zcprof_common::floor::EMPTY_TRACEPOINT,
+                "io_uring",
+                event,
+            )
+            .with_context(|| format!("attaching the empty program to io_uring:{event}"))?;
+            hooks.push(format!("io_uring:{event}"));
+        }
+    }
+    Ok((ebpf, hooks))
 }
 
 /// The program `name` of the object, as the program type `T` it must be.
@@ -392,6 +410,14 @@ mod tests {
                 Some(ProgramSection::BtfTracePoint)
             ),
             "the floor program {floor} is not a tp_btf program in the object"
+        );
+        let floor = zcprof_common::floor::EMPTY_TRACEPOINT;
+        assert!(
+            matches!(
+                object.programs.get(floor).map(|p| &p.section),
+                Some(ProgramSection::TracePoint)
+            ),
+            "the floor program {floor} is not a tracepoint program in the object"
         );
         // The kinds matter too: aya refuses to treat a tracepoint as a kprobe.
         for f in &zcprof_common::kernel::FUNCTIONS {

@@ -25,10 +25,12 @@ use super::{
 };
 use crate::util::last_line;
 
-/// Arguments that make zcprof attach every layer it has. Empty while the syscall layer
-/// (and lifecycle) is all there is; when another layer needs a flag to be enabled, that flag
-/// goes here.
+/// Arguments that make zcprof attach every layer it has. Empty: the default attaches every
+/// layer this kernel allows (syscall, lifecycle, io_uring, mapped, and the kernel layer
+/// where fentry or kprobes work); a layer that ever needs a flag to be enabled puts it here.
 const ALL_LAYERS_ARGS: &[&str] = &[];
+/// The default without the io_uring layer: beside `zcprof` it shows what that layer costs.
+const NO_IO_URING_ARGS: &[&str] = &["--disable-layer", "io_uring"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition {
@@ -40,6 +42,8 @@ pub enum Condition {
     ZcprofRaw,
     ZcprofTracepoint,
     ZcprofAll,
+    /// The default with `--disable-layer io_uring`.
+    ZcprofNoIoUring,
     Bpftrace,
     /// bpftrace on the one `raw_syscalls:sys_exit` tracepoint, filtering the syscall numbers.
     BpftraceRaw,
@@ -48,13 +52,14 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 10] = [
+    pub const ALL: [Condition; 11] = [
         Condition::Baseline,
         Condition::EmptyHook,
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
         Condition::ZcprofAll,
+        Condition::ZcprofNoIoUring,
         Condition::Bpftrace,
         Condition::BpftraceRaw,
         Condition::Strace,
@@ -62,11 +67,12 @@ impl Condition {
     ];
 
     /// zcprof in each of its probe modes.
-    pub const ZCPROF: [Condition; 4] = [
+    pub const ZCPROF: [Condition; 5] = [
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
         Condition::ZcprofAll,
+        Condition::ZcprofNoIoUring,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +83,7 @@ impl Condition {
             Condition::ZcprofRaw => "zcprof raw_tp",
             Condition::ZcprofTracepoint => "zcprof tracepoint",
             Condition::ZcprofAll => "zcprof all layers",
+            Condition::ZcprofNoIoUring => "zcprof no io_uring",
             Condition::Bpftrace => "bpftrace",
             Condition::BpftraceRaw => "bpftrace raw_syscalls",
             Condition::Strace => "strace -c -f",
@@ -94,6 +101,7 @@ impl Condition {
                 | Condition::ZcprofRaw
                 | Condition::ZcprofTracepoint
                 | Condition::ZcprofAll
+                | Condition::ZcprofNoIoUring
                 | Condition::Bpftrace
                 | Condition::BpftraceRaw
         )
@@ -102,17 +110,18 @@ impl Condition {
     pub fn describe(self) -> String {
         match self {
             Condition::Baseline => "no profiler".into(),
-            Condition::EmptyHook => "the floor: an empty program on zcprof's default hook (tp_btf sys_exit), attached by `zcbench empty-hook`; what zcprof adds beyond it is its own work".into(),
-            Condition::Zcprof => "`zcprof top --json -i 1s`, the default: syscall layer on one BTF raw tracepoint (tp_btf) on sys_exit, lifecycle tracepoints".into(),
+            Condition::EmptyHook => "the floor: empty programs on the hooks zcprof's default layers run on at every event (tp_btf sys_exit; io_uring:io_uring_submit_req and io_uring_complete), attached by `zcbench empty-hook`; what zcprof adds beyond them is its own work".into(),
+            Condition::Zcprof => "`zcprof top --json -i 1s`, the default: syscall layer on one BTF raw tracepoint (tp_btf) on sys_exit, the io_uring layer on io_uring:io_uring_submit_req and io_uring_complete, the mapped layer on filemap:mm_filemap_fault and map_pages, lifecycle tracepoints".into(),
             Condition::ZcprofRaw => "`zcprof --syscall-probe raw top --json -i 1s`: the same on a plain raw tracepoint (the default before tuning)".into(),
             Condition::ZcprofTracepoint => "`zcprof --syscall-probe tracepoint top --json -i 1s` (one syscalls:sys_exit_* per counted syscall)".into(),
             Condition::ZcprofAll => if ALL_LAYERS_ARGS.is_empty() {
-                "every layer that attaches: today the same command as `zcprof` (no other layer exists yet), so the two rows also show the run-to-run noise".into()
+                "every layer that attaches: the same command as `zcprof` (the default attaches every layer this kernel allows), so the two rows also show the run-to-run noise".into()
             } else {
                 format!("`zcprof {} top --json -i 1s`", ALL_LAYERS_ARGS.join(" "))
             },
-            Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints".into(),
-            Condition::BpftraceRaw => "bpftrace: the same sum on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe)".into(),
+            Condition::ZcprofNoIoUring => format!("`zcprof {} top --json -i 1s`: the default without the io_uring layer; beside `zcprof` it shows that layer's cost (and on the uring workload its bytes are then counted nowhere, so not exact)", NO_IO_URING_ARGS.join(" ")),
+            Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints, and `sum(args->res)` on io_uring:io_uring_complete".into(),
+            Condition::BpftraceRaw => "bpftrace: the same sums on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe), and on io_uring:io_uring_complete".into(),
             Condition::Strace => "`strace -c -f` wrapping the workload".into(),
             Condition::PerfTrace => "`perf trace -s` wrapping the workload".into(),
         }
@@ -180,7 +189,8 @@ pub fn run(
         Condition::Zcprof
         | Condition::ZcprofRaw
         | Condition::ZcprofTracepoint
-        | Condition::ZcprofAll => {
+        | Condition::ZcprofAll
+        | Condition::ZcprofNoIoUring => {
             let zcprof = tools.bin.join("zcprof").display().to_string();
             let mut args = vec![zcprof];
             match condition {
@@ -189,6 +199,9 @@ pub fn run(
                     args.extend(["--syscall-probe".into(), "tracepoint".into()]);
                 }
                 Condition::ZcprofAll => args.extend(ALL_LAYERS_ARGS.iter().map(|s| s.to_string())),
+                Condition::ZcprofNoIoUring => {
+                    args.extend(NO_IO_URING_ARGS.iter().map(|s| s.to_string()));
+                }
                 _ => {}
             }
             args.extend(["top", "--json", "-i", "1s"].map(String::from));
@@ -465,13 +478,15 @@ fn zcprof_totals(
             if !wanted.contains_key(&pid) {
                 continue;
             }
-            let r = &p["syscall"];
-            let count = |key: &str| (r[key].as_f64().unwrap_or(0.0) * secs).round() as u64;
             let t = totals.entry(pid).or_default();
-            t.calls += count("calls_per_s");
-            t.bytes += count("copy_k2u_bytes_per_s")
-                + count("copy_u2k_bytes_per_s")
-                + count("zero_copy_bytes_per_s");
+            // Both counting layers: io_uring requests are the uring workload's calls.
+            for r in [&p["syscall"], &p["io_uring"]] {
+                let count = |key: &str| (r[key].as_f64().unwrap_or(0.0) * secs).round() as u64;
+                t.calls += count("calls_per_s");
+                t.bytes += count("copy_k2u_bytes_per_s")
+                    + count("copy_u2k_bytes_per_s")
+                    + count("zero_copy_bytes_per_s");
+            }
         }
     }
     if frames == 0 {
@@ -494,9 +509,28 @@ fn bpftrace_script() -> String {
     // The interval probe fires only once every probe is attached and bpftrace is reading
     // its output: the workload may start when its line arrives.
     format!(
-        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\n{} /args->ret > 0/ {{ @bytes[pid] = sum(args->ret); }}",
-        probes.join(",\n")
+        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\n{} /args->ret > 0/ {{ @bytes[pid] = sum(args->ret); }}{}",
+        probes.join(",\n"),
+        io_uring_probe()
     )
+}
+
+/// The peers' io_uring part: completions' results summed per process (the completing
+/// task's: for requests that complete inline, as the uring workload's do, the submitter),
+/// where this kernel has the tracepoint (bpftrace refuses a script naming a missing one).
+fn io_uring_probe() -> &'static str {
+    let has = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|root| {
+            std::path::Path::new(root)
+                .join("events/io_uring/io_uring_complete")
+                .is_dir()
+        });
+    if has {
+        "\ntracepoint:io_uring:io_uring_complete /args->res > 0/ { @bytes[pid] = sum(args->res); }"
+    } else {
+        ""
+    }
 }
 
 /// The same sum on the one `raw_syscalls:sys_exit` tracepoint (every syscall's exit), kept
@@ -510,8 +544,9 @@ fn bpftrace_raw_script() -> String {
     // The fields go into variables first: bpftrace 0.17 compiles a predicate that reads
     // `args` in a long `||` chain into a ctx access the verifier refuses.
     format!(
-        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\ntracepoint:raw_syscalls:sys_exit {{ $id = args->id; $ret = args->ret; if ($ret > 0 && ({})) {{ @bytes[pid] = sum($ret); }} }}",
-        ids.join(" || ")
+        "interval:ms:100 /@ready == 0/ {{ @ready = 1; printf(\"{READY}\\n\"); }}\ntracepoint:raw_syscalls:sys_exit {{ $id = args->id; $ret = args->ret; if ($ret > 0 && ({})) {{ @bytes[pid] = sum($ret); }} }}{}",
+        ids.join(" || "),
+        io_uring_probe()
     )
 }
 
@@ -624,6 +659,22 @@ mod tests {
         assert!(compare(&truth(42, 10, 5160), &totals, true).exact);
         let off = compare(&truth(42, 10, 5161), &totals, true);
         assert!(!off.exact);
+        // io_uring requests are counted like syscalls (the uring workload's calls).
+        let secs = 0.25;
+        let uring = format!(
+            r#"{{"schema":"zcprof.top/v1","interval_s":{secs},"lost":{{"total":0}},"processes":[{{"pid":42,"syscall":{{"calls_per_s":0.0}},"io_uring":{{"calls_per_s":{},"copy_k2u_bytes_per_s":{},"copy_u2k_bytes_per_s":{},"zero_copy_bytes_per_s":0.0}}}}]}}"#,
+            64.0 / secs,
+            32.0 * 4096.0 / secs,
+            32.0 * 4096.0 / secs
+        );
+        let (totals, _) = zcprof_totals(&[uring], &truth(42, 0, 0)).unwrap();
+        assert_eq!(
+            totals[&42],
+            Truth {
+                calls: 64,
+                bytes: 64 * 4096
+            }
+        );
         assert!(off.detail.unwrap().contains("pid 42"));
         assert!(zcprof_totals(&["{}".into()], &truth(42, 0, 0)).is_err());
     }

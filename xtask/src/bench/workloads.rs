@@ -16,14 +16,17 @@ pub enum Workload {
     Zerocopy,
     /// `zcbench dd-bs1`: dd's `bs=1` loop, one process per core.
     DdBs1,
+    /// `zcbench uring`: batches of io_uring READs and WRITEs, one process per core.
+    Uring,
     /// `zcprof-demo run pipe --mode read-write`: four processes, end to end.
     Demo,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Storm,
         Workload::DdBs1,
+        Workload::Uring,
         Workload::Bulk,
         Workload::Zerocopy,
         Workload::Demo,
@@ -35,6 +38,7 @@ impl Workload {
             Workload::Bulk => "bulk",
             Workload::Zerocopy => "zerocopy",
             Workload::DdBs1 => "dd-bs1",
+            Workload::Uring => "uring",
             Workload::Demo => "demo-pipe",
         }
     }
@@ -53,6 +57,9 @@ impl Workload {
             Workload::DdBs1 => {
                 "`dd if=/dev/zero of=/dev/null bs=1`'s loop: 1 B read + 1 B write, one process per core (the cheapest syscalls: the probe's cost is the largest share)"
             }
+            Workload::Uring => {
+                "io_uring: batches of 16 READs of 4 KiB from a page-cached file + 16 WRITEs of 4 KiB to /dev/null per `io_uring_enter`, all completing inline, one process per core (the io_uring layer's hot path: two tracepoint hits per request; calls are completed requests)"
+            }
             Workload::Demo => {
                 "demo end to end: `zcprof-demo run pipe --mode read-write` (producer | relay tee | two consumers, 64 KiB chunks)"
             }
@@ -62,7 +69,7 @@ impl Workload {
     /// What the throughput column counts.
     pub fn unit(self) -> &'static str {
         match self {
-            Workload::Storm | Workload::DdBs1 => "calls/s",
+            Workload::Storm | Workload::DdBs1 | Workload::Uring => "calls/s",
             _ => "B/s",
         }
     }
@@ -76,6 +83,7 @@ impl Workload {
             Workload::Bulk => vec![zcbench, "bulk".into(), "--seconds".into(), s],
             Workload::Zerocopy => vec![zcbench, "zerocopy".into(), "--seconds".into(), s],
             Workload::DdBs1 => vec![zcbench, "dd-bs1".into(), "--seconds".into(), s],
+            Workload::Uring => vec![zcbench, "uring".into(), "--seconds".into(), s],
             Workload::Demo => vec![
                 bin.join("zcprof-demo").display().to_string(),
                 "run".into(),
@@ -135,7 +143,7 @@ impl Workload {
                     );
                 }
                 let (throughput, cpu_throughput) = match self {
-                    Workload::Storm | Workload::DdBs1 => {
+                    Workload::Storm | Workload::DdBs1 | Workload::Uring => {
                         (num(&v, "calls_per_s")?, num(&v, "calls_per_cpu_s")?)
                     }
                     _ => (num(&v, "bytes_per_s")?, num(&v, "bytes_per_cpu_s")?),

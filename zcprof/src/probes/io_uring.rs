@@ -79,10 +79,15 @@ struct Offsets {
     globals: Vec<(&'static str, u32)>,
 }
 
-fn offsets(root: &Path) -> Result<Offsets, String> {
-    let submit = SUBMIT_EVENTS
+/// The submit tracepoint this kernel has, if any.
+pub(crate) fn submit_event(root: &Path) -> Option<&'static str> {
+    SUBMIT_EVENTS
         .into_iter()
         .find(|event| tracefs::exists(root, "io_uring", event))
+}
+
+fn offsets(root: &Path) -> Result<Offsets, String> {
+    let submit = submit_event(root)
         .ok_or("this kernel has no io_uring submit tracepoint (io_uring_submit_req/_sqe)")?;
     let read = |event: &str, wanted: &[(&'static str, &str, u32)]| {
         tracefs::globals(root, "io_uring", event, wanted)
