@@ -104,6 +104,11 @@ pub struct Names {
 
 /// One layer's probes during one load.
 pub trait LayerProbes {
+    /// Runs before the loader parses the kernel's BTF for aya: a layer that reads BTF with
+    /// a parser of its own (`btf_layout`) does it here and drops it, so the two parsed
+    /// copies are never in memory at once (they would add up in the daemon's peak RSS).
+    fn prepare(&mut self) {}
+
     /// The globals its programs read, with their values for this host; set before the
     /// object loads. A fact it cannot learn is a warning, and its probes that need it are
     /// reported unavailable by `attach`.
@@ -170,6 +175,13 @@ impl Loaded {
 /// Loads the object and attaches every layer's probes; fails when the object cannot load or
 /// a required layer attaches nothing (`zcprof doctor` reports that failure as it is).
 pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
+    let mut layers: Vec<(&LayerSpec, Box<dyn LayerProbes>)> = LAYERS
+        .iter()
+        .map(|spec| (spec, (spec.probes)(opts)))
+        .collect();
+    for (_, probes) in &mut layers {
+        probes.prepare();
+    }
     let mut warnings = Vec::new();
     let btf = load_btf(opts.btf.as_ref(), &mut warnings)?;
     let tracefs = match tracefs::ensure_mounted() {
@@ -186,10 +198,6 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         tracefs,
         warnings,
     };
-    let mut layers: Vec<(&LayerSpec, Box<dyn LayerProbes>)> = LAYERS
-        .iter()
-        .map(|spec| (spec, (spec.probes)(opts)))
-        .collect();
     let globals: Vec<(&str, u32)> = layers
         .iter_mut()
         .flat_map(|(_, probes)| probes.globals(&mut host))

@@ -142,6 +142,34 @@ pub struct Rates {
     pub would_block_per_s: f64,
     /// Share of moved bytes that were not copied; `null` when nothing moved.
     pub zero_copy_ratio: Option<f64>,
+    /// Zero-copy sends (`MSG_ZEROCOPY`; io_uring `SEND_ZC`) and what their notifications
+    /// said; absent when there were none. Their bytes are already in the rates above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zero_copy_sends: Option<ZeroCopySendRates>,
+}
+
+/// [`MsgZerocopy`](zcprof_recording::MsgZerocopy) per second.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct ZeroCopySendRates {
+    /// Bytes of the successful sends that asked for zero copy.
+    pub requested_bytes_per_s: f64,
+    pub requested_sends_per_s: f64,
+    /// Sends a notification reported completed without a copy.
+    pub done_sends_per_s: f64,
+    /// Sends a notification reported the kernel copied anyway.
+    pub copied_sends_per_s: f64,
+}
+
+impl ZeroCopySendRates {
+    pub fn of(z: &zcprof_recording::MsgZerocopy, seconds: f64) -> ZeroCopySendRates {
+        let per = |n: u64| per_second(n, seconds);
+        ZeroCopySendRates {
+            requested_bytes_per_s: per(z.requested_bytes),
+            requested_sends_per_s: per(z.requested_sends),
+            done_sends_per_s: per(z.done_sends),
+            copied_sends_per_s: per(z.copied_sends),
+        }
+    }
 }
 
 impl Rates {
@@ -155,6 +183,8 @@ impl Rates {
             errors_per_s: per(f.errors),
             would_block_per_s: per(f.would_block()),
             zero_copy_ratio: f.zero_copy_ratio(),
+            zero_copy_sends: (!f.msg_zerocopy.is_zero())
+                .then(|| ZeroCopySendRates::of(&f.msg_zerocopy, seconds)),
         }
     }
 

@@ -769,3 +769,168 @@ fn a_missing_demo_binary_says_how_to_build_it() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_one_line_error(&out, 1, "cargo build --release -p zcprof-demos");
 }
+
+/// `top --json` carries what `run` reports of zero-copy sends and mapped pages (issue 13):
+/// the servers of `file-serve msg-zerocopy` (syscall layer) and `io-uring-send-zc` (io_uring
+/// layer), watched live, add up over the frames to their own tally — sends that asked for
+/// zero copy, and the ones the kernel's notifications said it copied or did not — and show
+/// the file pages they mapped wherever the mapped layer counts (at least one: the layer
+/// is a lower bound), none where it is unavailable (before 6.12).
+#[test]
+fn top_json_carries_zero_copy_sends_and_mapped_pages() {
+    use std::{
+        io::{BufRead as _, BufReader},
+        process::Stdio,
+        sync::mpsc,
+        time::{Duration, Instant},
+    };
+
+    let test = "top_json_carries_zero_copy_sends_and_mapped_pages";
+    if !privileged(test) {
+        return;
+    }
+    let mut top = common::Reaped(
+        zcprof()
+            .args(["top", "--json", "--interval", "250ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zcprof top"),
+    );
+    let lines = |child: &mut std::process::Child| {
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("top's stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let frames = lines(&mut top.0);
+    // The same frames as CSV rows: the mapped and zero-copy-send columns come last.
+    let mut csv = common::Reaped(
+        zcprof()
+            .args(["top", "--csv", "--interval", "250ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zcprof top --csv"),
+    );
+    let rows = lines(&mut csv.0);
+    let header = rows
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the CSV header");
+    let column = |name: &str| {
+        header
+            .split(',')
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no CSV column {name}: {header}"))
+    };
+    let csv_columns = [
+        column("zero_copy_sends_requested_per_s"),
+        column("zero_copy_sends_done_per_s"),
+        column("zero_copy_sends_copied_per_s"),
+    ];
+    let first: Value = serde_json::from_str(
+        &frames
+            .recv_timeout(Duration::from_secs(30))
+            .expect("top's first frame"),
+    )
+    .expect("top JSON");
+    let mapped_live = first["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .any(|l| l["layer"] == "mapped" && l["state"] != "unavailable");
+    let schema = common::top_schema();
+    for (mode, layer) in [
+        ("msg-zerocopy", "syscall"),
+        ("io-uring-send-zc", "io_uring"),
+    ] {
+        let out = Command::new(demo_binary())
+            .args(["run", "file-serve", "--mode", mode, "--compact"])
+            .args(["--bytes", &BYTES.to_string()])
+            .output()
+            .expect("zcprof-demo runs");
+        if out.status.code() == Some(4) {
+            eprintln!(
+                "{test}: {mode} skipped: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            continue;
+        }
+        assert!(out.status.success(), "{mode}: {out:?}");
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("demo JSON");
+        let server = doc["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .find(|r| r["role"] == "server")
+            .expect("a server");
+        let pid = server["pid"].as_u64().expect("pid");
+        let tally = &server["zerocopy"];
+        let want = [
+            tally["requested"]["calls"].as_u64().expect("requested") as f64,
+            tally["not_copied"]["sends"].as_u64().expect("not copied") as f64,
+            tally["copied"]["sends"].as_u64().expect("copied") as f64,
+        ];
+        let keys = [
+            "requested_sends_per_s",
+            "done_sends_per_s",
+            "copied_sends_per_s",
+        ];
+        let (mut got, mut pages) = ([0.0f64; 3], 0.0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = frames
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!("{mode}: top never added up to the tally {want:?}: {got:?}")
+                });
+            let frame: Value = serde_json::from_str(&line).expect("top JSON");
+            assert!(schema.is_valid(&frame), "schema/top.v1.json: {frame:#}");
+            let seconds = frame["interval_s"].as_f64().expect("interval");
+            let mut exited = false;
+            for p in frame["processes"].as_array().expect("processes") {
+                if p["pid"] != pid {
+                    continue;
+                }
+                if let Some(z) = p[layer].get("zero_copy_sends") {
+                    for (g, key) in got.iter_mut().zip(keys) {
+                        *g += z[key].as_f64().expect("rate") * seconds;
+                    }
+                }
+                pages += p["mapped"]["pages_per_s"].as_f64().expect("pages") * seconds;
+                exited = p["exited"] == true;
+            }
+            let round = got.map(f64::round);
+            if exited || (round == want && (pages.round() >= 1.0 || !mapped_live)) {
+                assert_eq!(round, want, "{mode}: {keys:?} in the {layer} layer");
+                break;
+            }
+        }
+        if mapped_live {
+            assert!(pages.round() >= 1.0, "{mode}: the server's mapped pages");
+        } else {
+            assert_eq!(pages, 0.0, "{mode}: no mapped layer, no pages");
+        }
+        // CSV: both layers' sends in three columns, rate × interval per row.
+        let mut from_csv = [0.0f64; 3];
+        while from_csv.map(f64::round) != want {
+            let row = rows
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("{mode}: CSV never added up to {want:?}: {from_csv:?}"));
+            let cols: Vec<&str> = row.split(',').collect();
+            if cols.get(4) != Some(&pid.to_string().as_str()) {
+                continue;
+            }
+            let seconds: f64 = cols[1].parse().expect("interval_s");
+            for (sum, &at) in from_csv.iter_mut().zip(&csv_columns) {
+                *sum += cols[at].parse::<f64>().expect("a rate") * seconds;
+            }
+        }
+    }
+}

@@ -60,6 +60,7 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(IoUringLayer {
         disabled: opts.disabled.contains(&Layer::IoUring),
         btf: opts.btf.clone(),
+        zc_report: None,
         plan: Err("not planned yet".into()),
     })
 }
@@ -69,6 +70,8 @@ struct IoUringLayer {
     disabled: bool,
     /// `--btf`, else the running kernel's.
     btf: Option<PathBuf>,
+    /// [`zc_report_offset`], read in `prepare`.
+    zc_report: Option<Result<Option<u32>, String>>,
     /// The submit event to attach, or why the layer cannot attach.
     plan: Result<&'static str, String>,
 }
@@ -115,6 +118,12 @@ fn offsets(root: &Path) -> Result<Offsets, String> {
 }
 
 impl LayerProbes for IoUringLayer {
+    fn prepare(&mut self) {
+        if !self.disabled {
+            self.zc_report = Some(zc_report_offset(self.btf.as_deref()));
+        }
+    }
+
     fn globals(&mut self, host: &mut Host) -> Vec<(&'static str, u32)> {
         if self.disabled {
             self.plan = Err("disabled (--disable-layer io_uring)".into());
@@ -127,7 +136,8 @@ impl LayerProbes for IoUringLayer {
         match offsets(root) {
             Ok(mut o) => {
                 self.plan = Ok(o.submit);
-                match zc_report_offset(self.btf.as_deref()) {
+                let zc_report = self.zc_report.take();
+                match zc_report.unwrap_or_else(|| zc_report_offset(self.btf.as_deref())) {
                     Ok(Some(at)) => o.globals.push((global::NOTIF_ZC_REPORT, at)),
                     // Before 6.2 no notification reports usage: nothing is missed.
                     Ok(None) => {}

@@ -6,15 +6,18 @@
 //! (the interval's errors by errno name, `EAGAIN=8 EBADF=1`) and `cpu_percent` (the `self`
 //! row's only), then the io_uring layer's (`io_uring_*`: empty when the layer does not
 //! count in this session, except `io_uring_unseen_calls_per_s`, the `io_uring_setup`/
-//! `io_uring_enter` calls seen while it was unavailable, whose bytes nothing counted): new
-//! columns go last, so older readers' positions hold.
+//! `io_uring_enter` calls seen while it was unavailable, whose bytes nothing counted), then
+//! `mapped_pages_per_s` (the mapped layer's file pages mapped in; empty when that layer does
+//! not count) and the zero-copy sends of both layers (`MSG_ZEROCOPY`, `SEND_ZC`:
+//! `zero_copy_sends_requested_per_s`, and of those the `_done_` and `_copied_` ones as their
+//! notifications said): new columns go last, so older readers' positions hold.
 
 use zcprof_common::kernel::Role;
 
-use super::{Lost, Rates, top, unix_time};
+use super::{Lost, Rates, ZeroCopySendRates, top, unix_time};
 use crate::{
-    model::{Figures, IoUringOps, KernelProbes, Model, Totals, errno_names},
-    probes::{LayerSummary, copy_source},
+    model::{Figures, IoUringOps, KernelProbes, MappedSlots, Model, Totals, errno_names},
+    probes::{Layer, LayerSummary, copy_source},
 };
 
 /// Column names, in order.
@@ -23,7 +26,16 @@ copy_k2u_bytes_per_s,copy_u2k_bytes_per_s,zero_copy_bytes_per_s,calls_per_s,erro
 zero_copy_ratio,lost_events,kernel_copy_source,kernel_copy_k2u_bytes_per_s,\
 kernel_copy_u2k_bytes_per_s,would_block_per_s,errno,cpu_percent,io_uring_copy_k2u_bytes_per_s,\
 io_uring_copy_u2k_bytes_per_s,io_uring_zero_copy_bytes_per_s,io_uring_calls_per_s,\
-io_uring_errors_per_s,io_uring_unseen_calls_per_s";
+io_uring_errors_per_s,io_uring_unseen_calls_per_s,mapped_pages_per_s,\
+zero_copy_sends_requested_per_s,zero_copy_sends_done_per_s,zero_copy_sends_copied_per_s";
+
+/// One row's counts in every layer.
+struct Counted<'a> {
+    syscall: &'a Figures,
+    io_uring: &'a Totals<IoUringOps>,
+    kernel: &'a Totals<KernelProbes>,
+    mapped: &'a Totals<MappedSlots>,
+}
 
 /// The rows of the last interval, each newline-terminated.
 pub fn rows(
@@ -38,15 +50,16 @@ pub fn rows(
     let lost = Lost::of(model).total;
     let source = copy_source(layers);
     let uring = top::io_uring_counted(layers);
+    let mapped = top::counted(layers, Layer::Mapped);
     let mut out = String::new();
     let mut row = |scope: &str,
                    pid: String,
                    ppid: String,
                    comm: &str,
                    exited: &str,
-                   (f, u): (&Figures, &Totals<IoUringOps>),
-                   k: &Totals<KernelProbes>,
+                   c: Counted<'_>,
                    cpu: Option<f64>| {
+        let (f, u, k) = (c.syscall, c.io_uring, c.kernel);
         let r = Rates::of(f, seconds);
         // The interval's errors by errno name, `EAGAIN=8 EBADF=1` (no comma: one field).
         let errno: Vec<String> = errno_names(&f.errno)
@@ -57,8 +70,12 @@ pub fn rows(
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
         let ur = top::IoUringRates::of(u, seconds);
         let counted = |r: f64| rate(uring.then_some(r));
+        let mut sends = f.msg_zerocopy;
+        sends.add(&u.figures().msg_zerocopy);
+        let sends = ZeroCopySendRates::of(&sends, seconds);
+        let pages = top::MappedRates::of(c.mapped, seconds).pages_per_s;
         out.push_str(&format!(
-            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{},{},{},{},{},{},{},{:.1}\n",
+            "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{},{},{},{},{},{},{},{:.1},{},{:.1},{:.1},{:.1}\n",
             field(comm),
             r.copy_k2u_bytes_per_s,
             r.copy_u2k_bytes_per_s,
@@ -80,6 +97,10 @@ pub fn rows(
             counted(ur.rates.calls_per_s),
             counted(ur.rates.errors_per_s),
             ur.unseen_calls_per_s,
+            rate(mapped.then_some(pages)),
+            sends.requested_sends_per_s,
+            sends.done_sends_per_s,
+            sends.copied_sends_per_s,
         ));
     };
     for r in top::rows(model, filter, own) {
@@ -90,17 +111,23 @@ pub fn rows(
             p.ppid.map(|pp| pp.to_string()).unwrap_or_default(),
             &p.comm,
             if p.exited { "true" } else { "false" },
-            (&r.figures, &p.interval.io_uring),
-            &p.interval.kernel,
+            Counted {
+                syscall: &r.figures,
+                io_uring: &p.interval.io_uring,
+                kernel: &p.interval.kernel,
+                mapped: &p.interval.mapped,
+            },
             None,
         );
     }
     if let (Some(pid), Some(f)) = (own.pid, own.figures(model)) {
         let mut kernel = Totals::zero();
         let mut io_uring = Totals::zero();
+        let mut mapped = Totals::zero();
         for p in model.processes().filter(|p| p.tgid == pid) {
             kernel.add(&p.interval.kernel);
             io_uring.add(&p.interval.io_uring);
+            mapped.add(&p.interval.mapped);
         }
         row(
             "self",
@@ -108,8 +135,12 @@ pub fn rows(
             String::new(),
             "zcprof",
             "false",
-            (&f, &io_uring),
-            &kernel,
+            Counted {
+                syscall: &f,
+                io_uring: &io_uring,
+                kernel: &kernel,
+                mapped: &mapped,
+            },
             own.cpu_percent,
         );
     }
@@ -119,11 +150,12 @@ pub fn rows(
         String::new(),
         "",
         "",
-        (
-            &top::machine(model, own),
-            &top::machine_io_uring(model, own),
-        ),
-        &top::machine_kernel(model, own),
+        Counted {
+            syscall: &top::machine(model, own),
+            io_uring: &top::machine_io_uring(model, own),
+            kernel: &top::machine_kernel(model, own),
+            mapped: &top::machine_mapped(model, own),
+        },
         None,
     );
     out
@@ -175,9 +207,11 @@ mod tests {
         assert_eq!(cols[15..18], ["", "", ""], "no kernel copy role attached");
         assert_eq!(cols[18..21], ["0.0", "", ""], "no errors, no CPU");
         assert_eq!(
-            cols[21..],
+            cols[21..27],
             ["", "", "", "", "", "0.0"],
             "no io_uring layer in the session: its figures are empty, not zeros"
         );
+        assert_eq!(cols[27], "", "no mapped layer in the session");
+        assert_eq!(cols[28..], ["0.0", "0.0", "0.0"], "no zero-copy sends");
     }
 }

@@ -21,6 +21,9 @@
 //!   syscall layer's, and probes overlap (a breakdown probe sees bytes its copy primitive
 //!   also counts): the kernel's copies are the sum over one role, `primitive` where any
 //!   attached, else `cross_check`;
+//! - the mapped layer: `zcprof_mapped_pages_total`, file pages mapped in through mmap,
+//!   one series per process × way (`via`: `fault`, `map_pages`) that counted, labelled
+//!   `comm`, `pid`, `via` and `layer="mapped"`: a figure of its own, never bytes moved;
 //! - `zcprof_lost_events_total{reason}` and `zcprof_probe_layer_up{layer,state}`.
 //!
 //! A process's series exist while it runs and for a little while after it exits (until the
@@ -81,6 +84,8 @@ struct Snapshot {
     syscall: Vec<Series>,
     /// Per process (comm, pid): io_uring calls the io_uring layer could not see.
     io_uring_unseen: Vec<(Labels, u64)>,
+    /// Per process × way: file pages the mapped layer saw mapped in.
+    mapped: Vec<(Labels, u64)>,
     kernel: Vec<Series>,
     lost: Lost,
     layers: Vec<(Layer, State)>,
@@ -181,6 +186,15 @@ impl Collector for Snapshot {
             ConstCounter::new(*n).encode(metric.encode_family(labels)?)?;
         }
         let mut metric = encoder.encode_descriptor(
+            "zcprof_mapped_pages",
+            "File pages mapped into the process through mmap (mapped layer; a lower bound where the kernel maps large folios): what replaced a read copy, not bytes moved",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, n) in &self.mapped {
+            ConstCounter::new(*n).encode(metric.encode_family(labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
             "zcprof_lost_events",
             "Events the kernel side could not record, or records user space could not decode",
             None,
@@ -258,6 +272,23 @@ fn io_uring_series(model: &Model, own: &Own) -> (Vec<Series>, Vec<(Labels, u64)>
     (series, unseen)
 }
 
+/// The mapped layer's pages, one series per process × way that counted.
+fn mapped_series(model: &Model, own: &Own) -> Vec<(Labels, u64)> {
+    let mut series = Vec::new();
+    for p in model.processes().filter(|p| !own.hides(p)) {
+        for (via, s) in p.totals.mapped.named().filter(|(_, s)| s.bytes > 0) {
+            let labels = vec![
+                ("comm", p.comm.clone()),
+                ("pid", p.tgid.to_string()),
+                ("via", via.to_string()),
+                ("layer", Layer::Mapped.to_string()),
+            ];
+            series.push((labels, s.bytes / zcprof_common::mapped::PAGE_SIZE));
+        }
+    }
+    series
+}
+
 /// The kernel layer's series: one per process × probe that fired.
 fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {
     let mut series = Vec::new();
@@ -289,6 +320,7 @@ pub fn render(model: &Model, layers: &[LayerSummary], own: &Own) -> String {
     let snapshot = Snapshot {
         syscall,
         io_uring_unseen,
+        mapped: mapped_series(model, own),
         kernel: kernel_series(model, own),
         lost: Lost::of(model),
         layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
@@ -398,6 +430,35 @@ mod tests {
                 "missing `{line}` in\n{text}"
             );
         }
+    }
+
+    /// Mapped pages are a counter of their own, per process and way, in pages.
+    #[test]
+    fn mapped_pages_are_a_family_of_their_own() {
+        let mut m = model();
+        let fault = Counts {
+            calls: 3,
+            bytes: 5 * zcprof_common::mapped::PAGE_SIZE,
+            ..Counts::ZERO
+        };
+        m.apply(
+            &Batch {
+                counts: vec![(
+                    Layer::Mapped,
+                    Key {
+                        tgid: 42,
+                        slot: zcprof_common::mapped::FAULT,
+                    },
+                    fault,
+                )],
+                ..Batch::empty(Instant::now())
+            },
+            &NoProc,
+        );
+        let text = render(&m, &[], &Own::default());
+        let line = r#"zcprof_mapped_pages_total{comm="cat",pid="42",via="fault",layer="mapped"} 5"#;
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+        assert!(!text.contains(r#"via="map_pages""#), "only the ways that counted");
     }
 
     /// io_uring requests are in the syscall layer's families, labelled by opcode and their

@@ -7,7 +7,7 @@ use zcprof_common::kernel::Role;
 
 use super::{Lost, Rates, clock, layers_line, per_second, unix_time};
 use crate::{
-    model::{Figures, IoUringOps, KernelProbes, Model, Process, Slots, Totals},
+    model::{Figures, IoUringOps, KernelProbes, MappedSlots, Model, Process, Slots, Totals},
     probes::{Layer, LayerSummary, State, copy_source},
     units,
 };
@@ -120,9 +120,36 @@ pub fn rows<'a>(model: &'a Model, filter: &Filter, own: &Own) -> Vec<Row<'a>> {
 /// Whether the io_uring layer counts in this session (live or partial): its columns are
 /// shown only then, and without it a process's io_uring use is a caveat, not a zero.
 pub fn io_uring_counted(layers: &[LayerSummary]) -> bool {
+    counted(layers, Layer::IoUring)
+}
+
+/// Whether `layer` counts in this session (live or partial).
+pub fn counted(layers: &[LayerSummary], layer: Layer) -> bool {
     layers
         .iter()
-        .any(|l| l.layer == Layer::IoUring && l.state != State::Unavailable)
+        .any(|l| l.layer == layer && l.state != State::Unavailable)
+}
+
+/// Machine-wide mapped-layer counts for the interval (zcprof itself as in [`machine`]).
+pub fn machine_mapped(model: &Model, own: &Own) -> Totals<MappedSlots> {
+    machine_layer(model, own, |p| &p.interval.mapped)
+}
+
+/// The mapped layer's figure per second: file pages mapped in (and those pages in bytes).
+/// Never copied or zero-copy bytes: what replaced a read copy.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+pub struct MappedRates {
+    pub pages_per_s: f64,
+    pub bytes_per_s: f64,
+}
+
+impl MappedRates {
+    pub fn of(t: &Totals<MappedSlots>, seconds: f64) -> MappedRates {
+        MappedRates {
+            pages_per_s: per_second(t.pages(), seconds),
+            bytes_per_s: per_second(t.bytes(), seconds),
+        }
+    }
 }
 
 /// Machine-wide io_uring-layer counts for the interval (zcprof itself as in [`machine`]).
@@ -289,6 +316,7 @@ struct JsonFigures {
     syscall: Rates,
     kernel: KernelRates,
     io_uring: IoUringRates,
+    mapped: MappedRates,
 }
 
 #[derive(Serialize)]
@@ -300,6 +328,7 @@ struct JsonProcess<'a> {
     syscall: Rates,
     kernel: KernelRates,
     io_uring: IoUringRates,
+    mapped: MappedRates,
 }
 
 /// Schema name of `top --json` lines.
@@ -326,6 +355,7 @@ pub fn json(
             syscall: Rates::of(&machine(model, own), seconds),
             kernel: KernelRates::of(&machine_kernel(model, own), source, seconds),
             io_uring: IoUringRates::of(&machine_io_uring(model, own), seconds),
+            mapped: MappedRates::of(&machine_mapped(model, own), seconds),
         },
         own: own.pid.zip(own.figures(model)).map(|(pid, f)| JsonOwn {
             pid,
@@ -343,6 +373,7 @@ pub fn json(
                 syscall: Rates::of(&r.figures, seconds),
                 kernel: KernelRates::of(&r.process.interval.kernel, source, seconds),
                 io_uring: IoUringRates::of(&r.process.interval.io_uring, seconds),
+                mapped: MappedRates::of(&r.process.interval.mapped, seconds),
             })
             .collect(),
     };
@@ -752,7 +783,10 @@ mod tests {
             .expect("fio row")
             .split(',')
             .collect();
-        assert_eq!(fio[21..], ["0.0", "3000000.0", "0.0", "3.0", "0.0", "0.0"]);
+        assert_eq!(
+            fio[21..27],
+            ["0.0", "3000000.0", "0.0", "3.0", "0.0", "0.0"]
+        );
     }
 
     #[test]
@@ -782,6 +816,10 @@ mod tests {
             .expect("fio row")
             .split(',')
             .collect();
-        assert_eq!(fio[21..], ["", "", "", "", "", "3.0"], "unknown, not zero");
+        assert_eq!(
+            fio[21..27],
+            ["", "", "", "", "", "3.0"],
+            "unknown, not zero"
+        );
     }
 }
