@@ -457,8 +457,14 @@ mod tests {
         );
         let text = render(&m, &[], &Own::default());
         let line = r#"zcprof_mapped_pages_total{comm="cat",pid="42",via="fault",layer="mapped"} 5"#;
-        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
-        assert!(!text.contains(r#"via="map_pages""#), "only the ways that counted");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
+        assert!(
+            !text.contains(r#"via="map_pages""#),
+            "only the ways that counted"
+        );
     }
 
     /// io_uring requests are in the syscall layer's families, labelled by opcode and their
