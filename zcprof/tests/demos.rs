@@ -778,48 +778,15 @@ fn a_missing_demo_binary_says_how_to_build_it() {
 /// is a lower bound), none where it is unavailable (before 6.12).
 #[test]
 fn top_json_carries_zero_copy_sends_and_mapped_pages() {
-    use std::{
-        io::{BufRead as _, BufReader},
-        process::Stdio,
-        sync::mpsc,
-        time::{Duration, Instant},
-    };
+    use std::time::{Duration, Instant};
 
     let test = "top_json_carries_zero_copy_sends_and_mapped_pages";
     if !privileged(test) {
         return;
     }
-    let mut top = common::Reaped(
-        zcprof()
-            .args(["top", "--json", "--interval", "250ms"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zcprof top"),
-    );
-    let lines = |child: &mut std::process::Child| {
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("top's stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        rx
-    };
-    let frames = lines(&mut top.0);
+    let (_top, frames) = common::lines_of(&["top", "--json", "--interval", "250ms"]);
     // The same frames as CSV rows: the mapped and zero-copy-send columns come last.
-    let mut csv = common::Reaped(
-        zcprof()
-            .args(["top", "--csv", "--interval", "250ms"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zcprof top --csv"),
-    );
-    let rows = lines(&mut csv.0);
+    let (_csv, rows) = common::lines_of(&["top", "--csv", "--interval", "250ms"]);
     let header = rows
         .recv_timeout(Duration::from_secs(30))
         .expect("the CSV header");

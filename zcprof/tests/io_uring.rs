@@ -294,14 +294,11 @@ fn a_move_to_io_uring_does_not_make_copies_fall() {
 #[test]
 fn serve_and_top_show_fios_io_uring_writes() {
     use std::{
-        io::{BufRead as _, BufReader},
-        process::Stdio,
-        sync::mpsc,
         thread::sleep,
         time::{Duration, Instant},
     };
 
-    use common::{Reaped, http_get, top_schema};
+    use common::{http_get, top_schema};
 
     let test = "serve_and_top_show_fios_io_uring_writes";
     let _alone = alone();
@@ -309,23 +306,7 @@ fn serve_and_top_show_fios_io_uring_writes() {
         return;
     }
     let (_server, port) = common::serve(&[]);
-    let mut top = Reaped(
-        zcprof()
-            .args(["top", "--json", "--interval", "250ms"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zcprof top"),
-    );
-    let (frames_tx, frames) = mpsc::channel();
-    let stdout = top.0.stdout.take().expect("top's stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if frames_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (_top, frames) = common::lines_of(&["top", "--json", "--interval", "250ms"]);
     // Both attached: serve answers and top printed its first frame.
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(port, "/metrics").is_none() {

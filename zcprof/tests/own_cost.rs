@@ -141,11 +141,17 @@ fn top_text_and_csv_leave_zcprof_out() {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    // New columns go last: the io_uring layer's came after cpu_percent.
+    // New columns go last: the io_uring layer's came after cpu_percent, then the mapped
+    // layer's and the zero-copy sends'.
     assert_eq!(col("cpu_percent"), col("errno") + 1, "{header:?}");
     assert_eq!(
+        col("mapped_pages_per_s"),
+        col("io_uring_unseen_calls_per_s") + 1,
+        "{header:?}"
+    );
+    assert_eq!(
         header.last(),
-        Some(&"io_uring_unseen_calls_per_s"),
+        Some(&"zero_copy_sends_copied_per_s"),
         "{header:?}"
     );
     let (scope, pid_col, cpu) = (col("scope"), col("pid"), col("cpu_percent"));

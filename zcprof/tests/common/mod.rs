@@ -206,6 +206,31 @@ impl Drop for Reaped {
     }
 }
 
+/// `zcprof ARGS` (e.g. `top --json`) with its stdout read line by line on a thread of its
+/// own: the process (killed when the test ends) and its lines as they come.
+pub fn lines_of(args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut child = zcprof()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| panic!("zcprof {args:?}: {err}"));
+    let stdout = child.stdout.take().expect("its stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Reaped(child), rx)
+}
+
 /// `zcprof serve` on a free loopback port, refreshing every 200 ms, with `extra` options;
 /// killed when the test ends. Returns it and its port.
 pub fn serve(extra: &[&str]) -> (Reaped, u16) {
