@@ -9,11 +9,15 @@
 //! an error by errno. A multishot request (RECV, RECVMSG, READ_MULTISHOT) counts one call
 //! per CQE. The request's process is the one that submitted it: submission runs in the
 //! submitting task, or in its SQPOLL thread, which belongs to the same thread group;
-//! completions run in any context (interrupts, io-wq workers, another task's task work) and
-//! are joined to their submission by the request's address, or by `(ring, user_data)` for
-//! the CQEs a multishot request posts without a request. A completion whose submission was
-//! not seen (zcprof attached while it was in flight, or its entry was evicted) is the loss
-//! [`crate::counter::IO_URING_UNMATCHED`], never guessed.
+//! completions run in any context (interrupts, io-wq workers, another task's task work), so
+//! the completion program never looks at the current task. Where the kernel's BTF gives the
+//! request's layout ([`global::REQ_FIELDS`]), it reads the opcode and the submitting task
+//! from the request itself (`io_kiocb.opcode`; `io_kiocb.task`, or `io_kiocb.tctx->task`
+//! from 6.13; `task_struct.tgid`): no per-request state at all. Otherwise a completion is
+//! joined to its submission by the request's address. Either way the CQEs a multishot
+//! request posts without a request are joined by `(ring, user_data)`. A completion that
+//! cannot be placed (zcprof attached while it was in flight and no layout, or its entry
+//! was evicted) is the loss [`crate::counter::IO_URING_UNMATCHED`], never guessed.
 //!
 //! A zero-copy send (SEND_ZC, SENDMSG_ZC) posts a second CQE, its notification
 //! (`IORING_CQE_F_NOTIF`), when the kernel has released the pages: counted in [`NOTIF`].
@@ -277,7 +281,26 @@ pub mod global {
     /// Byte offset of `io_notif_data.zc_report` from a notification's `struct io_kiocb`
     /// (its `cmd` area), from BTF; 0 when unknown (before 6.2 there is no such field).
     pub const NOTIF_ZC_REPORT: &str = "URING_NOTIF_ZC_REPORT";
+    /// How a completion finds its request's process and opcode: [`super::JOIN_MAPS`]
+    /// (the submission's map entry), [`super::JOIN_TASK`] (`req->task`) or
+    /// [`super::JOIN_TCTX`] (`req->tctx->task`), with the offsets below (from BTF).
+    pub const REQ_FIELDS: &str = "URING_REQ_FIELDS";
+    /// `io_kiocb.opcode`.
+    pub const REQ_OPCODE: &str = "URING_REQ_OPCODE";
+    /// `io_kiocb.task`, or `io_kiocb.tctx`.
+    pub const REQ_TASK: &str = "URING_REQ_TASK";
+    /// `io_uring_task.task` (with [`super::JOIN_TCTX`]).
+    pub const TCTX_TASK: &str = "URING_TCTX_TASK";
+    /// `task_struct.tgid`.
+    pub const TASK_TGID: &str = "URING_TASK_TGID";
 }
+
+/// [`global::REQ_FIELDS`]: no layout known, completions join their submissions' entries.
+pub const JOIN_MAPS: u32 = 0;
+/// [`global::REQ_FIELDS`]: the request points at its task (Linux < 6.13).
+pub const JOIN_TASK: u32 = 1;
+/// [`global::REQ_FIELDS`]: the request points at its task's io_uring context (6.13+).
+pub const JOIN_TCTX: u32 = 2;
 
 /// The io_uring layer as a counting layer: its own exit program flushes it.
 pub const COUNTING: crate::Counting = crate::Counting {

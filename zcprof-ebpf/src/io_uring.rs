@@ -2,13 +2,16 @@
 //! (what a completion counts, and why submissions decide the process:
 //! `zcprof_common::io_uring`).
 //!
-//! `io_uring_submit` runs where a request is submitted (the submitting task or its SQPOLL
-//! thread, same thread group) and keeps `req -> (tgid, opcode)` in an LRU map, plus
-//! `(ring, user_data)` for multishot receives and `ring -> tgid` for zero-copy sends.
 //! `io_uring_complete` runs wherever the kernel posts the CQE, so it never looks at the
-//! current task: it finds the request's process in those maps, counts, and forgets the
-//! request when it posts no more CQEs. A completion found in none of them is counted as
-//! `IO_URING_UNMATCHED`. Field offsets come from tracefs (globals set by user space).
+//! current task. Where user space found the request's layout in BTF (`URING_REQ_FIELDS`),
+//! it reads the opcode and the submitting task's thread group from the request (three or
+//! four bounded kernel reads), and submissions keep nothing but what the CQEs without a
+//! request need. Otherwise `io_uring_submit`, which runs where a request is submitted (the
+//! submitting task or its SQPOLL thread, same thread group), keeps `req -> (tgid, opcode)`
+//! in an LRU map that the completion looks up and forgets when the request posts no more
+//! CQEs. Either way it keeps `(ring, user_data)` for multishot receives and `ring -> tgid`
+//! for zero-copy sends. A completion placed by none of them is counted as
+//! `IO_URING_UNMATCHED`. Record offsets come from tracefs (globals set by user space).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
@@ -19,9 +22,9 @@ use aya_ebpf::{
 use zcprof_common::{
     Counts, Key, counter,
     io_uring::{
-        self, BYTES_MASK, CQE_F_MORE, CQE_F_NOTIF, ENTER_SEEN, INFLIGHT_MAX_ENTRIES,
-        MULTISHOT_MASK, NOTIF, NOTIF_COPIED, NOTIF_REPORTED, NOTIF_USAGE_ZC_COPIED, OPCODES,
-        OTHER_OPCODE, RINGS_MAX_ENTRIES, RingTag, SEND_ZC_MASK, URSTATS_MAX_ENTRIES,
+        self, BYTES_MASK, CQE_F_MORE, CQE_F_NOTIF, ENTER_SEEN, INFLIGHT_MAX_ENTRIES, JOIN_MAPS,
+        JOIN_TCTX, MULTISHOT_MASK, NOTIF, NOTIF_COPIED, NOTIF_REPORTED, NOTIF_USAGE_ZC_COPIED,
+        OPCODES, OTHER_OPCODE, RINGS_MAX_ENTRIES, RingTag, SEND_ZC_MASK, URSTATS_MAX_ENTRIES,
     },
     layer,
 };
@@ -72,6 +75,44 @@ static URING_COMPLETE_RES: u32 = 0;
 static URING_COMPLETE_CFLAGS: u32 = 0;
 #[unsafe(no_mangle)]
 static URING_NOTIF_ZC_REPORT: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_REQ_FIELDS: u32 = JOIN_MAPS;
+#[unsafe(no_mangle)]
+static URING_REQ_OPCODE: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_REQ_TASK: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_TCTX_TASK: u32 = 0;
+#[unsafe(no_mangle)]
+static URING_TASK_TGID: u32 = 0;
+
+/// Whether completions read their process from the request (no per-request map entry).
+#[inline(always)]
+fn from_request() -> bool {
+    at(&URING_REQ_FIELDS) as u32 != JOIN_MAPS
+}
+
+/// A kernel value at `base + offset`.
+#[inline(always)]
+fn kernel<T>(base: u64, offset: usize) -> Option<T> {
+    // SAFETY: a checked read of kernel memory; a bad address only fails the helper.
+    unsafe { bpf_probe_read_kernel((base as usize + offset) as *const T) }.ok()
+}
+
+/// `tgid << 32 | opcode` of the live request `req`, read from it (offsets from BTF).
+#[inline(always)]
+fn owner(req: u64) -> Option<u64> {
+    let opcode: u8 = kernel(req, at(&URING_REQ_OPCODE))?;
+    let mut task: u64 = kernel(req, at(&URING_REQ_TASK))?;
+    if at(&URING_REQ_FIELDS) as u32 == JOIN_TCTX {
+        task = kernel(task, at(&URING_TCTX_TASK))?;
+    }
+    let tgid: u32 = kernel(task, at(&URING_TASK_TGID))?;
+    if tgid == 0 {
+        return None;
+    }
+    Some(u64::from(tgid) << 32 | u64::from(opcode))
+}
 
 #[inline(always)]
 fn has(mask: u64, opcode: u64) -> bool {
@@ -88,13 +129,18 @@ pub fn io_uring_submit(ctx: TracePointContext) -> u32 {
 fn try_submit(ctx: &TracePointContext) -> Result<(), ()> {
     let req: u64 = field(ctx, at(&URING_SUBMIT_REQ))?;
     let opcode = u64::from(field::<u8>(ctx, at(&URING_SUBMIT_OPCODE))?);
+    let keep = has(MULTISHOT_MASK, opcode) || has(SEND_ZC_MASK, opcode);
+    if !keep && from_request() {
+        // The completion reads everything from the request: the common case costs this.
+        return Ok(());
+    }
     let tgid = bpf_get_current_pid_tgid() >> 32;
     let value = tgid << 32 | opcode;
     // An LRU insert makes room by evicting; it fails only without memory.
-    if INFLIGHT.insert(req, value, 0).is_err() {
+    if !from_request() && INFLIGHT.insert(req, value, 0).is_err() {
         bump(counter::STASH_FULL);
     }
-    if has(MULTISHOT_MASK, opcode) || has(SEND_ZC_MASK, opcode) {
+    if keep {
         let ring: u64 = field(ctx, at(&URING_SUBMIT_CTX))?;
         if has(SEND_ZC_MASK, opcode) {
             let _ = RINGS.insert(ring, tgid as u32, 0);
@@ -153,11 +199,11 @@ fn try_complete(ctx: &TracePointContext) -> Result<(), ()> {
         }
         return Ok(());
     }
-    let by_req = if req != 0 {
+    let by_req = match (req, from_request()) {
+        (0, _) => None,
+        (_, true) => owner(req),
         // SAFETY: the value is copied out at once.
-        unsafe { INFLIGHT.get(req) }.copied()
-    } else {
-        None
+        (_, false) => unsafe { INFLIGHT.get(req) }.copied(),
     };
     let more = cflags & CQE_F_MORE != 0;
     let value = match by_req {
@@ -199,7 +245,9 @@ fn try_complete(ctx: &TracePointContext) -> Result<(), ()> {
     }
     // A zero-copy send's F_MORE announces its notification, not another CQE of this request.
     if by_req.is_some() && (!more || has(SEND_ZC_MASK, opcode)) {
-        let _ = INFLIGHT.remove(req);
+        if !from_request() {
+            let _ = INFLIGHT.remove(req);
+        }
         if has(MULTISHOT_MASK, opcode)
             && let Ok(user_data) = field::<u64>(ctx, at(&URING_COMPLETE_USER_DATA))
         {

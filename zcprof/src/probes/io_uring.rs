@@ -4,7 +4,10 @@
 //! attached by the lifecycle layer, after `process_exit`.
 //!
 //! Whether a zero-copy send's notification reports usage is in the notification request, not
-//! in the tracepoint: its offset comes from BTF ([`zc_report_offset`]).
+//! in the tracepoint: its offset comes from BTF ([`zc_report_offset`]). So do the offsets
+//! that let a completion read its request's opcode and process ([`req_fields`]): with them
+//! no submission keeps a map entry (the layer's largest cost per request); without them
+//! (no BTF, or a layout zcprof does not know) completions join their submissions' entries.
 //!
 //! When the layer cannot attach (no io_uring tracepoints, a layout zcprof does not know, a
 //! verifier refusal, or `--disable-layer io_uring`), a detector on the
@@ -52,6 +55,11 @@ fn names() -> Names {
             global::COMPLETE_RES,
             global::COMPLETE_CFLAGS,
             global::NOTIF_ZC_REPORT,
+            global::REQ_FIELDS,
+            global::REQ_OPCODE,
+            global::REQ_TASK,
+            global::TCTX_TASK,
+            global::TASK_TGID,
         ],
     }
 }
@@ -60,7 +68,7 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(IoUringLayer {
         disabled: opts.disabled.contains(&Layer::IoUring),
         btf: opts.btf.clone(),
-        zc_report: None,
+        layout: None,
         plan: Err("not planned yet".into()),
     })
 }
@@ -70,8 +78,8 @@ struct IoUringLayer {
     disabled: bool,
     /// `--btf`, else the running kernel's.
     btf: Option<PathBuf>,
-    /// [`zc_report_offset`], read in `prepare`.
-    zc_report: Option<Result<Option<u32>, String>>,
+    /// What BTF says of the requests, read in `prepare`.
+    layout: Option<Layout>,
     /// The submit event to attach, or why the layer cannot attach.
     plan: Result<&'static str, String>,
 }
@@ -120,7 +128,7 @@ fn offsets(root: &Path) -> Result<Offsets, String> {
 impl LayerProbes for IoUringLayer {
     fn prepare(&mut self) {
         if !self.disabled {
-            self.zc_report = Some(zc_report_offset(self.btf.as_deref()));
+            self.layout = Some(layout(self.btf.as_deref()));
         }
     }
 
@@ -136,8 +144,16 @@ impl LayerProbes for IoUringLayer {
         match offsets(root) {
             Ok(mut o) => {
                 self.plan = Ok(o.submit);
-                let zc_report = self.zc_report.take();
-                match zc_report.unwrap_or_else(|| zc_report_offset(self.btf.as_deref())) {
+                let layout = self
+                    .layout
+                    .take()
+                    .unwrap_or_else(|| layout(self.btf.as_deref()));
+                // Without the request's layout completions join their submissions: the
+                // same counts, at a higher cost per request (nothing to warn about).
+                if let Ok(fields) = layout.req {
+                    o.globals.extend(fields);
+                }
+                match layout.zc_report {
                     Ok(Some(at)) => o.globals.push((global::NOTIF_ZC_REPORT, at)),
                     // Before 6.2 no notification reports usage: nothing is missed.
                     Ok(None) => {}
@@ -190,23 +206,89 @@ impl LayerProbes for IoUringLayer {
     }
 }
 
+/// What the programs read from requests, from one parse of the BTF.
+struct Layout {
+    zc_report: Result<Option<u32>, String>,
+    req: Result<Vec<(&'static str, u32)>, String>,
+}
+
+fn layout(path: Option<&Path>) -> Layout {
+    match btf_layout::open(path) {
+        Ok(btf) => Layout {
+            zc_report: zc_report_offset(&btf),
+            req: req_fields(&btf),
+        },
+        Err(why) => Layout {
+            zc_report: Err(why.clone()),
+            req: Err(why),
+        },
+    }
+}
+
+/// The globals with which a completion reads its request's opcode and submitting process:
+/// `io_kiocb.opcode`, the task (`io_kiocb.task`, or `io_kiocb.tctx` and `io_uring_task.task`
+/// from 6.13) and `task_struct.tgid`; `Err` when this BTF lacks one of them.
+fn req_fields(btf: &btf_rs::Btf) -> Result<Vec<(&'static str, u32)>, String> {
+    use zcprof_common::io_uring::{JOIN_TASK, JOIN_TCTX};
+
+    let sized = |what: &str, found: Option<(u32, usize)>, len: usize| match found {
+        Some((at, n)) if n == len => Ok(at),
+        Some((_, n)) => Err(format!("{what} has {n} bytes, not {len}")),
+        None => Err(format!("BTF has no {what}")),
+    };
+    let find = |name: &str| {
+        btf_layout::find_struct(btf, name)?.ok_or_else(|| format!("BTF has no struct {name}"))
+    };
+    let kiocb = find("io_kiocb")?;
+    let task_struct = find("task_struct")?;
+    let opcode = sized(
+        "io_kiocb.opcode",
+        btf_layout::member(btf, &kiocb, "opcode")?,
+        1,
+    )?;
+    let tgid = sized(
+        "task_struct.tgid",
+        btf_layout::member(btf, &task_struct, "tgid")?,
+        4,
+    )?;
+    let (join, task, tctx_task) = match btf_layout::member(btf, &kiocb, "task")? {
+        Some(found) => (JOIN_TASK, sized("io_kiocb.task", Some(found), 8)?, 0),
+        None => {
+            let tctx = sized("io_kiocb.tctx", btf_layout::member(btf, &kiocb, "tctx")?, 8)?;
+            let ut = find("io_uring_task")?;
+            let task = sized(
+                "io_uring_task.task",
+                btf_layout::member(btf, &ut, "task")?,
+                8,
+            )?;
+            (JOIN_TCTX, tctx, task)
+        }
+    };
+    Ok(vec![
+        (global::REQ_FIELDS, join),
+        (global::REQ_OPCODE, opcode),
+        (global::REQ_TASK, task),
+        (global::TCTX_TASK, tctx_task),
+        (global::TASK_TGID, tgid),
+    ])
+}
+
 /// Byte offset of `io_notif_data.zc_report` from a notification's `struct io_kiocb`: the
 /// notification's data lives in the request's `cmd` area (`io_kiocb_to_cmd`, io_uring/notif.h).
 /// `None` where notifications have no usage report (before 6.2; no SEND_ZC before 6.0).
-fn zc_report_offset(btf: Option<&Path>) -> Result<Option<u32>, String> {
-    let btf = btf_layout::open(btf)?;
-    let Some(notif) = btf_layout::find_struct(&btf, "io_notif_data")? else {
+fn zc_report_offset(btf: &btf_rs::Btf) -> Result<Option<u32>, String> {
+    let Some(notif) = btf_layout::find_struct(btf, "io_notif_data")? else {
         return Ok(None);
     };
-    let Some((report, len)) = btf_layout::member(&btf, &notif, "zc_report")? else {
+    let Some((report, len)) = btf_layout::member(btf, &notif, "zc_report")? else {
         return Ok(None);
     };
     if len != 1 {
         return Err(format!("io_notif_data.zc_report has {len} bytes, not 1"));
     }
-    let kiocb = btf_layout::find_struct(&btf, "io_kiocb")?.ok_or("BTF has no struct io_kiocb")?;
+    let kiocb = btf_layout::find_struct(btf, "io_kiocb")?.ok_or("BTF has no struct io_kiocb")?;
     let (cmd, cmd_len) =
-        btf_layout::member(&btf, &kiocb, "cmd")?.ok_or("struct io_kiocb has no cmd area")?;
+        btf_layout::member(btf, &kiocb, "cmd")?.ok_or("struct io_kiocb has no cmd area")?;
     if (report as usize) >= cmd_len {
         return Err(format!(
             "io_notif_data.zc_report (+{report}) lies outside io_kiocb.cmd ({cmd_len} bytes)"
@@ -239,4 +321,54 @@ fn detector(ebpf: &mut Ebpf) -> anyhow::Result<()> {
         attach_tracepoint(ebpf, program::ENTER_SEEN, "syscalls", event)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use zcprof_common::io_uring::{JOIN_TASK, JOIN_TCTX};
+
+    use super::*;
+
+    /// This machine's kernel: its BTF has every field a completion reads, in the shape its
+    /// release has (`io_kiocb.task` before 6.13, `io_kiocb.tctx` since).
+    #[test]
+    fn the_running_kernels_requests_have_a_layout() {
+        // A kernel without BTF has no layout to find (the map join is then the only way).
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return;
+        }
+        let fields = layout(None)
+            .req
+            .expect("io_kiocb's layout in this kernel's BTF");
+        let value = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+                .unwrap_or_else(|| panic!("{name} is not set"))
+        };
+        let join = value(global::REQ_FIELDS);
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("release");
+        let mut parts = release.trim().split(['.', '-']);
+        let major: u32 = parts.next().and_then(|p| p.parse().ok()).expect("major");
+        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).expect("minor");
+        let expected = if (major, minor) >= (6, 13) {
+            JOIN_TCTX
+        } else {
+            JOIN_TASK
+        };
+        assert_eq!(join, expected, "Linux {release}");
+        assert!(
+            value(global::TASK_TGID) > 0,
+            "tgid is not task_struct's first field"
+        );
+        assert!(value(global::REQ_TASK) > value(global::REQ_OPCODE));
+    }
+
+    #[test]
+    fn a_missing_btf_file_leaves_the_map_join() {
+        let missing = Path::new("/nonexistent/vmlinux");
+        let l = layout(Some(missing));
+        assert!(l.req.is_err() && l.zc_report.is_err());
+    }
 }
