@@ -46,6 +46,13 @@ pub struct RoleReport {
     /// CPU time of this worker process (getrusage via wait4).
     pub cpu_user_seconds: f64,
     pub cpu_system_seconds: f64,
+    /// Page faults of this worker process (getrusage via wait4; every mapping of the
+    /// process, not only a mapped input file): minor (served from memory) and major (with
+    /// I/O). Absent from older reports, and read as 0.
+    #[serde(default)]
+    pub minor_faults: u64,
+    #[serde(default)]
+    pub major_faults: u64,
     /// The worker's io_uring setup, enters and completions per opcode; only for roles that
     /// set up a ring (absent from older reports, and read as absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +93,8 @@ impl RoleReport {
             payload_bytes: o.stats.payload_bytes,
             cpu_user_seconds: o.cpu_user_seconds,
             cpu_system_seconds: o.cpu_system_seconds,
+            minor_faults: o.minor_faults,
+            major_faults: o.major_faults,
             io_uring: o.tally.uring.report(),
             zerocopy: o.tally.zerocopy.report(),
             mapped: (o.stats.mapped_pages > 0).then(|| MappedReport {

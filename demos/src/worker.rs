@@ -162,6 +162,8 @@ struct Child {
     status: Option<i32>,
     /// CPU time the child used (from wait4), in seconds: user, system.
     cpu: (f64, f64),
+    /// Page faults the child took (from wait4): minor, major.
+    faults: (u64, u64),
 }
 
 /// What the parent learns about one finished worker.
@@ -177,6 +179,10 @@ pub struct RoleOutcome {
     /// cost shows when the end-to-end rate is bound by another role.
     pub cpu_user_seconds: f64,
     pub cpu_system_seconds: f64,
+    /// Page faults the worker took, as the kernel counts them for the process (every
+    /// mapping: its binary, heap and stack too): served from memory, and with I/O.
+    pub minor_faults: u64,
+    pub major_faults: u64,
 }
 
 fn seconds(tv: libc::timeval) -> f64 {
@@ -245,6 +251,7 @@ impl Spawner {
             slot,
             status: None,
             cpu: (0.0, 0.0),
+            faults: (0, 0),
         });
         Ok(())
     }
@@ -332,6 +339,8 @@ impl Spawner {
                 if r == child.pid {
                     child.status = Some(status);
                     child.cpu = (seconds(usage.ru_utime), seconds(usage.ru_stime));
+                    let count = |n: libc::c_long| u64::try_from(n).unwrap_or(0);
+                    child.faults = (count(usage.ru_minflt), count(usage.ru_majflt));
                     progressed = true;
                     if failure.is_none() {
                         failure = child_failure(child);
@@ -379,6 +388,8 @@ impl Spawner {
                     end_ns: slot.end_ns,
                     cpu_user_seconds: c.cpu.0,
                     cpu_system_seconds: c.cpu.1,
+                    minor_faults: c.faults.0,
+                    major_faults: c.faults.1,
                 }
             })
             .collect())

@@ -253,6 +253,12 @@ fn every_mode_delivers_and_verifies_the_payload() {
             );
         }
         check_io_uring_and_zerocopy(&report);
+        // Every worker process faults in at least its own stack and heap after the fork
+        // (how many more a mapping adds depends on fault-around and folio sizes).
+        for r in &report.roles {
+            let faults = r.minor_faults + r.major_faults;
+            assert!(faults > 0, "{scenario}/{mode}/{}: no page fault", r.role);
+        }
     }
 }
 

@@ -210,6 +210,11 @@ pub struct MappedRow {
     pub by_kernel: bool,
     /// `None` when the mapped layer did not attach (Linux < 6.12).
     pub profiler_pages: Option<u64>,
+    /// The worker's page faults, minor and major, as the kernel counted them for the
+    /// process (getrusage): every mapping of the process, not only the file's. The mapped
+    /// layer's tracepoints do not say which of its pages needed I/O; these do, per worker.
+    pub minor_faults: u64,
+    pub major_faults: u64,
 }
 
 /// A role that the catalogue says makes no copy-family syscall in this mode.
@@ -353,6 +358,8 @@ fn variant(info: &ScenarioInfo, m: &Measured, copy_source: Option<Role>) -> Vari
             mapped: expected.mapped.as_ref().map(|m| MappedRow {
                 demo_pages: m.pages,
                 by_kernel: m.by_kernel,
+                minor_faults: expected.minor_faults,
+                major_faults: expected.major_faults,
                 profiler_pages: w.seen.as_ref().and_then(|s| s.mapped_files.as_ref()).map(
                     |files| {
                         files
@@ -471,6 +478,8 @@ mod tests {
             payload_bytes: 0,
             cpu_user_seconds: 0.5,
             cpu_system_seconds: 0.25,
+            minor_faults: 0,
+            major_faults: 0,
             io_uring: None,
             zerocopy: None,
             mapped: None,

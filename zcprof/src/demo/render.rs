@@ -107,10 +107,15 @@ fn demo_tally_lines(w: &WorkerRow) -> Vec<String> {
         ));
     }
     if let Some(m) = &w.mapped {
+        let faults = format!(
+            "; the worker's page faults, every mapping: {} minor, {} major (getrusage)",
+            units::count(m.minor_faults),
+            units::count(m.major_faults)
+        );
         out.push(match m.profiler_pages {
             Some(pages) => format!(
                 "mapped instead of read: {} pages ({}) of the file mapped in (mapped layer), {} \
-                 touched (demo tally{})",
+                 touched (demo tally{}){faults}",
                 units::count(pages),
                 units::bytes((pages * 4096) as f64),
                 units::count(m.demo_pages),
@@ -123,7 +128,7 @@ fn demo_tally_lines(w: &WorkerRow) -> Vec<String> {
             ),
             None => format!(
                 "mapped instead of read: {} pages of the file touched (demo tally; the mapped \
-                 layer is unavailable on this kernel)",
+                 layer is unavailable on this kernel){faults}",
                 units::count(m.demo_pages)
             ),
         });
