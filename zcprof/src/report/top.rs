@@ -453,15 +453,46 @@ pub fn text(
     if rows.len() > limit {
         out.push_str(&format!("{:>8} … {} more\n", "", rows.len() - limit));
     }
+    let machine_syscall = machine(model, own);
     let machine_uring = machine_io_uring(model, own).figures();
     out.push_str(&line(
         "machine",
         "(all processes)",
-        (&machine(model, own), uring.then_some(&machine_uring)),
+        (&machine_syscall, uring.then_some(&machine_uring)),
         (&machine_kernel(model, own), source),
         seconds,
     ));
+    let mut sends = machine_syscall.msg_zerocopy;
+    sends.add(&machine_uring.msg_zerocopy);
+    if let Some(line) = zero_copy_sends_line(&sends, seconds) {
+        out.push_str(&line);
+    }
+    let mapped = MappedRates::of(&machine_mapped(model, own), seconds);
+    if mapped.pages_per_s > 0.0 {
+        out.push_str(&format!(
+            "mapped file pages (mapped layer, machine): {:.0}/s ({}): what replaced read copies, not bytes moved; a lower bound\n",
+            mapped.pages_per_s,
+            units::rate(mapped.bytes_per_s)
+        ));
+    }
     out
+}
+
+/// `zero-copy sends (…): 8/s requested (512.0 KiB/s), 8/s copied anyway, 0/s without a
+/// copy`, when the interval had any: the sends' bytes are in COPY U→K until a notification
+/// says the kernel did not copy.
+fn zero_copy_sends_line(z: &zcprof_recording::MsgZerocopy, seconds: f64) -> Option<String> {
+    if z.is_zero() {
+        return None;
+    }
+    let r = super::ZeroCopySendRates::of(z, seconds);
+    Some(format!(
+        "zero-copy sends (MSG_ZEROCOPY and SEND_ZC, machine): {:.0}/s requested ({}), {:.0}/s copied anyway, {:.0}/s without a copy (notifications); their bytes count as copied unless notified\n",
+        r.requested_sends_per_s,
+        units::rate(r.requested_bytes_per_s),
+        r.copied_sends_per_s,
+        r.done_sends_per_s
+    ))
 }
 
 /// `zcprof itself (pid 4242): copied k→u 5.2 MiB/s, u→k 106 B/s, zero-copy 0 B/s, CPU 1.3%;
@@ -740,6 +771,63 @@ mod tests {
             unavailable: vec![],
         });
         (m, layers)
+    }
+
+    /// A SEND_ZC server over loopback (4 sends of 64 KiB in 2 s, every notification
+    /// reporting a copy) that also mapped 6 file pages: the text frame says both under the
+    /// machine line, the JSON carries them per process.
+    #[test]
+    fn zero_copy_sends_and_mapped_pages_are_in_every_frame() {
+        let start = Instant::now();
+        let mut m = Model::new();
+        m.start_at(start);
+        let proc = FakeProc::default().with(9, "server", 1);
+        let key = |slot: u32| Key { tgid: 9, slot };
+        for (secs, n) in [(1, 0), (3, 4)] {
+            let batch = Batch {
+                counts: vec![
+                    (
+                        Layer::IoUring,
+                        key(u32::from(io_uring::opcode::SEND_ZC)),
+                        stats(n, n << 16),
+                    ),
+                    (Layer::IoUring, key(io_uring::NOTIF), stats(n, 0)),
+                    (Layer::IoUring, key(io_uring::NOTIF_REPORTED), stats(n, 0)),
+                    (Layer::IoUring, key(io_uring::NOTIF_COPIED), stats(n, 0)),
+                    (
+                        Layer::Mapped,
+                        key(zcprof_common::mapped::FAULT),
+                        stats(n, (n + n / 2) * zcprof_common::mapped::PAGE_SIZE),
+                    ),
+                ],
+                ..Batch::empty(start + Duration::from_secs(secs))
+            };
+            m.apply(&batch, &proc);
+        }
+        let layers = cross_check_only();
+        let text = text(&m, &layers, &Filter::default(), &Own::default(), 10, false);
+        let frame = frame_of(&m, &layers);
+        assert!(
+            text.contains(
+                "zero-copy sends (MSG_ZEROCOPY and SEND_ZC, machine): 2/s requested (128.0 KiB/s), 2/s copied anyway, 0/s without a copy"
+            ),
+            "{text}{frame:#}"
+        );
+        assert!(
+            text.contains("mapped file pages (mapped layer, machine): 3/s (12.0 KiB/s)"),
+            "{text}"
+        );
+        let server = &frame["processes"][0];
+        let z = &server["io_uring"]["zero_copy_sends"];
+        assert_eq!(z["requested_sends_per_s"], 2.0, "{server:#}");
+        assert_eq!(z["copied_sends_per_s"], 2.0);
+        assert_eq!(z["done_sends_per_s"], 0.0);
+        assert!(
+            server["syscall"].get("zero_copy_sends").is_none(),
+            "none by syscalls"
+        );
+        assert_eq!(server["mapped"]["pages_per_s"], 3.0);
+        assert_eq!(frame["machine"]["mapped"]["bytes_per_s"], 12288.0);
     }
 
     /// The `top --json` frame of `m`, unfiltered.
