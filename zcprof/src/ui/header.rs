@@ -1,5 +1,7 @@
 //! The header: kernel, each probe layer's state, refresh interval, the machine's rates from
-//! the syscall layer and, on a line of its own, from the kernel layer, lost events
+//! the syscall layer and, on a line of its own, from the kernel layer (followed, when the
+//! interval had any, by the zero-copy sends with what their notifications said and the
+//! mapped layer's file pages), lost events
 //! (highlighted when non-zero) and zcprof's own cost (CPU and the bytes it moved, which the
 //! machine figures leave out unless `--include-self`). [`Machine`] is what it draws, taken
 //! from the model after each batch; every section shows below it.
@@ -21,8 +23,8 @@ use crate::{
     model::{Figures, Model, Totals},
     probes::{LayerSummary, State},
     report::{
-        Lost, Rates, role_bound,
-        top::{self, IoUringRates, KernelRates, Own},
+        Lost, Rates, ZeroCopySendRates, role_bound,
+        top::{self, IoUringRates, KernelRates, MappedRates, Own},
     },
     units,
 };
@@ -42,6 +44,10 @@ pub struct Machine {
     pub kernel: KernelRates,
     /// The io_uring layer's machine-wide rates over the last interval.
     pub io_uring: IoUringRates,
+    /// Zero-copy sends of both layers (MSG_ZEROCOPY, SEND_ZC) over the last interval.
+    pub zero_copy_sends: ZeroCopySendRates,
+    /// The mapped layer's machine-wide pages over the last interval.
+    pub mapped: MappedRates,
     pub history: History,
     pub lost: Lost,
     /// What zcprof itself moved over the last interval (syscall layer).
@@ -55,6 +61,8 @@ impl Default for Machine {
             figures: Figures::default(),
             kernel: KernelRates::of(&Totals::zero(), None, 0.0),
             io_uring: IoUringRates::of(&Totals::zero(), 0.0),
+            zero_copy_sends: ZeroCopySendRates::default(),
+            mapped: MappedRates::of(&Totals::zero(), 0.0),
             history: History::default(),
             lost: Lost {
                 kernel: Default::default(),
@@ -75,7 +83,12 @@ impl Machine {
         self.lost = Lost::of(model);
         self.figures = top::machine(model, own);
         self.kernel = KernelRates::of(&top::machine_kernel(model, own), copy_source, seconds);
-        self.io_uring = IoUringRates::of(&top::machine_io_uring(model, own), seconds);
+        let uring = top::machine_io_uring(model, own);
+        self.io_uring = IoUringRates::of(&uring, seconds);
+        let mut sends = self.figures.msg_zerocopy;
+        sends.add(&uring.figures().msg_zerocopy);
+        self.zero_copy_sends = ZeroCopySendRates::of(&sends, seconds);
+        self.mapped = MappedRates::of(&top::machine_mapped(model, own), seconds);
         self.own = own.figures(model).unwrap_or_default();
         let m = Rates::of(&self.figures, seconds);
         self.history.push(m.copied_per_s(), m.zero_copy_bytes_per_s);
@@ -152,12 +165,9 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, machine: &Machine,
         )),
     ];
     syscall_line.extend(io_uring_spans(&machine.io_uring, &theme));
-    let text = vec![
-        Line::from(first),
-        layers,
-        Line::from(syscall_line),
-        kernel_line(shared.copy_source, &machine.kernel, &theme),
-    ];
+    let mut kernel = kernel_line(shared.copy_source, &machine.kernel, &theme);
+    kernel.spans.extend(sends_and_mapped_spans(machine, &theme));
+    let text = vec![Line::from(first), layers, Line::from(syscall_line), kernel];
     frame.render_widget(
         Paragraph::new(text).block(Block::default().borders(Borders::BOTTOM)),
         area,
@@ -177,6 +187,35 @@ fn io_uring_spans<'a>(u: &IoUringRates, theme: &Theme) -> Vec<Span<'a>> {
             Span::styled(units::rate(r.copied_per_s()), theme.copied()),
             Span::raw(" · zero-copy "),
             Span::styled(units::rate(r.zero_copy_bytes_per_s), theme.zero_copy()),
+        ]);
+    }
+    spans
+}
+
+/// The zero-copy sends and the mapped pages, each only when the interval had some (most
+/// machines have neither: the line keeps its width).
+fn sends_and_mapped_spans<'a>(machine: &Machine, theme: &Theme) -> Vec<Span<'a>> {
+    let z = &machine.zero_copy_sends;
+    let mut spans = Vec::new();
+    if z.requested_sends_per_s > 0.0 || z.copied_sends_per_s > 0.0 || z.done_sends_per_s > 0.0 {
+        spans.extend([
+            Span::styled(" · zero-copy sends: ", theme.title()),
+            Span::raw(format!("{:.0}/s, ", z.requested_sends_per_s)),
+            Span::styled(
+                format!("{:.0}/s copied anyway", z.copied_sends_per_s),
+                theme.copied(),
+            ),
+            Span::raw(format!(", {:.0}/s not", z.done_sends_per_s)),
+        ]);
+    }
+    if machine.mapped.pages_per_s > 0.0 {
+        spans.extend([
+            Span::styled(" · mapped: ", theme.title()),
+            Span::raw(format!(
+                "{:.0} pages/s ({})",
+                machine.mapped.pages_per_s,
+                units::rate(machine.mapped.bytes_per_s)
+            )),
         ]);
     }
     spans

@@ -1051,3 +1051,50 @@ fn io_uring_unseen_is_a_caveat_not_a_zero() {
         "{row}"
     );
 }
+
+/// A server (pid 700) that sends 4 MSG_ZEROCOPY-requested SEND_ZC a second over loopback,
+/// every notification saying the kernel copied, and maps 3 file pages a second: the header
+/// says both after the kernel figures.
+#[test]
+fn zero_copy_sends_and_mapped_pages_are_in_the_header() {
+    let mut info = info();
+    info.layers.push(LayerSummary {
+        layer: Layer::IoUring,
+        state: State::Live,
+        via: "tracepoint".into(),
+        attached: 2,
+        unavailable: vec![],
+    });
+    let start = Instant::now();
+    let mut m = Model::new();
+    m.start_at(start);
+    let proc = FakeProc::default().with(700, "server", 1);
+    let mut app = App::new(info, demos());
+    app.shared.color = false;
+    let key = |slot: u32| Key { tgid: 700, slot };
+    use zcprof_common::io_uring::{NOTIF, NOTIF_COPIED, NOTIF_REPORTED, opcode::SEND_ZC};
+    for t in 1..=2 {
+        let batch = Batch {
+            counts: vec![
+                (Layer::IoUring, key(u32::from(SEND_ZC)), stats(4 * t, 65536)),
+                (Layer::IoUring, key(NOTIF), stats(4 * t, 0)),
+                (Layer::IoUring, key(NOTIF_REPORTED), stats(4 * t, 0)),
+                (Layer::IoUring, key(NOTIF_COPIED), stats(4 * t, 0)),
+                (
+                    Layer::Mapped,
+                    key(zcprof_common::mapped::FAULT),
+                    stats(3 * t, zcprof_common::mapped::PAGE_SIZE),
+                ),
+            ],
+            ..Batch::empty(start + Duration::from_secs(t))
+        };
+        m.apply(&batch, &proc);
+        app.apply(&m, &cmdline);
+    }
+    let text = screen(&app, 200, 24);
+    assert!(
+        text.contains("zero-copy sends: 4/s, 4/s copied anyway, 0/s not"),
+        "{text}"
+    );
+    assert!(text.contains("mapped: 3 pages/s (12.0 KiB/s)"), "{text}");
+}
