@@ -7,7 +7,9 @@
 //! - `zcprof-demo file-copy --mode io-uring` under `--disable-layer io_uring`: the run says
 //!   that io_uring bytes are not counted (the caveat), never silence (host and lab);
 //! - a recorded move from fio's psync engine to io_uring does not make `zcprof diff` say
-//!   copies fell (host only).
+//!   copies fell (host only);
+//! - the join that kernels without BTF take (`ZCPROF_IO_URING_JOIN=submissions`) counts a
+//!   demo's SQPOLL/io-wq requests exactly (host and lab).
 //!
 //! The demos' io_uring modes are checked opcode by opcode against their own tallies in
 //! `demos.rs` (`assert_io_uring_exact`), on the host and in the lab.
@@ -172,6 +174,42 @@ fn fio_counts_exactly(test: &str, extra: &[&str]) {
         let _ = std::fs::remove_file(&report);
     }
     let _ = std::fs::remove_file(&file);
+}
+
+/// The join kernels without BTF take (each completion matched to its submission's map entry),
+/// forced on a kernel with BTF: `file-copy io-uring-sqpoll` counts exactly the worker's own
+/// READs and WRITEs, every completion matched (host and lab).
+#[test]
+fn completions_joined_to_submissions_count_exactly_too() {
+    let test = "completions_joined_to_submissions_count_exactly_too";
+    let _alone = alone();
+    if !privileged(test) {
+        return;
+    }
+    let out = zcprof()
+        .env("ZCPROF_IO_URING_JOIN", "submissions")
+        .args(["run", "--json", "--"])
+        .arg(demo_bin())
+        .args(["run", "file-copy", "--mode", "io-uring-sqpoll", "--compact"])
+        .args(["--bytes", "1000000"])
+        .output()
+        .expect("zcprof runs");
+    ok(&out, "zcprof run -- zcprof-demo file-copy io-uring-sqpoll");
+    let demo: Value = serde_json::from_slice(&out.stdout).expect("the demo's JSON");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let doc: Value = serde_json::from_str(&stderr[stderr.find("{\n").expect("a JSON summary")..])
+        .expect("run JSON");
+    let ops = &demo["roles"][0]["io_uring"]["ops"];
+    for opcode in ["READ", "WRITE"] {
+        let want = &ops[opcode];
+        let n = |k: &str| want[k].as_u64().expect("the demo's tally");
+        assert_eq!(
+            op(&doc, opcode),
+            (n("calls"), n("bytes"), n("errors")),
+            "{opcode}: zcprof's (calls, bytes, errors) against the demo's"
+        );
+    }
+    assert_eq!(doc["lost"]["io_uring_unmatched"].as_u64(), Some(0));
 }
 
 #[test]

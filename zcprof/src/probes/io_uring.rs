@@ -206,6 +206,11 @@ impl LayerProbes for IoUringLayer {
     }
 }
 
+/// Set to `submissions`, the layer joins completions to their submissions even where BTF
+/// gives the request's layout: the path kernels without BTF take, so that it is tested
+/// (and its cost can be compared) on kernels that have one.
+pub const JOIN_ENV: &str = "ZCPROF_IO_URING_JOIN";
+
 /// What the programs read from requests, from one parse of the BTF.
 struct Layout {
     zc_report: Result<Option<u32>, String>,
@@ -216,7 +221,11 @@ fn layout(path: Option<&Path>) -> Layout {
     match btf_layout::open(path) {
         Ok(btf) => Layout {
             zc_report: zc_report_offset(&btf),
-            req: req_fields(&btf),
+            req: if std::env::var_os(JOIN_ENV).is_some_and(|v| v == "submissions") {
+                Err(format!("{JOIN_ENV}=submissions"))
+            } else {
+                req_fields(&btf)
+            },
         },
         Err(why) => Layout {
             zc_report: Err(why.clone()),
