@@ -161,6 +161,19 @@ pub struct ZeroCopySendRates {
 }
 
 impl ZeroCopySendRates {
+    /// The sends of `a` and `b` together (the syscall layer's and the io_uring layer's:
+    /// MSG_ZEROCOPY and SEND_ZC) per second; `None` when neither had any.
+    pub fn of_both(a: &Figures, b: &Figures, seconds: f64) -> Option<ZeroCopySendRates> {
+        let mut sends = a.msg_zerocopy;
+        sends.add(&b.msg_zerocopy);
+        ZeroCopySendRates::any(&sends, seconds)
+    }
+
+    /// [`ZeroCopySendRates::of`], or `None` when there were no sends.
+    fn any(z: &zcprof_recording::MsgZerocopy, seconds: f64) -> Option<ZeroCopySendRates> {
+        (!z.is_zero()).then(|| ZeroCopySendRates::of(z, seconds))
+    }
+
     pub fn of(z: &zcprof_recording::MsgZerocopy, seconds: f64) -> ZeroCopySendRates {
         let per = |n: u64| per_second(n, seconds);
         ZeroCopySendRates {
@@ -183,8 +196,7 @@ impl Rates {
             errors_per_s: per(f.errors),
             would_block_per_s: per(f.would_block()),
             zero_copy_ratio: f.zero_copy_ratio(),
-            zero_copy_sends: (!f.msg_zerocopy.is_zero())
-                .then(|| ZeroCopySendRates::of(&f.msg_zerocopy, seconds)),
+            zero_copy_sends: ZeroCopySendRates::any(&f.msg_zerocopy, seconds),
         }
     }
 

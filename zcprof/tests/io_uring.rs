@@ -94,6 +94,14 @@ fn fio_truth(report: &std::path::Path, dir: &str) -> (u64, u64) {
     )
 }
 
+/// The `run --json` summary on `out`'s stderr, after any warnings (a kernel's own, e.g. the
+/// mapped layer's on 6.1) that precede it.
+fn summary(out: &Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let json = &stderr[stderr.find("{\n").expect("a JSON summary")..];
+    serde_json::from_str(json).unwrap_or_else(|err| panic!("run JSON: {err}: {stderr}"))
+}
+
 /// The total's io_uring entry `op` of a `run --json` document: `(calls, bytes, errors)`.
 fn op(doc: &Value, op: &str) -> (u64, u64, u64) {
     let e = &doc["total"]["io_uring"]["probes"][op];
@@ -196,9 +204,7 @@ fn completions_joined_to_submissions_count_exactly_too() {
         .expect("zcprof runs");
     ok(&out, "zcprof run -- zcprof-demo file-copy io-uring-sqpoll");
     let demo: Value = serde_json::from_slice(&out.stdout).expect("the demo's JSON");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let doc: Value = serde_json::from_str(&stderr[stderr.find("{\n").expect("a JSON summary")..])
-        .expect("run JSON");
+    let doc = summary(&out);
     let ops = &demo["roles"][0]["io_uring"]["ops"];
     for opcode in ["READ", "WRITE"] {
         let want = &ops[opcode];
@@ -248,9 +254,7 @@ fn io_uring_with_the_layer_off_gets_a_caveat() {
         !stderr.contains("(io_uring layer) is unavailable"),
         "{stderr}"
     );
-    let json = &stderr[stderr.find("{\n").expect("a JSON summary")..];
-    let doc: Value =
-        serde_json::from_str(json).unwrap_or_else(|err| panic!("run JSON: {err}: {stderr}"));
+    let doc = summary(&off);
     let layer = doc["layers"]
         .as_array()
         .expect("layers")

@@ -70,9 +70,7 @@ pub fn rows(
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.1}")).unwrap_or_default();
         let ur = top::IoUringRates::of(u, seconds);
         let counted = |r: f64| rate(uring.then_some(r));
-        let mut sends = f.msg_zerocopy;
-        sends.add(&u.figures().msg_zerocopy);
-        let sends = ZeroCopySendRates::of(&sends, seconds);
+        let sends = ZeroCopySendRates::of_both(f, &u.figures(), seconds).unwrap_or_default();
         let pages = top::MappedRates::of(c.mapped, seconds).pages_per_s;
         out.push_str(&format!(
             "{now:.3},{seconds:.3},{partial},{scope},{pid},{ppid},{},{exited},{:.1},{:.1},{:.1},{:.1},{:.1},{},{lost},{},{},{},{:.1},{},{},{},{},{},{},{},{:.1},{},{:.1},{:.1},{:.1}\n",

@@ -462,10 +462,8 @@ pub fn text(
         (&machine_kernel(model, own), source),
         seconds,
     ));
-    let mut sends = machine_syscall.msg_zerocopy;
-    sends.add(&machine_uring.msg_zerocopy);
-    if let Some(line) = zero_copy_sends_line(&sends, seconds) {
-        out.push_str(&line);
+    if let Some(r) = super::ZeroCopySendRates::of_both(&machine_syscall, &machine_uring, seconds) {
+        out.push_str(&zero_copy_sends_line(&r));
     }
     let mapped = MappedRates::of(&machine_mapped(model, own), seconds);
     if mapped.pages_per_s > 0.0 {
@@ -479,20 +477,16 @@ pub fn text(
 }
 
 /// `zero-copy sends (…): 8/s requested (512.0 KiB/s), 8/s copied anyway, 0/s without a
-/// copy`, when the interval had any: the sends' bytes are in COPY U→K until a notification
-/// says the kernel did not copy.
-fn zero_copy_sends_line(z: &zcprof_recording::MsgZerocopy, seconds: f64) -> Option<String> {
-    if z.is_zero() {
-        return None;
-    }
-    let r = super::ZeroCopySendRates::of(z, seconds);
-    Some(format!(
+/// copy`: the sends' bytes are in COPY U→K until a notification says the kernel did not
+/// copy.
+fn zero_copy_sends_line(r: &super::ZeroCopySendRates) -> String {
+    format!(
         "zero-copy sends (MSG_ZEROCOPY and SEND_ZC, machine): {:.0}/s requested ({}), {:.0}/s copied anyway, {:.0}/s without a copy (notifications); their bytes count as copied unless notified\n",
         r.requested_sends_per_s,
         units::rate(r.requested_bytes_per_s),
         r.copied_sends_per_s,
         r.done_sends_per_s
-    ))
+    )
 }
 
 /// `zcprof itself (pid 4242): copied k→u 5.2 MiB/s, u→k 106 B/s, zero-copy 0 B/s, CPU 1.3%;

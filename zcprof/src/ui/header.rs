@@ -44,8 +44,8 @@ pub struct Machine {
     pub kernel: KernelRates,
     /// The io_uring layer's machine-wide rates over the last interval.
     pub io_uring: IoUringRates,
-    /// Zero-copy sends of both layers (MSG_ZEROCOPY, SEND_ZC) over the last interval.
-    pub zero_copy_sends: ZeroCopySendRates,
+    /// Zero-copy sends of both layers (MSG_ZEROCOPY, SEND_ZC) over the last interval, if any.
+    pub zero_copy_sends: Option<ZeroCopySendRates>,
     /// The mapped layer's machine-wide pages over the last interval.
     pub mapped: MappedRates,
     pub history: History,
@@ -61,7 +61,7 @@ impl Default for Machine {
             figures: Figures::default(),
             kernel: KernelRates::of(&Totals::zero(), None, 0.0),
             io_uring: IoUringRates::of(&Totals::zero(), 0.0),
-            zero_copy_sends: ZeroCopySendRates::default(),
+            zero_copy_sends: None,
             mapped: MappedRates::of(&Totals::zero(), 0.0),
             history: History::default(),
             lost: Lost {
@@ -85,9 +85,7 @@ impl Machine {
         self.kernel = KernelRates::of(&top::machine_kernel(model, own), copy_source, seconds);
         let uring = top::machine_io_uring(model, own);
         self.io_uring = IoUringRates::of(&uring, seconds);
-        let mut sends = self.figures.msg_zerocopy;
-        sends.add(&uring.figures().msg_zerocopy);
-        self.zero_copy_sends = ZeroCopySendRates::of(&sends, seconds);
+        self.zero_copy_sends = ZeroCopySendRates::of_both(&self.figures, &uring.figures(), seconds);
         self.mapped = MappedRates::of(&top::machine_mapped(model, own), seconds);
         self.own = own.figures(model).unwrap_or_default();
         let m = Rates::of(&self.figures, seconds);
@@ -195,9 +193,8 @@ fn io_uring_spans<'a>(u: &IoUringRates, theme: &Theme) -> Vec<Span<'a>> {
 /// The zero-copy sends and the mapped pages, each only when the interval had some (most
 /// machines have neither: the line keeps its width).
 fn sends_and_mapped_spans<'a>(machine: &Machine, theme: &Theme) -> Vec<Span<'a>> {
-    let z = &machine.zero_copy_sends;
     let mut spans = Vec::new();
-    if z.requested_sends_per_s > 0.0 || z.copied_sends_per_s > 0.0 || z.done_sends_per_s > 0.0 {
+    if let Some(z) = &machine.zero_copy_sends {
         spans.extend([
             Span::styled(" · zero-copy sends: ", theme.title()),
             Span::raw(format!("{:.0}/s, ", z.requested_sends_per_s)),
