@@ -75,8 +75,8 @@ enum Mode {
     IoUringSqpoll,
 }
 
-pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
-    let mode = match mode {
+pub fn run(ctx: &mut Ctx<'_>, name: &str) -> Result<Finished> {
+    let mode = match name {
         "read-write" => Mode::ReadWrite,
         "copy-file-range" => Mode::CopyFileRange,
         "sendfile" => Mode::Sendfile,
@@ -85,11 +85,6 @@ pub fn run(ctx: &mut Ctx<'_>, mode: &str) -> Result<Finished> {
         other => return Err(bad_mode(INFO.name, other)),
     };
     if let Mode::IoUring | Mode::IoUringSqpoll = mode {
-        let name = if let Mode::IoUring = mode {
-            "io-uring"
-        } else {
-            "io-uring-sqpoll"
-        };
         uring::probe(&[opcode::Read::CODE, opcode::Write::CODE])
             .map_err(|why| DemoError::unsupported(INFO.name, name, why))?;
         if let Mode::IoUringSqpoll = mode {
