@@ -22,6 +22,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         btf: None,
         syscall_probe: args.syscall_probe,
         disabled: Vec::new(),
+        flows: false,
     };
     let mut attach = Vec::new();
     let mut detach = Vec::new();

@@ -6,7 +6,11 @@
 
 #![no_std]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod errno;
+pub mod flows;
 pub mod hist;
 pub mod io_uring;
 pub mod kernel;
@@ -40,6 +44,8 @@ pub mod layer {
     pub const IO_URING: u32 = 2;
     /// The mapped layer ([`crate::mapped::COUNTING`]).
     pub const MAPPED: u32 = 3;
+    /// The flows layer ([`crate::flows::COUNTING`]).
+    pub const FLOWS: u32 = 4;
 }
 
 /// What both sides agree on about a layer that counts per `(process, slot)` in a hash map

@@ -240,6 +240,13 @@ pub mod program {
 pub const RECVMMSG: u32 = 14;
 /// Index of sendmmsg in [`SYSCALLS`].
 pub const SENDMMSG: u32 = 15;
+/// Indexes of the zero-copy syscalls in [`SYSCALLS`] (the flows layer reads their two
+/// descriptors).
+pub const SENDFILE: u32 = 16;
+pub const SPLICE: u32 = 17;
+pub const VMSPLICE: u32 = 18;
+pub const TEE: u32 = 19;
+pub const COPY_FILE_RANGE: u32 = 20;
 
 /// Our index (into [`SYSCALLS`]) of the syscall strace calls `name`, or `None` when it is
 /// not counted.
@@ -304,6 +311,11 @@ mod tests {
         assert_eq!(SYSCALLS[SENDMMSG as usize].name, "sendmmsg");
         for (i, name) in [
             (SENDTO, "sendto"),
+            (SENDFILE, "sendfile"),
+            (SPLICE, "splice"),
+            (VMSPLICE, "vmsplice"),
+            (TEE, "tee"),
+            (COPY_FILE_RANGE, "copy_file_range"),
             (RECVMSG, "recvmsg"),
             (SENDMSG, "sendmsg"),
             (SENDTO_ZEROCOPY, "sendto_zerocopy"),

@@ -13,6 +13,10 @@
 //! - `mapped`: the mapped layer — file pages each process mapped in through mmap, per
 //!   `(tgid, slot)` in `MSTATS`, counted above a high-water page per file in a bounded LRU
 //!   map; its own exit program flushes `MSTATS`.
+//! - `flows`: the flows layer (opt-in) — per `(tgid, flow)` in `FSTATS`, the kinds of
+//!   descriptor (file, TCP, pipe, …) each successful syscall of the syscall layer moved
+//!   bytes between, looked up from the syscall layer's exit programs; its own exit program
+//!   flushes `FSTATS`.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two
 //!   processes), and the flush helpers every counting layer's exit program uses.
@@ -26,6 +30,7 @@
 #![allow(internal_features, reason = "core_intrinsics is an internal feature")]
 
 mod floor;
+mod flows;
 mod io_uring;
 mod kernel;
 mod lifecycle;

@@ -37,7 +37,10 @@ use zcprof_common::{
     syscalls::{self, MMSG_ARGS_MAX_ENTRIES, MMSG_MAX, STATS_MAX_ENTRIES},
 };
 
-use crate::maps::{bump, count, count_many, stash};
+use crate::{
+    flows,
+    maps::{bump, count, count_many, stash},
+};
 
 /// `(tgid, syscall) -> totals`, for live processes. Preallocated (the default), so updates
 /// never allocate in the syscall path.
@@ -121,6 +124,9 @@ fn on_sys_exit(
     let key = Key { tgid, slot: index };
     // A failed syscall moved nothing (`bytes` is 0 then) and returned `-errno`.
     count(&STATS, key, ret < 0, ret.unsigned_abs(), bytes);
+    if ret >= 0 {
+        flows::count(tgid, index, bytes, &reg);
+    }
 }
 
 /// A `T` read from user address `at`, `None` when unreadable (the application read garbage

@@ -201,6 +201,10 @@ pub struct LayerTotals {
     /// rest). Absent when there were none.
     #[serde(default, skip_serializing_if = "MsgZerocopy::is_zero")]
     pub msg_zerocopy: MsgZerocopy,
+    /// Flows layer only: the bytes sent out through sockets (copied or not, every socket
+    /// kind), what `diff` can compare per when no unit of work was given. Absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_bytes: Option<u64>,
 }
 
 /// `MSG_ZEROCOPY` sends of a process (or group) and what their completion notifications,

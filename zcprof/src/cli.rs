@@ -52,6 +52,12 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, value_name = "LAYER")]
     disable_layer: Vec<OptionalLayer>,
 
+    /// Also split each process's bytes by the kinds of descriptor they moved between
+    /// (file, TCP, UDP, Unix socket, pipe, …): the flows layer. Costs a few kernel reads per
+    /// counted syscall, so it is off unless asked for
+    #[arg(long, global = true)]
+    flows: bool,
+
     /// Also say what only matters when asking why (e.g. how many kernel-layer probes are
     /// unavailable; `zcprof doctor` lists each with its reason)
     #[arg(long, short = 'v', global = true)]
@@ -275,6 +281,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 OptionalLayer::Mapped => crate::probes::Layer::Mapped,
             })
             .collect(),
+        flows: cli.flows,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -16,8 +16,8 @@ use std::{
 
 pub use input::{Batch, KernelCounters, ProcEvent};
 pub use totals::{
-    Counters, CountsExt, Figures, IoUringOps, KernelProbes, MappedSlots, Slots, Syscalls, Totals,
-    errno_names, would_block,
+    Counters, CountsExt, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Slots,
+    Syscalls, Totals, errno_names, flow_name, would_block,
 };
 use zcprof_common::Key;
 

@@ -51,6 +51,7 @@ use zcprof_common::Counting;
 use crate::tracefs;
 
 mod btf_layout;
+pub mod flows;
 pub mod io_uring;
 pub mod kernel;
 pub mod lifecycle;
@@ -70,9 +71,10 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 /// counts a process, its exit must be seen, or its entries would outlive it), then the
 /// syscall layer every figure starts from, then the best-effort kernel, io_uring and mapped
 /// layers. Statuses are reported in [`Layer`]'s order instead (syscall first).
-pub const LAYERS: [LayerSpec; 5] = [
+pub const LAYERS: [LayerSpec; 6] = [
     lifecycle::LAYER,
     syscall::LAYER,
+    flows::LAYER,
     kernel::LAYER,
     io_uring::LAYER,
     mapped::LAYER,
@@ -128,6 +130,9 @@ pub struct Host {
     pub tracefs: Option<PathBuf>,
     /// Non-fatal problems the user must be told about (missing BTF, fallbacks).
     pub warnings: Vec<String>,
+    /// How the syscall layer's exit program attached, once it has (the flows layer counts
+    /// from it).
+    pub syscall_via: Option<Mechanism>,
 }
 
 /// The layer a `FINAL` record's `layer` id names, with what it counts.
@@ -154,6 +159,8 @@ pub struct LoadOptions {
     pub syscall_probe: SyscallProbe,
     /// Layers the user turned off (`--disable-layer`): reported unavailable, never tried.
     pub disabled: Vec<Layer>,
+    /// `--flows`: count the flows layer (descriptor kinds).
+    pub flows: bool,
 }
 
 /// The loaded object and what attached.
@@ -197,6 +204,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         btf,
         tracefs,
         warnings,
+        syscall_via: None,
     };
     let globals: Vec<(&str, u32)> = layers
         .iter_mut()

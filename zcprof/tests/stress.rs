@@ -46,6 +46,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
         btf: None,
         syscall_probe: SyscallProbe::Btf,
         disabled: Vec::new(),
+        flows: false,
     };
     let mut session = rt
         .block_on(async {

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 use zcprof_common::{
-    Counts, HIST_BUCKETS, errno, io_uring, kernel, mapped,
+    Counts, HIST_BUCKETS, errno, flows, io_uring, kernel, mapped,
     syscalls::{self, Direction, Family, Row},
 };
 use zcprof_recording::MsgZerocopy;
@@ -115,6 +115,19 @@ impl Slots for MappedSlots {
     const ZERO: Self::Array = [Counts::ZERO; mapped::COUNT];
     fn zero() -> &'static Self::Array {
         static ZERO: [Counts; mapped::COUNT] = MappedSlots::ZERO;
+        &ZERO
+    }
+}
+
+/// The flows layer's slots: [`flows::flow`] (descriptor kinds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowSlots {}
+
+impl Slots for FlowSlots {
+    type Array = [Counts; flows::COUNT];
+    const ZERO: Self::Array = [Counts::ZERO; flows::COUNT];
+    fn zero() -> &'static Self::Array {
+        static ZERO: [Counts; flows::COUNT] = FlowSlots::ZERO;
         &ZERO
     }
 }
@@ -363,6 +376,30 @@ impl Totals<MappedSlots> {
     }
 }
 
+impl Totals<FlowSlots> {
+    /// The flows that counted something, with their slot, in table order.
+    pub fn fired(&self) -> impl Iterator<Item = (u32, flows::Flow, &Counts)> {
+        self.slots()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.calls > 0)
+            .filter_map(|(slot, s)| Some((slot as u32, flows::flow(slot as u32)?, s)))
+    }
+
+    /// Bytes sent out through sockets, copied or not ([`flows::delivers`]).
+    pub fn delivered_bytes(&self) -> u64 {
+        self.fired()
+            .filter(|(slot, _, _)| flows::delivers(*slot))
+            .map(|(_, _, s)| s.bytes)
+            .sum()
+    }
+}
+
+/// A flow's name, as recordings key it: `copy file -> user`, `sendfile file -> tcp`.
+pub fn flow_name(f: &flows::Flow) -> String {
+    format!("{} {} -> {}", f.how, f.from, f.to)
+}
+
 /// Declares [`Counters`]: one [`Totals`] field per counting layer, and the methods that treat
 /// all of them alike. A new counting layer adds one line to the invocation below; everything
 /// the model does with counts goes through these methods (a test checks the fields against
@@ -414,6 +451,7 @@ macro_rules! counters {
 
 counters! {
     syscall: Syscalls => Syscall,
+    flows: FlowSlots => Flows,
     kernel: KernelProbes => Kernel,
     io_uring: IoUringOps => IoUring,
     mapped: MappedSlots => Mapped,

@@ -53,6 +53,27 @@ pub fn member(btf: &Btf, s: &Struct, name: &str) -> Result<Option<(u32, usize)>,
     Ok(None)
 }
 
+/// The struct type of the named member `name` of `s` (`sock.__sk_common`); `None` when `s`
+/// has no such member or it is not a struct.
+pub fn member_struct(btf: &Btf, s: &Struct, name: &str) -> Result<Option<Struct>, String> {
+    for m in &s.members {
+        let own = btf
+            .resolve_name(m)
+            .map_err(|err| format!("a member's name: {err}"))?;
+        if own != name {
+            continue;
+        }
+        let ty = btf
+            .resolve_chained_type(m)
+            .map_err(|err| format!("the type of member {own:?}: {err}"))?;
+        return Ok(match ty {
+            Type::Struct(inner) => Some(inner),
+            _ => None,
+        });
+    }
+    Ok(None)
+}
+
 /// Size in bytes of `ty`, through typedefs and qualifiers.
 fn size(btf: &Btf, ty: &Type) -> Result<usize, String> {
     let mut ty = ty.clone();

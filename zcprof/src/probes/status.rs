@@ -25,6 +25,9 @@ pub enum Layer {
     IoUring,
     /// File pages mapped in through mmap, per process (not bytes moved: its own figure).
     Mapped,
+    /// The syscall layer's bytes by the kinds of descriptor they moved between (opt-in:
+    /// `--flows`).
+    Flows,
 }
 
 impl Layer {
@@ -35,6 +38,7 @@ impl Layer {
             Layer::Kernel => "kernel",
             Layer::IoUring => "io_uring",
             Layer::Mapped => "mapped",
+            Layer::Flows => "flows",
         }
     }
 }

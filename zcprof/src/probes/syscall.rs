@@ -93,7 +93,10 @@ impl LayerProbes for Syscall {
                 _ => continue,
             };
             match result {
-                Ok(()) => return vec![ProbeStatus::attached(Layer::Syscall, probe.into(), via)],
+                Ok(()) => {
+                    host.syscall_via = Some(via);
+                    return vec![ProbeStatus::attached(Layer::Syscall, probe.into(), via)];
+                }
                 Err(err) => host.warnings.push(format!(
                     "{what} cannot attach ({err:#}); falling back to {next}"
                 )),
@@ -102,7 +105,9 @@ impl LayerProbes for Syscall {
         let Some(root) = host.tracefs.as_deref() else {
             return all_tracepoints_unavailable("tracefs is unavailable");
         };
-        attach_tracepoints(ebpf, root)
+        let statuses = attach_tracepoints(ebpf, root);
+        host.syscall_via = statuses.iter().find_map(ProbeStatus::via);
+        statuses
     }
 }
 

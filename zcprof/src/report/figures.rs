@@ -12,7 +12,8 @@ use zcprof_recording::{self as rec, Bucket, Entry, LayerTotals, Layers, ProbeLay
 use super::Lost;
 use crate::{
     model::{
-        Counters, Figures, IoUringOps, KernelProbes, MappedSlots, Syscalls, Totals, errno_names,
+        Counters, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Syscalls, Totals,
+        errno_names, flow_name,
     },
     probes::{Layer, LayerSummary},
 };
@@ -33,7 +34,39 @@ pub fn layers(totals: &Counters, copy_source: Option<Role>) -> Layers {
     if !totals.mapped.is_zero() {
         layers.insert(Layer::Mapped.to_string(), mapped_layer(&totals.mapped));
     }
+    if !totals.flows.is_zero() {
+        layers.insert(Layer::Flows.to_string(), flows_layer(&totals.flows));
+    }
     layers
+}
+
+/// The flows layer: one entry per flow that counted (`copy file -> user`, `sendfile file ->
+/// tcp`, …, with the family and direction of the syscalls it comes from), totals summed as
+/// the syscall layer sums them (a breakdown of its bytes, never added to them), and the
+/// bytes delivered through sockets.
+pub fn flows_layer(t: &Totals<FlowSlots>) -> rec::Layer {
+    let mut f = Figures::default();
+    for (_, flow, s) in t.fired() {
+        match (flow.family, flow.direction) {
+            (Family::Copy, Direction::KernelToUser) => f.copy_k2u_bytes += s.bytes,
+            // Which of the zero-copy-requested sends a notification confirmed is the syscall layer's to say:
+            // copied here, as there without notifications.
+            (Family::Copy | Family::ZeroCopyRequested, _) => f.copy_u2k_bytes += s.bytes,
+            _ => f.zero_copy_bytes += s.bytes,
+        }
+        f.calls += s.calls;
+    }
+    let mut totals = layer_totals(&f);
+    totals.delivered_bytes = Some(t.delivered_bytes());
+    rec::Layer {
+        copy_source: None,
+        totals,
+        syscalls: Default::default(),
+        probes: t
+            .fired()
+            .map(|(_, flow, s)| (flow_name(&flow), entry(flow.family, flow.direction, s)))
+            .collect(),
+    }
 }
 
 /// The mapped layer: one entry per slot that counted (`fault`, `map_pages`; family
@@ -103,6 +136,7 @@ pub fn kernel_layer(k: &Totals<KernelProbes>, copy_source: Option<Role>) -> rec:
             errno: Default::default(),
             zero_copy_ratio: None,
             msg_zerocopy: Default::default(),
+            delivered_bytes: None,
         },
         syscalls: Default::default(),
         probes: fired()
@@ -152,6 +186,7 @@ fn layer_totals(f: &Figures) -> LayerTotals {
         errno: errno_names(&f.errno),
         zero_copy_ratio: f.zero_copy_ratio(),
         msg_zerocopy: f.msg_zerocopy,
+        delivered_bytes: None,
     }
 }
 

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     model::{
-        Counters, IoUringOps, KernelProbes, MappedSlots, Model, Origin, ProcId, Process, Syscalls,
-        Totals, errno_names,
+        Counters, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Model, Origin, ProcId, Process,
+        Syscalls, Totals, errno_names,
     },
     probes::{Layer, LayerSummary, copy_source},
     units,
@@ -117,6 +117,11 @@ impl<'a> Summary<'a> {
     pub fn copy_source(&self) -> Option<Role> {
         copy_source(self.layers)
     }
+
+    /// The flows layer was asked for (`--flows`): every process then carries its object.
+    fn flows_asked(&self) -> bool {
+        self.layers.iter().any(|l| l.layer == Layer::Flows)
+    }
 }
 
 /// Schema name of `run --json` output.
@@ -157,6 +162,17 @@ struct JsonFigures {
     kernel: JsonKernel,
     io_uring: JsonIoUring,
     mapped: JsonMapped,
+    /// Only with `--flows`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flows: Option<JsonFlows>,
+}
+
+/// The flows layer: the syscall layer's bytes by descriptor kinds, one entry per flow
+/// under `probes`; its totals carry `delivered_bytes`.
+#[derive(Serialize)]
+struct JsonFlows {
+    totals: LayerTotals,
+    probes: SortedMap<Entry>,
 }
 
 /// The mapped layer: file pages mapped in (its own figure, never copied or zero-copy
@@ -197,7 +213,12 @@ struct JsonKernel {
 }
 
 impl JsonFigures {
-    fn of(c: &Counters, copy_source: Option<Role>, files: Vec<MappedFile>) -> JsonFigures {
+    fn of(
+        c: &Counters,
+        copy_source: Option<Role>,
+        files: Vec<MappedFile>,
+        flows: bool,
+    ) -> JsonFigures {
         let syscall = figures::syscall_layer(&c.syscall);
         let kernel = figures::kernel_layer(&c.kernel, copy_source);
         let io_uring = figures::io_uring_layer(&c.io_uring);
@@ -226,6 +247,13 @@ impl JsonFigures {
                     files,
                 }
             },
+            flows: flows.then(|| {
+                let layer = figures::flows_layer(&c.flows);
+                JsonFlows {
+                    totals: layer.totals,
+                    probes: layer.probes,
+                }
+            }),
         }
     }
 }
@@ -256,7 +284,12 @@ pub fn json(s: &Summary) -> String {
                 comm: &p.comm,
                 origin: p.origin,
                 exited: p.exited,
-                figures: JsonFigures::of(&p.totals, s.copy_source(), s.files_of(p.tgid)),
+                figures: JsonFigures::of(
+                    &p.totals,
+                    s.copy_source(),
+                    s.files_of(p.tgid),
+                    s.flows_asked(),
+                ),
             })
             .collect(),
         total: JsonFigures::of(
@@ -266,6 +299,7 @@ pub fn json(s: &Summary) -> String {
                 .iter()
                 .flat_map(|p| s.files_of(p.tgid))
                 .collect(),
+            s.flows_asked(),
         ),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
@@ -314,6 +348,7 @@ pub fn text(s: &Summary) -> String {
             p.name()
         ));
         table(&mut out, &p.totals.syscall);
+        flows_table(&mut out, &p.totals.flows);
         io_uring_table(&mut out, &p.totals.io_uring);
         mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
@@ -321,6 +356,7 @@ pub fn text(s: &Summary) -> String {
     if s.processes.len() != 1 {
         out.push_str(&format!("\ntotal of {} processes\n", s.processes.len()));
         table(&mut out, &s.total.syscall);
+        flows_table(&mut out, &s.total.flows);
         io_uring_table(&mut out, &s.total.io_uring);
         mapped_line(&mut out, &s.total.mapped, &[]);
         kernel_table(&mut out, &s.total.kernel, s.copy_source());
@@ -384,6 +420,32 @@ fn mapped_line(out: &mut String, t: &Totals<MappedSlots>, files: &[MappedFile]) 
         out.push_str(&format!(
             "    … and {} more files (run --json lists all)\n",
             files.len() - FILES_SHOWN
+        ));
+    }
+}
+
+/// The flows layer's flows, most bytes first, and the bytes delivered through sockets.
+fn flows_table(out: &mut String, t: &Totals<FlowSlots>) {
+    if t.is_zero() {
+        return;
+    }
+    let mut flows: Vec<_> = t.fired().collect();
+    flows.sort_by(|a, b| b.2.bytes.cmp(&a.2.bytes).then(a.0.cmp(&b.0)));
+    out.push_str(&format!(
+        "  flows layer (the syscalls' bytes by descriptor kind): {} B delivered through sockets\n",
+        units::count(t.delivered_bytes())
+    ));
+    for (_, f, s) in flows {
+        let how = match f.how {
+            "copy" => String::new(),
+            how => format!(" ({how})"),
+        };
+        out.push_str(&format!(
+            "    {:>7} → {:<7} {:>16} B in {} calls{how}\n",
+            f.from,
+            f.to,
+            units::count(s.bytes),
+            units::count(s.calls),
         ));
     }
 }

@@ -35,6 +35,7 @@ pub fn session(
         btf: None,
         syscall_probe: mode,
         disabled: Vec::new(),
+        flows: false,
     };
     let session = rt
         .block_on(async {

@@ -1,0 +1,163 @@
+//! The flows layer (`zcprof_common::flows`), opt-in with `--flows`: it has no hook of its
+//! own — the syscall layer's exit programs look the descriptors up — only the offsets of
+//! the kernel structs they read, from BTF, and its exit program (attached by the lifecycle
+//! layer). Its one probe is reported attached the way the syscall layer's exit program is.
+//! Without `--flows` it reports nothing and costs one branch per counted syscall.
+
+use std::path::{Path, PathBuf};
+
+use aya::Ebpf;
+use zcprof_common::flows::{COUNTING, global};
+
+use super::{
+    Host, Layer, LayerProbes, LayerSpec, LoadOptions, Names, ProbeStatus, btf_layout,
+};
+
+pub const LAYER: LayerSpec = LayerSpec {
+    layer: Layer::Flows,
+    counting: Some(COUNTING),
+    required: false,
+    names,
+    probes,
+};
+
+/// How doctor and the layer lines name the layer's one probe.
+pub const PROBE: &str = "sys_exit (descriptor kinds)";
+
+/// `(global, struct, member path, size)`: a member path looks through named members
+/// (`sock.__sk_common.skc_family`), each offset added.
+const MEMBERS: [(&str, &str, &[&str], usize); 12] = [
+    (global::TASK_FILES, "task_struct", &["files"], 8),
+    (global::FILES_FDT, "files_struct", &["fdt"], 8),
+    (global::FDT_MAX_FDS, "fdtable", &["max_fds"], 4),
+    (global::FDT_FD, "fdtable", &["fd"], 8),
+    (global::FILE_INODE, "file", &["f_inode"], 8),
+    (global::FILE_PRIVATE, "file", &["private_data"], 8),
+    (global::INODE_MODE, "inode", &["i_mode"], 2),
+    (global::INODE_SB, "inode", &["i_sb"], 8),
+    (global::SB_MAGIC, "super_block", &["s_magic"], 8),
+    (global::SOCKET_SK, "socket", &["sk"], 8),
+    (
+        global::SK_FAMILY,
+        "sock",
+        &["__sk_common", "skc_family"],
+        2,
+    ),
+    (global::SK_PROTOCOL, "sock", &["sk_protocol"], 2),
+];
+
+fn names() -> Names {
+    Names {
+        programs: Vec::new(),
+        maps: Vec::new(),
+        globals: std::iter::once(global::ON)
+            .chain(MEMBERS.iter().map(|(g, ..)| *g))
+            .collect(),
+    }
+}
+
+fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
+    Box::new(Flows {
+        wanted: opts.flows,
+        btf: opts.btf.clone(),
+        plan: Err("not planned yet".into()),
+    })
+}
+
+struct Flows {
+    /// `--flows`.
+    wanted: bool,
+    /// `--btf`, else the running kernel's.
+    btf: Option<PathBuf>,
+    /// The globals, or why the layer cannot count.
+    plan: Result<Vec<(&'static str, u32)>, String>,
+}
+
+/// Every member's offset from BTF at `path`, or why one cannot be had.
+fn offsets(path: Option<&Path>) -> Result<Vec<(&'static str, u32)>, String> {
+    let btf = btf_layout::open(path)?;
+    MEMBERS
+        .iter()
+        .map(|&(name, first, path, size)| {
+            let mut within = btf_layout::find_struct(&btf, first)?
+                .ok_or_else(|| format!("BTF has no struct {first}"))?;
+            let mut offset = 0;
+            for (i, member) in path.iter().enumerate() {
+                let (at, len) = btf_layout::member(&btf, &within, member)?
+                    .ok_or_else(|| format!("struct {first} has no member {}", path.join(".")))?;
+                offset += at;
+                if i + 1 < path.len() {
+                    // A named struct member: look into its type (`struct sock_common`).
+                    within = btf_layout::member_struct(&btf, &within, member)?
+                        .ok_or_else(|| format!("{first}.{member} is not a struct"))?;
+                } else if len != size {
+                    return Err(format!(
+                        "{first}.{} is {len} bytes, zcprof reads {size}",
+                        path.join(".")
+                    ));
+                }
+            }
+            Ok((name, offset))
+        })
+        .collect()
+}
+
+impl LayerProbes for Flows {
+    fn prepare(&mut self) {
+        if self.wanted {
+            self.plan = offsets(self.btf.as_deref());
+        }
+    }
+
+    fn globals(&mut self, _host: &mut Host) -> Vec<(&'static str, u32)> {
+        match &self.plan {
+            Ok(globals) if self.wanted => std::iter::once((global::ON, 1))
+                .chain(globals.iter().copied())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn attach(&mut self, _ebpf: &mut Ebpf, host: &mut Host) -> Vec<ProbeStatus> {
+        if !self.wanted {
+            return Vec::new();
+        }
+        let status = match (&self.plan, host.syscall_via) {
+            (Err(why), _) => ProbeStatus::unavailable(
+                Layer::Flows,
+                PROBE.into(),
+                format!("the kernel's struct layout is unknown: {why}"),
+            ),
+            (Ok(_), Some(via)) => ProbeStatus::attached(Layer::Flows, PROBE.into(), via),
+            (Ok(_), None) => ProbeStatus::unavailable(
+                Layer::Flows,
+                PROBE.into(),
+                "no syscall exit program attached".into(),
+            ),
+        };
+        vec![status]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This kernel's layout has every member, at plausible offsets.
+    #[test]
+    fn this_kernels_btf_has_every_member() {
+        let globals = offsets(None).expect("every member");
+        assert_eq!(globals.len(), MEMBERS.len());
+        let of = |name: &str| {
+            globals
+                .iter()
+                .find(|(g, _)| *g == name)
+                .map(|(_, at)| *at)
+                .expect(name)
+        };
+        assert_eq!(of(global::FDT_MAX_FDS), 0, "fdtable starts with max_fds");
+        assert!(of(global::TASK_FILES) > 0);
+        assert!(of(global::SK_PROTOCOL) > of(global::SK_FAMILY));
+        assert!(offsets(Some(Path::new("/nonexistent/btf"))).is_err());
+    }
+}
