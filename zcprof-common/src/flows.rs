@@ -220,7 +220,13 @@ pub fn flow(slot: u32) -> Option<Flow> {
     match slot {
         s if s < WRITE_TO => f("copy", k(s), "user", Copy, KernelToUser),
         s if s < ZEROCOPY_SEND_TO => f("copy", "user", k(s), Copy, UserToKernel),
-        s if s < SENDFILE => f("msg_zerocopy", "user", k(s), ZeroCopyRequested, UserToKernel),
+        s if s < SENDFILE => f(
+            "msg_zerocopy",
+            "user",
+            k(s),
+            ZeroCopyRequested,
+            UserToKernel,
+        ),
         s if s < SPLICE_FROM_PIPE => {
             let group = (s - SENDFILE) / kind::COUNT;
             f(
@@ -354,7 +360,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         // `splice pipe -> pipe` is a slot of `pipe -> KIND`; `KIND -> pipe`'s is never used.
-        assert_eq!(names.len(), COUNT - 1, "every other slot is a different flow");
+        assert_eq!(
+            names.len(),
+            COUNT - 1,
+            "every other slot is a different flow"
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //!   machine) and saw an unknown share of the work: per second only when both runtimes are
 //!   within [`SIMILAR_RUNTIME`] of each other (a steady load is assumed, and the verdict
 //!   says so); else the diff is **inconclusive**: it shows the recorded totals, names no
-//!   change and no regression, and `--fail-if` cannot judge it. A unit of work zcprof
-//!   measures itself (bytes written to sockets) is not available yet.
+//!   change and no regression, and `--fail-if` cannot judge it. When both recordings
+//!   have the flows layer (`--flows`) and delivered bytes through sockets, those bytes
+//!   are the unit instead, measured per recording (the verdict says so): a server's
+//!   copies per byte it served, whatever the load and the runtime.
 //!
 //! The headline figures come from the syscall layer, the one every machine has; entries of
 //! other layers (e.g. `kernel` probes) are compared and flagged too, but never added to the
@@ -56,6 +58,9 @@ pub const IO_URING_UNSEEN: &str = "io_uring_enter (layer unavailable)";
 /// The caveat every view gives such a process.
 pub const IO_URING_CAVEAT: &str =
     "io_uring_enter seen, io_uring layer unavailable: its bytes are not counted";
+/// The flows layer's name under `layers` (`--flows`): its totals carry the bytes delivered
+/// through sockets, the unit of work of time-bounded recordings that both have it.
+pub const FLOWS_LAYER: &str = "flows";
 /// The mapped layer's name under `layers`: file pages mapped in through mmap, a figure of
 /// their own (never added to copies).
 pub const MAPPED_LAYER: &str = "mapped";
@@ -124,7 +129,12 @@ pub struct Diff {
 pub struct UnitInfo {
     /// `run` (totals), `delivered_byte`, `second`, or `null` when inconclusive.
     pub per: Option<Per>,
+    /// `--per-bytes-delivered N`: what both runs delivered.
     pub delivered_bytes: Option<u64>,
+    /// Per delivered byte without `--per-bytes-delivered`: what each recording's flows
+    /// layer measured, `[before, after]` (bytes sent out through sockets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_delivered_bytes: Option<[u64; 2]>,
     /// Why this unit (or why none): a sentence for the reader.
     pub basis: String,
 }
@@ -438,6 +448,7 @@ pub fn normalise(
             UnitInfo {
                 per: Some(Per::DeliveredByte),
                 delivered_bytes: Some(n),
+                measured_delivered_bytes: None,
                 basis: format!(
                     "each run delivered {} (--per-bytes-delivered {n})",
                     render::bytes(n as f64)
@@ -451,6 +462,7 @@ pub fn normalise(
             UnitInfo {
                 per: Some(per),
                 delivered_bytes: None,
+                measured_delivered_bytes: None,
                 basis,
             },
         ))
@@ -466,8 +478,23 @@ pub fn normalise(
         .filter_map(|(side, r)| r.time_bound().map(|b| format!("{side} {b}")))
         .collect();
     let bounded = format!("time-bounded ({})", bounds.join(", "));
+    if let (Some(b), Some(a)) = (delivered(before), delivered(after)) {
+        return Ok((
+            Per::DeliveredByte,
+            UnitInfo {
+                per: Some(Per::DeliveredByte),
+                delivered_bytes: None,
+                measured_delivered_bytes: Some([b, a]),
+                basis: format!(
+                    "{bounded}: per byte delivered through sockets, as the flows layer measured it ({} before, {} after)",
+                    render::bytes(b as f64),
+                    render::bytes(a as f64)
+                ),
+            },
+        ));
+    }
     let (b, a) = (before.duration_s, after.duration_s);
-    let no_unit = "and no unit of work: pass --per-bytes-delivered N (a unit zcprof measures itself, bytes written to sockets, is not available yet)";
+    let no_unit = "and no unit of work: pass --per-bytes-delivered N, or record both with --flows so that zcprof measures the bytes delivered through sockets";
     if !(b > 0.0 && a > 0.0 && b.is_finite() && a.is_finite()) {
         return Err(format!(
             "{bounded}, a runtime of {b:.2} s or {a:.2} s, {no_unit}"
@@ -484,6 +511,16 @@ pub fn normalise(
     Err(format!(
         "{bounded}, runtimes that differ by more than 25 % ({b:.2} s and {a:.2} s) {no_unit}"
     ))
+}
+
+/// The bytes a recording's processes delivered through sockets, when it has the flows
+/// layer and they delivered any.
+fn delivered(r: &Recording) -> Option<u64> {
+    r.total
+        .layers
+        .get(FLOWS_LAYER)
+        .and_then(|l| l.totals.delivered_bytes)
+        .filter(|&n| n > 0)
 }
 
 /// Kinds that may be compared: everything but the whole machine selects one program's
@@ -504,18 +541,23 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
     }
     let (unit, inconclusive, norm) = match normalise(before, after, unit) {
         Ok((per, info)) => {
-            let by = |r: &Recording| match per {
+            // `side`: 0 before, 1 after (what the flows layer measured on each).
+            let by = |r: &Recording, side: usize| match per {
                 Per::Run => 1.0,
                 Per::Second => r.duration_s,
-                Per::DeliveredByte => info.delivered_bytes.unwrap_or(1).max(1) as f64,
+                Per::DeliveredByte => match info.measured_delivered_bytes {
+                    Some(measured) => measured[side] as f64,
+                    None => info.delivered_bytes.unwrap_or(1).max(1) as f64,
+                },
             };
-            let norm = Norm(Some((by(before), by(after))));
+            let norm = Norm(Some((by(before, 0), by(after, 1))));
             (info, None, norm)
         }
         Err(why) => (
             UnitInfo {
                 per: None,
                 delivered_bytes: None,
+                measured_delivered_bytes: None,
                 basis: "no sound unit of work (see the verdict): recorded totals are shown, not compared".into(),
             },
             Some(why),

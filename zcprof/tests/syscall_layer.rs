@@ -6,7 +6,7 @@ mod common;
 
 use std::{ffi::CString, fs};
 
-use common::{Child, Tally, TempFile, in_child, privileged, triple};
+use common::{Child, Tally, TempFile, in_child, privileged, tcp_pair, triple};
 use zcprof::{
     model::{Model, Origin, Process},
     probes::{Layer, State, SyscallProbe},
@@ -203,46 +203,6 @@ fn socket_workload() -> Child {
     assert_eq!(child.tally.get("recvmmsg"), (2, 600, 1));
     assert_eq!(child.tally.get("sendmsg"), (1, 300, 0));
     child
-}
-
-/// `SO_ZEROCOPY` (include/uapi/asm-generic/socket.h); not in the libc crate.
-const SO_ZEROCOPY: libc::c_int = 60;
-
-/// A connected loopback TCP pair `(sender, receiver)`; `zerocopy` sets `SO_ZEROCOPY` on the
-/// sender.
-fn tcp_pair(zerocopy: bool) -> (i32, i32) {
-    // SAFETY: plain socket calls on descriptors this function owns; the addresses are
-    // sockaddr_in values of the right length.
-    unsafe {
-        let listener = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(listener >= 0);
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        addr.sin_family = libc::AF_INET as u16;
-        addr.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
-        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        assert_eq!(libc::bind(listener, (&raw const addr).cast(), len), 0);
-        assert_eq!(libc::listen(listener, 1), 0);
-        let mut bound = len;
-        libc::getsockname(listener, (&raw mut addr).cast(), &mut bound);
-        let tx = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        if zerocopy {
-            let one: libc::c_int = 1;
-            let size = std::mem::size_of::<libc::c_int>() as u32;
-            let set = libc::setsockopt(
-                tx,
-                libc::SOL_SOCKET,
-                SO_ZEROCOPY,
-                (&raw const one).cast(),
-                size,
-            );
-            assert_eq!(set, 0, "SO_ZEROCOPY");
-        }
-        assert_eq!(libc::connect(tx, (&raw const addr).cast(), len), 0);
-        let rx = libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut());
-        assert!(rx >= 0);
-        libc::close(listener);
-        (tx, rx)
-    }
 }
 
 /// MSG_ZEROCOPY on loopback TCP: sends with the flag go to their own rows, and the

@@ -35,10 +35,17 @@ pub fn verdict(d: &Diff) -> String {
     }
     let (lead, what, beside) = match d.unit.per {
         Some(Per::DeliveredByte) => (
-            format!(
-                "per delivered byte ({} each)",
-                bytes(d.unit.delivered_bytes.unwrap_or(0) as f64)
-            ),
+            match d.unit.measured_delivered_bytes {
+                Some([b, a]) => format!(
+                    "per delivered byte ({} → {} through sockets, measured by the flows layer)",
+                    bytes(b as f64),
+                    bytes(a as f64)
+                ),
+                None => format!(
+                    "per delivered byte ({} each)",
+                    bytes(d.unit.delivered_bytes.unwrap_or(0) as f64)
+                ),
+            },
             "copies",
             Some(totals),
         ),

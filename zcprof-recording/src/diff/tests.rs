@@ -121,7 +121,7 @@ fn time_bounded_recordings_of_different_runtimes_are_inconclusive() {
             "{why}"
         );
         assert!(why.contains("--per-bytes-delivered"), "{why}");
-        assert!(why.contains("not available yet"), "{why}");
+        assert!(why.contains("record both with --flows"), "{why}");
         assert!(
             d.verdict.starts_with("inconclusive: time-bounded (BEFORE "),
             "{}",
@@ -179,6 +179,74 @@ fn time_bounded_recordings_of_different_runtimes_are_inconclusive() {
     )
     .expect("diff");
     assert!(d.inconclusive.is_some_and(|w| w.contains("0.00 s")));
+}
+
+/// `r` with a flows layer that delivered `n` bytes through sockets.
+fn delivering(mut r: Recording, n: u64) -> Recording {
+    let flows = Layer {
+        totals: LayerTotals {
+            delivered_bytes: Some(n),
+            ..LayerTotals::default()
+        },
+        ..Layer::default()
+    };
+    r.total.layers.insert(FLOWS_LAYER.to_string(), flows);
+    r
+}
+
+/// Time-bounded recordings that both have the flows layer compare per byte each delivered
+/// through sockets, whatever their runtimes: a server that served four times as much in
+/// four times as long copied as much per byte served; one that copied the same in 8 s but
+/// served half as much copies twice as much per byte.
+#[test]
+fn time_bounded_recordings_with_flows_compare_per_delivered_byte() {
+    let (work, _) = file_copy();
+    let four = recording(
+        0.050,
+        &[
+            (100, "demo", &[("read", 3, 8_000), ("write", 1, 2_800)]),
+            (
+                101,
+                "demo",
+                &[("read", 65, 4 * MIB4), ("write", 64, 4 * MIB4)],
+            ),
+        ],
+    );
+    let before = delivering(bounded(work.clone(), WorkloadKind::Pids, 2.0), MIB4);
+    let after = delivering(bounded(four, WorkloadKind::Pids, 8.0), 4 * MIB4);
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    assert_eq!(d.inconclusive, None, "{}", d.verdict);
+    assert_eq!(d.unit.per, Some(Per::DeliveredByte));
+    assert_eq!(d.unit.measured_delivered_bytes, Some([MIB4, 4 * MIB4]));
+    assert_eq!(d.unit.delivered_bytes, None);
+    assert_eq!(d.total.metrics.copied.status, Status::Same, "{}", d.verdict);
+    assert!(
+        d.verdict.starts_with(
+            "per delivered byte (4.0 MiB → 16.0 MiB through sockets, measured by the flows layer)"
+        ),
+        "{}",
+        d.verdict
+    );
+    assert!(
+        d.unit.basis.contains("as the flows layer measured it"),
+        "{}",
+        d.unit.basis
+    );
+    let after = delivering(bounded(work.clone(), WorkloadKind::Pids, 8.0), MIB4 / 2);
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    assert_eq!(d.total.metrics.copied.status, Status::Rose, "{}", d.verdict);
+    // Only one side measured: no unit (the runtimes differ too much for per second).
+    let after = bounded(work.clone(), WorkloadKind::Pids, 8.0);
+    let d = diff(&before, &after, Unit::FromRecordings).expect("diff");
+    assert!(d.inconclusive.is_some());
+    // Nothing delivered (a file copy): no unit either.
+    let d = diff(
+        &delivering(bounded(work.clone(), WorkloadKind::Pids, 2.0), 0),
+        &delivering(bounded(work.clone(), WorkloadKind::Pids, 8.0), 0),
+        Unit::FromRecordings,
+    )
+    .expect("diff");
+    assert!(d.inconclusive.is_some());
 }
 
 /// Time-bounded recordings whose runtimes are within 25 % compare per second, and the

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use aya::Ebpf;
 use zcprof_common::flows::{COUNTING, global};
 
-use super::{
-    Host, Layer, LayerProbes, LayerSpec, LoadOptions, Names, ProbeStatus, btf_layout,
-};
+use super::{Host, Layer, LayerProbes, LayerSpec, LoadOptions, Names, ProbeStatus, btf_layout};
 
 pub const LAYER: LayerSpec = LayerSpec {
     layer: Layer::Flows,
@@ -37,12 +35,7 @@ const MEMBERS: [(&str, &str, &[&str], usize); 12] = [
     (global::INODE_SB, "inode", &["i_sb"], 8),
     (global::SB_MAGIC, "super_block", &["s_magic"], 8),
     (global::SOCKET_SK, "socket", &["sk"], 8),
-    (
-        global::SK_FAMILY,
-        "sock",
-        &["__sk_common", "skc_family"],
-        2,
-    ),
+    (global::SK_FAMILY, "sock", &["__sk_common", "skc_family"], 2),
     (global::SK_PROTOCOL, "sock", &["sk_protocol"], 2),
 ];
 

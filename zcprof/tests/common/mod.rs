@@ -27,6 +27,14 @@ pub fn privileged(test: &str) -> bool {
 pub fn session(
     mode: zcprof::probes::SyscallProbe,
 ) -> (tokio::runtime::Runtime, zcprof::session::Session) {
+    session_with(mode, false)
+}
+
+/// [`session`], with the flows layer when `flows`.
+pub fn session_with(
+    mode: zcprof::probes::SyscallProbe,
+    flows: bool,
+) -> (tokio::runtime::Runtime, zcprof::session::Session) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,7 +43,7 @@ pub fn session(
         btf: None,
         syscall_probe: mode,
         disabled: Vec::new(),
-        flows: false,
+        flows,
     };
     let session = rt
         .block_on(async {
@@ -165,6 +173,46 @@ pub fn in_child(work: impl FnOnce(&mut Tally)) -> Child {
     Child {
         pid: pid as u32,
         tally: result,
+    }
+}
+
+/// `SO_ZEROCOPY` (include/uapi/asm-generic/socket.h); not in the libc crate.
+pub const SO_ZEROCOPY: libc::c_int = 60;
+
+/// A connected loopback TCP pair `(sender, receiver)`; `zerocopy` sets `SO_ZEROCOPY` on the
+/// sender.
+pub fn tcp_pair(zerocopy: bool) -> (i32, i32) {
+    // SAFETY: plain socket calls on descriptors this function owns; the addresses are
+    // sockaddr_in values of the right length.
+    unsafe {
+        let listener = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(listener >= 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as u16;
+        addr.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        assert_eq!(libc::bind(listener, (&raw const addr).cast(), len), 0);
+        assert_eq!(libc::listen(listener, 1), 0);
+        let mut bound = len;
+        libc::getsockname(listener, (&raw mut addr).cast(), &mut bound);
+        let tx = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if zerocopy {
+            let one: libc::c_int = 1;
+            let size = std::mem::size_of::<libc::c_int>() as u32;
+            let set = libc::setsockopt(
+                tx,
+                libc::SOL_SOCKET,
+                SO_ZEROCOPY,
+                (&raw const one).cast(),
+                size,
+            );
+            assert_eq!(set, 0, "SO_ZEROCOPY");
+        }
+        assert_eq!(libc::connect(tx, (&raw const addr).cast(), len), 0);
+        let rx = libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut());
+        assert!(rx >= 0);
+        libc::close(listener);
+        (tx, rx)
     }
 }
 
