@@ -27,7 +27,8 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// on other kernels; `follow` runs its sh/dd workloads (its nginx and Python ones skip);
 /// `io_uring` runs its demo-based test (its fio ones skip: fio is not in the initramfs);
 /// `mapped` counts mapped file pages exactly on 6.12 and finds the layer unavailable, with
-/// its reason, on 6.1.
+/// its reason, on 6.1; `flows` finds every descriptor kind through each kernel's own struct
+/// layout.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -36,6 +37,7 @@ const TESTS: &[&str] = &[
     "follow",
     "io_uring",
     "mapped",
+    "flows",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the
@@ -57,6 +59,9 @@ const HOST_ONLY: &[(&str, &str)] = &[
     ("demos", "bad_demo_input_is_one_line"),
     ("demos", "too_large_a_size_is_bad_input"),
     ("demos", "a_missing_demo_binary_says_how_to_build_it"),
+    // What run, record and diff make of the flows (the exactness tests check the kernel's).
+    ("flows", "run_record_and_diff_carry_flows"),
+    ("flows", "time_bounded_recordings_compare_per_delivered_byte"),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it
