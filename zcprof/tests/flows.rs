@@ -5,7 +5,10 @@
 
 mod common;
 
-use std::{ffi::CString, path::PathBuf};
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+};
 
 use serde_json::Value;
 
@@ -38,10 +41,8 @@ const FLOWS: [(&str, &str); 15] = [
 fn fd_pair(domain: i32, kind: i32) -> (i32, i32) {
     let mut fds = [0; 2];
     // SAFETY: socketpair writes two descriptors into a two-element array.
-    assert_eq!(
-        unsafe { libc::socketpair(domain, kind, 0, fds.as_mut_ptr()) },
-        0
-    );
+    let made = unsafe { libc::socketpair(domain, kind, 0, fds.as_mut_ptr()) };
+    assert_eq!(made, 0);
     (fds[0], fds[1])
 }
 
@@ -345,6 +346,22 @@ fn record(mode: &str, args: &[&str], extra: &[&str]) -> (zcprof_demos::Report, P
     (report, out)
 }
 
+/// `zcprof diff BEFORE AFTER --json`, checked against its schema.
+fn diff_json(before: &Path, after: &Path) -> Value {
+    let output = common::zcprof()
+        .arg("diff")
+        .args([before, after])
+        .arg("--json")
+        .output()
+        .expect("diff");
+    let d: Value = serde_json::from_slice(&output.stdout).expect("diff JSON");
+    let schema: Value =
+        serde_json::from_str(include_str!("../../schema/diff.v1.json")).expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("schema");
+    assert!(validator.is_valid(&d), "the diff violates its schema: {d}");
+    d
+}
+
 fn recorded_flows(rec: &Value, pid: u64) -> Vec<(String, u64, u64)> {
     let p = rec["processes"]
         .as_array()
@@ -444,17 +461,7 @@ fn run_record_and_diff_carry_flows() {
         zcprof_recording::parse(&std::fs::read(path).expect("recording"))
             .expect("zcprof reads its recording back");
     }
-    let output = common::zcprof()
-        .arg("diff")
-        .args([&before, &after])
-        .arg("--json")
-        .output()
-        .expect("diff");
-    let d: Value = serde_json::from_slice(&output.stdout).expect("diff JSON");
-    let schema: Value =
-        serde_json::from_str(include_str!("../../schema/diff.v1.json")).expect("schema");
-    let validator = jsonschema::validator_for(&schema).expect("schema");
-    assert!(validator.is_valid(&d), "the diff violates its schema");
+    let d = diff_json(&before, &after);
     let server = d["processes"]
         .as_array()
         .expect("process groups")
@@ -506,13 +513,7 @@ fn time_bounded_recordings_compare_per_delivered_byte() {
     };
     let before = run("read-write", "5", "1s");
     let after = run("sendfile", "5", "2s");
-    let output = common::zcprof()
-        .arg("diff")
-        .args([&before, &after])
-        .arg("--json")
-        .output()
-        .expect("diff");
-    let d: Value = serde_json::from_slice(&output.stdout).expect("diff JSON");
+    let d = diff_json(&before, &after);
     assert_eq!(d["unit"]["per"], "delivered_byte", "{}", d["verdict"]);
     let measured = d["unit"]["measured_delivered_bytes"]
         .as_array()

@@ -25,10 +25,11 @@ use super::{
 };
 use crate::util::last_line;
 
-/// Arguments that make zcprof attach every layer it has. Empty: the default attaches every
-/// layer this kernel allows (syscall, lifecycle, io_uring, mapped, and the kernel layer
-/// where fentry or kprobes work); a layer that ever needs a flag to be enabled puts it here.
-const ALL_LAYERS_ARGS: &[&str] = &[];
+/// Arguments that make zcprof attach every layer it has: the default attaches every layer
+/// this kernel allows (syscall, lifecycle, io_uring, mapped, and the kernel layer where
+/// fentry or kprobes work) but the opt-in ones, which are asked for here (`--flows`: beside
+/// `zcprof` it shows what the descriptor-kind lookups cost).
+const ALL_LAYERS_ARGS: &[&str] = &["--flows"];
 /// The default without the io_uring layer: beside `zcprof` it shows what that layer costs.
 const NO_IO_URING_ARGS: &[&str] = &["--disable-layer", "io_uring"];
 

@@ -478,6 +478,7 @@ fn markdown(results: &Results) -> String {
     }
 
     md.push_str(&io_uring_cost(results));
+    md.push_str(&flows_cost(results));
 
     md.push_str("\n## Startup (in-process `probes::load`: BTF, object load, verifier, every attach)\n\n| syscall probe mode | load + attach | detach (drop) |\n|---|---|---|\n");
     for (mode, attach, detach) in &results.startup {
@@ -568,22 +569,32 @@ fn markdown(results: &Results) -> String {
     md
 }
 
+/// Whether workload `w` ran under condition `c` in this run.
+fn ran(results: &Results, w: Workload, c: Condition) -> bool {
+    results.workloads.contains(&w) && results.conditions.contains(&c)
+}
+
+/// The median added CPU ns per event of `w` under `c`, if it ran.
+fn added_median(results: &Results, w: Workload, c: Condition) -> Option<f64> {
+    ran(results, w, c)
+        .then(|| cell(results, w, c).added_ns.map(|s| s.median))
+        .flatten()
+}
+
+/// A signed ns figure, `—` when there is none.
+fn ns(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format!("{v:+.0} ns"))
+}
+
 /// The io_uring layer's cost beside the syscall layer's, from the medians of added CPU ns
 /// per request on the uring workload (whose requests the syscall layer never sees: it only
 /// pays its sys_exit hook on each `io_uring_enter`) and per syscall on the storm.
 fn io_uring_cost(results: &Results) -> String {
-    let has = |w: Workload, c: Condition| {
-        results.workloads.contains(&w) && results.conditions.contains(&c)
-    };
+    let has = |w: Workload, c: Condition| ran(results, w, c);
     if !has(Workload::Uring, Condition::Zcprof) {
         return String::new();
     }
-    let added = |w: Workload, c: Condition| {
-        has(w, c)
-            .then(|| cell(results, w, c).added_ns.map(|s| s.median))
-            .flatten()
-    };
-    let ns = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:+.0} ns"));
+    let added = |w: Workload, c: Condition| added_median(results, w, c);
     let mut md = String::from(
         "\n## The io_uring layer's cost, beside the syscall layer's\n\nAdded CPU ns per counted event (medians): per completed request on `uring` (two io_uring tracepoint hits each, and a sys_exit hit per 32 requests), per syscall on `storm` (one sys_exit hit each). The io_uring layer's own share is `zcprof` minus `zcprof no io_uring` on `uring`.\n\n| workload | empty hooks | zcprof | zcprof no io_uring | io_uring layer | bpftrace | bpftrace raw_syscalls |\n|---|---|---|---|---|---|---|\n",
     );
@@ -606,6 +617,43 @@ fn io_uring_cost(results: &Results) -> String {
             ns(added(w, Condition::Bpftrace)),
             ns(added(w, Condition::BpftraceRaw)),
         );
+    }
+    md
+}
+
+/// The flows layer's cost (`--flows`, in `zcprof all layers`): what its descriptor-kind
+/// lookups add per syscall on the syscall-bound workloads, against the rule that keeps such
+/// a dimension on by default only if the added ns per syscall grow by at most 15 %.
+fn flows_cost(results: &Results) -> String {
+    let added = |w: Workload, c: Condition| added_median(results, w, c);
+    let mut md = String::from(
+        "\n## The flows layer's cost (`--flows`)\n\nAdded CPU ns per syscall (medians) of `zcprof` and of `zcprof all layers` (the same with `--flows`: every counted syscall also looks its descriptors up in the task's file table). The layer may be on by default only if it adds at most 15 % to zcprof's added ns per syscall; otherwise it stays opt-in.\n\n| workload | zcprof | zcprof --flows | flows layer | growth | on by default? |\n|---|---|---|---|---|---|\n",
+    );
+    let mut rows = 0;
+    for w in [Workload::Storm, Workload::DdBs1] {
+        let (Some(z), Some(all)) = (added(w, Condition::Zcprof), added(w, Condition::ZcprofAll))
+        else {
+            continue;
+        };
+        rows += 1;
+        let growth = (z > 0.0).then(|| (all - z) / z);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            w.name(),
+            ns(Some(z)),
+            ns(Some(all)),
+            ns(Some(all - z)),
+            growth.map_or("—".into(), |g| format!("{:+.0} %", g * 100.0)),
+            match growth {
+                Some(g) if g <= 0.15 => "yes (≤ 15 %)",
+                Some(_) => "no: opt-in (> 15 %)",
+                None => "—",
+            },
+        );
+    }
+    if rows == 0 {
+        return String::new();
     }
     md
 }

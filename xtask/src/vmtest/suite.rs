@@ -61,7 +61,10 @@ const HOST_ONLY: &[(&str, &str)] = &[
     ("demos", "a_missing_demo_binary_says_how_to_build_it"),
     // What run, record and diff make of the flows (the exactness tests check the kernel's).
     ("flows", "run_record_and_diff_carry_flows"),
-    ("flows", "time_bounded_recordings_compare_per_delivered_byte"),
+    (
+        "flows",
+        "time_bounded_recordings_compare_per_delivered_byte",
+    ),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it
