@@ -228,14 +228,18 @@ pub struct Event {
     pub layer: u32,
     /// FINAL only: the slot of that layer's table (`Key::slot`).
     pub slot: u32,
-    /// Explicit padding, so that `comm` and `counts` are 8-byte aligned with no implicit
-    /// gap.
+    /// Explicit padding, so that `cgroup`, `comm` and `counts` are 8-byte aligned with no
+    /// implicit gap.
     pub _pad: u32,
+    /// The current task's cgroup v2 id (`bpf_get_current_cgroup_id`: the inode number of its
+    /// directory in the cgroup2 filesystem): FORK, the parent's (the child's, unless it was
+    /// cloned into another); EXEC and EXIT, the process's.
+    pub cgroup: u64,
     pub comm: [u8; COMM_LEN],
     /// FINAL only.
     pub counts: Counts,
 }
-const _: () = assert!(core::mem::size_of::<Event>() == 48 + core::mem::size_of::<Counts>());
+const _: () = assert!(core::mem::size_of::<Event>() == 56 + core::mem::size_of::<Counts>());
 
 #[cfg(feature = "user")]
 mod pod {

@@ -20,7 +20,9 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_loop},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_loop,
+    },
     macros::{map, tracepoint},
     maps::{HashMap, ring_buf::RingBufEntry},
     programs::TracePointContext,
@@ -285,6 +287,7 @@ fn fill(
         (*event).layer = layer;
         (*event).slot = slot;
         (*event)._pad = 0;
+        (*event).cgroup = bpf_get_current_cgroup_id();
         (*event).comm = comm;
         (*event).counts = match counts {
             Some(counts) => *counts,

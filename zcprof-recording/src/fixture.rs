@@ -90,6 +90,8 @@ pub fn recording(duration_s: f64, procs: &[(u32, &str, &[Call])]) -> Recording {
             comm: comm.to_string(),
             origin: "forked".into(),
             exited: true,
+            cgroup: None,
+            container: None,
             layers: layers(calls),
         })
         .collect();

@@ -133,6 +133,14 @@ pub struct ProcessRecord {
     /// `forked` (seen from its start) or `existing` (counted from when probes attached).
     pub origin: String,
     pub exited: bool,
+    /// Its cgroup v2 path (`/system.slice/nginx.service`), when known; absent otherwise
+    /// (and in recordings made before zcprof recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The container or unit that path names (`docker 0123456789ab`, `unit nginx.service`),
+    /// when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     pub layers: Layers,
 }
 

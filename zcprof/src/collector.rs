@@ -174,11 +174,13 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
             child: event.pid,
             comm,
             followed: followed.is_some(),
+            cgroup: event.cgroup,
         },
         event_kind::EXEC => ProcEvent::Exec {
             tgid: event.tgid,
             comm,
             followed,
+            cgroup: event.cgroup,
         },
         event_kind::FINAL => {
             let (layer, counting) = probes::counting_layer(event.layer)?;
@@ -196,6 +198,7 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
             tgid: event.tgid,
             comm,
             followed,
+            cgroup: event.cgroup,
         },
         _ => return None,
     })
@@ -294,6 +297,7 @@ mod tests {
             layer: zcprof_common::layer::SYSCALL,
             slot: 1,
             _pad: 0,
+            cgroup: 7,
             comm,
             counts: Counts {
                 calls: 3,
@@ -340,6 +344,7 @@ mod tests {
                 child: 11,
                 comm: "dd".into(),
                 followed: true,
+                cgroup: 7,
             })
         );
         assert_eq!(
@@ -348,6 +353,7 @@ mod tests {
                 tgid: 10,
                 comm: "dd".into(),
                 followed: Some(9),
+                cgroup: 7,
             })
         );
         match decode(&raw(&event(event_kind::FINAL))) {
@@ -385,6 +391,7 @@ mod tests {
                 tgid: 10,
                 comm: "dd".into(),
                 followed: Some(9),
+                cgroup: 7,
             })
         );
     }
@@ -401,6 +408,7 @@ mod tests {
                 tgid: 10,
                 comm: "dd".into(),
                 followed: None,
+                cgroup: 7,
             })
         );
     }

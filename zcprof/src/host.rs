@@ -8,6 +8,7 @@
 
 use std::{fs, path::Path};
 
+pub mod cgroup;
 pub mod privileges;
 pub mod procfs;
 

@@ -73,6 +73,12 @@ pub struct Process {
     /// or its seeding, never guessed from a parent pid. Sticky: once seen followed, an
     /// instance stays a member after it exits.
     pub followed: bool,
+    /// Its cgroup v2 id (the inode number of its directory in the cgroup2 filesystem), as
+    /// the last lifecycle record about it said (a fork: its parent's; an exec, an exit: its
+    /// own), `None` when no record said (it started before zcprof and has not exec'd or
+    /// exited yet: `host::cgroup` reads /proc then). A process moved to another cgroup
+    /// keeps every byte under the last one seen.
+    pub cgroup: Option<u64>,
     /// Everything each layer counted for it since the probes attached.
     pub totals: Counters,
     /// What each layer counted for it during the last interval (see [`Model::tick`]).
@@ -93,6 +99,13 @@ impl Process {
         }
     }
 
+    /// Takes a lifecycle record's cgroup id (0: the record did not know it).
+    fn set_cgroup(&mut self, id: u64) {
+        if id != 0 {
+            self.cgroup = Some(id);
+        }
+    }
+
     /// Did something in the last interval, in any layer.
     pub fn active(&self) -> bool {
         !self.interval.is_zero()
@@ -108,6 +121,7 @@ impl Process {
             origin,
             exited: false,
             followed: false,
+            cgroup: None,
             totals: Counters::zero(),
             interval: Counters::zero(),
             at_last_tick: Counters::zero(),
@@ -258,6 +272,7 @@ impl Model {
                 child,
                 comm,
                 followed,
+                cgroup,
             } => {
                 // A live instance with the child's PID must have exited unseen.
                 if let Some(stale) = self.live.get(child).copied() {
@@ -269,17 +284,20 @@ impl Model {
                     p.ppid = Some(*parent);
                     p.parent = parent_id;
                     p.followed = *followed;
+                    p.set_cgroup(*cgroup);
                 }
             }
             ProcEvent::Exec {
                 tgid,
                 comm,
                 followed,
+                cgroup,
             } => {
                 let id = self.live_or_create(*tgid, comm, source);
                 self.follow(id, *followed);
                 if let Some(p) = self.procs.get_mut(&id) {
                     p.comm.clone_from(comm);
+                    p.set_cgroup(*cgroup);
                 }
             }
             ProcEvent::Final {
@@ -318,13 +336,15 @@ impl Model {
                 tgid,
                 comm,
                 followed,
+                cgroup,
             } => {
                 let id = self.live_or_create(*tgid, comm, source);
                 self.follow(id, *followed);
-                if let Some(p) = self.procs.get_mut(&id)
-                    && p.comm.is_empty()
-                {
-                    p.comm.clone_from(comm);
+                if let Some(p) = self.procs.get_mut(&id) {
+                    if p.comm.is_empty() {
+                        p.comm.clone_from(comm);
+                    }
+                    p.set_cgroup(*cgroup);
                 }
                 self.mark_exited(*tgid, id);
             }

@@ -8,7 +8,10 @@
 //! the map entries the model takes over are handed back to the collector here, for every
 //! layer; no command does either itself.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, anyhow};
 use aya::maps::{HashMap, MapData};
@@ -21,10 +24,10 @@ use zcprof_common::{
 use crate::{
     collector::{self, Collector, Control},
     host::{
-        privileges,
+        cgroup, privileges,
         procfs::{self, Procfs},
     },
-    model::{Model, ProcSource as _},
+    model::{Model, ProcEvent, ProcId, ProcSource as _},
     probes::{self, Layer, LayerSummary, LoadOptions, ProbeStatus},
     stdio::{self, say},
 };
@@ -82,6 +85,8 @@ pub struct Session {
     /// The mapped layer's high-water marks (`zcprof_common::mapped::MARKS_MAP`), when the
     /// layer attached: the per-file pages behind its per-process figure.
     mapped_marks: Option<HashMap<MapData, FileKey, Mark>>,
+    /// cgroup ids to paths, learnt at each batch while the cgroups exist.
+    pub cgroups: cgroup::Resolver,
 }
 
 impl Session {
@@ -160,7 +165,24 @@ impl Session {
             followed_alive: followed.as_ref().map(|_| 0),
             followed,
             mapped_marks,
+            cgroups: cgroup::Resolver::new(),
         })
+    }
+
+    /// The cgroup of each of `members` that is known, by instance.
+    pub fn cgroups_of(&mut self, members: &[ProcId]) -> BTreeMap<ProcId, cgroup::Cgroup> {
+        members
+            .iter()
+            .filter_map(|id| {
+                let p = self.model.process(*id)?;
+                let alive = !p.exited;
+                let (cgroup, tgid) = (p.cgroup, p.tgid);
+                if cgroup.is_none() && !alive {
+                    return None;
+                }
+                Some((*id, self.cgroups.describe(cgroup, tgid)?))
+            })
+            .collect()
     }
 
     /// Whether the mapped layer attached (its figures can be compared with ground truth).
@@ -273,6 +295,13 @@ impl Session {
             return Err(self.stopped().await);
         };
         let forget = self.model.apply(&batch, &Procfs);
+        self.cgroups
+            .learn(batch.events.iter().filter_map(|e| match e {
+                ProcEvent::Fork { cgroup, .. }
+                | ProcEvent::Exec { cgroup, .. }
+                | ProcEvent::Exit { cgroup, .. } => Some(*cgroup),
+                ProcEvent::Final { .. } => None,
+            }));
         // After the batch's ring-buffer records: a process forked since then is in the map
         // but not in the model yet (its instance comes with its fork record), one that
         // exited since then has its exit record, flag included, in the next batch.
@@ -352,7 +381,7 @@ mod tests {
     use zcprof_common::{Counts, Key};
 
     use super::*;
-    use crate::model::{Batch, Forget, ProcEvent};
+    use crate::model::{Batch, Forget};
 
     impl Session {
         /// A session over a fake collector (no probes): what `start` builds after loading.
@@ -367,6 +396,7 @@ mod tests {
                 followed: None,
                 followed_alive: None,
                 mapped_marks: None,
+                cgroups: cgroup::Resolver::new(),
             }
         }
     }
@@ -479,11 +509,13 @@ mod tests {
                         child: 1 << 30,
                         comm: "gone".into(),
                         followed: false,
+                        cgroup: 0,
                     },
                     ProcEvent::Exit {
                         tgid: 1 << 30,
                         comm: "gone".into(),
                         followed: None,
+                        cgroup: 0,
                     },
                 ],
                 ..Batch::empty(start)

@@ -28,7 +28,7 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// `io_uring` runs its demo-based test (its fio ones skip: fio is not in the initramfs);
 /// `mapped` counts mapped file pages exactly on 6.12 and finds the layer unavailable, with
 /// its reason, on 6.1; `flows` finds every descriptor kind through each kernel's own struct
-/// layout.
+/// layout; `cgroups` mounts cgroup2 (the initramfs has none) and counts per cgroup.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -38,6 +38,7 @@ const TESTS: &[&str] = &[
     "io_uring",
     "mapped",
     "flows",
+    "cgroups",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the

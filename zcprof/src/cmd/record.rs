@@ -264,9 +264,11 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
     outcome.interrupted = end == End::Signal;
 
     let chosen = selection.members(&session);
+    let cgroups = session.cgroups_of(&chosen);
     let rec = recording::build(
         &session.model,
         &chosen,
+        &cgroups,
         &session.layers,
         Meta {
             workload,

@@ -98,6 +98,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         interrupted,
     };
     let members = members(&session, pid);
+    let cgroups = session.cgroups_of(&members);
     let command = opts
         .command
         .iter()
@@ -116,6 +117,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         .iter()
         .map(|(key, mark)| summary::MappedFile::of(key, mark))
         .collect();
+    s.cgroups = cgroups;
     let rendered = if opts.json {
         summary::json(&s)
     } else {

@@ -17,6 +17,8 @@ pub enum ProcEvent {
         child: u32,
         comm: String,
         followed: bool,
+        /// The parent's cgroup v2 id, which the child starts in (0: unknown).
+        cgroup: u64,
     },
     /// `tgid` executed a program now called `comm`; `followed` is `Some(parent)` when the
     /// kernel follows it.
@@ -24,6 +26,8 @@ pub enum ProcEvent {
         tgid: u32,
         comm: String,
         followed: Option<u32>,
+        /// Its cgroup v2 id at the exec (0: unknown).
+        cgroup: u64,
     },
     /// The final counts of one slot of a counting layer (an index into its table) of
     /// exiting process `tgid`.
@@ -39,6 +43,8 @@ pub enum ProcEvent {
         tgid: u32,
         comm: String,
         followed: Option<u32>,
+        /// Its cgroup v2 id at the exit (0: unknown).
+        cgroup: u64,
     },
 }
 

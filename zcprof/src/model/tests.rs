@@ -80,6 +80,7 @@ fn fork(parent: u32, child: u32, comm: &str) -> ProcEvent {
         child,
         comm: comm.into(),
         followed: false,
+        cgroup: 0,
     }
 }
 
@@ -88,6 +89,7 @@ fn exit(tgid: u32, comm: &str) -> ProcEvent {
         tgid,
         comm: comm.into(),
         followed: None,
+        cgroup: 0,
     }
 }
 
@@ -571,12 +573,14 @@ fn membership_comes_from_the_kernel_not_from_proc() {
         tgid: 20,
         comm: "dd".into(),
         followed: Some(10),
+        cgroup: 0,
     };
     let followed_fork = ProcEvent::Fork {
         parent: 10,
         child: 21,
         comm: "sh".into(),
         followed: true,
+        cgroup: 0,
     };
     m.apply(
         &clock.batch(

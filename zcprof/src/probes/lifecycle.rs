@@ -50,8 +50,11 @@ fn names() -> Names {
     }
 }
 
-fn probes(_: &LoadOptions) -> Box<dyn LayerProbes> {
-    Box::new(Lifecycle { offsets: None })
+fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
+    Box::new(Lifecycle {
+        offsets: None,
+        flows: opts.flows,
+    })
 }
 
 /// Every counting layer's own exit program (see `zcprof_common::Counting::exit_flush`).
@@ -70,6 +73,15 @@ pub fn exit_flush_probe(layer: Layer) -> String {
 struct Lifecycle {
     /// The programs' field offsets, once read from tracefs.
     offsets: Option<Offsets>,
+    /// `--flows`: the opt-in flows layer's exit flush is attached (and listed) only then.
+    flows: bool,
+}
+
+impl Lifecycle {
+    /// The exit flushes of the layers this load counts with.
+    fn exit_flushes(&self) -> impl Iterator<Item = (Layer, &'static str)> + '_ {
+        exit_flushes().filter(|(layer, _)| *layer != Layer::Flows || self.flows)
+    }
 }
 
 /// Field offsets the programs read: newtask `pid` and `clone_flags`, and exit `group_dead`
@@ -109,7 +121,10 @@ impl LayerProbes for Lifecycle {
             let names = TRACEPOINTS
                 .iter()
                 .map(|(category, event, _)| format!("{category}:{event}"))
-                .chain(exit_flushes().map(|(layer, _)| exit_flush_probe(layer)));
+                .chain(
+                    self.exit_flushes()
+                        .map(|(layer, _)| exit_flush_probe(layer)),
+                );
             for probe in names {
                 probes.push(ProbeStatus::unavailable(
                     Layer::Lifecycle,
@@ -125,7 +140,7 @@ impl LayerProbes for Lifecycle {
             // Each after `process_exit`: a counting layer's exit flush without it still
             // leaves the layer counting, and user space reads an exited process's entries
             // from the map instead (they are only not freed as early).
-            .chain(exit_flushes().map(|(layer, name)| {
+            .chain(self.exit_flushes().map(|(layer, name)| {
                 (exit_flush_probe(layer), "sched", "sched_process_exit", name)
             }));
         for (probe, category, event, name) in targets {

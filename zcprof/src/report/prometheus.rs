@@ -371,6 +371,7 @@ mod tests {
                     child: 42,
                     comm: "cat".into(),
                     followed: false,
+                    cgroup: 0,
                 }],
                 counts: [(Layer::Syscall, read)]
                     .into_iter()
@@ -489,6 +490,7 @@ mod tests {
                     child: 43,
                     comm: "fio".into(),
                     followed: false,
+                    cgroup: 0,
                 }],
                 counts: vec![
                     (

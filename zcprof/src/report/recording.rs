@@ -2,10 +2,13 @@
 //! the chosen process instances with their figures per layer, their total, and everything
 //! needed to judge the numbers later (version, kernel, layers live, lost events, timing).
 
+use std::collections::BTreeMap;
+
 use zcprof_recording::{ProcessRecord, Recording, Total, Workload, format::SCHEMA};
 
 use super::{Lost, figures};
 use crate::{
+    host::cgroup::Cgroup,
     model::{Counters, Model, Origin, ProcId},
     probes::{LayerSummary, copy_source},
 };
@@ -26,7 +29,13 @@ pub struct Meta {
 /// among them: the machine and `--comm` select by what ran, and zcprof's own reads (the
 /// kernel's BTF, /proc for every new process) would otherwise land in a machine-wide
 /// recording and differ between two recordings for reasons that are not the workload's.
-pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: Meta) -> Recording {
+pub fn build(
+    model: &Model,
+    members: &[ProcId],
+    cgroups: &BTreeMap<ProcId, Cgroup>,
+    layers: &[LayerSummary],
+    meta: Meta,
+) -> Recording {
     let mut total = Counters::zero();
     let copy_source = copy_source(layers);
     let own = std::process::id();
@@ -36,6 +45,7 @@ pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: M
         .filter(|p| p.tgid != own)
         .map(|p| {
             total.add(&p.totals);
+            let cgroup = cgroups.get(&p.id);
             ProcessRecord {
                 pid: p.tgid,
                 ppid: p.ppid,
@@ -46,6 +56,8 @@ pub fn build(model: &Model, members: &[ProcId], layers: &[LayerSummary], meta: M
                 }
                 .into(),
                 exited: p.exited,
+                cgroup: cgroup.and_then(|c| c.path.clone()),
+                container: cgroup.and_then(|c| c.container.clone()),
                 layers: figures::layers(&p.totals, copy_source),
             }
         })

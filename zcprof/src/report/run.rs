@@ -1,6 +1,8 @@
 //! The summary `zcprof run` prints when the profiled command exits: per process and in
 //! total, bytes/calls/errors per syscall, copy versus zero-copy, and size histograms.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use zcprof_common::{
     Counts, HIST_BUCKETS, hist,
@@ -15,9 +17,10 @@ use super::{
     layers_line,
 };
 use crate::{
+    host::cgroup::Cgroup,
     model::{
-        Counters, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Model, Origin, ProcId, Process,
-        Syscalls, Totals, errno_names,
+        Counters, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Model, Origin, ProcId,
+        Process, Syscalls, Totals, errno_names,
     },
     probes::{Layer, LayerSummary, copy_source},
     units,
@@ -46,6 +49,8 @@ pub struct Summary<'a> {
     /// kernel's marks still held at the end (`Session::mapped_files`); empty when the layer
     /// did not attach.
     pub mapped_files: Vec<MappedFile>,
+    /// The cgroup of each process that has a known one (`Session::cgroups_of`).
+    pub cgroups: BTreeMap<ProcId, Cgroup>,
 }
 
 /// One file a process mapped pages of (the mapped layer's mark for it).
@@ -98,6 +103,7 @@ impl<'a> Summary<'a> {
             processes,
             total,
             mapped_files: Vec::new(),
+            cgroups: BTreeMap::new(),
         }
     }
 
@@ -147,6 +153,8 @@ struct JsonProcess<'a> {
     comm: &'a str,
     origin: Origin,
     exited: bool,
+    /// `null` when unknown.
+    cgroup: Option<&'a Cgroup>,
     #[serde(flatten)]
     figures: JsonFigures,
 }
@@ -284,6 +292,7 @@ pub fn json(s: &Summary) -> String {
                 comm: &p.comm,
                 origin: p.origin,
                 exited: p.exited,
+                cgroup: s.cgroups.get(&p.id),
                 figures: JsonFigures::of(
                     &p.totals,
                     s.copy_source(),
@@ -347,12 +356,16 @@ pub fn text(s: &Summary) -> String {
             p.tgid,
             p.name()
         ));
+        if let Some(line) = s.cgroups.get(&p.id).and_then(cgroup_line) {
+            out.push_str(&line);
+        }
         table(&mut out, &p.totals.syscall);
         flows_table(&mut out, &p.totals.flows);
         io_uring_table(&mut out, &p.totals.io_uring);
         mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
     }
+    cgroup_totals(&mut out, s);
     if s.processes.len() != 1 {
         out.push_str(&format!("\ntotal of {} processes\n", s.processes.len()));
         table(&mut out, &s.total.syscall);
@@ -420,6 +433,57 @@ fn mapped_line(out: &mut String, t: &Totals<MappedSlots>, files: &[MappedFile]) 
         out.push_str(&format!(
             "    … and {} more files (run --json lists all)\n",
             files.len() - FILES_SHOWN
+        ));
+    }
+}
+
+/// `  cgroup PATH (CONTAINER)`, for a process outside the root cgroup.
+fn cgroup_line(c: &Cgroup) -> Option<String> {
+    let path = match (&c.path, c.id) {
+        (Some(path), _) if path == "/" => return None,
+        (Some(path), _) => path.clone(),
+        (None, Some(id)) => format!("id {id} (removed before zcprof resolved it)"),
+        (None, None) => return None,
+    };
+    let container = c
+        .container
+        .as_ref()
+        .map(|k| format!(" ({k})"))
+        .unwrap_or_default();
+    Some(format!("  cgroup {path}{container}\n"))
+}
+
+/// Per cgroup, when the processes ran in more than one: their copied and zero-copy bytes
+/// (syscall and io_uring layers), biggest copier first.
+fn cgroup_totals(out: &mut String, s: &Summary) {
+    let mut by: BTreeMap<String, Figures> = BTreeMap::new();
+    for p in &s.processes {
+        let name = match s.cgroups.get(&p.id) {
+            Some(Cgroup {
+                path: Some(path), ..
+            }) => path.clone(),
+            Some(Cgroup { id: Some(id), .. }) => format!("id {id}"),
+            _ => "unknown".into(),
+        };
+        let mut f = p.totals.syscall.figures();
+        f.add(&p.totals.io_uring.figures());
+        by.entry(name).or_default().add(&f);
+    }
+    if by.len() < 2 {
+        return;
+    }
+    let mut rows: Vec<(String, Figures)> = by.into_iter().collect();
+    rows.sort_by(|a, b| {
+        b.1.copied_bytes()
+            .cmp(&a.1.copied_bytes())
+            .then(a.0.cmp(&b.0))
+    });
+    out.push_str("\nby cgroup (syscall and io_uring layers)\n");
+    for (path, f) in rows {
+        out.push_str(&format!(
+            "  {path}: copied {} B, zero-copy {} B\n",
+            units::count(f.copied_bytes()),
+            units::count(f.zero_copy_bytes),
         ));
     }
 }

@@ -120,18 +120,21 @@ pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
                 tgid: 500,
                 comm: "zcprof-demo".into(),
                 followed: None,
+                cgroup: 0,
             });
             events.push(ProcEvent::Fork {
                 parent: 500,
                 child: 501,
                 comm: "zcprof-demo".into(),
                 followed: false,
+                cgroup: 0,
             });
             events.push(ProcEvent::Fork {
                 parent: 500,
                 child: 502,
                 comm: "zcprof-demo".into(),
                 followed: false,
+                cgroup: 0,
             });
         }
         let batch = Batch {
@@ -451,6 +454,7 @@ fn a_process_only_the_kernel_layer_saw_is_listed() {
                 child: 77,
                 comm: "kworker".into(),
                 followed: false,
+                cgroup: 0,
             }],
             counts: vec![(
                 Layer::Kernel,

@@ -1,0 +1,261 @@
+//! Processes in real cgroup v2 directories: the test makes two, forked workloads move
+//! themselves into them and move known bytes, and the profiler must put each process in
+//! its cgroup and the bytes per cgroup exactly; `run` and `record` name the cgroups.
+
+mod common;
+
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+};
+
+use common::{Child, TempFile, in_child, privileged};
+use serde_json::Value;
+use zcprof::{host::cgroup, probes::SyscallProbe};
+
+/// Two cgroups under the cgroup2 root (mounted here if the host has none, as in the lab),
+/// removed when dropped.
+struct Cgroups {
+    root: PathBuf,
+    /// Relative to the cgroup2 root: `/zcprof-test-PID`.
+    base: String,
+    mounted: Option<PathBuf>,
+}
+
+impl Cgroups {
+    fn new(tag: &str) -> Cgroups {
+        let (root, mounted) = match cgroup::v2_root() {
+            Ok(root) => (root, None),
+            Err(_) => {
+                let dir =
+                    std::env::temp_dir().join(format!("zcprof-cgroup2-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).expect("mount point");
+                let target = CString::new(dir.as_os_str().as_encoded_bytes()).expect("path");
+                let fs = CString::new("cgroup2").expect("no NUL");
+                // SAFETY: NUL-terminated strings that outlive the call; no data argument.
+                let mounted = unsafe {
+                    libc::mount(
+                        fs.as_ptr(),
+                        target.as_ptr(),
+                        fs.as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    )
+                };
+                assert_eq!(mounted, 0, "mounting cgroup2 at {}", dir.display());
+                (dir.clone(), Some(dir))
+            }
+        };
+        let base = format!("/zcprof-test-{tag}-{}", std::process::id());
+        for child in ["a", "b"] {
+            std::fs::create_dir_all(root.join(&base[1..]).join(child)).expect("mkdir cgroup");
+        }
+        Cgroups {
+            root,
+            base,
+            mounted,
+        }
+    }
+
+    /// The `cgroup.procs` of child cgroup `name`.
+    fn procs(&self, name: &str) -> PathBuf {
+        self.root
+            .join(&self.base[1..])
+            .join(name)
+            .join("cgroup.procs")
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.base)
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        let dir = self.root.join(&self.base[1..]);
+        for child in ["a", "b"] {
+            let _ = std::fs::remove_dir(dir.join(child));
+        }
+        let _ = std::fs::remove_dir(&dir);
+        if let Some(m) = &self.mounted
+            && let Ok(target) = CString::new(m.as_os_str().as_encoded_bytes())
+        {
+            // SAFETY: a NUL-terminated path this test mounted.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            let _ = std::fs::remove_dir(m);
+        }
+    }
+}
+
+/// A child that moves itself into the cgroup whose `cgroup.procs` is `procs` (a counted
+/// write of "0"), then reads `file` to EOF.
+fn workload(procs: &Path, file: &TempFile) -> Child {
+    let procs = CString::new(procs.as_os_str().as_encoded_bytes()).expect("path");
+    let fd = file.open(libc::O_RDONLY);
+    let mut buf = vec![0u8; 32_768];
+    let child = in_child(|t| {
+        // SAFETY: raw syscalls on a path, a descriptor and a buffer prepared above.
+        unsafe {
+            let cg = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            assert!(cg >= 0);
+            t.note("write", libc::write(cg, b"0".as_ptr().cast(), 1));
+            libc::close(cg);
+            while t.note("read", libc::read(fd, buf.as_mut_ptr().cast(), buf.len())) > 0 {}
+        }
+    });
+    // SAFETY: closing a descriptor this test opened.
+    unsafe { libc::close(fd) };
+    child
+}
+
+#[test]
+fn processes_are_counted_in_their_cgroups_exactly() {
+    if !privileged("processes_are_counted_in_their_cgroups_exactly") {
+        return;
+    }
+    let groups = Cgroups::new("lib");
+    let (rt, mut session) = common::session(SyscallProbe::Btf);
+    let small = TempFile::new("cgroup-a", 100_000);
+    let large = TempFile::new("cgroup-b", 300_000);
+    let children = [
+        ("a", workload(&groups.procs("a"), &small)),
+        ("a", workload(&groups.procs("a"), &small)),
+        ("b", workload(&groups.procs("b"), &large)),
+    ];
+    rt.block_on(session.flush()).expect("flush");
+    let ids: Vec<_> = children
+        .iter()
+        .map(|(_, c)| {
+            session
+                .model
+                .child_of(std::process::id(), c.pid)
+                .expect("the child's instance")
+        })
+        .collect();
+    let cgroups = session.cgroups_of(&ids);
+    for ((name, child), id) in children.iter().zip(&ids) {
+        let c = cgroups.get(id).expect("a cgroup");
+        assert_eq!(
+            c.path.as_deref(),
+            Some(groups.path(name).as_str()),
+            "{}",
+            child.pid
+        );
+        assert_eq!(c.container, None);
+        assert!(c.id.is_some_and(|id| id > 1), "{c:?}");
+    }
+    // Per cgroup: the sum of its processes' bytes, against the sum of their tallies.
+    for name in ["a", "b"] {
+        let path = groups.path(name);
+        let counted: u64 = ids
+            .iter()
+            .filter(|id| cgroups.get(id).and_then(|c| c.path.as_deref()) == Some(&path))
+            .map(|id| {
+                let p = session.model.process(*id).expect("instance");
+                p.totals
+                    .syscall
+                    .slots()
+                    .iter()
+                    .map(|s| s.bytes)
+                    .sum::<u64>()
+            })
+            .sum();
+        let truth: u64 = children
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, c)| c.tally.bytes.iter().sum::<u64>())
+            .sum();
+        assert_eq!(counted, truth, "cgroup {path}");
+    }
+    assert_eq!(
+        children[0].1.tally.get("read").1 + children[1].1.tally.get("read").1,
+        200_000
+    );
+}
+
+/// `run --json` and `record` of a shell that moves itself into a cgroup and then execs dd:
+/// the process is shown in that cgroup, and `run` adds the per-cgroup totals.
+#[test]
+fn run_and_record_name_the_cgroup() {
+    if !privileged("run_and_record_name_the_cgroup") {
+        return;
+    }
+    let groups = Cgroups::new("cli");
+    let script = format!(
+        "echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=4096 count=25 status=none",
+        groups.procs("b").display()
+    );
+    let out = common::zcprof()
+        .args(["run", "--json", "--", "sh", "-c", &script])
+        .output()
+        .expect("zcprof run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stderr).expect("run JSON");
+    let errors: Vec<String> = common::run_schema()
+        .iter_errors(&run)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let dd = run["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["comm"] == "dd")
+        .expect("dd");
+    assert_eq!(dd["cgroup"]["path"], groups.path("b").as_str(), "{dd}");
+    // dd's writes, and the shell's echo of its pid into cgroup.procs before the exec.
+    let echo = dd["pid"].to_string().len() as u64 + 1;
+    assert_eq!(
+        dd["syscall"]["syscalls"]["write"]["bytes"],
+        25 * 4096 + echo
+    );
+
+    // The text form; two cgroups (the parent's shell is not in `b` before its echo: one
+    // process, so the per-cgroup section needs a second one).
+    let script = format!(
+        "sh -c 'echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=4096 count=3 status=none'; sh -c 'echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=4096 count=5 status=none'",
+        groups.procs("a").display(),
+        groups.procs("b").display()
+    );
+    let out = common::zcprof()
+        .args(["run", "--", "sh", "-c", &script])
+        .output()
+        .expect("zcprof run");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!("  cgroup {}\n", groups.path("a"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nby cgroup (syscall and io_uring layers)\n"),
+        "{text}"
+    );
+
+    let file = common::temp("cgroup-record");
+    let status = common::zcprof()
+        .args(["record", "-o"])
+        .arg(&file)
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=4096 count=2 status=none",
+            groups.procs("a").display()
+        ))
+        .status()
+        .expect("zcprof record");
+    assert!(status.success());
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("recording")).expect("JSON");
+    let dd = rec["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["comm"] == "dd")
+        .expect("dd");
+    assert_eq!(dd["cgroup"], groups.path("a").as_str(), "{dd}");
+    assert!(dd.get("container").is_none());
+    zcprof_recording::parse(&std::fs::read(&file).expect("recording")).expect("parses");
+}
