@@ -114,6 +114,7 @@ pub fn recording(duration_s: f64, procs: &[(u32, &str, &[Call])]) -> Recording {
                 command: vec!["demo".into()],
             }],
             comm: None,
+            cgroups: Vec::new(),
             exit_code: Some(0),
             signal: None,
         },

@@ -54,6 +54,10 @@ pub struct Workload {
     pub targets: Vec<Target>,
     /// The `--comm` substring, for `kind: comm`.
     pub comm: Option<String>,
+    /// `--cgroup` paths: only processes in these cgroups (or below) were recorded. Absent
+    /// when not given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
     /// How the command ended (`kind: command`); both `null` when it was still running.
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,

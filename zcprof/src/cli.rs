@@ -117,6 +117,15 @@ struct RecordArgs {
         conflicts_with = "command"
     )]
     comm: Option<String>,
+    /// Record only processes in this cgroup v2 (a path such as /system.slice/nginx.service,
+    /// or its directory under the cgroup2 mount) or below it (repeatable)
+    #[arg(
+        long,
+        value_name = "PATH",
+        value_parser = crate::host::cgroup::parse_path,
+        conflicts_with_all = ["command", "pid"]
+    )]
+    cgroup: Vec<String>,
     /// The command to run and record, after `--`
     #[arg(
         trailing_var_arg = true,
@@ -334,6 +343,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     output: args.output,
                     duration: args.duration,
                     subject,
+                    cgroups: args.cgroup,
                 },
             ))
         }

@@ -259,3 +259,71 @@ fn run_and_record_name_the_cgroup() {
     assert!(dd.get("container").is_none());
     zcprof_recording::parse(&std::fs::read(&file).expect("recording")).expect("parses");
 }
+
+/// `record --cgroup PATH` records the processes in that cgroup only, and says so in the
+/// workload; a cgroup that does not exist is one line and exit status 2.
+#[test]
+fn record_selects_by_cgroup() {
+    if !privileged("record_selects_by_cgroup") {
+        return;
+    }
+    let groups = Cgroups::new("select");
+    let file = common::temp("cgroup-select");
+    let mut record = common::zcprof()
+        .args(["record", "--duration", "3s", "--cgroup"])
+        .arg(groups.path("a"))
+        .arg("-o")
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("zcprof record");
+    common::wait_attached(&mut record);
+    for (name, count) in [("a", 7), ("b", 9)] {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=4096 count={count} status=none",
+                groups.procs(name).display()
+            ))
+            .status()
+            .expect("sh");
+        assert!(status.success());
+    }
+    assert!(record.wait().expect("record ends").success());
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("recording")).expect("JSON");
+    assert_eq!(
+        rec["workload"]["cgroups"],
+        serde_json::json!([groups.path("a")])
+    );
+    let processes = rec["processes"].as_array().expect("processes");
+    assert!(
+        processes
+            .iter()
+            .all(|p| p["cgroup"] == groups.path("a").as_str()),
+        "{processes:?}"
+    );
+    let dd = processes
+        .iter()
+        .find(|p| p["comm"] == "dd")
+        .expect("the dd in a");
+    let echo = dd["pid"].to_string().len() as u64 + 1;
+    assert_eq!(
+        dd["layers"]["syscall"]["syscalls"]["write"]["bytes"],
+        7 * 4096 + echo
+    );
+    zcprof_recording::parse(&std::fs::read(&file).expect("recording")).expect("parses");
+
+    let missing = format!("{}/no-such-cgroup", groups.base);
+    common::fails(
+        &[
+            "record",
+            "--cgroup",
+            &missing,
+            "-o",
+            "/tmp/never-written.json",
+        ],
+        2,
+        &format!("no cgroup {missing} exists"),
+    );
+}

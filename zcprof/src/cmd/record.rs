@@ -20,6 +20,7 @@ use zcprof_recording::{Target, Workload, WorkloadKind};
 use super::run::{NOT_FOUND, Waited, exit_code, members, outlivers, resolve, spawn_followed};
 use crate::{
     atomic,
+    host::cgroup,
     host::procfs,
     model::{Model, ProcId},
     probes::{LoadOptions, SyscallProbe},
@@ -50,6 +51,8 @@ pub struct RecordOptions {
     /// Stop after this long (a recorded command is sent SIGTERM).
     pub duration: Option<Duration>,
     pub subject: Subject,
+    /// `--cgroup`: only processes in these cgroup v2 paths or below (checked to exist).
+    pub cgroups: Vec<String>,
 }
 
 /// Collection period while recording; only the final flush matters for the figures.
@@ -184,6 +187,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                 command: Some(command.clone()),
                 targets: vec![Target { pid, command }],
                 comm: None,
+                cgroups: Vec::new(),
                 exit_code: outcome.exit_code,
                 signal: outcome.signal,
             };
@@ -247,6 +251,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                     Subject::Comm(c) => Some(c.clone()),
                     _ => None,
                 },
+                cgroups: opts.cgroups.clone(),
                 exit_code: None,
                 signal: None,
             };
@@ -263,8 +268,20 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
     session.flush().await?;
     outcome.interrupted = end == End::Signal;
 
-    let chosen = selection.members(&session);
+    let mut chosen = selection.members(&session);
     let cgroups = session.cgroups_of(&chosen);
+    if !opts.cgroups.is_empty() {
+        chosen.retain(|id| {
+            cgroups
+                .get(id)
+                .and_then(|c| c.path.as_deref())
+                .is_some_and(|path| {
+                    opts.cgroups
+                        .iter()
+                        .any(|under| cgroup::is_under(path, under))
+                })
+        });
+    }
     let rec = recording::build(
         &session.model,
         &chosen,

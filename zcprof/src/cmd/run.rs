@@ -118,6 +118,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         .map(|(key, mark)| summary::MappedFile::of(key, mark))
         .collect();
     s.cgroups = cgroups;
+    s.cgroups_unavailable = session.cgroups.unavailable().map(String::from);
     let rendered = if opts.json {
         summary::json(&s)
     } else {

@@ -63,6 +63,41 @@ pub struct Cgroup {
     pub container: Option<String>,
 }
 
+/// Whether cgroup `path` is `under` or below it (`/a` holds `/a/b`, not `/ab`).
+pub fn is_under(path: &str, under: &str) -> bool {
+    let under = under.trim_end_matches('/');
+    under.is_empty()
+        || path == under
+        || path
+            .strip_prefix(under)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A `--cgroup` argument as a path under the cgroup2 root: a cgroup path (`/system.slice`)
+/// or the directory itself (`/sys/fs/cgroup/system.slice`); an error naming the problem
+/// when there is no cgroup2 filesystem or no such cgroup.
+pub fn parse_path(arg: &str) -> Result<String, String> {
+    let root = v2_root()?;
+    let given = Path::new(arg);
+    let relative = given
+        .strip_prefix(&root)
+        .map(|r| format!("/{}", r.display()))
+        .unwrap_or_else(|_| format!("/{}", arg.trim_matches('/')));
+    let relative = if relative == "/" {
+        relative
+    } else {
+        relative.trim_end_matches('/').to_string()
+    };
+    let dir = root.join(relative.trim_start_matches('/'));
+    if !dir.is_dir() {
+        return Err(format!(
+            "no cgroup {relative} exists (no directory {})",
+            dir.display()
+        ));
+    }
+    Ok(relative)
+}
+
 /// cgroup ids to paths (relative to the cgroup2 root, `/` for the root itself).
 #[derive(Debug)]
 pub struct Resolver {
@@ -305,6 +340,16 @@ mod tests {
         assert_eq!(container("/zcprof-test/a"), None);
         assert_eq!(container("/system.slice"), None);
         assert_eq!(container("/docker/notanid"), None);
+    }
+
+    #[test]
+    fn a_cgroup_holds_its_descendants_only() {
+        assert!(is_under("/a", "/a"));
+        assert!(is_under("/a/b", "/a"));
+        assert!(is_under("/a/b", "/a/"));
+        assert!(!is_under("/ab", "/a"));
+        assert!(is_under("/anything", "/"));
+        assert!(!is_under("/", "/a"));
     }
 
     #[test]

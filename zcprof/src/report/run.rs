@@ -51,6 +51,8 @@ pub struct Summary<'a> {
     pub mapped_files: Vec<MappedFile>,
     /// The cgroup of each process that has a known one (`Session::cgroups_of`).
     pub cgroups: BTreeMap<ProcId, Cgroup>,
+    /// Why cgroup ids cannot be resolved on this host (no cgroup2 filesystem), if so.
+    pub cgroups_unavailable: Option<String>,
 }
 
 /// One file a process mapped pages of (the mapped layer's mark for it).
@@ -104,6 +106,7 @@ impl<'a> Summary<'a> {
             total,
             mapped_files: Vec::new(),
             cgroups: BTreeMap::new(),
+            cgroups_unavailable: None,
         }
     }
 
@@ -142,6 +145,9 @@ struct JsonSummary<'a> {
     duration_s: f64,
     layers: &'a [LayerSummary],
     lost: Lost,
+    /// Why processes' cgroups are unknown on this host; absent where they can be known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroups_unavailable: Option<&'a str>,
     processes: Vec<JsonProcess<'a>>,
     total: JsonFigures,
 }
@@ -283,6 +289,7 @@ pub fn json(s: &Summary) -> String {
         duration_s: s.duration_s,
         layers: s.layers,
         lost: s.lost,
+        cgroups_unavailable: s.cgroups_unavailable.as_deref(),
         processes: s
             .processes
             .iter()
@@ -340,6 +347,9 @@ pub fn text(s: &Summary) -> String {
             "CAVEAT: {}\n",
             zcprof_recording::diff::IO_URING_CAVEAT
         ));
+    }
+    if let Some(why) = &s.cgroups_unavailable {
+        out.push_str(&format!("cgroups: unavailable ({why})\n"));
     }
     for caveat in lifecycle_caveats(s.layers) {
         out.push_str(caveat);
@@ -737,5 +747,29 @@ mod tests {
         // The kernel layer's own flush missing costs nothing the user would notice.
         let flush = exit_flush_probe(Layer::Kernel);
         assert!(lifecycle_caveats(&lifecycle(&[flush.as_str()])).is_empty());
+    }
+
+    #[test]
+    fn cgroup_lines_name_the_path_and_what_it_is() {
+        let c = |id: Option<u64>, path: Option<&str>, container: Option<&str>| Cgroup {
+            id,
+            path: path.map(String::from),
+            container: container.map(String::from),
+        };
+        assert_eq!(cgroup_line(&c(Some(1), Some("/"), None)), None, "the root");
+        assert_eq!(
+            cgroup_line(&c(
+                Some(9),
+                Some("/system.slice/nginx.service"),
+                Some("unit nginx.service")
+            ))
+            .as_deref(),
+            Some("  cgroup /system.slice/nginx.service (unit nginx.service)\n")
+        );
+        assert_eq!(
+            cgroup_line(&c(Some(42), None, None)).as_deref(),
+            Some("  cgroup id 42 (removed before zcprof resolved it)\n")
+        );
+        assert_eq!(cgroup_line(&c(None, None, None)), None);
     }
 }
