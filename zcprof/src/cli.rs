@@ -201,6 +201,10 @@ struct TopArgs {
     /// Only processes whose name contains this
     #[arg(long, short = 'c', value_name = "SUBSTRING", value_parser = parse_comm)]
     comm: Option<String>,
+    /// Only processes in this cgroup v2 (a path, or its directory under the cgroup2 mount)
+    /// or below it (repeatable)
+    #[arg(long, value_name = "PATH", value_parser = crate::host::cgroup::parse_path)]
+    cgroup: Vec<String>,
     /// At most this many processes per text frame
     #[arg(long, default_value_t = 20)]
     limit: usize,
@@ -309,6 +313,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 filter: Filter {
                     pids: args.pid,
                     comm: args.comm,
+                    cgroups: args.cgroup,
                 },
                 limit: args.limit,
                 include_self: args.include_self,

@@ -79,6 +79,12 @@ pub struct Process {
     /// exited yet: `host::cgroup` reads /proc then). A process moved to another cgroup
     /// keeps every byte under the last one seen.
     pub cgroup: Option<u64>,
+    /// The path of that cgroup under the cgroup2 root, once the session resolved it
+    /// ([`Model::resolve_cgroups`]); for a process no record named, what /proc said.
+    pub cgroup_path: Option<String>,
+    /// [`Model::resolve_cgroups`] has tried for the current `cgroup` (a removed cgroup, or a
+    /// process gone from /proc, is not tried again).
+    cgroup_tried: bool,
     /// Everything each layer counted for it since the probes attached.
     pub totals: Counters,
     /// What each layer counted for it during the last interval (see [`Model::tick`]).
@@ -101,9 +107,18 @@ impl Process {
 
     /// Takes a lifecycle record's cgroup id (0: the record did not know it).
     fn set_cgroup(&mut self, id: u64) {
-        if id != 0 {
+        if id != 0 && self.cgroup != Some(id) {
             self.cgroup = Some(id);
+            self.cgroup_path = None;
+            self.cgroup_tried = false;
         }
+    }
+
+    /// The container or unit its cgroup path names, if any.
+    pub fn container(&self) -> Option<String> {
+        self.cgroup_path
+            .as_deref()
+            .and_then(crate::host::cgroup::container)
     }
 
     /// Did something in the last interval, in any layer.
@@ -122,6 +137,8 @@ impl Process {
             exited: false,
             followed: false,
             cgroup: None,
+            cgroup_path: None,
+            cgroup_tried: false,
             totals: Counters::zero(),
             interval: Counters::zero(),
             at_last_tick: Counters::zero(),
@@ -475,6 +492,20 @@ impl Model {
 
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
         self.procs.values()
+    }
+
+    /// Gives each process whose cgroup path is not known yet, once per cgroup id, the path
+    /// `resolve(id, tgid)` finds: by id where a record named the cgroup, else (a live
+    /// process that started before zcprof) by pid. Exited processes without an id are
+    /// left unknown.
+    pub fn resolve_cgroups(&mut self, mut resolve: impl FnMut(Option<u64>, u32) -> Option<String>) {
+        for p in self.procs.values_mut() {
+            if p.cgroup_tried || p.cgroup_path.is_some() || (p.cgroup.is_none() && p.exited) {
+                continue;
+            }
+            p.cgroup_path = resolve(p.cgroup, p.tgid);
+            p.cgroup_tried = true;
+        }
     }
 
     /// The instance started by fork `parent -> child`, i.e. the latest instance of `child`

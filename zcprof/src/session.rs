@@ -170,17 +170,21 @@ impl Session {
     }
 
     /// The cgroup of each of `members` that is known, by instance.
-    pub fn cgroups_of(&mut self, members: &[ProcId]) -> BTreeMap<ProcId, cgroup::Cgroup> {
+    pub fn cgroups_of(&self, members: &[ProcId]) -> BTreeMap<ProcId, cgroup::Cgroup> {
         members
             .iter()
             .filter_map(|id| {
                 let p = self.model.process(*id)?;
-                let alive = !p.exited;
-                let (cgroup, tgid) = (p.cgroup, p.tgid);
-                if cgroup.is_none() && !alive {
-                    return None;
-                }
-                Some((*id, self.cgroups.describe(cgroup, tgid)?))
+                (p.cgroup.is_some() || p.cgroup_path.is_some()).then(|| {
+                    (
+                        *id,
+                        cgroup::Cgroup {
+                            id: p.cgroup,
+                            path: p.cgroup_path.clone(),
+                            container: p.container(),
+                        },
+                    )
+                })
             })
             .collect()
     }
@@ -302,6 +306,11 @@ impl Session {
                 | ProcEvent::Exit { cgroup, .. } => Some(*cgroup),
                 ProcEvent::Final { .. } => None,
             }));
+        let resolver = &mut self.cgroups;
+        self.model.resolve_cgroups(|id, tgid| match id {
+            Some(id) => resolver.path(id),
+            None => cgroup::of_pid(tgid),
+        });
         // After the batch's ring-buffer records: a process forked since then is in the map
         // but not in the model yet (its instance comes with its fork record), one that
         // exited since then has its exit record, flag included, in the next batch.

@@ -327,3 +327,48 @@ fn record_selects_by_cgroup() {
         &format!("no cgroup {missing} exists"),
     );
 }
+
+/// `top --json --cgroup PATH` lists only the processes in that cgroup, each with its path.
+#[test]
+fn top_shows_only_the_cgroup_asked_for() {
+    if !privileged("top_shows_only_the_cgroup_asked_for") {
+        return;
+    }
+    let groups = Cgroups::new("top");
+    let a = groups.path("a");
+    let (_top, lines) = common::lines_of(&["top", "--json", "-i", "200ms", "--cgroup", &a]);
+    let first = lines
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a first frame");
+    assert!(first.contains("zcprof.top/v1"), "{first}");
+    // A busy dd in each cgroup, for about two seconds.
+    let busy = |name: &str| {
+        common::Reaped(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "echo $$ > {}; exec timeout 2 dd if=/dev/zero of=/dev/null bs=1 status=none",
+                    groups.procs(name).display()
+                ))
+                .spawn()
+                .expect("sh"),
+        )
+    };
+    let (_in_a, _in_b) = (busy("a"), busy("b"));
+    let schema = common::top_schema();
+    let mut seen_a = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !seen_a && std::time::Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(5)) else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&line).expect("a JSON frame");
+        assert!(schema.is_valid(&frame), "{frame}");
+        for p in frame["processes"].as_array().expect("processes") {
+            let path = p["cgroup"].as_str().expect("a known cgroup");
+            assert!(cgroup::is_under(path, &a), "{p}");
+            seen_a |= p["comm"] == "dd" || p["comm"] == "timeout";
+        }
+    }
+    assert!(seen_a, "the dd in {a} was never listed");
+}

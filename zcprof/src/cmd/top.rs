@@ -105,6 +105,15 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
 
 /// The dashboard's initial `/` filter for `-p`/`-c`: one pid, or the name as a substring.
 fn dashboard_filter(filter: &Filter) -> Option<String> {
+    if !filter.cgroups.is_empty() {
+        // The dashboard's `/` regex also matches cgroup paths: the cgroups and below.
+        let paths: Vec<String> = filter
+            .cgroups
+            .iter()
+            .map(|p| regex::escape(p.trim_end_matches('/')))
+            .collect();
+        return Some(format!("^({})(/|$)", paths.join("|")));
+    }
     match (filter.pids.as_slice(), &filter.comm) {
         (_, Some(comm)) => Some(regex::escape(comm)),
         ([pid, ..], None) => Some(pid.to_string()),

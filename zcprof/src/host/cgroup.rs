@@ -154,24 +154,6 @@ impl Resolver {
         }
     }
 
-    /// The cgroup of process `tgid` whose lifecycle records said `id`; without one, what
-    /// /proc says of it if it is alive. `None` when nothing is known.
-    pub fn describe(&mut self, id: Option<u64>, tgid: u32) -> Option<Cgroup> {
-        let (id, path) = match id {
-            Some(id) => (Some(id), self.path(id)),
-            None => {
-                let path = of_pid(tgid)?;
-                (self.id_of(&path), Some(path))
-            }
-        };
-        let container = path.as_deref().and_then(container);
-        Some(Cgroup {
-            id,
-            path,
-            container,
-        })
-    }
-
     /// The id of the cgroup at `path` (relative to the root), if it exists.
     pub fn id_of(&self, path: &str) -> Option<u64> {
         let root = self.root.as_ref().ok()?;

@@ -616,3 +616,71 @@ fn membership_comes_from_the_kernel_not_from_proc() {
     assert_eq!(dd.comm, "dd");
     assert_eq!(dd.totals.syscall.figures().copied_bytes(), 6_553_600);
 }
+
+/// A process's cgroup is the last one a record named; its path is resolved once per id,
+/// and a process no record named (it started before zcprof) is resolved by pid.
+#[test]
+fn cgroups_come_from_the_records_and_resolve_once() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let source = FakeProc::default().with(10, "sh", 1).with(30, "old", 1);
+    let forked = ProcEvent::Fork {
+        parent: 10,
+        child: 11,
+        comm: "sh".into(),
+        followed: false,
+        cgroup: 5,
+    };
+    m.apply(&clock.batch(vec![forked], Vec::new()), &source);
+    let mut asked = Vec::new();
+    let resolve = |asked: &mut Vec<(Option<u64>, u32)>, m: &mut Model| {
+        m.resolve_cgroups(|id, tgid| {
+            asked.push((id, tgid));
+            id.map(|id| format!("/cg{id}"))
+        });
+    };
+    resolve(&mut asked, &mut m);
+    let child = m.child_of(10, 11).expect("child");
+    assert_eq!(
+        m.process(child)
+            .and_then(|p| p.cgroup_path.clone())
+            .as_deref(),
+        Some("/cg5")
+    );
+    assert!(asked.contains(&(Some(5), 11)), "{asked:?}");
+    asked.clear();
+    resolve(&mut asked, &mut m);
+    assert!(asked.is_empty(), "resolved once: {asked:?}");
+    // It moved and exec'd: the new cgroup, resolved again; then it exits there.
+    let exec = ProcEvent::Exec {
+        tgid: 11,
+        comm: "dd".into(),
+        followed: None,
+        cgroup: 6,
+    };
+    m.apply(&clock.batch(vec![exec], Vec::new()), &source);
+    resolve(&mut asked, &mut m);
+    assert_eq!(asked, [(Some(6), 11)]);
+    let p = m.process(child).expect("instance");
+    assert_eq!(
+        (p.cgroup, p.cgroup_path.as_deref()),
+        (Some(6), Some("/cg6"))
+    );
+    // An exit that names no cgroup (0) keeps the last one.
+    m.apply(&clock.batch(vec![exit(11, "dd")], Vec::new()), &source);
+    assert_eq!(m.process(child).and_then(|p| p.cgroup), Some(6));
+    // A process that was there before: by pid, once.
+    let key = Key {
+        tgid: 30,
+        slot: index("read"),
+    };
+    let one = Counts {
+        calls: 1,
+        bytes: 1,
+        ..Counts::ZERO
+    };
+    m.apply(&clock.batch(Vec::new(), vec![(key, one)]), &source);
+    asked.clear();
+    resolve(&mut asked, &mut m);
+    assert_eq!(asked, [(None, 30)]);
+}

@@ -19,6 +19,9 @@ pub struct Filter {
     pub pids: Vec<u32>,
     /// Only processes whose comm contains this.
     pub comm: Option<String>,
+    /// Only processes in these cgroup v2 paths or below (empty: all); a process whose
+    /// cgroup is unknown is left out.
+    pub cgroups: Vec<String>,
 }
 
 impl Filter {
@@ -28,6 +31,12 @@ impl Filter {
                 .comm
                 .as_ref()
                 .is_none_or(|c| p.comm.contains(c.as_str()))
+            && (self.cgroups.is_empty()
+                || p.cgroup_path.as_deref().is_some_and(|path| {
+                    self.cgroups
+                        .iter()
+                        .any(|under| crate::host::cgroup::is_under(path, under))
+                }))
     }
 }
 
@@ -325,6 +334,10 @@ struct JsonProcess<'a> {
     ppid: Option<u32>,
     comm: &'a str,
     exited: bool,
+    /// Its cgroup v2 path, `null` while unknown.
+    cgroup: Option<&'a str>,
+    /// The container or unit that path names, `null` when none.
+    container: Option<String>,
     syscall: Rates,
     kernel: KernelRates,
     io_uring: IoUringRates,
@@ -370,6 +383,8 @@ pub fn json(
                 ppid: r.process.ppid,
                 comm: &r.process.comm,
                 exited: r.process.exited,
+                cgroup: r.process.cgroup_path.as_deref(),
+                container: r.process.container(),
                 syscall: Rates::of(&r.figures, seconds),
                 kernel: KernelRates::of(&r.process.interval.kernel, source, seconds),
                 io_uring: IoUringRates::of(&r.process.interval.io_uring, seconds),

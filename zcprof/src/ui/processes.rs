@@ -114,6 +114,8 @@ impl Processes {
                 ppid: p.ppid,
                 comm: p.name().to_string(),
                 cmdline,
+                cgroup: p.cgroup_path.clone().unwrap_or_default(),
+                container: p.container().unwrap_or_default(),
                 exited: p.exited,
                 rates: Rates::of(&interval, seconds),
                 interval,

@@ -777,7 +777,10 @@ fn detail_shows_command_line_parent_and_children() {
     app.handle_key(key(KeyCode::Enter));
     app.handle_key(key(KeyCode::Enter));
     let text = screen(&app, 120, 36);
-    assert!(text.contains("parent: 500 · children: none seen"), "{text}");
+    assert!(
+        text.contains("parent: 500 · cgroup: ? · children: none seen"),
+        "{text}"
+    );
     assert!(text.contains("zero-copy"), "{text}");
 }
 

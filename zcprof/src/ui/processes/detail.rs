@@ -89,6 +89,8 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Proces
             Line::from(vec![
                 Span::styled("parent: ", theme.title()),
                 Span::raw(parent),
+                Span::styled(" · cgroup: ", theme.title()),
+                Span::raw(cgroup_text(row)),
                 Span::styled(" · children: ", theme.title()),
                 Span::raw(children),
             ]),
@@ -104,8 +106,17 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Proces
     render_chart(frame, chart, shared, processes.history(row.id));
 }
 
-/// The command line and the parent's line.
+/// The command line, and the parent's line (with the cgroup and the children).
 const ABOUT_HEIGHT: u16 = 2;
+
+/// `PATH (CONTAINER)`, or `(unknown)`.
+fn cgroup_text(row: &ProcRow) -> String {
+    match (row.cgroup.as_str(), row.container.as_str()) {
+        ("", _) => "?".into(),
+        (path, "") => path.to_string(),
+        (path, container) => format!("{path} ({container})"),
+    }
+}
 
 /// Heights of the syscall-layer and kernel-layer sections: each what it needs, at most a
 /// fair share of what is left, so that a long list in one squeezes out neither the other

@@ -1,5 +1,5 @@
-//! The `/` filter of the processes section: a pid, or a case-insensitive regex on comm and
-//! command line (a plain word is a substring); the prompt that edits it, its keys, and its
+//! The `/` filter of the processes section: a pid, or a case-insensitive regex on comm,
+//! command line, cgroup path and container (a plain word is a substring); the prompt that edits it, its keys, and its
 //! line in the footer. A refused regex keeps the previous filter and says why in the prompt.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -60,7 +60,10 @@ impl Filter {
         match self {
             Filter::Pid(pid) => row.pid == *pid,
             Filter::Pattern { regex, .. } => {
-                regex.is_match(&row.comm) || regex.is_match(&row.cmdline)
+                regex.is_match(&row.comm)
+                    || regex.is_match(&row.cmdline)
+                    || regex.is_match(&row.cgroup)
+                    || regex.is_match(&row.container)
             }
         }
     }

@@ -23,6 +23,9 @@ pub struct ProcRow {
     pub comm: String,
     /// Read once per process instance (empty when /proc had nothing, e.g. it exited).
     pub cmdline: String,
+    /// Its cgroup v2 path, and the container or unit it names, when known (empty when not).
+    pub cgroup: String,
+    pub container: String,
     pub exited: bool,
     /// Figures of the last interval, and the same per second.
     pub interval: Figures,
