@@ -24,6 +24,10 @@
 //! - the mapped layer: `zcprof_mapped_pages_total`, file pages mapped in through mmap,
 //!   one series per process × way (`via`: `fault`, `map_pages`) that counted, labelled
 //!   `comm`, `pid`, `via` and `layer="mapped"`: a figure of its own, never bytes moved;
+//! - the flows layer (`--flows`): `zcprof_flow_bytes_total{comm,pid,flow,direction,kind,
+//!   layer="flows"}`, a breakdown of the syscall layer's bytes, never added to them;
+//! - `zcprof_process_info{comm,pid,cgroup,container} 1` for every process whose cgroup is
+//!   known (join on `pid` to group any family by cgroup or container);
 //! - `zcprof_lost_events_total{reason}` and `zcprof_probe_layer_up{layer,state}`.
 //!
 //! A process's series exist while it runs and for a little while after it exits (until the
@@ -87,6 +91,10 @@ struct Snapshot {
     /// Per process × way: file pages the mapped layer saw mapped in.
     mapped: Vec<(Labels, u64)>,
     kernel: Vec<Series>,
+    /// Per process × flow (flows layer, `--flows`): bytes.
+    flows: Vec<(Labels, u64)>,
+    /// Per process with a known cgroup: its `cgroup` and `container` labels.
+    info: Vec<Labels>,
     lost: Lost,
     layers: Vec<(Layer, State)>,
 }
@@ -195,6 +203,24 @@ impl Collector for Snapshot {
             ConstCounter::new(*n).encode(metric.encode_family(labels)?)?;
         }
         let mut metric = encoder.encode_descriptor(
+            "zcprof_flow_bytes",
+            "Bytes of successful syscalls by the kinds of descriptor they moved between (flows layer, --flows): a breakdown of zcprof_bytes_total{layer=\"syscall\"}, never added to it",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, n) in &self.flows {
+            ConstCounter::new(*n).encode(metric.encode_family(labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "zcprof_process_info",
+            "1 per process whose cgroup is known: its cgroup v2 path and the container or unit it names (empty when none); join on pid",
+            None,
+            MetricType::Gauge,
+        )?;
+        for labels in &self.info {
+            ConstGauge::new(1).encode(metric.encode_family(labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
             "zcprof_lost_events",
             "Events the kernel side could not record, or records user space could not decode",
             None,
@@ -289,6 +315,45 @@ fn mapped_series(model: &Model, own: &Own) -> Vec<(Labels, u64)> {
     series
 }
 
+/// The flows layer's bytes, one series per process × flow that counted.
+fn flows_series(model: &Model, own: &Own) -> Vec<(Labels, u64)> {
+    let mut series = Vec::new();
+    for p in model.processes().filter(|p| !own.hides(p)) {
+        for (_, flow, s) in p.totals.flows.fired() {
+            let labels = vec![
+                ("comm", p.comm.clone()),
+                ("pid", p.tgid.to_string()),
+                ("flow", crate::model::flow_name(&flow)),
+                (
+                    "direction",
+                    figures::direction(flow.direction).as_str().into(),
+                ),
+                ("kind", figures::family(flow.family).as_str().into()),
+                ("layer", Layer::Flows.to_string()),
+            ];
+            series.push((labels, s.bytes));
+        }
+    }
+    series
+}
+
+/// `comm`, `pid`, `cgroup`, `container` of every process whose cgroup is known.
+fn info_series(model: &Model, own: &Own) -> Vec<Labels> {
+    model
+        .processes()
+        .filter(|p| !own.hides(p))
+        .filter_map(|p| {
+            let path = p.cgroup_path.clone()?;
+            Some(vec![
+                ("comm", p.comm.clone()),
+                ("pid", p.tgid.to_string()),
+                ("cgroup", path),
+                ("container", p.container().unwrap_or_default()),
+            ])
+        })
+        .collect()
+}
+
 /// The kernel layer's series: one per process × probe that fired.
 fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {
     let mut series = Vec::new();
@@ -322,6 +387,8 @@ pub fn render(model: &Model, layers: &[LayerSummary], own: &Own) -> String {
         io_uring_unseen,
         mapped: mapped_series(model, own),
         kernel: kernel_series(model, own),
+        flows: flows_series(model, own),
+        info: info_series(model, own),
         lost: Lost::of(model),
         layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
     };
@@ -642,5 +709,42 @@ mod tests {
             text.contains("zcprof_lost_events_total{reason=\"ringbuf_full\"} 0"),
             "{text}"
         );
+    }
+
+    /// The flows layer's bytes per flow, and the cgroup of each process as an info series.
+    #[test]
+    fn flows_and_cgroups_are_series_of_their_own() {
+        let mut m = Model::new();
+        let slot = zcprof_common::flows::WRITE_TO + zcprof_common::flows::kind::TCP;
+        let stats = Counts {
+            calls: 2,
+            bytes: 700,
+            ..Counts::ZERO
+        };
+        m.apply(
+            &Batch {
+                events: vec![ProcEvent::Fork {
+                    parent: 1,
+                    child: 42,
+                    comm: "nginx".into(),
+                    followed: false,
+                    cgroup: 9,
+                }],
+                counts: vec![(Layer::Flows, Key { tgid: 42, slot }, stats)],
+                ..Batch::empty(Instant::now())
+            },
+            &NoProc,
+        );
+        m.resolve_cgroups(|_, _| Some("/system.slice/nginx.service".into()));
+        let text = render(&m, &[], &Own::default());
+        for line in [
+            r#"zcprof_flow_bytes_total{comm="nginx",pid="42",flow="copy user -> tcp",direction="u2k",kind="copy",layer="flows"} 700"#,
+            r#"zcprof_process_info{comm="nginx",pid="42",cgroup="/system.slice/nginx.service",container="unit nginx.service"} 1"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
     }
 }
