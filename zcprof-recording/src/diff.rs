@@ -354,12 +354,26 @@ const MAX_DEPTH: usize = 8;
 
 impl Groups {
     fn of(r: &Recording) -> Groups {
-        let mut by_pid: BTreeMap<u32, &ProcessRecord> = BTreeMap::new();
-        for p in &r.processes {
-            by_pid.entry(p.pid).or_insert(p);
-        }
         let mut by_command: BTreeMap<String, (usize, Layers)> = BTreeMap::new();
-        for p in &r.processes {
+        for (p, command) in r.processes.iter().zip(commands(r)) {
+            let slot = by_command.entry(command).or_default();
+            slot.0 += 1;
+            add_layers(&mut slot.1, &p.layers);
+        }
+        Groups { by_command }
+    }
+}
+
+/// Each process's command: its name preceded by the names of its recorded ancestors
+/// (`nginx > nginx`), in `r.processes` order.
+fn commands(r: &Recording) -> Vec<String> {
+    let mut by_pid: BTreeMap<u32, &ProcessRecord> = BTreeMap::new();
+    for p in &r.processes {
+        by_pid.entry(p.pid).or_insert(p);
+    }
+    r.processes
+        .iter()
+        .map(|p| {
             let mut chain = vec![p.comm.as_str()];
             let mut at = p;
             while chain.len() < MAX_DEPTH {
@@ -372,12 +386,51 @@ impl Groups {
                 }
             }
             chain.reverse();
-            let slot = by_command.entry(chain.join(" > ")).or_default();
-            slot.0 += 1;
-            add_layers(&mut slot.1, &p.layers);
-        }
-        Groups { by_command }
+            chain.join(" > ")
+        })
+        .collect()
+}
+
+/// `r` restricted to the processes `selector` names (`diff --only`): a cgroup path (it
+/// starts with `/`: the processes in that cgroup or below), else a command (`nginx >
+/// nginx`, as the diff names groups) or a process name (every instance so named). Its
+/// total is summed again from those processes.
+pub fn only(r: &Recording, selector: &str) -> Recording {
+    let keep: Vec<bool> = if selector.starts_with('/') {
+        let under = selector.trim_end_matches('/');
+        r.processes
+            .iter()
+            .map(|p| {
+                p.cgroup.as_deref().is_some_and(|c| {
+                    under.is_empty()
+                        || c == under
+                        || c.strip_prefix(under)
+                            .is_some_and(|rest| rest.starts_with('/'))
+                })
+            })
+            .collect()
+    } else {
+        r.processes
+            .iter()
+            .zip(commands(r))
+            .map(|(p, command)| command == selector || p.comm == selector)
+            .collect()
+    };
+    let mut out = r.clone();
+    out.processes = r
+        .processes
+        .iter()
+        .zip(keep)
+        .filter(|(_, keep)| *keep)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut layers = Layers::new();
+    for p in &out.processes {
+        add_layers(&mut layers, &p.layers);
     }
+    layers.entry(PRIMARY_LAYER.to_string()).or_default();
+    out.total.layers = layers;
+    out
 }
 
 fn add_layers(into: &mut Layers, from: &Layers) {

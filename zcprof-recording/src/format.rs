@@ -389,6 +389,10 @@ impl LayerTotals {
             &mut self.zero_copy_bytes,
         );
         self.zero_copy_ratio = ratio(self.zero_copy_bytes, self.copied_bytes());
+        self.delivered_bytes = match (self.delivered_bytes, other.delivered_bytes) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
     }
 
     /// Errors that are failures: `errors` without the would-block ones.

@@ -146,6 +146,11 @@ struct DiffArgs {
     /// runtime, otherwise inconclusive)
     #[arg(long, value_name = "N", value_parser = zcprof_units::parse_size)]
     per_bytes_delivered: Option<u64>,
+    /// Compare only these processes: a cgroup path (`/system.slice/nginx.service`: the
+    /// processes in it or below), or a command as the diff names it (`nginx > nginx`) or a
+    /// process name; totals and the verdict are theirs
+    #[arg(long, value_name = "COMMAND|CGROUP")]
+    only: Option<String>,
     /// Exit 1 when this holds, e.g. copied-increase>5%, regressions>0 (repeatable)
     #[arg(long, value_name = "CONDITION")]
     fail_if: Vec<zcprof_recording::diff::threshold::Threshold>,
@@ -358,6 +363,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             per_bytes_delivered: args.per_bytes_delivered,
             fail_if: args.fail_if,
             max_size: args.max_size.unwrap_or(diff::DEFAULT_MAX_SIZE),
+            only: args.only,
             format: if args.json {
                 diff::Format::Json
             } else if args.markdown {

@@ -258,6 +258,27 @@ fn run_and_record_name_the_cgroup() {
     assert_eq!(dd["cgroup"], groups.path("a").as_str(), "{dd}");
     assert!(dd.get("container").is_none());
     zcprof_recording::parse(&std::fs::read(&file).expect("recording")).expect("parses");
+
+    // diff --only: the cgroup's processes, or one line and exit 2 when none match.
+    let path = file.to_str().expect("a UTF-8 path");
+    let out = common::zcprof()
+        .args(["diff", path, path, "--only", &groups.path("a")])
+        .output()
+        .expect("zcprof diff");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.ends_with(&format!("[only {}]", groups.path("a")))),
+        "{text}"
+    );
+    assert!(text.contains("restricted to --only"), "{text}");
+    common::fails(
+        &["diff", path, path, "--only", "/no/such/zcprof/cgroup"],
+        2,
+        "--only /no/such/zcprof/cgroup matches no recorded process",
+    );
 }
 
 /// `record --cgroup PATH` records the processes in that cgroup only, and says so in the

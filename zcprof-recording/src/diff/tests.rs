@@ -941,3 +941,28 @@ fn copies_replaced_by_mapped_pages_say_so_in_the_verdict() {
     let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
     assert!(d.verdict.contains(MAPPED_NOTE), "{}", d.verdict);
 }
+
+/// `--only`: a cgroup path keeps the processes in it or below, a command or a name those
+/// so called; the total is theirs.
+#[test]
+fn only_restricts_to_a_cgroup_or_a_command() {
+    let (mut before, _) = file_copy();
+    before.processes[0].cgroup = Some("/system.slice/a.service".into());
+    before.processes[1].cgroup = Some("/system.slice/b.service/sub".into());
+    let a = only(&before, "/system.slice/a.service");
+    assert_eq!(a.processes.len(), 1);
+    assert_eq!(a.processes[0].pid, 100);
+    assert_eq!(primary(&a.total.layers).copied_bytes(), 2_700);
+    let b = only(&before, "/system.slice/b.service");
+    assert_eq!(b.processes.len(), 1);
+    assert_eq!(primary(&b.total.layers).copied_bytes(), 2 * MIB4);
+    assert_eq!(only(&before, "/system.slice").processes.len(), 2);
+    assert!(
+        only(&before, "/system.slice/b").processes.is_empty(),
+        "not a prefix of a name"
+    );
+    assert_eq!(only(&before, "demo").processes.len(), 2, "by name");
+    assert!(only(&before, "nothing").processes.is_empty());
+    let none = only(&before, "nothing");
+    assert_eq!(primary(&none.total.layers).copied_bytes(), 0);
+}

@@ -48,6 +48,8 @@ pub struct DiffOptions {
     pub format: Format,
     /// Refuse a recording larger than this many bytes.
     pub max_size: u64,
+    /// `--only`: compare only these processes (a cgroup path, a command or a name).
+    pub only: Option<String>,
 }
 
 /// The largest recording `diff` reads unless `--max-size` says otherwise: 256 MiB (a
@@ -99,7 +101,30 @@ fn compare(opts: &DiffOptions) -> Result<(String, Gate), String> {
         Some(n) => Unit::PerBytesDelivered(n),
         None => Unit::FromRecordings,
     };
-    let d = diff::diff(&before, &after, unit).map_err(|e| e.to_string())?;
+    let (before, after, restricted) = match &opts.only {
+        None => (before, after, None),
+        Some(selector) => {
+            let (b, a) = (diff::only(&before, selector), diff::only(&after, selector));
+            if b.processes.is_empty() && a.processes.is_empty() {
+                return Err(format!(
+                    "--only {selector} matches no recorded process in either recording (a cgroup path starts with /; a command is as the diff names it, e.g. `nginx > nginx`, or a process name)"
+                ));
+            }
+            let note = format!(
+                "restricted to --only {selector}: {} of {} processes before, {} of {} after",
+                b.processes.len(),
+                before.processes.len(),
+                a.processes.len(),
+                after.processes.len()
+            );
+            (b, a, Some((selector.clone(), note)))
+        }
+    };
+    let mut d = diff::diff(&before, &after, unit).map_err(|e| e.to_string())?;
+    if let Some((selector, note)) = restricted {
+        d.verdict = format!("{} [only {selector}]", d.verdict);
+        d.warnings.insert(0, note);
+    }
     let evaluations = opts
         .fail_if
         .iter()
