@@ -525,3 +525,58 @@ fn time_bounded_recordings_compare_per_delivered_byte() {
         "{verdict}"
     );
 }
+
+/// `top --json --flows`: each process's flows per second, against the schema.
+#[test]
+fn top_json_carries_flows() {
+    if !privileged("top_json_carries_flows") {
+        return;
+    }
+    let (_top, lines) = common::lines_of(&["--flows", "top", "--json", "-i", "300ms"]);
+    let first = lines
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a first frame");
+    assert!(first.contains("zcprof.top/v1"));
+    let _load = common::Reaped(
+        std::process::Command::new(common::demo_bin())
+            .args([
+                "run",
+                "file-serve",
+                "--mode",
+                "read-write",
+                "--seconds",
+                "3",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the demo"),
+    );
+    let schema = common::top_schema();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut delivered = false;
+    while !delivered && std::time::Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(5)) else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&line).expect("JSON");
+        assert!(schema.is_valid(&frame), "{frame}");
+        for p in frame["processes"].as_array().expect("processes") {
+            let flows = &p["flows"];
+            assert!(
+                flows.is_object(),
+                "every process has flows with --flows: {p}"
+            );
+            let to_tcp = flows["by_flow"]["copy user -> tcp"]["bytes_per_s"]
+                .as_f64()
+                .unwrap_or(0.0);
+            if to_tcp > 0.0 {
+                assert!(
+                    flows["delivered_bytes_per_s"].as_f64() >= Some(to_tcp),
+                    "{p}"
+                );
+                delivered = true;
+            }
+        }
+    }
+    assert!(delivered, "no frame showed the server's user -> tcp flow");
+}

@@ -232,7 +232,7 @@ fn top_json_has_the_readme_fields() {
             .expect("the load"),
     );
     let out = zcprof()
-        .args(["top", "--json", "--once", "-i", "1s"])
+        .args(["--flows", "top", "--json", "--once", "-i", "1s"])
         .stderr(Stdio::inherit())
         .output()
         .expect("zcprof top");

@@ -7,7 +7,9 @@ use zcprof_common::kernel::Role;
 
 use super::{Lost, Rates, clock, layers_line, per_second, unix_time};
 use crate::{
-    model::{Figures, IoUringOps, KernelProbes, MappedSlots, Model, Process, Slots, Totals},
+    model::{
+        Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Model, Process, Slots, Totals,
+    },
     probes::{Layer, LayerSummary, State, copy_source},
     units,
 };
@@ -157,6 +159,41 @@ impl MappedRates {
         MappedRates {
             pages_per_s: per_second(t.pages(), seconds),
             bytes_per_s: per_second(t.bytes(), seconds),
+        }
+    }
+}
+
+/// The flows layer's interval per second (`--flows`): bytes delivered through sockets, and
+/// each flow that moved bytes.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct FlowRates {
+    pub delivered_bytes_per_s: f64,
+    /// By flow name (`copy file -> user`, `sendfile file -> tcp`, …).
+    pub by_flow: std::collections::BTreeMap<String, FlowRate>,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+pub struct FlowRate {
+    pub bytes_per_s: f64,
+    pub calls_per_s: f64,
+}
+
+impl FlowRates {
+    pub fn of(t: &Totals<FlowSlots>, seconds: f64) -> FlowRates {
+        FlowRates {
+            delivered_bytes_per_s: per_second(t.delivered_bytes(), seconds),
+            by_flow: t
+                .fired()
+                .map(|(_, flow, s)| {
+                    (
+                        crate::model::flow_name(&flow),
+                        FlowRate {
+                            bytes_per_s: per_second(s.bytes, seconds),
+                            calls_per_s: per_second(s.calls, seconds),
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -342,6 +379,9 @@ struct JsonProcess<'a> {
     kernel: KernelRates,
     io_uring: IoUringRates,
     mapped: MappedRates,
+    /// Only with `--flows`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flows: Option<FlowRates>,
 }
 
 /// Schema name of `top --json` lines.
@@ -357,6 +397,7 @@ pub fn json(
 ) -> String {
     let seconds = interval_seconds(model);
     let source = copy_source(layers);
+    let flows = counted(layers, Layer::Flows);
     let frame = JsonFrame {
         schema: SCHEMA,
         unix_time: unix_time(),
@@ -389,6 +430,7 @@ pub fn json(
                 kernel: KernelRates::of(&r.process.interval.kernel, source, seconds),
                 io_uring: IoUringRates::of(&r.process.interval.io_uring, seconds),
                 mapped: MappedRates::of(&r.process.interval.mapped, seconds),
+                flows: flows.then(|| FlowRates::of(&r.process.interval.flows, seconds)),
             })
             .collect(),
     };
