@@ -787,8 +787,9 @@ fn top_json_carries_zero_copy_sends_and_mapped_pages() {
     let (_top, frames) = common::lines_of(&["top", "--json", "--interval", "250ms"]);
     // The same frames as CSV rows: the mapped and zero-copy-send columns come last.
     let (_csv, rows) = common::lines_of(&["top", "--csv", "--interval", "250ms"]);
+    // Generous: in the lab two zcprofs load their probes at once on one emulated CPU.
     let header = rows
-        .recv_timeout(Duration::from_secs(30))
+        .recv_timeout(Duration::from_secs(120))
         .expect("the CSV header");
     let column = |name: &str| {
         header
