@@ -23,6 +23,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         syscall_probe: args.syscall_probe,
         disabled: Vec::new(),
         flows: false,
+        threads: false,
     };
     let mut attach = Vec::new();
     let mut detach = Vec::new();

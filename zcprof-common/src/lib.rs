@@ -16,6 +16,7 @@ pub mod io_uring;
 pub mod kernel;
 pub mod mapped;
 pub mod syscalls;
+pub mod threads;
 
 /// Name of the ring buffer that carries process lifecycle events and final totals.
 pub const EVENTS_MAP: &str = "EVENTS";
@@ -46,6 +47,8 @@ pub mod layer {
     pub const MAPPED: u32 = 3;
     /// The flows layer ([`crate::flows::COUNTING`]).
     pub const FLOWS: u32 = 4;
+    /// The threads layer ([`crate::threads::COUNTING`]).
+    pub const THREADS: u32 = 5;
 }
 
 /// What both sides agree on about a layer that counts per `(process, slot)` in a hash map

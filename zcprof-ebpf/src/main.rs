@@ -17,6 +17,9 @@
 //!   descriptor (file, TCP, pipe, …) each successful syscall of the syscall layer moved
 //!   bytes between, looked up from the syscall layer's exit programs; its own exit program
 //!   flushes `FSTATS`.
+//! - `threads`: the threads layer (opt-in) — the syscall layer's counts again per
+//!   `(tgid, syscall | tid)` in `TSTATS`, from the syscall layer's exit programs; its own
+//!   exit program flushes each thread's entries at that thread's exit.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two
 //!   processes), and the flush helpers every counting layer's exit program uses.
@@ -38,6 +41,7 @@ mod mapped;
 mod maps;
 mod record;
 mod syscalls;
+mod threads;
 
 #[cfg(not(test))]
 #[panic_handler]

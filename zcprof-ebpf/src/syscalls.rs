@@ -40,6 +40,7 @@ use zcprof_common::{
 use crate::{
     flows,
     maps::{bump, count, count_many, stash},
+    threads,
 };
 
 /// `(tgid, syscall) -> totals`, for live processes. Preallocated (the default), so updates
@@ -100,7 +101,8 @@ fn on_sys_exit(
     } else {
         ret.max(0) as u64
     };
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
     if index == syscalls::SENDTO || index == syscalls::SENDMSG {
         let at = if index == syscalls::SENDTO {
             PT_REGS_R10
@@ -119,11 +121,12 @@ fn on_sys_exit(
         && reg(PT_REGS_DX).is_some_and(|flags| flags & syscalls::MSG_ERRQUEUE != 0)
         && let Some(msg) = reg(PT_REGS_SI)
     {
-        notification(tgid, msg);
+        notification(pid_tgid, msg);
     }
     let key = Key { tgid, slot: index };
     // A failed syscall moved nothing (`bytes` is 0 then) and returned `-errno`.
     count(&STATS, key, ret < 0, ret.unsigned_abs(), bytes);
+    threads::count(pid_tgid, index, ret < 0, ret.unsigned_abs(), bytes);
     if ret >= 0 {
         flows::count(tgid, index, bytes, &reg);
     }
@@ -141,7 +144,7 @@ fn user<T>(at: u64) -> Option<T> {
 /// the user's `struct msghdr` at `msg`, if it is one: the first control message, when it is
 /// an IP/IPv6 `RECVERR` whose error has origin `SO_EE_ORIGIN_ZEROCOPY` and no errno.
 #[inline(always)]
-fn notification(tgid: u32, msg: u64) {
+fn notification(pid_tgid: u64, msg: u64) {
     let (Some(control), Some(len)) = (
         user::<u64>(msg + MSGHDR_CONTROL),
         user::<u64>(msg + MSGHDR_CONTROLLEN),
@@ -174,7 +177,9 @@ fn notification(tgid: u32, msg: u64) {
     } else {
         syscalls::ZEROCOPY_DONE
     };
+    let tgid = (pid_tgid >> 32) as u32;
     count_many(&STATS, Key { tgid, slot }, sends);
+    threads::count_many(pid_tgid, slot, sends);
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]

@@ -93,6 +93,7 @@ pub fn recording(duration_s: f64, procs: &[(u32, &str, &[Call])]) -> Recording {
             cgroup: None,
             container: None,
             layers: layers(calls),
+            threads: Vec::new(),
         })
         .collect();
     let total = total_of(&processes);

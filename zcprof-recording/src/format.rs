@@ -146,6 +146,24 @@ pub struct ProcessRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     pub layers: Layers,
+    /// Its threads, with their own syscall-layer figures, when recorded with `--threads`
+    /// (absent otherwise, and in recordings made before zcprof recorded them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<ThreadRecord>,
+}
+
+/// One thread of a recorded process (`--threads`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    /// Its thread id (the process's pid for the main thread).
+    pub tid: u32,
+    /// Its name (`comm`) at its exit, or when zcprof first saw it; empty when unknown.
+    pub name: String,
+    pub exited: bool,
+    /// The syscall layer's figures for this thread alone (the shape of a process's
+    /// `layers.syscall`); a process's threads add up to its syscall layer when they were
+    /// counted from its start.
+    pub syscall: Layer,
 }
 
 /// Sum over the recorded processes.

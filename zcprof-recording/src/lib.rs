@@ -16,7 +16,7 @@ pub mod parse;
 
 pub use format::{
     Bucket, Direction, Entry, Family, Layer, LayerTotals, Layers, Lost, MsgZerocopy, ProbeLayer,
-    ProcessRecord, Recording, SortedMap, Target, Total, WOULD_BLOCK, Workload, WorkloadKind,
-    command_line, errno_summary, would_block,
+    ProcessRecord, Recording, SortedMap, Target, ThreadRecord, Total, WOULD_BLOCK, Workload,
+    WorkloadKind, command_line, errno_summary, would_block,
 };
 pub use parse::{ParseError, parse};

@@ -222,17 +222,37 @@ fn check_figures(r: &Recording) -> Result<(), ParseError> {
             return Err(ParseError::Invalid(format!("`{what}` is {v}, not a time")));
         }
     }
+    let threads = r.processes.iter().flat_map(|p| {
+        p.threads.iter().map(move |t| {
+            (
+                format!("process {} thread {}", p.pid, t.tid),
+                std::iter::once(("syscall", &t.syscall)),
+            )
+        })
+    });
+    for (owner, layers) in threads {
+        check_layers(&owner, layers)?;
+    }
     let layers = r
         .processes
         .iter()
         .map(|p| (format!("process {}", p.pid), &p.layers))
         .chain(std::iter::once(("the total".to_string(), &r.total.layers)));
     for (owner, layers) in layers {
-        for (name, layer) in layers {
-            check_layer(layer).map_err(|why| {
-                ParseError::Invalid(format!("{owner}, layer {}: {why}", shorten(name)))
-            })?;
-        }
+        check_layers(&owner, layers.iter().map(|(name, l)| (name.as_str(), l)))?;
+    }
+    Ok(())
+}
+
+/// [`check_layer`] for each of `owner`'s layers, by name.
+fn check_layers<'a>(
+    owner: &str,
+    layers: impl Iterator<Item = (&'a str, &'a Layer)>,
+) -> Result<(), ParseError> {
+    for (name, layer) in layers {
+        check_layer(layer).map_err(|why| {
+            ParseError::Invalid(format!("{owner}, layer {}: {why}", shorten(name)))
+        })?;
     }
     Ok(())
 }

@@ -58,6 +58,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     flows: bool,
 
+    /// Also split each process's syscall-layer figures by thread (tid and thread name): the
+    /// threads layer. One more map update per counted syscall, so it is off unless asked for
+    #[arg(long, global = true)]
+    threads: bool,
+
     /// Also say what only matters when asking why (e.g. how many kernel-layer probes are
     /// unavailable; `zcprof doctor` lists each with its reason)
     #[arg(long, short = 'v', global = true)]
@@ -300,6 +305,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             })
             .collect(),
         flows: cli.flows,
+        threads: cli.threads,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -192,6 +192,7 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
                 layer,
                 slot: event.slot,
                 counts: Box::new(event.counts),
+                comm,
             }
         }
         event_kind::EXIT => ProcEvent::Exit {
@@ -362,6 +363,7 @@ mod tests {
                 layer: Layer::Syscall,
                 slot: 1,
                 counts,
+                ..
             }) => assert_eq!(counts.calls, 3),
             other => panic!("{other:?}"),
         }
@@ -373,6 +375,7 @@ mod tests {
                 layer: Layer::Kernel,
                 slot: 1,
                 counts,
+                ..
             }) => assert_eq!(counts.calls, 3),
             other => panic!("{other:?}"),
         }

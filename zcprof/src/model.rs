@@ -7,6 +7,7 @@
 //! entries (see `zcprof-ebpf/src/lifecycle.rs`).
 
 mod input;
+mod threads;
 mod totals;
 
 use std::{
@@ -15,11 +16,12 @@ use std::{
 };
 
 pub use input::{Batch, KernelCounters, ProcEvent};
+pub use threads::{Thread, Threads};
 pub use totals::{
     Counters, CountsExt, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Slots,
     Syscalls, Totals, errno_names, flow_name, would_block,
 };
-use zcprof_common::Key;
+use zcprof_common::{Counts, Key};
 
 use crate::probes::{self, Layer};
 
@@ -42,6 +44,11 @@ pub trait ProcSource {
     /// Whether process `tgid` exists.
     fn alive(&self, tgid: u32) -> bool {
         self.lookup(tgid).is_some()
+    }
+
+    /// The name of thread `tid` of process `tgid`, `None` when it is gone or unknown.
+    fn thread_name(&self, _tgid: u32, _tid: u32) -> Option<String> {
+        None
     }
 }
 
@@ -89,6 +96,8 @@ pub struct Process {
     pub totals: Counters,
     /// What each layer counted for it during the last interval (see [`Model::tick`]).
     pub interval: Counters,
+    /// Its threads, with the threads layer (`--threads`); empty without it.
+    pub threads: Threads,
     at_last_tick: Counters,
     /// Exited before the last tick too: may be pruned once it shows no activity.
     exited_at_last_tick: bool,
@@ -121,6 +130,24 @@ impl Process {
             .and_then(crate::host::cgroup::container)
     }
 
+    /// The counts at `slot` of `layer`: the threads layer's are its threads'.
+    fn slot_mut(&mut self, layer: Layer, slot: u32) -> Option<&mut Counts> {
+        match layer {
+            Layer::Threads => self.threads.slot_mut(slot),
+            _ => self.totals.slot_mut(layer, slot),
+        }
+    }
+
+    /// The kernel map key of every slot it counted something in, in every layer.
+    fn keys(&self) -> Vec<(Layer, Key)> {
+        let tgid = self.tgid;
+        self.totals
+            .used()
+            .map(|(layer, slot)| (layer, Key { tgid, slot }))
+            .chain(self.threads.keys(tgid))
+            .collect()
+    }
+
     /// Did something in the last interval, in any layer.
     pub fn active(&self) -> bool {
         !self.interval.is_zero()
@@ -141,6 +168,7 @@ impl Process {
             cgroup_tried: false,
             totals: Counters::zero(),
             interval: Counters::zero(),
+            threads: Threads::default(),
             at_last_tick: Counters::zero(),
             exited_at_last_tick: false,
         }
@@ -198,7 +226,7 @@ impl Model {
             let Some(slot) = self
                 .procs
                 .get_mut(&id)
-                .and_then(|p| p.totals.slot_mut(*layer, key.slot))
+                .and_then(|p| p.slot_mut(*layer, key.slot))
             else {
                 continue;
             };
@@ -216,6 +244,9 @@ impl Model {
             .filter(|(layer, _, _)| *layer == Layer::Syscall)
             .count();
         self.malformed = batch.malformed;
+        for p in self.procs.values_mut().filter(|p| !p.exited) {
+            p.threads.name(p.tgid, source);
+        }
         self.tick(batch.at);
         self.sweep_missed_exits(source, &mut forget);
         forget
@@ -244,11 +275,7 @@ impl Model {
                 continue;
             };
             let tgid = p.tgid;
-            forget.0.extend(
-                p.totals
-                    .used()
-                    .map(|(layer, slot)| (layer, Key { tgid, slot })),
-            );
+            forget.0.extend(p.keys());
             self.mark_exited(tgid, id);
         }
     }
@@ -322,6 +349,7 @@ impl Model {
                 layer,
                 slot,
                 counts,
+                comm,
             } => {
                 if !valid(*layer, *slot) {
                     return;
@@ -341,12 +369,16 @@ impl Model {
                     },
                     (None, false) => self.live_or_create(*tgid, "", source),
                 };
-                if let Some(slot) = self
-                    .procs
-                    .get_mut(&id)
-                    .and_then(|p| p.totals.slot_mut(*layer, *slot))
-                {
-                    *slot = **counts;
+                let Some(p) = self.procs.get_mut(&id) else {
+                    return;
+                };
+                if let Some(counts_at) = p.slot_mut(*layer, *slot) {
+                    *counts_at = **counts;
+                }
+                if *layer == Layer::Threads {
+                    // Sent at the thread's exit only, by the thread itself.
+                    p.threads
+                        .exited(zcprof_common::threads::split(*slot).1, comm);
                 }
             }
             ProcEvent::Exit {
@@ -466,6 +498,7 @@ impl Model {
         for p in self.procs.values_mut() {
             p.interval = p.totals.minus(&p.at_last_tick);
             p.at_last_tick = p.totals.clone();
+            p.threads.tick();
         }
     }
 
@@ -483,6 +516,7 @@ impl Model {
             .retain(|_, p| !(p.exited && p.exited_at_last_tick && !p.active()));
         for p in self.procs.values_mut() {
             p.exited_at_last_tick = p.exited;
+            p.threads.prune_exited();
         }
     }
 

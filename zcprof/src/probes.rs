@@ -58,6 +58,7 @@ pub mod lifecycle;
 pub mod mapped;
 pub mod status;
 pub mod syscall;
+pub mod threads;
 
 pub use status::{
     Attachment, Layer, LayerSummary, Mechanism, ProbeStatus, State, copy_source, summarize,
@@ -71,10 +72,11 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 /// counts a process, its exit must be seen, or its entries would outlive it), then the
 /// syscall layer every figure starts from, then the best-effort kernel, io_uring and mapped
 /// layers. Statuses are reported in [`Layer`]'s order instead (syscall first).
-pub const LAYERS: [LayerSpec; 6] = [
+pub const LAYERS: [LayerSpec; 7] = [
     lifecycle::LAYER,
     syscall::LAYER,
     flows::LAYER,
+    threads::LAYER,
     kernel::LAYER,
     io_uring::LAYER,
     mapped::LAYER,
@@ -161,6 +163,8 @@ pub struct LoadOptions {
     pub disabled: Vec<Layer>,
     /// `--flows`: count the flows layer (descriptor kinds).
     pub flows: bool,
+    /// `--threads`: count the threads layer (the syscall layer per thread).
+    pub threads: bool,
 }
 
 /// The loaded object and what attached.

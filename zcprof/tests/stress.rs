@@ -47,6 +47,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
         syscall_probe: SyscallProbe::Btf,
         disabled: Vec::new(),
         flows: false,
+        threads: false,
     };
     let mut session = rt
         .block_on(async {

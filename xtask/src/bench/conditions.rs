@@ -30,6 +30,8 @@ use crate::util::last_line;
 /// fentry or kprobes work) but the opt-in ones, which are asked for here (`--flows`: beside
 /// `zcprof` it shows what the descriptor-kind lookups cost).
 const ALL_LAYERS_ARGS: &[&str] = &["--flows"];
+/// The default with the per-thread split: beside `zcprof` it shows what `--threads` costs.
+pub const THREADS_ARGS: &[&str] = &["--threads"];
 /// The default without the io_uring layer: beside `zcprof` it shows what that layer costs.
 const NO_IO_URING_ARGS: &[&str] = &["--disable-layer", "io_uring"];
 
@@ -45,6 +47,8 @@ pub enum Condition {
     ZcprofAll,
     /// The default with `--disable-layer io_uring`.
     ZcprofNoIoUring,
+    /// The default with `--threads`.
+    ZcprofThreads,
     Bpftrace,
     /// bpftrace on the one `raw_syscalls:sys_exit` tracepoint, filtering the syscall numbers.
     BpftraceRaw,
@@ -53,7 +57,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 11] = [
+    pub const ALL: [Condition; 12] = [
         Condition::Baseline,
         Condition::EmptyHook,
         Condition::Zcprof,
@@ -61,6 +65,7 @@ impl Condition {
         Condition::ZcprofTracepoint,
         Condition::ZcprofAll,
         Condition::ZcprofNoIoUring,
+        Condition::ZcprofThreads,
         Condition::Bpftrace,
         Condition::BpftraceRaw,
         Condition::Strace,
@@ -68,12 +73,13 @@ impl Condition {
     ];
 
     /// zcprof in each of its probe modes.
-    pub const ZCPROF: [Condition; 5] = [
+    pub const ZCPROF: [Condition; 6] = [
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
         Condition::ZcprofAll,
         Condition::ZcprofNoIoUring,
+        Condition::ZcprofThreads,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +91,7 @@ impl Condition {
             Condition::ZcprofTracepoint => "zcprof tracepoint",
             Condition::ZcprofAll => "zcprof all layers",
             Condition::ZcprofNoIoUring => "zcprof no io_uring",
+            Condition::ZcprofThreads => "zcprof threads",
             Condition::Bpftrace => "bpftrace",
             Condition::BpftraceRaw => "bpftrace raw_syscalls",
             Condition::Strace => "strace -c -f",
@@ -103,6 +110,7 @@ impl Condition {
                 | Condition::ZcprofTracepoint
                 | Condition::ZcprofAll
                 | Condition::ZcprofNoIoUring
+                | Condition::ZcprofThreads
                 | Condition::Bpftrace
                 | Condition::BpftraceRaw
         )
@@ -121,6 +129,7 @@ impl Condition {
                 format!("`zcprof {} top --json -i 1s`", ALL_LAYERS_ARGS.join(" "))
             },
             Condition::ZcprofNoIoUring => format!("`zcprof {} top --json -i 1s`: the default without the io_uring layer; beside `zcprof` it shows that layer's cost (and on the uring workload its bytes are then counted nowhere, so not exact)", NO_IO_URING_ARGS.join(" ")),
+            Condition::ZcprofThreads => format!("`zcprof {} top --json -i 1s`: the default with the per-thread split; beside `zcprof` it shows that split's cost", THREADS_ARGS.join(" ")),
             Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints, and `sum(args->res)` on io_uring:io_uring_complete".into(),
             Condition::BpftraceRaw => "bpftrace: the same sums on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe), and on io_uring:io_uring_complete".into(),
             Condition::Strace => "`strace -c -f` wrapping the workload".into(),
@@ -191,7 +200,8 @@ pub fn run(
         | Condition::ZcprofRaw
         | Condition::ZcprofTracepoint
         | Condition::ZcprofAll
-        | Condition::ZcprofNoIoUring => {
+        | Condition::ZcprofNoIoUring
+        | Condition::ZcprofThreads => {
             let zcprof = tools.bin.join("zcprof").display().to_string();
             let mut args = vec![zcprof];
             match condition {
@@ -203,6 +213,7 @@ pub fn run(
                 Condition::ZcprofNoIoUring => {
                     args.extend(NO_IO_URING_ARGS.iter().map(|s| s.to_string()));
                 }
+                Condition::ZcprofThreads => args.extend(THREADS_ARGS.iter().map(|s| s.to_string())),
                 _ => {}
             }
             args.extend(["top", "--json", "-i", "1s"].map(String::from));

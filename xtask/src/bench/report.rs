@@ -478,7 +478,20 @@ fn markdown(results: &Results) -> String {
     }
 
     md.push_str(&io_uring_cost(results));
-    md.push_str(&flows_cost(results));
+    md.push_str(&opt_in_cost(
+        results,
+        "The flows layer's cost",
+        "--flows",
+        "the same with `--flows`, i.e. `zcprof all layers`: every counted syscall also looks its descriptors up in the task's file table",
+        Condition::ZcprofAll,
+    ));
+    md.push_str(&opt_in_cost(
+        results,
+        "The threads layer's cost",
+        "--threads",
+        "the same with `--threads`: every counted syscall also updates a per-thread entry",
+        Condition::ZcprofThreads,
+    ));
 
     md.push_str("\n## Startup (in-process `probes::load`: BTF, object load, verifier, every attach)\n\n| syscall probe mode | load + attach | detach (drop) |\n|---|---|---|\n");
     for (mode, attach, detach) in &results.startup {
@@ -621,29 +634,35 @@ fn io_uring_cost(results: &Results) -> String {
     md
 }
 
-/// The flows layer's cost (`--flows`, in `zcprof all layers`): what its descriptor-kind
-/// lookups add per syscall on the syscall-bound workloads, against the rule that keeps such
-/// a dimension on by default only if the added ns per syscall grow by at most 15 %.
-fn flows_cost(results: &Results) -> String {
+/// An opt-in dimension's cost on the syscall-bound workloads: what `condition` (zcprof with
+/// `flag`) adds per syscall over `zcprof`, against the rule that keeps such a dimension on by
+/// default only if the added ns per syscall grow by at most 15 %.
+fn opt_in_cost(
+    results: &Results,
+    title: &str,
+    flag: &str,
+    what: &str,
+    condition: Condition,
+) -> String {
     let added = |w: Workload, c: Condition| added_median(results, w, c);
-    let mut md = String::from(
-        "\n## The flows layer's cost (`--flows`)\n\nAdded CPU ns per syscall (medians) of `zcprof` and of `zcprof all layers` (the same with `--flows`: every counted syscall also looks its descriptors up in the task's file table). The layer may be on by default only if it adds at most 15 % to zcprof's added ns per syscall; otherwise it stays opt-in.\n\n| workload | zcprof | zcprof --flows | flows layer | growth | on by default? |\n|---|---|---|---|---|---|\n",
+    let mut md = format!(
+        "\n## {title} (`{flag}`)\n\nAdded CPU ns per syscall (medians) of `zcprof` and of `{}` ({what}). A dimension may be on by default only if it adds at most 15 % to zcprof's added ns per syscall; otherwise it stays opt-in.\n\n| workload | zcprof | zcprof {flag} | the dimension | growth | on by default? |\n|---|---|---|---|---|---|\n",
+        condition.name()
     );
     let mut rows = 0;
     for w in [Workload::Storm, Workload::DdBs1] {
-        let (Some(z), Some(all)) = (added(w, Condition::Zcprof), added(w, Condition::ZcprofAll))
-        else {
+        let (Some(z), Some(with)) = (added(w, Condition::Zcprof), added(w, condition)) else {
             continue;
         };
         rows += 1;
-        let growth = (z > 0.0).then(|| (all - z) / z);
+        let growth = (z > 0.0).then(|| (with - z) / z);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} |",
             w.name(),
             ns(Some(z)),
-            ns(Some(all)),
-            ns(Some(all - z)),
+            ns(Some(with)),
+            ns(Some(with - z)),
             growth.map_or("—".into(), |g| format!("{:+.0} %", g * 100.0)),
             match growth {
                 Some(g) if g <= 0.15 => "yes (≤ 15 %)",

@@ -28,7 +28,8 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// `io_uring` runs its demo-based test (its fio ones skip: fio is not in the initramfs);
 /// `mapped` counts mapped file pages exactly on 6.12 and finds the layer unavailable, with
 /// its reason, on 6.1; `flows` finds every descriptor kind through each kernel's own struct
-/// layout; `cgroups` mounts cgroup2 (the initramfs has none) and counts per cgroup.
+/// layout; `cgroups` mounts cgroup2 (the initramfs has none) and counts per cgroup;
+/// `threads` counts named threads exactly and flushes each at its own exit.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -39,6 +40,7 @@ const TESTS: &[&str] = &[
     "mapped",
     "flows",
     "cgroups",
+    "threads",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the
@@ -66,6 +68,9 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "flows",
         "time_bounded_recordings_compare_per_delivered_byte",
     ),
+    // The same for threads: how run, record and top spell the split.
+    ("threads", "run_and_record_carry_threads"),
+    ("threads", "top_json_lists_active_threads"),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it

@@ -237,3 +237,23 @@ fn the_json_schema_describes_the_format() {
     bad["schema"] = "zcprof.recording/v2".into();
     assert!(!validator.is_valid(&bad));
 }
+
+/// A recording with threads round-trips, and a thread's figures are checked like a
+/// process's, the message naming the thread.
+#[test]
+fn threads_round_trip_and_are_checked() {
+    let mut r = fixture::recording(2.0, &[(10, "cat", &[("read", 4, 4096)])]);
+    let syscall = fixture::layers(&[("read", 3, 3072)])["syscall"].clone();
+    r.processes[0].threads = vec![crate::ThreadRecord {
+        tid: 11,
+        name: "worker".into(),
+        exited: true,
+        syscall,
+    }];
+    let text = serde_json::to_vec(&r).expect("serialises");
+    assert_eq!(parse(&text), Ok(r));
+    let mut v: Value = serde_json::from_slice(&text).expect("json");
+    v["processes"][0]["threads"][0]["syscall"]["totals"]["calls"] = 1.into();
+    let err = parse(&serde_json::to_vec(&v).expect("json")).unwrap_err();
+    assert!(err.to_string().contains("process 10 thread 11"), "{err}");
+}

@@ -20,6 +20,11 @@ impl ProcSource for Procfs {
     fn alive(&self, tgid: u32) -> bool {
         exists(tgid)
     }
+
+    fn thread_name(&self, tgid: u32, tid: u32) -> Option<String> {
+        let comm = fs::read_to_string(format!("/proc/{tgid}/task/{tid}/comm")).ok()?;
+        Some(comm.trim_end_matches('\n').to_string())
+    }
 }
 
 /// `pid (comm) state ppid …`: comm may contain spaces and parentheses, so split at the last

@@ -36,6 +36,8 @@ pub enum ProcEvent {
         layer: Layer,
         slot: u32,
         counts: Box<Counts>,
+        /// The exiting task's name (for the threads layer, the thread's).
+        comm: String,
     },
     /// Process `tgid` ended, named `comm` at its exit; `followed` is `Some(parent)` when the
     /// kernel followed it (the parent it was followed from).

@@ -99,6 +99,7 @@ fn final_stats(tgid: u32, name: &str, s: Counts) -> ProcEvent {
         layer: Layer::Syscall,
         slot: index(name),
         counts: Box::new(s),
+        comm: String::new(),
     }
 }
 
@@ -108,6 +109,7 @@ fn final_kernel(tgid: u32, probe: u32, s: Counts) -> ProcEvent {
         layer: Layer::Kernel,
         slot: probe,
         counts: Box::new(s),
+        comm: String::new(),
     }
 }
 
@@ -683,4 +685,110 @@ fn cgroups_come_from_the_records_and_resolve_once() {
     asked.clear();
     resolve(&mut asked, &mut m);
     assert_eq!(asked, [(None, 30)]);
+}
+
+/// A threads-layer key of `tgid`'s thread `tid`, syscall `name`.
+fn thread_key(tgid: u32, tid: u32, name: &str) -> Key {
+    Key {
+        tgid,
+        slot: zcprof_common::threads::slot(index(name), tid),
+    }
+}
+
+/// A /proc that names threads too.
+struct NamingProc(FakeProc);
+
+impl ProcSource for NamingProc {
+    fn lookup(&self, tgid: u32) -> Option<ProcInfo> {
+        self.0.lookup(tgid)
+    }
+
+    fn thread_name(&self, _tgid: u32, tid: u32) -> Option<String> {
+        (tid == 11).then(|| "worker".to_string())
+    }
+}
+
+#[test]
+fn threads_get_their_own_counts_names_and_exit() {
+    let source = NamingProc(FakeProc::default().with(10, "server", 1));
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let mut batch = clock.batch(vec![], vec![(key(10, "read"), stats(5, 500))]);
+    batch.counts.extend([
+        (Layer::Threads, thread_key(10, 10, "read"), stats(2, 200)),
+        (Layer::Threads, thread_key(10, 11, "read"), stats(3, 300)),
+        // A slot past the syscall table is not a thread's.
+        (
+            Layer::Threads,
+            Key {
+                tgid: 10,
+                slot: zcprof_common::threads::slot(syscalls::COUNT as u32, 12),
+            },
+            stats(1, 1),
+        ),
+    ]);
+    m.apply(&batch, &source);
+    let p = m.processes().find(|p| p.tgid == 10).expect("server");
+    assert_eq!(p.threads.len(), 2);
+    let worker = p.threads.get(11).expect("worker");
+    assert_eq!(worker.name, "worker", "named from /proc when first seen");
+    assert_eq!(worker.totals[index("read") as usize].bytes, 300);
+    assert_eq!(worker.interval[index("read") as usize].bytes, 300);
+    assert_eq!(p.threads.get(10).expect("main").name(), "?");
+    assert_eq!(p.totals.syscall[index("read") as usize].bytes, 500);
+
+    // The worker exits: its final record names it as it was then, and it stays listed.
+    let final_read = ProcEvent::Final {
+        tgid: 10,
+        layer: Layer::Threads,
+        slot: zcprof_common::threads::slot(index("read"), 11),
+        counts: Box::new(stats(4, 400)),
+        comm: "worker-7".into(),
+    };
+    let batch = clock.batch(vec![final_read], vec![(key(10, "read"), stats(6, 600))]);
+    let mut batch = batch;
+    batch
+        .counts
+        .push((Layer::Threads, thread_key(10, 10, "read"), stats(2, 200)));
+    m.apply(&batch, &source);
+    let p = m.processes().find(|p| p.tgid == 10).expect("server");
+    let worker = p.threads.get(11).expect("worker");
+    assert!(worker.exited);
+    assert_eq!(worker.name, "worker-7");
+    assert_eq!(worker.interval[index("read") as usize].bytes, 100);
+    assert!(!p.threads.get(10).expect("main").active());
+
+    // Idle and exited before the last tick: pruned with the exited processes' rule.
+    m.apply(&clock.batch(vec![], vec![]), &source);
+    m.prune_exited();
+    m.apply(&clock.batch(vec![], vec![]), &source);
+    m.prune_exited();
+    let p = m.processes().find(|p| p.tgid == 10).expect("server");
+    assert!(
+        p.threads.get(11).is_none(),
+        "the exited idle thread is forgotten"
+    );
+    assert!(p.threads.get(10).is_some(), "the live one stays");
+}
+
+#[test]
+fn a_lost_exit_forgets_the_threads_entries_too() {
+    let mut m = Model::new();
+    let mut clock = Clock(Instant::now());
+    let alive = FakeProc::default().with(10, "server", 1);
+    let mut batch = clock.batch(vec![], vec![(key(10, "read"), stats(1, 10))]);
+    batch
+        .counts
+        .push((Layer::Threads, thread_key(10, 11, "read"), stats(1, 10)));
+    m.apply(&batch, &alive);
+    let gone = FakeProc::default();
+    m.apply(&clock.batch(vec![], vec![]), &gone);
+    let forget = m.apply(&clock.batch(vec![], vec![]), &gone);
+    assert_eq!(
+        forget,
+        Forget(vec![
+            (Layer::Syscall, key(10, "read")),
+            (Layer::Threads, thread_key(10, 11, "read")),
+        ])
+    );
 }

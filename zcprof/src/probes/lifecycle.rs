@@ -54,6 +54,7 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(Lifecycle {
         offsets: None,
         flows: opts.flows,
+        threads: opts.threads,
     })
 }
 
@@ -75,12 +76,18 @@ struct Lifecycle {
     offsets: Option<Offsets>,
     /// `--flows`: the opt-in flows layer's exit flush is attached (and listed) only then.
     flows: bool,
+    /// `--threads`: likewise the threads layer's.
+    threads: bool,
 }
 
 impl Lifecycle {
     /// The exit flushes of the layers this load counts with.
     fn exit_flushes(&self) -> impl Iterator<Item = (Layer, &'static str)> + '_ {
-        exit_flushes().filter(|(layer, _)| *layer != Layer::Flows || self.flows)
+        exit_flushes().filter(|(layer, _)| match layer {
+            Layer::Flows => self.flows,
+            Layer::Threads => self.threads,
+            _ => true,
+        })
     }
 }
 

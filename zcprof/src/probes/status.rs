@@ -28,6 +28,8 @@ pub enum Layer {
     /// The syscall layer's bytes by the kinds of descriptor they moved between (opt-in:
     /// `--flows`).
     Flows,
+    /// The syscall layer's counts by thread (opt-in: `--threads`).
+    Threads,
 }
 
 impl Layer {
@@ -39,6 +41,7 @@ impl Layer {
             Layer::IoUring => "io_uring",
             Layer::Mapped => "mapped",
             Layer::Flows => "flows",
+            Layer::Threads => "threads",
         }
     }
 }

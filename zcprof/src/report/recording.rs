@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use zcprof_recording::{ProcessRecord, Recording, Total, Workload, format::SCHEMA};
+use zcprof_recording::{ProcessRecord, Recording, ThreadRecord, Total, Workload, format::SCHEMA};
 
 use super::{Lost, figures};
 use crate::{
@@ -59,6 +59,16 @@ pub fn build(
                 cgroup: cgroup.and_then(|c| c.path.clone()),
                 container: cgroup.and_then(|c| c.container.clone()),
                 layers: figures::layers(&p.totals, copy_source),
+                threads: p
+                    .threads
+                    .iter()
+                    .map(|t| ThreadRecord {
+                        tid: t.tid,
+                        name: t.name.clone(),
+                        exited: t.exited,
+                        syscall: figures::syscall_layer(&t.totals),
+                    })
+                    .collect(),
             }
         })
         .collect();

@@ -20,7 +20,7 @@ use crate::{
     host::cgroup::Cgroup,
     model::{
         Counters, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Model, Origin, ProcId,
-        Process, Syscalls, Totals, errno_names,
+        Process, Syscalls, Thread, Threads, Totals, errno_names,
     },
     probes::{Layer, LayerSummary, copy_source},
     units,
@@ -131,6 +131,11 @@ impl<'a> Summary<'a> {
     fn flows_asked(&self) -> bool {
         self.layers.iter().any(|l| l.layer == Layer::Flows)
     }
+
+    /// The threads layer was asked for (`--threads`): every process then lists its threads.
+    fn threads_asked(&self) -> bool {
+        self.layers.iter().any(|l| l.layer == Layer::Threads)
+    }
 }
 
 /// Schema name of `run --json` output.
@@ -163,6 +168,34 @@ struct JsonProcess<'a> {
     cgroup: Option<&'a Cgroup>,
     #[serde(flatten)]
     figures: JsonFigures,
+    /// Only with `--threads`: its threads, by tid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<Vec<JsonThread<'a>>>,
+}
+
+/// One thread of a process (`--threads`): the syscall layer's figures for it alone.
+#[derive(Serialize)]
+struct JsonThread<'a> {
+    tid: u32,
+    /// `?` when unknown.
+    name: &'a str,
+    exited: bool,
+    syscall: JsonSyscall,
+}
+
+impl<'a> JsonThread<'a> {
+    fn of(t: &'a Thread) -> Self {
+        let syscall = figures::syscall_layer(&t.totals);
+        JsonThread {
+            tid: t.tid,
+            name: t.name(),
+            exited: t.exited,
+            syscall: JsonSyscall {
+                totals: syscall.totals,
+                syscalls: syscall.syscalls,
+            },
+        }
+    }
 }
 
 /// Every process and the total carry both layers' objects, whatever they counted, so that
@@ -306,6 +339,9 @@ pub fn json(s: &Summary) -> String {
                     s.files_of(p.tgid),
                     s.flows_asked(),
                 ),
+                threads: s
+                    .threads_asked()
+                    .then(|| p.threads.iter().map(JsonThread::of).collect()),
             })
             .collect(),
         total: JsonFigures::of(
@@ -370,6 +406,7 @@ pub fn text(s: &Summary) -> String {
             out.push_str(&line);
         }
         table(&mut out, &p.totals.syscall);
+        threads_table(&mut out, &p.threads);
         flows_table(&mut out, &p.totals.flows);
         io_uring_table(&mut out, &p.totals.io_uring);
         mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
@@ -494,6 +531,40 @@ fn cgroup_totals(out: &mut String, s: &Summary) {
             "  {path}: copied {} B, zero-copy {} B\n",
             units::count(f.copied_bytes()),
             units::count(f.zero_copy_bytes),
+        ));
+    }
+}
+
+/// The threads layer's threads, most bytes moved first; nothing for a single thread (the
+/// process's own table says it all; JSON lists it).
+fn threads_table(out: &mut String, threads: &Threads) {
+    if threads.len() < 2 {
+        return;
+    }
+    let mut rows: Vec<(&Thread, Figures)> =
+        threads.iter().map(|t| (t, t.totals.figures())).collect();
+    let moved = |f: &Figures| f.copied_bytes() + f.zero_copy_bytes;
+    rows.sort_by(|a, b| moved(&b.1).cmp(&moved(&a.1)).then(a.0.tid.cmp(&b.0.tid)));
+    out.push_str(&format!(
+        "  threads layer (the syscall layer per thread): {} threads\n    {:>8}  {:<16} {:>12} {:>16} {:>16} {:>16}\n",
+        threads.len(),
+        "TID",
+        "NAME",
+        "CALLS",
+        "COPIED K→U",
+        "COPIED U→K",
+        "ZERO-COPY",
+    ));
+    for (t, f) in rows {
+        out.push_str(&format!(
+            "    {:>8}  {:<16} {:>12} {:>16} {:>16} {:>16}{}\n",
+            t.tid,
+            t.name(),
+            units::count(f.calls),
+            units::count(f.copy_k2u_bytes),
+            units::count(f.copy_u2k_bytes),
+            units::count(f.zero_copy_bytes),
+            if t.exited { "  (exited)" } else { "" },
         ));
     }
 }

@@ -382,6 +382,35 @@ struct JsonProcess<'a> {
     /// Only with `--flows`.
     #[serde(skip_serializing_if = "Option::is_none")]
     flows: Option<FlowRates>,
+    /// Only with `--threads`: the threads that made a counted syscall in the interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<Vec<ThreadRates<'a>>>,
+}
+
+/// One thread's syscall-layer rates over the interval (`--threads`).
+#[derive(Serialize)]
+struct ThreadRates<'a> {
+    tid: u32,
+    /// `?` while unknown.
+    name: &'a str,
+    exited: bool,
+    syscall: Rates,
+}
+
+impl<'a> ThreadRates<'a> {
+    /// The threads of `p` active in the last interval.
+    fn of(p: &'a Process, seconds: f64) -> Vec<Self> {
+        p.threads
+            .iter()
+            .filter(|t| t.active())
+            .map(|t| ThreadRates {
+                tid: t.tid,
+                name: t.name(),
+                exited: t.exited,
+                syscall: Rates::of(&t.interval.figures(), seconds),
+            })
+            .collect()
+    }
 }
 
 /// Schema name of `top --json` lines.
@@ -398,6 +427,7 @@ pub fn json(
     let seconds = interval_seconds(model);
     let source = copy_source(layers);
     let flows = counted(layers, Layer::Flows);
+    let threads = counted(layers, Layer::Threads);
     let frame = JsonFrame {
         schema: SCHEMA,
         unix_time: unix_time(),
@@ -431,6 +461,7 @@ pub fn json(
                 io_uring: IoUringRates::of(&r.process.interval.io_uring, seconds),
                 mapped: MappedRates::of(&r.process.interval.mapped, seconds),
                 flows: flows.then(|| FlowRates::of(&r.process.interval.flows, seconds)),
+                threads: threads.then(|| ThreadRates::of(r.process, seconds)),
             })
             .collect(),
     };

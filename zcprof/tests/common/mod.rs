@@ -35,20 +35,27 @@ pub fn session_with(
     mode: zcprof::probes::SyscallProbe,
     flows: bool,
 ) -> (tokio::runtime::Runtime, zcprof::session::Session) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let opts = zcprof::probes::LoadOptions {
+    session_opts(&zcprof::probes::LoadOptions {
         btf: None,
         syscall_probe: mode,
         disabled: Vec::new(),
         flows,
-    };
+        threads: false,
+    })
+}
+
+/// [`session`], loaded with `opts`.
+pub fn session_opts(
+    opts: &zcprof::probes::LoadOptions,
+) -> (tokio::runtime::Runtime, zcprof::session::Session) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let session = rt
         .block_on(async {
             zcprof::session::Session::start(
-                &opts,
+                opts,
                 std::time::Duration::from_millis(200),
                 zcprof::session::Retention::KeepExited,
             )
