@@ -24,6 +24,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         disabled: Vec::new(),
         flows: false,
         threads: false,
+        files: false,
     };
     let mut attach = Vec::new();
     let mut detach = Vec::new();

@@ -10,6 +10,7 @@
 extern crate std;
 
 pub mod errno;
+pub mod files;
 pub mod flows;
 pub mod hist;
 pub mod io_uring;
@@ -257,4 +258,6 @@ mod pod {
     unsafe impl aya::Pod for super::mapped::FileKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::mapped::Mark {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::files::FileBytes {}
 }

@@ -34,7 +34,7 @@ pub fn bump(index: u32) {
 /// # Safety
 /// `ptr` must point into a live map value (8-byte aligned, as map values are).
 #[inline(always)]
-unsafe fn add(ptr: *mut u64, value: u64) {
+pub unsafe fn add(ptr: *mut u64, value: u64) {
     // SAFETY: guaranteed by the caller. Atomic because threads of one process on other
     // CPUs update the same entry; the result is unused, so this is a single BPF XADD.
     // (`AtomicU64::fetch_add` is not offered on the BPF target, which has no CAS loop.)

@@ -232,6 +232,10 @@ struct RunArgs {
     /// Write the summary to this file (atomically) instead of stderr
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Also list each process's busiest files and sockets, named best-effort from /proc
+    /// while it runs (else by the kernel's last path component); turns --flows on
+    #[arg(long)]
+    files: bool,
     /// The command to run, after `--`
     #[arg(
         required = true,
@@ -306,6 +310,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             .collect(),
         flows: cli.flows,
         threads: cli.threads,
+        files: matches!(&cli.command, Some(Command::Run(args)) if args.files),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

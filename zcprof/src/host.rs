@@ -9,6 +9,7 @@
 use std::{fs, path::Path};
 
 pub mod cgroup;
+pub mod fds;
 pub mod privileges;
 pub mod procfs;
 

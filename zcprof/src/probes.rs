@@ -165,6 +165,9 @@ pub struct LoadOptions {
     pub flows: bool,
     /// `--threads`: count the threads layer (the syscall layer per thread).
     pub threads: bool,
+    /// `run --files`: count per `(process, file)` too (`zcprof_common::files`; turns the
+    /// flows layer on).
+    pub files: bool,
 }
 
 /// The loaded object and what attached.

@@ -8,6 +8,8 @@
 //! the map entries the model takes over are handed back to the collector here, for every
 //! layer; no command does either itself.
 
+mod files;
+
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant},
@@ -18,8 +20,11 @@ use aya::maps::{HashMap, MapData};
 use tokio::signal::unix::{SignalKind, signal};
 use zcprof_common::{
     FOLLOWED_MAP,
+    files::FILES_MAP,
     mapped::{FileKey, MARKS_MAP, Mark},
 };
+
+pub use files::{File, Files};
 
 use crate::{
     collector::{self, Collector, Control},
@@ -87,6 +92,8 @@ pub struct Session {
     mapped_marks: Option<HashMap<MapData, FileKey, Mark>>,
     /// cgroup ids to paths, learnt at each batch while the cgroups exist.
     pub cgroups: cgroup::Resolver,
+    /// `run --files`: the per-file counts, when the flows layer attached.
+    files: Option<Files>,
 }
 
 impl Session {
@@ -151,6 +158,21 @@ impl Session {
         } else {
             None
         };
+        let files = if opts.files
+            && probes
+                .iter()
+                .any(|p| p.layer == Layer::Flows && p.via().is_some())
+        {
+            let map = loaded
+                .ebpf
+                .take_map(FILES_MAP)
+                .ok_or_else(|| anyhow!("map {FILES_MAP} is missing from the eBPF object"))?;
+            Some(Files::new(
+                HashMap::try_from(map).context("opening the per-file map")?,
+            ))
+        } else {
+            None
+        };
         let collector = Collector::new(loaded.ebpf).context("starting the collector")?;
         let started = Instant::now();
         let mut model = Model::new();
@@ -166,7 +188,14 @@ impl Session {
             followed,
             mapped_marks,
             cgroups: cgroup::Resolver::new(),
+            files,
         })
+    }
+
+    /// `run --files`: the per-file counts, `None` when not asked for or the flows layer did
+    /// not attach.
+    pub fn files(&self) -> Option<&Files> {
+        self.files.as_ref()
     }
 
     /// The cgroup of each of `members` that is known, by instance.
@@ -299,6 +328,9 @@ impl Session {
             return Err(self.stopped().await);
         };
         let forget = self.model.apply(&batch, &Procfs);
+        if let Some(files) = &mut self.files {
+            files.update(&self.model);
+        }
         self.cgroups
             .learn(batch.events.iter().filter_map(|e| match e {
                 ProcEvent::Fork { cgroup, .. }
@@ -406,6 +438,7 @@ mod tests {
                 followed_alive: None,
                 mapped_marks: None,
                 cgroups: cgroup::Resolver::new(),
+                files: None,
             }
         }
     }

@@ -162,7 +162,7 @@ fn kernel_layer(doc: &Value) -> Value {
 /// `run --json` of a command that copies over TCP (socket receives: the kernel layer's probes
 /// fire where they attach), sends with MSG_ZEROCOPY (the `msg_zerocopy` object), fails one
 /// write (ENOSPC: an errno) and runs a child without the kernel layer's notice (`true`),
-/// with `--flows` and `--threads` (their objects are in the list, optional).
+/// with `--flows`, `--threads` and `--files` (their objects are in the list, optional).
 #[test]
 fn run_json_has_the_readme_fields_and_validates() {
     if !privileged("run_json_has_the_readme_fields_and_validates") {
@@ -174,7 +174,7 @@ fn run_json_has_the_readme_fields_and_validates() {
         demo_bin().display()
     );
     let status = zcprof()
-        .args(["--flows", "--threads", "run", "--json", "-o"])
+        .args(["--flows", "--threads", "run", "--files", "--json", "-o"])
         .arg(&out)
         .args(["--", "sh", "-c", &script])
         .status()

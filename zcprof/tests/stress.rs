@@ -48,6 +48,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
         disabled: Vec::new(),
         flows: false,
         threads: false,
+        files: false,
     };
     let mut session = rt
         .block_on(async {

@@ -119,12 +119,16 @@ fn exact_threads(mode: SyscallProbe, test: &str) {
     if !privileged(test) {
         return;
     }
+    // With every opt-in dimension on: their programs must load together on every kernel
+    // (inline, the lookups' paths and the threads layer's multiplied past the verifier's
+    // limit), and none may change another's counts.
     let (rt, mut session) = common::session_opts(&LoadOptions {
         btf: None,
         syscall_probe: mode,
         disabled: Vec::new(),
-        flows: false,
+        flows: true,
         threads: true,
+        files: true,
     });
     let layer = session
         .layers
@@ -132,6 +136,15 @@ fn exact_threads(mode: SyscallProbe, test: &str) {
         .find(|l| l.layer == Layer::Threads)
         .expect("the threads layer is listed when asked for");
     assert_eq!(layer.state, State::Live, "{layer:?}");
+    assert!(
+        session
+            .layers
+            .iter()
+            .any(|l| l.layer == Layer::Flows && l.state == State::Live),
+        "{:?}",
+        session.layers
+    );
+    assert!(session.files().is_some(), "per-file counts are on");
     let (release, hold) = mpsc::channel();
     let (reader, r) = spawn("zc-reader", "zc-reader", None);
     let (writer, w) = spawn("zc-writer", "zc-writer", None);

@@ -29,7 +29,8 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// `mapped` counts mapped file pages exactly on 6.12 and finds the layer unavailable, with
 /// its reason, on 6.1; `flows` finds every descriptor kind through each kernel's own struct
 /// layout; `cgroups` mounts cgroup2 (the initramfs has none) and counts per cgroup;
-/// `threads` counts named threads exactly and flushes each at its own exit.
+/// `threads` counts named threads exactly and flushes each at its own exit; `files` reads
+/// each kernel's `struct file` layout for `run --files`.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -41,6 +42,7 @@ const TESTS: &[&str] = &[
     "flows",
     "cgroups",
     "threads",
+    "files",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the

@@ -39,6 +39,9 @@ const GRACE: Duration = Duration::from_secs(2);
 /// Collection period while the command runs (only the final flush matters for the summary;
 /// this keeps the ring buffer and the model current).
 const PERIOD: Duration = Duration::from_millis(500);
+/// The same with `--files`: the files of a process are named from /proc at a batch while it
+/// lives, so short-lived processes are named more often when batches come faster.
+const FILES_PERIOD: Duration = Duration::from_millis(100);
 
 pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCode> {
     let program = opts
@@ -56,7 +59,8 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         atomic::check_writable(path)?;
     }
     let mut signals = Signals::new()?;
-    let mut session = Session::start(load, PERIOD, Retention::KeepExited)?;
+    let period = if load.files { FILES_PERIOD } else { PERIOD };
+    let mut session = Session::start(load, period, Retention::KeepExited)?;
 
     let started = Instant::now();
     let Some((mut child, pid)) = spawn_followed(&mut session, &opts.command)? else {
@@ -118,6 +122,13 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
         .map(|(key, mark)| summary::MappedFile::of(key, mark))
         .collect();
     s.cgroups = cgroups;
+    s.files = session.files().map(|files| {
+        s.processes
+            .iter()
+            .flat_map(|p| files.of(p.tgid))
+            .map(|(key, file)| summary::FileRow::of(key, file))
+            .collect()
+    });
     s.cgroups_unavailable = session.cgroups.unavailable().map(String::from);
     let rendered = if opts.json {
         summary::json(&s)

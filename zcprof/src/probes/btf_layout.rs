@@ -53,51 +53,64 @@ pub fn member(btf: &Btf, s: &Struct, name: &str) -> Result<Option<(u32, usize)>,
     Ok(None)
 }
 
-/// The struct type of the named member `name` of `s` (`sock.__sk_common`); `None` when `s`
-/// has no such member or it is not a struct.
+/// The struct type of the named member `name` of `s` (`sock.__sk_common`), through
+/// typedefs, qualifiers and anonymous members (`struct file`'s `const struct path f_path`);
+/// `None` when `s` has no such member or it is not a struct.
 pub fn member_struct(btf: &Btf, s: &Struct, name: &str) -> Result<Option<Struct>, String> {
     for m in &s.members {
         let own = btf
             .resolve_name(m)
             .map_err(|err| format!("a member's name: {err}"))?;
-        if own != name {
-            continue;
-        }
         let ty = btf
             .resolve_chained_type(m)
             .map_err(|err| format!("the type of member {own:?}: {err}"))?;
-        return Ok(match ty {
-            Type::Struct(inner) => Some(inner),
-            _ => None,
-        });
+        if own == name {
+            return Ok(match unqualified(btf, ty)? {
+                Type::Struct(inner) => Some(inner),
+                _ => None,
+            });
+        }
+        // Into anonymous members, as `member` does (6.17's `union { const struct path
+        // f_path; struct path __f_path; }`).
+        if own.is_empty()
+            && let Type::Struct(inner) | Type::Union(inner) = &ty
+            && let Some(found) = member_struct(btf, inner, name)?
+        {
+            return Ok(Some(found));
+        }
     }
     Ok(None)
 }
 
-/// Size in bytes of `ty`, through typedefs and qualifiers.
-fn size(btf: &Btf, ty: &Type) -> Result<usize, String> {
-    let mut ty = ty.clone();
+/// `ty` without its typedefs and qualifiers.
+fn unqualified(btf: &Btf, ty: Type) -> Result<Type, String> {
+    let mut ty = ty;
     // A qualifier chain is short; the bound only guards against a malformed loop.
     for _ in 0..16 {
         let next = match &ty {
-            Type::Int(i) => return Ok(i.size()),
-            Type::Enum(e) => return Ok(e.size()),
-            Type::Struct(s) | Type::Union(s) => return Ok(s.size()),
-            Type::Ptr(_) => return Ok(std::mem::size_of::<u64>()),
             Type::Typedef(t) => btf.resolve_chained_type(t),
             Type::Const(t) => btf.resolve_chained_type(t),
             Type::Volatile(t) => btf.resolve_chained_type(t),
             Type::Restrict(t) => btf.resolve_chained_type(t),
-            other => {
-                return Err(format!(
-                    "a member of kind {} has no size here",
-                    other.name()
-                ));
-            }
+            _ => return Ok(ty),
         };
         ty = next.map_err(|err| format!("a type's target: {err}"))?;
     }
     Err("a type chain that does not end".into())
+}
+
+/// Size in bytes of `ty`, through typedefs and qualifiers.
+fn size(btf: &Btf, ty: &Type) -> Result<usize, String> {
+    match unqualified(btf, ty.clone())? {
+        Type::Int(i) => Ok(i.size()),
+        Type::Enum(e) => Ok(e.size()),
+        Type::Struct(s) | Type::Union(s) => Ok(s.size()),
+        Type::Ptr(_) => Ok(std::mem::size_of::<u64>()),
+        other => Err(format!(
+            "a member of kind {} has no size here",
+            other.name()
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
-use zcprof_common::flows::{COUNTING, global};
+use zcprof_common::{
+    files,
+    flows::{COUNTING, global},
+};
 
 use super::{Host, Layer, LayerProbes, LayerSpec, LoadOptions, Names, ProbeStatus, btf_layout};
 
@@ -24,7 +27,9 @@ pub const PROBE: &str = "sys_exit (descriptor kinds)";
 
 /// `(global, struct, member path, size)`: a member path looks through named members
 /// (`sock.__sk_common.skc_family`), each offset added.
-const MEMBERS: [(&str, &str, &[&str], usize); 12] = [
+type Member = (&'static str, &'static str, &'static [&'static str], usize);
+
+const MEMBERS: [Member; 12] = [
     (global::TASK_FILES, "task_struct", &["files"], 8),
     (global::FILES_FDT, "files_struct", &["fdt"], 8),
     (global::FDT_MAX_FDS, "fdtable", &["max_fds"], 4),
@@ -39,38 +44,53 @@ const MEMBERS: [(&str, &str, &[&str], usize); 12] = [
     (global::SK_PROTOCOL, "sock", &["sk_protocol"], 2),
 ];
 
+/// What per-file attribution (`run --files`) reads beyond the kinds.
+const FILE_MEMBERS: [Member; 4] = [
+    (files::global::FILE_DENTRY, "file", &["f_path", "dentry"], 8),
+    (files::global::DENTRY_NAME, "dentry", &["d_name", "name"], 8),
+    (files::global::INODE_INO, "inode", &["i_ino"], 8),
+    (files::global::SB_DEV, "super_block", &["s_dev"], 4),
+];
+
 fn names() -> Names {
     Names {
         programs: Vec::new(),
         maps: Vec::new(),
-        globals: std::iter::once(global::ON)
-            .chain(MEMBERS.iter().map(|(g, ..)| *g))
+        globals: [global::ON, files::global::ON]
+            .into_iter()
+            .chain(MEMBERS.iter().chain(&FILE_MEMBERS).map(|(g, ..)| *g))
             .collect(),
     }
 }
 
 fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(Flows {
-        wanted: opts.flows,
+        wanted: opts.flows || opts.files,
+        files: opts.files,
         btf: opts.btf.clone(),
         plan: Err("not planned yet".into()),
     })
 }
 
 struct Flows {
-    /// `--flows`.
+    /// `--flows` (or `run --files`, which needs it).
     wanted: bool,
+    /// `run --files`: per-file attribution too.
+    files: bool,
     /// `--btf`, else the running kernel's.
     btf: Option<PathBuf>,
     /// The globals, or why the layer cannot count.
     plan: Result<Vec<(&'static str, u32)>, String>,
 }
 
-/// Every member's offset from BTF at `path`, or why one cannot be had.
-fn offsets(path: Option<&Path>) -> Result<Vec<(&'static str, u32)>, String> {
+/// Every member's offset from BTF at `path` (with `files`, the per-file members too), or
+/// why one cannot be had.
+fn offsets(path: Option<&Path>, files: bool) -> Result<Vec<(&'static str, u32)>, String> {
     let btf = btf_layout::open(path)?;
+    let extra: &[Member] = if files { &FILE_MEMBERS } else { &[] };
     MEMBERS
         .iter()
+        .chain(extra)
         .map(|&(name, first, path, size)| {
             let mut within = btf_layout::find_struct(&btf, first)?
                 .ok_or_else(|| format!("BTF has no struct {first}"))?;
@@ -98,13 +118,14 @@ fn offsets(path: Option<&Path>) -> Result<Vec<(&'static str, u32)>, String> {
 impl LayerProbes for Flows {
     fn prepare(&mut self) {
         if self.wanted {
-            self.plan = offsets(self.btf.as_deref());
+            self.plan = offsets(self.btf.as_deref(), self.files);
         }
     }
 
     fn globals(&mut self, _host: &mut Host) -> Vec<(&'static str, u32)> {
         match &self.plan {
             Ok(globals) if self.wanted => std::iter::once((global::ON, 1))
+                .chain(self.files.then_some((files::global::ON, 1)))
                 .chain(globals.iter().copied())
                 .collect(),
             _ => Vec::new(),
@@ -139,8 +160,8 @@ mod tests {
     /// This kernel's layout has every member, at plausible offsets.
     #[test]
     fn this_kernels_btf_has_every_member() {
-        let globals = offsets(None).expect("every member");
-        assert_eq!(globals.len(), MEMBERS.len());
+        let globals = offsets(None, true).expect("every member");
+        assert_eq!(globals.len(), MEMBERS.len() + FILE_MEMBERS.len());
         let of = |name: &str| {
             globals
                 .iter()
@@ -151,6 +172,10 @@ mod tests {
         assert_eq!(of(global::FDT_MAX_FDS), 0, "fdtable starts with max_fds");
         assert!(of(global::TASK_FILES) > 0);
         assert!(of(global::SK_PROTOCOL) > of(global::SK_FAMILY));
-        assert!(offsets(Some(Path::new("/nonexistent/btf"))).is_err());
+        assert!(
+            of(files::global::DENTRY_NAME) > 0,
+            "qstr's name follows its hash"
+        );
+        assert!(offsets(Some(Path::new("/nonexistent/btf")), false).is_err());
     }
 }

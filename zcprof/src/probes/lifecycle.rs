@@ -53,7 +53,7 @@ fn names() -> Names {
 fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(Lifecycle {
         offsets: None,
-        flows: opts.flows,
+        flows: opts.flows || opts.files,
         threads: opts.threads,
     })
 }

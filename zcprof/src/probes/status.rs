@@ -112,9 +112,18 @@ impl ProbeStatus {
 
     pub fn unavailable(layer: Layer, probe: String, reason: String) -> Self {
         // A verifier rejection carries the whole verifier log (thousands of lines): keep
-        // the sentence that says what happened.
+        // the sentence that says what happened and the log's last line, which says why
+        // (`processed 1000001 insns (limit 1000000) …`, or the instruction it refused).
         let reason = match reason.split_once('\n') {
-            Some((first, _)) => format!("{first} …"),
+            Some((first, rest)) => match rest
+                .lines()
+                .rev()
+                .find(|l| l.contains("processed ") || l.contains("too large"))
+                .or_else(|| rest.lines().rev().find(|l| !l.trim().is_empty()))
+            {
+                Some(last) => format!("{first} … {}", last.trim()),
+                None => format!("{first} …"),
+            },
             None => reason,
         };
         ProbeStatus {
@@ -319,7 +328,17 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&gone).expect("json"),
             serde_json::json!({"layer": "lifecycle", "probe": "task:task_newtask",
-                "via": null, "reason": "tracefs is unavailable …"})
+                "via": null, "reason": "tracefs is unavailable … more"})
+        );
+        // A verifier log keeps its first line and the line that says why.
+        let rejected = ProbeStatus::unavailable(
+            Layer::Syscall,
+            "sys_exit".into(),
+            "loading: Verifier output: 0: R1=ctx()\n1: r2 = 0\nprocessed 1000001 insns (limit 1000000)\n: Argument list too long".into(),
+        );
+        assert_eq!(
+            rejected.reason(),
+            Some("loading: Verifier output: 0: R1=ctx() … processed 1000001 insns (limit 1000000)")
         );
         let summary = serde_json::to_value(summarize(&[attached])).expect("json");
         assert_eq!(summary[0]["state"], "live");

@@ -53,6 +53,65 @@ pub struct Summary<'a> {
     pub cgroups: BTreeMap<ProcId, Cgroup>,
     /// Why cgroup ids cannot be resolved on this host (no cgroup2 filesystem), if so.
     pub cgroups_unavailable: Option<String>,
+    /// `--files`: every file and socket the processes moved bytes through.
+    pub files: Option<Vec<FileRow>>,
+}
+
+/// One file or socket of one process (`run --files`).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FileRow {
+    #[serde(skip)]
+    pub tgid: u32,
+    /// The filesystem's device, `major:minor`.
+    pub dev: String,
+    pub ino: u64,
+    /// Its descriptor kind (`file`, `tcp`, `pipe`, …).
+    pub kind: &'static str,
+    /// What /proc/PID/fd said it was while the process had it open (a path; for a socket
+    /// `tcp 127.0.0.1:8080 → 127.0.0.1:51234`), `null` when no read found it open.
+    pub target: Option<String>,
+    /// The kernel's last path component (`TCP`, `pipe:`… for sockets and pipes), read when
+    /// the process first used it.
+    pub kernel_name: String,
+    pub calls: u64,
+    pub read_bytes: u64,
+    pub written_bytes: u64,
+}
+
+impl FileRow {
+    pub fn of(key: &zcprof_common::mapped::FileKey, file: &crate::session::File) -> Self {
+        let (major, minor) = zcprof_common::mapped::dev_parts(key.dev);
+        let kind = zcprof_common::flows::KIND_NAMES
+            .get(file.bytes.kind as usize)
+            .copied()
+            .unwrap_or("unknown");
+        FileRow {
+            tgid: key.tgid,
+            dev: format!("{major}:{minor}"),
+            ino: key.ino,
+            kind,
+            target: file.target.clone(),
+            kernel_name: file.kernel_name(),
+            calls: file.bytes.calls,
+            read_bytes: file.bytes.read_bytes,
+            written_bytes: file.bytes.written_bytes,
+        }
+    }
+
+    fn moved(&self) -> u64 {
+        self.read_bytes + self.written_bytes
+    }
+
+    /// How the text summary names it: the /proc target, else the kernel's name.
+    fn name(&self) -> String {
+        match &self.target {
+            Some(t) => t.clone(),
+            // Pipes have no name in the kernel; /proc calls them so.
+            None if self.kind == "pipe" => format!("pipe:[{}]", self.ino),
+            None if self.kernel_name.is_empty() => format!("dev {} ino {}", self.dev, self.ino),
+            None => format!("{} (kernel's name)", self.kernel_name),
+        }
+    }
 }
 
 /// One file a process mapped pages of (the mapped layer's mark for it).
@@ -107,7 +166,21 @@ impl<'a> Summary<'a> {
             mapped_files: Vec::new(),
             cgroups: BTreeMap::new(),
             cgroups_unavailable: None,
+            files: None,
         }
+    }
+
+    /// `--files`: the files of process `tgid`, most bytes first.
+    fn files_moved_by(&self, tgid: u32) -> Option<Vec<FileRow>> {
+        let mut rows: Vec<FileRow> = self
+            .files
+            .as_ref()?
+            .iter()
+            .filter(|f| f.tgid == tgid)
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| b.moved().cmp(&a.moved()).then(a.ino.cmp(&b.ino)));
+        Some(rows)
     }
 
     /// The mapped files of process `tgid`, most pages first.
@@ -171,6 +244,10 @@ struct JsonProcess<'a> {
     /// Only with `--threads`: its threads, by tid.
     #[serde(skip_serializing_if = "Option::is_none")]
     threads: Option<Vec<JsonThread<'a>>>,
+    /// Only with `--files`: its files and sockets, most bytes first (`by_file`: `files`
+    /// is the mapped layer's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by_file: Option<Vec<FileRow>>,
 }
 
 /// One thread of a process (`--threads`): the syscall layer's figures for it alone.
@@ -342,6 +419,7 @@ pub fn json(s: &Summary) -> String {
                 threads: s
                     .threads_asked()
                     .then(|| p.threads.iter().map(JsonThread::of).collect()),
+                by_file: s.files_moved_by(p.tgid),
             })
             .collect(),
         total: JsonFigures::of(
@@ -408,6 +486,9 @@ pub fn text(s: &Summary) -> String {
         table(&mut out, &p.totals.syscall);
         threads_table(&mut out, &p.threads);
         flows_table(&mut out, &p.totals.flows);
+        if let Some(files) = s.files_moved_by(p.tgid) {
+            files_table(&mut out, &files);
+        }
         io_uring_table(&mut out, &p.totals.io_uring);
         mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
@@ -565,6 +646,40 @@ fn threads_table(out: &mut String, threads: &Threads) {
             units::count(f.copy_u2k_bytes),
             units::count(f.zero_copy_bytes),
             if t.exited { "  (exited)" } else { "" },
+        ));
+    }
+}
+
+/// Files listed per process by `run --files` in the text summary.
+const FILES_LISTED: usize = 10;
+
+/// `run --files`: a process's busiest files and sockets.
+fn files_table(out: &mut String, files: &[FileRow]) {
+    if files.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "  files and sockets (--files; named from /proc while open, else by the kernel's name: best effort): {}\n    {:>16} {:>16} {:>10}  {:<7} NAME\n",
+        files.len(),
+        "READ",
+        "WRITTEN",
+        "CALLS",
+        "KIND",
+    ));
+    for f in files.iter().take(FILES_LISTED) {
+        out.push_str(&format!(
+            "    {:>16} {:>16} {:>10}  {:<7} {}\n",
+            units::count(f.read_bytes),
+            units::count(f.written_bytes),
+            units::count(f.calls),
+            f.kind,
+            f.name(),
+        ));
+    }
+    if files.len() > FILES_LISTED {
+        out.push_str(&format!(
+            "    … and {} more (run --json lists all)\n",
+            files.len() - FILES_LISTED
         ));
     }
 }

@@ -41,6 +41,7 @@ pub fn session_with(
         disabled: Vec::new(),
         flows,
         threads: false,
+        files: false,
     })
 }
 
