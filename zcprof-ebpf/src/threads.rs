@@ -40,11 +40,14 @@ fn key(pid_tgid: u64, index: u32) -> Key {
     }
 }
 
-/// Counts one call of syscall-layer row `index` for the current thread, as `maps::count`.
+/// Counts one call of syscall-layer row `index` for the current thread, as `maps::count`
+/// without the errno: a thread's errors are counted, their errnos only per process. The
+/// errno table's branches, a second time in the same program, took the Linux 6.1
+/// verifier past its limit of a million instructions in the `tp_btf` program.
 #[inline(always)]
-pub fn count(pid_tgid: u64, index: u32, failed: bool, errno: u64, bytes: u64) {
+pub fn count(pid_tgid: u64, index: u32, failed: bool, bytes: u64) {
     if at(&THREADS_ON) != 0 {
-        count_in(&TSTATS, key(pid_tgid, index), failed, errno, bytes);
+        count_in(&TSTATS, key(pid_tgid, index), failed, 0, bytes);
     }
 }
 

@@ -261,7 +261,12 @@ fn exact_flows(mode: SyscallProbe, test: &str) {
     let syscall_bytes: u64 = p.totals.syscall.slots().iter().map(|s| s.bytes).sum();
     let flow_bytes: u64 = counted.iter().map(|(_, _, b)| b).sum();
     assert_eq!(flow_bytes, syscall_bytes);
-    assert_eq!(session.model.counters.lost(), 0);
+    assert_eq!(
+        session.model.counters.lost(),
+        0,
+        "no lost events: {:?}",
+        session.model.counters
+    );
 }
 
 #[test]

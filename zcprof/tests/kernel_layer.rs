@@ -333,7 +333,12 @@ fn workloads_match_their_ground_truth() {
     pipe_exact(&rt, &mut session);
     sendfile_has_no_user_copy(&rt, &mut session);
     file_read_exact(&rt, &mut session);
-    assert_eq!(session.model.counters.lost(), 0, "no lost events");
+    assert_eq!(
+        session.model.counters.lost(),
+        0,
+        "no lost events: {:?}",
+        session.model.counters
+    );
 }
 
 /// Loopback TCP, N bytes each way: the receiver's socket copy and the sender's user copy.

@@ -476,7 +476,7 @@ fn exact_ground_truth(mode: SyscallProbe, test: &str) {
         f.zero_copy_bytes,
         100_000 + 50_000 + 65_536 * 2 + 4096 * 3 + 4096
     );
-    assert_eq!(m.counters.lost(), 0, "no lost events");
+    assert_eq!(m.counters.lost(), 0, "no lost events: {:?}", m.counters);
     assert_eq!(m.malformed, 0);
 }
 

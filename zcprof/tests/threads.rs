@@ -184,7 +184,12 @@ fn exact_threads(mode: SyscallProbe, test: &str) {
         expected("zc-writer"),
         "{mode:?}: unchanged by its exit"
     );
-    assert_eq!(session.model.counters.lost(), 0);
+    assert_eq!(
+        session.model.counters.lost(),
+        0,
+        "no lost events: {:?}",
+        session.model.counters
+    );
 }
 
 #[test]
