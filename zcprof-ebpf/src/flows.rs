@@ -10,9 +10,12 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_task, bpf_loop, bpf_probe_read_kernel_str_bytes, generated},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_loop, bpf_probe_read_kernel_str_bytes,
+        generated,
+    },
     macros::{map, tracepoint},
-    maps::HashMap,
+    maps::{HashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use zcprof_common::{
@@ -92,20 +95,30 @@ pub fn count(tgid: u32, index: u32, bytes: u64, reg: &impl Fn(usize) -> Option<u
     }
     // An unreadable register reads as an impossible descriptor: `unknown`.
     let arg = |n: usize| reg(ARGS[n]).unwrap_or(u64::MAX);
-    let mut call = Call {
-        tgid,
-        index,
-        bytes,
-        args: [arg(0), arg(1), arg(2)],
+    let Some(call) = FLOW_CALL.get_ptr_mut(0) else {
+        return;
     };
-    // SAFETY: `count_call` has the callback signature `bpf_loop` expects, and `call` lives
-    // on this stack frame for the whole call.
-    unsafe { bpf_loop(1, count_call as *mut c_void, (&raw mut call).cast(), 0) };
+    // SAFETY: a live per-CPU map value.
+    unsafe {
+        *call = Call {
+            pid_tgid: bpf_get_current_pid_tgid(),
+            tgid,
+            index,
+            bytes,
+            args: [arg(0), arg(1), arg(2)],
+        };
+    }
+    // SAFETY: `count_call` has the callback signature `bpf_loop` expects; it takes no
+    // context.
+    unsafe { bpf_loop(1, count_call as *mut c_void, core::ptr::null_mut(), 0) };
 }
 
 /// What [`count_call`] needs to know about the call.
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct Call {
+    /// Whose call it is (see [`count`]).
+    pid_tgid: u64,
     tgid: u32,
     index: u32,
     bytes: u64,
@@ -113,15 +126,32 @@ struct Call {
     args: [u64; 3],
 }
 
+/// The call [`count`] hands to [`count_call`]: through a map, not the stack, because the
+/// verifier reads a map value as unknown and so checks the callback once rather than once
+/// per path of the exit program that reaches it (with the call on the stack, the lookups
+/// were checked again for every syscall the exit program tells apart).
+#[map]
+static FLOW_CALL: PerCpuArray<Call> = PerCpuArray::with_max_entries(1, 0);
+
 /// The `bpf_loop` callback of [`count`].
-extern "C" fn count_call(_: u64, call: *mut c_void) -> i64 {
-    // SAFETY: `count` passes a pointer to an initialised `Call` on its stack.
+extern "C" fn count_call(_: u64, _: *mut c_void) -> i64 {
+    let Some(call) = FLOW_CALL.get_ptr(0) else {
+        return 1;
+    };
+    // SAFETY: a live per-CPU map value.
     let Call {
+        pid_tgid,
         tgid,
         index,
         bytes,
         args,
-    } = unsafe { core::ptr::read(call.cast::<Call>()) };
+    } = unsafe { *call };
+    // A task preempted between the write and this callback may find another task's call
+    // here: counted as lost, never given to the wrong process.
+    if pid_tgid != bpf_get_current_pid_tgid() {
+        bump(counter::STASH_FULL);
+        return 1;
+    }
     let arg = |n: usize| describe(args[n]);
     let slot = match flows::lookup(index) {
         Lookup::None => return 1,

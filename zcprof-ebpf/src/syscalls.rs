@@ -126,7 +126,7 @@ fn on_sys_exit(
     let key = Key { tgid, slot: index };
     // A failed syscall moved nothing (`bytes` is 0 then) and returned `-errno`.
     count(&STATS, key, ret < 0, ret.unsigned_abs(), bytes);
-    threads::count(pid_tgid, index, ret < 0, bytes);
+    threads::count(pid_tgid, index, ret < 0, ret.unsigned_abs(), bytes);
     if ret >= 0 {
         flows::count(tgid, index, bytes, &reg);
     }

@@ -9,17 +9,17 @@ use core::ffi::c_void;
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_loop},
     macros::{map, tracepoint},
-    maps::HashMap,
+    maps::{HashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use zcprof_common::{
-    Counts, Key, layer, syscalls,
+    Counts, Key, counter, layer, syscalls,
     threads::{self, TSTATS_MAX_ENTRIES},
 };
 
 use crate::{
     lifecycle::{Exiting, move_out},
-    maps::{count as count_in, count_many as count_many_in},
+    maps::{bump, count as count_in, count_many as count_many_in},
     record::at,
 };
 
@@ -40,15 +40,78 @@ fn key(pid_tgid: u64, index: u32) -> Key {
     }
 }
 
-/// Counts one call of syscall-layer row `index` for the current thread, as `maps::count`
-/// without the errno: a thread's errors are counted, their errnos only per process. The
-/// errno table's branches, a second time in the same program, took the Linux 6.1
-/// verifier past its limit of a million instructions in the `tp_btf` program.
+/// Counts one call of syscall-layer row `index` for the current thread, as `maps::count`.
+///
+/// In a one-iteration `bpf_loop`, whose arguments go through a per-CPU map rather than the
+/// stack: the verifier reads a map value as unknown, so that it checks the callback once
+/// instead of once per path of the exit program that reaches it (inline, or with the
+/// arguments on the stack, `--threads --flows` took it past its limit of a million
+/// instructions in every probe mode on Linux 6.18). A task preempted between the write and
+/// the callback can find another task's call there: `pid_tgid` tells, and such a call is
+/// counted as lost (`stash_full`), never given to the wrong thread.
 #[inline(always)]
-pub fn count(pid_tgid: u64, index: u32, failed: bool, bytes: u64) {
-    if at(&THREADS_ON) != 0 {
-        count_in(&TSTATS, key(pid_tgid, index), failed, 0, bytes);
+pub fn count(pid_tgid: u64, index: u32, failed: bool, errno: u64, bytes: u64) {
+    if at(&THREADS_ON) == 0 {
+        return;
     }
+    let Some(call) = THREAD_CALL.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: a live per-CPU map value.
+    unsafe {
+        *call = Call {
+            pid_tgid,
+            index: index as u64,
+            failed: failed as u64,
+            errno,
+            bytes,
+        };
+    }
+    // SAFETY: `count_call` has the callback signature `bpf_loop` expects; it takes no
+    // context.
+    unsafe { bpf_loop(1, count_call as *mut c_void, core::ptr::null_mut(), 0) };
+}
+
+/// What [`count_call`] counts.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Call {
+    pid_tgid: u64,
+    index: u64,
+    failed: u64,
+    errno: u64,
+    bytes: u64,
+}
+
+/// The call [`count`] hands to [`count_call`].
+#[map]
+static THREAD_CALL: PerCpuArray<Call> = PerCpuArray::with_max_entries(1, 0);
+
+/// The `bpf_loop` callback of [`count`].
+extern "C" fn count_call(_: u64, _: *mut c_void) -> i64 {
+    let Some(call) = THREAD_CALL.get_ptr(0) else {
+        return 1;
+    };
+    // SAFETY: a live per-CPU map value.
+    let Call {
+        pid_tgid,
+        index,
+        failed,
+        errno,
+        bytes,
+    } = unsafe { *call };
+    if pid_tgid != bpf_get_current_pid_tgid() {
+        bump(counter::STASH_FULL);
+        return 1;
+    }
+    count_in(
+        &TSTATS,
+        key(pid_tgid, index as u32),
+        failed != 0,
+        errno,
+        bytes,
+    );
+    1
 }
 
 /// Counts `n` byte-less successes of row `index` for the current thread, as

@@ -115,6 +115,24 @@ fn me(model: &Model) -> &Process {
     model.process(id).expect("instance")
 }
 
+/// Flushes until the exit records of threads `tids` came, for at most 10 s. A join returns
+/// once the kernel cleared the thread's tid, which `do_exit` does (in `exit_mm`) before it
+/// fires `sched_process_exit`: the record can come a moment after the join.
+fn exits_seen(rt: &tokio::runtime::Runtime, session: &mut zcprof::session::Session, tids: &[u32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        rt.block_on(session.flush()).expect("flush");
+        let p = me(&session.model);
+        let seen = tids
+            .iter()
+            .all(|tid| p.threads.get(*tid).is_some_and(|t| t.exited));
+        if seen || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn exact_threads(mode: SyscallProbe, test: &str) {
     if !privileged(test) {
         return;
@@ -152,7 +170,7 @@ fn exact_threads(mode: SyscallProbe, test: &str) {
     let (live, l) = spawn("zc-live", "zc-writer", Some(hold));
     r.join().expect("reader");
     w.join().expect("writer");
-    rt.block_on(session.flush()).expect("flush");
+    exits_seen(&rt, &mut session, &[reader, writer]);
     let p = me(&session.model);
     let thread = |tid: u32| {
         p.threads
@@ -172,7 +190,7 @@ fn exact_threads(mode: SyscallProbe, test: &str) {
     assert!(!t.exited);
     release.send(()).expect("the live thread waits");
     l.join().expect("live");
-    rt.block_on(session.flush()).expect("flush");
+    exits_seen(&rt, &mut session, &[live]);
     let t = me(&session.model)
         .threads
         .get(live)

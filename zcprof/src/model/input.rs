@@ -62,7 +62,8 @@ pub struct KernelCounters {
     /// recvmmsg/sendmmsg exits seen without their enter (tracepoint mode).
     pub mmsg_no_enter: u64,
     /// Calls whose arguments could not be kept from entry to exit (a per-thread stash map
-    /// was full), so their bytes are not counted.
+    /// was full), so their bytes are not counted; also calls whose flow or thread split was
+    /// lost in the hand-off to its callback (the task was preempted in between).
     pub stash_full: u64,
     /// Children of followed processes that could not be followed (the followed-process map
     /// was full): left out of `record --pid`/`-- CMD` and `run`.
