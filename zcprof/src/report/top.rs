@@ -198,6 +198,11 @@ impl FlowRates {
     }
 }
 
+/// Machine-wide flows-layer counts for the interval (zcprof itself as in [`machine`]).
+pub fn machine_flows(model: &Model, own: &Own) -> Totals<FlowSlots> {
+    machine_layer(model, own, |p| &p.interval.flows)
+}
+
 /// Machine-wide io_uring-layer counts for the interval (zcprof itself as in [`machine`]).
 pub fn machine_io_uring(model: &Model, own: &Own) -> Totals<IoUringOps> {
     machine_layer(model, own, |p| &p.interval.io_uring)
