@@ -703,3 +703,62 @@ fn top_csv_carries_each_process_biggest_flow() {
         }
     }
 }
+
+/// Text `top --flows`: under each workload's row, its one flow at the rate of the row's
+/// copy column (the same bytes over the same interval, so the same text), and every frame's
+/// header says where that line comes from.
+#[test]
+fn top_text_shows_each_process_biggest_flow() {
+    use std::time::{Duration, Instant};
+
+    if !privileged("top_text_shows_each_process_biggest_flow") {
+        return;
+    }
+    // Not a terminal: text frames, not the dashboard.
+    let (_top, lines) = common::lines_of(&["--flows", "top", "-i", "300ms"]);
+    let first = lines
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a first frame");
+    assert!(first.starts_with("zcprof top · "), "{first}");
+    let workloads = one_flow_each();
+    let expected = ["↳ file → user", "↳ user → tcp"];
+    let mut seen = [false; 2];
+    let (mut frames, mut explained) = (0, 0);
+    let mut previous = first;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().all(|s| *s) {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("a workload's flow line never showed: {seen:?}"));
+        frames += usize::from(line.starts_with("zcprof top · "));
+        explained += usize::from(
+            line == "↳ under a row: its biggest flow in the interval (flows layer, --flows)",
+        );
+        let row: Vec<&str> = previous.split_whitespace().collect();
+        if let Some(i) = workloads
+            .iter()
+            .position(|(c, _)| row.first() == Some(&c.pid.to_string().as_str()))
+        {
+            // PID COMM COPY K→U (two words) COPY U→K (two words) …
+            let copied = [row[2..4].join(" "), row[4..6].join(" ")][i].clone();
+            if line.trim_start().starts_with('↳') {
+                assert_eq!(
+                    line,
+                    format!("         {} {copied}", expected[i]),
+                    "{previous}"
+                );
+                seen[i] = true;
+            } else {
+                // Only the reader's read at EOF can make an interval without a byte.
+                assert_eq!(copied, "0 B/s", "a row with bytes and no flow: {previous}");
+            }
+        }
+        previous = line;
+    }
+    // The first frame's, and each later one's (the last may be cut before its line).
+    assert!(
+        (frames..=frames + 1).contains(&explained),
+        "{explained} of {} frames say where the flow lines come from",
+        frames + 1
+    );
+}

@@ -413,6 +413,15 @@ pub fn flow_name(f: &flows::Flow) -> String {
     format!("{} {} -> {}", f.how, f.from, f.to)
 }
 
+/// ` (sendfile)`: how a flow moved its bytes, for text that prints `from → to` beside it;
+/// empty for a copy, which such text means by default.
+pub fn flow_how(f: &flows::Flow) -> String {
+    match f.how {
+        "copy" => String::new(),
+        how => format!(" ({how})"),
+    }
+}
+
 /// Declares [`Counters`]: one [`Totals`] field per counting layer, and the methods that treat
 /// all of them alike. A new counting layer adds one line to the invocation below; everything
 /// the model does with counts goes through these methods (a test checks the fields against
