@@ -182,6 +182,10 @@ struct ServeArgs {
     /// its reads of /proc are left out, as in `top` and recordings)
     #[arg(long)]
     include_self: bool,
+    /// Only processes in this cgroup v2 (a path, or its directory under the cgroup2 mount)
+    /// or below it (repeatable)
+    #[arg(long, value_name = "PATH", value_parser = crate::host::cgroup::parse_path)]
+    cgroup: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -389,6 +393,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 listen: args.listen,
                 interval: args.interval,
                 include_self: args.include_self,
+                cgroups: args.cgroup,
             },
         )),
     }

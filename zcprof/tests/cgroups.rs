@@ -398,3 +398,106 @@ fn top_shows_only_the_cgroup_asked_for() {
     }
     assert!(seen_a, "the dd in {a} was never listed");
 }
+
+/// The pids that label any series of an exposition.
+fn exported_pids(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once("pid=\"")?.1.split_once('"'))
+        .map(|(pid, _)| pid.to_string())
+        .collect()
+}
+
+/// `serve --cgroup PATH` exports only the processes in that cgroup: a dd in `a` with its
+/// bytes exactly, never the busy dd beside it in `b`; a cgroup that does not exist is one
+/// line and exit status 2.
+#[test]
+fn serve_exports_only_the_cgroup_asked_for() {
+    if !privileged("serve_exports_only_the_cgroup_asked_for") {
+        return;
+    }
+    let groups = Cgroups::new("serve");
+    let a = groups.path("a");
+    // A 1 s interval: an exited process stays exported for one to two intervals, which
+    // leaves time to scrape its final counts.
+    let port = common::free_port();
+    let _serve = common::Reaped(
+        common::zcprof()
+            .args(["serve", "--interval", "1s", "--cgroup", &a, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("zcprof serve"),
+    );
+    common::wait_for(
+        "zcprof serve",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(100),
+        || common::http_get(port, "/metrics").filter(|(c, _)| *c == 200),
+    );
+    // Busy in `b` for the whole test: one process (the shell execs dd), killed at the end.
+    let in_b = common::Reaped(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=1 status=none",
+                groups.procs("b").display()
+            ))
+            .spawn()
+            .expect("sh"),
+    );
+    // In `a`: the shell's echo of its pid, then dd's 9 writes of 4 KiB, in one process.
+    let mut in_a = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=4096 count=9 status=none",
+            groups.procs("a").display()
+        ))
+        .spawn()
+        .expect("sh");
+    let dd = in_a.id().to_string();
+    assert!(in_a.wait().expect("dd ends").success());
+    let writes = 9 * 4096 + dd.len() as u64 + 1;
+    let line = format!(
+        r#"zcprof_bytes_total{{comm="dd",pid="{dd}",syscall="write",direction="u2k",kind="copy",layer="syscall"}} {writes}"#
+    );
+    let body = common::wait_for(
+        "dd's writes in /metrics",
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(50),
+        || {
+            let (_, body) = common::http_get(port, "/metrics")?;
+            let pids = exported_pids(&body);
+            // Only ever processes of `a`: the dd, once its exec named the cgroup.
+            assert!(pids.iter().all(|p| *p == dd), "{pids:?} in\n{body}");
+            body.lines().any(|l| l == line).then_some(body)
+        },
+    );
+    assert_eq!(exported_pids(&body), [dd.clone()].into(), "{body}");
+    let info: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("zcprof_process_info{"))
+        .collect();
+    assert_eq!(
+        info,
+        [format!(
+            r#"zcprof_process_info{{comm="dd",pid="{dd}",cgroup="{a}",container=""}} 1"#
+        )],
+        "{body}"
+    );
+    // The busy one in `b` ran there all along, and the machine-wide loss counters are
+    // still exported.
+    let b = in_b.0.id();
+    let cgroup = std::fs::read_to_string(format!("/proc/{b}/cgroup")).expect("b's dd runs");
+    assert!(
+        cgroup.contains(&format!("0::{}\n", groups.path("b"))),
+        "{cgroup}"
+    );
+    assert!(body.contains("zcprof_lost_events_total{reason=\"ringbuf_full\"}"));
+
+    common::fails(
+        &["serve", "--cgroup", "/does/not/exist"],
+        2,
+        "no cgroup /does/not/exist exists",
+    );
+}

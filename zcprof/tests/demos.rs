@@ -791,12 +791,7 @@ fn top_json_carries_zero_copy_sends_and_mapped_pages() {
     let header = rows
         .recv_timeout(Duration::from_secs(120))
         .expect("the CSV header");
-    let column = |name: &str| {
-        header
-            .split(',')
-            .position(|c| c == name)
-            .unwrap_or_else(|| panic!("no CSV column {name}: {header}"))
-    };
+    let column = |name: &str| common::csv_column(&header, name);
     let csv_columns = [
         column("zero_copy_sends_requested_per_s"),
         column("zero_copy_sends_done_per_s"),

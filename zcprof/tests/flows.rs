@@ -590,3 +590,175 @@ fn top_json_carries_flows() {
     }
     assert!(delivered, "no frame showed the server's user -> tcp flow");
 }
+
+/// Two forked workloads of one flow each, for the live frames: a reader of a 300 kB file to
+/// EOF (`copy file -> user`), and a writer of 40 kB to TCP (`copy user -> tcp`, delivered).
+/// Each moves bytes through that flow only, so in every interval the flow's rate is the
+/// process's copy rate; with their tallies.
+fn one_flow_each() -> [(Child, &'static str); 2] {
+    let input = TempFile::new("top-flow", 300_000);
+    let file = input.open(libc::O_RDONLY);
+    let mut buf = vec![0u8; 65_536];
+    let reader = in_child(|t| {
+        // SAFETY: a descriptor and a buffer prepared above.
+        while t.note("read", unsafe {
+            libc::read(file, buf.as_mut_ptr().cast(), buf.len())
+        }) > 0
+        {}
+    });
+    let (tx, rx) = tcp_pair(false);
+    let writer = in_child(|t| {
+        // SAFETY: a connected socket and a buffer longer than the write; 40 kB fits in the
+        // loopback connection's buffers, so nobody needs to read it first.
+        t.note("write", unsafe {
+            libc::write(tx, buf.as_ptr().cast(), 40_000)
+        });
+    });
+    for fd in [file, tx, rx] {
+        // SAFETY: closing descriptors this test opened.
+        unsafe { libc::close(fd) };
+    }
+    assert_eq!(reader.tally.get("read").1, 300_000);
+    [(reader, "copy file -> user"), (writer, "copy user -> tcp")]
+}
+
+/// Whether `sum`, rates × rounded intervals added up, is `truth` (the CSV rounds
+/// `interval_s` to the millisecond: about 0.2 % of a 300 ms interval).
+fn adds_up(sum: f64, truth: u64) -> bool {
+    (sum - truth as f64).abs() <= truth as f64 * 0.003 + 1.0
+}
+
+/// `top --csv --flows`: each process row carries its biggest flow, to the byte its copy
+/// rate (the workload's only bytes), and over the rows the workload's tally; the writer's
+/// delivered bytes are that flow's, and the machine row delivers at least as much.
+#[test]
+fn top_csv_carries_each_process_biggest_flow() {
+    use std::time::{Duration, Instant};
+
+    if !privileged("top_csv_carries_each_process_biggest_flow") {
+        return;
+    }
+    let (_top, rows) = common::lines_of(&["--flows", "top", "--csv", "-i", "300ms"]);
+    // Printed once the probes are attached.
+    let header = rows
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the CSV header");
+    let column = |name: &str| common::csv_column(&header, name);
+    let (pid, interval) = (column("pid"), column("interval_s"));
+    let (delivered, top_flow, top_rate) = (
+        column("delivered_bytes_per_s"),
+        column("top_flow"),
+        column("top_flow_bytes_per_s"),
+    );
+    let workloads = one_flow_each();
+    let copy_columns = [
+        column("copy_k2u_bytes_per_s"),
+        column("copy_u2k_bytes_per_s"),
+    ];
+    let truth = [
+        workloads[0].0.tally.get("read").1,
+        workloads[1].0.tally.get("write").1,
+    ];
+    let mut sums = [0.0f64; 2];
+    let mut writer_delivered = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sums.iter().zip(truth).all(|(s, t)| adds_up(*s, t)) {
+        let row = rows
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the rows never added up to {truth:?}: {sums:?}"));
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(cols.len(), header.split(',').count(), "{row}");
+        if cols[3] == "machine" {
+            if let Some(w) = writer_delivered.take() {
+                let all: f64 = cols[delivered].parse().expect("machine delivered");
+                assert!(
+                    all >= w,
+                    "the machine delivered less than the writer: {row}"
+                );
+            }
+            continue;
+        }
+        let Some(i) = workloads
+            .iter()
+            .position(|(c, _)| cols[pid] == c.pid.to_string())
+        else {
+            continue;
+        };
+        let flow = workloads[i].1;
+        // Only the reader's read at EOF can make an interval without a byte.
+        if cols[top_flow].is_empty() {
+            assert_eq!(cols[copy_columns[i]], "0.0", "no flow, no bytes: {row}");
+            continue;
+        }
+        assert_eq!(cols[top_flow], flow, "{row}");
+        assert_eq!(cols[top_rate], cols[copy_columns[i]], "{row}");
+        let seconds: f64 = cols[interval].parse().expect("interval_s");
+        sums[i] += cols[top_rate].parse::<f64>().expect("a rate") * seconds;
+        let d: f64 = cols[delivered].parse().expect("delivered");
+        if i == 1 {
+            assert_eq!(cols[delivered], cols[top_rate], "all it sent: {row}");
+            writer_delivered = Some(d);
+        } else {
+            assert_eq!(d, 0.0, "a reader delivers nothing: {row}");
+        }
+    }
+}
+
+/// Text `top --flows`: under each workload's row, its one flow at the rate of the row's
+/// copy column (the same bytes over the same interval, so the same text), and every frame's
+/// header says where that line comes from.
+#[test]
+fn top_text_shows_each_process_biggest_flow() {
+    use std::time::{Duration, Instant};
+
+    if !privileged("top_text_shows_each_process_biggest_flow") {
+        return;
+    }
+    // Not a terminal: text frames, not the dashboard.
+    let (_top, lines) = common::lines_of(&["--flows", "top", "-i", "300ms"]);
+    let first = lines
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a first frame");
+    assert!(first.starts_with("zcprof top · "), "{first}");
+    let workloads = one_flow_each();
+    let expected = ["↳ file → user", "↳ user → tcp"];
+    let mut seen = [false; 2];
+    let (mut frames, mut explained) = (0, 0);
+    let mut previous = first;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().all(|s| *s) {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("a workload's flow line never showed: {seen:?}"));
+        frames += usize::from(line.starts_with("zcprof top · "));
+        explained += usize::from(
+            line == "↳ under a row: its biggest flow in the interval (flows layer, --flows)",
+        );
+        let row: Vec<&str> = previous.split_whitespace().collect();
+        if let Some(i) = workloads
+            .iter()
+            .position(|(c, _)| row.first() == Some(&c.pid.to_string().as_str()))
+        {
+            // PID COMM COPY K→U (two words) COPY U→K (two words) …
+            let copied = [row[2..4].join(" "), row[4..6].join(" ")][i].clone();
+            if line.trim_start().starts_with('↳') {
+                assert_eq!(
+                    line,
+                    format!("         {} {copied}", expected[i]),
+                    "{previous}"
+                );
+                seen[i] = true;
+            } else {
+                // Only the reader's read at EOF can make an interval without a byte.
+                assert_eq!(copied, "0 B/s", "a row with bytes and no flow: {previous}");
+            }
+        }
+        previous = line;
+    }
+    // The first frame's, and each later one's (the last may be cut before its line).
+    assert!(
+        (frames..=frames + 1).contains(&explained),
+        "{explained} of {} frames say where the flow lines come from",
+        frames + 1
+    );
+}

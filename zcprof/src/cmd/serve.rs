@@ -1,5 +1,6 @@
 //! `zcprof serve --listen 127.0.0.1:9464`: expose the live per-process counters over HTTP
-//! for Prometheus (`GET /metrics`, OpenMetrics text; see `report::prometheus`).
+//! for Prometheus (`GET /metrics`, OpenMetrics text; see `report::prometheus`), of every
+//! process or, with `--cgroup`, of those in the cgroups named.
 //!
 //! The address is bound before the probes load, so a port already in use is one line and
 //! a non-zero exit. The exposition is rendered once per collection and shared by every
@@ -26,7 +27,10 @@ use tokio::{
 
 use crate::{
     probes::LoadOptions,
-    report::{prometheus, top::Own},
+    report::{
+        prometheus,
+        top::{Filter, Own},
+    },
     session::{Retention, Session, Signals},
     stdio::say,
 };
@@ -37,6 +41,8 @@ pub struct ServeOptions {
     pub interval: Duration,
     /// `--include-self`: export zcprof's own process like any other.
     pub include_self: bool,
+    /// `--cgroup`: export only the processes in these cgroup v2 paths or below (empty: all).
+    pub cgroups: Vec<String>,
 }
 
 /// The default address: loopback only.
@@ -68,7 +74,15 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
     let own = Own::this_process(opts.include_self);
-    let mut current: Arc<str> = prometheus::render(&session.model, &session.layers, &own).into();
+    // The same selection as `top --cgroup`: every per-process family is narrowed alike.
+    let filter = Filter {
+        cgroups: opts.cgroups,
+        ..Filter::default()
+    };
+    let render = |session: &Session| -> Arc<str> {
+        prometheus::render(&session.model, &session.layers, &own, &filter).into()
+    };
+    let mut current = render(&session);
     // Counted once the probes hold their descriptors.
     let mut connections = Connections::new(capacity());
     say!("zcprof: serving OpenMetrics on http://{addr}/metrics");
@@ -77,7 +91,7 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
         tokio::select! {
             tick = session.next() => {
                 tick?;
-                current = prometheus::render(&session.model, &session.layers, &own).into();
+                current = render(&session);
             }
             conn = listener.accept(), if resume_at.is_none() => match conn {
                 Ok((stream, _)) => connections.admit(stream, current.clone()),

@@ -386,6 +386,19 @@ impl Totals<FlowSlots> {
             .filter_map(|(slot, s)| Some((slot as u32, flows::flow(slot as u32)?, s)))
     }
 
+    /// The flow that moved the most bytes; ties go to the first in the table, so a frame
+    /// names the same one every time. `None` when no flow moved a byte (a read at EOF is
+    /// a call of its flow, not a flow anyone looks for).
+    pub fn biggest(&self) -> Option<(flows::Flow, &Counts)> {
+        self.fired().filter(|(_, _, s)| s.bytes > 0).fold(
+            None,
+            |best: Option<(flows::Flow, &Counts)>, (_, f, s)| match best {
+                Some((_, b)) if b.bytes >= s.bytes => best,
+                _ => Some((f, s)),
+            },
+        )
+    }
+
     /// Bytes sent out through sockets, copied or not ([`flows::delivers`]).
     pub fn delivered_bytes(&self) -> u64 {
         self.fired()
@@ -398,6 +411,15 @@ impl Totals<FlowSlots> {
 /// A flow's name, as recordings key it: `copy file -> user`, `sendfile file -> tcp`.
 pub fn flow_name(f: &flows::Flow) -> String {
     format!("{} {} -> {}", f.how, f.from, f.to)
+}
+
+/// ` (sendfile)`: how a flow moved its bytes, for text that prints `from → to` beside it;
+/// empty for a copy, which such text means by default.
+pub fn flow_how(f: &flows::Flow) -> String {
+    match f.how {
+        "copy" => String::new(),
+        how => format!(" ({how})"),
+    }
 }
 
 /// Declares [`Counters`]: one [`Totals`] field per counting layer, and the methods that treat
@@ -637,6 +659,30 @@ mod tests {
             "an out-of-range slot allocates nothing"
         );
         assert_eq!(d, Counters::zero());
+    }
+
+    #[test]
+    fn the_biggest_flow_moved_the_most_bytes_and_ties_go_to_the_first() {
+        use zcprof_common::flows::{WRITE_TO, kind};
+        let mut t = Totals::<FlowSlots>::zero();
+        assert!(t.biggest().is_none());
+        let set = |t: &mut Totals<FlowSlots>, slot: u32, calls: u64, bytes: u64| {
+            t.slots_mut()[slot as usize] = Counts {
+                calls,
+                bytes,
+                ..Counts::ZERO
+            };
+        };
+        // A read at EOF: a call, no bytes, no biggest flow.
+        set(&mut t, kind::FILE, 1, 0);
+        assert!(t.biggest().is_none());
+        set(&mut t, WRITE_TO + kind::TCP, 2, 500);
+        set(&mut t, WRITE_TO + kind::PIPE, 1, 500);
+        let (f, s) = t.biggest().expect("a flow");
+        assert_eq!((flow_name(&f).as_str(), s.bytes), ("copy user -> tcp", 500));
+        set(&mut t, kind::FILE, 3, 501);
+        let (f, _) = t.biggest().expect("a flow");
+        assert_eq!(flow_name(&f), "copy file -> user");
     }
 
     #[test]

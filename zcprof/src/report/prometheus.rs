@@ -30,6 +30,11 @@
 //!   known (join on `pid` to group any family by cgroup or container);
 //! - `zcprof_lost_events_total{reason}` and `zcprof_probe_layer_up{layer,state}`.
 //!
+//! With `serve --cgroup PATH` every per-process family carries only the processes in those
+//! cgroups or below (a process whose cgroup is not known yet appears once it is), so any
+//! sum over a family is theirs; the lost events stay machine-wide, as the kernel counts
+//! them, and say so in their HELP.
+//!
 //! A process's series exist while it runs and for a little while after it exits (until the
 //! model prunes it), so its final counts are scraped.
 
@@ -41,7 +46,10 @@ use prometheus_client::{
 };
 use zcprof_common::{Counts, HIST_BUCKETS, errno, hist};
 
-use super::{Lost, figures, top::Own};
+use super::{
+    Lost, figures,
+    top::{Filter, Own},
+};
 use crate::{
     model::{Model, Process},
     probes::{Layer, LayerSummary, State},
@@ -222,7 +230,7 @@ impl Collector for Snapshot {
         }
         let mut metric = encoder.encode_descriptor(
             "zcprof_lost_events",
-            "Events the kernel side could not record, or records user space could not decode",
+            "Events the kernel side could not record, or records user space could not decode (machine-wide: serve --cgroup does not narrow it)",
             None,
             MetricType::Counter,
         )?;
@@ -246,9 +254,9 @@ impl Collector for Snapshot {
 }
 
 /// The syscall layer's series: one per process × syscall it called.
-fn syscall_series(model: &Model, own: &Own) -> Vec<Series> {
+fn syscall_series(shown: &[&Process]) -> Vec<Series> {
     let mut series = Vec::new();
-    for p in model.processes().filter(|p| !own.hides(p)) {
+    for &p in shown {
         for (sc, s) in figures::used(&p.totals.syscall) {
             let labels = vec![
                 ("syscall", sc.name.to_string()),
@@ -267,10 +275,10 @@ fn syscall_series(model: &Model, own: &Own) -> Vec<Series> {
 
 /// The io_uring layer's series, one per process × opcode (or notification) that completed,
 /// and its detector's calls per process.
-fn io_uring_series(model: &Model, own: &Own) -> (Vec<Series>, Vec<(Labels, u64)>) {
+fn io_uring_series(shown: &[&Process]) -> (Vec<Series>, Vec<(Labels, u64)>) {
     let mut series = Vec::new();
     let mut unseen = Vec::new();
-    for p in model.processes().filter(|p| !own.hides(p)) {
+    for &p in shown {
         let t = &p.totals.io_uring;
         for (op, s) in t.requests() {
             let labels = vec![
@@ -299,9 +307,9 @@ fn io_uring_series(model: &Model, own: &Own) -> (Vec<Series>, Vec<(Labels, u64)>
 }
 
 /// The mapped layer's pages, one series per process × way that counted.
-fn mapped_series(model: &Model, own: &Own) -> Vec<(Labels, u64)> {
+fn mapped_series(shown: &[&Process]) -> Vec<(Labels, u64)> {
     let mut series = Vec::new();
-    for p in model.processes().filter(|p| !own.hides(p)) {
+    for &p in shown {
         for (via, s) in p.totals.mapped.named().filter(|(_, s)| s.bytes > 0) {
             let labels = vec![
                 ("comm", p.comm.clone()),
@@ -316,9 +324,9 @@ fn mapped_series(model: &Model, own: &Own) -> Vec<(Labels, u64)> {
 }
 
 /// The flows layer's bytes, one series per process × flow that counted.
-fn flows_series(model: &Model, own: &Own) -> Vec<(Labels, u64)> {
+fn flows_series(shown: &[&Process]) -> Vec<(Labels, u64)> {
     let mut series = Vec::new();
-    for p in model.processes().filter(|p| !own.hides(p)) {
+    for &p in shown {
         for (_, flow, s) in p.totals.flows.fired() {
             let labels = vec![
                 ("comm", p.comm.clone()),
@@ -338,10 +346,9 @@ fn flows_series(model: &Model, own: &Own) -> Vec<(Labels, u64)> {
 }
 
 /// `comm`, `pid`, `cgroup`, `container` of every process whose cgroup is known.
-fn info_series(model: &Model, own: &Own) -> Vec<Labels> {
-    model
-        .processes()
-        .filter(|p| !own.hides(p))
+fn info_series(shown: &[&Process]) -> Vec<Labels> {
+    shown
+        .iter()
         .filter_map(|p| {
             let path = p.cgroup_path.clone()?;
             Some(vec![
@@ -355,9 +362,9 @@ fn info_series(model: &Model, own: &Own) -> Vec<Labels> {
 }
 
 /// The kernel layer's series: one per process × probe that fired.
-fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {
+fn kernel_series(shown: &[&Process]) -> Vec<Series> {
     let mut series = Vec::new();
-    for p in model.processes().filter(|p| !own.hides(p)) {
+    for &p in shown {
         for (probe, s) in p.totals.kernel.fired() {
             let labels = vec![
                 ("probe", probe.name.to_string()),
@@ -375,20 +382,28 @@ fn kernel_series(model: &Model, own: &Own) -> Vec<Series> {
     series
 }
 
-/// The exposition of everything the model holds now, but zcprof's own process unless `own`
-/// lists it (`--include-self`): its answers to scrapes and its reads of /proc are not the
-/// machine's work, as in `top` and recordings.
-pub fn render(model: &Model, layers: &[LayerSummary], own: &Own) -> String {
-    let mut syscall = syscall_series(model, own);
-    let (io_uring, io_uring_unseen) = io_uring_series(model, own);
+/// The exposition of the processes the model holds now that `filter` keeps (`serve
+/// --cgroup`: those in the cgroups or below; one whose cgroup is not known yet is left out
+/// until it is), but zcprof's own process unless `own` lists it (`--include-self`): its
+/// answers to scrapes and its reads of /proc are not the machine's work, as in `top` and
+/// recordings. Every per-process family is narrowed alike, so a sum over any of them is the
+/// kept processes' total; the lost events and the layers' state stay machine-wide (the
+/// kernel's loss counters name no process).
+pub fn render(model: &Model, layers: &[LayerSummary], own: &Own, filter: &Filter) -> String {
+    let shown: Vec<&Process> = model
+        .processes()
+        .filter(|p| !own.hides(p) && filter.matches(p))
+        .collect();
+    let mut syscall = syscall_series(&shown);
+    let (io_uring, io_uring_unseen) = io_uring_series(&shown);
     syscall.extend(io_uring);
     let snapshot = Snapshot {
         syscall,
         io_uring_unseen,
-        mapped: mapped_series(model, own),
-        kernel: kernel_series(model, own),
-        flows: flows_series(model, own),
-        info: info_series(model, own),
+        mapped: mapped_series(&shown),
+        kernel: kernel_series(&shown),
+        flows: flows_series(&shown),
+        info: info_series(&shown),
         lost: Lost::of(model),
         layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
     };
@@ -467,19 +482,22 @@ mod tests {
             listed: false,
             cpu_percent: None,
         };
-        let text = render(&m, &[], &hidden);
+        let text = render(&m, &[], &hidden, &Filter::default());
         assert!(!text.contains("pid=\"42\""), "{text}");
         let listed = Own {
             listed: true,
             ..hidden
         };
-        assert!(render(&m, &[], &listed).contains("pid=\"42\""));
-        assert_eq!(render(&m, &[], &listed), render(&m, &[], &Own::default()));
+        assert!(render(&m, &[], &listed, &Filter::default()).contains("pid=\"42\""));
+        assert_eq!(
+            render(&m, &[], &listed, &Filter::default()),
+            render(&m, &[], &Own::default(), &Filter::default())
+        );
     }
 
     #[test]
     fn counters_and_histograms_carry_every_label() {
-        let text = render(&model(), &[], &Own::default());
+        let text = render(&model(), &[], &Own::default(), &Filter::default());
         let labels =
             r#"comm="cat",pid="42",syscall="read",direction="k2u",kind="copy",layer="syscall""#;
         for line in [
@@ -523,7 +541,7 @@ mod tests {
             },
             &NoProc,
         );
-        let text = render(&m, &[], &Own::default());
+        let text = render(&m, &[], &Own::default(), &Filter::default());
         let line = r#"zcprof_mapped_pages_total{comm="cat",pid="42",via="fault",layer="mapped"} 5"#;
         assert!(
             text.lines().any(|l| l == line),
@@ -581,7 +599,7 @@ mod tests {
             },
             &NoProc,
         );
-        let text = render(&m, &[], &Own::default());
+        let text = render(&m, &[], &Own::default(), &Filter::default());
         let labels =
             r#"comm="fio",pid="43",opcode="READ",direction="k2u",kind="copy",layer="io_uring""#;
         for line in [
@@ -602,7 +620,7 @@ mod tests {
 
     #[test]
     fn kernel_probes_are_series_of_their_own() {
-        let text = render(&model(), &[], &Own::default());
+        let text = render(&model(), &[], &Own::default(), &Filter::default());
         for (probe, function, role) in [
             (
                 "__check_object_size:to_user",
@@ -680,7 +698,7 @@ mod tests {
             },
             &NoProc,
         );
-        let text = render(&m, &[], &Own::default());
+        let text = render(&m, &[], &Own::default(), &Filter::default());
         let by_errno: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("zcprof_errors_by_errno_total{"))
@@ -698,7 +716,7 @@ mod tests {
 
     #[test]
     fn an_empty_model_is_valid_openmetrics() {
-        let text = render(&Model::new(), &[], &Own::default());
+        let text = render(&Model::new(), &[], &Own::default(), &Filter::default());
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(text.contains("# TYPE zcprof_bytes counter"), "{text}");
         assert!(
@@ -709,6 +727,83 @@ mod tests {
             text.contains("zcprof_lost_events_total{reason=\"ringbuf_full\"} 0"),
             "{text}"
         );
+    }
+
+    /// `serve --cgroup`: every per-process family carries only the processes in the cgroup
+    /// or below, never one elsewhere or one whose cgroup is not known; the lost events stay.
+    #[test]
+    fn a_cgroup_filter_narrows_every_process_family() {
+        let read = syscalls::index_named("read").expect("read") as u32;
+        let stats = Counts {
+            calls: 1,
+            bytes: 100,
+            ..Counts::ZERO
+        };
+        let mut m = Model::new();
+        let procs = [(41, 7), (42, 8), (43, 9), (44, 0)];
+        m.apply(
+            &Batch {
+                events: procs
+                    .iter()
+                    .map(|&(child, cgroup)| ProcEvent::Fork {
+                        parent: 1,
+                        child,
+                        comm: "w".into(),
+                        followed: false,
+                        cgroup,
+                    })
+                    .collect(),
+                counts: procs
+                    .iter()
+                    .flat_map(|&(tgid, _)| {
+                        [
+                            (Layer::Syscall, Key { tgid, slot: read }),
+                            (
+                                Layer::Kernel,
+                                Key {
+                                    tgid,
+                                    slot: id::SKB_COPY_DATAGRAM_ITER,
+                                },
+                            ),
+                        ]
+                    })
+                    .map(|(layer, key)| (layer, key, stats))
+                    .collect(),
+                ..Batch::empty(Instant::now())
+            },
+            &NoProc,
+        );
+        // 41 in the service, 42 in a sibling whose name starts alike, 43 below the
+        // service, 44 unknown.
+        m.resolve_cgroups(|id, _| match id {
+            Some(7) => Some("/system.slice/web.service".into()),
+            Some(8) => Some("/system.slice/web.servicex".into()),
+            Some(9) => Some("/system.slice/web.service/worker".into()),
+            _ => None,
+        });
+        let filter = Filter {
+            cgroups: vec!["/system.slice/web.service".into()],
+            ..Filter::default()
+        };
+        let text = render(&m, &[], &Own::default(), &filter);
+        for left_out in ["42", "44"] {
+            assert!(!text.contains(&format!("pid=\"{left_out}\"")), "{text}");
+        }
+        for family in [
+            "zcprof_bytes_total{",
+            "zcprof_kernel_bytes_total{",
+            "zcprof_process_info{",
+        ] {
+            let series = text.lines().filter(|l| l.starts_with(family)).count();
+            assert_eq!(series, 2, "{family} in\n{text}");
+        }
+        assert!(
+            text.contains("zcprof_lost_events_total{reason=\"ringbuf_full\"} 0"),
+            "{text}"
+        );
+        let all = render(&m, &[], &Own::default(), &Filter::default());
+        let series = all.lines().filter(|l| l.starts_with("zcprof_bytes_total{"));
+        assert_eq!(series.count(), 4, "{all}");
     }
 
     /// The flows layer's bytes per flow, and the cgroup of each process as an info series.
@@ -736,7 +831,7 @@ mod tests {
             &NoProc,
         );
         m.resolve_cgroups(|_, _| Some("/system.slice/nginx.service".into()));
-        let text = render(&m, &[], &Own::default());
+        let text = render(&m, &[], &Own::default(), &Filter::default());
         for line in [
             r#"zcprof_flow_bytes_total{comm="nginx",pid="42",flow="copy user -> tcp",direction="u2k",kind="copy",layer="flows"} 700"#,
             r#"zcprof_process_info{comm="nginx",pid="42",cgroup="/system.slice/nginx.service",container="unit nginx.service"} 1"#,

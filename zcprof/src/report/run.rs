@@ -696,16 +696,13 @@ fn flows_table(out: &mut String, t: &Totals<FlowSlots>) {
         units::count(t.delivered_bytes())
     ));
     for (_, f, s) in flows {
-        let how = match f.how {
-            "copy" => String::new(),
-            how => format!(" ({how})"),
-        };
         out.push_str(&format!(
-            "    {:>7} → {:<7} {:>16} B in {} calls{how}\n",
+            "    {:>7} → {:<7} {:>16} B in {} calls{}\n",
             f.from,
             f.to,
             units::count(s.bytes),
             units::count(s.calls),
+            crate::model::flow_how(&f),
         ));
     }
 }

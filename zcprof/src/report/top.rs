@@ -198,6 +198,11 @@ impl FlowRates {
     }
 }
 
+/// Machine-wide flows-layer counts for the interval (zcprof itself as in [`machine`]).
+pub fn machine_flows(model: &Model, own: &Own) -> Totals<FlowSlots> {
+    machine_layer(model, own, |p| &p.interval.flows)
+}
+
 /// Machine-wide io_uring-layer counts for the interval (zcprof itself as in [`machine`]).
 pub fn machine_io_uring(model: &Model, own: &Own) -> Totals<IoUringOps> {
     machine_layer(model, own, |p| &p.interval.io_uring)
@@ -473,7 +478,7 @@ fn interval_seconds(model: &Model) -> f64 {
 }
 
 /// A text frame: header (with zcprof's own cost), column titles, at most `limit` rows,
-/// machine total.
+/// machine total; with the flows layer, each row's biggest flow on a line under it.
 pub fn text(
     model: &Model,
     layers: &[LayerSummary],
@@ -512,6 +517,10 @@ pub fn text(
             "figures per second from the syscall layer{uring_columns} (no kernel-layer copy probe attached here: `zcprof doctor` says why)\n",
         )),
     }
+    let flows = counted(layers, Layer::Flows);
+    if flows {
+        out.push_str("↳ under a row: its biggest flow in the interval (flows layer, --flows)\n");
+    }
     if let Some(caveat) = io_uring_caveat(model, own) {
         out.push_str(&caveat);
         out.push('\n');
@@ -537,6 +546,9 @@ pub fn text(
             (&r.process.interval.kernel, source),
             seconds,
         ));
+        if flows {
+            out.push_str(&flow_line(&r.process.interval.flows, seconds));
+        }
     }
     if rows.len() > limit {
         out.push_str(&format!("{:>8} … {} more\n", "", rows.len() - limit));
@@ -550,6 +562,9 @@ pub fn text(
         (&machine_kernel(model, own), source),
         seconds,
     ));
+    if flows {
+        out.push_str(&flow_line(&machine_flows(model, own), seconds));
+    }
     if let Some(r) = super::ZeroCopySendRates::of_both(&machine_syscall, &machine_uring, seconds) {
         out.push_str(&zero_copy_sends_line(&r));
     }
@@ -562,6 +577,23 @@ pub fn text(
         ));
     }
     out
+}
+
+/// `         ↳ file → user 2.9 MiB/s`, under a row: the flow that moved the most bytes in
+/// the interval, and how when not by a copy (`(sendfile)`); empty when no flow moved a
+/// byte. Its own line, so the row stays as wide as without `--flows`.
+fn flow_line(t: &Totals<FlowSlots>, seconds: f64) -> String {
+    let Some((f, s)) = t.biggest() else {
+        return String::new();
+    };
+    format!(
+        "{:>8} ↳ {} → {} {}{}\n",
+        "",
+        f.from,
+        f.to,
+        units::rate(per_second(s.bytes, seconds)),
+        crate::model::flow_how(&f)
+    )
 }
 
 /// `zero-copy sends (…): 8/s requested (512.0 KiB/s), 8/s copied anyway, 0/s without a
@@ -957,6 +989,102 @@ mod tests {
             fio[21..27],
             ["0.0", "3000000.0", "0.0", "3.0", "0.0", "0.0"]
         );
+    }
+
+    /// With the flows layer, in 2 s: nginx sent 6 MB from a file to TCP by sendfile and
+    /// read 2 MB from a file; cat read 1 MB from a file and then hit EOF; true only hit EOF
+    /// (a call of a flow, no bytes). Each row with bytes has its biggest flow on a line of
+    /// its own, the machine's too, and the header says where they come from; nothing of it
+    /// without the layer.
+    #[test]
+    fn text_shows_each_rows_biggest_flow_with_the_flows_layer() {
+        use zcprof_common::flows::{self, kind};
+
+        let start = Instant::now();
+        let mut m = Model::new();
+        m.start_at(start);
+        let proc = FakeProc::default()
+            .with(9, "nginx", 1)
+            .with(10, "cat", 1)
+            .with(11, "true", 1);
+        let sendfile = flows::sendfile(kind::FILE, kind::TCP);
+        for (secs, n) in [(1, 0), (3, 1)] {
+            let key = |tgid, slot| Key { tgid, slot };
+            let counts = vec![
+                (Layer::Flows, key(9, sendfile), stats(6 * n, 6_000_000 * n)),
+                (
+                    Layer::Flows,
+                    key(9, kind::FILE),
+                    stats(2 * n, 2_000_000 * n),
+                ),
+                (
+                    Layer::Flows,
+                    key(10, kind::FILE),
+                    stats(2 * n, 1_000_000 * n),
+                ),
+                (Layer::Flows, key(11, kind::FILE), stats(n, 0)),
+                // Rows are those active in the syscall layer too.
+                (Layer::Syscall, key(9, 0), stats(8 * n, 8_000_000 * n)),
+                (Layer::Syscall, key(10, 0), stats(2 * n, 1_000_000 * n)),
+                (Layer::Syscall, key(11, 0), stats(n, 0)),
+            ];
+            let batch = Batch {
+                counts,
+                ..Batch::empty(start + Duration::from_secs(secs))
+            };
+            m.apply(&batch, &proc);
+        }
+        let mut layers = cross_check_only();
+        let without = text(&m, &layers, &Filter::default(), &Own::default(), 10, false);
+        layers.push(LayerSummary {
+            layer: Layer::Flows,
+            state: State::Live,
+            via: "btf".into(),
+            attached: 1,
+            unavailable: vec![],
+        });
+        let with = text(&m, &layers, &Filter::default(), &Own::default(), 10, false);
+        assert!(!without.contains('↳'), "{without}");
+        let lines: Vec<&str> = with.lines().collect();
+        let under = |row: &str| {
+            let at = lines
+                .iter()
+                .position(|l| l.contains(row))
+                .unwrap_or_else(|| panic!("no {row} row in\n{with}"));
+            lines.get(at + 1).copied().unwrap_or_default()
+        };
+        assert_eq!(
+            under(" nginx "),
+            "         ↳ file → tcp 2.9 MiB/s (sendfile)"
+        );
+        assert_eq!(under(" cat "), "         ↳ file → user 488.3 KiB/s");
+        assert!(!under(" true ").contains('↳'), "no byte, no flow: {with}");
+        assert_eq!(
+            under("machine "),
+            "         ↳ file → tcp 2.9 MiB/s (sendfile)"
+        );
+        assert!(
+            lines.contains(
+                &"↳ under a row: its biggest flow in the interval (flows layer, --flows)"
+            ),
+            "{with}"
+        );
+        // Only the flow lines are new, and none of them is wider than 80 columns.
+        let new: Vec<&&str> = lines.iter().filter(|l| l.contains('↳')).collect();
+        assert_eq!(new.len(), 4, "{with}");
+        assert!(new.iter().all(|l| l.chars().count() <= 80), "{with}");
+        let old: Vec<&&str> = lines.iter().filter(|l| !l.contains('↳')).collect();
+        let before: Vec<&str> = without.lines().collect();
+        assert_eq!(old.len(), before.len(), "{with}");
+        // From the column titles on (the header's clock and layer lines differ: they now
+        // name the flows layer), the rest is as it was.
+        let titles = |lines: &[&str]| lines.iter().position(|l| l.contains("COMM"));
+        let old: Vec<&str> = old.into_iter().copied().collect();
+        let (a, b) = (
+            titles(&old).expect("titles"),
+            titles(&before).expect("titles"),
+        );
+        assert_eq!(old[a..], before[b..], "{with}");
     }
 
     #[test]

@@ -288,6 +288,14 @@ pub fn lines_of(args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
     (Reaped(child), rx)
 }
 
+/// The position of column `name` in the CSV header `header` (`top --csv`).
+pub fn csv_column(header: &str, name: &str) -> usize {
+    header
+        .split(',')
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no CSV column {name}: {header}"))
+}
+
 /// `zcprof serve` on a free loopback port, refreshing every 200 ms, with `extra` options;
 /// killed when the test ends. Returns it and its port.
 pub fn serve(extra: &[&str]) -> (Reaped, u16) {
