@@ -70,6 +70,8 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "flows",
         "time_bounded_recordings_compare_per_delivered_byte",
     ),
+    ("flows", "top_csv_carries_each_process_biggest_flow"),
+    ("flows", "top_text_shows_each_process_biggest_flow"),
     // The same for threads: how run, record and top spell the split.
     ("threads", "run_and_record_carry_threads"),
     ("threads", "top_json_lists_active_threads"),
