@@ -190,8 +190,12 @@ fn bytes(number: &str, unit: &str) -> f64 {
 
 /// Process-table rows on the screen: (pid, comm, copied bytes/s).
 fn table_rows(screen: &str) -> Vec<(u32, String, f64)> {
-    let row = Regex::new(r"^(\d+)\s+(\S+)(?: \(exited\))?\s+(\d+(?:\.\d+)?) (B|KiB|MiB|GiB|TiB)\s")
-        .expect("regex");
+    // The CONTAINER column, where the terminal has room for it, holds a label that never
+    // starts with a digit (`?`, `unit cron.service`, `docker 0123456789ab`).
+    let row = Regex::new(
+        r"^(\d+)\s+(\S+)(?: \(exited\))?\s+(?:\D.*?\s{2,})?(\d+(?:\.\d+)?) (B|KiB|MiB|GiB|TiB)\s",
+    )
+    .expect("regex");
     screen
         .lines()
         .filter_map(|l| {
@@ -292,6 +296,30 @@ fn dashboard_in_tmux_shows_a_demo_filters_and_quits_cleanly() {
         after_rows.len()
     );
     println!("filtered:\n{after}");
+
+    // The detail view's threads panel (`t`) says how to get the split without --threads.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the detail view", Duration::from_secs(10), |s| {
+        s.contains("command line:")
+    });
+    tmux.keys(&["t"]);
+    tmux.wait_for("the threads panel", Duration::from_secs(10), |s| {
+        s.contains("start zcprof with --threads")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["Escape"]);
+    // `C` groups the processes by container or cgroup; Enter filters the table to one.
+    tmux.keys(&["C"]);
+    let groups = tmux.wait_for("the groups view", Duration::from_secs(10), |s| {
+        s.contains("containers and cgroups") && s.contains("CONTAINER / CGROUP")
+    });
+    println!("groups:\n{groups}");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(
+        "the table filtered to a group",
+        Duration::from_secs(10),
+        |s| s.contains("processes · syscall layer") && s.contains("filter \"^"),
+    );
 
     // `q` quits, restores the terminal and stops the demo.
     tmux.keys(&["q"]);

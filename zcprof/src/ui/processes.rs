@@ -10,6 +10,7 @@
 
 mod detail;
 mod filter;
+mod groups;
 mod keys;
 mod rows;
 pub mod table;
@@ -25,22 +26,25 @@ use zcprof_common::kernel::Role;
 use self::rows::{copy_calls, sort_value};
 pub use self::{
     filter::{Filter, FilterInput},
+    groups::GroupRow,
     keys::BINDINGS,
-    rows::{Column, ProcRow, Sort},
+    rows::{Column, ProcRow, Sort, ThreadRow, container_label},
 };
 use super::shared::{History, Shared};
 use crate::{
-    model::{Model, ProcId},
+    model::{Model, ProcId, Process, flow_how},
     report::{
-        Rates,
+        Rates, per_second,
         top::{IoUringRates, KernelRates, Own},
     },
 };
 
-/// The section's two views.
+/// The section's views.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
     Table,
+    /// The table's rows added up per container (or cgroup): `C` toggles it.
+    Groups,
     /// The selected process in depth.
     Detail,
 }
@@ -58,6 +62,12 @@ pub struct Processes {
     pub filter_input: Option<FilterInput>,
     pub selected: Option<ProcId>,
     pub view: View,
+    /// The groups view's rows (of the processes the filter shows), in display order, and
+    /// the selected one's name.
+    groups: Vec<GroupRow>,
+    pub selected_group: Option<String>,
+    /// The detail view shows the threads layer's split instead of the chart (`t`).
+    pub show_threads: bool,
 }
 
 impl Default for Processes {
@@ -71,6 +81,9 @@ impl Default for Processes {
             filter_input: None,
             selected: None,
             view: View::Table,
+            groups: Vec::new(),
+            selected_group: None,
+            show_threads: false,
         }
     }
 }
@@ -126,6 +139,14 @@ impl Processes {
                 io_uring_rates: IoUringRates::of(&p.interval.io_uring, seconds),
                 io_uring: p.totals.io_uring.clone(),
                 children: children.remove(&p.id).unwrap_or_default(),
+                top_flow: p.interval.flows.biggest().map(|(f, c)| {
+                    (
+                        format!("{} → {}{}", f.from, f.to, flow_how(&f)),
+                        per_second(c.bytes, seconds),
+                    )
+                }),
+                flows: p.totals.flows.clone(),
+                threads: thread_rows(p, seconds),
             });
         }
         for row in &self.rows {
@@ -157,12 +178,21 @@ impl Processes {
             let key = match sort.column {
                 Column::Comm => a.comm.cmp(&b.comm),
                 Column::Pid => a.pid.cmp(&b.pid),
+                Column::Container => container_label(a).cmp(container_label(b)),
                 column => sort_value(a, column).total_cmp(&sort_value(b, column)),
             };
             let key = if sort.descending { key.reverse() } else { key };
             key.then(a.pid.cmp(&b.pid)).then(a.id.cmp(&b.id))
         });
         self.order = order;
+        self.groups = groups::of(self.visible(), self.sort);
+        if !self
+            .selected_group
+            .as_ref()
+            .is_some_and(|name| self.groups.iter().any(|g| &g.name == name))
+        {
+            self.selected_group = self.groups.first().map(|g| g.name.clone());
+        }
         let still_shown = self
             .selected
             .is_some_and(|id| self.visible().any(|r| r.id == id));
@@ -206,12 +236,50 @@ impl Processes {
     pub fn show_table(&mut self) {
         self.view = View::Table;
     }
+
+    /// The groups view's rows, in display order.
+    pub fn groups(&self) -> &[GroupRow] {
+        &self.groups
+    }
+
+    /// Position of the selected group.
+    pub fn selected_group_index(&self) -> Option<usize> {
+        let name = self.selected_group.as_ref()?;
+        self.groups.iter().position(|g| &g.name == name)
+    }
+}
+
+/// The threads layer's split of `p`, most bytes first.
+fn thread_rows(p: &Process, seconds: f64) -> Vec<ThreadRow> {
+    let mut rows: Vec<ThreadRow> = p
+        .threads
+        .iter()
+        .map(|t| {
+            let f = t.totals.figures();
+            ThreadRow {
+                tid: t.tid,
+                name: t.name().to_string(),
+                exited: t.exited,
+                calls: t.totals.slots().iter().map(|s| s.calls).sum(),
+                copied: f.copied_bytes(),
+                zero_copy: f.zero_copy_bytes,
+                copied_per_s: per_second(t.interval.figures().copied_bytes(), seconds),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.copied + b.zero_copy)
+            .cmp(&(a.copied + a.zero_copy))
+            .then(a.tid.cmp(&b.tid))
+    });
+    rows
 }
 
 /// Draws the section's current view.
 pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Processes) {
     match processes.view {
         View::Table => table::render(frame, area, shared, processes),
+        View::Groups => groups::render(frame, area, shared, processes),
         View::Detail => detail::render(frame, area, shared, processes),
     }
 }

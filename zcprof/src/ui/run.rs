@@ -44,6 +44,7 @@ pub async fn run(
         kernel: host::kernel_release(),
         layers: session.layers.clone(),
         refresh: interval,
+        cgroups_unavailable: session.cgroups.unavailable().map(String::from),
     };
     let mut app = App::new(info, DemoScenario::catalogue());
     app.shared.color = color_enabled();

@@ -26,6 +26,9 @@ pub struct HostInfo {
     pub layers: Vec<LayerSummary>,
     /// The requested refresh interval.
     pub refresh: Duration,
+    /// Why processes' cgroups cannot be known on this host (no cgroup2 filesystem), if
+    /// they cannot.
+    pub cgroups_unavailable: Option<String>,
 }
 
 /// Read by every section; changed only by [`App`](super::App).
@@ -62,6 +65,17 @@ impl Shared {
     /// Whether the io_uring layer counts in this session (its column and rows are shown).
     pub fn io_uring_counted(&self) -> bool {
         crate::report::top::io_uring_counted(&self.info.layers)
+    }
+
+    /// Whether the flows layer counts (`--flows`): the biggest-flow column and the detail
+    /// view's flows.
+    pub fn flows_counted(&self) -> bool {
+        crate::report::top::counted(&self.info.layers, Layer::Flows)
+    }
+
+    /// Whether the threads layer counts (`--threads`).
+    pub fn threads_counted(&self) -> bool {
+        crate::report::top::counted(&self.info.layers, Layer::Threads)
     }
 
     /// The kernel layer's state, when it is one of the session's layers.

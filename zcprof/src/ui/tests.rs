@@ -101,6 +101,16 @@ pub(super) fn model(ticks: u64) -> Model {
 /// with two workers, after `ticks` one-second intervals; the kernel layer counts only at
 /// the probes `info` says attached.
 pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
+    model_with(info, ticks, &|_| Vec::new())
+}
+
+/// [`model_on`] with `extra(t)`'s counts too in tick `t` (other layers', cumulative as the
+/// kernel's maps are).
+pub(super) fn model_with(
+    info: &HostInfo,
+    ticks: u64,
+    extra: &dyn Fn(u64) -> Vec<(Layer, Key, Counts)>,
+) -> Model {
     let start = Instant::now();
     let mut m = Model::new();
     m.start_at(start);
@@ -162,6 +172,7 @@ pub(super) fn model_on(info: &HostInfo, ticks: u64) -> Model {
                     .filter(|(k, _)| attached(info, k.slot))
                     .map(|(k, s)| (Layer::Kernel, k, s)),
             )
+            .chain(extra(t))
             .collect(),
             counters: KernelCounters::default(),
             malformed: 0,
@@ -242,6 +253,7 @@ fn info_with(kernel: Option<LayerSummary>) -> HostInfo {
         .chain(kernel)
         .collect(),
         refresh: Duration::from_secs(1),
+        cgroups_unavailable: None,
     }
 }
 
@@ -377,6 +389,8 @@ fn sort_keys_cycle_columns_and_reverse() {
     press(&mut app, "s");
     assert_eq!(app.processes.sort.column, Column::CopyK2u);
     press(&mut app, "SS");
+    assert_eq!(app.processes.sort.column, Column::Container);
+    press(&mut app, "S");
     assert_eq!(app.processes.sort.column, Column::Comm);
     // Comm descending: zcprof-demo, sshd, nginx, cat (ties by pid).
     assert_eq!(pids(&app), [500, 501, 502, 300, 100, 200]);
@@ -393,10 +407,7 @@ fn sort_keys_cycle_columns_and_reverse() {
 #[test]
 fn kernel_column_is_a_sort_key_only_when_a_copy_role_attached() {
     let mut app = app_after(3);
-    assert!(
-        Column::shown(app.shared.copy_source, app.shared.io_uring_counted())
-            .contains(&Column::KernelCopied)
-    );
+    assert!(Column::of_session(&app.shared).contains(&Column::KernelCopied));
     app.processes.sort.column = Column::AvgCopy;
     press(&mut app, "s");
     assert_eq!(app.processes.sort.column, Column::KernelCopied);
@@ -408,10 +419,7 @@ fn kernel_column_is_a_sort_key_only_when_a_copy_role_attached() {
     assert_eq!(app.processes.sort.column, Column::KernelCopied);
 
     let mut app = app_on(info_without_copy_probe(), 3);
-    assert!(
-        !Column::shown(app.shared.copy_source, app.shared.io_uring_counted())
-            .contains(&Column::KernelCopied)
-    );
+    assert!(!Column::of_session(&app.shared).contains(&Column::KernelCopied));
     app.processes.sort.column = Column::AvgCopy;
     press(&mut app, "s");
     assert_eq!(app.processes.sort.column, Column::Pid);
@@ -1008,7 +1016,7 @@ fn uring_app(state: State, ticks: u64) -> App {
 #[test]
 fn io_uring_has_its_column_and_its_rows_in_the_detail_view() {
     let mut app = uring_app(State::Live, 3);
-    assert!(Column::shown(app.shared.copy_source, true).contains(&Column::IoUringCopied));
+    assert!(Column::shown(app.shared.copy_source, true, false).contains(&Column::IoUringCopied));
     // fio copies more than cat, through io_uring: first, though its syscall copies are 0.
     app.processes.sort.column = Column::IoUringCopied;
     app.processes.refresh_order();
@@ -1104,4 +1112,255 @@ fn zero_copy_sends_and_mapped_pages_are_in_the_header() {
         "{text}"
     );
     assert!(text.contains("mapped: 3 pages/s (12.0 KiB/s)"), "{text}");
+}
+
+// ---- containers, flows and threads (the attribution's dimensions) ----
+
+/// `info` with `layer` live too.
+fn with_layer(mut info: HostInfo, layer: Layer) -> HostInfo {
+    info.layers.push(LayerSummary {
+        layer,
+        state: State::Live,
+        via: "tp_btf".into(),
+        attached: 1,
+        unavailable: vec![],
+    });
+    info
+}
+
+/// The cgroups of [`model_on`]'s processes: nginx in its unit, cat in a docker container,
+/// the demo and its workers in a scope of their own, sshd unknown.
+fn cgroup_of(pid: u32) -> Option<String> {
+    match pid {
+        100 => Some("/system.slice/nginx.service".into()),
+        200 => Some(
+            "/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope"
+                .into(),
+        ),
+        500..=502 => Some("/user.slice/user-1000.slice/demo.scope".into()),
+        _ => None,
+    }
+}
+
+/// An app whose processes have cgroups (and, with `extra`, other layers' counts).
+fn app_in_cgroups(
+    info: HostInfo,
+    ticks: u64,
+    extra: &dyn Fn(u64) -> Vec<(Layer, Key, Counts)>,
+) -> App {
+    let mut app = App::new(info.clone(), demos());
+    app.shared.color = false;
+    app.shared.own.cpu_percent = Some(0.7);
+    for t in 1..=ticks {
+        let mut m = model_with(&info, t, extra);
+        m.resolve_cgroups(|_, pid| cgroup_of(pid));
+        app.apply(&m, &cmdline);
+    }
+    app
+}
+
+#[test]
+fn the_container_column_shows_when_there_is_room() {
+    let app = app_in_cgroups(info(), 3, &|_| Vec::new());
+    let wide = screen(&app, 160, 16);
+    assert!(wide.contains("CONTAINER"), "{wide}");
+    assert!(wide.contains("unit nginx.service"), "{wide}");
+    assert!(wide.contains("docker 0123456789ab"), "{wide}");
+    assert!(wide.contains("scope demo.scope"), "{wide}");
+    // sshd's cgroup is not known.
+    let sshd = wide
+        .lines()
+        .find(|l| l.contains("sshd"))
+        .expect("sshd's row");
+    assert_eq!(sshd.split_whitespace().nth(2), Some("?"), "{sshd}");
+    // At 120 columns the table keeps its figures; the groups view shows the containers.
+    let narrow = screen(&app, 120, 16);
+    assert!(!narrow.contains("CONTAINER"), "{narrow}");
+    assert!(narrow.contains("K→U/s"), "{narrow}");
+}
+
+#[test]
+fn the_container_column_says_why_it_is_unavailable() {
+    let mut info = info();
+    info.cgroups_unavailable = Some("only cgroup v1 is mounted (no cgroup2 filesystem)".into());
+    let app = app_on(info, 2);
+    let text = screen(&app, 200, 16);
+    assert!(
+        text.contains("CONTAINER unavailable: only cgroup v1 is mounted"),
+        "{text}"
+    );
+    assert!(text.contains("unavailable"), "{text}");
+}
+
+#[test]
+fn sorting_by_container_orders_by_name() {
+    let mut app = app_in_cgroups(info(), 2, &|_| Vec::new());
+    while app.processes.sort.column != Column::Container {
+        press(&mut app, "s");
+    }
+    press(&mut app, "r");
+    let order: Vec<u32> = app.processes.visible().map(|r| r.pid).collect();
+    // Ascending: "?" (sshd), docker …, scope demo.scope (500-502), unit nginx.service.
+    assert_eq!(order, vec![300, 200, 500, 501, 502, 100]);
+}
+
+#[test]
+fn the_groups_view_adds_up_per_container() {
+    let mut app = app_in_cgroups(info(), 5, &|_| Vec::new());
+    press(&mut app, "C");
+    assert_eq!(app.processes.view, View::Groups);
+    let groups = app.processes.groups();
+    let demo = groups
+        .iter()
+        .find(|g| g.name == "scope demo.scope")
+        .expect("the demo's scope");
+    assert_eq!(demo.processes, 3);
+    let sum: f64 = app
+        .processes
+        .visible()
+        .filter(|r| (500..=502).contains(&r.pid))
+        .map(|r| r.rates.copied_per_s())
+        .sum();
+    assert_eq!(demo.copied_per_s(), sum);
+    assert!(groups.iter().any(|g| g.name == "?" && g.processes == 1));
+    // Sorted by copied bytes, as the table: cat's container first.
+    assert!(groups[0].name.starts_with("docker "), "{groups:?}");
+    insta::assert_snapshot!(screen(&app, 120, 16));
+    // Enter: the table, filtered to the selected group.
+    press(&mut app, "j");
+    let chosen = app.processes.selected_group.clone().expect("a group");
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!(app.processes.view, View::Table);
+    let shown: Vec<String> = app
+        .processes
+        .visible()
+        .map(container_label_of)
+        .collect();
+    assert!(!shown.is_empty());
+    assert!(
+        app.processes
+            .visible()
+            .all(|r| r.container == chosen || r.cgroup == chosen),
+        "{chosen}: {shown:?}"
+    );
+    press(&mut app, "C");
+    app.handle_key(key(KeyCode::Esc));
+    assert_eq!(app.processes.view, View::Table);
+}
+
+fn container_label_of(r: &super::processes::ProcRow) -> String {
+    super::processes::container_label(r).to_string()
+}
+
+/// Flows-layer counts for [`model_with`]: cat reads files and writes to TCP, nginx
+/// sendfiles files to TCP (cumulative at tick `t`).
+fn flow_counts(t: u64) -> Vec<(Layer, Key, Counts)> {
+    use zcprof_common::flows::{self, READ_FROM, WRITE_TO, kind};
+    let key = |tgid, slot| Key { tgid, slot };
+    vec![
+        (
+            Layer::Flows,
+            key(200, READ_FROM + kind::FILE),
+            stats(1000 * t * t, 131072),
+        ),
+        (
+            Layer::Flows,
+            key(200, WRITE_TO + kind::TCP),
+            stats(1000 * t * t, 131072),
+        ),
+        (
+            Layer::Flows,
+            key(100, flows::sendfile(kind::FILE, kind::TCP)),
+            stats(100 * t, 65536),
+        ),
+    ]
+}
+
+#[test]
+fn the_biggest_flow_is_a_column_and_the_detail_lists_every_flow() {
+    let info = with_layer(info(), Layer::Flows);
+    let mut app = app_in_cgroups(info, 3, &flow_counts);
+    let text = screen(&app, 140, 16);
+    assert!(text.contains("TOP FLOW/s"), "{text}");
+    assert!(text.contains("TOP FLOW/s: flows layer"), "{text}");
+    assert!(text.contains("file → tcp (sendfile) 6.2 MiB"), "{text}");
+    // cat's two flows are equal: the first in the flows table wins.
+    assert!(text.contains("file → user 625.0 MiB"), "{text}");
+    while app.processes.sort.column != Column::TopFlow {
+        press(&mut app, "s");
+    }
+    assert_eq!(pids(&app)[..2], [200, 100]);
+    detail_of(&mut app, 200);
+    let detail = screen(&app, 120, 40);
+    assert!(
+        detail.contains("flows layer · totals by descriptor kind"),
+        "{detail}"
+    );
+    assert!(detail.contains("file → user"), "{detail}");
+    assert!(detail.contains("user → tcp"), "{detail}");
+    assert!(detail.contains("delivered through sockets"), "{detail}");
+    insta::assert_snapshot!(detail);
+}
+
+#[test]
+fn without_the_flows_layer_there_is_no_flow_column_or_section() {
+    let mut app = app_in_cgroups(info(), 3, &|_| Vec::new());
+    let text = screen(&app, 200, 16);
+    assert!(!text.contains("TOP FLOW"), "{text}");
+    detail_of(&mut app, 200);
+    let detail = screen(&app, 120, 40);
+    assert!(!detail.contains("flows layer"), "{detail}");
+}
+
+/// Threads-layer counts for [`model_with`]: cat's reads in one thread, its writes in
+/// another (cumulative at tick `t`).
+fn thread_counts(t: u64) -> Vec<(Layer, Key, Counts)> {
+    let key = |name, tid| Key {
+        tgid: 200,
+        slot: zcprof_common::threads::slot(index(name), tid),
+    };
+    vec![
+        (
+            Layer::Threads,
+            key("read", 200),
+            stats(1000 * t * t, 131072),
+        ),
+        (
+            Layer::Threads,
+            key("write", 201),
+            stats(1000 * t * t, 131072),
+        ),
+    ]
+}
+
+#[test]
+fn t_in_the_detail_view_shows_the_threads() {
+    let info = with_layer(info(), Layer::Threads);
+    let mut app = app_in_cgroups(info, 3, &thread_counts);
+    detail_of(&mut app, 200);
+    assert!(screen(&app, 120, 40).contains("bytes/s, last minute"));
+    press(&mut app, "t");
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("threads layer · 2 threads"), "{text}");
+    assert!(text.contains("TID"), "{text}");
+    let row = app.processes.selected_row().expect("cat");
+    assert_eq!(
+        row.threads
+            .iter()
+            .map(|t| (t.tid, t.calls))
+            .collect::<Vec<_>>(),
+        vec![(200, 9000), (201, 9000)]
+    );
+    insta::assert_snapshot!(text);
+    press(&mut app, "t");
+    assert!(screen(&app, 120, 40).contains("bytes/s, last minute"));
+}
+
+#[test]
+fn without_the_threads_layer_t_says_how_to_get_it() {
+    let mut app = app_in_cgroups(info(), 2, &|_| Vec::new());
+    detail_of(&mut app, 200);
+    press(&mut app, "t");
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("start zcprof with --threads"), "{text}");
 }

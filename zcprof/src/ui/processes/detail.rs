@@ -1,10 +1,13 @@
 //! The detail view of the selected process: its command line and children; the syscall
 //! layer's per-syscall breakdown (bytes, calls, errors since the probes attached) and size
-//! histogram; the kernel layer's probes ([`kernel`]); a chart of copied versus zero-copy
-//! bytes per second. Each section names its layer: they count the same bytes at different
+//! histogram; the kernel layer's probes ([`kernel`]); the flows layer's flows ([`flows`]);
+//! a chart of copied versus zero-copy bytes per second, or (`t`) the threads layer's split
+//! ([`threads`]). Each section names its layer: they count the same bytes at different
 //! places, and a figure read under the wrong layer would be wrong.
 
+mod flows;
 mod kernel;
+mod threads;
 
 use ratatui::{
     Frame,
@@ -52,10 +55,17 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Proces
     frame.render_widget(block, area);
 
     let (middle_height, kernel_height) = heights(shared, row, inner);
-    let [about, middle, kernel_area, chart] = Layout::vertical([
+    let flows_height = flows::height(shared, row).min(
+        inner
+            .height
+            .saturating_sub(ABOUT_HEIGHT + middle_height + kernel_height)
+            / 2,
+    );
+    let [about, middle, kernel_area, flows_area, chart] = Layout::vertical([
         Constraint::Length(ABOUT_HEIGHT),
         Constraint::Length(middle_height),
         Constraint::Length(kernel_height),
+        Constraint::Length(flows_height),
         Constraint::Fill(1),
     ])
     .areas(inner);
@@ -103,7 +113,12 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Proces
     render_breakdown(frame, breakdown, shared, row);
     render_histogram(frame, histogram, shared, row);
     kernel::render(frame, kernel_area, shared, row);
-    render_chart(frame, chart, shared, processes.history(row.id));
+    flows::render(frame, flows_area, shared, row);
+    if processes.show_threads {
+        threads::render(frame, chart, shared, row);
+    } else {
+        render_chart(frame, chart, shared, processes.history(row.id));
+    }
 }
 
 /// The command line, and the parent's line (with the cgroup and the children).

@@ -29,6 +29,14 @@ pub const BINDINGS: &[Binding] = &[
     ),
     ("s, S", "sort by the next / previous column"),
     ("r", "reverse the sort order"),
+    (
+        "C",
+        "group by container or cgroup (Enter: that group's processes)",
+    ),
+    (
+        "t",
+        "in details: the process's threads (--threads) or its chart",
+    ),
 ];
 
 /// Rows a page key moves the selection by.
@@ -50,6 +58,7 @@ impl Processes {
         }
         let used = match self.view {
             View::Table => self.table_key(key, shared),
+            View::Groups => self.groups_key(key, shared),
             View::Detail => self.detail_key(key),
         };
         if used { Handled::Yes } else { Handled::No }
@@ -73,26 +82,63 @@ impl Processes {
             }
             KeyCode::Esc => self.set_filter(None),
             KeyCode::Char('s') => {
-                self.sort.column = self.sort.column.next(&Column::shown(
-                    shared.copy_source,
-                    shared.io_uring_counted(),
-                ));
+                self.sort.column = self.sort.column.next(&Column::of_session(shared));
                 self.refresh_order();
             }
             KeyCode::Char('S') => {
-                self.sort.column = self.sort.column.prev(&Column::shown(
-                    shared.copy_source,
-                    shared.io_uring_counted(),
-                ));
+                self.sort.column = self.sort.column.prev(&Column::of_session(shared));
                 self.refresh_order();
             }
             KeyCode::Char('r') => {
                 self.sort.descending = !self.sort.descending;
                 self.refresh_order();
             }
+            KeyCode::Char('C') => self.view = View::Groups,
             _ => return false,
         }
         true
+    }
+
+    /// The groups view: its own selection; the sort keys as in the table; Enter shows the
+    /// selected group's processes (as a filter), C or Esc the table again.
+    fn groups_key(&mut self, key: KeyEvent, shared: &Shared) -> bool {
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.move_group(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_group(1),
+            KeyCode::Home | KeyCode::Char('g') => self.move_group(isize::MIN / 2),
+            KeyCode::End | KeyCode::Char('G') => self.move_group(isize::MAX / 2),
+            KeyCode::Enter => {
+                let chosen = self
+                    .selected_group_index()
+                    .and_then(|i| self.groups().get(i))
+                    .map(|g| g.filter_text());
+                if let Some(text) = chosen {
+                    // The group's own name, escaped: it always parses.
+                    if let Ok(filter) = super::Filter::parse(&text) {
+                        self.set_filter(filter);
+                    }
+                    self.view = View::Table;
+                }
+            }
+            KeyCode::Esc | KeyCode::Char('C') => self.view = View::Table,
+            KeyCode::Char('/') => {
+                self.filter_input = Some(FilterInput::editing(self.filter.as_ref()))
+            }
+            KeyCode::Char('s' | 'S' | 'r') => return self.table_key(key, shared),
+            _ => return false,
+        }
+        true
+    }
+
+    fn move_group(&mut self, by: isize) {
+        let count = self.groups().len();
+        if count == 0 {
+            self.selected_group = None;
+            return;
+        }
+        let current = self.selected_group_index().unwrap_or(0) as isize;
+        let next = current.saturating_add(by).clamp(0, count as isize - 1) as usize;
+        self.selected_group = self.groups().get(next).map(|g| g.name.clone());
     }
 
     fn detail_key(&mut self, key: KeyEvent) -> bool {
@@ -102,6 +148,7 @@ impl Processes {
             }
             KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
             KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
+            KeyCode::Char('t') => self.show_threads = !self.show_threads,
             _ => return false,
         }
         true

@@ -7,11 +7,12 @@ use zcprof_common::{
 };
 
 use crate::{
-    model::{Figures, IoUringOps, KernelProbes, ProcId, Syscalls, Totals},
+    model::{Figures, FlowSlots, IoUringOps, KernelProbes, ProcId, Syscalls, Totals},
     report::{
         Rates,
         top::{IoUringRates, KernelRates},
     },
+    ui::shared::Shared,
 };
 
 /// One process as the table and the detail view show it.
@@ -45,6 +46,28 @@ pub struct ProcRow {
     pub io_uring: Totals<IoUringOps>,
     /// Direct children known to the model: (pid, comm).
     pub children: Vec<(u32, String)>,
+    /// The flows layer's flow that moved the most bytes in the last interval (`file → tcp`,
+    /// with `(sendfile)` when not by a copy) and its bytes per second; `None` when none did
+    /// or the layer is off.
+    pub top_flow: Option<(String, f64)>,
+    /// Everything the flows layer counted since the probes attached.
+    pub flows: Totals<FlowSlots>,
+    /// The threads layer's split (`--threads`), most bytes first; empty without it.
+    pub threads: Vec<ThreadRow>,
+}
+
+/// One thread of a process as the detail view shows it (the threads layer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreadRow {
+    pub tid: u32,
+    pub name: String,
+    pub exited: bool,
+    /// Since the probes attached: calls, bytes copied, bytes moved without a copy.
+    pub calls: u64,
+    pub copied: u64,
+    pub zero_copy: u64,
+    /// Copied bytes per second in the last interval.
+    pub copied_per_s: f64,
 }
 
 impl ProcRow {
@@ -80,12 +103,17 @@ pub enum Column {
     IoUringCopied,
     /// Kernel-layer copies, from the copy role only.
     KernelCopied,
+    /// The container or unit the cgroup names, else the cgroup's last component.
+    Container,
+    /// The flows layer's biggest flow in the interval.
+    TopFlow,
 }
 
 impl Column {
-    pub const ALL: [Column; 11] = [
+    pub const ALL: [Column; 13] = [
         Column::Pid,
         Column::Comm,
+        Column::Container,
         Column::Copied,
         Column::CopyK2u,
         Column::CopyU2k,
@@ -95,17 +123,28 @@ impl Column {
         Column::AvgCopy,
         Column::IoUringCopied,
         Column::KernelCopied,
+        Column::TopFlow,
     ];
 
     /// The table's columns: the kernel-copy one only when a copy role attached, the
-    /// io_uring one only when that layer counts, so that no column stands empty for a
-    /// probe that is not there.
-    pub fn shown(copy_source: Option<Role>, io_uring: bool) -> Vec<Column> {
+    /// io_uring and flow ones only when their layer counts, so that no column stands empty
+    /// for a probe that is not there.
+    pub fn shown(copy_source: Option<Role>, io_uring: bool, flows: bool) -> Vec<Column> {
         Column::ALL
             .into_iter()
             .filter(|c| *c != Column::KernelCopied || copy_source.is_some())
             .filter(|c| *c != Column::IoUringCopied || io_uring)
+            .filter(|c| *c != Column::TopFlow || flows)
             .collect()
+    }
+
+    /// The columns `shared`'s session can fill.
+    pub fn of_session(shared: &Shared) -> Vec<Column> {
+        Column::shown(
+            shared.copy_source,
+            shared.io_uring_counted(),
+            shared.flows_counted(),
+        )
     }
 
     pub fn title(self) -> &'static str {
@@ -121,6 +160,8 @@ impl Column {
             Column::AvgCopy => "AVG SIZE",
             Column::IoUringCopied => "URING/s",
             Column::KernelCopied => "KERNEL/s",
+            Column::Container => "CONTAINER",
+            Column::TopFlow => "TOP FLOW/s",
         }
     }
 
@@ -156,7 +197,22 @@ impl Default for Sort {
     }
 }
 
-/// The figure `column` sorts by (COMM and PID sort by their own order, not by this).
+/// What CONTAINER shows for `row`: the container or unit its cgroup names, else the
+/// cgroup's last component (`/` for the root), `?` while unknown.
+pub fn container_label(row: &ProcRow) -> &str {
+    if !row.container.is_empty() {
+        return &row.container;
+    }
+    match row.cgroup.rsplit('/').next() {
+        _ if row.cgroup.is_empty() => "?",
+        Some("") => "/",
+        Some(last) => last,
+        None => "?",
+    }
+}
+
+/// The figure `column` sorts by (COMM, PID and CONTAINER sort by their own order, not by
+/// this).
 pub(super) fn sort_value(row: &ProcRow, column: Column) -> f64 {
     let r = &row.rates;
     match column {
@@ -170,6 +226,7 @@ pub(super) fn sort_value(row: &ProcRow, column: Column) -> f64 {
         Column::AvgCopy => row.avg_copy().unwrap_or(-1.0),
         Column::IoUringCopied => row.io_uring_rates.rates.copied_per_s(),
         Column::KernelCopied => row.kernel_rates.copied_per_s().unwrap_or(-1.0),
-        Column::Pid | Column::Comm => 0.0,
+        Column::TopFlow => row.top_flow.as_ref().map_or(-1.0, |(_, rate)| *rate),
+        Column::Pid | Column::Comm | Column::Container => 0.0,
     }
 }

@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Row, Table, TableState},
 };
 
-use super::{Column, ProcRow, Processes};
+use super::{Column, ProcRow, Processes, container_label};
 use crate::{
     report::role_label,
     ui::{
@@ -28,10 +28,7 @@ const TREND_WIDTH: u16 = 30;
 /// Draws the table of `processes` (under the demos panel too, where it takes no keys).
 pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Processes) {
     let theme = shared.theme();
-    let columns = fitting(
-        Column::shown(shared.copy_source, shared.io_uring_counted()),
-        area.width,
-    );
+    let columns = fitting(Column::of_session(shared), area.width);
     let trend_width = trend_width(&columns, area.width);
     let header = Row::new(
         columns
@@ -50,7 +47,12 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Proces
                     .unwrap_or_default();
                 Cell::from(Span::styled(trend, theme.copied()))
             });
-            Row::new(columns.iter().map(|c| cell(*c, r, theme)).chain(trend))
+            Row::new(
+                columns
+                    .iter()
+                    .map(|c| cell(*c, r, shared, theme))
+                    .chain(trend),
+            )
         })
         .collect();
     let widths = columns
@@ -99,6 +101,15 @@ fn title(shared: &Shared, processes: &Processes, theme: Theme) -> Line<'static> 
         ),
         None => Span::raw("· no KERNEL/s: no kernel copy probe (zcprof doctor) "),
     });
+    if let Some(why) = &shared.info.cgroups_unavailable {
+        title.push(Span::styled(
+            format!("· CONTAINER unavailable: {why} "),
+            theme.alert(),
+        ));
+    }
+    if shared.flows_counted() {
+        title.push(Span::styled("· TOP FLOW/s: flows layer ", theme.title()));
+    }
     if let Some(filter) = &processes.filter {
         title.push(Span::styled(
             format!(
@@ -134,9 +145,18 @@ fn header_title(processes: &Processes, column: Column) -> String {
     title
 }
 
-fn cell(column: Column, r: &ProcRow, theme: Theme) -> Cell<'static> {
+fn cell(column: Column, r: &ProcRow, shared: &Shared, theme: Theme) -> Cell<'static> {
     let rates = &r.rates;
     match column {
+        // Why is in the table's title.
+        Column::Container if shared.info.cgroups_unavailable.is_some() => {
+            Cell::from(Span::styled("unavailable", theme.dim()))
+        }
+        Column::Container => Cell::from(container_label(r).to_string()),
+        Column::TopFlow => Cell::from(r.top_flow.as_ref().map_or_else(
+            || "-".into(),
+            |(flow, rate)| format!("{flow} {}", per_second(*rate)),
+        )),
         Column::Pid => Cell::from(r.pid.to_string()),
         Column::Comm if r.exited => Cell::from(format!("{} (exited)", r.comm)),
         Column::Comm => Cell::from(r.comm.clone()),
@@ -180,6 +200,8 @@ fn width(column: Column) -> u16 {
         Column::Ratio => 6,
         Column::Calls => 8,
         Column::AvgCopy => 9,
+        Column::Container => 20,
+        Column::TopFlow => 30,
     }
 }
 
@@ -192,12 +214,28 @@ fn needed(columns: &[Column], comm: u16) -> u16 {
     cells + columns.len().saturating_sub(1) as u16
 }
 
-/// `columns` less the K→U and U→K split of COPIED/s when all do not fit `width`: the split
-/// is the one column pair whose figure another column already shows (the header has the
-/// machine's split), and squeezing every column would cut all their numbers.
+/// `columns` less what does not fit `width`, in this order: CONTAINER (the groups view, `C`,
+/// and the detail view show it too), the K→U and U→K split of COPIED/s (the one column pair
+/// whose figure another column already shows; the header has the machine's split), then the
+/// biggest flow. Squeezing every column instead would cut all their numbers.
 fn fitting(mut columns: Vec<Column>, width: u16) -> Vec<Column> {
-    if needed(&columns, self::width(Column::Comm)) > width {
-        columns.retain(|c| !matches!(c, Column::CopyK2u | Column::CopyU2k));
+    let drops: [&[Column]; 3] = [
+        &[Column::Container],
+        &[Column::CopyK2u, Column::CopyU2k],
+        &[Column::TopFlow],
+    ];
+    for drop in drops {
+        // CONTAINER only where COMM keeps its preferred width: it is the one column that
+        // other views show too.
+        let comm = if columns.contains(&Column::Container) {
+            COMM_WIDTH
+        } else {
+            self::width(Column::Comm)
+        };
+        if needed(&columns, comm) <= width {
+            break;
+        }
+        columns.retain(|c| !drop.contains(c));
     }
     columns
 }
