@@ -19,11 +19,18 @@ struct Cgroups {
     root: PathBuf,
     /// Relative to the cgroup2 root: `/zcprof-test-PID`.
     base: String,
+    /// The child cgroups under `base`.
+    children: Vec<String>,
     mounted: Option<PathBuf>,
 }
 
 impl Cgroups {
     fn new(tag: &str) -> Cgroups {
+        Cgroups::with(tag, &["a", "b"])
+    }
+
+    /// Child cgroups `children` under a base of their own.
+    fn with(tag: &str, children: &[&str]) -> Cgroups {
         let (root, mounted) = match cgroup::v2_root() {
             Ok(root) => (root, None),
             Err(_) => {
@@ -47,12 +54,13 @@ impl Cgroups {
             }
         };
         let base = format!("/zcprof-test-{tag}-{}", std::process::id());
-        for child in ["a", "b"] {
+        for child in children {
             std::fs::create_dir_all(root.join(&base[1..]).join(child)).expect("mkdir cgroup");
         }
         Cgroups {
             root,
             base,
+            children: children.iter().map(|c| c.to_string()).collect(),
             mounted,
         }
     }
@@ -73,7 +81,7 @@ impl Cgroups {
 impl Drop for Cgroups {
     fn drop(&mut self) {
         let dir = self.root.join(&self.base[1..]);
-        for child in ["a", "b"] {
+        for child in &self.children {
             let _ = std::fs::remove_dir(dir.join(child));
         }
         let _ = std::fs::remove_dir(&dir);
@@ -500,4 +508,80 @@ fn serve_exports_only_the_cgroup_asked_for() {
         2,
         "no cgroup /does/not/exist exists",
     );
+}
+
+/// Container runtimes cannot run on these machines (no systemd as PID 1 for `systemd-run
+/// --scope`; podman's crun and runc refuse a hybrid cgroup hierarchy), so real cgroups with
+/// the names the runtimes give them stand in: a process in each is named by its runtime.
+#[test]
+fn container_cgroups_are_named_by_their_runtime() {
+    if !privileged("container_cgroups_are_named_by_their_runtime") {
+        return;
+    }
+    let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let cases = [
+        (
+            format!("docker-{id}.scope"),
+            "docker 0123456789ab".to_string(),
+        ),
+        (
+            format!("libpod-{id}.scope"),
+            "podman 0123456789ab".to_string(),
+        ),
+        (
+            "kubepods-besteffort-pod12345678_aaaa_bbbb_cccc_1234567890ab.slice".to_string(),
+            "k8s pod 12345678-aaaa-bbbb-cccc-1234567890ab".to_string(),
+        ),
+        (
+            "nginx.service".to_string(),
+            "unit nginx.service".to_string(),
+        ),
+    ];
+    let names: Vec<&str> = cases.iter().map(|(dir, _)| dir.as_str()).collect();
+    let groups = Cgroups::with("runtimes", &names);
+    let script: Vec<String> = cases
+        .iter()
+        .map(|(dir, _)| {
+            format!(
+                "sh -c 'echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=512 count=3 status=none'",
+                groups.procs(dir).display()
+            )
+        })
+        .collect();
+    let summary = common::temp("cgroup-runtimes");
+    let out = common::zcprof()
+        .args(["run", "--json", "-o"])
+        .arg(&summary)
+        .args(["--", "sh", "-c", &script.join("; ")])
+        .output()
+        .expect("zcprof run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(&summary).expect("the summary")).expect("run JSON");
+    let dds: Vec<&Value> = run["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter(|p| p["comm"] == "dd")
+        .collect();
+    assert_eq!(dds.len(), cases.len(), "{run}");
+    for (dir, container) in &cases {
+        let path = groups.path(dir);
+        let dd = dds
+            .iter()
+            .find(|p| p["cgroup"]["path"] == path.as_str())
+            .unwrap_or_else(|| panic!("no dd in {path}: {dds:?}"));
+        assert_eq!(dd["cgroup"]["container"], container.as_str(), "{dd}");
+        // dd's writes, and the shell's echo of its pid into cgroup.procs before the exec.
+        let echo = dd["pid"].to_string().len() as u64 + 1;
+        assert_eq!(
+            dd["syscall"]["syscalls"]["write"]["bytes"],
+            3 * 512 + echo,
+            "{dd}"
+        );
+    }
 }

@@ -250,7 +250,8 @@ fn is_hex_id(s: &str) -> bool {
 /// The pod UID of a Kubernetes pod cgroup: `kubepods-besteffort-pod<uid>.slice` (systemd
 /// driver, `_` for `-`) or `pod<uid>` (cgroupfs driver).
 fn pod_uid(part: &str) -> Option<String> {
-    let at = part.find("pod")?;
+    // The last `pod`: `kubepods` holds one too.
+    let at = part.rfind("pod")?;
     let rest = &part[at + 3..];
     let uid = rest.strip_suffix(".slice").unwrap_or(rest);
     let uid = uid.replace('_', "-");
@@ -302,6 +303,11 @@ mod tests {
                     "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1f2e3d4c_5b6a_7980_a1b2_c3d4e5f6a7b8.slice/crio-{id}.scope"
                 ),
                 "cri-o 4a3b2c1d0e9f",
+            ),
+            (
+                // A pod's own slice, systemd driver: `kubepods` has a `pod` of its own.
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1f2e3d4c_5b6a_7980_a1b2_c3d4e5f6a7b8.slice".to_string(),
+                "k8s pod 1f2e3d4c-5b6a-7980-a1b2-c3d4e5f6a7b8",
             ),
             (
                 "/kubepods/burstable/pod1f2e3d4c-5b6a-7980-a1b2-c3d4e5f6a7b8".to_string(),

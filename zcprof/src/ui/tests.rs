@@ -1231,11 +1231,7 @@ fn the_groups_view_adds_up_per_container() {
     let chosen = app.processes.selected_group.clone().expect("a group");
     app.handle_key(key(KeyCode::Enter));
     assert_eq!(app.processes.view, View::Table);
-    let shown: Vec<String> = app
-        .processes
-        .visible()
-        .map(container_label_of)
-        .collect();
+    let shown: Vec<String> = app.processes.visible().map(container_label_of).collect();
     assert!(!shown.is_empty());
     assert!(
         app.processes
