@@ -95,6 +95,24 @@ impl Drop for Cgroups {
     }
 }
 
+/// `zcprof run --json -- sh -c SCRIPT`'s summary, from a file (`tag` names it): stderr also
+/// carries the warnings of layers a kernel lacks (6.1).
+fn run_json(script: &str, tag: &str) -> Value {
+    let summary = common::temp(tag);
+    let out = common::zcprof()
+        .args(["run", "--json", "-o"])
+        .arg(&summary)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .expect("zcprof run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&summary).expect("the summary")).expect("run JSON")
+}
+
 /// A child that moves itself into the cgroup whose `cgroup.procs` is `procs` (a counted
 /// write of "0"), then reads `file` to EOF.
 fn workload(procs: &Path, file: &TempFile) -> Child {
@@ -193,21 +211,7 @@ fn run_and_record_name_the_cgroup() {
         "echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=4096 count=25 status=none",
         groups.procs("b").display()
     );
-    // To a file: stderr also carries the warnings of layers a kernel lacks (6.1).
-    let summary = common::temp("cgroup-run");
-    let out = common::zcprof()
-        .args(["run", "--json", "-o"])
-        .arg(&summary)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .expect("zcprof run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run: Value =
-        serde_json::from_slice(&std::fs::read(&summary).expect("the summary")).expect("run JSON");
+    let run = run_json(&script, "cgroup-run");
     let errors: Vec<String> = common::run_schema()
         .iter_errors(&run)
         .map(|e| format!("{e} at {}", e.instance_path()))
@@ -548,20 +552,7 @@ fn container_cgroups_are_named_by_their_runtime() {
             )
         })
         .collect();
-    let summary = common::temp("cgroup-runtimes");
-    let out = common::zcprof()
-        .args(["run", "--json", "-o"])
-        .arg(&summary)
-        .args(["--", "sh", "-c", &script.join("; ")])
-        .output()
-        .expect("zcprof run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run: Value =
-        serde_json::from_slice(&std::fs::read(&summary).expect("the summary")).expect("run JSON");
+    let run = run_json(&script.join("; "), "cgroup-runtimes");
     let dds: Vec<&Value> = run["processes"]
         .as_array()
         .expect("processes")
