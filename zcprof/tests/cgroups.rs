@@ -376,16 +376,17 @@ fn top_shows_only_the_cgroup_asked_for() {
     let a = groups.path("a");
     let (_top, lines) = common::lines_of(&["top", "--json", "-i", "200ms", "--cgroup", &a]);
     let first = lines
-        .recv_timeout(std::time::Duration::from_secs(60))
+        .recv_timeout(std::time::Duration::from_secs(120))
         .expect("a first frame");
     assert!(first.contains("zcprof.top/v1"), "{first}");
-    // A busy dd in each cgroup, for about two seconds.
+    // A busy dd in each cgroup until the test ends (the shell execs dd, so the kill on
+    // drop ends dd itself: a `timeout` in between would leave dd running when killed).
     let busy = |name: &str| {
         common::Reaped(
             std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!(
-                    "echo $$ > {}; exec timeout 2 dd if=/dev/zero of=/dev/null bs=1 status=none",
+                    "echo $$ > {}; exec dd if=/dev/zero of=/dev/null bs=1 status=none",
                     groups.procs(name).display()
                 ))
                 .spawn()

@@ -544,7 +544,7 @@ fn top_json_carries_flows() {
     }
     let (_top, lines) = common::lines_of(&["--flows", "top", "--json", "-i", "300ms"]);
     let first = lines
-        .recv_timeout(std::time::Duration::from_secs(60))
+        .recv_timeout(std::time::Duration::from_secs(120))
         .expect("a first frame");
     assert!(first.contains("zcprof.top/v1"));
     let _load = common::Reaped(

@@ -142,7 +142,7 @@ fn top_text_and_csv_leave_zcprof_out() {
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
     // New columns go last: the io_uring layer's came after cpu_percent, then the mapped
-    // layer's and the zero-copy sends'.
+    // layer's, the zero-copy sends' and the flows layer's.
     assert_eq!(col("cpu_percent"), col("errno") + 1, "{header:?}");
     assert_eq!(
         col("mapped_pages_per_s"),
@@ -150,10 +150,11 @@ fn top_text_and_csv_leave_zcprof_out() {
         "{header:?}"
     );
     assert_eq!(
-        header.last(),
-        Some(&"zero_copy_sends_copied_per_s"),
+        col("delivered_bytes_per_s"),
+        col("zero_copy_sends_copied_per_s") + 1,
         "{header:?}"
     );
+    assert_eq!(header.last(), Some(&"top_flow_bytes_per_s"), "{header:?}");
     let (scope, pid_col, cpu) = (col("scope"), col("pid"), col("cpu_percent"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let me = pid.to_string();

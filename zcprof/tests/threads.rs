@@ -380,7 +380,7 @@ fn top_json_lists_active_threads() {
     }
     let (_top, lines) = common::lines_of(&["--threads", "top", "--json", "-i", "300ms"]);
     let first = lines
-        .recv_timeout(std::time::Duration::from_secs(60))
+        .recv_timeout(std::time::Duration::from_secs(120))
         .expect("a first frame");
     assert!(first.contains("zcprof.top/v1"));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -423,4 +423,121 @@ fn top_json_lists_active_threads() {
         seen.is_some_and(|rate| rate > 0.0),
         "no frame showed the zc-looper thread writing: {seen:?}"
     );
+}
+
+/// A thread storm: more live `(thread, syscall)` entries than the threads layer's map holds.
+/// The calls that find it full are counted as lost (`stats_map_full`), never silently, and
+/// the process's own figures (the syscall layer's map) stay exact.
+#[test]
+fn a_thread_storm_is_a_counted_loss() {
+    use std::sync::{Arc, Barrier};
+    if !privileged("a_thread_storm_is_a_counted_loss") {
+        return;
+    }
+    // Each storm thread makes one call of each, of one byte, on /dev/zero or /dev/null: one
+    // entry per syscall while it lives. `preadv2` and `pwritev2` no other thread here makes.
+    const CALLS: [&str; 8] = [
+        "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv2", "pwritev2",
+    ];
+    let storm = zcprof_common::threads::TSTATS_MAX_ENTRIES as usize / CALLS.len() + 200;
+    let (rt, mut session) = common::session_opts(&LoadOptions {
+        btf: None,
+        syscall_probe: SyscallProbe::Btf,
+        disabled: Vec::new(),
+        flows: false,
+        threads: true,
+        files: false,
+    });
+    let open = |path: &str, flags| {
+        let path = CString::new(path).expect("no NUL");
+        // SAFETY: a valid path.
+        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+        assert!(fd >= 0, "open {path:?}");
+        fd
+    };
+    let (zero, null) = (
+        open("/dev/zero", libc::O_RDONLY),
+        open("/dev/null", libc::O_WRONLY),
+    );
+    let done = Arc::new(Barrier::new(storm + 1));
+    let release = Arc::new(Barrier::new(storm + 1));
+    let (tids, tid) = mpsc::channel();
+    let handles: Vec<JoinHandle<()>> = (0..storm)
+        .map(|_| {
+            let (done, release, tids) = (done.clone(), release.clone(), tids.clone());
+            thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let mut byte = [0u8; 1];
+                    let p = byte.as_mut_ptr().cast();
+                    let iov = libc::iovec {
+                        iov_base: p,
+                        iov_len: 1,
+                    };
+                    // SAFETY: one byte of `byte`, open descriptors.
+                    let moved = unsafe {
+                        [
+                            libc::read(zero, p, 1),
+                            libc::write(null, p, 1),
+                            libc::pread(zero, p, 1, 0),
+                            libc::pwrite(null, p, 1, 0),
+                            libc::readv(zero, &iov, 1),
+                            libc::writev(null, &iov, 1),
+                            libc::preadv2(zero, &iov, 1, 0, 0),
+                            libc::pwritev2(null, &iov, 1, 0, 0),
+                        ]
+                    };
+                    assert!(moved.iter().all(|n| *n == 1), "{moved:?}");
+                    // SAFETY: no arguments.
+                    tids.send(unsafe { libc::gettid() } as u32)
+                        .expect("the test waits");
+                    done.wait();
+                    release.wait();
+                })
+                .expect("spawn a storm thread")
+        })
+        .collect();
+    done.wait();
+    rt.block_on(session.flush()).expect("flush");
+    let storm_tids: std::collections::HashSet<u32> = tid.try_iter().collect();
+    assert_eq!(storm_tids.len(), storm);
+    let p = me(&session.model);
+    for name in ["preadv2", "pwritev2"] {
+        let s = p.totals.syscall.slots()[index(name)];
+        assert_eq!(
+            s.calls, storm as u64,
+            "{name}: the process's figures are exact"
+        );
+    }
+    let counted: u64 = p
+        .threads
+        .iter()
+        .filter(|t| storm_tids.contains(&t.tid))
+        .map(|t| {
+            CALLS
+                .iter()
+                .map(|name| t.totals.slots()[index(name)].calls)
+                .sum::<u64>()
+        })
+        .sum();
+    let made = (storm * CALLS.len()) as u64;
+    let lost = session.model.counters.stats_map_full;
+    assert!(
+        counted < made,
+        "the map holds {counted} of {made}: no storm"
+    );
+    assert!(
+        counted + lost >= made,
+        "{counted} counted + {lost} lost < {made} made: a loss went uncounted"
+    );
+    assert!(zcprof::report::Lost::of(&session.model).total >= lost);
+    release.wait();
+    for h in handles {
+        h.join().expect("a storm thread");
+    }
+    // SAFETY: closing what this test opened.
+    unsafe {
+        libc::close(zero);
+        libc::close(null);
+    }
 }
