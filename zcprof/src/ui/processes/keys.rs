@@ -131,14 +131,10 @@ impl Processes {
     }
 
     fn move_group(&mut self, by: isize) {
-        let count = self.groups().len();
-        if count == 0 {
-            self.selected_group = None;
-            return;
-        }
-        let current = self.selected_group_index().unwrap_or(0) as isize;
-        let next = current.saturating_add(by).clamp(0, count as isize - 1) as usize;
-        self.selected_group = self.groups().get(next).map(|g| g.name.clone());
+        let next = moved(self.selected_group_index(), by, self.groups().len());
+        self.selected_group = next
+            .and_then(|i| self.groups().get(i))
+            .map(|g| g.name.clone());
     }
 
     fn detail_key(&mut self, key: KeyEvent) -> bool {
@@ -155,14 +151,19 @@ impl Processes {
     }
 
     fn move_selection(&mut self, by: isize) {
-        let count = self.visible().count();
-        if count == 0 {
-            self.selected = None;
-            return;
-        }
-        let current = self.selected_index().unwrap_or(0) as isize;
-        let next = current.saturating_add(by).clamp(0, count as isize - 1) as usize;
-        let id = self.visible().nth(next).map(|r| r.id);
+        let next = moved(self.selected_index(), by, self.visible().count());
+        let id = next.and_then(|i| self.visible().nth(i)).map(|r| r.id);
         self.selected = id;
     }
+}
+
+/// The position `by` rows from `current` (the first row when none) among `count`, kept in
+/// range; `None` when there are no rows.
+fn moved(current: Option<usize>, by: isize, count: usize) -> Option<usize> {
+    let last = count.checked_sub(1)? as isize;
+    Some(
+        (current.unwrap_or(0) as isize)
+            .saturating_add(by)
+            .clamp(0, last) as usize,
+    )
 }
