@@ -81,6 +81,16 @@ enum OptionalLayer {
     Mapped,
 }
 
+/// `--probe-stats`, for the commands that watch live (`top`, `run`, `serve`).
+#[derive(Debug, Default, clap::Args)]
+struct ProbeStatsArg {
+    /// Also show the probes' own cost (ns per program run, share of one CPU) from the
+    /// kernel's BPF run-time statistics, on while zcprof runs; they add about 20 ns to
+    /// every program run, so they are off unless asked for
+    #[arg(long)]
+    probe_stats: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show processes ranked by copied bytes per second, every interval (the full-screen
@@ -186,6 +196,8 @@ struct ServeArgs {
     /// or below it (repeatable)
     #[arg(long, value_name = "PATH", value_parser = crate::host::cgroup::parse_path)]
     cgroup: Vec<String>,
+    #[command(flatten)]
+    stats: ProbeStatsArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +238,8 @@ struct TopArgs {
     /// the table and the machine total, and its cost is shown apart in the header)
     #[arg(long)]
     include_self: bool,
+    #[command(flatten)]
+    stats: ProbeStatsArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -240,6 +254,8 @@ struct RunArgs {
     /// while it runs (else by the kernel's last path component); turns --flows on
     #[arg(long)]
     files: bool,
+    #[command(flatten)]
+    stats: ProbeStatsArg,
     /// The command to run, after `--`
     #[arg(
         required = true,
@@ -315,6 +331,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
         flows: cli.flows,
         threads: cli.threads,
         files: matches!(&cli.command, Some(Command::Run(args)) if args.files),
+        probe_stats: match &cli.command {
+            Some(Command::Top(TopArgs { stats, .. }))
+            | Some(Command::Run(RunArgs { stats, .. }))
+            | Some(Command::Serve(ServeArgs { stats, .. })) => stats.probe_stats,
+            _ => false,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

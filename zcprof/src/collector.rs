@@ -20,6 +20,7 @@ use zcprof_common::{COUNTERS_MAP, Counts, EVENTS_MAP, Event, Key, counter, event
 
 use crate::{
     model::{Batch, Forget, KernelCounters, ProcEvent},
+    probe_stats::{self, Counters},
     probes::{self, Layer},
 };
 
@@ -35,7 +36,10 @@ pub enum Control {
 /// The map handles taken out of the loaded object; the object itself stays alive here so
 /// that its programs stay attached until the collector is dropped.
 pub struct Collector {
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    /// BPF run-time statistics, when on: held here so that zcprof's part in keeping them on
+    /// ends when its programs detach.
+    stats: Option<probe_stats::Enabled>,
     /// Every counting layer's `Key -> Counts` map (`probes::counting_layers`).
     maps: Vec<(Layer, HashMap<MapData, Key, Counts>)>,
     counters: PerCpuArray<MapData, u64>,
@@ -45,9 +49,10 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Takes the maps out of a loaded object. Must run inside a tokio runtime (the ring
-    /// buffer is registered with its reactor).
-    pub fn new(mut ebpf: Ebpf) -> anyhow::Result<Self> {
+    /// Takes the maps out of a loaded object; `stats`, when on, adds the programs' run time
+    /// to every batch. Must run inside a tokio runtime (the ring buffer is registered with
+    /// its reactor).
+    pub fn new(mut ebpf: Ebpf, stats: Option<probe_stats::Enabled>) -> anyhow::Result<Self> {
         let maps = probes::counting_layers()
             .map(|(layer, counting)| {
                 let map = HashMap::try_from(take(&mut ebpf, counting.map)?)?;
@@ -61,7 +66,8 @@ impl Collector {
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(|err| anyhow!("registering the ring buffer with tokio: {}", err))?;
         Ok(Collector {
-            _ebpf: ebpf,
+            ebpf,
+            stats,
             maps,
             counters,
             ring,
@@ -108,7 +114,18 @@ impl Collector {
             counters: self.read_counters()?,
             malformed: self.malformed,
             flushed,
+            probe_runs: self.probe_runs(),
         })
+    }
+
+    /// The programs' run time and runs so far, when statistics are on.
+    pub fn probe_runs(&self) -> Option<Counters> {
+        self.stats.as_ref().map(|_| Counters::of(&self.ebpf))
+    }
+
+    /// Who turned the statistics on, when they are.
+    pub fn probe_stats(&self) -> Option<probe_stats::EnabledBy> {
+        self.stats.as_ref().map(|s| s.by)
     }
 
     fn read_counters(&self) -> anyhow::Result<KernelCounters> {

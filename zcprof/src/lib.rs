@@ -5,6 +5,7 @@
 //!   probe as attached or unavailable (with the kernel's reason);
 //! - [`collector`] owns the loaded object and turns the kernel's maps and ring buffer into
 //!   [`collector::Batch`]es, on its own task;
+//! - [`probe_stats`] reads the probes' own run time from the kernel (`--probe-stats`);
 //! - [`model`] (pure) attributes the batches to processes and computes totals and rates;
 //! - [`report`] renders the model as text or JSON; [`cmd`] holds one module per subcommand;
 //!   [`ui`] is the terminal dashboard.
@@ -21,6 +22,7 @@ pub mod collector;
 pub mod demo;
 pub mod host;
 pub mod model;
+pub mod probe_stats;
 pub mod probes;
 pub mod report;
 pub mod session;

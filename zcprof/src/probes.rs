@@ -168,6 +168,9 @@ pub struct LoadOptions {
     /// `run --files`: count per `(process, file)` too (`zcprof_common::files`; turns the
     /// flows layer on).
     pub files: bool,
+    /// `--probe-stats` (`top`, `run`, `serve`): turn the kernel's BPF run-time statistics
+    /// on while the probes are attached, to report their own cost ([`crate::probe_stats`]).
+    pub probe_stats: bool,
 }
 
 /// The loaded object and what attached.

@@ -33,6 +33,7 @@ use crate::{
         procfs::{self, Procfs},
     },
     model::{Model, ProcEvent, ProcId, ProcSource as _},
+    probe_stats,
     probes::{self, Layer, LayerSummary, LoadOptions, ProbeStatus},
     stdio::{self, say},
 };
@@ -94,6 +95,8 @@ pub struct Session {
     pub cgroups: cgroup::Resolver,
     /// `run --files`: the per-file counts, when the flows layer attached.
     files: Option<Files>,
+    /// The probes' run time over time, when BPF statistics are on (`--probe-stats`).
+    probe_stats: Option<probe_stats::Tracker>,
 }
 
 impl Session {
@@ -173,8 +176,19 @@ impl Session {
         } else {
             None
         };
-        let collector = Collector::new(loaded.ebpf).context("starting the collector")?;
+        let stats = match probe_stats::start(opts.probe_stats) {
+            Ok(stats) => stats,
+            Err(err) => {
+                say!("zcprof: warning: --probe-stats: {err}; the probes' cost is not shown");
+                None
+            }
+        };
+        let collector = Collector::new(loaded.ebpf, stats).context("starting the collector")?;
         let started = Instant::now();
+        let probe_stats = collector
+            .probe_stats()
+            .zip(collector.probe_runs())
+            .map(|(by, runs)| probe_stats::Tracker::new(by, started, runs));
         let mut model = Model::new();
         model.start_at(started);
         Ok(Session {
@@ -189,7 +203,19 @@ impl Session {
             mapped_marks,
             cgroups: cgroup::Resolver::new(),
             files,
+            probe_stats,
         })
+    }
+
+    /// The probes' own cost over the last interval, when BPF statistics are on (`None`
+    /// before the first interval closed).
+    pub fn probe_cost(&self) -> Option<probe_stats::Cost> {
+        self.probe_stats.as_ref()?.interval()
+    }
+
+    /// The probes' own cost since the session started, when BPF statistics are on.
+    pub fn probe_total(&self) -> Option<probe_stats::Cost> {
+        self.probe_stats.as_ref().map(probe_stats::Tracker::total)
     }
 
     /// `run --files`: the per-file counts, `None` when not asked for or the flows layer did
@@ -328,6 +354,9 @@ impl Session {
             return Err(self.stopped().await);
         };
         let forget = self.model.apply(&batch, &Procfs);
+        if let (Some(tracker), Some(runs)) = (&mut self.probe_stats, batch.probe_runs) {
+            tracker.update(batch.at, runs);
+        }
         if let Some(files) = &mut self.files {
             files.update(&self.model);
         }
@@ -439,6 +468,7 @@ mod tests {
                 mapped_marks: None,
                 cgroups: cgroup::Resolver::new(),
                 files: None,
+                probe_stats: None,
             }
         }
     }

@@ -49,6 +49,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
         flows: false,
         threads: false,
         files: false,
+        probe_stats: false,
     };
     let mut session = rt
         .block_on(async {

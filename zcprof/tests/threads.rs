@@ -147,6 +147,7 @@ fn exact_threads(mode: SyscallProbe, test: &str) {
         flows: true,
         threads: true,
         files: true,
+        probe_stats: false,
     });
     let layer = session
         .layers
@@ -447,6 +448,7 @@ fn a_thread_storm_is_a_counted_loss() {
         flows: false,
         threads: true,
         files: false,
+        probe_stats: false,
     });
     let open = |path: &str, flags| {
         let path = CString::new(path).expect("no NUL");

@@ -86,6 +86,7 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
             tick = session.next() => {
                 tick?;
                 own.cpu_percent = cpu.sample();
+                own.probes = session.probe_cost();
                 print(&session, &own, false)?;
                 if opts.once {
                     break;
@@ -95,6 +96,7 @@ pub async fn run(load: &LoadOptions, opts: TopOptions) -> anyhow::Result<ExitCod
                 // Show what the cut-short interval gathered, then detach (on drop).
                 session.flush().await?;
                 own.cpu_percent = cpu.sample();
+                own.probes = session.probe_cost();
                 print(&session, &own, true)?;
                 break;
             }

@@ -100,6 +100,8 @@ pub struct Batch {
     pub malformed: u64,
     /// Made on request (`Control::Flush`) rather than by the timer.
     pub flushed: bool,
+    /// zcprof's programs' run time and runs (cumulative), when BPF statistics are on.
+    pub probe_runs: Option<crate::probe_stats::Counters>,
 }
 
 #[cfg(test)]
@@ -113,6 +115,7 @@ impl Batch {
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,
+            probe_runs: None,
         }
     }
 }

@@ -481,6 +481,7 @@ mod tests {
             pid: Some(42),
             listed: false,
             cpu_percent: None,
+            probes: None,
         };
         let text = render(&m, &[], &hidden, &Filter::default());
         assert!(!text.contains("pid=\"42\""), "{text}");

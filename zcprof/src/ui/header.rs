@@ -3,7 +3,8 @@
 //! interval had any, by the zero-copy sends with what their notifications said and the
 //! mapped layer's file pages), lost events
 //! (highlighted when non-zero) and zcprof's own cost (CPU and the bytes it moved, which the
-//! machine figures leave out unless `--include-self`). [`Machine`] is what it draws, taken
+//! machine figures leave out unless `--include-self`; with `--probe-stats`, its probes' ns
+//! per call and share of one CPU). [`Machine`] is what it draws, taken
 //! from the model after each batch; every section shows below it.
 
 use ratatui::{
@@ -127,6 +128,10 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, machine: &Machine,
             )
         )),
     ];
+    // Only with BPF statistics on (`--probe-stats`): without them the kernel has no figure.
+    if let Some(cost) = &shared.own.probes {
+        first.push(Span::raw(format!(" · probes: {}", cost.line())));
+    }
     if paused {
         first.push(Span::styled("  PAUSED", theme.alert()));
     }

@@ -110,6 +110,7 @@ async fn event_loop(
             tick = session.next() => {
                 tick?;
                 app.shared.own.cpu_percent = cpu.sample();
+                app.shared.own.probes = session.probe_cost();
                 app.apply(&session.model, &procfs::cmdline);
             }
             event = events.next() => match event {

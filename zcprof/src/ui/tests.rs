@@ -177,6 +177,7 @@ pub(super) fn model_with(
             counters: KernelCounters::default(),
             malformed: 0,
             flushed: false,
+            probe_runs: None,
         };
         m.apply(&batch, &proc);
     }
@@ -362,6 +363,7 @@ fn zcprof_itself_is_left_out_unless_listed() {
             pid: Some(200),
             listed,
             cpu_percent: Some(0.7),
+            probes: None,
         };
         app.apply(&m, &cmdline);
         // Its last interval: 1000 × (3² − 2²) reads and as many writes of 128 KiB.

@@ -42,6 +42,7 @@ pub fn session_with(
         flows,
         threads: false,
         files: false,
+        probe_stats: false,
     })
 }
 
