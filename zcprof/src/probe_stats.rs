@@ -43,6 +43,22 @@ pub enum EnabledBy {
     Sysctl,
 }
 
+impl EnabledBy {
+    /// Its name in JSON and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            EnabledBy::Zcprof => "zcprof",
+            EnabledBy::Sysctl => "sysctl",
+        }
+    }
+}
+
+/// Whether this kernel lets zcprof turn statistics on: tries `BPF_ENABLE_STATS` and closes
+/// the fd at once (`zcprof doctor`).
+pub fn allowed() -> Result<(), Refused> {
+    enable().map(drop)
+}
+
 /// Statistics that are on for this session; they stay on (for zcprof's part) while this
 /// lives.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ use crate::{
         self,
         privileges::{self, Capability, Credentials},
     },
+    probe_stats,
     probes::{self, Layer, LayerSummary, LoadOptions, Mechanism, ProbeStatus, kernel},
     tracefs,
 };
@@ -40,6 +41,8 @@ pub struct Report {
     /// CAP_SYS_ADMIN and `kernel.io_uring_group`, 2 none; `null` when the kernel has no such
     /// setting (io_uring is then as the kernel was built).
     pub io_uring_disabled: Option<u8>,
+    /// Whether `--probe-stats` can have the kernel's BPF run-time statistics.
+    pub bpf_stats: BpfStats,
     /// Why the eBPF object could not be loaded at all (no probe attached then).
     pub load_error: Option<String>,
     pub warnings: Vec<String>,
@@ -53,6 +56,29 @@ pub struct Btf {
     pub present: bool,
     pub parsable: bool,
     pub error: Option<String>,
+}
+
+/// BPF run-time statistics (`--probe-stats`, [`crate::probe_stats`]).
+#[derive(Debug, Serialize)]
+pub struct BpfStats {
+    /// `BPF_ENABLE_STATS` succeeded (tried, and its fd closed at once).
+    pub allowed: bool,
+    /// The kernel's reason when it did not (the errno).
+    pub error: Option<String>,
+    /// `kernel.bpf_stats_enabled` is 1 now (statistics on for everyone, whatever zcprof
+    /// does); `null` when the kernel has no such setting.
+    pub sysctl: Option<bool>,
+}
+
+impl BpfStats {
+    fn read() -> BpfStats {
+        let tried = probe_stats::allowed();
+        BpfStats {
+            allowed: tried.is_ok(),
+            error: tried.err().map(|err| err.0.to_string()),
+            sysctl: probe_stats::sysctl_on(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +112,7 @@ pub fn inspect(load: &LoadOptions) -> Report {
         io_uring_disabled: std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
             .ok()
             .and_then(|v| v.trim().parse().ok()),
+        bpf_stats: BpfStats::read(),
         privileges,
         load_error: None,
         warnings: Vec::new(),
@@ -180,6 +207,7 @@ pub fn text(r: &Report) -> String {
             },
         ),
         ("io_uring", io_uring_line(r.io_uring_disabled)),
+        ("BPF stats", bpf_stats_line(&r.bpf_stats)),
     ];
     for (k, v) in lines {
         out.push_str(&format!("{k:<11} {v}\n"));
@@ -235,6 +263,22 @@ fn read_privileges() -> Privileges {
     }
 }
 
+/// Whether `--probe-stats` works here, and whether statistics are on for everyone already.
+fn bpf_stats_line(s: &BpfStats) -> String {
+    let allowed = match &s.error {
+        None => "allowed (--probe-stats shows the probes' cost; about 20 ns more per program run while on)".to_string(),
+        Some(err) => format!("NOT allowed: BPF_ENABLE_STATS failed: {err} (--probe-stats cannot turn them on: Linux 5.8+ and CAP_SYS_ADMIN needed)"),
+    };
+    let sysctl = match s.sysctl {
+        Some(true) => {
+            "kernel.bpf_stats_enabled=1: on for every program now, so shown without --probe-stats"
+        }
+        Some(false) => "kernel.bpf_stats_enabled=0",
+        None => "no kernel.bpf_stats_enabled setting",
+    };
+    format!("{allowed}; {sysctl}")
+}
+
 /// What `kernel.io_uring_disabled` lets processes do: with 2 nothing uses io_uring, so an
 /// io_uring layer that counts nothing is the truth, not a blind spot.
 fn io_uring_line(disabled: Option<u8>) -> String {
@@ -273,6 +317,11 @@ mod tests {
             bpffs_mounted: false,
             kprobes_unavailable: Some("kprobes not configured".into()),
             io_uring_disabled: Some(1),
+            bpf_stats: BpfStats {
+                allowed: false,
+                error: Some("Operation not permitted (os error 1)".into()),
+                sysctl: Some(false),
+            },
             load_error: Some("needs root".into()),
             warnings: Vec::new(),
             layers: Vec::new(),
@@ -285,5 +334,10 @@ mod tests {
             t.contains("io_uring    kernel.io_uring_disabled=1: only CAP_SYS_ADMIN"),
             "{t}"
         );
+        assert!(
+            t.contains("BPF stats   NOT allowed: BPF_ENABLE_STATS failed: Operation not permitted (os error 1)"),
+            "{t}"
+        );
+        assert!(t.contains("; kernel.bpf_stats_enabled=0\n"), "{t}");
     }
 }

@@ -130,6 +130,7 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
             .collect()
     });
     s.cgroups_unavailable = session.cgroups.unavailable().map(String::from);
+    s.probe_stats = session.probe_total();
     let rendered = if opts.json {
         summary::json(&s)
     } else {

@@ -73,16 +73,18 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
     }
     let mut signals = Signals::new()?;
     let mut session = Session::start(load, opts.interval, Retention::PruneExited)?;
-    let own = Own::this_process(opts.include_self);
+    let mut own = Own::this_process(opts.include_self);
     // The same selection as `top --cgroup`: every per-process family is narrowed alike.
     let filter = Filter {
         cgroups: opts.cgroups,
         ..Filter::default()
     };
-    let render = |session: &Session| -> Arc<str> {
-        prometheus::render(&session.model, &session.layers, &own, &filter).into()
+    // Counters since the probes attached, as every other family (`Own::probes`).
+    let render = |session: &Session, own: &mut Own| -> Arc<str> {
+        own.probes = session.probe_total();
+        prometheus::render(&session.model, &session.layers, own, &filter).into()
     };
-    let mut current = render(&session);
+    let mut current = render(&session, &mut own);
     // Counted once the probes hold their descriptors.
     let mut connections = Connections::new(capacity());
     say!("zcprof: serving OpenMetrics on http://{addr}/metrics");
@@ -91,7 +93,7 @@ pub async fn run(load: &LoadOptions, opts: ServeOptions) -> anyhow::Result<ExitC
         tokio::select! {
             tick = session.next() => {
                 tick?;
-                current = render(&session);
+                current = render(&session, &mut own);
             }
             conn = listener.accept(), if resume_at.is_none() => match conn {
                 Ok((stream, _)) => connections.admit(stream, current.clone()),

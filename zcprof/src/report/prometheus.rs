@@ -28,7 +28,9 @@
 //!   layer="flows"}`, a breakdown of the syscall layer's bytes, never added to them;
 //! - `zcprof_process_info{comm,pid,cgroup,container} 1` for every process whose cgroup is
 //!   known (join on `pid` to group any family by cgroup or container);
-//! - `zcprof_lost_events_total{reason}` and `zcprof_probe_layer_up{layer,state}`.
+//! - `zcprof_lost_events_total{reason}` and `zcprof_probe_layer_up{layer,state}`;
+//! - with `--probe-stats`, `zcprof_probe_run_seconds_total{enabled_by}` and
+//!   `zcprof_probe_runs_total{enabled_by}`: the probes' own cost since they attached.
 //!
 //! With `serve --cgroup PATH` every per-process family carries only the processes in those
 //! cgroups or below (a process whose cgroup is not known yet appears once it is), so any
@@ -52,6 +54,7 @@ use super::{
 };
 use crate::{
     model::{Model, Process},
+    probe_stats::Cost,
     probes::{Layer, LayerSummary, State},
 };
 
@@ -105,6 +108,8 @@ struct Snapshot {
     info: Vec<Labels>,
     lost: Lost,
     layers: Vec<(Layer, State)>,
+    /// zcprof's programs' run time since the probes attached, while BPF statistics are on.
+    probes: Option<Cost>,
 }
 
 /// Name and help of a layer's bytes, calls and errors counters.
@@ -249,8 +254,32 @@ impl Collector for Snapshot {
                 metric.encode_family(&[("layer", layer.name()), ("state", state.name())])?,
             )?;
         }
+        if let Some(cost) = &self.probes {
+            encode_probe_cost(&mut encoder, cost)?;
+        }
         Ok(())
     }
+}
+
+/// The probes' own run time and runs (`--probe-stats`): ns per run is the ratio of their
+/// increases, their CPU share the first's rate.
+fn encode_probe_cost(encoder: &mut DescriptorEncoder, cost: &Cost) -> Result<(), std::fmt::Error> {
+    let by = [("enabled_by", cost.enabled_by.name())];
+    let mut metric = encoder.encode_descriptor(
+        "zcprof_probe_run_seconds",
+        "Time zcprof's BPF programs ran, all together, from the kernel's run-time statistics (--probe-stats; they add about 20 ns per run while on, included here)",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(cost.run_time_ns as f64 / 1e9).encode(metric.encode_family(&by)?)?;
+    let mut metric = encoder.encode_descriptor(
+        "zcprof_probe_runs",
+        "Runs of zcprof's BPF programs (probe hits), all together (--probe-stats)",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(cost.runs).encode(metric.encode_family(&by)?)?;
+    Ok(())
 }
 
 /// The syscall layer's series: one per process × syscall it called.
@@ -406,6 +435,7 @@ pub fn render(model: &Model, layers: &[LayerSummary], own: &Own, filter: &Filter
         info: info_series(&shown),
         lost: Lost::of(model),
         layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
+        probes: own.probes,
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(snapshot));

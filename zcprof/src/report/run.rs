@@ -55,6 +55,8 @@ pub struct Summary<'a> {
     pub cgroups_unavailable: Option<String>,
     /// `--files`: every file and socket the processes moved bytes through.
     pub files: Option<Vec<FileRow>>,
+    /// The probes' own cost over the run, while BPF statistics were on (`--probe-stats`).
+    pub probe_stats: Option<crate::probe_stats::Cost>,
 }
 
 /// One file or socket of one process (`run --files`).
@@ -167,6 +169,7 @@ impl<'a> Summary<'a> {
             cgroups: BTreeMap::new(),
             cgroups_unavailable: None,
             files: None,
+            probe_stats: None,
         }
     }
 
@@ -226,6 +229,9 @@ struct JsonSummary<'a> {
     /// Why processes' cgroups are unknown on this host; absent where they can be known.
     #[serde(skip_serializing_if = "Option::is_none")]
     cgroups_unavailable: Option<&'a str>,
+    /// The probes' cost over the run; only while BPF statistics were on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_stats: Option<crate::probe_stats::Cost>,
     processes: Vec<JsonProcess<'a>>,
     total: JsonFigures,
 }
@@ -400,6 +406,7 @@ pub fn json(s: &Summary) -> String {
         layers: s.layers,
         lost: s.lost,
         cgroups_unavailable: s.cgroups_unavailable.as_deref(),
+        probe_stats: s.probe_stats,
         processes: s
             .processes
             .iter()
@@ -464,6 +471,10 @@ pub fn text(s: &Summary) -> String {
     }
     if let Some(why) = &s.cgroups_unavailable {
         out.push_str(&format!("cgroups: unavailable ({why})\n"));
+    }
+    if let Some(cost) = &s.probe_stats {
+        out.push_str(&super::top::probes_line(cost));
+        out.push('\n');
     }
     for caveat in lifecycle_caveats(s.layers) {
         out.push_str(caveat);

@@ -56,8 +56,9 @@ pub struct Own {
     pub listed: bool,
     /// Its CPU time over the last interval, percent of one CPU (`/proc/self/stat`).
     pub cpu_percent: Option<f64>,
-    /// Its probes' run time over the last interval, when BPF statistics are on
-    /// (`--probe-stats`; not part of `cpu_percent`, which is the process's own clock).
+    /// Its probes' run time, when BPF statistics are on (`--probe-stats`; not part of
+    /// `cpu_percent`, the process's own clock), over what the frame covers: the last
+    /// interval in `top` and the dashboard, everything since the probes attached in `serve`.
     pub probes: Option<Cost>,
 }
 
