@@ -1116,6 +1116,34 @@ fn zero_copy_sends_and_mapped_pages_are_in_the_header() {
     assert!(text.contains("mapped: 3 pages/s (12.0 KiB/s)"), "{text}");
 }
 
+/// `--probe-stats`: the header's first line ends with the probes' ns per call and share of
+/// one CPU; without it the line says nothing about them.
+#[test]
+fn the_probes_cost_is_in_the_header_with_probe_stats() {
+    let header = |app: &App| -> String {
+        screen(app, 160, 24)
+            .lines()
+            .take(usize::from(super::header::HEIGHT))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut app = app_with_history(3);
+    assert!(!header(&app).contains("probes:"), "{}", header(&app));
+    // 1 s in which 150,000 runs took 7.8 ms: 52 ns per call, 0.8 % of one CPU.
+    let ran = crate::probe_stats::Counters {
+        run_time_ns: 7_800_000,
+        runs: 150_000,
+    };
+    app.shared.own.probes = Some(crate::probe_stats::Cost::over(
+        ran,
+        1.0,
+        crate::probe_stats::EnabledBy::Zcprof,
+    ));
+    let text = header(&app);
+    assert!(text.contains(" · probes: 52 ns/call, 0.8% CPU"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
 // ---- containers, flows and threads (the attribution's dimensions) ----
 
 /// `info` with `layer` live too.
