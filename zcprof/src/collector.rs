@@ -119,7 +119,7 @@ impl Collector {
     }
 
     /// The programs' run time and runs so far, when statistics are on.
-    pub fn probe_runs(&self) -> Option<Counters> {
+    fn probe_runs(&self) -> Option<Counters> {
         self.stats.as_ref().map(|_| Counters::of(&self.ebpf))
     }
 

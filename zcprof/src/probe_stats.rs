@@ -188,7 +188,8 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Starts at `counters`, read at `at` (before the first interval).
+    /// Starts at `counters`, read at `at` (before the first interval; zero when statistics
+    /// were on before the programs loaded).
     pub fn new(by: EnabledBy, at: Instant, counters: Counters) -> Tracker {
         Tracker {
             by,

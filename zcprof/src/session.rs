@@ -109,6 +109,16 @@ impl Session {
         retention: Retention,
     ) -> anyhow::Result<Session> {
         privileges::check()?;
+        // Before the probes attach, so that their counters (which start at zero when each
+        // program loads) hold every run, as the maps hold every call: the first interval's
+        // cost is then over the same calls as its figures.
+        let stats = match probe_stats::start(opts.probe_stats) {
+            Ok(stats) => stats,
+            Err(err) => {
+                say!("zcprof: warning: --probe-stats: {err}; the probes' cost is not shown");
+                None
+            }
+        };
         let mut loaded = probes::load(opts)?;
         for warning in &loaded.warnings {
             say!("zcprof: warning: {warning}");
@@ -176,19 +186,11 @@ impl Session {
         } else {
             None
         };
-        let stats = match probe_stats::start(opts.probe_stats) {
-            Ok(stats) => stats,
-            Err(err) => {
-                say!("zcprof: warning: --probe-stats: {err}; the probes' cost is not shown");
-                None
-            }
-        };
         let collector = Collector::new(loaded.ebpf, stats).context("starting the collector")?;
         let started = Instant::now();
         let probe_stats = collector
             .probe_stats()
-            .zip(collector.probe_runs())
-            .map(|(by, runs)| probe_stats::Tracker::new(by, started, runs));
+            .map(|by| probe_stats::Tracker::new(by, started, probe_stats::Counters::default()));
         let mut model = Model::new();
         model.start_at(started);
         Ok(Session {

@@ -162,7 +162,8 @@ fn kernel_layer(doc: &Value) -> Value {
 /// `run --json` of a command that copies over TCP (socket receives: the kernel layer's probes
 /// fire where they attach), sends with MSG_ZEROCOPY (the `msg_zerocopy` object), fails one
 /// write (ENOSPC: an errno) and runs a child without the kernel layer's notice (`true`),
-/// with `--flows`, `--threads` and `--files` (their objects are in the list, optional).
+/// with `--flows`, `--threads`, `--files` and `--probe-stats` (their objects are in the list,
+/// optional).
 #[test]
 fn run_json_has_the_readme_fields_and_validates() {
     if !privileged("run_json_has_the_readme_fields_and_validates") {
@@ -174,7 +175,15 @@ fn run_json_has_the_readme_fields_and_validates() {
         demo_bin().display()
     );
     let status = zcprof()
-        .args(["--flows", "--threads", "run", "--files", "--json", "-o"])
+        .args([
+            "--flows",
+            "--threads",
+            "run",
+            "--files",
+            "--probe-stats",
+            "--json",
+            "-o",
+        ])
         .arg(&out)
         .args(["--", "sh", "-c", &script])
         .status()
@@ -212,7 +221,8 @@ fn run_json_has_the_readme_fields_and_validates() {
     assert!(!validator.is_valid(&bad));
 }
 
-/// `top --json` frames, while a demo serves files over TCP, against the README's list.
+/// `top --json` frames, while a demo serves files over TCP, against the README's list
+/// (`--probe-stats`: its object is in the list, optional).
 #[test]
 fn top_json_has_the_readme_fields() {
     if !privileged("top_json_has_the_readme_fields") {
@@ -240,6 +250,7 @@ fn top_json_has_the_readme_fields() {
             "--once",
             "-i",
             "1s",
+            "--probe-stats",
         ])
         .stderr(Stdio::inherit())
         .output()
