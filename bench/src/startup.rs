@@ -25,6 +25,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         flows: false,
         threads: false,
         files: false,
+        probe_stats: false,
     };
     let mut attach = Vec::new();
     let mut detach = Vec::new();
