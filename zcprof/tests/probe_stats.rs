@@ -25,38 +25,11 @@ fn sysctl() -> String {
         .to_string()
 }
 
-/// The sysctl reads `before` again now that zcprof has gone. Other users of this kernel
-/// may set it meanwhile (seen on the shared test machine, from processes outside this
-/// one's view), so a different value is then checked against what zcprof did: strace
-/// must show zcprof never opening it for writing.
+/// The sysctl reads `before` again now that zcprof has gone. (While this test ran, nothing
+/// else may write it: an earlier version saw it flip, which was another engineer's
+/// measurement script on the same machine, not zcprof.)
 fn assert_sysctl_as_before(before: &str) {
-    let now = sysctl();
-    if now == before {
-        return;
-    }
-    println!(
-        "kernel.bpf_stats_enabled went {before} → {now} meanwhile: checking zcprof's own opens"
-    );
-    let log = common::temp("probe-stats-strace");
-    let status = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
-        .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_zcprof"))
-        .args(["run", "--probe-stats", "--", "true"])
-        .stderr(Stdio::null())
-        .status()
-        .expect("strace");
-    assert!(status.success());
-    let opens = std::fs::read_to_string(&log).expect("strace's log");
-    let _ = std::fs::remove_file(&log);
-    let touched: Vec<&str> = opens
-        .lines()
-        .filter(|l| l.contains("bpf_stats_enabled"))
-        .collect();
-    assert!(
-        touched.iter().all(|l| l.contains("O_RDONLY")),
-        "zcprof opened kernel.bpf_stats_enabled for writing: {touched:?}"
-    );
+    assert_eq!(sysctl(), before, "kernel.bpf_stats_enabled as before zcprof ran");
 }
 
 /// `dd bs=1` over and over (200,000 reads and as many writes each time), in a process group
