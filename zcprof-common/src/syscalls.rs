@@ -202,6 +202,16 @@ pub const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 /// Number of counted syscalls.
 pub const COUNT: usize = SYSCALLS.len();
 
+/// Globals set by user space: byte offsets of kernel struct members from BTF, with which the
+/// exit programs tell a process's only thread (whose counts need no atomics); 0 when
+/// unknown.
+pub mod global {
+    /// `task_struct.signal`.
+    pub const TASK_SIGNAL: &str = "SYSCALL_TASK_SIGNAL";
+    /// `signal_struct.nr_threads`.
+    pub const SIGNAL_NR_THREADS: &str = "SYSCALL_SIGNAL_NR_THREADS";
+}
+
 /// Name of the syscall layer's `(tgid, syscall) -> Counts` hash map.
 pub const STATS_MAP: &str = "STATS";
 /// Bound of the `STATS` map: live `(tgid, syscall)` pairs. Entries of exited processes are

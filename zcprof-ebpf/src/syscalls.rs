@@ -39,7 +39,8 @@ use zcprof_common::{
 
 use crate::{
     flows,
-    maps::{bump, count, count_many, stash},
+    maps::{bump, count_as, count_many, stash},
+    record::at,
     threads,
 };
 
@@ -52,6 +53,35 @@ pub static STATS: HashMap<Key, Counts> = HashMap::with_max_entries(STATS_MAX_ENT
 /// from enter to exit. Bounded by the number of threads in such a call at once.
 #[map]
 static MMSG_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(MMSG_ARGS_MAX_ENTRIES, 0);
+
+/// `task_struct.signal` and `signal_struct.nr_threads`, from BTF (0: unknown, then every
+/// update is atomic).
+#[unsafe(no_mangle)]
+static SYSCALL_TASK_SIGNAL: u32 = 0;
+#[unsafe(no_mangle)]
+static SYSCALL_SIGNAL_NR_THREADS: u32 = 0;
+
+/// Whether the current task is its process's only thread, so that no other task can update
+/// the process's `STATS` entries while this program runs: only a thread of the process can
+/// add one (by `clone`, which it is not in), and a thread that left has made its last update
+/// before `nr_threads` dropped (`exit_notify`, after every syscall exit). `false` when the
+/// offsets are unknown. Two loads through BTF pointers; it saves the atomics, which cost
+/// more (bench/README.md).
+#[inline(always)]
+fn alone() -> bool {
+    let (signal, nr_threads) = (at(&SYSCALL_TASK_SIGNAL), at(&SYSCALL_SIGNAL_NR_THREADS));
+    if signal == 0 {
+        return false;
+    }
+    // SAFETY: the current task, a trusted BTF pointer; `signal` is its `signal` member's
+    // offset, `nr_threads` the `int` member's of `signal_struct` (this kernel's BTF). Loads
+    // through BTF pointers are checked by the verifier and fault-safe.
+    unsafe {
+        let task = bpf_get_current_task_btf() as *const u8;
+        let signal = core::ptr::read_volatile(task.add(signal).cast::<*const u8>());
+        core::ptr::read_volatile(signal.add(nr_threads).cast::<i32>()) == 1
+    }
+}
 
 /// x86-64 `struct pt_regs` offsets (arch/x86/include/asm/ptrace.h): the syscall number is
 /// kept in `orig_ax`, and the arguments (`di`, `si`, `dx`, `r10`, …) are still there at exit.
@@ -125,7 +155,7 @@ fn on_sys_exit(
     }
     let key = Key { tgid, slot: index };
     // A failed syscall moved nothing (`bytes` is 0 then) and returned `-errno`.
-    count(&STATS, key, ret < 0, ret.unsigned_abs(), bytes);
+    count_as(&STATS, key, ret < 0, ret.unsigned_abs(), bytes, alone());
     threads::count(pid_tgid, index, ret < 0, ret.unsigned_abs(), bytes);
     if ret >= 0 {
         flows::count(tgid, index, bytes, &reg);

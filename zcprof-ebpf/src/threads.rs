@@ -19,7 +19,7 @@ use zcprof_common::{
 
 use crate::{
     lifecycle::{Exiting, move_out},
-    maps::{bump, count as count_in, count_many as count_many_in},
+    maps::{bump, count_as, count_many as count_many_in},
     record::at,
 };
 
@@ -104,12 +104,14 @@ extern "C" fn count_call(_: u64, _: *mut c_void) -> i64 {
         bump(counter::STASH_FULL);
         return 1;
     }
-    count_in(
+    // The entry is the current thread's own: nothing else updates it, no atomics.
+    count_as(
         &TSTATS,
         key(pid_tgid, index as u32),
         failed != 0,
         errno,
         bytes,
+        true,
     );
     1
 }

@@ -4,7 +4,11 @@
 
 mod common;
 
-use std::{ffi::CString, fs};
+use std::{
+    ffi::CString,
+    fs,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use common::{Child, Tally, TempFile, in_child, privileged, tcp_pair, triple};
 use zcprof::{
@@ -121,6 +125,154 @@ fn file_workload() -> Child {
     assert_eq!(child.tally.get("read"), (18 + 1, 1_048_576 + 123, 0));
     assert_eq!(child.tally.get("write"), (101, 409_600, 1));
     assert_eq!(child.tally.get("preadv2"), (1, 300, 0));
+    child
+}
+
+/// What the helper thread of [`threaded_workload`] needs: it writes `calls` bytes, one per
+/// call, to `fd` and counts the writes that moved their byte in `ok`.
+struct Helper {
+    fd: i32,
+    byte: u8,
+    calls: u64,
+    ok: AtomicU64,
+    /// Where it runs: a CPU of its own when there are two, so that both threads update the
+    /// process's counters at the same moment.
+    cpus: Option<libc::cpu_set_t>,
+}
+
+/// CPU `n` alone, when this machine has more than one CPU.
+fn only_cpu(n: usize) -> Option<libc::cpu_set_t> {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (online > 1).then(|| {
+        // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET stays within it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(n, &mut set);
+            set
+        }
+    })
+}
+
+/// Pins the calling thread to `cpus`, by raw syscall (see [`helper_thread`]).
+///
+/// # Safety
+/// Allocation-free; safe to call in a forked child or a bare clone'd thread.
+unsafe fn pin(cpus: &Option<libc::cpu_set_t>) {
+    if let Some(set) = cpus {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: a valid cpu_set_t of `size` bytes; failing only leaves the thread unpinned.
+        unsafe {
+            libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0,
+                size,
+                std::ptr::from_ref(set),
+            )
+        };
+    }
+}
+
+extern "C" fn helper_thread(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `threaded_workload` passes a `Helper` that outlives the thread.
+    let h = unsafe { &*arg.cast::<Helper>() };
+    // SAFETY: allocation-free.
+    unsafe { pin(&h.cpus) };
+    for _ in 0..h.calls {
+        // SAFETY: one byte from `h.byte` to an open descriptor. A raw syscall: this thread
+        // shares the main thread's TLS (no CLONE_SETTLS), so it must not touch libc state.
+        let r = unsafe { libc::syscall(libc::SYS_write, h.fd, &raw const h.byte, 1) };
+        if r == 1 {
+            h.ok.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    0
+}
+
+/// A process that gains a second thread and loses it again, round after round, writing all
+/// the while (the helper thread as well): the exit programs add a process's counts without
+/// atomics while it has one thread and atomically while it has more
+/// (`zcprof-ebpf/src/syscalls.rs`, `alone`), and no count may be lost at either edge.
+fn threaded_workload() -> Child {
+    // Enough rounds that plain adds from two threads at once would lose some (checked: with
+    // `alone` always true, each of three runs lost between 160 and 2,900 of these writes).
+    const ROUNDS: usize = 30;
+    const CALLS: u64 = 20_000;
+    const STACK: usize = 256 * 1024;
+    // SAFETY: open(2) of a NUL-terminated literal path.
+    let devnull = unsafe { libc::open(c("/dev/null").as_ptr(), libc::O_WRONLY) };
+    // SAFETY: an anonymous private mapping for the helper thread's stack, checked below.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(stack, libc::MAP_FAILED);
+    let helper = Helper {
+        fd: devnull,
+        byte: 0,
+        calls: CALLS,
+        ok: AtomicU64::new(0),
+        cpus: only_cpu(1),
+    };
+    let main_cpu = only_cpu(0);
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_CHILD_CLEARTID;
+    let byte = [0u8; 1];
+    // SAFETY: the child clones threads on the stack mapped above (one at a time: each round
+    // waits until the kernel cleared `tid` at the thread's exit, after its last use of the
+    // stack) and writes from `byte`, which outlives it, to the descriptor opened above.
+    let child = in_child(|t: &mut Tally| unsafe {
+        pin(&main_cpu);
+        for _ in 0..ROUNDS {
+            let mut tid: libc::pid_t = -1;
+            let top = stack.cast::<u8>().add(STACK).cast();
+            let arg = (&raw const helper).cast_mut().cast();
+            let ptid = std::ptr::null_mut::<libc::pid_t>();
+            let tls = std::ptr::null_mut::<libc::c_void>();
+            if libc::clone(helper_thread, top, flags, arg, ptid, tls, &raw mut tid) < 0 {
+                libc::_exit(3);
+            }
+            // Both threads write at once, then this one alone.
+            for _ in 0..CALLS {
+                t.note("write", libc::write(devnull, byte.as_ptr().cast(), 1));
+            }
+            loop {
+                let now = std::ptr::read_volatile(&raw const tid);
+                if now == 0 {
+                    break;
+                }
+                libc::syscall(libc::SYS_futex, &raw const tid, libc::FUTEX_WAIT, now, 0);
+            }
+            for _ in 0..CALLS {
+                t.note("write", libc::write(devnull, byte.as_ptr().cast(), 1));
+            }
+        }
+        let ok = helper.ok.load(Ordering::Relaxed);
+        let i = common::index("write");
+        t.calls[i] += ok;
+        t.bytes[i] += ok;
+    });
+    // SAFETY: unmapping and closing what this function made, after the child is done.
+    unsafe {
+        libc::munmap(stack, STACK);
+        libc::close(devnull);
+    }
+    let calls = ROUNDS as u64 * CALLS * 3;
+    assert_eq!(
+        child.tally.get("write"),
+        (calls, calls, 0),
+        "every write moved its byte"
+    );
     child
 }
 
@@ -496,6 +648,22 @@ fn per_syscall_tracepoints_count_exactly() {
         SyscallProbe::Tracepoint,
         "per_syscall_tracepoints_count_exactly",
     );
+}
+
+/// The default probe mode's exit program adds a single-threaded process's counts without
+/// atomics; a process that keeps gaining and losing a thread is still counted exactly (the
+/// other modes share that code, and their exact tests load it).
+#[test]
+fn threads_coming_and_going_are_counted_exactly() {
+    if !privileged("threads_coming_and_going_are_counted_exactly") {
+        return;
+    }
+    let (rt, mut session) = start(SyscallProbe::Btf);
+    let threaded = threaded_workload();
+    rt.block_on(session.flush()).expect("flush");
+    let m = &session.model;
+    assert_exact(m, &threaded, "a process gaining and losing a thread");
+    assert_eq!(m.counters.lost(), 0, "no lost events: {:?}", m.counters);
 }
 
 /// A busy neighbour running at the same time is not attributed to the workload, and the

@@ -6,6 +6,42 @@ use std::path::Path;
 
 use btf_rs::{Btf, Struct, Type};
 
+/// `(global, struct, member path, size)`: a member path looks through named members
+/// (`sock.__sk_common.skc_family`), each offset added.
+pub type Member = (&'static str, &'static str, &'static [&'static str], usize);
+
+/// Each member's offset, by its global's name, or why one cannot be had (a missing struct
+/// or member, or one whose size is not what the program reads).
+pub fn offsets<'a>(
+    btf: &Btf,
+    members: impl IntoIterator<Item = &'a Member>,
+) -> Result<Vec<(&'static str, u32)>, String> {
+    members
+        .into_iter()
+        .map(|&(name, first, path, size)| {
+            let mut within =
+                find_struct(btf, first)?.ok_or_else(|| format!("BTF has no struct {first}"))?;
+            let mut offset = 0;
+            for (i, field) in path.iter().enumerate() {
+                let (at, len) = member(btf, &within, field)?
+                    .ok_or_else(|| format!("struct {first} has no member {}", path.join(".")))?;
+                offset += at;
+                if i + 1 < path.len() {
+                    // A named struct member: look into its type (`struct sock_common`).
+                    within = member_struct(btf, &within, field)?
+                        .ok_or_else(|| format!("{first}.{field} is not a struct"))?;
+                } else if len != size {
+                    return Err(format!(
+                        "{first}.{} is {len} bytes, zcprof reads {size}",
+                        path.join(".")
+                    ));
+                }
+            }
+            Ok((name, offset))
+        })
+        .collect()
+}
+
 /// BTF of `path`, or of the running kernel.
 pub fn open(path: Option<&Path>) -> Result<Btf, String> {
     let path = path.unwrap_or(Path::new("/sys/kernel/btf/vmlinux"));

@@ -12,7 +12,10 @@ use zcprof_common::{
     flows::{COUNTING, global},
 };
 
-use super::{Host, Layer, LayerProbes, LayerSpec, LoadOptions, Names, ProbeStatus, btf_layout};
+use super::{
+    Host, Layer, LayerProbes, LayerSpec, LoadOptions, Names, ProbeStatus,
+    btf_layout::{self, Member},
+};
 
 pub const LAYER: LayerSpec = LayerSpec {
     layer: Layer::Flows,
@@ -24,10 +27,6 @@ pub const LAYER: LayerSpec = LayerSpec {
 
 /// How doctor and the layer lines name the layer's one probe.
 pub const PROBE: &str = "sys_exit (descriptor kinds)";
-
-/// `(global, struct, member path, size)`: a member path looks through named members
-/// (`sock.__sk_common.skc_family`), each offset added.
-type Member = (&'static str, &'static str, &'static [&'static str], usize);
 
 const MEMBERS: [Member; 12] = [
     (global::TASK_FILES, "task_struct", &["files"], 8),
@@ -88,31 +87,7 @@ struct Flows {
 fn offsets(path: Option<&Path>, files: bool) -> Result<Vec<(&'static str, u32)>, String> {
     let btf = btf_layout::open(path)?;
     let extra: &[Member] = if files { &FILE_MEMBERS } else { &[] };
-    MEMBERS
-        .iter()
-        .chain(extra)
-        .map(|&(name, first, path, size)| {
-            let mut within = btf_layout::find_struct(&btf, first)?
-                .ok_or_else(|| format!("BTF has no struct {first}"))?;
-            let mut offset = 0;
-            for (i, member) in path.iter().enumerate() {
-                let (at, len) = btf_layout::member(&btf, &within, member)?
-                    .ok_or_else(|| format!("struct {first} has no member {}", path.join(".")))?;
-                offset += at;
-                if i + 1 < path.len() {
-                    // A named struct member: look into its type (`struct sock_common`).
-                    within = btf_layout::member_struct(&btf, &within, member)?
-                        .ok_or_else(|| format!("{first}.{member} is not a struct"))?;
-                } else if len != size {
-                    return Err(format!(
-                        "{first}.{} is {len} bytes, zcprof reads {size}",
-                        path.join(".")
-                    ));
-                }
-            }
-            Ok((name, offset))
-        })
-        .collect()
+    btf_layout::offsets(&btf, MEMBERS.iter().chain(extra))
 }
 
 impl LayerProbes for Flows {

@@ -4,7 +4,7 @@
 //! `--syscall-probe`. Each fallback is a warning that says why; the layer is required, so the
 //! loader stops when none of them attaches.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use aya::{
@@ -12,11 +12,13 @@ use aya::{
     programs::{BtfTracePoint, RawTracePoint},
 };
 use serde::Serialize;
-use zcprof_common::syscalls::{self, COUNTING, program};
+use zcprof_common::syscalls::{self, COUNTING, global, program};
 
 use super::{
     Host, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus,
-    attach_tracepoint, tracepoint,
+    attach_tracepoint,
+    btf_layout::{self, Member},
+    tracepoint,
 };
 use crate::tracefs;
 
@@ -51,21 +53,50 @@ fn names() -> Names {
             program::SYS_ENTER_MMSG_TP,
         ],
         maps: Vec::new(),
-        globals: Vec::new(),
+        globals: MEMBERS.iter().map(|(g, ..)| *g).collect(),
     }
 }
+
+/// What the exit programs read to tell a process's only thread, whose counts they add
+/// without atomics (`zcprof-ebpf/src/syscalls.rs`, `alone`).
+const MEMBERS: [Member; 2] = [
+    (global::TASK_SIGNAL, "task_struct", &["signal"], 8),
+    (
+        global::SIGNAL_NR_THREADS,
+        "signal_struct",
+        &["nr_threads"],
+        4,
+    ),
+];
 
 fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(Syscall {
         mode: opts.syscall_probe,
+        btf: opts.btf.clone(),
+        offsets: Vec::new(),
     })
 }
 
 struct Syscall {
     mode: SyscallProbe,
+    /// `--btf`, else the running kernel's.
+    btf: Option<PathBuf>,
+    /// [`MEMBERS`]' offsets; none when BTF lacks one, and then every count is atomic, which
+    /// costs a few ns per syscall and changes no figure.
+    offsets: Vec<(&'static str, u32)>,
 }
 
 impl LayerProbes for Syscall {
+    fn prepare(&mut self) {
+        self.offsets = btf_layout::open(self.btf.as_deref())
+            .and_then(|btf| btf_layout::offsets(&btf, &MEMBERS))
+            .unwrap_or_default();
+    }
+
+    fn globals(&mut self, _host: &mut Host) -> Vec<(&'static str, u32)> {
+        self.offsets.clone()
+    }
+
     fn attach(&mut self, ebpf: &mut Ebpf, host: &mut Host) -> Vec<ProbeStatus> {
         // Cheapest first; each fallback is a warning that says why.
         let attempts = [
