@@ -29,7 +29,11 @@ fn sysctl() -> String {
 /// else may write it: an earlier version saw it flip, which was another engineer's
 /// measurement script on the same machine, not zcprof.)
 fn assert_sysctl_as_before(before: &str) {
-    assert_eq!(sysctl(), before, "kernel.bpf_stats_enabled as before zcprof ran");
+    assert_eq!(
+        sysctl(),
+        before,
+        "kernel.bpf_stats_enabled as before zcprof ran"
+    );
 }
 
 /// `dd bs=1` over and over (200,000 reads and as many writes each time), in a process group
