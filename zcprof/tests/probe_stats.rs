@@ -144,14 +144,23 @@ fn run_summarises_the_probes_cost_with_probe_stats() {
         "count=200000",
         "status=none",
     ];
+    // To a file: stderr also carries the warnings of layers this kernel lacks.
+    let summary = common::temp("probe-stats-run");
     let out = zcprof()
-        .args(["run", "--probe-stats", "--json"])
+        .args(["run", "--probe-stats", "--json", "-o"])
+        .arg(&summary)
         .args(dd)
         .stdout(Stdio::null())
         .output()
         .expect("zcprof run");
-    assert!(out.status.success());
-    let doc: Value = serde_json::from_slice(&out.stderr).expect("the summary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(&summary).expect("the summary")).expect("JSON");
+    let _ = std::fs::remove_file(&summary);
     let errors: Vec<String> = common::run_schema()
         .iter_errors(&doc)
         .map(|e| format!("{e} at {}", e.instance_path()))
@@ -175,11 +184,19 @@ fn run_summarises_the_probes_cost_with_probe_stats() {
     );
 
     let plain = zcprof()
-        .args(["run", "--json"])
+        .args(["run", "--json", "-o"])
+        .arg(&summary)
         .args(dd)
         .output()
         .expect("zcprof run");
-    let doc: Value = serde_json::from_slice(&plain.stderr).expect("the summary");
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(&summary).expect("the summary")).expect("JSON");
+    let _ = std::fs::remove_file(&summary);
     if let Some(cost) = doc.get("probe_stats") {
         assert_eq!(cost["enabled_by"], "sysctl", "{cost}");
     }

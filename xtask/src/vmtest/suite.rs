@@ -30,7 +30,8 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// its reason, on 6.1; `flows` finds every descriptor kind through each kernel's own struct
 /// layout; `cgroups` mounts cgroup2 (the initramfs has none) and counts per cgroup;
 /// `threads` counts named threads exactly and flushes each at its own exit; `files` reads
-/// each kernel's `struct file` layout for `run --files`.
+/// each kernel's `struct file` layout for `run --files`; `probe_stats` turns on each kernel's
+/// BPF run-time statistics (`BPF_ENABLE_STATS`) and reads the programs' cost.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -43,6 +44,7 @@ const TESTS: &[&str] = &[
     "cgroups",
     "threads",
     "files",
+    "probe_stats",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the
@@ -75,6 +77,10 @@ const HOST_ONLY: &[(&str, &str)] = &[
     // The same for threads: how run, record and top spell the split.
     ("threads", "run_and_record_carry_threads"),
     ("threads", "top_json_lists_active_threads"),
+    // `top --json` shows each kernel's statistics; how run and serve spell them is not the
+    // kernel's.
+    ("probe_stats", "run_summarises_the_probes_cost_with_probe_stats"),
+    ("probe_stats", "serve_exports_the_probes_cost_with_probe_stats"),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it
