@@ -8,6 +8,7 @@
 //! report) are not part of it.
 
 mod floor;
+mod scaling;
 mod startup;
 mod workload;
 
@@ -37,6 +38,10 @@ enum Command {
     Uring(workload::Args),
     /// Time zcprof's load + attach of every probe (and the detach), in this process
     Startup(startup::Args),
+    /// Fork this many processes that each write a byte once a second, until killed
+    Sleepers(scaling::SleepersArgs),
+    /// The dashboard's daemon without a terminal: time each refresh's update and draw
+    Frames(scaling::FramesArgs),
     /// Attach only an empty program on the syscall layer's default hook, until a signal
     /// (the benchmark's floor)
     EmptyHook,
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
         Command::Uring(args) => workload::run(workload::Kind::Uring, &args),
         Command::Startup(args) => startup::run(&args),
         Command::EmptyHook => floor::run(),
+        Command::Sleepers(args) => scaling::sleepers(&args),
+        Command::Frames(args) => scaling::frames(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ mod conditions;
 mod procfs;
 mod progstats;
 mod report;
+mod scaling;
 mod workloads;
 
 use std::{path::PathBuf, time::Instant};
@@ -33,9 +34,13 @@ pub struct Args {
     /// Seconds each storm run lasts; the other workloads run two thirds of it
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
-    /// Only these workloads (comma-separated: storm, bulk, zerocopy, demo-pipe)
+    /// Only these workloads (comma-separated: storm, dd-bs1, uring, bulk, zerocopy,
+    /// demo-pipe, and scaling: the daemon at --scaling live processes)
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
+    /// Live processes the daemon-scaling part measures the daemon at (comma-separated)
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    scaling: Vec<usize>,
     /// Only these conditions (comma-separated names as in the table, e.g. baseline,bpftrace)
     #[arg(long, value_delimiter = ',')]
     conditions: Vec<String>,
@@ -59,6 +64,8 @@ pub struct Results {
     pub prog_stats: Vec<(Workload, Condition, Result<Vec<progstats::ProgRun>, String>)>,
     /// Per mode: load + attach seconds, detach seconds.
     pub startup: Vec<(&'static str, Vec<f64>, Vec<f64>)>,
+    /// The daemon at each number of live processes.
+    pub scaling: Vec<scaling::Point>,
     pub wall_s: f64,
 }
 
@@ -96,7 +103,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    if workloads.is_empty() || conditions.is_empty() {
+    let scale = args.workloads.is_empty() || args.workloads.iter().any(|n| n == "scaling");
+    if (workloads.is_empty() || conditions.is_empty()) && !scale {
         bail!("nothing to run: check --workloads and --conditions");
     }
     let mut machine = report::machine(&root);
@@ -164,6 +172,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             prog_stats.push((workload, condition, result));
         }
     }
+    let scaling = if scale {
+        scaling::run(&args.scaling, &tools)
+    } else {
+        Vec::new()
+    };
     // Removes the scratch directory.
     drop(tools);
     report::finish_machine(&mut machine);
@@ -177,6 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         runs,
         prog_stats,
         startup,
+        scaling,
         wall_s: began.elapsed().as_secs_f64(),
     };
     let out = args

@@ -23,9 +23,11 @@
 //! `SO_EE_CODE_ZEROCOPY_COPIED`, the "copied" row. The tracepoint mode finds the registers
 //! with `bpf_task_pt_regs`, and only on those three syscalls' exits.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_loop, bpf_probe_read_kernel,
         bpf_probe_read_user, bpf_task_pt_regs,
     },
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
@@ -298,23 +300,62 @@ pub fn sys_enter_mmsg_tp(ctx: TracePointContext) -> u32 {
 
 /// Bytes moved by a recvmmsg/sendmmsg that returned `ret` messages: the kernel has written
 /// each message's length into `msg_len` of the user's `mmsghdr` vector at `vec`.
+///
+/// Summed in a `bpf_loop`, whose callback the verifier checks once: unrolled, the loop over
+/// up to 1,024 messages, each with its way out, made up nearly all of the exit program's
+/// verified instructions (485,000 by default, 800,000 once the counts had a single-thread
+/// path: 4 s of load time); 4,300 without it.
 #[inline(always)]
 fn mmsg_bytes(vec: u64, ret: i64) -> u64 {
-    let count = if ret < 0 { 0 } else { ret as u64 };
-    let mut total = 0u64;
-    for i in 0..MMSG_MAX as u64 {
-        if i >= count {
-            break;
+    let count = if ret < 0 {
+        0
+    } else {
+        (ret as u64).min(MMSG_MAX as u64)
+    };
+    let mut sum = MmsgSum {
+        vec,
+        total: 0,
+        unreadable: 0,
+    };
+    // SAFETY: `mmsg_len` has the callback signature `bpf_loop` expects, and `sum` lives on
+    // this stack frame for the whole call.
+    unsafe {
+        bpf_loop(
+            count as u32,
+            mmsg_len as *mut c_void,
+            (&raw mut sum).cast(),
+            0,
+        )
+    };
+    if sum.unreadable != 0 {
+        bump(counter::MMSG_UNREADABLE);
+    }
+    sum.total
+}
+
+/// What [`mmsg_len`] adds up.
+#[repr(C)]
+struct MmsgSum {
+    vec: u64,
+    total: u64,
+    /// 1 when a `msg_len` could not be read (the sum then stops there).
+    unreadable: u64,
+}
+
+/// The `bpf_loop` callback of [`mmsg_bytes`]: adds message `i`'s length.
+extern "C" fn mmsg_len(i: u64, sum: *mut c_void) -> i64 {
+    // SAFETY: `mmsg_bytes` passes a pointer to its `MmsgSum`.
+    let sum = unsafe { &mut *sum.cast::<MmsgSum>() };
+    let len = (sum.vec + i * MMSGHDR_SIZE + MMSGHDR_MSG_LEN) as *const u32;
+    // SAFETY: a user pointer; the helper checks the read and fails on a bad address.
+    match unsafe { bpf_probe_read_user(len) } {
+        Ok(len) => {
+            sum.total += len as u64;
+            0
         }
-        let len = (vec + i * MMSGHDR_SIZE + MMSGHDR_MSG_LEN) as *const u32;
-        // SAFETY: a user pointer; the helper checks the read and fails on a bad address.
-        match unsafe { bpf_probe_read_user(len) } {
-            Ok(len) => total += len as u64,
-            Err(_) => {
-                bump(counter::MMSG_UNREADABLE);
-                break;
-            }
+        Err(_) => {
+            sum.unreadable = 1;
+            1
         }
     }
-    total
 }

@@ -432,7 +432,84 @@ fn targets(results: &Results) -> Vec<Target> {
             value: fmt_spread(s, |v| format!("{v:.3} s")),
         });
     }
+    out.extend(scaling_targets(results));
     out
+}
+
+/// The daemon-scaling targets (issue 15), at the largest count measured: under 2 % of one
+/// core and under 100 MiB, for `top` and for the dashboard's daemon.
+fn scaling_targets(results: &Results) -> Vec<Target> {
+    let Some(p) = results.scaling.iter().max_by_key(|p| p.processes) else {
+        return Vec::new();
+    };
+    let n = p.processes;
+    let dash = p.dashboard.as_ref().ok();
+    let dash_share = dash
+        .and_then(|v| v["cpu_ms_per_refresh"].as_f64())
+        .map(|ms| ms / 1e3);
+    let dash_kib = dash.and_then(|v| v["vm_hwm_kib"].as_u64());
+    let top = p.top.as_ref().ok();
+    let share = |what: &str, v: Option<f64>| Target {
+        what: format!("{n} processes: {what} CPU < 2% of one core (1 s refresh)"),
+        pass: v.map(|v| v < 0.02),
+        value: v.map_or("—".into(), |v| format!("{:.2}%", v * 100.0)),
+    };
+    let rss = |what: &str, kib: Option<u64>| Target {
+        what: format!("{n} processes: {what} peak RSS < 100 MiB"),
+        pass: kib.map(|k| k < 100 * 1024),
+        value: kib.map_or("—".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+    };
+    vec![
+        share("`zcprof top --json`", top.map(|t| t.cpu_share)),
+        rss("`zcprof top --json`", top.map(|t| t.peak_rss_kib)),
+        share("the dashboard's daemon", dash_share),
+        rss("the dashboard's daemon", dash_kib),
+    ]
+}
+
+/// The daemon-scaling table: one row per count of live processes.
+fn scaling_table(results: &Results) -> String {
+    use super::scaling::{floats, max, median};
+    if results.scaling.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n## Daemon scaling (live processes, each writing a byte a second)\n\n`zcbench sleepers` forks the processes; then `zcprof top --json -i 1s` runs 12 refreshes (CPU per refresh over the last 10, all threads, from /proc/PID/task/*/schedstat; peak RSS, VmHWM; the processes the last frame lists, i.e. active in its interval; lost events), and `zcbench frames` runs the dashboard's daemon — a real session, the dashboard's state fed from it every refresh (`App::apply`) and drawn on ratatui's test backend at 200×50 — for as many, timing each frame's update and draw (its CPU per refresh and memory too; the dashboard's terminal output is not included).\n\n| processes | top: CPU per refresh | top: share of one core | top: peak RSS | top: listed | lost | dashboard: update + draw (median, max) | dashboard: CPU per refresh | dashboard: peak RSS |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for p in &results.scaling {
+        let top = match &p.top {
+            Ok(t) => format!(
+                "{:.1} ms | {:.2}% | {:.1} MiB | {} | {}",
+                t.cpu_ms_per_refresh,
+                t.cpu_share * 100.0,
+                t.peak_rss_kib as f64 / 1024.0,
+                t.listed,
+                t.lost
+            ),
+            Err(err) => format!("failed: {err} | | | |"),
+        };
+        let dash = match &p.dashboard {
+            Ok(v) => {
+                let frame: Vec<f64> = floats(&v["apply_ms"])
+                    .iter()
+                    .zip(floats(&v["draw_ms"]))
+                    .map(|(a, d)| a + d)
+                    .collect();
+                format!(
+                    "{:.1} ms ({:.1} + {:.1}), {:.1} ms | {:.1} ms | {:.1} MiB",
+                    median(&frame),
+                    median(&floats(&v["apply_ms"])),
+                    median(&floats(&v["draw_ms"])),
+                    max(&frame),
+                    v["cpu_ms_per_refresh"].as_f64().unwrap_or(f64::NAN),
+                    v["vm_hwm_kib"].as_u64().unwrap_or(0) as f64 / 1024.0
+                )
+            }
+            Err(err) => format!("failed: {err} | |"),
+        };
+        let _ = writeln!(md, "| {} | {top} | {dash} |", p.processes);
+    }
+    md
 }
 
 fn markdown(results: &Results) -> String {
@@ -467,7 +544,7 @@ fn markdown(results: &Results) -> String {
     );
     md.push_str("Figures are medians with the [min–max] over repetitions. Overheads are measured on CPU time, not wall time, because the machine is shared: *per CPU-s* is the workload's throughput per second of its own processes' CPU time (user + system, which includes every probe that runs inside their syscalls; ptrace-based tracers also cost context switches that land partly elsewhere, so their wall figures matter too), *overhead* is 1 − that divided by the baseline's in the same repetition, *best of N* compares the best repetition of each side (other load only ever adds CPU time per call, so this is the least noisy estimate of the intrinsic cost), and *added ns/call* is the extra CPU time per counted syscall. *Wall* is the plain throughput, for reference. *Probe hits/s* is the workload's counted syscalls per second under that condition (each is one run of a syscall-exit probe). *Daemon* is the watching profiler's process: CPU while the workload ran (share of one core, all threads, from /proc/PID/task/*/schedstat) and peak RSS (VmHWM). *Exact* compares the profiler's per-process totals (calls and bytes for zcprof, summed from its `top --json` frames; bytes for bpftrace) with each workload process's own count.\n\n");
 
-    md.push_str("## Targets (issue 7)\n\n| target | result | measured |\n|---|---|---|\n");
+    md.push_str("## Targets (issues 7 and 15)\n\n| target | result | measured |\n|---|---|---|\n");
     for t in targets(results) {
         let verdict = match t.pass {
             Some(true) => "PASS",
@@ -492,6 +569,8 @@ fn markdown(results: &Results) -> String {
         "the same with `--threads`: every counted syscall also updates a per-thread entry",
         Condition::ZcprofThreads,
     ));
+
+    md.push_str(&scaling_table(results));
 
     md.push_str("\n## Startup (in-process `probes::load`: BTF, object load, verifier, every attach)\n\n| syscall probe mode | load + attach | detach (drop) |\n|---|---|---|\n");
     for (mode, attach, detach) in &results.startup {
@@ -786,6 +865,21 @@ fn to_json(results: &Results) -> Value {
         "startup": results.startup.iter().map(|(m, a, d)| json!({"mode": m, "load_attach_s": a, "detach_s": d})).collect::<Vec<_>>(),
         "skipped": results.skipped.iter().map(|(c, why)| json!({"condition": c.name(), "reason": why})).collect::<Vec<_>>(),
         "runs": runs,
+        "scaling": results.scaling.iter().map(|p| json!({
+            "processes": p.processes,
+            "top": match &p.top {
+                Ok(t) => json!({
+                    "ok": true, "cpu_ms_per_refresh": t.cpu_ms_per_refresh,
+                    "cpu_share": t.cpu_share, "peak_rss_kib": t.peak_rss_kib,
+                    "listed": t.listed, "lost": t.lost,
+                }),
+                Err(err) => json!({"ok": false, "error": err}),
+            },
+            "dashboard": match &p.dashboard {
+                Ok(v) => v.clone(),
+                Err(err) => json!({"ok": false, "error": err}),
+            },
+        })).collect::<Vec<_>>(),
         "prog_stats": results.prog_stats.iter().map(|(w, c, r)| match r {
             Ok(progs) => json!({
                 "workload": w.name(), "condition": c.name(), "ok": true,

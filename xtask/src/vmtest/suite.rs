@@ -79,8 +79,14 @@ const HOST_ONLY: &[(&str, &str)] = &[
     ("threads", "top_json_lists_active_threads"),
     // `top --json` shows each kernel's statistics; how run and serve spell them is not the
     // kernel's.
-    ("probe_stats", "run_summarises_the_probes_cost_with_probe_stats"),
-    ("probe_stats", "serve_exports_the_probes_cost_with_probe_stats"),
+    (
+        "probe_stats",
+        "run_summarises_the_probes_cost_with_probe_stats",
+    ),
+    (
+        "probe_stats",
+        "serve_exports_the_probes_cost_with_probe_stats",
+    ),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it
