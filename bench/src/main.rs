@@ -38,7 +38,7 @@ enum Command {
     Uring(workload::Args),
     /// Time zcprof's load + attach of every probe (and the detach), in this process
     Startup(startup::Args),
-    /// Fork this many processes that each write a byte once a second, until killed
+    /// Fork this many processes that each read and write a byte once a second, until stdin closes
     Sleepers(scaling::SleepersArgs),
     /// The dashboard's daemon without a terminal: time each refresh's update and draw
     Frames(scaling::FramesArgs),

@@ -26,15 +26,17 @@ pub struct SleepersArgs {
     count: usize,
 }
 
-/// Forks `count` processes that each write one byte to /dev/null once a second (so every
-/// refresh has them all active), prints `{"ready": count}` once all run, and waits for its
+/// Forks `count` processes that each read a byte from /dev/zero and write it to /dev/null
+/// once a second (so every refresh has them all active, each with two counted syscalls), prints `{"ready": count}` once all run, and waits for its
 /// stdin to close; then kills and reaps them all. Should this process be killed instead,
 /// they die with it (`PR_SET_PDEATHSIG`).
 pub fn sleepers(args: &SleepersArgs) -> anyhow::Result<()> {
     // SAFETY: open(2) of a NUL-terminated literal path.
     let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if null < 0 {
-        bail!("/dev/null: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    let zero = unsafe { libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if null < 0 || zero < 0 {
+        bail!("/dev/null, /dev/zero: {}", std::io::Error::last_os_error());
     }
     let parent = std::process::id() as i32;
     let mut children = Vec::with_capacity(args.count);
@@ -53,8 +55,9 @@ pub fn sleepers(args: &SleepersArgs) -> anyhow::Result<()> {
                     if libc::getppid() != parent {
                         libc::_exit(0);
                     }
-                    let byte = 0u8;
+                    let mut byte = 0u8;
                     loop {
+                        libc::read(zero, (&raw mut byte).cast(), 1);
                         libc::write(null, (&raw const byte).cast(), 1);
                         libc::sleep(1);
                     }

@@ -216,7 +216,10 @@ pub mod global {
 pub const STATS_MAP: &str = "STATS";
 /// Bound of the `STATS` map: live `(tgid, syscall)` pairs. Entries of exited processes are
 /// flushed to user space and deleted by the exit program, so only live processes occupy it.
-pub const STATS_MAX_ENTRIES: u32 = 16_384;
+/// 10,000 live processes with a few counted syscalls each fit (issue 15's scale); the map is
+/// preallocated, ~400 B an entry: ~27 MiB of kernel memory. A full map is counted
+/// (`stats_map_full`).
+pub const STATS_MAX_ENTRIES: u32 = 65_536;
 /// Bound of the tracepoint mode's `MMSG_ARGS` stash: threads inside a recvmmsg/sendmmsg at
 /// once.
 pub const MMSG_ARGS_MAX_ENTRIES: u32 = 4096;

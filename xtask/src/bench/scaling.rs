@@ -1,6 +1,6 @@
 //! How the daemon's cost grows with the number of live processes (issue 15): for each
-//! count, `zcbench sleepers` forks that many processes that each write a byte once a
-//! second; then `zcprof top --json -i 1s` runs for [`FRAMES`] refreshes (its CPU per
+//! count, `zcbench sleepers` forks that many processes that each read and write a byte
+//! once a second; then `zcprof top --json -i 1s` runs for [`FRAMES`] refreshes (its CPU per
 //! refresh, peak RSS, the processes its frames list, lost events), and `zcbench frames`
 //! runs the dashboard's daemon as many refreshes (each frame's update and draw, timed).
 
