@@ -10,6 +10,8 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+
+use crate::workload::process_cpu_ns;
 use ratatui::{Terminal, backend::TestBackend};
 use serde_json::json;
 use zcprof::{
@@ -128,7 +130,7 @@ pub fn frames(args: &FramesArgs) -> anyhow::Result<()> {
         // The first interval: every process is new to the dashboard.
         session.next().await?;
         app.apply(&session.model, &procfs::cmdline);
-        let cpu0 = cpu_ns();
+        let cpu0 = process_cpu_ns();
         let (mut apply_ms, mut draw_ms) = (Vec::new(), Vec::new());
         for _ in 0..args.frames.max(1) {
             session.next().await?;
@@ -139,7 +141,7 @@ pub fn frames(args: &FramesArgs) -> anyhow::Result<()> {
             apply_ms.push((t1 - t0).as_secs_f64() * 1e3);
             draw_ms.push(t1.elapsed().as_secs_f64() * 1e3);
         }
-        let cpu_ms = (cpu_ns() - cpu0) as f64 / 1e6 / apply_ms.len() as f64;
+        let cpu_ms = (process_cpu_ns() - cpu0) as f64 / 1e6 / apply_ms.len() as f64;
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let kib = |field: &str| {
             status
@@ -162,15 +164,4 @@ pub fn frames(args: &FramesArgs) -> anyhow::Result<()> {
         );
         anyhow::Ok(())
     })
-}
-
-/// This process's CPU time (user + system, all threads), ns.
-fn cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -238,7 +238,7 @@ fn run_workers(
 
 /// CPU time of the calling process, in nanoseconds: a worker is one thread, plus any
 /// io-wq worker the kernel starts for its io_uring requests, whose time is the worker's.
-fn process_cpu_ns() -> u64 {
+pub fn process_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
