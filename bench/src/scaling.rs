@@ -10,8 +10,6 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-
-use crate::workload::process_cpu_ns;
 use ratatui::{Terminal, backend::TestBackend};
 use serde_json::json;
 use zcprof::{
@@ -20,6 +18,8 @@ use zcprof::{
     session::{Retention, Session},
     ui::{self, App, demos::DemoScenario, shared::HostInfo},
 };
+
+use crate::workload::process_cpu_ns;
 
 #[derive(clap::Args)]
 pub struct SleepersArgs {
