@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use ratatui::{Terminal, backend::TestBackend};
 use serde_json::json;
 use zcprof::{
-    host::{self, procfs},
+    host::procfs,
     probes::{LoadOptions, SyscallProbe},
     session::{Retention, Session},
     ui::{self, App, demos::DemoScenario, shared::HostInfo},
@@ -118,12 +118,7 @@ pub fn frames(args: &FramesArgs) -> anyhow::Result<()> {
         .context("tokio runtime")?;
     rt.block_on(async {
         let mut session = Session::start(&opts, interval, Retention::PruneExited)?;
-        let info = HostInfo {
-            kernel: host::kernel_release(),
-            layers: session.layers.clone(),
-            refresh: interval,
-            cgroups_unavailable: session.cgroups.unavailable().map(String::from),
-        };
+        let info = HostInfo::of(&session, interval);
         let mut app = App::new(info, DemoScenario::catalogue());
         let mut terminal =
             Terminal::new(TestBackend::new(args.width, args.height)).context("the test backend")?;

@@ -23,7 +23,7 @@ use super::{
     theme::color_enabled,
 };
 use crate::{
-    host::{self, procfs},
+    host::procfs,
     probes::LoadOptions,
     report::top::Own,
     session::{Retention, Session, Signals},
@@ -40,12 +40,7 @@ pub async fn run(
     let mut signals = Signals::new()?;
     // Probes attach (and warnings print) before the screen is taken over.
     let mut session = Session::start(load, interval, Retention::PruneExited)?;
-    let info = HostInfo {
-        kernel: host::kernel_release(),
-        layers: session.layers.clone(),
-        refresh: interval,
-        cgroups_unavailable: session.cgroups.unavailable().map(String::from),
-    };
+    let info = HostInfo::of(&session, interval);
     let mut app = App::new(info, DemoScenario::catalogue());
     app.shared.color = color_enabled();
     app.shared.own = Own::this_process(include_self);

@@ -11,8 +11,10 @@ use zcprof_common::kernel::Role;
 
 use super::theme::Theme;
 use crate::{
+    host,
     probes::{Layer, LayerSummary, copy_source},
     report::top::Own,
+    session::Session,
 };
 
 /// Samples kept per series for trends and charts: a minute at the default interval.
@@ -29,6 +31,18 @@ pub struct HostInfo {
     /// Why processes' cgroups cannot be known on this host (no cgroup2 filesystem), if
     /// they cannot.
     pub cgroups_unavailable: Option<String>,
+}
+
+impl HostInfo {
+    /// What `session`, refreshed every `refresh`, runs on.
+    pub fn of(session: &Session, refresh: Duration) -> HostInfo {
+        HostInfo {
+            kernel: host::kernel_release(),
+            layers: session.layers.clone(),
+            refresh,
+            cgroups_unavailable: session.cgroups.unavailable().map(String::from),
+        }
+    }
 }
 
 /// Read by every section; changed only by [`App`](super::App).
