@@ -5,7 +5,7 @@
 //! so that no figure mixes them. [`Counters`] holds one `Totals` per counting layer: the
 //! model attributes, subtracts and sums all of them at once, by layer, without code per layer.
 
-use std::{fmt, marker::PhantomData};
+use std::marker::PhantomData;
 
 use serde::Serialize;
 use zcprof_common::{
@@ -58,13 +58,8 @@ impl CountsExt for Counts {
 
 /// A counting layer's table of slots, as a type: what a `Key::slot` indexes.
 pub trait Slots {
-    /// `[Counts; N]` for the table's N slots (an associated type because an array length
-    /// cannot yet be taken from a generic parameter's constant).
-    type Array: Clone + fmt::Debug + PartialEq + Eq + AsRef<[Counts]> + AsMut<[Counts]> + 'static;
-    const ZERO: Self::Array;
-    /// All slots zero, borrowed: what a [`Totals`] that never counted reads as (a generic
-    /// constant cannot be promoted to `'static`, so each table names its own static).
-    fn zero() -> &'static Self::Array;
+    /// Slots in the table.
+    const LEN: usize;
 }
 
 /// The syscall layer's slots: [`syscalls::SYSCALLS`].
@@ -72,12 +67,7 @@ pub trait Slots {
 pub enum Syscalls {}
 
 impl Slots for Syscalls {
-    type Array = [Counts; syscalls::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; syscalls::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; syscalls::COUNT] = Syscalls::ZERO;
-        &ZERO
-    }
+    const LEN: usize = syscalls::COUNT;
 }
 
 /// The kernel layer's slots: [`kernel::PROBES`].
@@ -85,12 +75,7 @@ impl Slots for Syscalls {
 pub enum KernelProbes {}
 
 impl Slots for KernelProbes {
-    type Array = [Counts; kernel::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; kernel::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; kernel::COUNT] = KernelProbes::ZERO;
-        &ZERO
-    }
+    const LEN: usize = kernel::COUNT;
 }
 
 /// The io_uring layer's slots: [`io_uring::OPS`] (opcodes, then notifications).
@@ -98,12 +83,7 @@ impl Slots for KernelProbes {
 pub enum IoUringOps {}
 
 impl Slots for IoUringOps {
-    type Array = [Counts; io_uring::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; io_uring::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; io_uring::COUNT] = IoUringOps::ZERO;
-        &ZERO
-    }
+    const LEN: usize = io_uring::COUNT;
 }
 
 /// The mapped layer's slots: [`mapped::NAMES`] (`fault`, `map_pages`).
@@ -111,12 +91,7 @@ impl Slots for IoUringOps {
 pub enum MappedSlots {}
 
 impl Slots for MappedSlots {
-    type Array = [Counts; mapped::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; mapped::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; mapped::COUNT] = MappedSlots::ZERO;
-        &ZERO
-    }
+    const LEN: usize = mapped::COUNT;
 }
 
 /// The flows layer's slots: [`flows::flow`] (descriptor kinds).
@@ -124,12 +99,7 @@ impl Slots for MappedSlots {
 pub enum FlowSlots {}
 
 impl Slots for FlowSlots {
-    type Array = [Counts; flows::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; flows::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; flows::COUNT] = FlowSlots::ZERO;
-        &ZERO
-    }
+    const LEN: usize = flows::COUNT;
 }
 
 /// Everything one process did in one layer, per slot of the layer's table `S`.
@@ -163,11 +133,7 @@ impl<S: Slots> std::ops::Index<usize> for Totals<S> {
     /// A slot past the counted prefix is zero; past the table, a bug (panics as an array
     /// index would).
     fn index(&self, slot: usize) -> &Counts {
-        assert!(
-            slot < Self::LEN,
-            "slot {slot} outside a table of {}",
-            Self::LEN
-        );
+        assert!(slot < S::LEN, "slot {slot} outside a table of {}", S::LEN);
         self.0.get(slot).unwrap_or(&Counts::ZERO)
     }
 }
@@ -175,20 +141,13 @@ impl<S: Slots> std::ops::Index<usize> for Totals<S> {
 /// Writing a slot allocates the prefix up to it.
 impl<S: Slots> std::ops::IndexMut<usize> for Totals<S> {
     fn index_mut(&mut self, slot: usize) -> &mut Counts {
-        assert!(
-            slot < Self::LEN,
-            "slot {slot} outside a table of {}",
-            Self::LEN
-        );
+        assert!(slot < S::LEN, "slot {slot} outside a table of {}", S::LEN);
         self.grow(slot + 1);
         &mut self.0[slot]
     }
 }
 
 impl<S: Slots> Totals<S> {
-    /// Slots in the table.
-    pub const LEN: usize = size_of::<S::Array>() / size_of::<Counts>();
-
     pub fn zero() -> Self {
         Totals(Vec::new(), PhantomData)
     }
@@ -201,7 +160,7 @@ impl<S: Slots> Totals<S> {
 
     /// Slot `slot`, writable (the prefix grows up to it); `None` outside the table.
     pub fn slot_mut(&mut self, slot: usize) -> Option<&mut Counts> {
-        (slot < Self::LEN).then(|| &mut self[slot])
+        (slot < S::LEN).then(|| &mut self[slot])
     }
 
     /// Holds at least the first `len` slots: exactly that many, no spare capacity (a
@@ -483,7 +442,7 @@ macro_rules! counters {
             /// Every layer's table length.
             #[cfg(test)]
             fn table_lens() -> Vec<(Layer, usize)> {
-                vec![$((Layer::$layer, Totals::<$slots>::LEN),)+]
+                vec![$((Layer::$layer, <$slots as Slots>::LEN),)+]
             }
 
             /// The counts at `slot` of `layer`; `None` for a layer that does not count or a
@@ -664,12 +623,8 @@ mod tests {
         t[1] = one;
         assert_eq!(t.slots().len(), 2);
         assert_eq!(t.0.capacity(), 2, "no spare slots");
-        assert_eq!(
-            t[Totals::<Syscalls>::LEN - 1],
-            Counts::ZERO,
-            "past the prefix"
-        );
-        assert!(t.slot_mut(Totals::<Syscalls>::LEN).is_none());
+        assert_eq!(t[Syscalls::LEN - 1], Counts::ZERO, "past the prefix");
+        assert!(t.slot_mut(Syscalls::LEN).is_none());
         // A longer prefix whose tail is zero is the same totals.
         let mut longer = t.clone();
         longer[5] = Counts::ZERO;
