@@ -3,12 +3,14 @@
 //! dashboard) never blocks collection, and the ring buffer is drained as soon as records
 //! arrive rather than once per tick (a full buffer would lose lifecycle records).
 
-use std::{mem::size_of, ptr::read_unaligned, time::Duration};
+mod batch_read;
+
+use std::{mem::size_of, os::fd::AsFd as _, ptr::read_unaligned, time::Duration};
 
 use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{HashMap, IterableMap as _, MapData, MapError, PerCpuArray, RingBuf},
 };
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -46,6 +48,11 @@ pub struct Collector {
     ring: AsyncFd<RingBuf<MapData>>,
     pending: Vec<ProcEvent>,
     malformed: u64,
+    /// Reads the maps with `BPF_MAP_LOOKUP_BATCH` until the kernel refuses it once.
+    batched: bool,
+    buffers: batch_read::Buffers,
+    /// Entries the last read found: the next one's `Vec` starts that large.
+    last_entries: usize,
 }
 
 impl Collector {
@@ -73,6 +80,9 @@ impl Collector {
             ring,
             pending: Vec::new(),
             malformed: 0,
+            batched: true,
+            buffers: batch_read::Buffers::default(),
+            last_entries: 0,
         })
     }
 
@@ -92,8 +102,23 @@ impl Collector {
     /// exactly one of the two. Fails only when the kernel refuses a read.
     pub fn batch(&mut self, flushed: bool) -> anyhow::Result<Batch> {
         self.drain();
-        let mut counts = Vec::new();
+        let mut counts = Vec::with_capacity(self.last_entries);
         for (layer, map) in &self.maps {
+            if self.batched {
+                let read =
+                    batch_read::read_all(map.map().fd().as_fd(), &mut self.buffers, |k, v| {
+                        counts.push((*layer, k, settled(v)));
+                    });
+                match read {
+                    Ok(()) => continue,
+                    // Refused at its first call, before any entry was read.
+                    Err(batch_read::BatchError::Unsupported(_)) => self.batched = false,
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("reading the {layer} layer's map"));
+                    }
+                }
+            }
             for entry in map.iter() {
                 match entry {
                     Ok((key, value)) => counts.push((*layer, key, settled(value))),
@@ -107,6 +132,7 @@ impl Collector {
                 }
             }
         }
+        self.last_entries = counts.len();
         Ok(Batch {
             at: std::time::Instant::now(),
             events: std::mem::take(&mut self.pending),

@@ -247,7 +247,7 @@ fn no_threads_unless_asked() {
     r.join().expect("reader");
     rt.block_on(session.flush()).expect("flush");
     assert!(session.model.processes().all(|p| p.threads.is_empty()));
-    let reads = me(&session.model).totals.syscall.slots()[index("read")];
+    let reads = me(&session.model).totals.syscall[index("read")];
     assert!(reads.bytes >= 37 * 4096);
 }
 
@@ -505,7 +505,7 @@ fn a_thread_storm_is_a_counted_loss() {
     assert_eq!(storm_tids.len(), storm);
     let p = me(&session.model);
     for name in ["preadv2", "pwritev2"] {
-        let s = p.totals.syscall.slots()[index(name)];
+        let s = p.totals.syscall[index(name)];
         assert_eq!(
             s.calls, storm as u64,
             "{name}: the process's figures are exact"
@@ -518,7 +518,7 @@ fn a_thread_storm_is_a_counted_loss() {
         .map(|t| {
             CALLS
                 .iter()
-                .map(|name| t.totals.slots()[index(name)].calls)
+                .map(|name| t.totals[index(name)].calls)
                 .sum::<u64>()
         })
         .sum();

@@ -65,7 +65,7 @@ impl Threads {
         let (index, tid) = threads::split(slot);
         let index = index as usize;
         let thread = self.0.entry(tid).or_insert_with(|| Thread::new(tid));
-        thread.totals.slots_mut().get_mut(index)
+        thread.totals.slot_mut(index)
     }
 
     /// Takes thread `tid`'s exit record: it is gone, named `comm` at its exit.

@@ -5,7 +5,7 @@
 //! so that no figure mixes them. [`Counters`] holds one `Totals` per counting layer: the
 //! model attributes, subtracts and sums all of them at once, by layer, without code per layer.
 
-use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Serialize;
 use zcprof_common::{
@@ -58,13 +58,8 @@ impl CountsExt for Counts {
 
 /// A counting layer's table of slots, as a type: what a `Key::slot` indexes.
 pub trait Slots {
-    /// `[Counts; N]` for the table's N slots (an associated type because an array length
-    /// cannot yet be taken from a generic parameter's constant).
-    type Array: Clone + fmt::Debug + PartialEq + Eq + AsRef<[Counts]> + AsMut<[Counts]> + 'static;
-    const ZERO: Self::Array;
-    /// All slots zero, borrowed: what a [`Totals`] that never counted reads as (a generic
-    /// constant cannot be promoted to `'static`, so each table names its own static).
-    fn zero() -> &'static Self::Array;
+    /// Slots in the table.
+    const LEN: usize;
 }
 
 /// The syscall layer's slots: [`syscalls::SYSCALLS`].
@@ -72,12 +67,7 @@ pub trait Slots {
 pub enum Syscalls {}
 
 impl Slots for Syscalls {
-    type Array = [Counts; syscalls::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; syscalls::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; syscalls::COUNT] = Syscalls::ZERO;
-        &ZERO
-    }
+    const LEN: usize = syscalls::COUNT;
 }
 
 /// The kernel layer's slots: [`kernel::PROBES`].
@@ -85,12 +75,7 @@ impl Slots for Syscalls {
 pub enum KernelProbes {}
 
 impl Slots for KernelProbes {
-    type Array = [Counts; kernel::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; kernel::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; kernel::COUNT] = KernelProbes::ZERO;
-        &ZERO
-    }
+    const LEN: usize = kernel::COUNT;
 }
 
 /// The io_uring layer's slots: [`io_uring::OPS`] (opcodes, then notifications).
@@ -98,12 +83,7 @@ impl Slots for KernelProbes {
 pub enum IoUringOps {}
 
 impl Slots for IoUringOps {
-    type Array = [Counts; io_uring::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; io_uring::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; io_uring::COUNT] = IoUringOps::ZERO;
-        &ZERO
-    }
+    const LEN: usize = io_uring::COUNT;
 }
 
 /// The mapped layer's slots: [`mapped::NAMES`] (`fault`, `map_pages`).
@@ -111,12 +91,7 @@ impl Slots for IoUringOps {
 pub enum MappedSlots {}
 
 impl Slots for MappedSlots {
-    type Array = [Counts; mapped::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; mapped::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; mapped::COUNT] = MappedSlots::ZERO;
-        &ZERO
-    }
+    const LEN: usize = mapped::COUNT;
 }
 
 /// The flows layer's slots: [`flows::flow`] (descriptor kinds).
@@ -124,27 +99,30 @@ impl Slots for MappedSlots {
 pub enum FlowSlots {}
 
 impl Slots for FlowSlots {
-    type Array = [Counts; flows::COUNT];
-    const ZERO: Self::Array = [Counts::ZERO; flows::COUNT];
-    fn zero() -> &'static Self::Array {
-        static ZERO: [Counts; flows::COUNT] = FlowSlots::ZERO;
-        &ZERO
-    }
+    const LEN: usize = flows::COUNT;
 }
 
 /// Everything one process did in one layer, per slot of the layer's table `S`.
 ///
-/// Sparse: the slots are allocated at the first count, so a process pays for a layer only
-/// if that layer saw it. Every layer's table costs `slots × size_of::<Counts>()` (the syscall
-/// layer's about 16 KiB), and a process is kept in several copies (totals, interval, last
-/// tick), so dense tables for every layer multiplied the daemon's memory by the number of
-/// layers on a machine where most processes use only one or two of them.
+/// Sparse: only the slots up to the last one counted are held (a prefix of the table; a
+/// slot past it reads as zero), allocated at the first count, so a process pays for a
+/// layer only if that layer saw it, and for the table only up to the highest slot it used.
+/// A whole table costs `slots × size_of::<Counts>()` (the syscall layer's about 16 KiB),
+/// and a process is kept in several copies (totals, interval, last tick): dense tables
+/// made 10,000 processes that write once a second cost the daemon ~290 MiB and ~100 ms
+/// of CPU per refresh (issue 15, `bench/README.md`), where most use one or two slots.
 #[derive(Clone, Debug)]
-pub struct Totals<S: Slots>(Option<Box<S::Array>>);
+pub struct Totals<S: Slots>(Vec<Counts>, PhantomData<S>);
 
+/// Equal when every slot is: a shorter prefix equals a longer one whose tail is zero.
 impl<S: Slots> PartialEq for Totals<S> {
     fn eq(&self, other: &Self) -> bool {
-        self.slots() == other.slots()
+        let (short, long) = if self.0.len() <= other.0.len() {
+            (&self.0, &other.0)
+        } else {
+            (&other.0, &self.0)
+        };
+        long[..short.len()] == short[..] && long[short.len()..].iter().all(|c| *c == Counts::ZERO)
     }
 }
 
@@ -152,66 +130,72 @@ impl<S: Slots> Eq for Totals<S> {}
 
 impl<S: Slots> std::ops::Index<usize> for Totals<S> {
     type Output = Counts;
+    /// A slot past the counted prefix is zero; past the table, a bug (panics as an array
+    /// index would).
     fn index(&self, slot: usize) -> &Counts {
-        &self.slots()[slot]
+        assert!(slot < S::LEN, "slot {slot} outside a table of {}", S::LEN);
+        self.0.get(slot).unwrap_or(&Counts::ZERO)
     }
 }
 
-/// Writing a slot allocates the table.
+/// Writing a slot allocates the prefix up to it.
 impl<S: Slots> std::ops::IndexMut<usize> for Totals<S> {
     fn index_mut(&mut self, slot: usize) -> &mut Counts {
-        &mut self.slots_mut()[slot]
+        assert!(slot < S::LEN, "slot {slot} outside a table of {}", S::LEN);
+        self.grow(slot + 1);
+        &mut self.0[slot]
     }
 }
 
 impl<S: Slots> Totals<S> {
     pub fn zero() -> Self {
-        Totals(None)
+        Totals(Vec::new(), PhantomData)
     }
 
-    /// Every slot of the table, in table order (zeros when nothing was counted).
+    /// The counted prefix of the table, in table order: every slot up to the last one
+    /// counted (empty when nothing was). A slot past it is zero.
     pub fn slots(&self) -> &[Counts] {
-        match &self.0 {
-            Some(array) => array.as_ref().as_ref(),
-            None => S::zero().as_ref(),
-        }
+        &self.0
     }
 
-    /// Every slot, writable: allocates the table on first use.
-    pub fn slots_mut(&mut self) -> &mut [Counts] {
-        self.0
-            .get_or_insert_with(|| Box::new(S::ZERO))
-            .as_mut()
-            .as_mut()
+    /// Slot `slot`, writable (the prefix grows up to it); `None` outside the table.
+    pub fn slot_mut(&mut self, slot: usize) -> Option<&mut Counts> {
+        (slot < S::LEN).then(|| &mut self[slot])
+    }
+
+    /// Holds at least the first `len` slots: exactly that many, no spare capacity (a
+    /// `Vec` would round a first slot up to four).
+    fn grow(&mut self, len: usize) {
+        if self.0.len() < len {
+            self.0.reserve_exact(len - self.0.len());
+            self.0.resize(len, Counts::ZERO);
+        }
     }
 
     pub fn is_zero(&self) -> bool {
-        self.slots().iter().all(|s| s.calls == 0)
+        self.0.iter().all(|s| s.calls == 0)
     }
 
     pub fn add(&mut self, other: &Self) {
-        if other.0.is_none() {
-            return;
-        }
-        for (a, b) in self.slots_mut().iter_mut().zip(other.slots()) {
+        self.grow(other.0.len());
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
             a.add(b);
         }
     }
 
     pub fn minus(&self, earlier: &Self) -> Self {
-        if self.0.is_none() {
-            return Self::zero();
-        }
-        let mut out = Self::zero();
-        for ((o, now), then) in out
-            .slots_mut()
-            .iter_mut()
-            .zip(self.slots())
-            .zip(earlier.slots())
-        {
-            *o = now.minus(then);
-        }
-        out
+        let mut out = Vec::with_capacity(self.0.len());
+        out.extend(
+            self.0
+                .iter()
+                .enumerate()
+                .map(|(i, now)| match earlier.0.get(i) {
+                    Some(then) if then == now => Counts::ZERO,
+                    Some(then) => now.minus(then),
+                    None => *now,
+                }),
+        );
+        Totals(out, PhantomData)
     }
 }
 
@@ -344,7 +328,7 @@ impl Totals<IoUringOps> {
     }
 
     fn calls(&self, slot: u32) -> u64 {
-        self.slots()[slot as usize].calls
+        self[slot as usize].calls
     }
 
     /// `io_uring_setup`/`io_uring_enter` calls the detector saw: the process used io_uring
@@ -357,7 +341,10 @@ impl Totals<IoUringOps> {
 impl Totals<MappedSlots> {
     /// The slots, with their names, in table order (both, counted or not).
     pub fn named(&self) -> impl Iterator<Item = (&'static str, &Counts)> {
-        mapped::NAMES.iter().copied().zip(self.slots())
+        mapped::NAMES
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| (*name, &self[slot]))
     }
 
     /// File pages mapped in (every slot's bytes are whole pages).
@@ -446,14 +433,24 @@ macro_rules! counters {
                 vec![$((Layer::$layer, self.$field.slots()),)+]
             }
 
+            /// Nothing was counted in any layer. Without `layers()`'s `Vec`: this runs for
+            /// every process several times a refresh.
+            pub fn is_zero(&self) -> bool {
+                true $(&& self.$field.is_zero())+
+            }
+
+            /// Every layer's table length.
+            #[cfg(test)]
+            fn table_lens() -> Vec<(Layer, usize)> {
+                vec![$((Layer::$layer, <$slots as Slots>::LEN),)+]
+            }
+
             /// The counts at `slot` of `layer`; `None` for a layer that does not count or a
             /// slot outside its table.
             pub fn slot_mut(&mut self, layer: Layer, slot: u32) -> Option<&mut Counts> {
                 let slot = slot as usize;
                 match layer {
-                    $(Layer::$layer if slot < self.$field.slots().len() => {
-                        Some(&mut self.$field.slots_mut()[slot])
-                    })+
+                    $(Layer::$layer => self.$field.slot_mut(slot),)+
                     _ => None,
                 }
             }
@@ -486,13 +483,6 @@ impl Default for Counters {
 }
 
 impl Counters {
-    /// Nothing was counted in any layer.
-    pub fn is_zero(&self) -> bool {
-        self.layers()
-            .iter()
-            .all(|(_, slots)| slots.iter().all(|s| s.calls == 0))
-    }
-
     /// `(layer, slot)` of every slot that counted something.
     pub fn used(&self) -> impl Iterator<Item = (Layer, u32)> + '_ {
         self.layers().into_iter().flat_map(|(layer, slots)| {
@@ -611,14 +601,52 @@ mod tests {
 
     #[test]
     fn every_counting_layer_has_its_slots_here() {
-        let c = Counters::zero();
-        let here: Vec<(Layer, usize)> = c.layers().iter().map(|(l, s)| (*l, s.len())).collect();
+        let here = Counters::table_lens();
         // The threads layer's slots pack a thread id: it keeps its own per-thread tables.
         let table: Vec<(Layer, usize)> = crate::probes::counting_layers()
             .filter(|(l, _)| *l != Layer::Threads)
             .map(|(l, counting)| (l, counting.slots))
             .collect();
         assert_eq!(here, table);
+    }
+
+    /// Issue 15: a process holds only the prefix of a table up to the last slot it used,
+    /// and reads the same as with the whole table.
+    #[test]
+    fn totals_hold_the_used_prefix_and_read_as_the_whole_table() {
+        let one = Counts {
+            calls: 1,
+            bytes: 10,
+            ..Counts::ZERO
+        };
+        let mut t = Totals::<Syscalls>::zero();
+        t[1] = one;
+        assert_eq!(t.slots().len(), 2);
+        assert_eq!(t.0.capacity(), 2, "no spare slots");
+        assert_eq!(t[Syscalls::LEN - 1], Counts::ZERO, "past the prefix");
+        assert!(t.slot_mut(Syscalls::LEN).is_none());
+        // A longer prefix whose tail is zero is the same totals.
+        let mut longer = t.clone();
+        longer[5] = Counts::ZERO;
+        assert_eq!(longer, t);
+        assert_eq!(t, longer);
+        longer[5].calls = 1;
+        assert_ne!(longer, t);
+        // Against a shorter earlier, the missing slots were zero; equal slots give zero.
+        let mut later = t.clone();
+        later[1].calls = 3;
+        later[3] = one;
+        let d = later.minus(&t);
+        assert_eq!(
+            (d[1].calls, d[1].bytes, d[3], d[2]),
+            (2, 0, one, Counts::ZERO)
+        );
+        assert!(t.minus(&t).is_zero());
+        assert!(Totals::<Syscalls>::zero().minus(&t).slots().is_empty());
+        let mut sum = Totals::<Syscalls>::zero();
+        sum.add(&later);
+        sum.add(&t);
+        assert_eq!((sum[1].calls, sum[3].calls), (4, 1));
     }
 
     #[test]
@@ -644,18 +672,18 @@ mod tests {
         assert!(Counters::zero().minus(&a).is_zero(), "saturating");
         let only_syscalls = Counters::zero().minus(&Counters::zero());
         assert!(
-            only_syscalls.kernel.0.is_none(),
+            only_syscalls.kernel.0.is_empty(),
             "nothing counted, nothing allocated"
         );
         let mut c = Counters::zero();
         c.add(&a);
         assert_eq!(c, a);
         *c.slot_mut(Layer::Syscall, 1).expect("slot") = one;
-        assert!(c.kernel.0.is_some() && c.syscall.0.is_some());
+        assert!(!c.kernel.0.is_empty() && !c.syscall.0.is_empty());
         let mut d = Counters::zero();
         assert!(d.slot_mut(Layer::Kernel, kernel::COUNT as u32).is_none());
         assert!(
-            d.kernel.0.is_none(),
+            d.kernel.0.is_empty(),
             "an out-of-range slot allocates nothing"
         );
         assert_eq!(d, Counters::zero());
@@ -667,7 +695,7 @@ mod tests {
         let mut t = Totals::<FlowSlots>::zero();
         assert!(t.biggest().is_none());
         let set = |t: &mut Totals<FlowSlots>, slot: u32, calls: u64, bytes: u64| {
-            t.slots_mut()[slot as usize] = Counts {
+            t[slot as usize] = Counts {
                 calls,
                 bytes,
                 ..Counts::ZERO

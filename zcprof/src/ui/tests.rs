@@ -1390,3 +1390,50 @@ fn without_the_threads_layer_t_says_how_to_get_it() {
     let text = screen(&app, 120, 40);
     assert!(text.contains("start zcprof with --threads"), "{text}");
 }
+
+/// Issue 15: only the rows that fit are built, and the window is the one ratatui shows,
+/// from the top or scrolled just enough to show the selection.
+#[test]
+fn a_short_table_shows_the_selection_window_only() {
+    let info = info();
+    // Forty more processes than fit in a 30-line terminal.
+    let m = model_with(&info, 3, &|t| {
+        (1000..1040)
+            .map(|tgid| {
+                let slot = index("read");
+                (
+                    Layer::Syscall,
+                    Key { tgid, slot },
+                    stats(t * u64::from(tgid), 10),
+                )
+            })
+            .collect()
+    });
+    let mut app = App::new(info, demos());
+    app.shared.color = false;
+    app.apply(&m, &cmdline);
+    let order = pids(&app);
+    let rows_shown = |app: &App| -> Vec<u32> {
+        let text = screen(app, 120, 30);
+        let first_words: Vec<String> = text
+            .lines()
+            // TestBackend quotes each line.
+            .filter_map(|l| l.trim_start_matches('"').split_whitespace().next())
+            .map(String::from)
+            .collect();
+        order
+            .iter()
+            .copied()
+            .filter(|pid| first_words.contains(&pid.to_string()))
+            .collect()
+    };
+    let top = rows_shown(&app);
+    assert!(
+        (2..order.len()).contains(&top.len()),
+        "{top:?} of {order:?}"
+    );
+    assert_eq!(top, order[..top.len()]);
+    app.handle_key(key(KeyCode::End));
+    let bottom = rows_shown(&app);
+    assert_eq!(bottom, order[order.len() - top.len()..]);
+}
