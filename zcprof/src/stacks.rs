@@ -1,0 +1,5 @@
+//! The stacks layer in user space: where in the program the bytes are moved. The kernel
+//! samples a thread's user stack as its process's bytes cross each period; here the raw
+//! frames are named ([`symbolize`]).
+
+pub mod symbolize;
