@@ -1,5 +1,7 @@
 //! The stacks layer in user space: where in the program the bytes are moved. The kernel
 //! samples a thread's user stack as its process's bytes cross each period; here the raw
-//! frames are named ([`symbolize`]).
+//! frames are named ([`symbolize`]) and each stack reduced to the call site the report
+//! shows ([`callsite`]).
 
+pub mod callsite;
 pub mod symbolize;
