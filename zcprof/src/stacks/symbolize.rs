@@ -107,6 +107,13 @@ impl Symbol {
     }
 }
 
+/// The key of `map`'s entry used least recently, by the clock reading `last_used` gives.
+fn least_recent<K: Copy, V>(map: &HashMap<K, V>, last_used: impl Fn(&V) -> u64) -> Option<K> {
+    map.iter()
+        .min_by_key(|(_, v)| last_used(v))
+        .map(|(k, _)| *k)
+}
+
 /// The last component of a path (all of it when it has none).
 pub fn base_name(path: &str) -> &str {
     path.rsplit('/').find(|c| !c.is_empty()).unwrap_or(path)
@@ -360,12 +367,7 @@ impl Symbolizer {
 
     fn bound_processes(&mut self) {
         while self.processes.len() > MAX_PROCESSES {
-            let Some(oldest) = self
-                .processes
-                .iter()
-                .min_by_key(|(_, p)| p.last_used)
-                .map(|(pid, _)| *pid)
-            else {
+            let Some(oldest) = least_recent(&self.processes, |p| p.last_used) else {
                 break;
             };
             self.processes.remove(&oldest);

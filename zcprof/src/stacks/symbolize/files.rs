@@ -48,8 +48,9 @@ impl KnownFile {
     }
 }
 
-#[derive(Default)]
 pub struct Files {
+    /// At most this many held ([`MAX_FILES`]; fewer in tests).
+    cap: usize,
     files: HashMap<FileId, KnownFile>,
     by_build_id: HashMap<BuildId, FileId>,
     by_inode: HashMap<Inode, FileId>,
@@ -59,7 +60,25 @@ pub struct Files {
     closed: Vec<PathBuf>,
 }
 
+impl Default for Files {
+    fn default() -> Self {
+        Files::with_cap(MAX_FILES)
+    }
+}
+
 impl Files {
+    fn with_cap(cap: usize) -> Self {
+        Files {
+            cap,
+            files: HashMap::new(),
+            by_build_id: HashMap::new(),
+            by_inode: HashMap::new(),
+            next: 0,
+            clock: 0,
+            closed: Vec::new(),
+        }
+    }
+
     /// The file of `mapping`, a file-backed mapping of the live process `pid`: the one
     /// already known, or opened now; `None` when it cannot be opened.
     pub fn learn(&mut self, pid: u32, mapping: &Mapping) -> Option<FileId> {
@@ -76,7 +95,7 @@ impl Files {
             self.touch(id);
             return Some(id);
         }
-        if self.files.len() >= MAX_FILES {
+        if self.files.len() >= self.cap {
             self.close_least_recent();
         }
         let id = self.next;
@@ -126,12 +145,7 @@ impl Files {
     }
 
     fn close_least_recent(&mut self) {
-        let Some(id) = self
-            .files
-            .iter()
-            .min_by_key(|(_, f)| f.last_used)
-            .map(|(id, _)| *id)
-        else {
+        let Some(id) = super::least_recent(&self.files, |f| f.last_used) else {
             return;
         };
         if let Some(file) = self.files.remove(&id) {
@@ -167,4 +181,36 @@ fn read_build_id(path: &Path) -> Option<BuildId> {
     let n = found.len().min(id.len());
     id[..n].copy_from_slice(&found[..n]);
     Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::maps;
+
+    #[test]
+    fn the_least_recently_used_file_is_closed_past_the_cap() {
+        let me = std::process::id();
+        let mappings = maps::executable(me).unwrap();
+        let mut distinct = mappings.iter().filter(|m| m.is_file()).collect::<Vec<_>>();
+        distinct.dedup_by_key(|m| (m.dev, m.inode));
+        let [first, second, ..] = distinct[..] else {
+            panic!("this test binary maps fewer than two files: {mappings:#?}");
+        };
+        let mut files = Files::with_cap(1);
+        let a = files.learn(me, first).unwrap();
+        let a_build_id = files.get(a).unwrap().build_id.unwrap();
+        let a_path = files.get(a).unwrap().read_path();
+        assert_eq!(files.learn(me, first), Some(a), "known by its inode");
+        assert_eq!(files.by_build_id(&a_build_id), Some(a));
+        let b = files.learn(me, second).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files.take_closed(), vec![a_path]);
+        assert_eq!(files.by_build_id(&a_build_id), None);
+        assert!(files.get(a).is_none() && files.get(b).is_some());
+        // Learnt anew, it gets a new identity (cached look-ups of the old one never match).
+        let again = files.learn(me, first).unwrap();
+        assert!(again != a && again != b);
+    }
 }

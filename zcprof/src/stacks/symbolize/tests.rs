@@ -285,6 +285,44 @@ fn address_in(pid: u32, path: &Path, offset: u64) -> u64 {
         .unwrap()
 }
 
+/// Runs a copy of `program`, lets `before` act on it, has a new symbolizer observe it and
+/// ends it: what the tests then resolve is only what the symbolizer kept.
+fn observed_then_gone(program: &Path, before: impl FnOnce(&Running)) -> Gone {
+    let mut running = Running::start(program);
+    let build_id = build_id_of(&running.path);
+    before(&running);
+    let mut symbolizer = Symbolizer::new();
+    symbolizer.observe(running.pid());
+    running.end();
+    Gone {
+        pid: running.pid(),
+        module: running.path.to_str().unwrap().to_string(),
+        build_id,
+        symbolizer,
+        _running: running,
+    }
+}
+
+struct Gone {
+    pid: u32,
+    /// The path the program ran from.
+    module: String,
+    build_id: BuildId,
+    symbolizer: Symbolizer,
+    /// Keeps the copy's directory.
+    _running: Running,
+}
+
+impl Gone {
+    fn resolve(&mut self, offset: u64) -> Vec<Symbol> {
+        let frame = RawFrame::File {
+            build_id: self.build_id,
+            offset,
+        };
+        self.symbolizer.resolve(self.pid, &[frame])
+    }
+}
+
 #[test]
 fn a_process_that_exited_is_still_named() {
     let programs = programs_or_skip!();
@@ -332,52 +370,35 @@ fn a_process_that_exited_is_still_named() {
 #[test]
 fn a_deleted_binary_is_read_through_its_mapping() {
     let programs = programs_or_skip!();
-    let mut running = Running::start(&programs.with_symbols);
-    let pid = running.pid();
     let (offset, _) = wait_here(&programs.with_symbols);
-    let build_id = build_id_of(&running.path);
-    std::fs::remove_file(&running.path).unwrap();
-    let mut symbolizer = Symbolizer::new();
-    symbolizer.observe(pid);
-    running.end();
-    let symbols = symbolizer.resolve(pid, &[RawFrame::File { build_id, offset }]);
+    let mut gone = observed_then_gone(&programs.with_symbols, |running| {
+        std::fs::remove_file(&running.path).unwrap()
+    });
+    let symbols = gone.resolve(offset);
     assert_eq!(symbols.len(), 1, "{symbols:#?}");
     assert_eq!(symbols[0].function.as_deref(), Some("wait_here"));
-    assert_eq!(symbols[0].module, running.path.to_str().unwrap());
+    assert_eq!(symbols[0].module, gone.module);
 }
 
 #[test]
 fn a_stripped_binary_gives_module_and_offset() {
     let programs = programs_or_skip!();
-    let (offset, _) = wait_here(&programs.with_symbols);
-    let mut running = Running::start(&programs.stripped);
-    let pid = running.pid();
-    let build_id = build_id_of(&running.path);
-    let mut symbolizer = Symbolizer::new();
-    symbolizer.observe(pid);
-    running.end();
     // The stripped copy has the same code at the same offsets.
-    let symbols = symbolizer.resolve(pid, &[RawFrame::File { build_id, offset }]);
-    assert_eq!(
-        symbols,
-        vec![Symbol::unresolved(running.path.to_str().unwrap(), offset)]
-    );
+    let (offset, _) = wait_here(&programs.with_symbols);
+    let mut gone = observed_then_gone(&programs.stripped, |_| {});
+    let symbols = gone.resolve(offset);
+    assert_eq!(symbols, vec![Symbol::unresolved(&gone.module, offset)]);
     assert_eq!(symbols[0].display(), format!("wait-stripped+{offset:#x}"));
-    assert_eq!(symbolizer.stats().unresolved_frames, 1);
+    assert_eq!(gone.symbolizer.stats().unresolved_frames, 1);
 }
 
 #[test]
 fn inlined_functions_come_before_the_function_they_are_inlined_into() {
     let programs = programs_or_skip!();
     let (start, size) = wait_here(&programs.with_symbols);
-    let mut running = Running::start(&programs.with_symbols);
-    let pid = running.pid();
-    let build_id = build_id_of(&running.path);
-    let mut symbolizer = Symbolizer::new();
-    symbolizer.observe(pid);
-    running.end();
+    let mut gone = observed_then_gone(&programs.with_symbols, |_| {});
     let expanded = (start..start + size)
-        .map(|offset| symbolizer.resolve(pid, &[RawFrame::File { build_id, offset }]))
+        .map(|offset| gone.resolve(offset))
         .find(|symbols| symbols.len() == 2)
         .expect("some instruction of wait_here is inlined_wait's");
     assert_eq!(expanded[0].function.as_deref(), Some("inlined_wait"));
