@@ -52,6 +52,13 @@ fn libc_function(name: &std::ffi::CStr) -> u64 {
     addr as u64
 }
 
+/// The stack sampler keeps the symbolizer behind a mutex that two threads share.
+#[test]
+fn the_symbolizer_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Symbolizer>();
+}
+
 #[test]
 fn names_a_function_of_this_binary_by_address_and_by_build_id() {
     let addr = marker_function_for_symbolize_tests as *const () as u64;
