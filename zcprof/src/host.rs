@@ -1,6 +1,7 @@
 //! Facts about the machine zcprof runs on, each read in exactly one place: the kernel
 //! release, the host name, the lockdown mode and mounted file systems (here), this process's
-//! capabilities ([`privileges`]), and what /proc says about processes ([`procfs`]).
+//! capabilities ([`privileges`]), and what /proc says about processes ([`procfs`]) and their
+//! code mappings ([`maps`]).
 //!
 //! The readers here never fail: an unreadable fact reads as `unknown`, because these facts
 //! label and explain output rather than decide anything. The one that decides whether
@@ -10,6 +11,7 @@ use std::{fs, path::Path};
 
 pub mod cgroup;
 pub mod fds;
+pub mod maps;
 pub mod privileges;
 pub mod procfs;
 

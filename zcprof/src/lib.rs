@@ -26,6 +26,7 @@ pub mod probe_stats;
 pub mod probes;
 pub mod report;
 pub mod session;
+pub mod stacks;
 pub mod stdio;
 pub mod tracefs;
 pub mod ui;

@@ -1,5 +1,5 @@
 //! What `/proc` says about a process: its name and parent (for processes that started before
-//! zcprof, whose fork was not seen), its command line, whether it exists.
+//! zcprof, whose fork was not seen), its command line and executable, whether it exists.
 
 use std::{
     fs,
@@ -57,6 +57,14 @@ fn split_args(raw: &[u8]) -> Vec<String> {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect()
+}
+
+/// The path of a live process's executable (`/proc/PID/exe`), as it sees it, without the
+/// kernel's ` (deleted)` suffix.
+pub fn exe(tgid: u32) -> Option<String> {
+    let link = fs::read_link(format!("/proc/{tgid}/exe")).ok()?;
+    let link = link.to_string_lossy();
+    Some(link.strip_suffix(" (deleted)").unwrap_or(&link).to_string())
 }
 
 /// Every process now, as `(tgid, ppid)` (processes that vanish while /proc is read are
@@ -166,6 +174,9 @@ mod tests {
         assert!(cmdline(me).is_some());
         assert_eq!(args(me).first(), std::env::args().next().as_ref());
         assert_eq!(args(u32::MAX), Vec::<String>::new());
+        let current = std::env::current_exe().unwrap();
+        assert_eq!(exe(me).as_deref(), current.to_str());
+        assert_eq!(exe(u32::MAX), None);
     }
 
     #[test]
