@@ -14,7 +14,7 @@ use ratatui::{Terminal, backend::TestBackend};
 use serde_json::json;
 use zcprof::{
     host::procfs,
-    probes::{LoadOptions, SyscallProbe},
+    probes::LoadOptions,
     session::{Retention, Session},
     ui::{self, App, demos::DemoScenario, shared::HostInfo},
 };
@@ -103,15 +103,7 @@ pub struct FramesArgs {
 /// with the times, the rows the table had, this process's CPU per refresh and its memory.
 pub fn frames(args: &FramesArgs) -> anyhow::Result<()> {
     let interval = Duration::from_millis(args.interval_ms.max(10));
-    let opts = LoadOptions {
-        btf: None,
-        syscall_probe: SyscallProbe::Btf,
-        disabled: Vec::new(),
-        flows: false,
-        threads: false,
-        files: false,
-        probe_stats: false,
-    };
+    let opts = LoadOptions::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -19,13 +19,8 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let opts = LoadOptions {
-        btf: None,
         syscall_probe: args.syscall_probe,
-        disabled: Vec::new(),
-        flows: false,
-        threads: false,
-        files: false,
-        probe_stats: false,
+        ..LoadOptions::default()
     };
     let mut attach = Vec::new();
     let mut detach = Vec::new();

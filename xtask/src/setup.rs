@@ -4,7 +4,8 @@
 //! - Debian packages: LLVM 22 (bpf-linker links against it), strace (test ground truth),
 //!   tmux (dashboard tests), prometheus (the `zcprof serve` scrape test), nginx (the
 //!   `record`/`diff` tests serve files with it, from a configuration of their own on a
-//!   loopback port), fio (the io_uring layer's ground truth: `--ioengine=io_uring` jobs);
+//!   loopback port), fio (the io_uring layer's ground truth: `--ioengine=io_uring` jobs),
+//!   golang-go (the stacks layer's tests build a Go program: a runtime nobody here wrote);
 //! - the nightly toolchain with `rust-src` (the eBPF crate is built with `-Z build-std=core`);
 //! - bpf-linker, built against LLVM 22 (the LLVM that this nightly rustc uses).
 
@@ -13,7 +14,7 @@ use anyhow::{Context as _, bail};
 use crate::util::{cmd, quiet_ok};
 
 /// Debian packages the project needs on every machine.
-pub const APT_PACKAGES: [&str; 7] = [
+pub const APT_PACKAGES: [&str; 8] = [
     "llvm-22-dev",
     "libpolly-22-dev",
     "strace",
@@ -21,6 +22,7 @@ pub const APT_PACKAGES: [&str; 7] = [
     "prometheus",
     "nginx",
     "fio",
+    "golang-go",
 ];
 /// Debian packages only `cargo xtask bench` needs (the tools zcprof is compared with).
 pub const BENCH_APT_PACKAGES: [&str; 3] = ["bpftrace", "linux-perf", "strace"];

@@ -16,6 +16,7 @@ pub mod hist;
 pub mod io_uring;
 pub mod kernel;
 pub mod mapped;
+pub mod stacks;
 pub mod syscalls;
 pub mod threads;
 
@@ -130,8 +131,11 @@ pub mod counter {
     /// was in flight when zcprof attached, or its in-flight entry was evicted): its call and
     /// bytes are not counted, not guessed.
     pub const IO_URING_UNMATCHED: u32 = 6;
+    /// A stack sample could not be reserved in `STACK_EVENTS` (buffer full): the stacks
+    /// layer's estimate misses it; the counts are unaffected.
+    pub const STACK_LOST: u32 = 7;
     /// How many counters there are.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
 
 /// Size of the `EVENTS` ring buffer in bytes (a power of two, a multiple of the page size).

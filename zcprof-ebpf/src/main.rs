@@ -20,6 +20,9 @@
 //! - `threads`: the threads layer (opt-in) — the syscall layer's counts again per
 //!   `(tgid, syscall | tid)` in `TSTATS`, from the syscall layer's exit programs; its own
 //!   exit program flushes each thread's entries at that thread's exit.
+//! - `stacks`: the stacks layer (opt-in) — the calling thread's user stack, sampled from
+//!   the syscall layer's exit programs each time a `(tgid, syscall)` byte counter crosses
+//!   a multiple of the period, sent through its own ring buffer `STACK_EVENTS`.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two
 //!   processes), and the flush helpers every counting layer's exit program uses.
@@ -40,6 +43,7 @@ mod lifecycle;
 mod mapped;
 mod maps;
 mod record;
+mod stacks;
 mod syscalls;
 mod threads;
 

@@ -59,18 +59,45 @@ unsafe fn add_as<const ATOMIC: bool>(ptr: *mut u64, value: u64) {
     }
 }
 
+/// As [`add_as`], returning the counter's value before the add.
+///
+/// With `ATOMIC`, the value is read before the atomic add rather than returned by it: a
+/// fetch-add needs BPF v3's atomics (the object is built for the generic CPU, which every
+/// supported kernel verifies the same). Two threads adding at once then both read the same
+/// value; a stacks-layer period crossing in the first `min(a, b)` bytes after it is
+/// counted by both and one in the last `min(a, b)` bytes by neither, so the sample count
+/// stays unbiased (only which of the two stacks gets a crossing may shift).
+///
+/// # Safety
+/// As [`add_as`].
+#[inline(always)]
+unsafe fn fetch_add_as<const ATOMIC: bool>(ptr: *mut u64, value: u64) -> u64 {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let before = core::ptr::read_volatile(ptr);
+        if ATOMIC {
+            add(ptr, value)
+        } else {
+            *ptr = before + value;
+        }
+        before
+    }
+}
+
 /// Counts one call at `key` of a counting layer's `map`: `failed` counts an error (and
 /// `bytes` still count: a copy that faulted half-way moved half its bytes; a failed syscall
 /// passes 0), by `errno` when it is known (non-zero; a constant 0 compiles the errno count
 /// away).
 #[inline(always)]
 pub fn count(map: &HashMap<Key, Counts>, key: Key, failed: bool, errno: u64, bytes: u64) {
-    count_as(map, key, failed, errno, bytes, false);
+    let _ = count_as(map, key, failed, errno, bytes, false);
 }
 
 /// As [`count`]; `only_writer` says that no other task can update `key` meanwhile (the
 /// entry is the current thread's own, or its process's while the process has no other
-/// thread), so the counters are added without atomics.
+/// thread), so the counters are added without atomics. Returns the entry's byte counter
+/// as it was before this call's bytes (`None`: the map was full), which the stacks layer
+/// samples by.
 #[inline(always)]
 pub fn count_as(
     map: &HashMap<Key, Counts>,
@@ -79,16 +106,15 @@ pub fn count_as(
     errno: u64,
     bytes: u64,
     only_writer: bool,
-) {
-    if let Some(counts) = entry(map, key) {
-        // SAFETY: a live map value, from a successful lookup; `only_writer` as documented.
-        unsafe {
-            if only_writer {
-                update::<false>(counts, failed, errno, bytes)
-            } else {
-                update::<true>(counts, failed, errno, bytes)
-            }
-        }
+) -> Option<u64> {
+    let counts = entry(map, key)?;
+    // SAFETY: a live map value, from a successful lookup; `only_writer` as documented.
+    unsafe {
+        Some(if only_writer {
+            update::<false>(counts, failed, errno, bytes)
+        } else {
+            update::<true>(counts, failed, errno, bytes)
+        })
     }
 }
 
@@ -136,21 +162,28 @@ fn entry(map: &HashMap<Key, Counts>, key: Key) -> Option<*mut Counts> {
 }
 
 /// Adds one call to `counts`: `bytes`, and an error (by `errno`, when non-zero) or a
-/// histogram count. The errno table is only touched on failure: the success path costs
-/// what it cost before the table existed.
+/// histogram count; returns the byte counter before the add. The errno table is only
+/// touched on failure: the success path costs what it cost before the table existed.
 ///
 /// # Safety
 /// `counts` must point to a live map value; without `ATOMIC`, one no other task updates
 /// meanwhile.
 #[inline(always)]
-unsafe fn update<const ATOMIC: bool>(counts: *mut Counts, failed: bool, errno: u64, bytes: u64) {
+unsafe fn update<const ATOMIC: bool>(
+    counts: *mut Counts,
+    failed: bool,
+    errno: u64,
+    bytes: u64,
+) -> u64 {
     // SAFETY: guaranteed by the caller; every field is a u64 at an 8-byte-aligned offset of
     // a `#[repr(C)]` struct.
     unsafe {
         add_as::<ATOMIC>(&raw mut (*counts).calls, 1);
-        if bytes != 0 {
-            add_as::<ATOMIC>(&raw mut (*counts).bytes, bytes);
-        }
+        let before = if bytes != 0 {
+            fetch_add_as::<ATOMIC>(&raw mut (*counts).bytes, bytes)
+        } else {
+            0
+        };
         if failed {
             add_as::<ATOMIC>(&raw mut (*counts).errors, 1);
             if errno != 0 {
@@ -165,5 +198,6 @@ unsafe fn update<const ATOMIC: bool>(counts: *mut Counts, failed: bool, errno: u
             let bucket = hist::bucket(bytes) & (zcprof_common::HIST_BUCKETS - 1);
             add_as::<ATOMIC>((&raw mut (*counts).hist).cast::<u64>().add(bucket), 1);
         }
+        before
     }
 }

@@ -26,6 +26,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
+    EbpfContext as _,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_loop, bpf_probe_read_kernel,
         bpf_probe_read_user, bpf_task_pt_regs,
@@ -43,7 +44,7 @@ use crate::{
     flows,
     maps::{bump, count_as, count_many, stash},
     record::at,
-    threads,
+    stacks, threads,
 };
 
 /// `(tgid, syscall) -> totals`, for live processes. Preallocated (the default), so updates
@@ -114,12 +115,14 @@ const ENTER_MMSG_ARG: usize = 24;
 const EXIT_NR: usize = 8;
 const EXIT_RET: usize = 16;
 
-/// The one body of every syscall-exit program: syscall `nr` returned `ret`; `mmsg_vec`
+/// The one body of every syscall-exit program (whose context is `ctx`): syscall `nr`
+/// returned `ret`; `mmsg_vec`
 /// finds the `mmsghdr` vector of a recvmmsg/sendmmsg (called for those two only; `None`:
 /// unknown, already counted as a loss by the caller); `reg` reads a saved register at a
 /// `pt_regs` offset (called for sendto, sendmsg and recvmsg only).
 #[inline(always)]
 fn on_sys_exit(
+    ctx: *mut c_void,
     nr: u64,
     ret: i64,
     mmsg_vec: impl FnOnce() -> Option<u64>,
@@ -157,7 +160,9 @@ fn on_sys_exit(
     }
     let key = Key { tgid, slot: index };
     // A failed syscall moved nothing (`bytes` is 0 then) and returned `-errno`.
-    count_as(&STATS, key, ret < 0, ret.unsigned_abs(), bytes, alone());
+    if let Some(before) = count_as(&STATS, key, ret < 0, ret.unsigned_abs(), bytes, alone()) {
+        stacks::sample(ctx, pid_tgid, index, before, bytes, &reg);
+    }
     threads::count(pid_tgid, index, ret < 0, ret.unsigned_abs(), bytes);
     if ret >= 0 {
         flows::count(tgid, index, bytes, &reg);
@@ -226,6 +231,7 @@ pub fn sys_exit_raw(ctx: RawTracePointContext) -> i32 {
     // SAFETY: as above.
     let reg = |at: usize| unsafe { bpf_probe_read_kernel::<u64>(regs.add(at).cast()) }.ok();
     on_sys_exit(
+        ctx.as_ptr(),
         nr,
         ret,
         || {
@@ -250,7 +256,7 @@ pub fn sys_exit_btf(ctx: BtfTracePointContext) -> i32 {
     let nr = unsafe { core::ptr::read_volatile(regs.add(PT_REGS_ORIG_AX).cast::<u64>()) };
     // SAFETY: a register of the same `struct pt_regs`.
     let reg = |at: usize| Some(unsafe { core::ptr::read_volatile(regs.add(at).cast::<u64>()) });
-    on_sys_exit(nr, ret, || reg(PT_REGS_SI), reg);
+    on_sys_exit(ctx.as_ptr(), nr, ret, || reg(PT_REGS_SI), reg);
     0
 }
 
@@ -270,6 +276,7 @@ pub fn sys_exit_tp(ctx: TracePointContext) -> u32 {
         unsafe { bpf_probe_read_kernel::<u64>(regs.wrapping_add(at).cast()) }.ok()
     };
     on_sys_exit(
+        ctx.as_ptr(),
         nr as u64,
         ret,
         || {

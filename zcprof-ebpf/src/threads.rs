@@ -105,7 +105,7 @@ extern "C" fn count_call(_: u64, _: *mut c_void) -> i64 {
         return 1;
     }
     // The entry is the current thread's own: nothing else updates it, no atomics.
-    count_as(
+    let _ = count_as(
         &TSTATS,
         key(pid_tgid, index as u32),
         failed != 0,

@@ -27,6 +27,7 @@
 //! process group: small fixed costs (the dynamic loader reading libc) must not fail a CI
 //! gate.
 
+pub mod call_sites;
 pub mod render;
 pub mod threshold;
 
@@ -121,6 +122,10 @@ pub struct Diff {
     /// Groups whose changes are all within noise (and every group when inconclusive).
     pub unchanged_processes: usize,
     pub regressions: Vec<Regression>,
+    /// The call sites that changed, when both recordings have stacks (`--stacks`);
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_sites: Option<call_sites::CallSites>,
     /// Reasons to trust the numbers less (interrupted recordings, lost events, …).
     pub warnings: Vec<String>,
 }
@@ -732,6 +737,25 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         }
     }
     warnings.extend(zerocopy.iter().cloned());
+    match (before.stacks.is_some(), after.stacks.is_some()) {
+        (true, false) | (false, true) => warnings.push(format!(
+            "only {} was recorded with --stacks: call sites are not compared",
+            if before.stacks.is_some() {
+                "BEFORE"
+            } else {
+                "AFTER"
+            }
+        )),
+        _ => {}
+    }
+    for (side, r) in [("BEFORE", before), ("AFTER", after)] {
+        if let Some(s) = r.stacks.as_ref().filter(|s| s.lost_samples > 0) {
+            warnings.push(format!(
+                "{side} lost {} stack samples: its call sites are low",
+                s.lost_samples
+            ));
+        }
+    }
 
     let mut d = Diff {
         schema: SCHEMA,
@@ -745,6 +769,7 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         processes,
         unchanged_processes: quiet.len(),
         regressions,
+        call_sites: call_sites::compare(before, after, norm),
         warnings,
     };
     d.verdict = render::verdict(&d);

@@ -131,6 +131,7 @@ pub fn recording(duration_s: f64, procs: &[(u32, &str, &[Call])]) -> Recording {
         total: Total {
             layers: Layers::from([("syscall".to_string(), total)]),
         },
+        stacks: None,
     }
 }
 
@@ -169,5 +170,42 @@ pub fn with_errors(mut r: Recording, syscall: &str, errno: &[(&str, u64)]) -> Re
     layer.totals = totals(layer);
     let total = total_of(&r.processes);
     r.total.layers.insert("syscall".to_string(), total);
+    r
+}
+
+/// `r` with stacks: one stack per `(pid, call site, samples)`, of `read` (copy k→u), at a
+/// period of 1 MiB, each one frame named after its call site.
+pub fn with_stacks(mut r: Recording, stacks: &[(u32, &str, u64)]) -> Recording {
+    use crate::format::{FrameRecord, StackRecord, Stacks};
+    const PERIOD: u64 = 1 << 20;
+    let stacks: Vec<StackRecord> = stacks
+        .iter()
+        .map(|&(pid, site, samples)| StackRecord {
+            pid,
+            comm: "demo".into(),
+            thread: "demo".into(),
+            syscall: "read".into(),
+            family: Family::Copy,
+            direction: Direction::K2u,
+            samples,
+            bytes: samples * PERIOD,
+            truncated: false,
+            call_site: format!("read() in {site}"),
+            frames: vec![FrameRecord {
+                function: Some(site.into()),
+                file: None,
+                line: None,
+                module: "/usr/bin/demo".into(),
+                offset: 0x1234,
+            }],
+        })
+        .collect();
+    r.stacks = Some(Stacks {
+        period_bytes: PERIOD,
+        samples: stacks.iter().map(|s| s.samples).sum(),
+        frames: stacks.len() as u64,
+        stacks,
+        ..Stacks::default()
+    });
     r
 }

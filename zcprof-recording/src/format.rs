@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 mod map;
+mod stacks;
 pub use map::{MapEntry, SortedMap};
+pub use stacks::{CallSite, FrameRecord, StackRecord, Stacks, sampling_error};
 
 /// Schema name and version written in every recording.
 pub const SCHEMA: &str = "zcprof.recording/v1";
@@ -41,6 +43,10 @@ pub struct Recording {
     pub lost: Lost,
     pub processes: Vec<ProcessRecord>,
     pub total: Total,
+    /// The stacks layer's estimate, when recorded with `--stacks` (absent otherwise, and
+    /// in recordings made before zcprof sampled stacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<Stacks>,
 }
 
 /// What was profiled.

@@ -15,8 +15,9 @@ pub mod format;
 pub mod parse;
 
 pub use format::{
-    Bucket, Direction, Entry, Family, Layer, LayerTotals, Layers, Lost, MsgZerocopy, ProbeLayer,
-    ProcessRecord, Recording, SortedMap, Target, ThreadRecord, Total, WOULD_BLOCK, Workload,
-    WorkloadKind, command_line, errno_summary, would_block,
+    Bucket, CallSite, Direction, Entry, Family, FrameRecord, Layer, LayerTotals, Layers, Lost,
+    MsgZerocopy, ProbeLayer, ProcessRecord, Recording, SortedMap, StackRecord, Stacks, Target,
+    ThreadRecord, Total, WOULD_BLOCK, Workload, WorkloadKind, command_line, errno_summary,
+    sampling_error, would_block,
 };
 pub use parse::{ParseError, parse};

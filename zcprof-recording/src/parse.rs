@@ -241,6 +241,11 @@ fn check_figures(r: &Recording) -> Result<(), ParseError> {
     for (owner, layers) in layers {
         check_layers(&owner, layers.iter().map(|(name, l)| (name.as_str(), l)))?;
     }
+    if let Some(stacks) = &r.stacks {
+        stacks
+            .check()
+            .map_err(|why| ParseError::Invalid(format!("the stacks: {}", shorten(&why))))?;
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use crate::{
     cmd::{
         demo::{self, DemoCommand},
         diff::{self, DiffOptions},
+        flame::{self, FlameOptions},
         record::{self, RecordOptions, Subject},
         run::{self, RunOptions},
         serve::{self, ServeOptions},
@@ -63,6 +64,17 @@ pub struct Cli {
     #[arg(long, global = true)]
     threads: bool,
 
+    /// Also sample the user call stacks that move the bytes, weighted by bytes: one stack
+    /// each time a process's bytes of one syscall cross a multiple of --stack-period (the
+    /// stacks layer; `run`, `record`, `zcprof flame`)
+    #[arg(long, global = true)]
+    stacks: bool,
+
+    /// Bytes per stack sample with --stacks (512B to 1GiB; e.g. 64KiB, 4MiB): smaller
+    /// periods see smaller call sites and cost more
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_stack_period, default_value = "1MiB")]
+    stack_period: u32,
+
     /// Also say what only matters when asking why (e.g. how many kernel-layer probes are
     /// unavailable; `zcprof doctor` lists each with its reason)
     #[arg(long, short = 'v', global = true)]
@@ -105,6 +117,8 @@ enum Command {
     Record(RecordArgs),
     /// Compare two recordings: did copying go down, by how much, where?
     Diff(DiffArgs),
+    /// Draw a flame graph of a recording's copied bytes by call stack (`record --stacks`)
+    Flame(FlameArgs),
     /// Expose live per-process counters to Prometheus (OpenMetrics over HTTP)
     Serve(ServeArgs),
     /// Show what this kernel allows: BTF, lockdown, privileges, tracefs, and how each probe
@@ -175,6 +189,30 @@ struct DiffArgs {
     /// Print Markdown, for a pull-request comment
     #[arg(long)]
     markdown: bool,
+    /// Refuse a recording larger than this, e.g. 1G [default: 256M]
+    #[arg(long, value_name = "SIZE", value_parser = zcprof_units::parse_size)]
+    max_size: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+struct FlameArgs {
+    /// The recording (made with `record --stacks`); with --diff, BEFORE and AFTER
+    #[arg(value_name = "RECORDING", required = true, num_args = 1..=2)]
+    recordings: Vec<PathBuf>,
+    /// Write the graph here (atomically, mode 0600)
+    #[arg(long, short = 'o', value_name = "FILE", required = true)]
+    output: PathBuf,
+    /// A differential flame graph of two recordings, BEFORE AFTER: the after stacks,
+    /// coloured by how their bytes changed (red: more, blue: fewer)
+    #[arg(long)]
+    diff: bool,
+    /// The zero-copy bytes (sendfile, splice, MSG_ZEROCOPY, …) instead of the copied ones
+    #[arg(long)]
+    zero_copy: bool,
+    /// Write the folded stacks (`a;b;c BYTES` lines, as flamegraph.pl and inferno read
+    /// them; with --diff, `a;b;c BEFORE AFTER`) instead of an SVG
+    #[arg(long)]
+    folded: bool,
     /// Refuse a recording larger than this, e.g. 1G [default: 256M]
     #[arg(long, value_name = "SIZE", value_parser = zcprof_units::parse_size)]
     max_size: Option<u64>,
@@ -298,6 +336,20 @@ fn parse_comm(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// `--stack-period`: a size from 512 bytes to 1 GiB (the kernel side keeps it in 32 bits;
+/// below 512 bytes a sample would cost more than the copy it stands for).
+fn parse_stack_period(text: &str) -> Result<u32, String> {
+    const MIN: u64 = 512;
+    const MAX: u64 = 1 << 30;
+    let size = zcprof_units::parse_size(text).map_err(|err| err.to_string())?;
+    if !(MIN..=MAX).contains(&size) {
+        return Err(format!(
+            "{text} is not a usable stack period: give 512B to 1GiB"
+        ));
+    }
+    Ok(size as u32)
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> anyhow::Result<ExitCode> {
     // The user-facing command line plus the hidden `generate`, which is added here rather
@@ -330,6 +382,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
             .collect(),
         flows: cli.flows,
         threads: cli.threads,
+        stacks: cli.stacks.then_some(cli.stack_period),
+        // `run`, `record -- CMD` and `record --pid` report only the processes they follow:
+        // sampling the rest of the machine would cost for stacks nobody sees.
+        stacks_followed: match &cli.command {
+            Some(Command::Run(_)) => true,
+            Some(Command::Record(args)) => !args.command.is_empty() || !args.pid.is_empty(),
+            _ => false,
+        },
         files: matches!(&cli.command, Some(Command::Run(args)) if args.files),
         probe_stats: match &cli.command {
             Some(Command::Top(TopArgs { stats, .. }))
@@ -409,6 +469,22 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 diff::Format::Text
             },
         })),
+        Command::Flame(args) => {
+            if args.diff != (args.recordings.len() == 2) {
+                return Ok(report_usage_error(Cli::command().error(
+                    ErrorKind::WrongNumberOfValues,
+                    "give one RECORDING, or BEFORE and AFTER with --diff",
+                )));
+            }
+            Ok(flame::run(FlameOptions {
+                recordings: args.recordings,
+                diff: args.diff,
+                zero_copy: args.zero_copy,
+                folded: args.folded,
+                output: args.output,
+                max_size: args.max_size.unwrap_or(diff::DEFAULT_MAX_SIZE),
+            }))
+        }
         Command::Serve(args) => runtime.block_on(serve::run(
             &load,
             ServeOptions {

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod diff;
 pub mod doctor;
+pub mod flame;
 pub mod record;
 pub mod run;
 pub mod serve;

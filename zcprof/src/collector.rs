@@ -170,6 +170,7 @@ impl Collector {
             stash_full: sum(counter::STASH_FULL)?,
             follow_full: sum(counter::FOLLOW_FULL)?,
             io_uring_unmatched: sum(counter::IO_URING_UNMATCHED)?,
+            stack_lost: sum(counter::STACK_LOST)?,
         })
     }
 
@@ -248,7 +249,7 @@ pub fn decode(bytes: &[u8]) -> Option<ProcEvent> {
     })
 }
 
-fn comm_string(comm: &[u8]) -> String {
+pub fn comm_string(comm: &[u8]) -> String {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }

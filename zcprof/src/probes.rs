@@ -56,6 +56,7 @@ pub mod io_uring;
 pub mod kernel;
 pub mod lifecycle;
 pub mod mapped;
+pub mod stacks;
 pub mod status;
 pub mod syscall;
 pub mod threads;
@@ -72,11 +73,12 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 /// counts a process, its exit must be seen, or its entries would outlive it), then the
 /// syscall layer every figure starts from, then the best-effort kernel, io_uring and mapped
 /// layers. Statuses are reported in [`Layer`]'s order instead (syscall first).
-pub const LAYERS: [LayerSpec; 7] = [
+pub const LAYERS: [LayerSpec; 8] = [
     lifecycle::LAYER,
     syscall::LAYER,
     flows::LAYER,
     threads::LAYER,
+    stacks::LAYER,
     kernel::LAYER,
     io_uring::LAYER,
     mapped::LAYER,
@@ -154,7 +156,8 @@ pub fn spec(layer: Layer) -> Option<&'static LayerSpec> {
     LAYERS.iter().find(|spec| spec.layer == layer)
 }
 
-#[derive(Clone, Debug)]
+/// What to load; the default is what zcprof loads without options (the opt-in layers off).
+#[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     /// BTF to load against; `None`: the running kernel's (/sys/kernel/btf/vmlinux).
     pub btf: Option<PathBuf>,
@@ -165,6 +168,11 @@ pub struct LoadOptions {
     pub flows: bool,
     /// `--threads`: count the threads layer (the syscall layer per thread).
     pub threads: bool,
+    /// `--stacks`: sample user stacks every this many bytes of a `(process, syscall)`
+    /// (`--stack-period`); `None`: the stacks layer is off.
+    pub stacks: Option<u32>,
+    /// With `--stacks`: sample only the processes the kernel follows (`FOLLOWED_MAP`).
+    pub stacks_followed: bool,
     /// `run --files`: count per `(process, file)` too (`zcprof_common::files`; turns the
     /// flows layer on).
     pub files: bool,
@@ -225,6 +233,10 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         loader.btf(host.btf.as_ref());
         for (name, value) in &globals {
             loader.override_global(name, value, true);
+        }
+        if opts.stacks.is_none() {
+            // Its 4 MiB are only needed with --stacks: one page otherwise.
+            loader.map_max_entries(zcprof_common::stacks::STACK_EVENTS_MAP, 4096);
         }
         loader
             .load(OBJECT)

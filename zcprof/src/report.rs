@@ -6,6 +6,7 @@ pub mod figures;
 pub mod prometheus;
 pub mod recording;
 pub mod run;
+pub mod stacks;
 pub mod top;
 
 use serde::Serialize;
@@ -242,6 +243,7 @@ mod tests {
                 stash_full: 5,
                 follow_full: 7,
                 io_uring_unmatched: 8,
+                stack_lost: 0,
             },
             malformed_records: 6,
             total: 36,

@@ -22,6 +22,7 @@ use zcprof_common::{
     FOLLOWED_MAP,
     files::FILES_MAP,
     mapped::{FileKey, MARKS_MAP, Mark},
+    stacks::STACK_EVENTS_MAP,
 };
 
 pub use files::{File, Files};
@@ -35,6 +36,7 @@ use crate::{
     model::{Model, ProcEvent, ProcId, ProcSource as _},
     probe_stats,
     probes::{self, Layer, LayerSummary, LoadOptions, ProbeStatus},
+    stacks,
     stdio::{self, say},
 };
 
@@ -97,6 +99,8 @@ pub struct Session {
     files: Option<Files>,
     /// The probes' run time over time, when BPF statistics are on (`--probe-stats`).
     probe_stats: Option<probe_stats::Tracker>,
+    /// The stacks layer's reader, when `--stacks` attached.
+    stacks: Option<stacks::Sampler>,
 }
 
 impl Session {
@@ -186,6 +190,19 @@ impl Session {
         } else {
             None
         };
+        let stacks = match opts.stacks {
+            Some(period)
+                if probes
+                    .iter()
+                    .any(|p| p.layer == Layer::Stacks && p.via().is_some()) =>
+            {
+                let map = loaded.ebpf.take_map(STACK_EVENTS_MAP).ok_or_else(|| {
+                    anyhow!("map {STACK_EVENTS_MAP} is missing from the eBPF object")
+                })?;
+                Some(stacks::Sampler::start(map, period)?)
+            }
+            _ => None,
+        };
         let collector = Collector::new(loaded.ebpf, stats).context("starting the collector")?;
         let started = Instant::now();
         let probe_stats = collector
@@ -206,7 +223,43 @@ impl Session {
             cgroups: cgroup::Resolver::new(),
             files,
             probe_stats,
+            stacks,
         })
+    }
+
+    /// With `--stacks`: reads process `tgid`'s mappings now, before its first sample (for a
+    /// command that may copy and exit before the sample is read).
+    pub fn stacks_observe(&self, tgid: u32) {
+        if let Some(sampler) = &self.stacks {
+            sampler.observe(tgid);
+        }
+    }
+
+    /// Process `tgid`'s call sites over the last minute, for the dashboard; `None` without
+    /// `--stacks`.
+    pub fn call_sites(&self, tgid: u32) -> Option<crate::ui::processes::CallSites> {
+        let sampler = self.stacks.as_ref()?;
+        Some(crate::ui::processes::CallSites {
+            pid: tgid,
+            period: sampler.period,
+            rows: sampler
+                .recent(tgid, stacks::table::RECENT_SECONDS)
+                .into_iter()
+                .map(
+                    |(_, call_site, samples)| crate::ui::processes::CallSiteRow {
+                        call_site,
+                        samples,
+                    },
+                )
+                .collect(),
+        })
+    }
+
+    /// The stacks layer's estimate so far, symbolized; `None` without `--stacks` (or when
+    /// it did not attach).
+    pub fn stacks(&self) -> Option<stacks::Report> {
+        let sampler = self.stacks.as_ref()?;
+        Some(sampler.report(self.model.counters.stack_lost))
     }
 
     /// The probes' own cost over the last interval, when BPF statistics are on (`None`
@@ -471,6 +524,7 @@ mod tests {
                 cgroups: cgroup::Resolver::new(),
                 files: None,
                 probe_stats: None,
+                stacks: None,
             }
         }
     }

@@ -63,6 +63,9 @@ fn select<'a>(doc: &'a Value, path: &str) -> Vec<&'a Value> {
         let (first, rest) = rest.split_once('.').unwrap_or((rest, ""));
         let mut found = Vec::new();
         under_key(doc, first.trim_end_matches("[]"), &mut found);
+        // `..a` names the objects (or arrays) under key `a`: a stack's `syscall` is its
+        // name, not a layer's figures.
+        found.retain(|v| v.is_object() || v.is_array());
         if first.ends_with("[]") {
             found = found.into_iter().flat_map(elements).collect();
         }
@@ -162,8 +165,8 @@ fn kernel_layer(doc: &Value) -> Value {
 /// `run --json` of a command that copies over TCP (socket receives: the kernel layer's probes
 /// fire where they attach), sends with MSG_ZEROCOPY (the `msg_zerocopy` object), fails one
 /// write (ENOSPC: an errno) and runs a child without the kernel layer's notice (`true`),
-/// with `--flows`, `--threads`, `--files` and `--probe-stats` (their objects are in the list,
-/// optional).
+/// with `--flows`, `--threads`, `--stacks`, `--files` and `--probe-stats` (their objects are
+/// in the list, optional).
 #[test]
 fn run_json_has_the_readme_fields_and_validates() {
     if !privileged("run_json_has_the_readme_fields_and_validates") {
@@ -178,6 +181,7 @@ fn run_json_has_the_readme_fields_and_validates() {
         .args([
             "--flows",
             "--threads",
+            "--stacks",
             "run",
             "--files",
             "--probe-stats",

@@ -10,7 +10,7 @@ use std::{collections::HashMap, ffi::CString, time::Duration};
 use common::{Child, in_child, privileged, triple};
 use zcprof::{
     model::Origin,
-    probes::{LoadOptions, SyscallProbe},
+    probes::LoadOptions,
     session::{Retention, Session},
 };
 use zcprof_common::syscalls;
@@ -42,15 +42,7 @@ fn fork_storm_is_counted_exactly_and_stays_bounded() {
         .enable_all()
         .build()
         .expect("runtime");
-    let opts = LoadOptions {
-        btf: None,
-        syscall_probe: SyscallProbe::Btf,
-        disabled: Vec::new(),
-        flows: false,
-        threads: false,
-        files: false,
-        probe_stats: false,
-    };
+    let opts = LoadOptions::default();
     let mut session = rt
         .block_on(async {
             Session::start(&opts, Duration::from_millis(200), Retention::PruneExited)

@@ -141,13 +141,11 @@ fn exact_threads(mode: SyscallProbe, test: &str) {
     // (inline, the lookups' paths and the threads layer's multiplied past the verifier's
     // limit), and none may change another's counts.
     let (rt, mut session) = common::session_opts(&LoadOptions {
-        btf: None,
         syscall_probe: mode,
-        disabled: Vec::new(),
         flows: true,
         threads: true,
         files: true,
-        probe_stats: false,
+        ..LoadOptions::default()
     });
     let layer = session
         .layers
@@ -442,13 +440,8 @@ fn a_thread_storm_is_a_counted_loss() {
     ];
     let storm = zcprof_common::threads::TSTATS_MAX_ENTRIES as usize / CALLS.len() + 200;
     let (rt, mut session) = common::session_opts(&LoadOptions {
-        btf: None,
-        syscall_probe: SyscallProbe::Btf,
-        disabled: Vec::new(),
-        flows: false,
         threads: true,
-        files: false,
-        probe_stats: false,
+        ..LoadOptions::default()
     });
     let open = |path: &str, flags| {
         let path = CString::new(path).expect("no NUL");

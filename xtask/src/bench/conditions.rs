@@ -32,6 +32,9 @@ use crate::util::last_line;
 const ALL_LAYERS_ARGS: &[&str] = &["--flows"];
 /// The default with the per-thread split: beside `zcprof` it shows what `--threads` costs.
 pub const THREADS_ARGS: &[&str] = &["--threads"];
+/// The default with stack sampling at the default period (1 MiB): beside `zcprof` it shows
+/// what `--stacks` costs.
+pub const STACKS_ARGS: &[&str] = &["--stacks"];
 /// The default without the io_uring layer: beside `zcprof` it shows what that layer costs.
 const NO_IO_URING_ARGS: &[&str] = &["--disable-layer", "io_uring"];
 
@@ -49,6 +52,8 @@ pub enum Condition {
     ZcprofNoIoUring,
     /// The default with `--threads`.
     ZcprofThreads,
+    /// The default with `--stacks`.
+    ZcprofStacks,
     Bpftrace,
     /// bpftrace on the one `raw_syscalls:sys_exit` tracepoint, filtering the syscall numbers.
     BpftraceRaw,
@@ -57,7 +62,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 12] = [
+    pub const ALL: [Condition; 13] = [
         Condition::Baseline,
         Condition::EmptyHook,
         Condition::Zcprof,
@@ -66,6 +71,7 @@ impl Condition {
         Condition::ZcprofAll,
         Condition::ZcprofNoIoUring,
         Condition::ZcprofThreads,
+        Condition::ZcprofStacks,
         Condition::Bpftrace,
         Condition::BpftraceRaw,
         Condition::Strace,
@@ -73,13 +79,14 @@ impl Condition {
     ];
 
     /// zcprof in each of its probe modes.
-    pub const ZCPROF: [Condition; 6] = [
+    pub const ZCPROF: [Condition; 7] = [
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
         Condition::ZcprofAll,
         Condition::ZcprofNoIoUring,
         Condition::ZcprofThreads,
+        Condition::ZcprofStacks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +99,7 @@ impl Condition {
             Condition::ZcprofAll => "zcprof all layers",
             Condition::ZcprofNoIoUring => "zcprof no io_uring",
             Condition::ZcprofThreads => "zcprof threads",
+            Condition::ZcprofStacks => "zcprof stacks",
             Condition::Bpftrace => "bpftrace",
             Condition::BpftraceRaw => "bpftrace raw_syscalls",
             Condition::Strace => "strace -c -f",
@@ -111,6 +119,7 @@ impl Condition {
                 | Condition::ZcprofAll
                 | Condition::ZcprofNoIoUring
                 | Condition::ZcprofThreads
+                | Condition::ZcprofStacks
                 | Condition::Bpftrace
                 | Condition::BpftraceRaw
         )
@@ -130,6 +139,7 @@ impl Condition {
             },
             Condition::ZcprofNoIoUring => format!("`zcprof {} top --json -i 1s`: the default without the io_uring layer; beside `zcprof` it shows that layer's cost (and on the uring workload its bytes are then counted nowhere, so not exact)", NO_IO_URING_ARGS.join(" ")),
             Condition::ZcprofThreads => format!("`zcprof {} top --json -i 1s`: the default with the per-thread split; beside `zcprof` it shows that split's cost", THREADS_ARGS.join(" ")),
+            Condition::ZcprofStacks => format!("`zcprof {} top --json -i 1s`: the default with user stacks sampled every 1 MiB of a process's bytes of one syscall; beside `zcprof` it shows the sampling's cost", STACKS_ARGS.join(" ")),
             Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints, and `sum(args->res)` on io_uring:io_uring_complete".into(),
             Condition::BpftraceRaw => "bpftrace: the same sums on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe), and on io_uring:io_uring_complete".into(),
             Condition::Strace => "`strace -c -f` wrapping the workload".into(),
@@ -201,7 +211,8 @@ pub fn run(
         | Condition::ZcprofTracepoint
         | Condition::ZcprofAll
         | Condition::ZcprofNoIoUring
-        | Condition::ZcprofThreads => {
+        | Condition::ZcprofThreads
+        | Condition::ZcprofStacks => {
             let zcprof = tools.bin.join("zcprof").display().to_string();
             let mut args = vec![zcprof];
             match condition {
@@ -214,6 +225,7 @@ pub fn run(
                     args.extend(NO_IO_URING_ARGS.iter().map(|s| s.to_string()));
                 }
                 Condition::ZcprofThreads => args.extend(THREADS_ARGS.iter().map(|s| s.to_string())),
+                Condition::ZcprofStacks => args.extend(STACKS_ARGS.iter().map(|s| s.to_string())),
                 _ => {}
             }
             args.extend(["top", "--json", "-i", "1s"].map(String::from));

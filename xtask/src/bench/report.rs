@@ -569,6 +569,13 @@ fn markdown(results: &Results) -> String {
         "the same with `--threads`: every counted syscall also updates a per-thread entry",
         Condition::ZcprofThreads,
     ));
+    md.push_str(&opt_in_cost(
+        results,
+        "The stacks layer's cost",
+        "--stacks",
+        "the same with `--stacks` (one user stack per 1 MiB of a process's bytes of one syscall): every counted syscall also divides its byte counter by the period",
+        Condition::ZcprofStacks,
+    ));
 
     md.push_str(&scaling_table(results));
 

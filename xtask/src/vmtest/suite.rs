@@ -31,7 +31,9 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// layout; `cgroups` mounts cgroup2 (the initramfs has none) and counts per cgroup;
 /// `threads` counts named threads exactly and flushes each at its own exit; `files` reads
 /// each kernel's `struct file` layout for `run --files`; `probe_stats` turns on each kernel's
-/// BPF run-time statistics (`BPF_ENABLE_STATS`) and reads the programs' cost.
+/// BPF run-time statistics (`BPF_ENABLE_STATS`) and reads the programs' cost; `stacks`
+/// samples the demos' user stacks with each kernel's `bpf_get_stack` (build-ID frames) and
+/// names their call sites.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -45,6 +47,7 @@ const TESTS: &[&str] = &[
     "threads",
     "files",
     "probe_stats",
+    "stacks",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the
@@ -87,6 +90,29 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "probe_stats",
         "serve_exports_the_probes_cost_with_probe_stats",
     ),
+    // The programs these build need gcc and Go, which the initramfs does not have; flame
+    // graphs, the diff and argument checks are the kernel's no more than the demos' stacks.
+    (
+        "stacks",
+        "a_process_that_exits_right_after_copying_is_still_symbolized",
+    ),
+    (
+        "stacks",
+        "a_binary_deleted_while_it_runs_is_still_symbolized",
+    ),
+    (
+        "stacks",
+        "a_stripped_binary_gives_module_and_offset_frames_counted_as_unresolved",
+    ),
+    (
+        "stacks",
+        "a_go_program_is_named_at_its_own_function_past_the_runtime",
+    ),
+    (
+        "stacks",
+        "flame_graphs_and_the_diff_name_the_call_sites_a_change_removed",
+    ),
+    ("stacks", "bad_input_gets_one_line_and_exit_2"),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it

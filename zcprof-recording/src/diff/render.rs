@@ -10,7 +10,8 @@
 use serde::Serialize;
 
 use super::{
-    Change, Diff, EntryChange, Metrics, Per, Scope, SideInfo, Status, threshold::Evaluation,
+    Change, Diff, EntryChange, Metrics, Per, Scope, SideInfo, Status, call_sites::CallSites,
+    threshold::Evaluation,
 };
 
 /// How a value is shown: as bytes, a count, or a ratio.
@@ -313,6 +314,47 @@ fn entry_table(d: &Diff, entries: &[EntryChange]) -> Vec<[String; 7]> {
         .collect()
 }
 
+/// `call sites (stacks layer, estimated: one sample per 1.0 MiB; a change counts beyond 2
+/// sampling errors)`.
+fn call_sites_title(sites: &CallSites) -> String {
+    let [b, a] = sites.period_bytes;
+    let period = if b == a {
+        bytes(b as f64)
+    } else {
+        format!("{} before, {} after", bytes(b as f64), bytes(a as f64))
+    };
+    format!(
+        "call sites (stacks layer, estimated: one sample per {period}; a change counts beyond {} sampling errors):",
+        super::call_sites::SIGMAS
+    )
+}
+
+fn site_table(d: &Diff, sites: &CallSites) -> Vec<[String; 6]> {
+    sites
+        .changed
+        .iter()
+        .map(|c| {
+            [
+                c.process.clone(),
+                c.call_site.clone(),
+                format!("{} {}", c.family.as_str(), c.direction.as_str()),
+                cell(d, c.bytes.before_total, c.bytes.before, Kind::Bytes),
+                cell(d, c.bytes.after_total, c.bytes.after, Kind::Bytes),
+                percent(&c.bytes),
+            ]
+        })
+        .collect()
+}
+
+const SITE_HEADER: [&str; 6] = [
+    "process",
+    "call site",
+    "kind",
+    "bytes before",
+    "bytes after",
+    "change",
+];
+
 const GROUP: &str = "other process group";
 const GROUPS: &str = "other process groups";
 
@@ -515,6 +557,17 @@ pub fn text(d: &Diff, thresholds: &[Evaluation]) -> String {
     if let Some(line) = unchanged_line(d.unchanged_processes, GROUP, GROUPS) {
         out.push_str(&format!("\n{line}\n"));
     }
+    if let Some(sites) = &d.call_sites {
+        out.push_str(&format!("\n{}\n", call_sites_title(sites)));
+        if !sites.changed.is_empty() {
+            let mut rows = vec![SITE_HEADER.map(str::to_uppercase)];
+            rows.extend(site_table(d, sites));
+            out.push_str(&columns("  ", &rows));
+        }
+        if let Some(line) = unchanged_line(sites.unchanged, "call site", "call sites") {
+            out.push_str(&format!("  {}\n", line.replace("noise", "sampling error")));
+        }
+    }
     if !thresholds.is_empty() {
         out.push('\n');
         for t in thresholds {
@@ -580,6 +633,20 @@ pub fn markdown(d: &Diff, thresholds: &[Evaluation]) -> String {
     }
     if let Some(line) = unchanged_line(d.unchanged_processes, GROUP, GROUPS) {
         out.push_str(&format!("{line}.\n\n"));
+    }
+    if let Some(sites) = &d.call_sites {
+        out.push_str(&format!("**{}**\n\n", esc(&call_sites_title(sites))));
+        if !sites.changed.is_empty() {
+            out.push_str(&row(&SITE_HEADER.map(String::from)));
+            out.push_str("|---|---|---|---:|---:|---:|\n");
+            for r in site_table(d, sites) {
+                out.push_str(&row(&r));
+            }
+            out.push('\n');
+        }
+        if let Some(line) = unchanged_line(sites.unchanged, "call site", "call sites") {
+            out.push_str(&format!("{}.\n\n", line.replace("noise", "sampling error")));
+        }
     }
     for t in thresholds {
         let mark = match t.held {

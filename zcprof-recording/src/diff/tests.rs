@@ -966,3 +966,56 @@ fn only_restricts_to_a_cgroup_or_a_command() {
     let none = only(&before, "nothing");
     assert_eq!(primary(&none.total.layers).copied_bytes(), 0);
 }
+
+#[test]
+fn call_sites_that_vanished_are_named_and_sampling_noise_is_not() {
+    let (before, after) = file_copy();
+    let before = crate::fixture::with_stacks(
+        before,
+        &[
+            (101, "copy_loop", 6),
+            (101, "steady", 100),
+            (101, "tiny", 1),
+        ],
+    );
+    let after = crate::fixture::with_stacks(after, &[(201, "steady", 103), (201, "new_copy", 30)]);
+    let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    let sites = d.call_sites.as_ref().expect("both have stacks");
+    let named: Vec<(&str, Status)> = sites
+        .changed
+        .iter()
+        .map(|c| (c.call_site.as_str(), c.bytes.status))
+        .collect();
+    // 100 → 103 samples is well within 2 × √(100 + 103) periods; 1 → 0 is within the
+    // one-period floor (and 4 → 0 would be too: 2 × √(4 + 1) > 4); 6 → 0 and 0 → 30 are not.
+    assert_eq!(
+        named,
+        vec![
+            ("read() in new_copy", Status::Appeared),
+            ("read() in copy_loop", Status::Gone)
+        ]
+    );
+    assert_eq!(sites.unchanged, 2);
+    let text = render::text(&d, &[]);
+    assert!(text.contains("call sites (stacks layer"), "{text}");
+    assert!(text.contains("read() in copy_loop"), "{text}");
+    let md = render::markdown(&d, &[]);
+    assert!(md.contains("| demo | read() in new_copy |"), "{md}");
+    let json: serde_json::Value = serde_json::from_str(&render::json(&d, &[])).unwrap();
+    assert_eq!(json["call_sites"]["changed"][1]["bytes"]["status"], "gone");
+}
+
+#[test]
+fn call_sites_are_compared_only_when_both_sides_have_stacks() {
+    let (before, after) = file_copy();
+    let before = crate::fixture::with_stacks(before, &[(101, "copy_loop", 4)]);
+    let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    assert!(d.call_sites.is_none());
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.contains("only BEFORE was recorded with --stacks")),
+        "{:?}",
+        d.warnings
+    );
+}

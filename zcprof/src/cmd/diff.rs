@@ -148,7 +148,7 @@ fn compare(opts: &DiffOptions) -> Result<(String, Gate), String> {
 }
 
 /// Reads and parses one recording: a regular file of at most `max_size` bytes.
-fn load(path: &Path, max_size: u64) -> Result<Recording, String> {
+pub(crate) fn load(path: &Path, max_size: u64) -> Result<Recording, String> {
     let cannot = |why: String| format!("cannot read {}: {why}", path.display());
     let io_why = |err: std::io::Error| match err.kind() {
         std::io::ErrorKind::NotFound => "no such file".to_string(),

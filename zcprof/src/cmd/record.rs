@@ -282,6 +282,9 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
                 })
         });
     }
+    let stacks = session
+        .stacks()
+        .map(|report| crate::report::stacks::build(&report, &session.model, &chosen));
     let rec = recording::build(
         &session.model,
         &chosen,
@@ -298,6 +301,7 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
             ended_unix,
             duration_s,
             ended_by: end.as_str(),
+            stacks,
         },
     );
     atomic::write(&opts.output, recording::json(&rec).as_bytes())?;

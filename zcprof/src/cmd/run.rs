@@ -131,6 +131,9 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     });
     s.cgroups_unavailable = session.cgroups.unavailable().map(String::from);
     s.probe_stats = session.probe_total();
+    s.stacks = session
+        .stacks()
+        .map(|report| crate::report::stacks::build(&report, &session.model, &members));
     let rendered = if opts.json {
         summary::json(&s)
     } else {
@@ -170,6 +173,12 @@ pub(crate) fn spawn_followed(
     session.follow(me, 0)?;
     let spawned = spawn(argv);
     session.unfollow(me);
+    // The stacks layer reads a process's mappings at its first sample; a command that
+    // copies and exits at once can be gone by then. Its program is known now: spawn
+    // returns once it has exec'd.
+    if let Some((_, pid)) = &spawned {
+        session.stacks_observe(*pid);
+    }
     Ok(spawned)
 }
 

@@ -70,6 +70,11 @@ pub struct KernelCounters {
     pub follow_full: u64,
     /// io_uring completions whose submission was not seen: not counted.
     pub io_uring_unmatched: u64,
+    /// Stack samples the kernel could not send (`--stacks`; its ring buffer was full). Not
+    /// in [`KernelCounters::lost`]: no count is missing, only part of the stacks layer's
+    /// estimate, which reports it itself.
+    #[serde(skip)]
+    pub stack_lost: u64,
 }
 
 impl KernelCounters {

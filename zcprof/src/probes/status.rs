@@ -30,6 +30,9 @@ pub enum Layer {
     Flows,
     /// The syscall layer's counts by thread (opt-in: `--threads`).
     Threads,
+    /// User call stacks sampled by the syscall layer's bytes (opt-in: `--stacks`): where in
+    /// the program the bytes are moved, estimated, not counted.
+    Stacks,
 }
 
 impl Layer {
@@ -42,6 +45,7 @@ impl Layer {
             Layer::Mapped => "mapped",
             Layer::Flows => "flows",
             Layer::Threads => "threads",
+            Layer::Stacks => "stacks",
         }
     }
 }

@@ -31,12 +31,13 @@ pub const LAYER: LayerSpec = LayerSpec {
 };
 
 /// How the syscall layer sees syscall exits (see `zcprof-ebpf/src/syscalls.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyscallProbe {
     /// One BTF-typed raw tracepoint (`tp_btf`) on `sys_exit`, filtered by syscall number:
     /// the cheapest per syscall (no helper call to read the number). Needs the kernel's
     /// BTF; falls back to `raw` without it.
+    #[default]
     Btf,
     /// One raw tracepoint on `sys_exit`, filtered by syscall number.
     Raw,

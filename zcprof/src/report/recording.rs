@@ -23,6 +23,8 @@ pub struct Meta {
     pub duration_s: f64,
     /// `exit`, `duration` or `signal`.
     pub ended_by: &'static str,
+    /// `--stacks`: the stacks layer's estimate for the recorded processes.
+    pub stacks: Option<zcprof_recording::Stacks>,
 }
 
 /// The recording of `members` (process instances of `model`), zcprof's own process never
@@ -89,6 +91,7 @@ pub fn build(
         total: Total {
             layers: figures::layers(&total, copy_source),
         },
+        stacks: meta.stacks,
     }
 }
 

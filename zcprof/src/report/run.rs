@@ -57,6 +57,8 @@ pub struct Summary<'a> {
     pub files: Option<Vec<FileRow>>,
     /// The probes' own cost over the run, while BPF statistics were on (`--probe-stats`).
     pub probe_stats: Option<crate::probe_stats::Cost>,
+    /// `--stacks`: the stacks layer's estimate for these processes.
+    pub stacks: Option<zcprof_recording::Stacks>,
 }
 
 /// One file or socket of one process (`run --files`).
@@ -170,6 +172,7 @@ impl<'a> Summary<'a> {
             cgroups_unavailable: None,
             files: None,
             probe_stats: None,
+            stacks: None,
         }
     }
 
@@ -234,6 +237,9 @@ struct JsonSummary<'a> {
     probe_stats: Option<crate::probe_stats::Cost>,
     processes: Vec<JsonProcess<'a>>,
     total: JsonFigures,
+    /// Only with `--stacks`: the shape of a recording's `stacks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stacks: Option<&'a zcprof_recording::Stacks>,
 }
 
 #[derive(Serialize)]
@@ -438,6 +444,7 @@ pub fn json(s: &Summary) -> String {
                 .collect(),
             s.flows_asked(),
         ),
+        stacks: s.stacks.as_ref(),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }
@@ -513,8 +520,14 @@ pub fn text(s: &Summary) -> String {
         mapped_line(&mut out, &s.total.mapped, &[]);
         kernel_table(&mut out, &s.total.kernel, s.copy_source());
     }
+    if let Some(stacks) = &s.stacks {
+        out.push_str(&super::stacks::text(stacks, CALL_SITES_SHOWN));
+    }
     out
 }
+
+/// Call sites listed per process in the text summary (`--json` has every stack).
+const CALL_SITES_SHOWN: usize = 5;
 
 /// What the run cannot see because a lifecycle probe is missing: saying nothing would pass a
 /// partial total off as complete.

@@ -169,12 +169,18 @@ const ROOTS: &[&str] = &[
 /// Whether `stack` (innermost first) looks cut short, as a frame-pointer walk through code
 /// built without frame pointers is: at most two frames, or an outermost frame that is not
 /// where threads start. A walk that passed the root may add one garbage frame, so an
-/// unresolved outermost frame is forgiven when the one inside it is a root.
+/// unresolved outermost frame is forgiven when the one inside it is a root; or when it is
+/// `main`'s caller: glibc's `__libc_start_call_main` is a local symbol, which a libc
+/// without its symbol table (Debian's) cannot name, and the walk ends there because glibc
+/// has no frame pointers.
 pub fn truncated(stack: &[Symbol]) -> bool {
     let is_root = |s: &Symbol| s.function.as_deref().is_some_and(|f| ROOTS.contains(&f));
+    let is_main = |s: &Symbol| s.function.as_deref() == Some("main");
     match stack {
         [] | [_] | [_, _] => true,
-        [.., inner, outer] => !(is_root(outer) || (!outer.resolved() && is_root(inner))),
+        [.., inner, outer] => {
+            !(is_root(outer) || (!outer.resolved() && (is_root(inner) || is_main(inner))))
+        }
     }
 }
 
@@ -373,6 +379,14 @@ mod tests {
             sym("runtime.goexit", MAIN),
         ];
         assert!(!truncated(&goroutine));
+        // A libc without its symbol table cannot name `main`'s caller.
+        let from_main = [
+            sym("read", LIBC),
+            sym("copy_then_leave", MAIN),
+            sym("main", MAIN),
+            Symbol::unresolved(LIBC, 0x2724a),
+        ];
+        assert!(!truncated(&from_main));
         assert!(call_site(&cut, Some(MAIN)).truncated);
     }
 

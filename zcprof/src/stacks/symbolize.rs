@@ -267,6 +267,15 @@ impl Symbolizer {
         }
     }
 
+    /// Whether `addr` lies in one of `pid`'s executable file mappings as they were read
+    /// (reading a live process's again when none covers it).
+    pub fn is_code(&mut self, pid: u32, addr: u64) -> bool {
+        matches!(
+            self.target(pid, RawFrame::Ip(addr), false),
+            Target::Known { .. }
+        )
+    }
+
     /// Where `frame` of `pid` points, reading a live process's mappings again when it is
     /// not covered by what is known.
     fn target(&mut self, pid: u32, frame: RawFrame, leaf: bool) -> Target {

@@ -68,6 +68,26 @@ pub struct Processes {
     pub selected_group: Option<String>,
     /// The detail view shows the threads layer's split instead of the chart (`t`).
     pub show_threads: bool,
+    /// With `--stacks`: the selected process's call sites over the last minute, taken at
+    /// the last refresh while the detail view was open.
+    pub call_sites: Option<CallSites>,
+}
+
+/// A process's call sites over the last minute (the stacks layer's estimate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSites {
+    pub pid: u32,
+    /// Bytes per sample.
+    pub period: u64,
+    /// Most bytes first.
+    pub rows: Vec<CallSiteRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSiteRow {
+    /// `read() in copy_file (copy.rs:120) ← run ← main`.
+    pub call_site: String,
+    pub samples: u64,
 }
 
 impl Default for Processes {
@@ -84,6 +104,7 @@ impl Default for Processes {
             groups: Vec::new(),
             selected_group: None,
             show_threads: false,
+            call_sites: None,
         }
     }
 }
@@ -217,6 +238,13 @@ impl Processes {
     pub fn selected_index(&self) -> Option<usize> {
         let id = self.selected?;
         self.visible().position(|r| r.id == id)
+    }
+
+    /// The process whose call sites the detail view shows, while it is open.
+    pub fn wants_call_sites(&self) -> Option<u32> {
+        (self.view == View::Detail)
+            .then(|| self.selected_row().map(|r| r.pid))
+            .flatten()
     }
 
     pub fn selected_row(&self) -> Option<&ProcRow> {

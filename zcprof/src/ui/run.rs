@@ -107,6 +107,10 @@ async fn event_loop(
                 app.shared.own.cpu_percent = cpu.sample();
                 app.shared.own.probes = session.probe_cost();
                 app.apply(&session.model, &procfs::cmdline);
+                app.processes.call_sites = app
+                    .processes
+                    .wants_call_sites()
+                    .and_then(|pid| session.call_sites(pid));
             }
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {

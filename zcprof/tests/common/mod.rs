@@ -36,13 +36,9 @@ pub fn session_with(
     flows: bool,
 ) -> (tokio::runtime::Runtime, zcprof::session::Session) {
     session_opts(&zcprof::probes::LoadOptions {
-        btf: None,
         syscall_probe: mode,
-        disabled: Vec::new(),
         flows,
-        threads: false,
-        files: false,
-        probe_stats: false,
+        ..zcprof::probes::LoadOptions::default()
     })
 }
 

@@ -1,10 +1,11 @@
 //! The detail view of the selected process: its command line and children; the syscall
 //! layer's per-syscall breakdown (bytes, calls, errors since the probes attached) and size
 //! histogram; the kernel layer's probes ([`kernel`]); the flows layer's flows ([`flows`]);
-//! a chart of copied versus zero-copy bytes per second, or (`t`) the threads layer's split
-//! ([`threads`]). Each section names its layer: they count the same bytes at different
+//! the stacks layer's call sites of the last minute ([`call_sites`]); a chart of copied
+//! versus zero-copy bytes per second, or (`t`) the threads layer's split ([`threads`]). Each section names its layer: they count the same bytes at different
 //! places, and a figure read under the wrong layer would be wrong.
 
+mod call_sites;
 mod flows;
 mod kernel;
 mod threads;
@@ -61,11 +62,19 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Proces
             .saturating_sub(ABOUT_HEIGHT + middle_height + kernel_height)
             / 2,
     );
-    let [about, middle, kernel_area, flows_area, chart] = Layout::vertical([
+    let sites = processes.call_sites.as_ref();
+    let sites_height = call_sites::height(sites, row.pid).min(
+        inner
+            .height
+            .saturating_sub(ABOUT_HEIGHT + middle_height + kernel_height + flows_height)
+            / 2,
+    );
+    let [about, middle, kernel_area, flows_area, sites_area, chart] = Layout::vertical([
         Constraint::Length(ABOUT_HEIGHT),
         Constraint::Length(middle_height),
         Constraint::Length(kernel_height),
         Constraint::Length(flows_height),
+        Constraint::Length(sites_height),
         Constraint::Fill(1),
     ])
     .areas(inner);
@@ -114,6 +123,7 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, processes: &Proces
     render_histogram(frame, histogram, shared, row);
     kernel::render(frame, kernel_area, shared, row);
     flows::render(frame, flows_area, shared, row);
+    call_sites::render(frame, sites_area, shared, sites);
     if processes.show_threads {
         threads::render(frame, chart, shared, row);
     } else {

@@ -1,0 +1,257 @@
+//! The stacks layer's reader: a thread of its own drains `STACK_EVENTS` as samples arrive,
+//! has each new process's mappings read at its first sample (while it is most likely still
+//! alive), and aggregates; [`Sampler::report`] symbolizes what was aggregated.
+//!
+//! Not on the collector's task: reading a process's maps and its files' build IDs takes
+//! milliseconds, which would hold back the lifecycle ring buffer (whose records must not
+//! be lost) on the collector's single-threaded runtime.
+
+use std::{
+    collections::HashSet,
+    os::fd::{AsFd as _, AsRawFd as _},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use aya::maps::{Map, MapData, RingBuf};
+
+use super::{
+    sample,
+    symbolize::{Symbol, Symbolizer},
+    table::Table,
+};
+
+/// How long the thread waits for a sample before it looks at its stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+pub struct Sampler {
+    inner: Arc<Mutex<Inner>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Bytes per period.
+    pub period: u64,
+}
+
+struct Inner {
+    ring: RingBuf<MapData>,
+    /// When the table started: samples are filed by whole seconds since then.
+    started: Instant,
+    table: Table,
+    symbolizer: Symbolizer,
+    /// Processes whose mappings were read at their first sample.
+    observed: HashSet<u32>,
+    /// Records that were not well-formed samples.
+    malformed: u64,
+}
+
+impl Inner {
+    /// Puts back the caller of a syscall wrapper that keeps no frame of its own (glibc's
+    /// `read`; Go's `Syscall6`), which a frame-pointer walk skips: the word at the top of
+    /// the stack is then the return address into that caller. When the wrapper does keep
+    /// a frame, the word is its saved frame pointer (a stack address) or a local, which
+    /// does not point into the process's code and is left out.
+    fn restore_leaf_caller(symbolizer: &mut Symbolizer, sample: &mut sample::Sample) {
+        let word = sample.leaf_return;
+        if word != 0 && !sample.frames.is_empty() && symbolizer.is_code(sample.tgid, word) {
+            sample
+                .frames
+                .insert(1, super::symbolize::RawFrame::Ip(word));
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(item) = self.ring.next() {
+            let Some(sample) = sample::decode(&item) else {
+                self.malformed += 1;
+                continue;
+            };
+            drop(item);
+            if self.observed.insert(sample.tgid) {
+                self.symbolizer.observe(sample.tgid);
+            }
+            let mut sample = sample;
+            Self::restore_leaf_caller(&mut self.symbolizer, &mut sample);
+            let now = self.started.elapsed().as_secs();
+            self.table.add(sample, now);
+        }
+    }
+}
+
+impl Sampler {
+    /// Starts reading the `STACK_EVENTS` ring buffer `map`; `period` is the layer's.
+    pub fn start(map: Map, period: u32) -> anyhow::Result<Sampler> {
+        let ring = RingBuf::try_from(map).context("opening the stack samples' ring buffer")?;
+        let fd = ring.as_fd().as_raw_fd();
+        // zcprof's own libraries are most programs' too (libc, the dynamic loader): known
+        // from the start, a process that exits before its first sample is read still has
+        // its library frames named.
+        let mut symbolizer = Symbolizer::new();
+        symbolizer.observe(std::process::id());
+        let inner = Arc::new(Mutex::new(Inner {
+            ring,
+            started: Instant::now(),
+            table: Table::default(),
+            symbolizer,
+            observed: HashSet::new(),
+            malformed: 0,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("zcprof-stacks".into())
+            .spawn({
+                let (inner, stop) = (inner.clone(), stop.clone());
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut poll = libc::pollfd {
+                            fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        };
+                        // SAFETY: one valid pollfd; the ring buffer (and so `fd`) lives in
+                        // `inner` until this thread has been joined.
+                        unsafe { libc::poll(&mut poll, 1, POLL.as_millis() as i32) };
+                        lock(&inner).drain();
+                    }
+                }
+            })
+            .context("starting the stack sampler's thread")?;
+        Ok(Sampler {
+            inner,
+            stop,
+            thread: Some(thread),
+            period: u64::from(period),
+        })
+    }
+
+    /// Reads process `tgid`'s mappings and holds its files now, as its first sample would.
+    pub fn observe(&self, tgid: u32) {
+        let mut inner = lock(&self.inner);
+        if inner.observed.insert(tgid) {
+            inner.symbolizer.observe(tgid);
+        }
+    }
+
+    /// Every stack aggregated so far, symbolized, with what the estimate is made of;
+    /// `lost` is the kernel's count of samples it could not send (`counter::STACK_LOST`).
+    pub fn report(&self, lost: u64) -> Report {
+        let mut inner = lock(&self.inner);
+        inner.drain();
+        let Inner {
+            table,
+            symbolizer,
+            malformed,
+            ..
+        } = &mut *inner;
+        let mut stacks: Vec<Stack> = table
+            .iter()
+            .map(|(key, tally)| Stack {
+                tgid: key.tgid,
+                slot: key.slot,
+                thread: tally.thread.clone(),
+                periods: tally.periods,
+                samples: tally.samples,
+                frames: symbolizer.resolve(key.tgid, &key.frames),
+                main_binary: symbolizer.main_binary(key.tgid).map(String::from),
+            })
+            .collect();
+        stacks.sort_by(|a, b| {
+            (b.periods, a.tgid, a.slot, &a.thread).cmp(&(a.periods, b.tgid, b.slot, &b.thread))
+        });
+        Report {
+            period: self.period,
+            samples: table.samples,
+            periods: table.periods,
+            lost,
+            dropped_samples: table.dropped_samples,
+            malformed: *malformed,
+            stacks,
+        }
+    }
+}
+
+impl Sampler {
+    /// Process `tgid`'s call sites over the last `seconds` (at most the table's minute),
+    /// symbolized: `(syscall row, call site, periods)`, most first. Only that process's
+    /// stacks are symbolized (names are cached), so the dashboard can ask every refresh.
+    pub fn recent(&self, tgid: u32, seconds: u64) -> Vec<(u32, String, u64)> {
+        let mut inner = lock(&self.inner);
+        inner.drain();
+        let now = inner.started.elapsed().as_secs();
+        let Inner {
+            table, symbolizer, ..
+        } = &mut *inner;
+        let mut sites: Vec<(u32, String, u64)> = Vec::new();
+        for (key, tally) in table.iter().filter(|(k, _)| k.tgid == tgid) {
+            let periods = tally.since(now, seconds);
+            if periods == 0 {
+                continue;
+            }
+            let name = zcprof_common::syscalls::get(key.slot).map_or("?", |s| s.name);
+            let frames = symbolizer.resolve(tgid, &key.frames);
+            let site =
+                super::callsite::call_site(&frames, symbolizer.main_binary(tgid)).display(name);
+            match sites
+                .iter_mut()
+                .find(|(slot, s, _)| *slot == key.slot && *s == site)
+            {
+                Some((_, _, p)) => *p += periods,
+                None => sites.push((key.slot, site, periods)),
+            }
+        }
+        sites.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+        sites
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // A panic on the sampler's thread leaves the table as it was: still worth reporting.
+    inner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The stacks layer's estimate: which stacks moved the bytes, `periods × period` each.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub period: u64,
+    /// Samples taken and the periods they crossed (those of dropped stacks included).
+    pub samples: u64,
+    pub periods: u64,
+    /// Samples the kernel could not send (its ring buffer was full).
+    pub lost: u64,
+    /// Samples of stacks beyond the table's bound: counted in `samples`, not in `stacks`.
+    pub dropped_samples: u64,
+    /// Records that were not well-formed samples.
+    pub malformed: u64,
+    /// Largest first.
+    pub stacks: Vec<Stack>,
+}
+
+/// One aggregated stack, symbolized (innermost frame first).
+#[derive(Clone, Debug)]
+pub struct Stack {
+    pub tgid: u32,
+    /// The syscall layer's row whose bytes these are.
+    pub slot: u32,
+    pub thread: String,
+    pub periods: u64,
+    pub samples: u64,
+    pub frames: Vec<Symbol>,
+    /// The process's executable, when its mappings were read: its frames are the
+    /// program's own code.
+    pub main_binary: Option<String>,
+}
