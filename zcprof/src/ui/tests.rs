@@ -1437,3 +1437,47 @@ fn a_short_table_shows_the_selection_window_only() {
     let bottom = rows_shown(&app);
     assert_eq!(bottom, order[order.len() - top.len()..]);
 }
+
+#[test]
+fn the_detail_view_lists_the_stacks_layers_call_sites_of_its_process_only() {
+    use crate::ui::processes::{CallSiteRow, CallSites};
+    let mut app = app_with_history(5);
+    app.handle_key(key(KeyCode::Enter));
+    let pid = app
+        .processes
+        .wants_call_sites()
+        .expect("the detail view is open");
+    let sites = CallSites {
+        pid,
+        period: 1 << 20,
+        rows: vec![
+            CallSiteRow {
+                call_site: "read() in serve_file (server.rs:120) ← handle ← main".into(),
+                samples: 16,
+            },
+            CallSiteRow {
+                call_site: "write() in send_all (net.rs:44) ← serve_file ← handle".into(),
+                samples: 4,
+            },
+        ],
+    };
+    app.processes.call_sites = Some(sites.clone());
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("stacks layer · call sites, last minute"),
+        "{text}"
+    );
+    assert!(
+        text.contains("16.0 MiB")
+            && text.contains("± 4.0 MiB")
+            && text.contains("serve_file (server.rs:120)"),
+        "{text}"
+    );
+    // Another process's call sites are not shown under this one.
+    app.processes.call_sites = Some(CallSites {
+        pid: pid + 1,
+        ..sites
+    });
+    let text = screen(&app, 120, 40);
+    assert!(!text.contains("call sites, last minute"), "{text}");
+}
