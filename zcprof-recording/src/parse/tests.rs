@@ -257,3 +257,26 @@ fn threads_round_trip_and_are_checked() {
     let err = parse(&serde_json::to_vec(&v).expect("json")).unwrap_err();
     assert!(err.to_string().contains("process 10 thread 11"), "{err}");
 }
+
+/// A recording made with `--stacks` (the fuzzer's seed, cut to two stacks) parses; stacks
+/// whose figures cannot be true are refused in one line.
+#[test]
+fn stacks_parse_and_impossible_ones_are_refused() {
+    let text =
+        include_str!("../../../fuzz/seeds/recording_parser/file-copy-read-write-stacks.json");
+    let r = parse(text.as_bytes()).expect("the seed parses");
+    let stacks = r.stacks.as_ref().expect("it has stacks");
+    assert_eq!(stacks.stacks.len(), 2);
+    assert!(stacks.call_sites()[0].call_site.contains("pass_read_write"));
+    let mut doc: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    doc["stacks"]["stacks"][0]["bytes"] = 1.into();
+    let err = parse(doc.to_string().as_bytes()).expect_err("bytes not samples × period");
+    assert!(
+        err.to_string()
+            .starts_with("the recording is damaged: the stacks: a stack of process"),
+        "{err}"
+    );
+    let mut doc: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    doc["stacks"]["samples"] = 1.into();
+    assert!(parse(doc.to_string().as_bytes()).is_err());
+}
