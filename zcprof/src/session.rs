@@ -227,11 +227,17 @@ impl Session {
         })
     }
 
-    /// With `--stacks`: reads process `tgid`'s mappings now, before its first sample (for a
-    /// command that may copy and exit before the sample is read).
-    pub fn stacks_observe(&self, tgid: u32) {
-        if let Some(sampler) = &self.stacks {
-            sampler.observe(tgid);
+    /// Runs `spawn`; with `--stacks`, reads the spawned process's mappings as soon as it
+    /// returns, before the stacks layer may look at a sample of it (see
+    /// `stacks::Sampler::observe_spawned`).
+    pub fn stacks_observe_spawned<T>(
+        &self,
+        program: Option<&std::path::Path>,
+        spawn: impl FnOnce() -> Option<(T, u32)>,
+    ) -> Option<(T, u32)> {
+        match &self.stacks {
+            Some(sampler) => sampler.observe_spawned(program, spawn),
+            None => spawn(),
         }
     }
 
@@ -242,6 +248,7 @@ impl Session {
         Some(crate::ui::processes::CallSites {
             pid: tgid,
             period: sampler.period,
+            lost: self.model.counters.stack_lost,
             rows: sampler
                 .recent(tgid, stacks::table::RECENT_SECONDS)
                 .into_iter()

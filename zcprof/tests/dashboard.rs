@@ -477,3 +477,46 @@ fn panicking_dashboard() {
     }));
     outcome.expect("the terminal was taken over");
 }
+
+/// With `--stacks`, the detail view of a process that copies lists its call sites of the
+/// last minute (a `dd` here: Debian's, built without frame pointers, so its stack is cut
+/// short but its call site is still named, from libc's `read`).
+#[test]
+fn the_detail_view_shows_the_call_sites_with_stacks() {
+    if !privileged("the_detail_view_shows_the_call_sites_with_stacks") {
+        return;
+    }
+    if !tmux_available("the_detail_view_shows_the_call_sites_with_stacks") {
+        return;
+    }
+    let mut dd = Command::new("dd")
+        .args(["if=/dev/zero", "of=/dev/null", "bs=1M", "status=none"])
+        .spawn()
+        .expect("dd runs");
+    let tmux = Tmux::start(150, 50);
+    tmux.ready();
+    tmux.type_text(&format!(
+        "{} --stacks top -i 500ms",
+        env!("CARGO_BIN_EXE_zcprof")
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard", Duration::from_secs(30), |s| {
+        s.contains("processes · syscall layer") && s.contains("stacks live")
+    });
+    tmux.keys(&["/"]);
+    tmux.type_text(&dd.id().to_string());
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("dd alone in the table", Duration::from_secs(10), |s| {
+        let rows = table_rows(s);
+        rows.len() == 1 && rows[0].1 == "dd"
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("dd's call sites", Duration::from_secs(15), |s| {
+        s.contains("stacks layer · call sites, last minute") && s.contains("read() in ")
+    });
+    println!("detail with call sites:\n{screen}");
+    tmux.keys(&["q"]);
+    tmux.assert_shell_usable();
+    let _ = dd.kill();
+    let _ = dd.wait();
+}

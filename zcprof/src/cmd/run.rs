@@ -171,14 +171,12 @@ pub(crate) fn spawn_followed(
 ) -> anyhow::Result<Option<(tokio::process::Child, u32)>> {
     let me = std::process::id();
     session.follow(me, 0)?;
-    let spawned = spawn(argv);
-    session.unfollow(me);
     // The stacks layer reads a process's mappings at its first sample; a command that
-    // copies and exits at once can be gone by then. Its program is known now: spawn
-    // returns once it has exec'd.
-    if let Some((_, pid)) = &spawned {
-        session.stacks_observe(*pid);
-    }
+    // copies and exits at once can be gone by then. So they are read as soon as spawn
+    // returns (once the command has exec'd), before the sampler may look at a sample.
+    let program = argv.first().and_then(resolve);
+    let spawned = session.stacks_observe_spawned(program.as_deref(), || spawn(argv));
+    session.unfollow(me);
     Ok(spawned)
 }
 

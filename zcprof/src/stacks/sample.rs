@@ -23,14 +23,22 @@ pub struct Sample {
 }
 
 /// Decodes one `STACK_EVENTS` record; `None` if it is not a well-formed sample.
+/// The kernel sends the header and only the frames it found, not the whole array.
 pub fn decode(bytes: &[u8]) -> Option<Sample> {
-    if bytes.len() < size_of::<common::Sample>() {
+    const HEADER: usize = size_of::<common::Sample>() - size_of::<[Frame; MAX_FRAMES]>();
+    if bytes.len() < HEADER || bytes.len() > size_of::<common::Sample>() {
         return None;
     }
-    // SAFETY: the length was checked above; `Sample` is plain old data (every bit pattern
+    let mut whole = [0u8; size_of::<common::Sample>()];
+    whole[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: `whole` has the struct's size; `Sample` is plain old data (every bit pattern
     // is valid) and `read_unaligned` makes no alignment assumption about the buffer.
-    let raw: common::Sample = unsafe { read_unaligned(bytes.as_ptr().cast()) };
-    let len = (raw.frames_len as usize).min(MAX_FRAMES);
+    let raw: common::Sample = unsafe { read_unaligned(whole.as_ptr().cast()) };
+    let sent = (bytes.len() - HEADER) / size_of::<Frame>();
+    let len = (raw.frames_len as usize).min(sent);
+    if len < raw.frames_len as usize {
+        return None;
+    }
     let frames = raw.frames[..len].iter().filter_map(frame).collect();
     Some(Sample {
         tgid: raw.tgid,
@@ -103,6 +111,10 @@ mod tests {
                 RawFrame::Ip(0x7f00_0000_1000)
             ]
         );
-        assert_eq!(decode(&bytes[..100]), None);
+        // Only the frames it found are sent; fewer bytes than its frames is malformed.
+        let header = size_of::<common::Sample>() - size_of::<[Frame; MAX_FRAMES]>();
+        assert_eq!(decode(&bytes[..header + 64]), Some(sample));
+        assert_eq!(decode(&bytes[..header + 40]), None);
+        assert_eq!(decode(&bytes[..20]), None);
     }
 }

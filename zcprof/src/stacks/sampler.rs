@@ -128,12 +128,27 @@ impl Sampler {
         })
     }
 
-    /// Reads process `tgid`'s mappings and holds its files now, as its first sample would.
-    pub fn observe(&self, tgid: u32) {
+    /// Learns `program`, runs `spawn` and reads the spawned process's mappings as soon as
+    /// it returns, with the samples held back meanwhile: were the reader to see the
+    /// process's first sample first, it could find the process gone (a command that copies
+    /// and exits at once) and the mappings would never be read. Even so the command may
+    /// have run to its end by then (the mappings are empty): its program's frames are
+    /// named from the file learnt before, its libraries' from zcprof's own (libc).
+    pub fn observe_spawned<T>(
+        &self,
+        program: Option<&std::path::Path>,
+        spawn: impl FnOnce() -> Option<(T, u32)>,
+    ) -> Option<(T, u32)> {
         let mut inner = lock(&self.inner);
-        if inner.observed.insert(tgid) {
-            inner.symbolizer.observe(tgid);
+        // The program first: a command may run to its end before spawn returns here.
+        if let Some(program) = program {
+            inner.symbolizer.learn_file(program);
         }
+        let spawned = spawn()?;
+        if inner.observed.insert(spawned.1) {
+            inner.symbolizer.observe(spawned.1);
+        }
+        Some(spawned)
     }
 
     /// Every stack aggregated so far, symbolized, with what the estimate is made of;

@@ -208,6 +208,31 @@ impl Symbolizer {
         self.read(pid);
     }
 
+    /// Learns the file at `path`, so that build-ID frames of it are named even
+    /// when no process that maps it could be read in time: the program a command runs, known
+    /// before it starts (a command that copies and exits may be gone before its mappings
+    /// can be read, whatever zcprof does after the spawn).
+    pub fn learn_file(&mut self, path: &std::path::Path) {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(path) = std::fs::canonicalize(path) else {
+            return;
+        };
+        let (Some(text), Ok(meta)) = (path.to_str(), std::fs::metadata(&path)) else {
+            return;
+        };
+        let dev = meta.dev();
+        let mapping = maps::Mapping {
+            start: 0,
+            end: 0,
+            offset: 0,
+            dev: (libc::major(dev), libc::minor(dev)),
+            inode: meta.ino(),
+            path: Some(text.to_string()),
+            deleted: false,
+        };
+        let _ = self.files.learn(std::process::id(), &mapping);
+    }
+
     /// Reads `pid`'s mappings again now (e.g. after it loaded a library); `false` when it is
     /// gone, in which case what was known of it is kept.
     pub fn refresh(&mut self, pid: u32) -> bool {

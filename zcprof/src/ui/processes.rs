@@ -79,6 +79,9 @@ pub struct CallSites {
     pub pid: u32,
     /// Bytes per sample.
     pub period: u64,
+    /// Samples the kernel could not send since zcprof started (machine-wide): the
+    /// estimate misses them.
+    pub lost: u64,
     /// Most bytes first.
     pub rows: Vec<CallSiteRow>,
 }

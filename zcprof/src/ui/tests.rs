@@ -1450,6 +1450,7 @@ fn the_detail_view_lists_the_stacks_layers_call_sites_of_its_process_only() {
     let sites = CallSites {
         pid,
         period: 1 << 20,
+        lost: 3,
         rows: vec![
             CallSiteRow {
                 call_site: "read() in serve_file (server.rs:120) ← handle ← main".into(),

@@ -419,3 +419,26 @@ fn inlined_functions_come_before_the_function_they_are_inlined_into() {
             .all(|s| s.file.as_deref().map(base_name) == Some("wait.c"))
     );
 }
+
+#[test]
+fn a_program_learnt_from_its_path_is_named_without_any_process() {
+    let programs = programs_or_skip!();
+    let (offset, _) = wait_here(&programs.with_symbols);
+    let build_id = build_id_of(&programs.with_symbols);
+    let mut symbolizer = Symbolizer::new();
+    // No process ever mapped it here: only its path was learnt (what `run` knows of its
+    // command before the command starts).
+    symbolizer.learn_file(&programs.with_symbols);
+    let symbols = symbolizer.resolve(
+        4_000_000,
+        &[RawFrame::File {
+            build_id,
+            offset: offset + 1,
+        }],
+    );
+    assert_eq!(
+        symbols[0].function.as_deref(),
+        Some("wait_here"),
+        "{symbols:#?}"
+    );
+}

@@ -55,8 +55,13 @@ pub fn render(frame: &mut Frame, area: Rect, shared: &Shared, sites: Option<&Cal
     }
     let more = sites.rows.len().saturating_sub(SHOWN);
     let title = format!(
-        " stacks layer · call sites, last minute · estimated: one sample per {}{} ",
+        " stacks layer · call sites, last minute · estimated: one sample per {}{}{} ",
         units::bytes(sites.period as f64),
+        if sites.lost > 0 {
+            format!(" · {} samples lost (low)", units::count(sites.lost))
+        } else {
+            String::new()
+        },
         if more > 0 {
             format!(" · {more} more")
         } else {
