@@ -59,9 +59,10 @@ pub fn sample(
     // Built in a per-CPU scratch record and sent with only the frames the walk found: a
     // full-depth reservation (4 KiB) for every sample filled the ring buffer ~20 times
     // faster than the few frames most stacks have, and a 10 GiB/s copy lost samples.
-    let Some(sample) = STACK_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(0) else {
         return;
     };
+    let sample = scratch.cast::<Sample>();
     // SAFETY: a live per-CPU map value, only this CPU's program uses it while it runs;
     // the header is written here, the frames by the helper.
     let written = unsafe {
@@ -80,15 +81,14 @@ pub fn sample(
             (BPF_F_USER_STACK | BPF_F_USER_BUILD_ID) as u64,
         )
     };
-    let frames = if written > 0 && written as u64 <= FRAMES_BYTES {
-        written as u64
-    } else {
-        0
-    };
+    // The mask bounds the size for the verifier of every kernel (6.1's lost a range check
+    // that LLVM had rewritten to `written - 1 < 4064`): at most 4,095 bytes after the
+    // header, within the scratch record's slack. The helper never writes more than 4,064.
+    let frames = (if written > 0 { written as u64 } else { 0 }) & 0xfff;
     // SAFETY: as above.
     unsafe { (*sample).frames_len = (frames / core::mem::size_of::<Frame>() as u64) as u32 };
     let size = HEADER_BYTES + frames;
-    // SAFETY: `size` is at most the scratch record's size.
+    // SAFETY: `size` is at most the scratch record's size (header + 0xfff).
     let record = unsafe { core::slice::from_raw_parts(sample.cast::<u8>(), size as usize) };
     if STACK_EVENTS.output::<[u8]>(record, 0).is_err() {
         bump(counter::STACK_LOST);
@@ -99,6 +99,14 @@ pub fn sample(
 const FRAMES_BYTES: u64 = core::mem::size_of::<[Frame; MAX_FRAMES]>() as u64;
 const HEADER_BYTES: u64 = core::mem::size_of::<Sample>() as u64 - FRAMES_BYTES;
 
-/// The record [`sample`] builds before sending its used part.
+/// The record [`sample`] builds before sending its used part, with slack past its end so
+/// that the masked size is within the map value whatever the mask lets through.
+#[repr(C)]
+struct Scratch {
+    sample: Sample,
+    _slack: [u8; 64],
+}
+const _: () = assert!(HEADER_BYTES + 0xfff <= core::mem::size_of::<Scratch>() as u64);
+
 #[map]
-static STACK_SCRATCH: PerCpuArray<Sample> = PerCpuArray::with_max_entries(1, 0);
+static STACK_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
