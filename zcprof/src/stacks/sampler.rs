@@ -26,8 +26,13 @@ use super::{
     table::Table,
 };
 
-/// How long the thread waits for a sample before it looks at its stop flag.
-const POLL: Duration = Duration::from_millis(100);
+/// How long the thread waits for a wakeup before it drains anyway: the kernel wakes it
+/// only for an entry's first sample (a wakeup per sample cost the sampled syscalls more
+/// than the sample itself), and 4 MiB hold some 20,000 typical samples, more than 50 ms of
+/// a 10 GiB/s copy makes.
+const POLL: Duration = Duration::from_millis(50);
+/// The pause after each drain.
+const PAUSE: Duration = Duration::from_millis(5);
 
 pub struct Sampler {
     inner: Arc<Mutex<Inner>>,
@@ -86,7 +91,6 @@ impl Sampler {
     /// Starts reading the `STACK_EVENTS` ring buffer `map`; `period` is the layer's.
     pub fn start(map: Map, period: u32) -> anyhow::Result<Sampler> {
         let ring = RingBuf::try_from(map).context("opening the stack samples' ring buffer")?;
-        let fd = ring.as_fd().as_raw_fd();
         // zcprof's own libraries are most programs' too (libc, the dynamic loader): known
         // from the start, a process that exits before its first sample is read still has
         // its library frames named.
@@ -100,12 +104,17 @@ impl Sampler {
             observed: HashSet::new(),
             malformed: 0,
         }));
+        let fd = lock(&inner).ring.as_fd().as_raw_fd();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("zcprof-stacks".into())
             .spawn({
                 let (inner, stop) = (inner.clone(), stop.clone());
                 move || {
+                    // The kernel wakes this thread only for an entry's first sample (a
+                    // process new to it, whose mappings must be read while it lives); the
+                    // rest wait for the next drain. The pause after each drain keeps a
+                    // stream of samples from being drained one by one.
                     while !stop.load(Ordering::Relaxed) {
                         let mut poll = libc::pollfd {
                             fd,
@@ -116,6 +125,7 @@ impl Sampler {
                         // `inner` until this thread has been joined.
                         unsafe { libc::poll(&mut poll, 1, POLL.as_millis() as i32) };
                         lock(&inner).drain();
+                        std::thread::sleep(PAUSE);
                     }
                 }
             })
