@@ -52,17 +52,18 @@ pub mod status {
     pub const IP: i32 = 2;
 }
 
-/// One stack sample, sent through [`STACK_EVENTS_MAP`].
+/// What every stack sample starts with.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Sample {
+pub struct Header {
     pub tgid: u32,
     /// The thread that made the call.
     pub pid: u32,
     /// The syscall layer's row (`syscalls::SYSCALLS` index, after the `MSG_ZEROCOPY`
-    /// split): what kind of move the bytes were.
+    /// split): what kind of move the bytes were; with [`KERNEL_BIT`], a kernel-layer probe
+    /// (the record is then a [`KernelSample`]).
     pub slot: u32,
-    /// Valid entries at the start of `frames` (innermost first).
+    /// Valid entries at the start of the user `frames`.
     pub frames_len: u32,
     /// How many periods this call's bytes crossed: the sample stands for `periods × P`.
     pub periods: u64,
@@ -73,11 +74,54 @@ pub struct Sample {
     /// address is the caller's caller's); user space puts it back when the word points
     /// into code.
     pub leaf_return: u64,
+    /// The first return address of the frame-pointer chain (the word above the saved frame
+    /// pointer, 0: unreadable), as an address: the same frame as the user stack's second
+    /// entry, which the kernel gives as build ID and file offset. Their difference places
+    /// `leaf_return` in that file when the process is gone before its mappings could be
+    /// read.
+    pub chain_return: u64,
     /// The calling thread's name.
     pub comm: [u8; crate::COMM_LEN],
+}
+const _: () = assert!(core::mem::size_of::<Header>() == HEADER_BYTES);
+/// The size of [`Header`].
+pub const HEADER_BYTES: usize = 56;
+
+/// One stack sample taken at a syscall's exit, sent through [`STACK_EVENTS_MAP`] with only
+/// the frames found.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Sample {
+    pub header: Header,
     pub frames: [Frame; MAX_FRAMES],
 }
-const _: () = assert!(core::mem::size_of::<Sample>() == 48 + 32 * MAX_FRAMES);
+const _: () = assert!(core::mem::size_of::<Sample>() == HEADER_BYTES + 32 * MAX_FRAMES);
+
+/// Set in [`Header::slot`] (and in the phase's slot) when the sample was taken at one of
+/// the kernel layer's probes (`--kernel-stacks`): the rest of the slot is the probe's index
+/// in `kernel::PROBES`, and the record is a [`KernelSample`].
+pub const KERNEL_BIT: u32 = 1 << 31;
+/// Most kernel frames a [`KernelSample`] holds: a copy in a syscall is 10 to 25 frames
+/// deep; one in softirq context more, and is cut at this depth.
+pub const MAX_KERNEL_FRAMES: usize = 48;
+
+/// A stack sample taken at a kernel-layer probe: the kernel stack at the copy, then the
+/// user stack as in [`Sample`]. Sent with only the user frames found, like a [`Sample`].
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KernelSample {
+    pub header: Header,
+    /// Valid entries at the start of `kernel`.
+    pub kernel_len: u32,
+    pub _pad: u32,
+    /// Kernel instruction addresses, innermost first.
+    pub kernel: [u64; MAX_KERNEL_FRAMES],
+    pub frames: [Frame; MAX_FRAMES],
+}
+const _: () = assert!(
+    core::mem::size_of::<KernelSample>()
+        == HEADER_BYTES + 8 + 8 * MAX_KERNEL_FRAMES + 32 * MAX_FRAMES
+);
 
 /// The phase of the entry `(tgid, slot)` in `[0, period)`: sampling starts at a
 /// pseudo-random point of each entry's byte stream, so that a process that moves less than
@@ -104,6 +148,8 @@ pub mod global {
     /// 1: sample only the processes in `FOLLOWED_MAP` (`run`, `record -- CMD`, `record
     /// --pid`), whose stacks are the only ones reported.
     pub const FOLLOWED_ONLY: &str = "STACKS_FOLLOWED_ONLY";
+    /// 1: the kernel layer's probes sample too, with the kernel stack (`--kernel-stacks`).
+    pub const KERNEL: &str = "STACKS_KERNEL";
 }
 
 #[cfg(test)]

@@ -11,7 +11,10 @@
 //! Argument positions follow the kernel prototypes (6.1 and 6.12 agree on all of them); an
 //! fexit program finds the return value after the arguments.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
+    EbpfContext,
     helpers::bpf_get_current_pid_tgid,
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
     maps::HashMap,
@@ -25,8 +28,8 @@ use zcprof_common::{
 
 use crate::{
     lifecycle::{exit_flush, flush_ended},
-    maps::{count, stash},
-    record,
+    maps::{count_as, stash},
+    record, stacks,
 };
 
 /// The kernel layer: `(tgid, probe) -> totals` (`zcprof_common::kernel::PROBES`), kept and
@@ -42,14 +45,18 @@ static COPY_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(COPY_ARGS_MAX_EN
 /// Counts one hit of counter `probe` (index into `kernel::PROBES`) for the current process:
 /// `failed` counts an error (and `bytes` still count: a copy that faulted half-way moved half
 /// its bytes).
+/// With `--kernel-stacks`, a hit that crosses its counter's period is sampled with its
+/// kernel stack (`stacks::sample_kernel`); `ctx` is the running program's context.
 #[inline(always)]
-fn hit(probe: u32, failed: bool, bytes: u64) {
+fn hit(ctx: *mut c_void, probe: u32, failed: bool, bytes: u64) {
     let key = Key {
         tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         slot: probe,
     };
     // A kernel function's failure has no errno to count it by.
-    count(&KSTATS, key, failed, 0, bytes);
+    if let Some(before) = count_as(&KSTATS, key, failed, 0, bytes, false) {
+        stacks::sample_kernel(ctx, probe, before, bytes);
+    }
 }
 
 exit_flush!(flush_kernel, KSTATS, layer::KERNEL);
@@ -72,26 +79,26 @@ static SKB_COPY_LEN_OFFSET: u32 = 0;
 // ---- __check_object_size(const void *ptr, unsigned long n, bool to_user) -------------------
 
 #[inline(always)]
-fn check_object_size(n: u64, to_user: u64) {
+fn check_object_size(ctx: *mut c_void, n: u64, to_user: u64) {
     // `bool` arguments only define their low byte.
     let probe = if to_user & 0xff != 0 {
         id::CHECK_OBJECT_SIZE_TO_USER
     } else {
         id::CHECK_OBJECT_SIZE_FROM_USER
     };
-    hit(probe, false, n);
+    hit(ctx, probe, false, n);
 }
 
 #[fentry]
 pub fn fentry_check_object_size(ctx: FEntryContext) -> i32 {
-    check_object_size(ctx.arg(1), ctx.arg(2));
+    check_object_size(ctx.as_ptr(), ctx.arg(1), ctx.arg(2));
     0
 }
 
 #[kprobe]
 pub fn kprobe_check_object_size(ctx: ProbeContext) -> u32 {
     if let (Some(n), Some(to_user)) = (ctx.arg::<u64>(1), ctx.arg::<u64>(2)) {
-        check_object_size(n, to_user);
+        check_object_size(ctx.as_ptr(), n, to_user);
     }
     0
 }
@@ -108,6 +115,7 @@ fn len_bytes(len: i32) -> u64 {
 #[fentry]
 pub fn fentry_skb_copy_datagram_iter(ctx: FEntryContext) -> i32 {
     hit(
+        ctx.as_ptr(),
         id::SKB_COPY_DATAGRAM_ITER,
         false,
         len_bytes(ctx.arg::<i32>(3)),
@@ -118,7 +126,12 @@ pub fn fentry_skb_copy_datagram_iter(ctx: FEntryContext) -> i32 {
 #[kprobe]
 pub fn kprobe_skb_copy_datagram_iter(ctx: ProbeContext) -> u32 {
     if let Some(len) = ctx.arg::<i32>(3) {
-        hit(id::SKB_COPY_DATAGRAM_ITER, false, len_bytes(len));
+        hit(
+            ctx.as_ptr(),
+            id::SKB_COPY_DATAGRAM_ITER,
+            false,
+            len_bytes(len),
+        );
     }
     0
 }
@@ -130,7 +143,12 @@ pub fn skb_copy_datagram_iovec_tp(ctx: TracePointContext) -> u32 {
     let at = record::at(&SKB_COPY_LEN_OFFSET);
     // SAFETY: offset from this kernel's tracefs format; the helper checks the read.
     if let Ok(len) = unsafe { ctx.read_at::<i32>(at) } {
-        hit(id::SKB_COPY_DATAGRAM_ITER, false, len_bytes(len));
+        hit(
+            ctx.as_ptr(),
+            id::SKB_COPY_DATAGRAM_ITER,
+            false,
+            len_bytes(len),
+        );
     }
     0
 }
@@ -138,6 +156,7 @@ pub fn skb_copy_datagram_iovec_tp(ctx: TracePointContext) -> u32 {
 #[fentry]
 pub fn fentry_skb_copy_datagram_from_iter(ctx: FEntryContext) -> i32 {
     hit(
+        ctx.as_ptr(),
         id::SKB_COPY_DATAGRAM_FROM_ITER,
         false,
         len_bytes(ctx.arg::<i32>(3)),
@@ -148,7 +167,12 @@ pub fn fentry_skb_copy_datagram_from_iter(ctx: FEntryContext) -> i32 {
 #[kprobe]
 pub fn kprobe_skb_copy_datagram_from_iter(ctx: ProbeContext) -> u32 {
     if let Some(len) = ctx.arg::<i32>(3) {
-        hit(id::SKB_COPY_DATAGRAM_FROM_ITER, false, len_bytes(len));
+        hit(
+            ctx.as_ptr(),
+            id::SKB_COPY_DATAGRAM_FROM_ITER,
+            false,
+            len_bytes(len),
+        );
     }
     0
 }
@@ -156,21 +180,21 @@ pub fn kprobe_skb_copy_datagram_from_iter(ctx: ProbeContext) -> u32 {
 // ---- _copy_{to,from}_user(to, from, unsigned long n) -> unsigned long not_copied -----------
 
 #[inline(always)]
-fn copied(probe: u32, n: u64, not_copied: u64) {
+fn copied(ctx: *mut c_void, probe: u32, n: u64, not_copied: u64) {
     // A fault leaves `not_copied` bytes uncopied: the call is an error, and what did move
     // before the fault still counts as bytes.
-    hit(probe, not_copied != 0, n.saturating_sub(not_copied));
+    hit(ctx, probe, not_copied != 0, n.saturating_sub(not_copied));
 }
 
 #[fexit]
 pub fn fexit_copy_to_user(ctx: FExitContext) -> i32 {
-    copied(id::COPY_TO_USER, ctx.arg(2), ctx.arg(3));
+    copied(ctx.as_ptr(), id::COPY_TO_USER, ctx.arg(2), ctx.arg(3));
     0
 }
 
 #[fexit]
 pub fn fexit_copy_from_user(ctx: FExitContext) -> i32 {
-    copied(id::COPY_FROM_USER, ctx.arg(2), ctx.arg(3));
+    copied(ctx.as_ptr(), id::COPY_FROM_USER, ctx.arg(2), ctx.arg(3));
     0
 }
 
@@ -188,7 +212,7 @@ fn unstash_n(probe: u32, ctx: &RetProbeContext) {
     let n = unsafe { COPY_ARGS.get(thread) }.copied();
     let _ = COPY_ARGS.remove(thread);
     if let Some(n) = n {
-        copied(probe, n, ctx.ret::<u64>());
+        copied(ctx.as_ptr(), probe, n, ctx.ret::<u64>());
     }
 }
 
@@ -220,11 +244,11 @@ pub fn kretprobe_copy_from_user(ctx: RetProbeContext) -> u32 {
 // size_t for the iov_iter copies (never negative), ssize_t for the rest (negative: an error).
 
 #[inline(always)]
-fn returned(probe: u32, ret: i64) {
+fn returned(ctx: *mut c_void, probe: u32, ret: i64) {
     if ret < 0 {
-        hit(probe, true, 0);
+        hit(ctx, probe, true, 0);
     } else {
-        hit(probe, false, ret as u64);
+        hit(ctx, probe, false, ret as u64);
     }
 }
 
@@ -234,13 +258,13 @@ macro_rules! returns_bytes {
     ($fexit:ident, $kretprobe:ident, $probe:expr, $ret_at:literal) => {
         #[fexit]
         pub fn $fexit(ctx: FExitContext) -> i32 {
-            returned($probe, ctx.arg::<i64>($ret_at));
+            returned(ctx.as_ptr(), $probe, ctx.arg::<i64>($ret_at));
             0
         }
 
         #[kretprobe]
         pub fn $kretprobe(ctx: RetProbeContext) -> u32 {
-            returned($probe, ctx.ret::<i64>());
+            returned(ctx.as_ptr(), $probe, ctx.ret::<i64>());
             0
         }
     };
@@ -309,24 +333,24 @@ returns_bytes!(
 // subtracts it, kretprobe cannot see it (it is 0 for buffered reads, the common case).
 
 #[inline(always)]
-fn filemap(ret: i64, already_read: i64) {
+fn filemap(ctx: *mut c_void, ret: i64, already_read: i64) {
     if ret < 0 {
-        hit(id::FILEMAP_READ, true, 0);
+        hit(ctx, id::FILEMAP_READ, true, 0);
     } else {
         let already = if already_read > 0 { already_read } else { 0 };
         let bytes = if ret > already { ret - already } else { 0 };
-        hit(id::FILEMAP_READ, false, bytes as u64);
+        hit(ctx, id::FILEMAP_READ, false, bytes as u64);
     }
 }
 
 #[fexit]
 pub fn fexit_filemap_read(ctx: FExitContext) -> i32 {
-    filemap(ctx.arg::<i64>(3), ctx.arg::<i64>(2));
+    filemap(ctx.as_ptr(), ctx.arg::<i64>(3), ctx.arg::<i64>(2));
     0
 }
 
 #[kretprobe]
 pub fn kretprobe_filemap_read(ctx: RetProbeContext) -> u32 {
-    filemap(ctx.ret::<i64>(), 0);
+    filemap(ctx.as_ptr(), ctx.ret::<i64>(), 0);
     0
 }

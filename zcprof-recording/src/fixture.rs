@@ -184,6 +184,7 @@ pub fn with_stacks(mut r: Recording, stacks: &[(u32, &str, u64)]) -> Recording {
             pid,
             comm: "demo".into(),
             thread: "demo".into(),
+            layer: crate::format::StackLayer::Syscall,
             syscall: "read".into(),
             family: Family::Copy,
             direction: Direction::K2u,
@@ -198,6 +199,7 @@ pub fn with_stacks(mut r: Recording, stacks: &[(u32, &str, u64)]) -> Recording {
                 module: "/usr/bin/demo".into(),
                 offset: 0x1234,
             }],
+            kernel_frames: Vec::new(),
         })
         .collect();
     r.stacks = Some(Stacks {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 mod map;
 mod stacks;
 pub use map::{MapEntry, SortedMap};
-pub use stacks::{CallSite, FrameRecord, StackRecord, Stacks, sampling_error};
+pub use stacks::{CallSite, FrameRecord, StackLayer, StackRecord, Stacks, sampling_error};
 
 /// Schema name and version written in every recording.
 pub const SCHEMA: &str = "zcprof.recording/v1";

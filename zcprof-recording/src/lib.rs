@@ -16,8 +16,8 @@ pub mod parse;
 
 pub use format::{
     Bucket, CallSite, Direction, Entry, Family, FrameRecord, Layer, LayerTotals, Layers, Lost,
-    MsgZerocopy, ProbeLayer, ProcessRecord, Recording, SortedMap, StackRecord, Stacks, Target,
-    ThreadRecord, Total, WOULD_BLOCK, Workload, WorkloadKind, command_line, errno_summary,
+    MsgZerocopy, ProbeLayer, ProcessRecord, Recording, SortedMap, StackLayer, StackRecord, Stacks,
+    Target, ThreadRecord, Total, WOULD_BLOCK, Workload, WorkloadKind, command_line, errno_summary,
     sampling_error, would_block,
 };
 pub use parse::{ParseError, parse};

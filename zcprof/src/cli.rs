@@ -75,6 +75,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_stack_period, default_value = "1MiB")]
     stack_period: u32,
 
+    /// With --stacks, also sample at the kernel layer's copy probes, with the kernel stack
+    /// at the copy above the user stack: which kernel path copies (needs the kernel layer's
+    /// probes: fentry or kprobes, or the skb_copy_datagram_iovec tracepoint)
+    #[arg(long, global = true, requires = "stacks")]
+    kernel_stacks: bool,
+
     /// Also say what only matters when asking why (e.g. how many kernel-layer probes are
     /// unavailable; `zcprof doctor` lists each with its reason)
     #[arg(long, short = 'v', global = true)]
@@ -209,6 +215,11 @@ struct FlameArgs {
     /// The zero-copy bytes (sendfile, splice, MSG_ZEROCOPY, …) instead of the copied ones
     #[arg(long)]
     zero_copy: bool,
+    /// The kernel layer's stacks (`record --stacks --kernel-stacks`) instead of the
+    /// syscall layer's: each user stack continued by the kernel stack at the copy (frames
+    /// marked _[k])
+    #[arg(long)]
+    kernel: bool,
     /// Write the folded stacks (`a;b;c BYTES` lines, as flamegraph.pl and inferno read
     /// them; with --diff, `a;b;c BEFORE AFTER`) instead of an SVG
     #[arg(long)]
@@ -383,6 +394,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         flows: cli.flows,
         threads: cli.threads,
         stacks: cli.stacks.then_some(cli.stack_period),
+        kernel_stacks: cli.kernel_stacks,
         // `run`, `record -- CMD` and `record --pid` report only the processes they follow:
         // sampling the rest of the machine would cost for stacks nobody sees.
         stacks_followed: match &cli.command {
@@ -480,6 +492,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 recordings: args.recordings,
                 diff: args.diff,
                 zero_copy: args.zero_copy,
+                kernel: args.kernel,
                 folded: args.folded,
                 output: args.output,
                 max_size: args.max_size.unwrap_or(diff::DEFAULT_MAX_SIZE),

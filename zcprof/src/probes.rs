@@ -72,14 +72,15 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 /// The table of layers, in the order they attach: lifecycle first (once the syscall layer
 /// counts a process, its exit must be seen, or its entries would outlive it), then the
 /// syscall layer every figure starts from, then the best-effort kernel, io_uring and mapped
-/// layers. Statuses are reported in [`Layer`]'s order instead (syscall first).
+/// layers (the stacks layer after the kernel layer, whose probes it samples at with
+/// `--kernel-stacks`). Statuses are reported in [`Layer`]'s order instead (syscall first).
 pub const LAYERS: [LayerSpec; 8] = [
     lifecycle::LAYER,
     syscall::LAYER,
     flows::LAYER,
     threads::LAYER,
-    stacks::LAYER,
     kernel::LAYER,
+    stacks::LAYER,
     io_uring::LAYER,
     mapped::LAYER,
 ];
@@ -137,6 +138,9 @@ pub struct Host {
     /// How the syscall layer's exit program attached, once it has (the flows layer counts
     /// from it).
     pub syscall_via: Option<Mechanism>,
+    /// How the kernel layer's first attached probe attached, once it has (the stacks layer
+    /// samples there with `--kernel-stacks`).
+    pub kernel_via: Option<Mechanism>,
 }
 
 /// The layer a `FINAL` record's `layer` id names, with what it counts.
@@ -173,6 +177,9 @@ pub struct LoadOptions {
     pub stacks: Option<u32>,
     /// With `--stacks`: sample only the processes the kernel follows (`FOLLOWED_MAP`).
     pub stacks_followed: bool,
+    /// With `--stacks`: `--kernel-stacks`, the kernel layer's probes sample too, with the
+    /// kernel stack at the copy.
+    pub kernel_stacks: bool,
     /// `run --files`: count per `(process, file)` too (`zcprof_common::files`; turns the
     /// flows layer on).
     pub files: bool,
@@ -223,6 +230,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         tracefs,
         warnings,
         syscall_via: None,
+        kernel_via: None,
     };
     let globals: Vec<(&str, u32)> = layers
         .iter_mut()

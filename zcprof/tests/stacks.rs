@@ -19,8 +19,14 @@ const PERIOD: u64 = 256 << 10;
 /// `zcprof --stacks --stack-period 256KiB run --json -o FILE -- argv`: the summary, and
 /// what the command printed.
 fn run(argv: &[&str]) -> (Value, String) {
+    run_with(&[], argv)
+}
+
+/// As [`run`], with zcprof's `flags` too.
+fn run_with(flags: &[&str], argv: &[&str]) -> (Value, String) {
     let out = temp("stacks-run");
     let output = zcprof()
+        .args(flags)
         .args([
             "--stacks",
             "--stack-period",
@@ -151,6 +157,89 @@ fn a_copying_demo_is_named_at_its_copy_and_its_bytes_are_within_the_error() {
         );
         assert_eq!(top["family"], "copy");
     }
+}
+
+/// `--kernel-stacks`: the file-serve demo's client receives its 8 MiB from TCP loopback,
+/// which the kernel layer sees at `skb_copy_datagram_iter` (its tracepoint on the host,
+/// fentry or a kprobe in the lab). Its kernel-layer stacks there must show the TCP receive
+/// path above the client's own read, and their bytes must be within the sampling error of
+/// the kernel layer's exact count for the client; the syscall layer's stacks must be as
+/// without the flag (never mixed with the kernel layer's).
+#[test]
+fn kernel_stacks_show_the_kernel_path_of_a_copy_under_the_programs_call_site() {
+    if !privileged("kernel_stacks_show_the_kernel_path_of_a_copy_under_the_programs_call_site") {
+        return;
+    }
+    let demo = common::demo_bin();
+    let demo = demo.to_str().expect("a UTF-8 path");
+    let (summary, truth) = run_with(
+        &["--kernel-stacks"],
+        &[
+            demo,
+            "run",
+            "file-serve",
+            "--mode",
+            "read-write",
+            "--bytes",
+            "8M",
+            "--compact",
+        ],
+    );
+    let truth: Value = serde_json::from_str(truth.trim()).expect("demo ground truth");
+    let client = truth["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .find(|r| r["role"] == "client")
+        .expect("a client");
+    let pid = client["pid"].as_u64().expect("a count");
+    let process = summary["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .expect("the client in the summary");
+    let counted = process["kernel"]["probes"]["skb_copy_datagram_iter"]["bytes"]
+        .as_u64()
+        .expect("the kernel layer counts the client's receive");
+    assert!(counted >= 8 << 20, "{process:#}");
+    let kernel: Vec<&Value> = stacks_of(&summary, pid, "skb_copy_datagram_iter")
+        .into_iter()
+        .filter(|s| s["layer"] == "kernel")
+        .collect();
+    let (bytes, samples) = at(&kernel, "receive_verify");
+    assert!(
+        within(bytes, samples, counted),
+        "{bytes} B in {samples} samples, the kernel layer counted {counted}: {kernel:#?}"
+    );
+    let top = kernel
+        .iter()
+        .max_by_key(|s| s["bytes"].as_u64())
+        .expect("a kernel stack");
+    let site = top["call_site"].as_str().expect("a string");
+    assert!(
+        site.starts_with("skb_copy_datagram_iter ← ") && site.contains(" (kernel) in "),
+        "{site}"
+    );
+    let names: Vec<&str> = top["kernel_frames"]
+        .as_array()
+        .expect("kernel frames")
+        .iter()
+        .filter_map(|f| f["function"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"tcp_recvmsg") && names.iter().any(|n| n.contains("read")),
+        "the TCP receive path under a read: {names:?}"
+    );
+    // The syscall layer's stacks of the same read are still there, without kernel frames.
+    let syscall = stacks_of(&summary, pid, "read");
+    assert!(!syscall.is_empty());
+    assert!(
+        syscall
+            .iter()
+            .all(|s| s["layer"] == "syscall" && s.get("kernel_frames").is_none()),
+        "{syscall:#?}"
+    );
 }
 
 #[test]

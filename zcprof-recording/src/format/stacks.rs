@@ -39,6 +39,11 @@ pub struct StackRecord {
     pub comm: String,
     /// The name of the thread that made the calls.
     pub thread: String,
+    /// Whose bytes the samples are (recordings made before `--kernel-stacks` have none:
+    /// the syscall layer's).
+    #[serde(default)]
+    pub layer: StackLayer,
+    /// The syscall; for [`StackLayer::Kernel`] the kernel-layer probe.
     pub syscall: String,
     pub family: Family,
     pub direction: Direction,
@@ -51,6 +56,23 @@ pub struct StackRecord {
     pub call_site: String,
     /// Innermost first.
     pub frames: Vec<FrameRecord>,
+    /// For [`StackLayer::Kernel`]: the kernel stack at the copy, innermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_frames: Vec<FrameRecord>,
+}
+
+/// The layer a stack's samples apportion the bytes of.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum StackLayer {
+    /// A syscall's bytes (`--stacks`).
+    #[default]
+    Syscall,
+    /// A kernel-layer probe's bytes (`--kernel-stacks`): the same bytes as some syscall's,
+    /// seen where the kernel copies them.
+    Kernel,
 }
 
 /// One frame; `function` is `null` when it could not be named, then `module` and
@@ -85,6 +107,7 @@ impl FrameRecord {
 pub struct CallSite {
     pub pid: u32,
     pub comm: String,
+    pub layer: StackLayer,
     pub call_site: String,
     pub family: Family,
     pub direction: Direction,
@@ -118,6 +141,7 @@ impl Stacks {
                     sites.push(CallSite {
                         pid: s.pid,
                         comm: s.comm.clone(),
+                        layer: s.layer,
                         call_site: s.call_site.clone(),
                         family: s.family,
                         direction: s.direction,
@@ -147,7 +171,7 @@ impl Stacks {
                 ));
             }
             kept = kept.saturating_add(s.samples);
-            frames = frames.saturating_add(s.frames.len() as u64);
+            frames = frames.saturating_add((s.frames.len() + s.kernel_frames.len()) as u64);
             if s.truncated {
                 truncated = truncated.saturating_add(s.samples);
             }

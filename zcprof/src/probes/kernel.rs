@@ -86,12 +86,14 @@ impl LayerProbes for KernelLayer {
     }
 
     fn attach(&mut self, ebpf: &mut Ebpf, host: &mut Host) -> Vec<ProbeStatus> {
-        attach(
+        let statuses = attach(
             ebpf,
             host.btf.as_ref(),
             host.tracefs.as_deref(),
             self.skb_len_known,
-        )
+        );
+        host.kernel_via = statuses.iter().find_map(ProbeStatus::via);
+        statuses
     }
 }
 

@@ -19,12 +19,14 @@ pub const LAYER: LayerSpec = LayerSpec {
 
 /// How doctor and the layer lines name the layer's one probe.
 pub const PROBE: &str = "sys_exit (user stacks)";
+/// The same for `--kernel-stacks`: the kernel layer's probes, sampling with kernel stacks.
+pub const KERNEL_PROBE: &str = "kernel-layer probes (kernel stacks)";
 
 fn names() -> Names {
     Names {
         programs: Vec::new(),
         maps: vec![STACK_EVENTS_MAP],
-        globals: vec![global::PERIOD, global::FOLLOWED_ONLY],
+        globals: vec![global::PERIOD, global::FOLLOWED_ONLY, global::KERNEL],
     }
 }
 
@@ -32,6 +34,7 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(Stacks {
         period: opts.stacks,
         followed_only: opts.stacks_followed,
+        kernel: opts.kernel_stacks,
     })
 }
 
@@ -40,6 +43,8 @@ struct Stacks {
     period: Option<u32>,
     /// Only the followed processes are sampled.
     followed_only: bool,
+    /// `--kernel-stacks`.
+    kernel: bool,
 }
 
 impl LayerProbes for Stacks {
@@ -48,6 +53,7 @@ impl LayerProbes for Stacks {
             Some(period) => vec![
                 (global::PERIOD, period),
                 (global::FOLLOWED_ONLY, u32::from(self.followed_only)),
+                (global::KERNEL, u32::from(self.kernel)),
             ],
             None => Vec::new(),
         }
@@ -57,13 +63,25 @@ impl LayerProbes for Stacks {
         if self.period.is_none() {
             return Vec::new();
         }
-        vec![match host.syscall_via {
+        let mut statuses = vec![match host.syscall_via {
             Some(via) => ProbeStatus::attached(Layer::Stacks, PROBE.into(), via),
             None => ProbeStatus::unavailable(
                 Layer::Stacks,
                 PROBE.into(),
                 "no syscall exit program attached".into(),
             ),
-        }]
+        }];
+        if self.kernel {
+            statuses.push(match host.kernel_via {
+                Some(via) => ProbeStatus::attached(Layer::Stacks, KERNEL_PROBE.into(), via),
+                None => ProbeStatus::unavailable(
+                    Layer::Stacks,
+                    KERNEL_PROBE.into(),
+                    "no kernel-layer probe attached on this kernel (see the kernel layer's reasons)"
+                        .into(),
+                ),
+            });
+        }
+        statuses
     }
 }

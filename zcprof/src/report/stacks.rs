@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use zcprof_recording::{CallSite, FrameRecord, StackRecord, Stacks, sampling_error};
+use zcprof_recording::{CallSite, FrameRecord, StackLayer, StackRecord, Stacks, sampling_error};
 
 use super::figures;
 use crate::{
@@ -33,16 +33,27 @@ pub fn build(report: &stacks::Report, model: &Model, members: &[ProcId]) -> Stac
         let Some(comm) = comms.get(&stack.tgid) else {
             continue;
         };
-        let Some(syscall) = zcprof_common::syscalls::get(stack.slot) else {
+        let Some(origin) = stacks::origin(stack.slot) else {
             continue;
         };
         let truncated = callsite::truncated(&stack.frames);
-        let call_site =
-            callsite::call_site(&stack.frames, stack.main_binary.as_deref()).display(syscall.name);
+        let call_site = stacks::site_name(
+            &origin,
+            &stack.frames,
+            &stack.kernel,
+            stack.main_binary.as_deref(),
+        );
         let frames: Vec<FrameRecord> = stack.frames.iter().map(frame).collect();
+        let kernel_frames: Vec<FrameRecord> = stack.kernel.iter().map(frame).collect();
         out.samples += stack.periods;
         out.frames += frames.len() as u64;
-        out.unresolved_frames += stack.frames.iter().filter(|f| !f.resolved()).count() as u64;
+        out.frames += kernel_frames.len() as u64;
+        out.unresolved_frames += stack
+            .frames
+            .iter()
+            .chain(&stack.kernel)
+            .filter(|f| !f.resolved())
+            .count() as u64;
         if truncated {
             out.truncated_samples += stack.periods;
         }
@@ -50,14 +61,20 @@ pub fn build(report: &stacks::Report, model: &Model, members: &[ProcId]) -> Stac
             pid: stack.tgid,
             comm: (*comm).to_string(),
             thread: stack.thread.clone(),
-            syscall: syscall.name.to_string(),
-            family: figures::family(syscall.family),
-            direction: figures::direction(syscall.direction),
+            layer: if origin.kernel {
+                StackLayer::Kernel
+            } else {
+                StackLayer::Syscall
+            },
+            syscall: origin.name.to_string(),
+            family: figures::family(origin.family),
+            direction: figures::direction(origin.direction),
             samples: stack.periods,
             bytes: stack.periods * period,
             truncated,
             call_site,
             frames,
+            kernel_frames,
         });
     }
     // The dropped samples are machine-wide too: all of them are said, none are kept.
@@ -86,21 +103,27 @@ pub fn text(stacks: &Stacks, shown: usize) -> String {
         units::bytes(period as f64),
         quality(stacks),
     );
-    let mut by_process: BTreeMap<(u32, &str), Vec<&CallSite>> = BTreeMap::new();
+    // The kernel layer's samples apportion the same bytes again, where the kernel copies
+    // them: their shares are of their own sum.
+    let mut by_process: BTreeMap<(u32, &str, StackLayer), Vec<&CallSite>> = BTreeMap::new();
     let sites = stacks.call_sites();
     for site in &sites {
         by_process
-            .entry((site.pid, site.comm.as_str()))
+            .entry((site.pid, site.comm.as_str(), site.layer))
             .or_default()
             .push(site);
     }
     if by_process.is_empty() {
         out.push_str("  no stack samples: no process moved a period's worth of bytes\n");
     }
-    for ((pid, comm), sites) in by_process {
+    for ((pid, comm, layer), sites) in by_process {
         let sampled: u64 = sites.iter().map(|s| s.bytes).sum();
+        let at = match layer {
+            StackLayer::Syscall => "",
+            StackLayer::Kernel => ", at the kernel layer's copy probes (--kernel-stacks)",
+        };
         out.push_str(&format!(
-            "  process {pid} {comm}: {} call site{}, {} sampled\n",
+            "  process {pid} {comm}{at}: {} call site{}, {} sampled\n",
             sites.len(),
             if sites.len() == 1 { "" } else { "s" },
             units::bytes(sampled as f64),

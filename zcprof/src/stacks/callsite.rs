@@ -25,6 +25,27 @@ impl CallSite {
     /// its file and line, its callers by name. Without own frames the innermost frames as
     /// they are (`read() in libc.so.6+0x11a2b0 ← [unknown]+0x55d0c8a03f10`); never empty.
     pub fn display(&self, syscall: &str) -> String {
+        format!("{syscall}() in {}", self.frames())
+    }
+
+    /// A kernel-layer sample's call site: its innermost kernel frames, then the program's
+    /// own frames as in [`CallSite::display`]: `skb_copy_datagram_iter ← tcp_recvmsg_locked
+    /// ← tcp_recvmsg (kernel) in read_all (net.rs:88) ← client ← main`.
+    pub fn display_kernel(&self, kernel: &[Symbol], probe: &str) -> String {
+        let chain: Vec<String> = kernel
+            .iter()
+            .take(OWN_FRAMES)
+            .map(Symbol::display)
+            .collect();
+        let chain = if chain.is_empty() {
+            format!("{probe} [no kernel frames]")
+        } else {
+            chain.join(" ← ")
+        };
+        format!("{chain} (kernel) in {}", self.frames())
+    }
+
+    fn frames(&self) -> String {
         let frames: Vec<String> = match (self.own.split_first(), self.fallback.is_empty()) {
             (Some((first, callers)), _) => std::iter::once(short(first).display())
                 .chain(callers.iter().map(|s| match &s.function {
@@ -35,7 +56,7 @@ impl CallSite {
             (None, false) => self.fallback.iter().map(Symbol::display).collect(),
             (None, true) => vec!["[no user frames]".to_string()],
         };
-        format!("{syscall}() in {}", frames.join(" ← "))
+        frames.join(" ← ")
     }
 }
 

@@ -54,21 +54,50 @@ struct Inner {
     malformed: u64,
 }
 
-impl Inner {
-    /// Puts back the caller of a syscall wrapper that keeps no frame of its own (glibc's
-    /// `read`; Go's `Syscall6`), which a frame-pointer walk skips: the word at the top of
-    /// the stack is then the return address into that caller. When the wrapper does keep
-    /// a frame, the word is its saved frame pointer (a stack address) or a local, which
-    /// does not point into the process's code and is left out.
-    fn restore_leaf_caller(symbolizer: &mut Symbolizer, sample: &mut sample::Sample) {
-        let word = sample.leaf_return;
-        if word != 0 && !sample.frames.is_empty() && symbolizer.is_code(sample.tgid, word) {
-            sample
-                .frames
-                .insert(1, super::symbolize::RawFrame::Ip(word));
-        }
+/// Puts back the caller of a syscall wrapper that keeps no frame of its own (glibc's
+/// `read`; Go's `Syscall6`), which a frame-pointer walk skips: the word at the top of
+/// the stack is then the return address into that caller. When the wrapper does keep
+/// a frame, the word is its saved frame pointer (a stack address) or a local, which
+/// does not point into the process's code and is left out.
+///
+/// Whether the word is code is known from the process's mappings; when they could not
+/// be read (the process exited first), from the chain's first return address, which is
+/// the stack's second frame: the kernel gave that one as a file offset, so the word is
+/// at the same distance from it in the same file if it lies in that file's code (the
+/// wrapper's caller and its caller are one program's code).
+pub(crate) fn restore_leaf_caller(symbolizer: &mut Symbolizer, sample: &mut sample::Sample) {
+    use super::symbolize::RawFrame;
+    let word = sample.leaf_return;
+    if word == 0 || sample.frames.is_empty() {
+        return;
     }
+    if symbolizer.is_code(sample.tgid, word) {
+        sample.frames.insert(1, RawFrame::Ip(word));
+        return;
+    }
+    let (Some(&RawFrame::File { build_id, offset }), chain) =
+        (sample.frames.get(1), sample.chain_return)
+    else {
+        return;
+    };
+    if chain == 0 {
+        return;
+    }
+    let at = offset
+        .checked_add(word)
+        .and_then(|sum| sum.checked_sub(chain));
+    if let Some(at) = at.filter(|at| symbolizer.is_code_in_file(&build_id, *at)) {
+        sample.frames.insert(
+            1,
+            RawFrame::File {
+                build_id,
+                offset: at,
+            },
+        );
+    }
+}
 
+impl Inner {
     fn drain(&mut self) {
         while let Some(item) = self.ring.next() {
             let Some(sample) = sample::decode(&item) else {
@@ -80,7 +109,7 @@ impl Inner {
                 self.symbolizer.observe(sample.tgid);
             }
             let mut sample = sample;
-            Self::restore_leaf_caller(&mut self.symbolizer, &mut sample);
+            restore_leaf_caller(&mut self.symbolizer, &mut sample);
             let now = self.started.elapsed().as_secs();
             self.table.add(sample, now);
         }
@@ -181,6 +210,12 @@ impl Sampler {
                 periods: tally.periods,
                 samples: tally.samples,
                 frames: symbolizer.resolve(key.tgid, &key.frames),
+                kernel: match super::origin(key.slot) {
+                    Some(origin) if origin.kernel => {
+                        super::from_probed_function(&origin, symbolizer.resolve_kernel(&key.kernel))
+                    }
+                    _ => Vec::new(),
+                },
                 main_binary: symbolizer.main_binary(key.tgid).map(String::from),
             })
             .collect();
@@ -216,10 +251,13 @@ impl Sampler {
             if periods == 0 {
                 continue;
             }
-            let name = zcprof_common::syscalls::get(key.slot).map_or("?", |s| s.name);
+            let Some(origin) = super::origin(key.slot) else {
+                continue;
+            };
             let frames = symbolizer.resolve(tgid, &key.frames);
-            let site =
-                super::callsite::call_site(&frames, symbolizer.main_binary(tgid)).display(name);
+            let kernel =
+                super::from_probed_function(&origin, symbolizer.resolve_kernel(&key.kernel));
+            let site = super::site_name(&origin, &frames, &kernel, symbolizer.main_binary(tgid));
             match sites
                 .iter_mut()
                 .find(|(slot, s, _)| *slot == key.slot && *s == site)
@@ -270,12 +308,15 @@ pub struct Report {
 #[derive(Clone, Debug)]
 pub struct Stack {
     pub tgid: u32,
-    /// The syscall layer's row whose bytes these are.
+    /// The syscall layer's row whose bytes these are, or with `KERNEL_BIT` the kernel
+    /// layer's probe ([`super::origin`]).
     pub slot: u32,
     pub thread: String,
     pub periods: u64,
     pub samples: u64,
     pub frames: Vec<Symbol>,
+    /// The kernel frames, innermost first, for a kernel-layer sample (`--kernel-stacks`).
+    pub kernel: Vec<Symbol>,
     /// The process's executable, when its mappings were read: its frames are the
     /// program's own code.
     pub main_binary: Option<String>,

@@ -49,6 +49,8 @@ pub const MAX_CACHED: usize = 65_536;
 
 /// The module of a frame whose file is not known.
 pub const UNKNOWN_MODULE: &str = "[unknown]";
+/// The module of kernel frames (`--kernel-stacks`); their offset is the address.
+pub const KERNEL_MODULE: &str = "[kernel]";
 
 /// A user frame as the kernel reports it (`struct bpf_stack_build_id`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,6 +142,8 @@ pub struct Symbolizer {
     /// What was found at (file, offset looked up); empty when nothing was.
     cache: HashMap<(FileId, u64), Arc<[Located]>>,
     engine: Engine,
+    /// Kernel addresses named (`None`: kallsyms has nothing there).
+    kernel: HashMap<u64, Option<String>>,
     stats: Stats,
     clock: u64,
 }
@@ -190,6 +194,7 @@ impl Symbolizer {
             processes: HashMap::new(),
             cache: HashMap::new(),
             engine: Engine::default(),
+            kernel: HashMap::new(),
             stats: Stats::default(),
             clock: 0,
         }
@@ -284,6 +289,36 @@ impl Symbolizer {
         out
     }
 
+    /// Symbolizes a kernel stack (innermost first): one [`Symbol`] per address, in module
+    /// [`KERNEL_MODULE`], named from /proc/kallsyms (cached by address).
+    pub fn resolve_kernel(&mut self, addrs: &[u64]) -> Vec<Symbol> {
+        let missing: Vec<u64> = addrs
+            .iter()
+            .copied()
+            .filter(|a| !self.kernel.contains_key(a))
+            .collect();
+        if !missing.is_empty() {
+            let found = self.engine.kernel(&missing);
+            for (addr, found) in missing.into_iter().zip(found) {
+                // The innermost name is the function holding the address (kallsyms has
+                // no inlining).
+                let function = found.into_iter().last().map(|l| l.function);
+                self.kernel.insert(addr, function);
+            }
+        }
+        addrs
+            .iter()
+            .map(|addr| Symbol {
+                function: self.kernel.get(addr).cloned().flatten(),
+                file: None,
+                line: None,
+                module: KERNEL_MODULE.into(),
+                offset: *addr,
+                inlined: false,
+            })
+            .collect()
+    }
+
     pub fn stats(&self) -> Stats {
         Stats {
             processes_observed: self.processes.len(),
@@ -299,6 +334,19 @@ impl Symbolizer {
             self.target(pid, RawFrame::Ip(addr), false),
             Target::Known { .. }
         )
+    }
+
+    /// Whether `offset` of the known file with `build_id` lies in one of its executable
+    /// segments (no process needed: the file is held open).
+    pub fn is_code_in_file(&mut self, build_id: &BuildId, offset: u64) -> bool {
+        let Some(id) = self.files.by_build_id(build_id) else {
+            return false;
+        };
+        self.files.get(id).is_some_and(|f| {
+            f.code
+                .iter()
+                .any(|&(start, end)| (start..end).contains(&offset))
+        })
     }
 
     /// Where `frame` of `pid` points, reading a live process's mappings again when it is
@@ -336,8 +384,11 @@ impl Symbolizer {
         match frame {
             RawFrame::File { build_id, offset } => {
                 let id = self.files.by_build_id(&build_id)?;
-                let module = self.files.get(id)?.path.clone();
-                Some((Some(id), module, offset))
+                let file = self.files.get(id)?;
+                if offset >= file.size {
+                    return Some((None, UNKNOWN_MODULE.into(), offset));
+                }
+                Some((Some(id), file.path.clone(), offset))
             }
             RawFrame::Ip(addr) => {
                 let process = self.processes.get(&pid)?;

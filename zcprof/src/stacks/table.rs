@@ -16,6 +16,8 @@ pub struct StackKey {
     pub tgid: u32,
     pub slot: u32,
     pub frames: Vec<RawFrame>,
+    /// Kernel addresses, for a kernel-layer sample.
+    pub kernel: Vec<u64>,
 }
 
 /// One stack's samples.
@@ -64,6 +66,7 @@ impl Table {
             tgid: sample.tgid,
             slot: sample.slot,
             frames: sample.frames,
+            kernel: sample.kernel,
         };
         let full = self.stacks.len() >= MAX_STACKS;
         let tally = match self.stacks.get_mut(&key) {
@@ -119,7 +122,9 @@ mod tests {
             periods,
             thread: "t".into(),
             frames: vec![RawFrame::Ip(frame)],
+            kernel: Vec::new(),
             leaf_return: 0,
+            chain_return: 0,
         }
     }
 

@@ -34,7 +34,9 @@ pub fn render(frame: &mut Frame, area: Rect, theme: Theme) {
         " Figures come from the syscall layer: bytes returned by read/write-family (copied)",
         " and sendfile/splice-family (zero-copy) syscalls; KERNEL/s and the details' kernel",
         " section from the kernel layer's probes (KERNEL/s: one role's only, never summed with",
-        " probes that see the same bytes). Any key closes this help.",
+        " probes that see the same bytes). With --stacks the details list the process's call",
+        " sites of the last minute: estimated bytes (one sample per --stack-period) ± error.",
+        " Any key closes this help.",
     ] {
         lines.push(Line::from(line));
     }

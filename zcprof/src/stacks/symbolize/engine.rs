@@ -17,9 +17,10 @@ use std::{
     thread::JoinHandle,
 };
 
+use blazesym::MaybeDefault;
 use blazesym::symbolize::{
     CodeInfo, Input, Sym, Symbolized, Symbolizer, evict,
-    source::{Elf, Source},
+    source::{Elf, Kernel, Source},
 };
 
 /// One function found at a file offset.
@@ -38,6 +39,8 @@ enum Request {
     /// File offsets in the ELF file at `path`; answered with one `Vec<Located>` each,
     /// innermost function first, empty where no function was found.
     Symbolize { path: PathBuf, offsets: Vec<u64> },
+    /// Kernel addresses, from /proc/kallsyms; answered like `Symbolize`.
+    Kernel { addrs: Vec<u64> },
     /// Drop what was parsed of `path` (and blazesym's descriptor for it).
     Evict { path: PathBuf },
 }
@@ -61,16 +64,29 @@ impl Engine {
             path: path.to_path_buf(),
             offsets: offsets.to_vec(),
         };
+        self.ask(request, offsets.len())
+    }
+
+    /// The kernel functions at `addrs` (the running kernel's, by /proc/kallsyms): one
+    /// entry per address, in order.
+    pub fn kernel(&mut self, addrs: &[u64]) -> Vec<Vec<Located>> {
+        let request = Request::Kernel {
+            addrs: addrs.to_vec(),
+        };
+        self.ask(request, addrs.len())
+    }
+
+    fn ask(&mut self, request: Request, n: usize) -> Vec<Vec<Located>> {
         let answer = self
             .worker()
             .and_then(|w| w.requests.send(request).ok().map(|()| w))
             .and_then(|w| w.replies.recv().ok());
         match answer {
-            Some(found) if found.len() == offsets.len() => found,
+            Some(found) if found.len() == n => found,
             _ => {
                 // The thread is gone (or never started): start anew next time.
                 self.stop();
-                vec![Vec::new(); offsets.len()]
+                vec![Vec::new(); n]
             }
         }
     }
@@ -134,7 +150,26 @@ fn serve(incoming: &Receiver<Request>, outgoing: &Sender<Vec<Vec<Located>>>) {
     while let Ok(request) = incoming.recv() {
         match request {
             Request::Symbolize { path, offsets } => {
-                let found = lookup(&symbolizer, &path, &offsets);
+                let source = Source::Elf(Elf::new(path));
+                let found = lookup(
+                    &symbolizer,
+                    &source,
+                    Input::FileOffset(&offsets),
+                    offsets.len(),
+                );
+                if outgoing.send(found).is_err() {
+                    return;
+                }
+            }
+            Request::Kernel { addrs } => {
+                // kallsyms only: a vmlinux image would have to match the running kernel,
+                // and kallsyms names every function (modules' too) without one.
+                let source = Source::Kernel(Kernel {
+                    vmlinux: MaybeDefault::None,
+                    debug_syms: false,
+                    ..Kernel::default()
+                });
+                let found = lookup(&symbolizer, &source, Input::AbsAddr(&addrs), addrs.len());
                 if outgoing.send(found).is_err() {
                     return;
                 }
@@ -148,9 +183,14 @@ fn serve(incoming: &Receiver<Request>, outgoing: &Sender<Vec<Vec<Located>>>) {
     }
 }
 
-fn lookup(symbolizer: &Symbolizer, path: &Path, offsets: &[u64]) -> Vec<Vec<Located>> {
-    let source = Source::Elf(Elf::new(path));
-    match symbolizer.symbolize(&source, Input::FileOffset(offsets)) {
+/// What `source` has at the `n` addresses or offsets of `input`.
+fn lookup(
+    symbolizer: &Symbolizer,
+    source: &Source<'_>,
+    input: Input<&[u64]>,
+    n: usize,
+) -> Vec<Vec<Located>> {
+    match symbolizer.symbolize(source, input) {
         Ok(found) => found
             .into_iter()
             .map(|s| match s {
@@ -159,7 +199,7 @@ fn lookup(symbolizer: &Symbolizer, path: &Path, offsets: &[u64]) -> Vec<Vec<Loca
             })
             .collect(),
         // Not an ELF file, or unreadable: nothing in it can be named.
-        Err(_) => vec![Vec::new(); offsets.len()],
+        Err(_) => vec![Vec::new(); n],
     }
 }
 

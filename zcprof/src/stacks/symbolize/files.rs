@@ -37,6 +37,13 @@ pub struct KnownFile {
     /// The path of the first process that mapped it (its module name in reports).
     pub path: Arc<str>,
     pub build_id: Option<BuildId>,
+    /// Its size in bytes: a frame "in" it at a larger offset is not in it (the kernel
+    /// resolves a garbage address, e.g. one a walk without frame pointers read, to the
+    /// next mapping above it).
+    pub size: u64,
+    /// The file ranges of its executable segments (`PT_LOAD` with `PF_X`): where a code
+    /// address can be.
+    pub code: Vec<(u64, u64)>,
     handle: File,
     last_used: u64,
 }
@@ -101,11 +108,15 @@ impl Files {
         let id = self.next;
         self.next += 1;
         self.clock += 1;
+        let size = handle.metadata().map_or(u64::MAX, |m| m.len());
+        let code = code_ranges(&handle);
         self.files.insert(
             id,
             KnownFile {
                 path: path.into(),
                 build_id,
+                size,
+                code,
                 handle,
                 last_used: self.clock,
             },
@@ -171,6 +182,41 @@ fn open(pid: u32, mapping: &Mapping, path: &str) -> Option<File> {
     ))
     .or_else(|_| File::open(format!("/proc/{pid}/root{path}")))
     .ok()
+}
+
+/// The file ranges of `file`'s executable segments, from its ELF program headers (in its
+/// first page, where linkers put them); none when it is not ELF.
+fn code_ranges(file: &File) -> Vec<(u64, u64)> {
+    use std::os::unix::fs::FileExt as _;
+
+    use object::{
+        Endianness,
+        elf::{FileHeader64, PF_X, PT_LOAD},
+        read::elf::{FileHeader as _, ProgramHeader as _},
+    };
+    let mut head = vec![0u8; 4096];
+    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    head.truncate(n);
+    let data = &head[..];
+    let Ok(header) = FileHeader64::<Endianness>::parse(data) else {
+        return Vec::new();
+    };
+    let (Ok(endian), Ok(headers)) = (
+        header.endian(),
+        header
+            .endian()
+            .and_then(|e| header.program_headers(e, data)),
+    ) else {
+        return Vec::new();
+    };
+    headers
+        .iter()
+        .filter(|p| p.p_type(endian) == PT_LOAD && p.p_flags(endian) & PF_X != 0)
+        .map(|p| {
+            let start = p.p_offset(endian);
+            (start, start.saturating_add(p.p_filesz(endian)))
+        })
+        .collect()
 }
 
 /// The file's GNU build ID, padded or cut to the kernel's 20 bytes; `None` without one (Go

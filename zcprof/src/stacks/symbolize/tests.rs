@@ -103,6 +103,68 @@ fn names_a_function_of_this_binary_by_address_and_by_build_id() {
     );
 }
 
+/// The kernel resolves a garbage address (a walk that read a non-pointer) to the next
+/// mapping above it, with an offset far past the file's end: not a frame in that file.
+#[test]
+fn a_build_id_frame_past_its_files_end_is_unknown() {
+    let addr = marker_function_for_symbolize_tests as *const () as u64;
+    let pid = std::process::id();
+    let mut symbolizer = Symbolizer::new();
+    symbolizer.observe(pid);
+    let RawFrame::File { build_id, .. } = file_frame(addr) else {
+        unreachable!("file_frame makes a file frame")
+    };
+    let size = std::fs::metadata(std::env::current_exe().unwrap())
+        .unwrap()
+        .len();
+    let garbage = RawFrame::File {
+        build_id,
+        offset: size + 0xffff_0000,
+    };
+    let symbols = symbolizer.resolve(pid, &[garbage]);
+    assert_eq!(symbols.len(), 1);
+    assert_eq!(symbols[0].module, UNKNOWN_MODULE, "{symbols:#?}");
+    assert!(!symbols[0].resolved());
+}
+
+#[inline(never)]
+fn caller_marker_for_symbolize_tests() -> u64 {
+    std::hint::black_box(marker_function_for_symbolize_tests()) + 1
+}
+
+/// A process gone before its mappings were read: the syscall wrapper's caller (the word at
+/// the top of the stack) is still put back, placed in the file from the distance to the
+/// chain's first return address, which the kernel gave as a file offset too.
+#[test]
+fn a_gone_processs_frameless_wrapper_caller_is_placed_by_the_chain_return() {
+    use crate::stacks::{sample::Sample, sampler::restore_leaf_caller};
+    let chain = marker_function_for_symbolize_tests as *const () as u64;
+    let word = caller_marker_for_symbolize_tests as *const () as u64;
+    let mut symbolizer = Symbolizer::new();
+    symbolizer.learn_file(&std::env::current_exe().unwrap());
+    let libc = file_frame(libc_function(c"clock_nanosleep"));
+    let mut sample = Sample {
+        // No such process: nothing can be read of it.
+        tgid: u32::MAX - 7,
+        pid: u32::MAX - 7,
+        slot: 0,
+        periods: 1,
+        thread: "gone".into(),
+        frames: vec![libc, file_frame(chain)],
+        kernel: Vec::new(),
+        leaf_return: word,
+        chain_return: chain,
+    };
+    restore_leaf_caller(&mut symbolizer, &mut sample);
+    assert_eq!(sample.frames.len(), 3, "{:?}", sample.frames);
+    assert_eq!(sample.frames[1], file_frame(word));
+    // A word that is no code of the file (a stack address) is left out.
+    sample.frames.remove(1);
+    sample.leaf_return = 0x7ffd_0000_0000;
+    restore_leaf_caller(&mut symbolizer, &mut sample);
+    assert_eq!(sample.frames.len(), 2);
+}
+
 #[test]
 fn names_a_libc_function_by_address_and_by_build_id() {
     let addr = libc_function(c"clock_nanosleep");
