@@ -14,6 +14,11 @@
 //! exits before user space reads its maps can still be symbolized (from any file with that
 //! build ID). A frame the kernel could not resolve (no build ID, the mmap lock contended)
 //! comes as its bare instruction address ([`status::IP`]).
+//!
+//! With `--kernel-stacks` the kernel layer's probes sample their own per-process byte
+//! counters the same way, and their records ([`KernelSample`]) carry the kernel stack at
+//! the copy before the user stack: at a syscall's exit the kernel stack is only the exit
+//! path, at a copy probe it is the path that copies.
 
 /// Name of the ring buffer of [`Sample`]s (its own, so that a burst of samples can never
 /// crowd out the lifecycle records, which must not be lost).
