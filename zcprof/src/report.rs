@@ -8,6 +8,7 @@ pub mod recording;
 pub mod run;
 pub mod stacks;
 pub mod top;
+pub mod user;
 
 use serde::Serialize;
 

@@ -134,6 +134,8 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     s.stacks = session
         .stacks()
         .map(|report| crate::report::stacks::build(&report, &session.model, &members));
+    s.user_coverage =
+        session.user_coverage(&s.processes.iter().map(|p| p.tgid).collect::<Vec<_>>());
     let rendered = if opts.json {
         summary::json(&s)
     } else {
