@@ -235,6 +235,17 @@ impl Session {
         })
     }
 
+    /// `--user-copies`: checks what the user layer counts of process `tgid`, which the
+    /// caller just spawned (its exec record comes a batch later, when it may be gone).
+    pub fn user_check(&mut self, tgid: u32) {
+        if let Some(user) = &mut self.user {
+            let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+                .map(|c| c.trim_end().to_string())
+                .unwrap_or_default();
+            user.check(tgid, &comm, &self.handle.control);
+        }
+    }
+
     /// `--user-copies`: what the user layer counts of each of `tgids` it checked (at their
     /// exec records); `None` without the layer.
     pub fn user_coverage(
@@ -568,6 +579,7 @@ mod tests {
                 files: None,
                 probe_stats: None,
                 stacks: None,
+                user: None,
             }
         }
     }

@@ -179,6 +179,9 @@ pub(crate) fn spawn_followed(
     let program = argv.first().and_then(resolve);
     let spawned = session.stacks_observe_spawned(program.as_deref(), || spawn(argv));
     session.unfollow(me);
+    if let Some((_, pid)) = &spawned {
+        session.user_check(*pid);
+    }
     Ok(spawned)
 }
 

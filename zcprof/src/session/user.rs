@@ -14,7 +14,7 @@ use crate::{
     collector::{Control, WithObject},
     probes::{
         ProbeStatus,
-        user::{self, Binary, FileId, routines},
+        user::{self, Binary, Coverage, FileId, routines},
     },
     report::user::ProcessCoverage,
 };
@@ -62,6 +62,11 @@ impl UserCopies {
                 }
             };
             let _ = control.send(Control::WithObject(WithObject(Box::new(task))));
+        }
+        // A process checked at its spawn may be gone by its exec record's batch: keep what
+        // was seen.
+        if matches!(coverage, Coverage::Unchecked(_)) && self.coverage.contains_key(&tgid) {
+            return;
         }
         self.coverage
             .insert(tgid, ProcessCoverage::of(tgid, comm.to_string(), &coverage));

@@ -52,12 +52,15 @@ pub struct FileId {
 
 impl FileId {
     pub fn of(path: &Path) -> std::io::Result<FileId> {
-        let meta = fs::metadata(path)?;
+        Ok(FileId::of_meta(&fs::metadata(path)?))
+    }
+
+    fn of_meta(meta: &fs::Metadata) -> FileId {
         let dev = meta.dev();
-        Ok(FileId {
+        FileId {
             dev: (libc::major(dev), libc::minor(dev)),
             inode: meta.ino(),
-        })
+        }
     }
 
     fn of_mapping(m: &Mapping) -> FileId {
@@ -134,15 +137,32 @@ pub fn host_libc() -> Result<Binary, String> {
 /// `Some` when `path` is an ELF file with `runtime.memmove` in its symbol table (a Go
 /// program), `None` when it has no such symbol, `Err` when it cannot be read.
 pub fn go_binary(path: &Path) -> Result<Option<Binary>, String> {
-    let data = fs::read(path).map_err(|err| format!("reading {}: {err}", path.display()))?;
-    let elf = object::File::parse(&*data)
+    let (data, id) =
+        read_binary(path).map_err(|err| format!("reading {}: {err}", path.display()))?;
+    go_binary_in(path, &data, id)
+}
+
+/// The contents and identity of `path`, through one open file (a process's
+/// `/proc/PID/exe` may vanish between two looks).
+fn read_binary(path: &Path) -> std::io::Result<(Vec<u8>, FileId)> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    let id = FileId::of_meta(&file.metadata()?);
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    Ok((data, id))
+}
+
+/// [`go_binary`] of `path` whose contents are `data`.
+fn go_binary_in(path: &Path, data: &[u8], id: FileId) -> Result<Option<Binary>, String> {
+    let elf = object::File::parse(data)
         .map_err(|err| format!("{} is not an ELF file: {err}", path.display()))?;
     let Some(offset) = symbol_offset(&elf, "runtime.memmove") else {
         return Ok(None);
     };
     Ok(Some(Binary {
         path: path.to_path_buf(),
-        id: FileId::of(path).map_err(|err| format!("{}: {err}", path.display()))?,
+        id,
         routines: vec![Routine {
             slot: user::GO_MEMMOVE,
             program: program::GO_MEMMOVE,
@@ -161,11 +181,9 @@ fn symbol_offset(elf: &object::File, name: &str) -> Option<u64> {
     Some(sym.address().checked_sub(section.address())? + file_start)
 }
 
-/// Whether `path` asks for a dynamic loader (`PT_INTERP`): it will map a libc.
-fn is_dynamic(path: &Path) -> bool {
-    fs::read(path).is_ok_and(|data| {
-        object::File::parse(&*data).is_ok_and(|elf| elf.section_by_name(".interp").is_some())
-    })
+/// Whether the ELF file `data` asks for a dynamic loader (`.interp`): it will map a libc.
+fn is_dynamic(data: &[u8]) -> bool {
+    object::File::parse(data).is_ok_and(|elf| elf.section_by_name(".interp").is_some())
 }
 
 /// What the user layer sees of one process's copies.
@@ -184,18 +202,28 @@ pub enum Coverage {
 /// probes (`None`: it could not be resolved), and the Go binary it runs, if any (to probe).
 pub fn check_process(tgid: u32, libc: Option<&Binary>) -> (Coverage, Option<Binary>) {
     let exe = PathBuf::from(format!("/proc/{tgid}/exe"));
+    let unchecked = |why: String| (Coverage::Unchecked(why), None);
+    // The binary first: once it is read, a process gone meanwhile shows as empty maps.
+    let (data, exe_id) = match read_binary(&exe) {
+        Ok(read) => read,
+        Err(err) => return unchecked(format!("its binary could not be read: {err}")),
+    };
+    // Probed by its path, which outlives the process (the `exe` link does not).
+    let exe = fs::read_link(&exe)
+        .ok()
+        .filter(|path| FileId::of(path).is_ok_and(|id| id == exe_id))
+        .unwrap_or(exe);
     let maps = match maps::executable(tgid) {
-        Ok(maps) => maps,
-        Err(err) => {
-            return (
-                Coverage::Unchecked(format!("its mappings could not be read: {err}")),
-                None,
-            );
+        // A zombie's maps read empty.
+        Ok(maps) if maps.is_empty() => {
+            return unchecked("it exited before its mappings were read".into());
         }
+        Ok(maps) => maps,
+        Err(err) => return unchecked(format!("its mappings could not be read: {err}")),
     };
     let mut counted = Vec::new();
     let mut why_not = None;
-    let go = match go_binary(&exe) {
+    let go = match go_binary_in(&exe, &data, exe_id) {
         Ok(go) => go,
         Err(err) => {
             why_not = Some(err);
@@ -222,7 +250,7 @@ pub fn check_process(tgid: u32, libc: Option<&Binary>) -> (Coverage, Option<Bina
         (Some(_), None) => why_not = Some("this host's libc copy routines were not found".into()),
         // Just after exec the loader has not mapped the libc yet: the one it will map is
         // the file at the host libc's path in the process's root.
-        (None, Some(host)) if go.is_none() && is_dynamic(&exe) => {
+        (None, Some(host)) if go.is_none() && is_dynamic(&data) => {
             let theirs = Path::new(&format!("/proc/{tgid}/root"))
                 .join(host.path.strip_prefix("/").unwrap_or(&host.path));
             match FileId::of(&theirs) {
