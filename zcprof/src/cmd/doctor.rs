@@ -90,7 +90,8 @@ impl UserCopies {
         let what = match &self.error {
             Some(why) => format!("this host's libc copy routines were not found: {why}"),
             None => format!(
-                "uprobes on {}, for every process using this libc (~1 µs per copy)",
+                "{} on {}, for every process using this libc",
+                self.cost,
                 self.would_attach.join(", ")
             ),
         };

@@ -514,6 +514,10 @@ pub fn text(
         out.push_str(&probes_line(cost));
         out.push('\n');
     }
+    if layers.iter().any(|l| l.layer == Layer::User) {
+        out.push_str(crate::probes::user::MACHINE_COVERAGE);
+        out.push('\n');
+    }
     let source = copy_source(layers);
     let uring = io_uring_counted(layers);
     let uring_columns = if uring {
