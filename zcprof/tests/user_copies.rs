@@ -15,34 +15,7 @@ use serde_json::Value;
 /// `zcprof --user-copies run --json -- ARGV`, validated against its schema: the summary and
 /// the command's stdout.
 fn run(argv: &[&str]) -> (Value, String) {
-    let out = temp("user-run");
-    let output = zcprof()
-        .args(["--user-copies", "run", "--json", "-o"])
-        .arg(&out)
-        .arg("--")
-        .args(argv)
-        .output()
-        .expect("zcprof runs");
-    assert!(
-        output.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("summary written");
-    let _ = std::fs::remove_file(&out);
-    let summary: Value = serde_json::from_str(&text).expect("JSON summary");
-    let errors: Vec<String> = common::run_schema()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "run --json against its schema: {errors:?}"
-    );
-    (
-        summary,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    common::run_json(&["--user-copies"], argv)
 }
 
 /// The user layer's object of process `pid`.

@@ -152,3 +152,69 @@ pub fn not_counted_lines(out: &mut String, coverage: &[ProcessCoverage]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use zcprof_common::{hist, user};
+
+    use super::*;
+
+    fn totals() -> Totals<UserSlots> {
+        let mut t = Totals::zero();
+        let c = &mut t[user::MEMCPY_MEMMOVE as usize];
+        c.calls = 3;
+        c.bytes = 3 * 4096;
+        c.hist[hist::bucket(4096)] = 3;
+        t[user::GO_MEMMOVE as usize].calls = 1;
+        t[user::GO_MEMMOVE as usize].bytes = 24;
+        t[user::GO_MEMMOVE as usize].hist[hist::bucket(24)] = 1;
+        t
+    }
+
+    #[test]
+    fn the_layer_is_its_own_figure_by_routine() {
+        let l = layer(&totals());
+        assert_eq!(l.totals.calls, 4);
+        assert_eq!(
+            l.totals.copied_bytes(),
+            0,
+            "never the syscall layer's copies"
+        );
+        let e = &l.probes["memcpy/memmove"];
+        assert_eq!((e.calls, e.bytes), (3, 12_288));
+        assert_eq!(e.family, rec::Family::UserCopy);
+        assert_eq!(e.direction, rec::Direction::U2u);
+        assert_eq!(l.probes["runtime.memmove"].bytes, 24);
+        assert!(
+            !l.probes.contains_key("mempcpy"),
+            "only routines that counted"
+        );
+    }
+
+    #[test]
+    fn lines_say_bytes_by_routine_and_why_not() {
+        let mut out = String::new();
+        line(&mut out, &Totals::zero());
+        assert!(out.is_empty());
+        line(&mut out, &totals());
+        assert!(
+            out.contains("12,312 B copied inside the process in 4 calls"),
+            "{out}"
+        );
+        assert!(out.contains("memcpy/memmove 12,288 B in 3 calls"), "{out}");
+        let mut out = String::new();
+        let coverage = [
+            ProcessCoverage::of(7, "a".into(), &Coverage::Counted(vec!["mempcpy"])),
+            ProcessCoverage::of(
+                8,
+                "b".into(),
+                &Coverage::NotCounted("a static binary".into()),
+            ),
+        ];
+        not_counted_lines(&mut out, &coverage);
+        assert_eq!(
+            out,
+            "user-space copies of process 8 b are not counted: a static binary\n"
+        );
+    }
+}
