@@ -827,7 +827,7 @@ fn user_note(before: &Recording, after: &Recording) -> Option<String> {
     }
     let (was, now) = (was.unwrap_or(0), now.unwrap_or(0));
     Some(format!(
-        "user-space copies (user layer): {} before, {} after ({})",
+        "user-space copies (user layer, recorded totals): {} before, {} after ({})",
         render::bytes(was as f64),
         render::bytes(now as f64),
         change(was, now)
