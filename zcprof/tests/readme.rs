@@ -250,6 +250,7 @@ fn top_json_has_the_readme_fields() {
         .args([
             "--flows",
             "--threads",
+            "--user-copies",
             "top",
             "--json",
             "--once",
