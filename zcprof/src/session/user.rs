@@ -24,6 +24,8 @@ pub struct UserCopies {
     libc: Option<Binary>,
     /// Files whose routines are probed (or being probed).
     probed: HashSet<FileId>,
+    /// Executables already looked at.
+    known: routines::Known,
     /// Per tgid, the last check of it (an exec replaces the one before).
     coverage: BTreeMap<u32, ProcessCoverage>,
     /// Statuses of the probes attached after the load, for the session's list.
@@ -42,6 +44,7 @@ impl UserCopies {
         UserCopies {
             libc,
             probed,
+            known: routines::Known::default(),
             coverage: BTreeMap::new(),
             attached: Arc::new(Mutex::new(Vec::new())),
         }
@@ -50,7 +53,7 @@ impl UserCopies {
     /// Checks process `tgid` (just exec'd as `comm`), and probes its Go binary if that is
     /// new.
     pub fn check(&mut self, tgid: u32, comm: &str, control: &UnboundedSender<Control>) {
-        let (coverage, go) = routines::check_process(tgid, self.libc.as_ref());
+        let (coverage, go) = routines::check_process(tgid, self.libc.as_ref(), &mut self.known);
         if let Some(go) = go
             && self.probed.insert(go.id)
         {

@@ -153,6 +153,46 @@ fn read_binary(path: &Path) -> std::io::Result<(Vec<u8>, FileId)> {
     Ok((data, id))
 }
 
+/// What a process's executable says about its copy routines.
+#[derive(Clone, Debug)]
+struct Facts {
+    /// Its `runtime.memmove`, or why it could not be parsed.
+    go: Result<Option<Binary>, String>,
+    /// It asks for a dynamic loader (it will map a libc).
+    dynamic: bool,
+}
+
+/// Executables already looked at, by file: a shell loop execs the same few programs many
+/// times, and each look reads the whole file.
+#[derive(Debug, Default)]
+pub struct Known(std::collections::HashMap<FileId, Facts>);
+
+impl Known {
+    /// Facts about the executable of process `tgid`, read once per file.
+    fn of(&mut self, tgid: u32) -> std::io::Result<Facts> {
+        use std::io::Read as _;
+        let link = PathBuf::from(format!("/proc/{tgid}/exe"));
+        let mut file = fs::File::open(&link)?;
+        let id = FileId::of_meta(&file.metadata()?);
+        if let Some(facts) = self.0.get(&id) {
+            return Ok(facts.clone());
+        }
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)?;
+        // Probed by its path, which outlives the process (the `exe` link does not).
+        let path = fs::read_link(&link)
+            .ok()
+            .filter(|path| FileId::of(path).is_ok_and(|at| at == id))
+            .unwrap_or(link);
+        let facts = Facts {
+            go: go_binary_in(&path, &data, id),
+            dynamic: is_dynamic(&data),
+        };
+        self.0.insert(id, facts.clone());
+        Ok(facts)
+    }
+}
+
 /// [`go_binary`] of `path` whose contents are `data`.
 fn go_binary_in(path: &Path, data: &[u8], id: FileId) -> Result<Option<Binary>, String> {
     let elf = object::File::parse(data)
@@ -200,19 +240,17 @@ pub enum Coverage {
 
 /// Which of process `tgid`'s copy routines the layer can count, given the host libc it
 /// probes (`None`: it could not be resolved), and the Go binary it runs, if any (to probe).
-pub fn check_process(tgid: u32, libc: Option<&Binary>) -> (Coverage, Option<Binary>) {
-    let exe = PathBuf::from(format!("/proc/{tgid}/exe"));
+pub fn check_process(
+    tgid: u32,
+    libc: Option<&Binary>,
+    known: &mut Known,
+) -> (Coverage, Option<Binary>) {
     let unchecked = |why: String| (Coverage::Unchecked(why), None);
     // The binary first: once it is read, a process gone meanwhile shows as empty maps.
-    let (data, exe_id) = match read_binary(&exe) {
-        Ok(read) => read,
+    let facts = match known.of(tgid) {
+        Ok(facts) => facts,
         Err(err) => return unchecked(format!("its binary could not be read: {err}")),
     };
-    // Probed by its path, which outlives the process (the `exe` link does not).
-    let exe = fs::read_link(&exe)
-        .ok()
-        .filter(|path| FileId::of(path).is_ok_and(|id| id == exe_id))
-        .unwrap_or(exe);
     let maps = match maps::executable(tgid) {
         // A zombie's maps read empty.
         Ok(maps) if maps.is_empty() => {
@@ -223,7 +261,7 @@ pub fn check_process(tgid: u32, libc: Option<&Binary>) -> (Coverage, Option<Bina
     };
     let mut counted = Vec::new();
     let mut why_not = None;
-    let go = match go_binary_in(&exe, &data, exe_id) {
+    let go = match facts.go {
         Ok(go) => go,
         Err(err) => {
             why_not = Some(err);
@@ -250,7 +288,7 @@ pub fn check_process(tgid: u32, libc: Option<&Binary>) -> (Coverage, Option<Bina
         (Some(_), None) => why_not = Some("this host's libc copy routines were not found".into()),
         // Just after exec the loader has not mapped the libc yet: the one it will map is
         // the file at the host libc's path in the process's root.
-        (None, Some(host)) if go.is_none() && is_dynamic(&data) => {
+        (None, Some(host)) if go.is_none() && facts.dynamic => {
             let theirs = Path::new(&format!("/proc/{tgid}/root"))
                 .join(host.path.strip_prefix("/").unwrap_or(&host.path));
             match FileId::of(&theirs) {
@@ -309,7 +347,7 @@ mod tests {
     #[test]
     fn this_test_binary_is_counted_through_the_host_libc() {
         let libc = host_libc().expect("zcprof links glibc");
-        let (coverage, go) = check_process(std::process::id(), Some(&libc));
+        let (coverage, go) = check_process(std::process::id(), Some(&libc), &mut Known::default());
         assert!(go.is_none());
         match coverage {
             Coverage::Counted(names) => assert!(!names.is_empty()),
@@ -319,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_process_that_is_gone_is_reported() {
-        let (coverage, _) = check_process(u32::MAX, None);
+        let (coverage, _) = check_process(u32::MAX, None, &mut Known::default());
         assert!(matches!(coverage, Coverage::Unchecked(_)), "{coverage:?}");
     }
 }
