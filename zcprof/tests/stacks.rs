@@ -311,19 +311,7 @@ fn a_go_program_is_named_at_its_own_function_past_the_runtime() {
         return;
     }
     let dir = temp("stacks-go");
-    std::fs::create_dir_all(&dir).expect("as the test set it up");
-    std::fs::write(dir.join("main.go"), GO_PROGRAM).expect("as the test set it up");
-    let bin = dir.join("gocopier");
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg("main.go")
-        .current_dir(&dir)
-        .env("GOCACHE", dir.join("cache"))
-        .env("GO111MODULE", "off")
-        .status()
-        .expect("go runs (Debian's golang-go: `cargo xtask setup`)");
-    assert!(status.success(), "building the Go program");
+    let bin = common::go_program(&dir, GO_PROGRAM, "gocopier");
     let (summary, _) = run(&[bin.to_str().expect("a UTF-8 path")]);
     let pid = summary["processes"][0]["pid"].as_u64().expect("a count");
     let of = stacks_of(&summary, pid, "read");

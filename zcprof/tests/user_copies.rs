@@ -221,19 +221,7 @@ fn a_go_programs_copy_is_counted_and_its_slicing_is_not() {
         return;
     }
     let dir = temp("user-go");
-    std::fs::create_dir_all(&dir).expect("as the test set it up");
-    std::fs::write(dir.join("main.go"), GO_PROGRAM).expect("as the test set it up");
-    let bin = dir.join("gocopies");
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg("main.go")
-        .current_dir(&dir)
-        .env("GOCACHE", dir.join("cache"))
-        .env("GO111MODULE", "off")
-        .status()
-        .expect("go runs (Debian's golang-go: `cargo xtask setup`)");
-    assert!(status.success(), "building the Go program");
+    let bin = common::go_program(&dir, GO_PROGRAM, "gocopies");
     let bin = bin.to_str().expect("a UTF-8 path");
     for (mode, copies) in [("copy", 8), ("slice", 0)] {
         let (summary, _) = run(&[bin, mode]);

@@ -418,6 +418,25 @@ pub fn run_json(global: &[&str], argv: &[&str]) -> (serde_json::Value, String) {
     )
 }
 
+/// Builds the Go program `source` (one `main.go`) in `dir` with Debian's golang-go, as
+/// `name`; host only (the lab's guest has no Go toolchain).
+pub fn go_program(dir: &std::path::Path, source: &str, name: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("as the test set it up");
+    std::fs::write(dir.join("main.go"), source).expect("as the test set it up");
+    let bin = dir.join(name);
+    let status = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("main.go")
+        .current_dir(dir)
+        .env("GOCACHE", dir.join("cache"))
+        .env("GO111MODULE", "off")
+        .status()
+        .expect("go runs (Debian's golang-go: `cargo xtask setup`)");
+    assert!(status.success(), "building the Go program");
+    bin
+}
+
 /// The `zcprof` binary under test.
 pub fn zcprof() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_zcprof"))
