@@ -97,9 +97,21 @@ pub struct Worker<'a> {
 
 impl Worker<'_> {
     /// Copies `src` into a new buffer and counts the bytes as a user-space copy.
+    ///
+    /// The copy is one call of libc's `memcpy` with the whole length, so that zcprof's user
+    /// layer (`--user-copies`, uprobes on the libc copy routines) sees every counted byte:
+    /// not inlined, the length is not a constant the compiler could expand into moves.
+    #[inline(never)]
     pub fn copy_counted(&mut self, src: &[u8]) -> Vec<u8> {
         self.stats.user_copy_bytes += src.len() as u64;
-        src.to_vec()
+        let mut out: Vec<u8> = Vec::with_capacity(src.len());
+        // SAFETY: `out` has room for `src.len()` bytes, the two buffers are distinct
+        // allocations, and every byte up to the new length is written by the copy.
+        unsafe {
+            libc::memcpy(out.as_mut_ptr().cast(), src.as_ptr().cast(), src.len());
+            out.set_len(src.len());
+        }
+        out
     }
 }
 

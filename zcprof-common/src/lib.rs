@@ -19,6 +19,7 @@ pub mod mapped;
 pub mod stacks;
 pub mod syscalls;
 pub mod threads;
+pub mod user;
 
 /// Name of the ring buffer that carries process lifecycle events and final totals.
 pub const EVENTS_MAP: &str = "EVENTS";
@@ -51,6 +52,8 @@ pub mod layer {
     pub const FLOWS: u32 = 4;
     /// The threads layer ([`crate::threads::COUNTING`]).
     pub const THREADS: u32 = 5;
+    /// The user layer ([`crate::user::COUNTING`]).
+    pub const USER: u32 = 6;
 }
 
 /// What both sides agree on about a layer that counts per `(process, slot)` in a hash map

@@ -23,6 +23,9 @@
 //! - `stacks`: the stacks layer (opt-in) — the calling thread's user stack, sampled from
 //!   the syscall layer's exit programs each time a `(tgid, syscall)` byte counter crosses
 //!   a multiple of the period, sent through its own ring buffer `STACK_EVENTS`.
+//! - `user`: the user layer (opt-in) — uprobes on user-space copy routines (glibc's
+//!   resolved `memcpy`/`memmove`/`mempcpy`, Go's `runtime.memmove`), per `(tgid, routine)`
+//!   in `USTATS`; its own exit program flushes `USTATS`.
 //! - `lifecycle`: process fork/exec/exit — the only things that go through the ring buffer,
 //!   plus the final totals of each exiting process (so PID reuse cannot merge two
 //!   processes), and the flush helpers every counting layer's exit program uses.
@@ -46,6 +49,7 @@ mod record;
 mod stacks;
 mod syscalls;
 mod threads;
+mod user;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -65,6 +65,8 @@ pub const FLOWS_LAYER: &str = "flows";
 /// The mapped layer's name under `layers`: file pages mapped in through mmap, a figure of
 /// their own (never added to copies).
 pub const MAPPED_LAYER: &str = "mapped";
+/// The user layer's name in recordings.
+pub const USER_LAYER: &str = "user";
 /// The verdict's note when copies fell and mapped file pages rose: the copy did not vanish
 /// into thin air, the program reads the file through mmap now.
 pub const MAPPED_NOTE: &str =
@@ -792,6 +794,9 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
     if let Some(note) = mapped_note(before, after) {
         d.verdict.push_str(&format!(" — {note}"));
     }
+    if let Some(note) = user_note(before, after) {
+        d.verdict.push_str(&format!(" — {note}"));
+    }
     Ok(d)
 }
 
@@ -800,6 +805,44 @@ pub fn mapped_bytes(layers: &Layers) -> u64 {
     layers
         .get(MAPPED_LAYER)
         .map_or(0, |l| l.probes.values().map(|e| e.bytes).sum())
+}
+
+/// Bytes copied inside the processes through their copy routines (the user layer, `record
+/// --user-copies`).
+pub fn user_copy_bytes(layers: &Layers) -> Option<u64> {
+    layers
+        .get(USER_LAYER)
+        .map(|l| l.probes.values().map(|e| e.bytes).sum())
+}
+
+/// The user layer's bytes on both sides, when either side recorded them (`record
+/// --user-copies`): their own figure, beside the verdict on the syscall layer's copies.
+fn user_note(before: &Recording, after: &Recording) -> Option<String> {
+    let (was, now) = (
+        user_copy_bytes(&before.total.layers),
+        user_copy_bytes(&after.total.layers),
+    );
+    if was.is_none() && now.is_none() {
+        return None;
+    }
+    let (was, now) = (was.unwrap_or(0), now.unwrap_or(0));
+    Some(format!(
+        "user-space copies (user layer, recorded totals): {} before, {} after ({})",
+        render::bytes(was as f64),
+        render::bytes(now as f64),
+        change(was, now)
+    ))
+}
+
+/// `-75 %`, `+12 %`, `unchanged`, `new`.
+fn change(was: u64, now: u64) -> String {
+    if was == now {
+        "unchanged".into()
+    } else if was == 0 {
+        "new".into()
+    } else {
+        format!("{:+.0} %", (now as f64 - was as f64) * 100.0 / was as f64)
+    }
 }
 
 /// [`MAPPED_NOTE`] with both sides' mapped bytes, when the kernel-to-user copies fell by

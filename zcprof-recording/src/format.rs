@@ -485,6 +485,10 @@ pub enum Family {
     /// events, `bytes` = pages × page size). Neither copied nor moved bytes: no total adds
     /// them to those.
     Mapped,
+    /// The user layer: copies inside the process's own memory through its copy routines
+    /// (`calls` = calls, `bytes` = their size arguments). Neither the syscall layer's
+    /// copies nor zero-copy bytes: no total adds them to those.
+    UserCopy,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -496,6 +500,8 @@ pub enum Direction {
     U2k,
     /// Kernel to kernel (zero-copy family).
     K2k,
+    /// User memory to user memory of the same process (the user layer).
+    U2u,
 }
 
 impl Direction {
@@ -504,6 +510,7 @@ impl Direction {
             Direction::K2u => "k2u",
             Direction::U2k => "u2k",
             Direction::K2k => "k2k",
+            Direction::U2u => "u2u",
         }
     }
 }
@@ -517,6 +524,7 @@ impl Family {
             Family::Notice => "notice",
             Family::Control => "control",
             Family::Mapped => "mapped",
+            Family::UserCopy => "user_copy",
         }
     }
 }

@@ -271,6 +271,15 @@ fn check_layer(layer: &Layer) -> Result<(), String> {
         }
         errors = errors.saturating_add(e.errors);
         would_block = would_block.saturating_add(crate::would_block(&e.errno));
+        // A copy inside a process (the user layer) is the only u2u figure.
+        if (e.family == crate::Family::UserCopy) != (e.direction == crate::Direction::U2u) {
+            return Err(format!(
+                "`{}` is {} {}: only user-space copies (user_copy) are u2u",
+                shorten(name),
+                e.family.as_str(),
+                e.direction.as_str()
+            ));
+        }
         let by_errno = e.errno.values().fold(0u64, |sum, n| sum.saturating_add(*n));
         if by_errno > e.errors {
             return Err(format!(

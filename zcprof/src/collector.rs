@@ -33,6 +33,18 @@ pub enum Control {
     Flush,
     /// Delete these map entries: the model took them over (see `Model::apply`).
     Forget(Forget),
+    /// Run this with the loaded object, which the collector holds: attaching probes found
+    /// after the load (the user layer's uprobes on a binary a followed process exec'd).
+    WithObject(WithObject),
+}
+
+/// A task for [`Control::WithObject`].
+pub struct WithObject(pub Box<dyn FnOnce(&mut Ebpf) + Send>);
+
+impl std::fmt::Debug for WithObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WithObject(..)")
+    }
 }
 
 /// The map handles taken out of the loaded object; the object itself stays alive here so
@@ -309,6 +321,7 @@ async fn run(
                     }
                 }
                 Some(Control::Forget(forget)) => c.forget(&forget),
+                Some(Control::WithObject(WithObject(with))) => with(&mut c.ebpf),
                 None => return Ok(()),
             }
         }

@@ -60,6 +60,7 @@ pub mod stacks;
 pub mod status;
 pub mod syscall;
 pub mod threads;
+pub mod user;
 
 pub use status::{
     Attachment, Layer, LayerSummary, Mechanism, ProbeStatus, State, copy_source, summarize,
@@ -74,7 +75,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 /// syscall layer every figure starts from, then the best-effort kernel, io_uring and mapped
 /// layers (the stacks layer after the kernel layer, whose probes it samples at with
 /// `--kernel-stacks`). Statuses are reported in [`Layer`]'s order instead (syscall first).
-pub const LAYERS: [LayerSpec; 8] = [
+pub const LAYERS: [LayerSpec; 9] = [
     lifecycle::LAYER,
     syscall::LAYER,
     flows::LAYER,
@@ -83,6 +84,7 @@ pub const LAYERS: [LayerSpec; 8] = [
     stacks::LAYER,
     io_uring::LAYER,
     mapped::LAYER,
+    user::LAYER,
 ];
 
 /// One line of [`LAYERS`]: what the loader, the collector and the model need to know about
@@ -175,7 +177,8 @@ pub struct LoadOptions {
     /// `--stacks`: sample user stacks every this many bytes of a `(process, syscall)`
     /// (`--stack-period`); `None`: the stacks layer is off.
     pub stacks: Option<u32>,
-    /// With `--stacks`: sample only the processes the kernel follows (`FOLLOWED_MAP`).
+    /// With `--stacks` or `--user-copies`: count only the processes the kernel follows
+    /// (`FOLLOWED_MAP`): the command reports no others.
     pub stacks_followed: bool,
     /// With `--stacks`: `--kernel-stacks`, the kernel layer's probes sample too, with the
     /// kernel stack at the copy.
@@ -183,6 +186,12 @@ pub struct LoadOptions {
     /// `run --files`: count per `(process, file)` too (`zcprof_common::files`; turns the
     /// flows layer on).
     pub files: bool,
+    /// `--user-copies`: count the user layer (uprobes on the copy routines).
+    pub user_copies: bool,
+    /// With `--user-copies`: the binaries besides this host's libc to probe from the start
+    /// (the program of `run -- CMD` / `record -- CMD`, the executables of `record --pid`);
+    /// more are probed as followed processes exec them.
+    pub user_binaries: Vec<PathBuf>,
     /// `--probe-stats` (`top`, `run`, `serve`): turn the kernel's BPF run-time statistics
     /// on while the probes are attached, to report their own cost ([`crate::probe_stats`]).
     pub probe_stats: bool,

@@ -8,6 +8,7 @@ pub mod recording;
 pub mod run;
 pub mod stacks;
 pub mod top;
+pub mod user;
 
 use serde::Serialize;
 
@@ -101,6 +102,15 @@ pub fn layers_line(layers: &[LayerSummary]) -> String {
         .iter()
         .map(|l| {
             let mut s = format!("{} layer: {}", l.layer, l.state);
+            if l.layer == crate::probes::Layer::User {
+                // Opt-in and costly: said wherever the layers are.
+                s = format!(
+                    "{} layer (user-space copies: {}): {}",
+                    l.layer,
+                    crate::probes::user::COST,
+                    l.state
+                );
+            }
             if !l.via.is_empty() {
                 s.push_str(&format!(" via {}", l.via));
             }

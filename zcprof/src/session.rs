@@ -9,6 +9,7 @@
 //! layer; no command does either itself.
 
 mod files;
+mod user;
 
 use std::{
     collections::BTreeMap,
@@ -101,6 +102,8 @@ pub struct Session {
     probe_stats: Option<probe_stats::Tracker>,
     /// The stacks layer's reader, when `--stacks` attached.
     stacks: Option<stacks::Sampler>,
+    /// The user layer's checks of followed processes, when `--user-copies` attached.
+    user: Option<user::UserCopies>,
 }
 
 impl Session {
@@ -203,6 +206,10 @@ impl Session {
             }
             _ => None,
         };
+        let user = probes
+            .iter()
+            .any(|p| p.layer == Layer::User && p.via().is_some())
+            .then(|| user::UserCopies::new(&opts.user_binaries));
         let collector = Collector::new(loaded.ebpf, stats).context("starting the collector")?;
         let started = Instant::now();
         let probe_stats = collector
@@ -224,7 +231,28 @@ impl Session {
             files,
             probe_stats,
             stacks,
+            user,
         })
+    }
+
+    /// `--user-copies`: checks what the user layer counts of process `tgid`, which the
+    /// caller just spawned (its exec record comes a batch later, when it may be gone).
+    pub fn user_check(&mut self, tgid: u32) {
+        if let Some(user) = &mut self.user {
+            let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+                .map(|c| c.trim_end().to_string())
+                .unwrap_or_default();
+            user.check(tgid, &comm, &self.handle.control);
+        }
+    }
+
+    /// `--user-copies`: what the user layer counts of each of `tgids` it checked (at their
+    /// exec records); `None` without the layer.
+    pub fn user_coverage(
+        &self,
+        tgids: &[u32],
+    ) -> Option<Vec<crate::report::user::ProcessCoverage>> {
+        Some(self.user.as_ref()?.coverage_of(tgids))
     }
 
     /// Runs `spawn`; with `--stacks`, reads the spawned process's mappings as soon as it
@@ -442,6 +470,25 @@ impl Session {
             self.followed_alive = Some(alive.len());
             self.model.mark_followed(alive);
         }
+        if let Some(user) = &mut self.user {
+            for e in &batch.events {
+                if let ProcEvent::Exec {
+                    tgid,
+                    comm,
+                    followed: Some(_),
+                    ..
+                } = e
+                {
+                    user.check(*tgid, comm, &self.handle.control);
+                }
+            }
+            let attached = user.take_attached();
+            if !attached.is_empty() {
+                self.probes.extend(attached);
+                self.probes.sort_by_key(|p| p.layer);
+                self.layers = probes::summarize(&self.probes);
+            }
+        }
         // If the collector is gone there is nothing left to delete from; the next receive
         // says why it went.
         if !forget.is_empty() {
@@ -532,6 +579,7 @@ mod tests {
                 files: None,
                 probe_stats: None,
                 stacks: None,
+                user: None,
             }
         }
     }

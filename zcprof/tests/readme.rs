@@ -165,7 +165,7 @@ fn kernel_layer(doc: &Value) -> Value {
 /// `run --json` of a command that copies over TCP (socket receives: the kernel layer's probes
 /// fire where they attach), sends with MSG_ZEROCOPY (the `msg_zerocopy` object), fails one
 /// write (ENOSPC: an errno) and runs a child without the kernel layer's notice (`true`),
-/// with `--flows`, `--threads`, `--stacks`, `--files` and `--probe-stats` (their objects are
+/// with `--flows`, `--threads`, `--stacks`, `--user-copies`, `--files` and `--probe-stats` (their objects are
 /// in the list, optional).
 #[test]
 fn run_json_has_the_readme_fields_and_validates() {
@@ -182,6 +182,7 @@ fn run_json_has_the_readme_fields_and_validates() {
             "--flows",
             "--threads",
             "--stacks",
+            "--user-copies",
             "run",
             "--files",
             "--probe-stats",
@@ -249,6 +250,7 @@ fn top_json_has_the_readme_fields() {
         .args([
             "--flows",
             "--threads",
+            "--user-copies",
             "top",
             "--json",
             "--once",

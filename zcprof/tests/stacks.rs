@@ -24,42 +24,12 @@ fn run(argv: &[&str]) -> (Value, String) {
 
 /// As [`run`], with zcprof's `flags` too.
 fn run_with(flags: &[&str], argv: &[&str]) -> (Value, String) {
-    let out = temp("stacks-run");
-    let output = zcprof()
-        .args(flags)
-        .args([
-            "--stacks",
-            "--stack-period",
-            "256KiB",
-            "run",
-            "--json",
-            "-o",
-        ])
-        .arg(&out)
-        .arg("--")
-        .args(argv)
-        .output()
-        .expect("zcprof runs");
-    assert!(
-        output.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("summary written");
-    let _ = std::fs::remove_file(&out);
-    let summary: Value = serde_json::from_str(&text).expect("JSON summary");
-    let errors: Vec<String> = common::run_schema()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
+    let global: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--stacks", "--stack-period", "256KiB"])
         .collect();
-    assert!(
-        errors.is_empty(),
-        "run --json against its schema: {errors:?}"
-    );
-    (
-        summary,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    common::run_json(&global, argv)
 }
 
 /// The stacks of process `pid` of one syscall.
@@ -434,19 +404,7 @@ fn a_go_program_is_named_at_its_own_function_past_the_runtime() {
         return;
     }
     let dir = temp("stacks-go");
-    std::fs::create_dir_all(&dir).expect("as the test set it up");
-    std::fs::write(dir.join("main.go"), GO_PROGRAM).expect("as the test set it up");
-    let bin = dir.join("gocopier");
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg("main.go")
-        .current_dir(&dir)
-        .env("GOCACHE", dir.join("cache"))
-        .env("GO111MODULE", "off")
-        .status()
-        .expect("go runs (Debian's golang-go: `cargo xtask setup`)");
-    assert!(status.success(), "building the Go program");
+    let bin = common::go_program(&dir, GO_PROGRAM, "gocopier");
     let (summary, _) = run(&[bin.to_str().expect("a UTF-8 path")]);
     let pid = summary["processes"][0]["pid"].as_u64().expect("a count");
     let of = stacks_of(&summary, pid, "read");

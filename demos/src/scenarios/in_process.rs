@@ -14,7 +14,15 @@
 //!   (Stage 1's decode writes its output once in both modes; that is the work itself,
 //!   not a copy, and is not counted.)
 //!
-//! `user_copy_bytes` counts exactly the bytes passed to `Worker::copy_counted`.
+//! `user_copy_bytes` counts exactly the bytes passed to `Worker::copy_counted`, and each
+//! of those copies is one call of libc's `memcpy` with its whole length (not inlined), so
+//! zcprof's user layer (`--user-copies`) counts them: in the worker, the headers are its only
+//! 16-31 B copies and the payloads (64 KiB by default) its only 64-128 KiB ones
+//! (`zcprof/tests/user_copies.rs`). Not counted by either, because the compiler turns them
+//! into plain register moves with no call: `Header::parse`'s 4- and 8-byte field reads
+//! (`try_into` of fixed-size slices), and the stages' byte loops, which rewrite their
+//! buffers in place rather than copy them. The parent's packet building calls `memcpy`
+//! (`extend_from_slice`), in the parent's own process, before the worker starts.
 
 use crate::catalogue::{ModeInfo, ScenarioInfo};
 use crate::error::{DemoError, Result};

@@ -35,6 +35,10 @@ pub const THREADS_ARGS: &[&str] = &["--threads"];
 /// The default with stack sampling at the default period (1 MiB): beside `zcprof` it shows
 /// what `--stacks` costs.
 pub const STACKS_ARGS: &[&str] = &["--stacks"];
+/// The default with the user layer (uprobes on this host's libc copy routines): beside
+/// `zcprof` it shows what `--user-copies` costs the workloads' own memcpy calls (a trap
+/// per call, in every process using the libc).
+pub const USER_COPIES_ARGS: &[&str] = &["--user-copies"];
 /// The default without the io_uring layer: beside `zcprof` it shows what that layer costs.
 const NO_IO_URING_ARGS: &[&str] = &["--disable-layer", "io_uring"];
 
@@ -54,6 +58,8 @@ pub enum Condition {
     ZcprofThreads,
     /// The default with `--stacks`.
     ZcprofStacks,
+    /// The default with `--user-copies`.
+    ZcprofUserCopies,
     Bpftrace,
     /// bpftrace on the one `raw_syscalls:sys_exit` tracepoint, filtering the syscall numbers.
     BpftraceRaw,
@@ -62,7 +68,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 13] = [
+    pub const ALL: [Condition; 14] = [
         Condition::Baseline,
         Condition::EmptyHook,
         Condition::Zcprof,
@@ -72,6 +78,7 @@ impl Condition {
         Condition::ZcprofNoIoUring,
         Condition::ZcprofThreads,
         Condition::ZcprofStacks,
+        Condition::ZcprofUserCopies,
         Condition::Bpftrace,
         Condition::BpftraceRaw,
         Condition::Strace,
@@ -79,7 +86,7 @@ impl Condition {
     ];
 
     /// zcprof in each of its probe modes.
-    pub const ZCPROF: [Condition; 7] = [
+    pub const ZCPROF: [Condition; 8] = [
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
@@ -87,6 +94,7 @@ impl Condition {
         Condition::ZcprofNoIoUring,
         Condition::ZcprofThreads,
         Condition::ZcprofStacks,
+        Condition::ZcprofUserCopies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +108,7 @@ impl Condition {
             Condition::ZcprofNoIoUring => "zcprof no io_uring",
             Condition::ZcprofThreads => "zcprof threads",
             Condition::ZcprofStacks => "zcprof stacks",
+            Condition::ZcprofUserCopies => "zcprof user-copies",
             Condition::Bpftrace => "bpftrace",
             Condition::BpftraceRaw => "bpftrace raw_syscalls",
             Condition::Strace => "strace -c -f",
@@ -120,6 +129,7 @@ impl Condition {
                 | Condition::ZcprofNoIoUring
                 | Condition::ZcprofThreads
                 | Condition::ZcprofStacks
+                | Condition::ZcprofUserCopies
                 | Condition::Bpftrace
                 | Condition::BpftraceRaw
         )
@@ -140,6 +150,7 @@ impl Condition {
             Condition::ZcprofNoIoUring => format!("`zcprof {} top --json -i 1s`: the default without the io_uring layer; beside `zcprof` it shows that layer's cost (and on the uring workload its bytes are then counted nowhere, so not exact)", NO_IO_URING_ARGS.join(" ")),
             Condition::ZcprofThreads => format!("`zcprof {} top --json -i 1s`: the default with the per-thread split; beside `zcprof` it shows that split's cost", THREADS_ARGS.join(" ")),
             Condition::ZcprofStacks => format!("`zcprof {} top --json -i 1s`: the default with user stacks sampled every 1 MiB of a process's bytes of one syscall; beside `zcprof` it shows the sampling's cost", STACKS_ARGS.join(" ")),
+            Condition::ZcprofUserCopies => format!("`zcprof {} top --json -i 1s`: the default with uprobes on this host's libc memcpy/memmove/mempcpy; beside `zcprof` it shows what a trap per copy call costs the workloads", USER_COPIES_ARGS.join(" ")),
             Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints, and `sum(args->res)` on io_uring:io_uring_complete".into(),
             Condition::BpftraceRaw => "bpftrace: the same sums on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe), and on io_uring:io_uring_complete".into(),
             Condition::Strace => "`strace -c -f` wrapping the workload".into(),
@@ -212,7 +223,8 @@ pub fn run(
         | Condition::ZcprofAll
         | Condition::ZcprofNoIoUring
         | Condition::ZcprofThreads
-        | Condition::ZcprofStacks => {
+        | Condition::ZcprofStacks
+        | Condition::ZcprofUserCopies => {
             let zcprof = tools.bin.join("zcprof").display().to_string();
             let mut args = vec![zcprof];
             match condition {
@@ -226,6 +238,9 @@ pub fn run(
                 }
                 Condition::ZcprofThreads => args.extend(THREADS_ARGS.iter().map(|s| s.to_string())),
                 Condition::ZcprofStacks => args.extend(STACKS_ARGS.iter().map(|s| s.to_string())),
+                Condition::ZcprofUserCopies => {
+                    args.extend(USER_COPIES_ARGS.iter().map(|s| s.to_string()));
+                }
                 _ => {}
             }
             args.extend(["top", "--json", "-i", "1s"].map(String::from));

@@ -576,6 +576,13 @@ fn markdown(results: &Results) -> String {
         "the same with `--stacks` (one user stack per 1 MiB of a process's bytes of one syscall): every counted syscall also divides its byte counter by the period",
         Condition::ZcprofStacks,
     ));
+    md.push_str(&opt_in_cost(
+        results,
+        "The user layer's cost",
+        "--user-copies",
+        "the same with `--user-copies`: every memcpy/memmove/mempcpy call of every process using this host's libc traps into a uprobe",
+        Condition::ZcprofUserCopies,
+    ));
 
     md.push_str(&scaling_table(results));
 

@@ -33,7 +33,8 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// each kernel's `struct file` layout for `run --files`; `probe_stats` turns on each kernel's
 /// BPF run-time statistics (`BPF_ENABLE_STATS`) and reads the programs' cost; `stacks`
 /// samples the demos' user stacks with each kernel's `bpf_get_stack` (build-ID frames) and
-/// names their call sites.
+/// names their call sites; `user_copies` attaches the user layer's uprobes and counts the
+/// in-process demo's memcpy calls exactly.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -48,6 +49,7 @@ const TESTS: &[&str] = &[
     "files",
     "probe_stats",
     "stacks",
+    "user_copies",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the
@@ -113,6 +115,19 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "flame_graphs_and_the_diff_name_the_call_sites_a_change_removed",
     ),
     ("stacks", "bad_input_gets_one_line_and_exit_2"),
+    // The programs these build need gcc and Go; the demo-based tests run in the lab.
+    (
+        "user_copies",
+        "a_c_programs_memcpy_memmove_and_mempcpy_are_counted_exactly",
+    ),
+    (
+        "user_copies",
+        "a_go_programs_copy_is_counted_and_its_slicing_is_not",
+    ),
+    (
+        "user_copies",
+        "a_static_binary_without_symbols_is_reported_not_fatal",
+    ),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it

@@ -888,19 +888,39 @@ fn msg_zerocopy_shares_are_recomputed_when_summed() {
 
 /// `r` with `pages` mapped file pages (the mapped layer's `map_pages` slot) in its first
 /// process and the total.
-fn with_mapped(mut r: Recording, pages: u64) -> Recording {
-    let layer = Layer {
+fn with_mapped(r: Recording, pages: u64) -> Recording {
+    with_entry(
+        r,
+        MAPPED_LAYER,
+        "map_pages",
+        Family::Mapped,
+        Direction::K2u,
+        pages * 4096,
+    )
+}
+
+/// `r` with one entry of `bytes` in one call, in layer `layer` of its first process and the
+/// total.
+fn with_entry(
+    mut r: Recording,
+    layer: &str,
+    name: &str,
+    family: Family,
+    direction: Direction,
+    bytes: u64,
+) -> Recording {
+    let entries = Layer {
         totals: LayerTotals {
             calls: 1,
             ..LayerTotals::default()
         },
         probes: crate::SortedMap::from([(
-            "map_pages".to_string(),
+            name.to_string(),
             Entry {
-                family: Family::Mapped,
-                direction: Direction::K2u,
+                family,
+                direction,
                 calls: 1,
-                bytes: pages * 4096,
+                bytes,
                 errors: 0,
                 errno: crate::SortedMap::default(),
                 hist: Vec::new(),
@@ -910,9 +930,43 @@ fn with_mapped(mut r: Recording, pages: u64) -> Recording {
     };
     r.processes[0]
         .layers
-        .insert(MAPPED_LAYER.to_string(), layer.clone());
-    r.total.layers.insert(MAPPED_LAYER.to_string(), layer);
+        .insert(layer.to_string(), entries.clone());
+    r.total.layers.insert(layer.to_string(), entries);
     r
+}
+
+/// The user layer's bytes, both sides, beside the verdict; nothing when neither side has
+/// the layer.
+#[test]
+fn user_space_copies_are_said_beside_the_verdict() {
+    let user = |r, bytes| {
+        with_entry(
+            r,
+            USER_LAYER,
+            "memcpy/memmove",
+            Family::UserCopy,
+            Direction::U2u,
+            bytes,
+        )
+    };
+    let base = recording(0.02, &[(100, "demo", &[("read", 4, MIB4)])]);
+    let d = diff(&base, &base, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    assert!(!d.verdict.contains("user-space copies"), "{}", d.verdict);
+    let (before, after) = (user(base.clone(), 4 * MIB4), user(base.clone(), MIB4));
+    let d = diff(&before, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    assert!(
+        d.verdict.contains(
+            "user-space copies (user layer, recorded totals): 16.0 MiB before, 4.0 MiB after (-75 %)"
+        ),
+        "{}",
+        d.verdict
+    );
+    let d = diff(&base, &after, Unit::PerBytesDelivered(MIB4)).expect("diff");
+    assert!(
+        d.verdict.contains("0 B before, 4.0 MiB after (new)"),
+        "{}",
+        d.verdict
+    );
 }
 
 #[test]

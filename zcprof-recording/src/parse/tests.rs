@@ -185,6 +185,34 @@ fn copy_source_is_a_role_null_or_absent() {
     );
 }
 
+/// The user layer (`record --user-copies`): its entries are user_copy, u2u, and nothing
+/// else may be u2u.
+#[test]
+fn user_copies_round_trip_and_are_checked() {
+    let mut v: Value = serde_json::from_slice(&good()).expect("json");
+    let layer = serde_json::json!({
+        "totals": {"copy_k2u_bytes": 0, "copy_u2k_bytes": 0, "zero_copy_bytes": 0,
+                   "calls": 3, "errors": 0, "zero_copy_ratio": null},
+        "probes": {"memcpy/memmove": {"family": "user_copy", "direction": "u2u",
+                   "calls": 3, "bytes": 12288, "errors": 0,
+                   "hist": [{"low": 4096, "high": 8191, "count": 3}]}}
+    });
+    v["processes"][0]["layers"]["user"] = layer.clone();
+    let r = parse(&serde_json::to_vec(&v).expect("json")).expect("parses");
+    let e = &r.processes[0].layers["user"].probes["memcpy/memmove"];
+    assert_eq!(
+        (e.family, e.direction, e.bytes),
+        (crate::Family::UserCopy, crate::Direction::U2u, 12288)
+    );
+    assert_eq!(
+        crate::diff::user_copy_bytes(&r.processes[0].layers),
+        Some(12288)
+    );
+    v["processes"][0]["layers"]["user"]["probes"]["memcpy/memmove"]["family"] = "copy".into();
+    let err = parse(&serde_json::to_vec(&v).expect("json")).unwrap_err();
+    assert!(err.to_string().contains("only user-space copies"), "{err}");
+}
+
 #[test]
 fn impossible_figures_are_refused() {
     let mut v: Value = serde_json::from_slice(&good()).expect("json");

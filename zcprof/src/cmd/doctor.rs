@@ -43,11 +43,64 @@ pub struct Report {
     pub io_uring_disabled: Option<u8>,
     /// Whether `--probe-stats` can have the kernel's BPF run-time statistics.
     pub bpf_stats: BpfStats,
+    /// The user layer (`--user-copies`): whether it is on, and what it attaches to.
+    pub user_copies: UserCopies,
     /// Why the eBPF object could not be loaded at all (no probe attached then).
     pub load_error: Option<String>,
     pub warnings: Vec<String>,
     pub layers: Vec<LayerSummary>,
     pub probes: Vec<ProbeStatus>,
+}
+
+/// The user layer, opt-in: what it would attach to on this host.
+#[derive(Debug, Serialize)]
+pub struct UserCopies {
+    /// `--user-copies` was given (its probes are then in `probes`).
+    pub on: bool,
+    /// What it costs.
+    pub cost: &'static str,
+    /// The uprobes it attaches for every process using this host's libc (Go binaries get
+    /// theirs as `run`/`record` meet them).
+    pub would_attach: Vec<String>,
+    /// Why this host's libc copy routines cannot be found, if so.
+    pub error: Option<String>,
+}
+
+impl UserCopies {
+    fn read(on: bool) -> UserCopies {
+        let (would_attach, error) = match probes::user::routines::host_libc() {
+            Ok(libc) => (
+                libc.routines
+                    .iter()
+                    .map(|r| probes::user::probe_name(&libc, r))
+                    .collect(),
+                None,
+            ),
+            Err(why) => (Vec::new(), Some(why)),
+        };
+        UserCopies {
+            on,
+            cost: probes::user::COST,
+            would_attach,
+            error,
+        }
+    }
+
+    fn line(&self) -> String {
+        let what = match &self.error {
+            Some(why) => format!("this host's libc copy routines were not found: {why}"),
+            None => format!(
+                "{} on {}, for every process using this libc",
+                self.cost,
+                self.would_attach.join(", ")
+            ),
+        };
+        if self.on {
+            format!("on: {what}")
+        } else {
+            format!("off by default (--user-copies turns it on): would attach {what}")
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +167,7 @@ pub fn inspect(load: &LoadOptions) -> Report {
             .and_then(|v| v.trim().parse().ok()),
         bpf_stats: BpfStats::read(),
         privileges,
+        user_copies: UserCopies::read(load.user_copies),
         load_error: None,
         warnings: Vec::new(),
         layers: Vec::new(),
@@ -208,6 +262,7 @@ pub fn text(r: &Report) -> String {
         ),
         ("io_uring", io_uring_line(r.io_uring_disabled)),
         ("BPF stats", bpf_stats_line(&r.bpf_stats)),
+        ("user copies", r.user_copies.line()),
     ];
     for (k, v) in lines {
         out.push_str(&format!("{k:<11} {v}\n"));
@@ -321,6 +376,12 @@ mod tests {
                 allowed: false,
                 error: Some("Operation not permitted (os error 1)".into()),
                 sysctl: Some(false),
+            },
+            user_copies: UserCopies {
+                on: false,
+                cost: probes::user::COST,
+                would_attach: Vec::new(),
+                error: Some("dlsym found no memcpy".into()),
             },
             load_error: Some("needs root".into()),
             warnings: Vec::new(),

@@ -113,6 +113,9 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         // Before anything of theirs can be missed: the kernel follows them and everything
         // they fork from here on; their existing descendants are followed from /proc.
         session.follow_trees(pids)?;
+        for pid in pids {
+            session.user_check(*pid);
+        }
         vanished_while_attaching(&mut session, pids).await?;
     }
     let started = Instant::now();
@@ -316,6 +319,16 @@ pub async fn run(load: &LoadOptions, opts: RecordOptions) -> anyhow::Result<Exit
         },
         opts.output.display()
     );
+    let tgids: Vec<u32> = rec.processes.iter().map(|p| p.pid).collect();
+    if let Some(coverage) = session.user_coverage(&tgids) {
+        // A copy the layer cannot see is said where the user looks (the recording's layer
+        // holds what it counted).
+        let mut lines = String::new();
+        crate::report::user::not_counted_lines(&mut lines, &coverage);
+        for line in lines.lines() {
+            say!("zcprof: {line}");
+        }
+    }
     Ok(match (&rec.workload.kind, end) {
         // Like `zcprof run`: the command's status, so `record` can stand in for it.
         (WorkloadKind::Command, End::Exit | End::Signal) => exit_code(&outcome),

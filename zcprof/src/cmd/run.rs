@@ -134,6 +134,8 @@ pub async fn run(load: &LoadOptions, opts: RunOptions) -> anyhow::Result<ExitCod
     s.stacks = session
         .stacks()
         .map(|report| crate::report::stacks::build(&report, &session.model, &members));
+    s.user_coverage =
+        session.user_coverage(&s.processes.iter().map(|p| p.tgid).collect::<Vec<_>>());
     let rendered = if opts.json {
         summary::json(&s)
     } else {
@@ -177,6 +179,9 @@ pub(crate) fn spawn_followed(
     let program = argv.first().and_then(resolve);
     let spawned = session.stacks_observe_spawned(program.as_deref(), || spawn(argv));
     session.unfollow(me);
+    if let Some((_, pid)) = &spawned {
+        session.user_check(*pid);
+    }
     Ok(spawned)
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use zcprof_common::{
     Counts, HIST_BUCKETS, errno, flows, io_uring, kernel, mapped,
     syscalls::{self, Direction, Family, Row},
+    user,
 };
 use zcprof_recording::MsgZerocopy;
 
@@ -92,6 +93,14 @@ pub enum MappedSlots {}
 
 impl Slots for MappedSlots {
     const LEN: usize = mapped::COUNT;
+}
+
+/// The user layer's slots: [`user::NAMES`] (copy routines).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserSlots {}
+
+impl Slots for UserSlots {
+    const LEN: usize = user::COUNT;
 }
 
 /// The flows layer's slots: [`flows::flow`] (descriptor kinds).
@@ -363,6 +372,27 @@ impl Totals<MappedSlots> {
     }
 }
 
+impl Totals<UserSlots> {
+    /// The routines that counted a copy, with their names, in table order.
+    pub fn fired(&self) -> impl Iterator<Item = (&'static str, &Counts)> {
+        user::NAMES
+            .iter()
+            .zip(self.slots())
+            .filter(|(_, s)| s.calls > 0)
+            .map(|(name, s)| (*name, s))
+    }
+
+    /// Bytes the routines were asked to copy: its own figure, never the syscall layer's.
+    pub fn bytes(&self) -> u64 {
+        self.slots().iter().map(|s| s.bytes).sum()
+    }
+
+    /// Calls of the routines.
+    pub fn calls(&self) -> u64 {
+        self.slots().iter().map(|s| s.calls).sum()
+    }
+}
+
 impl Totals<FlowSlots> {
     /// The flows that counted something, with their slot, in table order.
     pub fn fired(&self) -> impl Iterator<Item = (u32, flows::Flow, &Counts)> {
@@ -474,6 +504,7 @@ counters! {
     kernel: KernelProbes => Kernel,
     io_uring: IoUringOps => IoUring,
     mapped: MappedSlots => Mapped,
+    user: UserSlots => User,
 }
 
 impl Default for Counters {

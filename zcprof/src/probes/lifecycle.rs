@@ -55,6 +55,7 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
         offsets: None,
         flows: opts.flows || opts.files,
         threads: opts.threads,
+        user: opts.user_copies,
     })
 }
 
@@ -78,6 +79,8 @@ struct Lifecycle {
     flows: bool,
     /// `--threads`: likewise the threads layer's.
     threads: bool,
+    /// `--user-copies`: likewise the user layer's.
+    user: bool,
 }
 
 impl Lifecycle {
@@ -86,6 +89,7 @@ impl Lifecycle {
         exit_flushes().filter(|(layer, _)| match layer {
             Layer::Flows => self.flows,
             Layer::Threads => self.threads,
+            Layer::User => self.user,
             _ => true,
         })
     }

@@ -33,6 +33,10 @@ pub enum Layer {
     /// User call stacks sampled by the syscall layer's bytes (opt-in: `--stacks`): where in
     /// the program the bytes are moved, estimated, not counted.
     Stacks,
+    /// Copies inside a process's own memory through its copy routines (glibc's
+    /// `memcpy`/`memmove`/`mempcpy`, Go's `runtime.memmove`), by uprobes (opt-in:
+    /// `--user-copies`): its own figure, never added to the syscall layer's.
+    User,
 }
 
 impl Layer {
@@ -46,6 +50,7 @@ impl Layer {
             Layer::Flows => "flows",
             Layer::Threads => "threads",
             Layer::Stacks => "stacks",
+            Layer::User => "user",
         }
     }
 }
@@ -70,6 +75,8 @@ pub enum Mechanism {
     Kretprobe,
     /// A kprobe stashing an argument and a kretprobe using it.
     KprobeAndKretprobe,
+    /// A uprobe on a user-space function's entry.
+    Uprobe,
 }
 
 impl Mechanism {
@@ -84,6 +91,7 @@ impl Mechanism {
             Mechanism::Kprobe => "kprobe",
             Mechanism::Kretprobe => "kretprobe",
             Mechanism::KprobeAndKretprobe => "kprobe+kretprobe",
+            Mechanism::Uprobe => "uprobe",
         }
     }
 }

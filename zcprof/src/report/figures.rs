@@ -37,6 +37,9 @@ pub fn layers(totals: &Counters, copy_source: Option<Role>) -> Layers {
     if !totals.flows.is_zero() {
         layers.insert(Layer::Flows.to_string(), flows_layer(&totals.flows));
     }
+    if !totals.user.is_zero() {
+        layers.insert(Layer::User.to_string(), super::user::layer(&totals.user));
+    }
     layers
 }
 

@@ -26,6 +26,9 @@
 //!   `comm`, `pid`, `via` and `layer="mapped"`: a figure of its own, never bytes moved;
 //! - the flows layer (`--flows`): `zcprof_flow_bytes_total{comm,pid,flow,direction,kind,
 //!   layer="flows"}`, a breakdown of the syscall layer's bytes, never added to them;
+//! - the user layer (`--user-copies`): `zcprof_user_copy_bytes_total` and
+//!   `zcprof_user_copy_calls_total{comm,pid,routine,layer="user"}`, copies inside the
+//!   process through its copy routines: a figure of its own, never the syscall layer's;
 //! - `zcprof_process_info{comm,pid,cgroup,container} 1` for every process whose cgroup is
 //!   known (join on `pid` to group any family by cgroup or container);
 //! - `zcprof_lost_events_total{reason}` and `zcprof_probe_layer_up{layer,state}`;
@@ -104,6 +107,8 @@ struct Snapshot {
     kernel: Vec<Series>,
     /// Per process × flow (flows layer, `--flows`): bytes.
     flows: Vec<(Labels, u64)>,
+    /// Per process × routine (user layer, `--user-copies`): `(bytes, calls)`.
+    user: Vec<(Labels, (u64, u64))>,
     /// Per process with a known cgroup: its `cgroup` and `container` labels.
     info: Vec<Labels>,
     lost: Lost,
@@ -223,6 +228,23 @@ impl Collector for Snapshot {
         )?;
         for (labels, n) in &self.flows {
             ConstCounter::new(*n).encode(metric.encode_family(labels)?)?;
+        }
+        for (name, help, pick) in [
+            (
+                "zcprof_user_copy_bytes",
+                "Bytes copied inside the process through its copy routines (user layer, --user-copies: the size arguments of memcpy/memmove/mempcpy, runtime.memmove): a figure of its own, never added to zcprof_bytes_total",
+                (|(bytes, _)| bytes) as fn((u64, u64)) -> u64,
+            ),
+            (
+                "zcprof_user_copy_calls",
+                "Calls of the copy routines (user layer, --user-copies)",
+                |(_, calls)| calls,
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (labels, n) in &self.user {
+                ConstCounter::new(pick(*n)).encode(metric.encode_family(labels)?)?;
+            }
         }
         let mut metric = encoder.encode_descriptor(
             "zcprof_process_info",
@@ -352,6 +374,23 @@ fn mapped_series(shown: &[&Process]) -> Vec<(Labels, u64)> {
     series
 }
 
+/// The user layer's bytes and calls, one series per process × routine that counted.
+fn user_series(shown: &[&Process]) -> Vec<(Labels, (u64, u64))> {
+    let mut series = Vec::new();
+    for &p in shown {
+        for (routine, s) in p.totals.user.fired() {
+            let labels = vec![
+                ("comm", p.comm.clone()),
+                ("pid", p.tgid.to_string()),
+                ("routine", routine.to_string()),
+                ("layer", Layer::User.to_string()),
+            ];
+            series.push((labels, (s.bytes, s.calls)));
+        }
+    }
+    series
+}
+
 /// The flows layer's bytes, one series per process × flow that counted.
 fn flows_series(shown: &[&Process]) -> Vec<(Labels, u64)> {
     let mut series = Vec::new();
@@ -432,6 +471,7 @@ pub fn render(model: &Model, layers: &[LayerSummary], own: &Own, filter: &Filter
         mapped: mapped_series(&shown),
         kernel: kernel_series(&shown),
         flows: flows_series(&shown),
+        user: user_series(&shown),
         info: info_series(&shown),
         lost: Lost::of(model),
         layers: layers.iter().map(|l| (l.layer, l.state)).collect(),
@@ -582,6 +622,41 @@ mod tests {
             !text.contains(r#"via="map_pages""#),
             "only the ways that counted"
         );
+    }
+
+    /// The user layer's copies are families of their own, per process and routine.
+    #[test]
+    fn user_copies_are_families_of_their_own() {
+        let mut m = model();
+        let copies = Counts {
+            calls: 4,
+            bytes: 4 << 16,
+            ..Counts::ZERO
+        };
+        m.apply(
+            &Batch {
+                counts: vec![(
+                    Layer::User,
+                    Key {
+                        tgid: 42,
+                        slot: zcprof_common::user::MEMCPY_MEMMOVE,
+                    },
+                    copies,
+                )],
+                ..Batch::empty(Instant::now())
+            },
+            &NoProc,
+        );
+        let text = render(&m, &[], &Own::default(), &Filter::default());
+        for line in [
+            r#"zcprof_user_copy_bytes_total{comm="cat",pid="42",routine="memcpy/memmove",layer="user"} 262144"#,
+            r#"zcprof_user_copy_calls_total{comm="cat",pid="42",routine="memcpy/memmove",layer="user"} 4"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
     }
 
     /// io_uring requests are in the syscall layer's families, labelled by opcode and their

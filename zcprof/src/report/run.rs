@@ -59,6 +59,9 @@ pub struct Summary<'a> {
     pub probe_stats: Option<crate::probe_stats::Cost>,
     /// `--stacks`: the stacks layer's estimate for these processes.
     pub stacks: Option<zcprof_recording::Stacks>,
+    /// `--user-copies`: what the user layer counts of each process it checked (`None`
+    /// without the layer).
+    pub user_coverage: Option<Vec<super::user::ProcessCoverage>>,
 }
 
 /// One file or socket of one process (`run --files`).
@@ -173,6 +176,7 @@ impl<'a> Summary<'a> {
             files: None,
             probe_stats: None,
             stacks: None,
+            user_coverage: None,
         }
     }
 
@@ -215,6 +219,11 @@ impl<'a> Summary<'a> {
     fn threads_asked(&self) -> bool {
         self.layers.iter().any(|l| l.layer == Layer::Threads)
     }
+
+    /// The user layer was asked for (`--user-copies`).
+    fn user_asked(&self) -> bool {
+        self.layers.iter().any(|l| l.layer == Layer::User)
+    }
 }
 
 /// Schema name of `run --json` output.
@@ -240,6 +249,9 @@ struct JsonSummary<'a> {
     /// Only with `--stacks`: the shape of a recording's `stacks`.
     #[serde(skip_serializing_if = "Option::is_none")]
     stacks: Option<&'a zcprof_recording::Stacks>,
+    /// Only with `--user-copies`: the layer's cost and what it counts of each process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_copies: Option<super::user::JsonCoverage<'a>>,
 }
 
 #[derive(Serialize)]
@@ -301,6 +313,9 @@ struct JsonFigures {
     /// Only with `--flows`.
     #[serde(skip_serializing_if = "Option::is_none")]
     flows: Option<JsonFlows>,
+    /// Only with `--user-copies`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<super::user::JsonUser>,
 }
 
 /// The flows layer: the syscall layer's bytes by descriptor kinds, one entry per flow
@@ -354,6 +369,7 @@ impl JsonFigures {
         copy_source: Option<Role>,
         files: Vec<MappedFile>,
         flows: bool,
+        user: bool,
     ) -> JsonFigures {
         let syscall = figures::syscall_layer(&c.syscall);
         let kernel = figures::kernel_layer(&c.kernel, copy_source);
@@ -390,6 +406,7 @@ impl JsonFigures {
                     probes: layer.probes,
                 }
             }),
+            user: user.then(|| super::user::JsonUser::of(&c.user)),
         }
     }
 }
@@ -428,6 +445,7 @@ pub fn json(s: &Summary) -> String {
                     s.copy_source(),
                     s.files_of(p.tgid),
                     s.flows_asked(),
+                    s.user_asked(),
                 ),
                 threads: s
                     .threads_asked()
@@ -443,8 +461,13 @@ pub fn json(s: &Summary) -> String {
                 .flat_map(|p| s.files_of(p.tgid))
                 .collect(),
             s.flows_asked(),
+            s.user_asked(),
         ),
         stacks: s.stacks.as_ref(),
+        user_copies: s
+            .user_coverage
+            .as_deref()
+            .map(super::user::JsonCoverage::of),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
 }
@@ -509,6 +532,7 @@ pub fn text(s: &Summary) -> String {
         }
         io_uring_table(&mut out, &p.totals.io_uring);
         mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
+        super::user::line(&mut out, &p.totals.user);
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
     }
     cgroup_totals(&mut out, s);
@@ -518,7 +542,15 @@ pub fn text(s: &Summary) -> String {
         flows_table(&mut out, &s.total.flows);
         io_uring_table(&mut out, &s.total.io_uring);
         mapped_line(&mut out, &s.total.mapped, &[]);
+        super::user::line(&mut out, &s.total.user);
         kernel_table(&mut out, &s.total.kernel, s.copy_source());
+    }
+    if let Some(coverage) = &s.user_coverage {
+        out.push_str(&format!(
+            "\nuser-space copies: {} (the user layer)\n",
+            crate::probes::user::COST
+        ));
+        super::user::not_counted_lines(&mut out, coverage);
     }
     if let Some(stacks) = &s.stacks {
         out.push_str(&super::stacks::text(stacks, CALL_SITES_SHOWN));

@@ -9,6 +9,7 @@ use super::{Lost, Rates, clock, layers_line, per_second, unix_time};
 use crate::{
     model::{
         Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Model, Process, Slots, Totals,
+        UserSlots,
     },
     probe_stats::{Cost, EnabledBy},
     probes::{Layer, LayerSummary, State, copy_source},
@@ -165,6 +166,28 @@ impl MappedRates {
         MappedRates {
             pages_per_s: per_second(t.pages(), seconds),
             bytes_per_s: per_second(t.bytes(), seconds),
+        }
+    }
+}
+
+/// Machine-wide user-layer counts for the interval (zcprof itself as in [`machine`]).
+pub fn machine_user(model: &Model, own: &Own) -> Totals<UserSlots> {
+    machine_layer(model, own, |p| &p.interval.user)
+}
+
+/// The user layer's figure per second (`--user-copies`): bytes copied inside processes
+/// through their copy routines, and the calls; never the syscall layer's copies.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+pub struct UserRates {
+    pub bytes_per_s: f64,
+    pub calls_per_s: f64,
+}
+
+impl UserRates {
+    pub fn of(t: &Totals<UserSlots>, seconds: f64) -> UserRates {
+        UserRates {
+            bytes_per_s: per_second(t.bytes(), seconds),
+            calls_per_s: per_second(t.calls(), seconds),
         }
     }
 }
@@ -377,6 +400,9 @@ struct JsonFigures {
     kernel: KernelRates,
     io_uring: IoUringRates,
     mapped: MappedRates,
+    /// Only with `--user-copies`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserRates>,
 }
 
 #[derive(Serialize)]
@@ -393,6 +419,9 @@ struct JsonProcess<'a> {
     kernel: KernelRates,
     io_uring: IoUringRates,
     mapped: MappedRates,
+    /// Only with `--user-copies`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserRates>,
     /// Only with `--flows`.
     #[serde(skip_serializing_if = "Option::is_none")]
     flows: Option<FlowRates>,
@@ -442,6 +471,7 @@ pub fn json(
     let source = copy_source(layers);
     let flows = counted(layers, Layer::Flows);
     let threads = counted(layers, Layer::Threads);
+    let user = counted(layers, Layer::User);
     let frame = JsonFrame {
         schema: SCHEMA,
         unix_time: unix_time(),
@@ -454,6 +484,7 @@ pub fn json(
             kernel: KernelRates::of(&machine_kernel(model, own), source, seconds),
             io_uring: IoUringRates::of(&machine_io_uring(model, own), seconds),
             mapped: MappedRates::of(&machine_mapped(model, own), seconds),
+            user: user.then(|| UserRates::of(&machine_user(model, own), seconds)),
         },
         own: own.pid.zip(own.figures(model)).map(|(pid, f)| JsonOwn {
             pid,
@@ -475,6 +506,7 @@ pub fn json(
                 kernel: KernelRates::of(&r.process.interval.kernel, source, seconds),
                 io_uring: IoUringRates::of(&r.process.interval.io_uring, seconds),
                 mapped: MappedRates::of(&r.process.interval.mapped, seconds),
+                user: user.then(|| UserRates::of(&r.process.interval.user, seconds)),
                 flows: flows.then(|| FlowRates::of(&r.process.interval.flows, seconds)),
                 threads: threads.then(|| ThreadRates::of(r.process, seconds)),
             })
@@ -512,6 +544,10 @@ pub fn text(
     }
     if let Some(cost) = &own.probes {
         out.push_str(&probes_line(cost));
+        out.push('\n');
+    }
+    if layers.iter().any(|l| l.layer == Layer::User) {
+        out.push_str(crate::probes::user::MACHINE_COVERAGE);
         out.push('\n');
     }
     let source = copy_source(layers);
@@ -581,6 +617,14 @@ pub fn text(
     }
     if let Some(r) = super::ZeroCopySendRates::of_both(&machine_syscall, &machine_uring, seconds) {
         out.push_str(&zero_copy_sends_line(&r));
+    }
+    if counted(layers, Layer::User) {
+        let user = UserRates::of(&machine_user(model, own), seconds);
+        out.push_str(&format!(
+            "user-space copies (user layer, machine): {} in {:.0} calls/s of memcpy/memmove/mempcpy: copies inside the processes, not syscall copies\n",
+            units::rate(user.bytes_per_s),
+            user.calls_per_s
+        ));
     }
     let mapped = MappedRates::of(&machine_mapped(model, own), seconds);
     if mapped.pages_per_s > 0.0 {

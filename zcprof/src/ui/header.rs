@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     model::{Figures, Model, Totals},
-    probes::{LayerSummary, State},
+    probes::{Layer, LayerSummary, State},
     report::{
         Lost, Rates, ZeroCopySendRates, role_bound,
         top::{self, IoUringRates, KernelRates, MappedRates, Own},
@@ -271,6 +271,12 @@ fn layers_line<'a>(layers: &'a [LayerSummary], theme: &Theme) -> Line<'a> {
     }
     if layers.iter().any(|l| l.state != State::Live) {
         spans.push(Span::raw(" (see zcprof doctor)"));
+    }
+    if layers.iter().any(|l| l.layer == Layer::User) {
+        spans.push(Span::styled(
+            format!(" · user-space copies: {}", crate::probes::user::COST),
+            theme.alert(),
+        ));
     }
     Line::from(spans)
 }

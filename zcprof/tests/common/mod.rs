@@ -384,6 +384,59 @@ pub fn has_child_named(parent: u32, comm: &str) -> bool {
     })
 }
 
+/// `zcprof GLOBAL... run --json -o FILE -- ARGV`, which must succeed, its summary validated
+/// against `schema/run.v1.json`: the summary, and what the command printed.
+pub fn run_json(global: &[&str], argv: &[&str]) -> (serde_json::Value, String) {
+    let out = temp("run-json");
+    let output = zcprof()
+        .args(global)
+        .args(["run", "--json", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(argv)
+        .output()
+        .expect("zcprof runs");
+    assert!(
+        output.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("summary written");
+    let _ = std::fs::remove_file(&out);
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
+    let errors: Vec<String> = run_schema()
+        .iter_errors(&summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "run --json against its schema: {errors:?}"
+    );
+    (
+        summary,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// Builds the Go program `source` (one `main.go`) in `dir` with Debian's golang-go, as
+/// `name`; host only (the lab's guest has no Go toolchain).
+pub fn go_program(dir: &std::path::Path, source: &str, name: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("as the test set it up");
+    std::fs::write(dir.join("main.go"), source).expect("as the test set it up");
+    let bin = dir.join(name);
+    let status = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("main.go")
+        .current_dir(dir)
+        .env("GOCACHE", dir.join("cache"))
+        .env("GO111MODULE", "off")
+        .status()
+        .expect("go runs (Debian's golang-go: `cargo xtask setup`)");
+    assert!(status.success(), "building the Go program");
+    bin
+}
+
 /// The `zcprof` binary under test.
 pub fn zcprof() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_zcprof"))
