@@ -9,6 +9,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod cpu;
 pub mod errno;
 pub mod files;
 pub mod flows;
@@ -51,6 +52,8 @@ pub mod layer {
     pub const FLOWS: u32 = 4;
     /// The threads layer ([`crate::threads::COUNTING`]).
     pub const THREADS: u32 = 5;
+    /// The cpu layer ([`crate::cpu::COUNTING`]).
+    pub const CPU: u32 = 6;
 }
 
 /// What both sides agree on about a layer that counts per `(process, slot)` in a hash map
@@ -264,4 +267,10 @@ mod pod {
     unsafe impl aya::Pod for super::mapped::Mark {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::files::FileBytes {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::cpu::Range {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::cpu::BuildId {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::cpu::FileRanges {}
 }

@@ -55,6 +55,7 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
         offsets: None,
         flows: opts.flows || opts.files,
         threads: opts.threads,
+        cpu: opts.cpu.is_some(),
     })
 }
 
@@ -78,6 +79,8 @@ struct Lifecycle {
     flows: bool,
     /// `--threads`: likewise the threads layer's.
     threads: bool,
+    /// `--cpu`: likewise the cpu layer's.
+    cpu: bool,
 }
 
 impl Lifecycle {
@@ -86,6 +89,7 @@ impl Lifecycle {
         exit_flushes().filter(|(layer, _)| match layer {
             Layer::Flows => self.flows,
             Layer::Threads => self.threads,
+            Layer::Cpu => self.cpu,
             _ => true,
         })
     }

@@ -33,6 +33,9 @@ pub enum Layer {
     /// User call stacks sampled by the syscall layer's bytes (opt-in: `--stacks`): where in
     /// the program the bytes are moved, estimated, not counted.
     Stacks,
+    /// Where each process's CPU time goes, sampled (opt-in: `--cpu`): kernel and user copy
+    /// routines, the rest of the kernel and of user space.
+    Cpu,
 }
 
 impl Layer {
@@ -46,6 +49,7 @@ impl Layer {
             Layer::Flows => "flows",
             Layer::Threads => "threads",
             Layer::Stacks => "stacks",
+            Layer::Cpu => "cpu",
         }
     }
 }
@@ -70,6 +74,8 @@ pub enum Mechanism {
     Kretprobe,
     /// A kprobe stashing an argument and a kretprobe using it.
     KprobeAndKretprobe,
+    /// A `perf_event` program on a sampling event.
+    PerfEvent,
 }
 
 impl Mechanism {
@@ -84,6 +90,7 @@ impl Mechanism {
             Mechanism::Kprobe => "kprobe",
             Mechanism::Kretprobe => "kretprobe",
             Mechanism::KprobeAndKretprobe => "kprobe+kretprobe",
+            Mechanism::PerfEvent => "perf_event",
         }
     }
 }

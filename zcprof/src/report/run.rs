@@ -211,6 +211,11 @@ impl<'a> Summary<'a> {
         self.layers.iter().any(|l| l.layer == Layer::Flows)
     }
 
+    /// The cpu layer was asked for (`--cpu`): every process then has its CPU shares.
+    fn cpu_asked(&self) -> bool {
+        self.layers.iter().any(|l| l.layer == Layer::Cpu)
+    }
+
     /// The threads layer was asked for (`--threads`): every process then lists its threads.
     fn threads_asked(&self) -> bool {
         self.layers.iter().any(|l| l.layer == Layer::Threads)
@@ -301,6 +306,9 @@ struct JsonFigures {
     /// Only with `--flows`.
     #[serde(skip_serializing_if = "Option::is_none")]
     flows: Option<JsonFlows>,
+    /// Only with `--cpu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<super::cpu::JsonCpu>,
 }
 
 /// The flows layer: the syscall layer's bytes by descriptor kinds, one entry per flow
@@ -354,6 +362,7 @@ impl JsonFigures {
         copy_source: Option<Role>,
         files: Vec<MappedFile>,
         flows: bool,
+        cpu: bool,
     ) -> JsonFigures {
         let syscall = figures::syscall_layer(&c.syscall);
         let kernel = figures::kernel_layer(&c.kernel, copy_source);
@@ -390,6 +399,7 @@ impl JsonFigures {
                     probes: layer.probes,
                 }
             }),
+            cpu: cpu.then(|| super::cpu::JsonCpu::of(&c.cpu)),
         }
     }
 }
@@ -428,6 +438,7 @@ pub fn json(s: &Summary) -> String {
                     s.copy_source(),
                     s.files_of(p.tgid),
                     s.flows_asked(),
+                    s.cpu_asked(),
                 ),
                 threads: s
                     .threads_asked()
@@ -443,6 +454,7 @@ pub fn json(s: &Summary) -> String {
                 .flat_map(|p| s.files_of(p.tgid))
                 .collect(),
             s.flows_asked(),
+            s.cpu_asked(),
         ),
         stacks: s.stacks.as_ref(),
     };
@@ -509,6 +521,7 @@ pub fn text(s: &Summary) -> String {
         }
         io_uring_table(&mut out, &p.totals.io_uring);
         mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
+        out.push_str(&super::cpu::line(&p.totals.cpu).unwrap_or_default());
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
     }
     cgroup_totals(&mut out, s);
@@ -518,6 +531,7 @@ pub fn text(s: &Summary) -> String {
         flows_table(&mut out, &s.total.flows);
         io_uring_table(&mut out, &s.total.io_uring);
         mapped_line(&mut out, &s.total.mapped, &[]);
+        out.push_str(&super::cpu::line(&s.total.cpu).unwrap_or_default());
         kernel_table(&mut out, &s.total.kernel, s.copy_source());
     }
     if let Some(stacks) = &s.stacks {
