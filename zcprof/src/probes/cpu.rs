@@ -72,6 +72,7 @@ pub const KERNEL_COPY_ROUTINES: &[&str] = &[
     "copy_page_to_iter",
     "copy_page_from_iter",
     "copy_page_from_iter_atomic",
+    "copy_folio_from_iter_atomic",
     "copy_to_user_iter",
     "copy_from_user_iter",
     "copy_to_user_iter_nofault",

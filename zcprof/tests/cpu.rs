@@ -1,0 +1,251 @@
+//! The cpu layer (`--cpu`) against programs whose CPU is known to go one way: a C program
+//! that spends its time in memcpy (a user copy share above 50 %), a compute loop (below
+//! 2 %), and the demo's file server reading and writing (kernel copies) against the same
+//! server with sendfile (file → socket: no copy in the sender). Each program runs for a
+//! fixed amount of its own CPU time, not of work, so the sample count is the same on a fast
+//! or slow machine; the assertions are many standard errors away from the thresholds (the
+//! margins are stated at each). No timing assertion. Bad input: a sampling rate of 0 or
+//! above the kernel's limit.
+
+mod common;
+
+use std::{path::Path, process::Command};
+
+use common::{privileged, temp, zcprof};
+use serde_json::Value;
+
+/// `zcprof --cpu run --json -o FILE -- argv`: the summary, validated against its schema,
+/// and what the command printed.
+fn run(argv: &[&str]) -> (Value, String) {
+    let out = temp("cpu-run");
+    let output = zcprof()
+        .args(["--cpu", "run", "--json", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(argv)
+        .output()
+        .expect("zcprof runs");
+    assert!(
+        output.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("summary written");
+    let _ = std::fs::remove_file(&out);
+    let summary: Value = serde_json::from_str(&text).expect("JSON summary");
+    let errors: Vec<String> = common::run_schema()
+        .iter_errors(&summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "run --json against its schema: {errors:?}"
+    );
+    let cpu = summary["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["layer"] == "cpu")
+        .expect("the cpu layer is listed");
+    assert_eq!(cpu["state"], "live", "{cpu}");
+    (
+        summary,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// The cpu object of process `pid` in a summary.
+fn cpu_of(summary: &Value, pid: u64) -> Value {
+    summary["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("process {pid} in the summary"))["cpu"]
+        .clone()
+}
+
+/// The cpu object of the single process of a summary that ran one program.
+fn only(summary: &Value) -> Value {
+    let ps = summary["processes"].as_array().expect("processes");
+    assert_eq!(ps.len(), 1, "one process: {ps:?}");
+    ps[0]["cpu"].clone()
+}
+
+fn count(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} in {v}"))
+}
+
+fn share(v: &Value, field: &str) -> f64 {
+    v[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} in {v}"))
+}
+
+/// Fewest samples an assertion stands on: at 999 Hz, one CPU second gives ~1,000, and
+/// with 200 the standard error of any share is at most 0.5 / √200 = 3.5 points.
+const MIN_SAMPLES: u64 = 200;
+
+/// A C program that runs `work` `per_check` times between two looks at its own CPU time
+/// (a syscall, which copies its result to user space: rare enough not to weigh), until it
+/// has used a second of CPU.
+fn c_program(dir: &Path, name: &str, per_check: u32, work: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("as the test set it up");
+    let src = dir.join(format!("{name}.c"));
+    let program = format!(
+        r#"
+#include <string.h>
+#include <time.h>
+static char a[64 << 10], b[64 << 10];
+static double cpu(void) {{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}}
+int main(void) {{
+    volatile unsigned long sink = 0;
+    volatile size_t size = sizeof a;
+    while (cpu() < 1.0) {{
+        for (int i = 0; i < {per_check}; i++) {{
+            {work}
+        }}
+    }}
+    return (int)(sink & 1) & 0;
+}}
+"#
+    );
+    std::fs::write(&src, program).expect("as the test set it up");
+    let bin = dir.join(name);
+    let status = Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("gcc runs (Debian's gcc: `cargo xtask setup`)");
+    assert!(status.success(), "compiling the test program");
+    bin
+}
+
+#[test]
+fn a_process_copying_with_memcpy_spends_most_of_its_cpu_in_user_copy_routines() {
+    if !privileged("a_process_copying_with_memcpy_spends_most_of_its_cpu_in_user_copy_routines") {
+        return;
+    }
+    let dir = temp("cpu-memcpy");
+    // A 64 KiB memcpy through libc (the size is volatile: the compiler cannot inline it),
+    // touching one byte so the copy is not dead.
+    let bin = c_program(
+        &dir,
+        "copier",
+        256,
+        "memcpy(b, a, size); a[i & 0xffff] = b[i & 0xffff]; sink += b[i & 0xffff];",
+    );
+    let (summary, _) = run(&[bin.to_str().expect("a UTF-8 path")]);
+    let cpu = only(&summary);
+    let n = count(&cpu, "samples");
+    assert!(n >= MIN_SAMPLES, "{cpu}");
+    // Measured here: ~95 %. 50 % is 45 points away, over 12 standard errors at 200 samples.
+    assert!(share(&cpu, "user_copy_share") > 0.5, "{cpu}");
+    assert!(
+        count(&cpu, "user_samples") > count(&cpu, "kernel_samples"),
+        "{cpu}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_compute_loop_spends_almost_none_of_its_cpu_copying() {
+    if !privileged("a_compute_loop_spends_almost_none_of_its_cpu_copying") {
+        return;
+    }
+    let dir = temp("cpu-compute");
+    let bin = c_program(
+        &dir,
+        "compute",
+        1 << 20,
+        "sink = sink * 6364136223846793005UL + 1;",
+    );
+    let (summary, text) = run(&[bin.to_str().expect("a UTF-8 path")]);
+    let cpu = only(&summary);
+    let n = count(&cpu, "samples");
+    assert!(n >= MIN_SAMPLES, "{cpu}");
+    // The copies it makes (the dynamic loader's, at start) take microseconds: a true share
+    // near 0, whose samples would have to reach 2 % (4 at 200) by chance.
+    let copying = count(&cpu, "user_copy_samples") + count(&cpu, "kernel_copy_samples");
+    assert!((copying as f64) < 0.02 * n as f64, "{cpu}");
+    assert!(text.is_empty() || !text.contains("error"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The demo's file server in `mode`: the server role's cpu object.
+fn file_serve(mode: &str) -> Value {
+    let demo = common::demo_bin();
+    let demo = demo.to_str().expect("a UTF-8 path");
+    let bytes = if common::in_lab() { "64M" } else { "1G" };
+    let (summary, truth) = run(&[
+        demo,
+        "run",
+        "file-serve",
+        "--mode",
+        mode,
+        "--bytes",
+        bytes,
+        "--compact",
+    ]);
+    let truth: Value = serde_json::from_str(truth.trim()).expect("demo ground truth");
+    let server = truth["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .find(|r| r["role"] == "server")
+        .expect("a server role");
+    cpu_of(&summary, server["pid"].as_u64().expect("a pid"))
+}
+
+#[test]
+fn a_read_write_server_spends_more_of_its_cpu_in_kernel_copies_than_a_sendfile_one() {
+    if !privileged(
+        "a_read_write_server_spends_more_of_its_cpu_in_kernel_copies_than_a_sendfile_one",
+    ) {
+        return;
+    }
+    let copying = file_serve("read-write");
+    let sendfile = file_serve("sendfile");
+    let (n1, n2) = (count(&copying, "samples"), count(&sendfile, "samples"));
+    // sendfile is cheap: its server has few samples; the test needs some on both sides.
+    assert!(n1 >= 50 && n2 >= 10, "{copying} {sendfile}");
+    let (p1, p2) = (
+        share(&copying, "kernel_copy_share"),
+        share(&sendfile, "kernel_copy_share"),
+    );
+    // The error of the difference, with each share's p kept at least 1/n (a share of 0
+    // still has an error: the rule of three puts its 95 % bound at 3/n).
+    let var = |p: f64, n: u64| {
+        let p = p.max(1.0 / n as f64);
+        p * (1.0 - p) / n as f64
+    };
+    let sigma = (var(p1, n1) + var(p2, n2)).sqrt();
+    // Measured here: 39 % ± 3 against 0 % of ~30 samples: about 10 standard errors.
+    assert!(
+        p1 - p2 > 3.0 * sigma,
+        "{p1} vs {p2} (σ {sigma}): {copying} {sendfile}"
+    );
+}
+
+#[test]
+fn bad_sampling_rates_get_one_line_and_exit_2() {
+    let max = zcprof::host::perf_event_max_sample_rate().expect("the kernel's limit");
+    let above = (max + 1).to_string();
+    for rate in ["0", above.as_str(), "fast"] {
+        let out = zcprof()
+            .args(["--cpu", "--cpu-frequency", rate, "run", "--", "true"])
+            .output()
+            .expect("zcprof runs");
+        assert_eq!(out.status.code(), Some(2), "{rate}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{rate}: {err}");
+        assert!(err.contains(rate) || rate == "0", "{rate}: {err}");
+    }
+}
