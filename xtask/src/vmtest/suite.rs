@@ -33,7 +33,8 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// each kernel's `struct file` layout for `run --files`; `probe_stats` turns on each kernel's
 /// BPF run-time statistics (`BPF_ENABLE_STATS`) and reads the programs' cost; `stacks`
 /// samples the demos' user stacks with each kernel's `bpf_get_stack` (build-ID frames) and
-/// names their call sites.
+/// names their call sites; `cpu` samples with each kernel's perf_event program and names
+/// user copies by build ID (`bpf_get_stack`) and kernel copies by each kernel's symbols.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -48,6 +49,7 @@ const TESTS: &[&str] = &[
     "files",
     "probe_stats",
     "stacks",
+    "cpu",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the
@@ -113,6 +115,15 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "flame_graphs_and_the_diff_name_the_call_sites_a_change_removed",
     ),
     ("stacks", "bad_input_gets_one_line_and_exit_2"),
+    // The cpu layer's C programs need gcc; the demos' tests run in the lab.
+    (
+        "cpu",
+        "a_process_copying_with_memcpy_spends_most_of_its_cpu_in_user_copy_routines",
+    ),
+    (
+        "cpu",
+        "a_compute_loop_spends_almost_none_of_its_cpu_copying",
+    ),
 ];
 
 /// ` --exact --skip NAME …` for the [`HOST_ONLY`] tests of the test binary `file` (cargo names it
