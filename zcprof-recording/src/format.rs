@@ -485,6 +485,10 @@ pub enum Family {
     /// events, `bytes` = pages × page size). Neither copied nor moved bytes: no total adds
     /// them to those.
     Mapped,
+    /// The cpu layer: cpu-clock samples by where they landed (`calls` = samples, `bytes` =
+    /// the CPU time they stand for, in ns; the direction means nothing). Neither copied nor
+    /// moved bytes: no total adds them to those.
+    CpuSamples,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -517,6 +521,7 @@ impl Family {
             Family::Notice => "notice",
             Family::Control => "control",
             Family::Mapped => "mapped",
+            Family::CpuSamples => "cpu_samples",
         }
     }
 }
