@@ -1,5 +1,5 @@
-//! The cpu layer (`--cpu`) against programs whose CPU is known to go one way: a C program
-//! that spends its time in memcpy (a user copy share above 50 %), a compute loop (below
+//! The cpu layer (`--cpu`) against programs whose CPU is known to go one way: this test
+//! binary as a helper that spends its time in libc's memcpy (a user copy share above 50 %), a compute loop (below
 //! 2 %), and the demo's file server reading and writing (kernel copies) against the same
 //! server with sendfile (file → socket: no copy in the sender). Each program runs for a
 //! fixed amount of its own CPU time, not of work, so the sample count is the same on a fast
@@ -8,8 +8,6 @@
 //! above the kernel's limit.
 
 mod common;
-
-use std::{path::Path, process::Command};
 
 use common::{privileged, temp, zcprof};
 use serde_json::Value;
@@ -88,44 +86,73 @@ fn share(v: &Value, field: &str) -> f64 {
 /// with 200 the standard error of any share is at most 0.5 / √200 = 3.5 points.
 const MIN_SAMPLES: u64 = 200;
 
-/// A C program that runs `work` `per_check` times between two looks at its own CPU time
-/// (a syscall, which copies its result to user space: rare enough not to weigh), until it
-/// has used a second of CPU.
-fn c_program(dir: &Path, name: &str, per_check: u32, work: &str) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir).expect("as the test set it up");
-    let src = dir.join(format!("{name}.c"));
-    let program = format!(
-        r#"
-#include <string.h>
-#include <time.h>
-static char a[64 << 10], b[64 << 10];
-static double cpu(void) {{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}}
-int main(void) {{
-    volatile unsigned long sink = 0;
-    volatile size_t size = sizeof a;
-    while (cpu() < 1.0) {{
-        for (int i = 0; i < {per_check}; i++) {{
-            {work}
-        }}
-    }}
-    return (int)(sink & 1) & 0;
-}}
-"#
+/// The helper's work (`memcpy` or `compute`), set only in the helper's environment.
+const HELPER_ENV: &str = "ZCPROF_CPU_WORK";
+
+/// This process's CPU time so far, in seconds (a syscall, which copies its result to user
+/// space: called rarely enough not to weigh).
+fn cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// The workload (does nothing in a normal test run): until it has used a second of its own
+/// CPU, either copies 64 KiB with libc's memcpy in a loop, or computes (no memory traffic).
+#[test]
+fn cpu_helper() {
+    let Some(work) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let (src, mut dst) = (vec![7u8; 64 << 10], vec![0u8; 64 << 10]);
+    let mut sink = 0u64;
+    while cpu_seconds() < 1.0 {
+        if work == "memcpy" {
+            for _ in 0..256 {
+                let n = std::hint::black_box(src.len());
+                // SAFETY: both buffers are 64 KiB and do not overlap. libc's memcpy itself
+                // (the routine the cpu layer knows), not an inlined copy.
+                unsafe { libc::memcpy(dst.as_mut_ptr().cast(), src.as_ptr().cast(), n) };
+                sink = sink.wrapping_add(u64::from(std::hint::black_box(&dst)[n - 1]));
+            }
+        } else {
+            for _ in 0..1 << 20 {
+                sink = std::hint::black_box(sink.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+    }
+    assert!(sink != 42, "keeps the work alive");
+}
+
+/// The helper doing `work` under `zcprof --cpu run`: its cpu object.
+fn helper(work: &str) -> Value {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = temp("cpu-helper");
+    let output = zcprof()
+        .args(["--cpu", "run", "--json", "-o"])
+        .arg(&out)
+        .arg("--")
+        .arg(exe)
+        .args(["--exact", "cpu_helper", "--test-threads=1"])
+        .env(HELPER_ENV, work)
+        .output()
+        .expect("zcprof runs");
+    assert!(
+        output.status.success(),
+        "{work}: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    std::fs::write(&src, program).expect("as the test set it up");
-    let bin = dir.join(name);
-    let status = Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .expect("gcc runs (Debian's gcc: `cargo xtask setup`)");
-    assert!(status.success(), "compiling the test program");
-    bin
+    let text = std::fs::read_to_string(&out).expect("summary written");
+    let _ = std::fs::remove_file(&out);
+    let summary: Value = serde_json::from_str(&text).expect("JSON summary");
+    if let Err(err) = common::run_schema().validate(&summary) {
+        panic!("run --json against its schema: {err}");
+    }
+    only(&summary)
 }
 
 #[test]
@@ -133,17 +160,7 @@ fn a_process_copying_with_memcpy_spends_most_of_its_cpu_in_user_copy_routines() 
     if !privileged("a_process_copying_with_memcpy_spends_most_of_its_cpu_in_user_copy_routines") {
         return;
     }
-    let dir = temp("cpu-memcpy");
-    // A 64 KiB memcpy through libc (the size is volatile: the compiler cannot inline it),
-    // touching one byte so the copy is not dead.
-    let bin = c_program(
-        &dir,
-        "copier",
-        256,
-        "memcpy(b, a, size); a[i & 0xffff] = b[i & 0xffff]; sink += b[i & 0xffff];",
-    );
-    let (summary, _) = run(&[bin.to_str().expect("a UTF-8 path")]);
-    let cpu = only(&summary);
+    let cpu = helper("memcpy");
     let n = count(&cpu, "samples");
     assert!(n >= MIN_SAMPLES, "{cpu}");
     // Measured here: ~95 %. 50 % is 45 points away, over 12 standard errors at 200 samples.
@@ -152,7 +169,6 @@ fn a_process_copying_with_memcpy_spends_most_of_its_cpu_in_user_copy_routines() 
         count(&cpu, "user_samples") > count(&cpu, "kernel_samples"),
         "{cpu}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -160,23 +176,14 @@ fn a_compute_loop_spends_almost_none_of_its_cpu_copying() {
     if !privileged("a_compute_loop_spends_almost_none_of_its_cpu_copying") {
         return;
     }
-    let dir = temp("cpu-compute");
-    let bin = c_program(
-        &dir,
-        "compute",
-        1 << 20,
-        "sink = sink * 6364136223846793005UL + 1;",
-    );
-    let (summary, text) = run(&[bin.to_str().expect("a UTF-8 path")]);
-    let cpu = only(&summary);
+    let cpu = helper("compute");
     let n = count(&cpu, "samples");
     assert!(n >= MIN_SAMPLES, "{cpu}");
-    // The copies it makes (the dynamic loader's, at start) take microseconds: a true share
-    // near 0, whose samples would have to reach 2 % (4 at 200) by chance.
+    // The copies it makes (the loader's and the test harness's, at start) take
+    // microseconds: a true share near 0, whose samples would have to reach 2 % (4 at 200)
+    // by chance.
     let copying = count(&cpu, "user_copy_samples") + count(&cpu, "kernel_copy_samples");
     assert!((copying as f64) < 0.02 * n as f64, "{cpu}");
-    assert!(text.is_empty() || !text.contains("error"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The demo's file server in `mode`: the server role's cpu object.

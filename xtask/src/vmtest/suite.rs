@@ -115,14 +115,12 @@ const HOST_ONLY: &[(&str, &str)] = &[
         "flame_graphs_and_the_diff_name_the_call_sites_a_change_removed",
     ),
     ("stacks", "bad_input_gets_one_line_and_exit_2"),
-    // The cpu layer's C programs need gcc; the demos' tests run in the lab.
+    // Under TCG libc's memcpy is cheap next to the debug demo's byte loops: 2-3 samples of
+    // 3,200 in copy mode on 6.1 and 6.12, too few to compare; the helper's memcpy test
+    // checks the same build-ID path there.
     (
         "cpu",
-        "a_process_copying_with_memcpy_spends_most_of_its_cpu_in_user_copy_routines",
-    ),
-    (
-        "cpu",
-        "a_compute_loop_spends_almost_none_of_its_cpu_copying",
+        "the_in_process_demo_copies_through_libc_in_copy_mode_only",
     ),
 ];
 
