@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod copy_routines;
 pub mod fds;
 pub mod maps;
+pub mod perf;
 pub mod privileges;
 pub mod procfs;
 

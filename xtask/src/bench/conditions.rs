@@ -35,6 +35,9 @@ pub const THREADS_ARGS: &[&str] = &["--threads"];
 /// The default with stack sampling at the default period (1 MiB): beside `zcprof` it shows
 /// what `--stacks` costs.
 pub const STACKS_ARGS: &[&str] = &["--stacks"];
+/// The default with CPU sampling at the default 999 Hz per CPU: beside `zcprof` it shows
+/// what `--cpu` costs (a cost per sample, not per syscall: the same on every workload).
+pub const CPU_ARGS: &[&str] = &["--cpu"];
 /// The default without the io_uring layer: beside `zcprof` it shows what that layer costs.
 const NO_IO_URING_ARGS: &[&str] = &["--disable-layer", "io_uring"];
 
@@ -54,6 +57,8 @@ pub enum Condition {
     ZcprofThreads,
     /// The default with `--stacks`.
     ZcprofStacks,
+    /// The default with `--cpu`.
+    ZcprofCpu,
     Bpftrace,
     /// bpftrace on the one `raw_syscalls:sys_exit` tracepoint, filtering the syscall numbers.
     BpftraceRaw,
@@ -62,7 +67,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 13] = [
+    pub const ALL: [Condition; 14] = [
         Condition::Baseline,
         Condition::EmptyHook,
         Condition::Zcprof,
@@ -72,6 +77,7 @@ impl Condition {
         Condition::ZcprofNoIoUring,
         Condition::ZcprofThreads,
         Condition::ZcprofStacks,
+        Condition::ZcprofCpu,
         Condition::Bpftrace,
         Condition::BpftraceRaw,
         Condition::Strace,
@@ -79,7 +85,7 @@ impl Condition {
     ];
 
     /// zcprof in each of its probe modes.
-    pub const ZCPROF: [Condition; 7] = [
+    pub const ZCPROF: [Condition; 8] = [
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
@@ -87,6 +93,7 @@ impl Condition {
         Condition::ZcprofNoIoUring,
         Condition::ZcprofThreads,
         Condition::ZcprofStacks,
+        Condition::ZcprofCpu,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +107,7 @@ impl Condition {
             Condition::ZcprofNoIoUring => "zcprof no io_uring",
             Condition::ZcprofThreads => "zcprof threads",
             Condition::ZcprofStacks => "zcprof stacks",
+            Condition::ZcprofCpu => "zcprof cpu",
             Condition::Bpftrace => "bpftrace",
             Condition::BpftraceRaw => "bpftrace raw_syscalls",
             Condition::Strace => "strace -c -f",
@@ -120,6 +128,7 @@ impl Condition {
                 | Condition::ZcprofNoIoUring
                 | Condition::ZcprofThreads
                 | Condition::ZcprofStacks
+                | Condition::ZcprofCpu
                 | Condition::Bpftrace
                 | Condition::BpftraceRaw
         )
@@ -140,6 +149,7 @@ impl Condition {
             Condition::ZcprofNoIoUring => format!("`zcprof {} top --json -i 1s`: the default without the io_uring layer; beside `zcprof` it shows that layer's cost (and on the uring workload its bytes are then counted nowhere, so not exact)", NO_IO_URING_ARGS.join(" ")),
             Condition::ZcprofThreads => format!("`zcprof {} top --json -i 1s`: the default with the per-thread split; beside `zcprof` it shows that split's cost", THREADS_ARGS.join(" ")),
             Condition::ZcprofStacks => format!("`zcprof {} top --json -i 1s`: the default with user stacks sampled every 1 MiB of a process's bytes of one syscall; beside `zcprof` it shows the sampling's cost", STACKS_ARGS.join(" ")),
+            Condition::ZcprofCpu => format!("`zcprof {} top --json -i 1s`: the default with the cpu layer sampling every CPU at 999 Hz (cpu-clock); beside `zcprof` it shows the sampling's cost, which is per sample, not per syscall", CPU_ARGS.join(" ")),
             Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints, and `sum(args->res)` on io_uring:io_uring_complete".into(),
             Condition::BpftraceRaw => "bpftrace: the same sums on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe), and on io_uring:io_uring_complete".into(),
             Condition::Strace => "`strace -c -f` wrapping the workload".into(),
@@ -212,7 +222,8 @@ pub fn run(
         | Condition::ZcprofAll
         | Condition::ZcprofNoIoUring
         | Condition::ZcprofThreads
-        | Condition::ZcprofStacks => {
+        | Condition::ZcprofStacks
+        | Condition::ZcprofCpu => {
             let zcprof = tools.bin.join("zcprof").display().to_string();
             let mut args = vec![zcprof];
             match condition {
@@ -226,6 +237,7 @@ pub fn run(
                 }
                 Condition::ZcprofThreads => args.extend(THREADS_ARGS.iter().map(|s| s.to_string())),
                 Condition::ZcprofStacks => args.extend(STACKS_ARGS.iter().map(|s| s.to_string())),
+                Condition::ZcprofCpu => args.extend(CPU_ARGS.iter().map(|s| s.to_string())),
                 _ => {}
             }
             args.extend(["top", "--json", "-i", "1s"].map(String::from));

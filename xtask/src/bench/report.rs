@@ -576,6 +576,13 @@ fn markdown(results: &Results) -> String {
         "the same with `--stacks` (one user stack per 1 MiB of a process's bytes of one syscall): every counted syscall also divides its byte counter by the period",
         Condition::ZcprofStacks,
     ));
+    md.push_str(&opt_in_cost(
+        results,
+        "The cpu layer's cost",
+        "--cpu",
+        "the same with `--cpu` (cpu-clock sampling at 999 Hz per CPU): a cost per sample, so per second, whatever the syscall rate",
+        Condition::ZcprofCpu,
+    ));
 
     md.push_str(&scaling_table(results));
 

@@ -43,6 +43,9 @@ pub struct Report {
     pub io_uring_disabled: Option<u8>,
     /// Whether `--probe-stats` can have the kernel's BPF run-time statistics.
     pub bpf_stats: BpfStats,
+    /// Whether the cpu layer (`--cpu`) may open its perf events, and whether the machine has
+    /// a hardware PMU.
+    pub perf_events: host::perf::PerfEvents,
     /// Why the eBPF object could not be loaded at all (no probe attached then).
     pub load_error: Option<String>,
     pub warnings: Vec<String>,
@@ -113,6 +116,7 @@ pub fn inspect(load: &LoadOptions) -> Report {
             .ok()
             .and_then(|v| v.trim().parse().ok()),
         bpf_stats: BpfStats::read(),
+        perf_events: host::perf::read(),
         privileges,
         load_error: None,
         warnings: Vec::new(),
@@ -208,6 +212,7 @@ pub fn text(r: &Report) -> String {
         ),
         ("io_uring", io_uring_line(r.io_uring_disabled)),
         ("BPF stats", bpf_stats_line(&r.bpf_stats)),
+        ("perf events", r.perf_events.line()),
     ];
     for (k, v) in lines {
         out.push_str(&format!("{k:<11} {v}\n"));
@@ -322,6 +327,13 @@ mod tests {
                 error: Some("Operation not permitted (os error 1)".into()),
                 sysctl: Some(false),
             },
+            perf_events: host::perf::PerfEvents {
+                paranoid: "4".into(),
+                cpu_clock_allowed: false,
+                error: Some("Permission denied (os error 13)".into()),
+                hardware_pmu: false,
+                max_sample_rate: Some(100_000),
+            },
             load_error: Some("needs root".into()),
             warnings: Vec::new(),
             layers: Vec::new(),
@@ -329,6 +341,11 @@ mod tests {
         };
         let t = text(&r);
         assert!(t.contains("NOT LOADED: needs root"), "{t}");
+        assert!(
+            t.contains("perf events NOT permitted (Permission denied (os error 13)): --cpu needs root or CAP_PERFMON"),
+            "{t}"
+        );
+        assert!(t.contains("no hardware PMU"), "{t}");
         assert!(t.contains("BTF         /nonexistent: missing"), "{t}");
         assert!(
             t.contains("io_uring    kernel.io_uring_disabled=1: only CAP_SYS_ADMIN"),

@@ -9,7 +9,10 @@
 //! process (`dlsym` runs the resolver) and turns the address into an offset in the same
 //! file: a process that maps the same libc file on the same machine picks the same one. A
 //! routine ends where its sized symbol ends, else where the `.eh_frame` FDE covering its
-//! start ends (every function has one). Another libc file cannot be resolved this way and
+//! start ends (every function has one), extended over the functions that follow while
+//! each FDE is small (below 512 bytes) and the next starts within 64 bytes, up to the
+//! first large one (glibc's non-ERMS memmove is only the head of the ERMS variant's body,
+//! a few stubs further). Another libc file cannot be resolved this way and
 //! is reported as such. Go binaries carry `runtime.memmove` with its size in `.symtab`.
 
 use std::{collections::HashMap, ffi::CStr, fs, path::Path};
@@ -244,6 +247,13 @@ fn build_id(data: &[u8]) -> Option<BuildId> {
     Some(id)
 }
 
+/// An FDE smaller than this is taken for a head that continues in the next function.
+const SMALL_HEAD: u64 = 512;
+/// How far after such a head the next function may start (alignment padding).
+const PADDING: u64 = 64;
+/// Most small FDEs followed from a routine's start.
+const MAX_HEADS: usize = 8;
+
 /// An ELF file, for file offsets, symbols and FDEs.
 struct Elf<'a> {
     obj: object::File<'a>,
@@ -292,10 +302,33 @@ impl<'a> Elf<'a> {
         if let Some(text) = self.obj.section_by_name(".text") {
             bases = bases.set_text(text.address());
         }
-        let fde = eh_frame
-            .fde_for_address(&bases, vaddr, EhFrame::cie_from_offset)
-            .ok()?;
-        Some((start + (fde.end_address() - vaddr), EndFrom::Fde))
+        let fde_at = |addr: u64| {
+            eh_frame
+                .fde_for_address(&bases, addr, EhFrame::cie_from_offset)
+                .ok()
+        };
+        let first = fde_at(vaddr)?;
+        let (mut end, mut last_len) = (first.end_address(), first.len());
+        // A head or stub that jumps into a body shared with the entry points after it:
+        // glibc's `__memmove_sse2_unaligned` / `__memmove_avx_unaligned` (chosen without
+        // ERMS, e.g. under QEMU's TCG) are only the small-size head, their larger sizes
+        // run in the `_erms` variant's body, which follows after a few stubs
+        // (`__memcpy_chk`, …) and alignment padding; `mempcpy` is a jump into memmove.
+        // Small FDEs are followed until the first large one, which ends the routine.
+        for _ in 0..MAX_HEADS {
+            if last_len >= SMALL_HEAD {
+                break;
+            }
+            // Functions start 16-byte aligned.
+            let Some(next) = (end.next_multiple_of(16)..end + PADDING)
+                .step_by(16)
+                .find_map(fde_at)
+            else {
+                break;
+            };
+            (end, last_len) = (next.end_address(), next.len());
+        }
+        Some((start + (end - vaddr), EndFrom::Fde))
     }
 }
 
