@@ -9,36 +9,13 @@
 
 mod common;
 
-use common::{privileged, temp, zcprof};
+use common::{privileged, zcprof};
 use serde_json::Value;
 
 /// `zcprof --cpu run --json -o FILE -- argv`: the summary, validated against its schema,
 /// and what the command printed.
-fn run(argv: &[&str]) -> (Value, String) {
-    let out = temp("cpu-run");
-    let output = zcprof()
-        .args(["--cpu", "run", "--json", "-o"])
-        .arg(&out)
-        .arg("--")
-        .args(argv)
-        .output()
-        .expect("zcprof runs");
-    assert!(
-        output.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("summary written");
-    let _ = std::fs::remove_file(&out);
-    let summary: Value = serde_json::from_str(&text).expect("JSON summary");
-    let errors: Vec<String> = common::run_schema()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "run --json against its schema: {errors:?}"
-    );
+fn run(argv: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> (Value, String) {
+    let (summary, printed) = common::run_json(&["--cpu"], argv, env);
     let cpu = summary["layers"]
         .as_array()
         .expect("layers")
@@ -46,10 +23,7 @@ fn run(argv: &[&str]) -> (Value, String) {
         .find(|l| l["layer"] == "cpu")
         .expect("the cpu layer is listed");
     assert_eq!(cpu["state"], "live", "{cpu}");
-    (
-        summary,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    (summary, printed)
 }
 
 /// The cpu object of process `pid` in a summary.
@@ -137,29 +111,15 @@ fn helper(work: &str) -> Value {
 /// routines).
 fn helper_with(work: &str, env: &[(&str, &str)]) -> Value {
     let exe = std::env::current_exe().expect("test binary");
-    let out = temp("cpu-helper");
-    let output = zcprof()
-        .args(["--cpu", "run", "--json", "-o"])
-        .arg(&out)
-        .arg("--")
-        .arg(exe)
-        .args(["--exact", "cpu_helper", "--test-threads=1"])
-        .env(HELPER_ENV, work)
-        .envs(env.iter().copied())
-        .output()
-        .expect("zcprof runs");
-    assert!(
-        output.status.success(),
-        "{work}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("summary written");
-    let _ = std::fs::remove_file(&out);
-    let summary: Value = serde_json::from_str(&text).expect("JSON summary");
-    if let Err(err) = common::run_schema().validate(&summary) {
-        panic!("run --json against its schema: {err}");
-    }
-    only(&summary)
+    let argv = [
+        exe.as_os_str(),
+        "--exact".as_ref(),
+        "cpu_helper".as_ref(),
+        "--test-threads=1".as_ref(),
+    ];
+    let mut env = env.to_vec();
+    env.push((HELPER_ENV, work));
+    only(&run(&argv, &env).0)
 }
 
 #[test]
@@ -212,29 +172,36 @@ fn a_compute_loop_spends_almost_none_of_its_cpu_copying() {
     assert!((copying as f64) < 0.02 * n as f64, "{cpu}");
 }
 
-/// The demo's file server in `mode`: the server role's cpu object.
-fn file_serve(mode: &str) -> Value {
+/// The demo `scenario` in `mode` (`bytes` on the host, `lab_bytes` in the lab, which runs
+/// several times slower): the cpu object of its role `role`.
+fn demo_role(scenario: &str, mode: &str, bytes: &str, lab_bytes: &str, role: &str) -> Value {
     let demo = common::demo_bin();
-    let demo = demo.to_str().expect("a UTF-8 path");
-    let bytes = if common::in_lab() { "64M" } else { "1G" };
-    let (summary, truth) = run(&[
-        demo,
-        "run",
-        "file-serve",
-        "--mode",
-        mode,
-        "--bytes",
-        bytes,
-        "--compact",
-    ]);
+    let bytes = if common::in_lab() { lab_bytes } else { bytes };
+    let argv: Vec<&std::ffi::OsStr> = [
+        demo.as_os_str(),
+        "run".as_ref(),
+        scenario.as_ref(),
+        "--mode".as_ref(),
+        mode.as_ref(),
+        "--bytes".as_ref(),
+        bytes.as_ref(),
+        "--compact".as_ref(),
+    ]
+    .to_vec();
+    let (summary, truth) = run(&argv, &[]);
     let truth: Value = serde_json::from_str(truth.trim()).expect("demo ground truth");
-    let server = truth["roles"]
+    let worker = truth["roles"]
         .as_array()
         .expect("roles")
         .iter()
-        .find(|r| r["role"] == "server")
-        .expect("a server role");
-    cpu_of(&summary, server["pid"].as_u64().expect("a pid"))
+        .find(|r| r["role"] == role)
+        .unwrap_or_else(|| panic!("a {role} role in {truth}"));
+    cpu_of(&summary, worker["pid"].as_u64().expect("a pid"))
+}
+
+/// The demo's file server in `mode`: the server role's cpu object.
+fn file_serve(mode: &str) -> Value {
+    demo_role("file-serve", mode, "1G", "64M", "server")
 }
 
 #[test]
@@ -285,22 +252,7 @@ fn bad_sampling_rates_get_one_line_and_exit_2() {
 
 /// The demo's in-process pipeline in `mode`: the worker's cpu object.
 fn in_process(mode: &str) -> Value {
-    let demo = common::demo_bin();
-    let demo = demo.to_str().expect("a UTF-8 path");
-    let bytes = if common::in_lab() { "16M" } else { "256M" };
-    let (summary, truth) = run(&[
-        demo,
-        "run",
-        "in-process",
-        "--mode",
-        mode,
-        "--bytes",
-        bytes,
-        "--compact",
-    ]);
-    let truth: Value = serde_json::from_str(truth.trim()).expect("demo ground truth");
-    let worker = &truth["roles"][0];
-    cpu_of(&summary, worker["pid"].as_u64().expect("a pid"))
+    demo_role("in-process", mode, "256M", "16M", "worker")
 }
 
 #[test]

@@ -19,41 +19,8 @@ const PERIOD: u64 = 256 << 10;
 /// `zcprof --stacks --stack-period 256KiB run --json -o FILE -- argv`: the summary, and
 /// what the command printed.
 fn run(argv: &[&str]) -> (Value, String) {
-    let out = temp("stacks-run");
-    let output = zcprof()
-        .args([
-            "--stacks",
-            "--stack-period",
-            "256KiB",
-            "run",
-            "--json",
-            "-o",
-        ])
-        .arg(&out)
-        .arg("--")
-        .args(argv)
-        .output()
-        .expect("zcprof runs");
-    assert!(
-        output.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("summary written");
-    let _ = std::fs::remove_file(&out);
-    let summary: Value = serde_json::from_str(&text).expect("JSON summary");
-    let errors: Vec<String> = common::run_schema()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "run --json against its schema: {errors:?}"
-    );
-    (
-        summary,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let argv: Vec<&std::ffi::OsStr> = argv.iter().map(std::ffi::OsStr::new).collect();
+    common::run_json(&["--stacks", "--stack-period", "256KiB"], &argv, &[])
 }
 
 /// The stacks of process `pid` of one syscall.

@@ -83,24 +83,7 @@ pub fn mapped_layer(t: &Totals<MappedSlots>) -> rec::Layer {
             ..LayerTotals::default()
         },
         syscalls: Default::default(),
-        probes: t
-            .named()
-            .filter(|(_, s)| s.calls > 0)
-            .map(|(name, s)| {
-                (
-                    name.to_string(),
-                    Entry {
-                        family: rec::Family::Mapped,
-                        direction: rec::Direction::K2u,
-                        calls: s.calls,
-                        bytes: s.bytes,
-                        errors: 0,
-                        errno: Default::default(),
-                        hist: buckets(s),
-                    },
-                )
-            })
-            .collect(),
+        probes: slot_entries(t.named(), rec::Family::Mapped, rec::Direction::K2u),
     }
 }
 
@@ -116,25 +99,34 @@ pub fn cpu_layer(t: &Totals<CpuSlots>) -> rec::Layer {
             ..LayerTotals::default()
         },
         syscalls: Default::default(),
-        probes: t
-            .named()
-            .filter(|(_, s)| s.calls > 0)
-            .map(|(name, s)| {
-                (
-                    name.to_string(),
-                    Entry {
-                        family: rec::Family::CpuSamples,
-                        direction: rec::Direction::K2k,
-                        calls: s.calls,
-                        bytes: s.bytes,
-                        errors: 0,
-                        errno: Default::default(),
-                        hist: Vec::new(),
-                    },
-                )
-            })
-            .collect(),
+        probes: slot_entries(t.named(), rec::Family::CpuSamples, rec::Direction::K2k),
     }
+}
+
+/// A layer's named slots that counted, as entries of `family` and `direction` (errors and
+/// errnos none: the layers that use this count events, not calls that fail).
+fn slot_entries<'a>(
+    named: impl Iterator<Item = (&'static str, &'a Counts)>,
+    family: rec::Family,
+    direction: rec::Direction,
+) -> rec::SortedMap<Entry> {
+    named
+        .filter(|(_, s)| s.calls > 0)
+        .map(|(name, s)| {
+            (
+                name.to_string(),
+                Entry {
+                    family,
+                    direction,
+                    calls: s.calls,
+                    bytes: s.bytes,
+                    errors: 0,
+                    errno: Default::default(),
+                    hist: buckets(s),
+                },
+            )
+        })
+        .collect()
 }
 
 /// The io_uring layer: totals (its copies count as copies, as the syscall layer's), and
