@@ -182,6 +182,7 @@ fn run_json_has_the_readme_fields_and_validates() {
             "--flows",
             "--threads",
             "--stacks",
+            "--cpu",
             "run",
             "--files",
             "--probe-stats",
