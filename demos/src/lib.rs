@@ -16,6 +16,7 @@ pub mod io;
 pub mod mapping;
 pub mod net;
 pub mod pattern;
+pub mod perf;
 pub mod plan;
 pub mod report;
 pub mod runner;

@@ -53,6 +53,12 @@ pub struct RoleReport {
     pub minor_faults: u64,
     #[serde(default)]
     pub major_faults: u64,
+    /// The worker's perf counters: task-clock (its CPU time at the scheduler's resolution,
+    /// where rusage's is a tick), page faults, and cycles/instructions where the machine has
+    /// a PMU (this project's VMs have none: absent, not 0). Absent when perf events are not
+    /// permitted, and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perf: Option<crate::perf::PerfReport>,
     /// The worker's io_uring setup, enters and completions per opcode; only for roles that
     /// set up a ring (absent from older reports, and read as absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +101,7 @@ impl RoleReport {
             cpu_system_seconds: o.cpu_system_seconds,
             minor_faults: o.minor_faults,
             major_faults: o.major_faults,
+            perf: o.perf,
             io_uring: o.tally.uring.report(),
             zerocopy: o.tally.zerocopy.report(),
             mapped: (o.stats.mapped_pages > 0).then(|| MappedReport {

@@ -60,6 +60,9 @@ struct Slot {
     end_ns: u64,
     stats: Stats,
     tally: Tally,
+    /// Set by the parent once it has opened the worker's perf counters (or failed to):
+    /// the worker starts its job only then.
+    go: std::sync::atomic::AtomicU32,
 }
 
 const STATE_OK: u32 = 1;
@@ -176,6 +179,10 @@ struct Child {
     cpu: (f64, f64),
     /// Page faults the child took (from wait4): minor, major.
     faults: (u64, u64),
+    /// Its perf counters, when perf events are permitted.
+    counters: Option<crate::perf::Counters>,
+    /// What they counted, read once the child is reaped.
+    perf: Option<crate::perf::PerfReport>,
 }
 
 /// What the parent learns about one finished worker.
@@ -195,6 +202,9 @@ pub struct RoleOutcome {
     /// mapping: its binary, heap and stack too): served from memory, and with I/O.
     pub minor_faults: u64,
     pub major_faults: u64,
+    /// The worker's perf counters (task-clock, page faults, and cycles/instructions where
+    /// there is a PMU); `None` when perf events are not permitted.
+    pub perf: Option<crate::perf::PerfReport>,
 }
 
 fn seconds(tv: libc::timeval) -> f64 {
@@ -257,6 +267,11 @@ impl Spawner {
         if pid == 0 {
             self.run_child(parent, &slot, keep, job);
         }
+        let counters = crate::perf::Counters::open(pid).ok();
+        // SAFETY: the page stays mapped while `slot` lives; the flag is an atomic.
+        unsafe { slot.ptr.as_ref() }
+            .go
+            .store(1, std::sync::atomic::Ordering::Release);
         self.children.push(Child {
             role,
             pid,
@@ -264,6 +279,8 @@ impl Spawner {
             status: None,
             cpu: (0.0, 0.0),
             faults: (0, 0),
+            counters,
+            perf: None,
         });
         Ok(())
     }
@@ -296,6 +313,12 @@ impl Spawner {
         // SAFETY: the page is mapped, zero-filled (a valid Slot), and in this process
         // nothing else refers to it.
         let slot = unsafe { &mut *slot.ptr.as_ptr() };
+        // Until the parent has its counters on this process (sched_yield is no counted
+        // syscall).
+        while slot.go.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            // SAFETY: no preconditions.
+            unsafe { libc::sched_yield() };
+        }
         slot.start_ns = now_ns();
         let result = {
             let mut worker = Worker {
@@ -353,6 +376,7 @@ impl Spawner {
                     child.cpu = (seconds(usage.ru_utime), seconds(usage.ru_stime));
                     let count = |n: libc::c_long| u64::try_from(n).unwrap_or(0);
                     child.faults = (count(usage.ru_minflt), count(usage.ru_majflt));
+                    child.perf = child.counters.as_mut().and_then(|c| c.read());
                     progressed = true;
                     if failure.is_none() {
                         failure = child_failure(child);
@@ -402,6 +426,7 @@ impl Spawner {
                     cpu_system_seconds: c.cpu.1,
                     minor_faults: c.faults.0,
                     major_faults: c.faults.1,
+                    perf: c.perf,
                 }
             })
             .collect())

@@ -9,6 +9,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod cpu;
 pub mod errno;
 pub mod files;
 pub mod flows;
@@ -54,6 +55,8 @@ pub mod layer {
     pub const THREADS: u32 = 5;
     /// The user layer ([`crate::user::COUNTING`]).
     pub const USER: u32 = 6;
+    /// The cpu layer ([`crate::cpu::COUNTING`]).
+    pub const CPU: u32 = 7;
 }
 
 /// What both sides agree on about a layer that counts per `(process, slot)` in a hash map
@@ -267,4 +270,10 @@ mod pod {
     unsafe impl aya::Pod for super::mapped::Mark {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::files::FileBytes {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::cpu::Range {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::cpu::BuildId {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::cpu::FileRanges {}
 }

@@ -38,6 +38,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features, reason = "core_intrinsics is an internal feature")]
 
+mod cpu;
 mod floor;
 mod flows;
 mod io_uring;

@@ -28,6 +28,7 @@
 //! gate.
 
 pub mod call_sites;
+pub mod cpu;
 pub mod render;
 pub mod threshold;
 
@@ -795,6 +796,9 @@ pub fn diff(before: &Recording, after: &Recording, unit: Unit) -> Result<Diff, D
         d.verdict.push_str(&format!(" — {note}"));
     }
     if let Some(note) = user_note(before, after) {
+        d.verdict.push_str(&format!(" — {note}"));
+    }
+    if let Some(note) = cpu::note(before, after) {
         d.verdict.push_str(&format!(" — {note}"));
     }
     Ok(d)

@@ -66,7 +66,7 @@ fn totals(layer: &Layer) -> LayerTotals {
                 }
                 continue;
             }
-            (Family::Control | Family::Mapped | Family::UserCopy, _) => {}
+            (Family::Control | Family::Mapped | Family::UserCopy | Family::CpuSamples, _) => {}
         }
         t.calls += e.calls;
         t.errors += e.errors;

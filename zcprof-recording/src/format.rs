@@ -489,6 +489,10 @@ pub enum Family {
     /// (`calls` = calls, `bytes` = their size arguments). Neither the syscall layer's
     /// copies nor zero-copy bytes: no total adds them to those.
     UserCopy,
+    /// The cpu layer: cpu-clock samples by where they landed (`calls` = samples, `bytes` =
+    /// the CPU time they stand for, in ns; the direction means nothing). Neither copied nor
+    /// moved bytes: no total adds them to those.
+    CpuSamples,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -525,6 +529,7 @@ impl Family {
             Family::Control => "control",
             Family::Mapped => "mapped",
             Family::UserCopy => "user_copy",
+            Family::CpuSamples => "cpu_samples",
         }
     }
 }

@@ -88,6 +88,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     user_copies: bool,
 
+    /// Also sample where each process's CPU time goes (the cpu layer): the share spent in
+    /// kernel and user-space copy routines, from a software cpu-clock event on every CPU
+    #[arg(long, global = true)]
+    cpu: bool,
+
+    /// Samples per second per CPU with --cpu (1 to the kernel's
+    /// perf_event_max_sample_rate): more samples, smaller error, more cost
+    #[arg(long, global = true, value_name = "HZ", value_parser = parse_cpu_frequency, default_value_t = zcprof_common::cpu::DEFAULT_FREQUENCY)]
+    cpu_frequency: u64,
+
     /// Also say what only matters when asking why (e.g. how many kernel-layer probes are
     /// unavailable; `zcprof doctor` lists each with its reason)
     #[arg(long, short = 'v', global = true)]
@@ -387,6 +397,24 @@ fn user_binaries(command: &Option<Command>) -> Vec<PathBuf> {
     }
 }
 
+/// `--cpu-frequency`: a whole number of samples per second, from 1 to the kernel's
+/// `perf_event_max_sample_rate` (above it perf_event_open fails; 0 samples nothing).
+fn parse_cpu_frequency(text: &str) -> Result<u64, String> {
+    let hz: u64 = text
+        .parse()
+        .map_err(|_| format!("{text} is not a sampling frequency: give a whole number of Hz"))?;
+    let max = crate::host::perf_event_max_sample_rate();
+    if hz == 0 {
+        return Err("a sampling frequency of 0 Hz samples nothing: give 1 Hz or more".into());
+    }
+    if let Some(max) = max.filter(|&max| hz > max) {
+        return Err(format!(
+            "{hz} Hz is above this kernel's limit (kernel.perf_event_max_sample_rate = {max})"
+        ));
+    }
+    Ok(hz)
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> anyhow::Result<ExitCode> {
     // The user-facing command line plus the hidden `generate`, which is added here rather
@@ -435,6 +463,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             _ => false,
         },
         files: matches!(&cli.command, Some(Command::Run(args)) if args.files),
+        cpu: cli.cpu.then_some(cli.cpu_frequency),
         probe_stats: match &cli.command {
             Some(Command::Top(TopArgs { stats, .. }))
             | Some(Command::Run(RunArgs { stats, .. }))

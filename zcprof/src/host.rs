@@ -10,8 +10,10 @@
 use std::{fs, path::Path};
 
 pub mod cgroup;
+pub mod copy_routines;
 pub mod fds;
 pub mod maps;
+pub mod perf;
 pub mod privileges;
 pub mod procfs;
 
@@ -55,6 +57,26 @@ pub fn mounted(fstype: &str) -> bool {
             .lines()
             .any(|l| l.split_whitespace().nth(2) == Some(fstype))
     })
+}
+
+/// `kernel.perf_event_paranoid` (who may open perf events: 2 and above, only
+/// CAP_PERFMON/root may sample the kernel and other processes), or `unknown`.
+pub fn perf_event_paranoid() -> String {
+    read_trimmed("/proc/sys/kernel/perf_event_paranoid")
+}
+
+/// `kernel.perf_event_max_sample_rate`: the highest sampling frequency the kernel allows.
+pub fn perf_event_max_sample_rate() -> Option<u64> {
+    read_trimmed("/proc/sys/kernel/perf_event_max_sample_rate")
+        .parse()
+        .ok()
+}
+
+/// Whether the machine has a hardware PMU (a `cpu` event source: cycles, instructions);
+/// virtual machines often have only software events.
+pub fn has_hardware_pmu() -> bool {
+    Path::new("/sys/bus/event_source/devices/cpu").exists()
+        || Path::new("/sys/bus/event_source/devices/cpu_core").exists()
 }
 
 fn read_trimmed(path: &str) -> String {

@@ -18,8 +18,8 @@ use std::{
 pub use input::{Batch, KernelCounters, ProcEvent};
 pub use threads::{Thread, Threads};
 pub use totals::{
-    Counters, CountsExt, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Slots,
-    Syscalls, Totals, UserSlots, errno_names, flow_how, flow_name, would_block,
+    Counters, CountsExt, CpuShares, CpuSlots, Figures, FlowSlots, IoUringOps, KernelProbes,
+    MappedSlots, Slots, Syscalls, Totals, UserSlots, errno_names, flow_how, flow_name, would_block,
 };
 use zcprof_common::{Counts, Key};
 

@@ -51,6 +51,7 @@ use zcprof_common::Counting;
 use crate::tracefs;
 
 mod btf_layout;
+pub mod cpu;
 pub mod flows;
 pub mod io_uring;
 pub mod kernel;
@@ -75,7 +76,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc
 /// syscall layer every figure starts from, then the best-effort kernel, io_uring and mapped
 /// layers (the stacks layer after the kernel layer, whose probes it samples at with
 /// `--kernel-stacks`). Statuses are reported in [`Layer`]'s order instead (syscall first).
-pub const LAYERS: [LayerSpec; 9] = [
+pub const LAYERS: [LayerSpec; 10] = [
     lifecycle::LAYER,
     syscall::LAYER,
     flows::LAYER,
@@ -85,6 +86,7 @@ pub const LAYERS: [LayerSpec; 9] = [
     io_uring::LAYER,
     mapped::LAYER,
     user::LAYER,
+    cpu::LAYER,
 ];
 
 /// One line of [`LAYERS`]: what the loader, the collector and the model need to know about
@@ -195,6 +197,9 @@ pub struct LoadOptions {
     /// `--probe-stats` (`top`, `run`, `serve`): turn the kernel's BPF run-time statistics
     /// on while the probes are attached, to report their own cost ([`crate::probe_stats`]).
     pub probe_stats: bool,
+    /// `--cpu`: sample every CPU at this frequency (`--cpu-frequency`, Hz) for the cpu
+    /// layer; `None`: the layer is off.
+    pub cpu: Option<u64>,
 }
 
 /// The loaded object and what attached.

@@ -1,6 +1,7 @@
 //! Rendering the model for people (text) and programs (JSON). Every figure is labelled with
 //! the probe layer that produced it, and every header shows lost events.
 
+pub mod cpu;
 pub mod csv;
 pub mod figures;
 pub mod prometheus;

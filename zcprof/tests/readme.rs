@@ -183,6 +183,7 @@ fn run_json_has_the_readme_fields_and_validates() {
             "--threads",
             "--stacks",
             "--user-copies",
+            "--cpu",
             "run",
             "--files",
             "--probe-stats",

@@ -29,7 +29,8 @@ fn run_with(flags: &[&str], argv: &[&str]) -> (Value, String) {
         .copied()
         .chain(["--stacks", "--stack-period", "256KiB"])
         .collect();
-    common::run_json(&global, argv)
+    let argv: Vec<&std::ffi::OsStr> = argv.iter().map(std::ffi::OsStr::new).collect();
+    common::run_json(&global, &argv, &[])
 }
 
 /// The stacks of process `pid` of one syscall.

@@ -15,7 +15,8 @@ use serde_json::Value;
 /// `zcprof --user-copies run --json -- ARGV`, validated against its schema: the summary and
 /// the command's stdout.
 fn run(argv: &[&str]) -> (Value, String) {
-    common::run_json(&["--user-copies"], argv)
+    let argv: Vec<&std::ffi::OsStr> = argv.iter().map(std::ffi::OsStr::new).collect();
+    common::run_json(&["--user-copies"], &argv, &[])
 }
 
 /// The user layer's object of process `pid`.

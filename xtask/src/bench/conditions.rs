@@ -39,6 +39,10 @@ pub const STACKS_ARGS: &[&str] = &["--stacks"];
 /// `zcprof` it shows what `--user-copies` costs the workloads' own memcpy calls (a trap
 /// per call, in every process using the libc).
 pub const USER_COPIES_ARGS: &[&str] = &["--user-copies"];
+
+/// The default with CPU sampling at the default 999 Hz per CPU: beside `zcprof` it shows
+/// what `--cpu` costs (a cost per sample, not per syscall: the same on every workload).
+pub const CPU_ARGS: &[&str] = &["--cpu"];
 /// The default without the io_uring layer: beside `zcprof` it shows what that layer costs.
 const NO_IO_URING_ARGS: &[&str] = &["--disable-layer", "io_uring"];
 
@@ -60,6 +64,8 @@ pub enum Condition {
     ZcprofStacks,
     /// The default with `--user-copies`.
     ZcprofUserCopies,
+    /// The default with `--cpu`.
+    ZcprofCpu,
     Bpftrace,
     /// bpftrace on the one `raw_syscalls:sys_exit` tracepoint, filtering the syscall numbers.
     BpftraceRaw,
@@ -68,7 +74,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 14] = [
+    pub const ALL: [Condition; 15] = [
         Condition::Baseline,
         Condition::EmptyHook,
         Condition::Zcprof,
@@ -79,6 +85,7 @@ impl Condition {
         Condition::ZcprofThreads,
         Condition::ZcprofStacks,
         Condition::ZcprofUserCopies,
+        Condition::ZcprofCpu,
         Condition::Bpftrace,
         Condition::BpftraceRaw,
         Condition::Strace,
@@ -86,7 +93,7 @@ impl Condition {
     ];
 
     /// zcprof in each of its probe modes.
-    pub const ZCPROF: [Condition; 8] = [
+    pub const ZCPROF: [Condition; 9] = [
         Condition::Zcprof,
         Condition::ZcprofRaw,
         Condition::ZcprofTracepoint,
@@ -95,6 +102,7 @@ impl Condition {
         Condition::ZcprofThreads,
         Condition::ZcprofStacks,
         Condition::ZcprofUserCopies,
+        Condition::ZcprofCpu,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +117,7 @@ impl Condition {
             Condition::ZcprofThreads => "zcprof threads",
             Condition::ZcprofStacks => "zcprof stacks",
             Condition::ZcprofUserCopies => "zcprof user-copies",
+            Condition::ZcprofCpu => "zcprof cpu",
             Condition::Bpftrace => "bpftrace",
             Condition::BpftraceRaw => "bpftrace raw_syscalls",
             Condition::Strace => "strace -c -f",
@@ -130,6 +139,7 @@ impl Condition {
                 | Condition::ZcprofThreads
                 | Condition::ZcprofStacks
                 | Condition::ZcprofUserCopies
+                | Condition::ZcprofCpu
                 | Condition::Bpftrace
                 | Condition::BpftraceRaw
         )
@@ -151,6 +161,7 @@ impl Condition {
             Condition::ZcprofThreads => format!("`zcprof {} top --json -i 1s`: the default with the per-thread split; beside `zcprof` it shows that split's cost", THREADS_ARGS.join(" ")),
             Condition::ZcprofStacks => format!("`zcprof {} top --json -i 1s`: the default with user stacks sampled every 1 MiB of a process's bytes of one syscall; beside `zcprof` it shows the sampling's cost", STACKS_ARGS.join(" ")),
             Condition::ZcprofUserCopies => format!("`zcprof {} top --json -i 1s`: the default with uprobes on this host's libc memcpy/memmove/mempcpy; beside `zcprof` it shows what a trap per copy call costs the workloads", USER_COPIES_ARGS.join(" ")),
+            Condition::ZcprofCpu => format!("`zcprof {} top --json -i 1s`: the default with the cpu layer sampling every CPU at 999 Hz (cpu-clock); beside `zcprof` it shows the sampling's cost, which is per sample, not per syscall", CPU_ARGS.join(" ")),
             Condition::Bpftrace => "bpftrace: `@bytes[pid] = sum(args->ret)` on the same syscalls:sys_exit_* tracepoints, and `sum(args->res)` on io_uring:io_uring_complete".into(),
             Condition::BpftraceRaw => "bpftrace: the same sums on the one `raw_syscalls:sys_exit` tracepoint, with a filter on the counted syscall numbers (bpftrace 0.17 has no `rawtracepoint` probe), and on io_uring:io_uring_complete".into(),
             Condition::Strace => "`strace -c -f` wrapping the workload".into(),
@@ -224,7 +235,8 @@ pub fn run(
         | Condition::ZcprofNoIoUring
         | Condition::ZcprofThreads
         | Condition::ZcprofStacks
-        | Condition::ZcprofUserCopies => {
+        | Condition::ZcprofUserCopies
+        | Condition::ZcprofCpu => {
             let zcprof = tools.bin.join("zcprof").display().to_string();
             let mut args = vec![zcprof];
             match condition {
@@ -241,6 +253,7 @@ pub fn run(
                 Condition::ZcprofUserCopies => {
                     args.extend(USER_COPIES_ARGS.iter().map(|s| s.to_string()));
                 }
+                Condition::ZcprofCpu => args.extend(CPU_ARGS.iter().map(|s| s.to_string())),
                 _ => {}
             }
             args.extend(["top", "--json", "-i", "1s"].map(String::from));

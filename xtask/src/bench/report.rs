@@ -583,6 +583,13 @@ fn markdown(results: &Results) -> String {
         "the same with `--user-copies`: every memcpy/memmove/mempcpy call of every process using this host's libc traps into a uprobe",
         Condition::ZcprofUserCopies,
     ));
+    md.push_str(&opt_in_cost(
+        results,
+        "The cpu layer's cost",
+        "--cpu",
+        "the same with `--cpu` (cpu-clock sampling at 999 Hz per CPU): a cost per sample, so per second, whatever the syscall rate",
+        Condition::ZcprofCpu,
+    ));
 
     md.push_str(&scaling_table(results));
 

@@ -34,7 +34,9 @@ use super::{ExtraFile, LabReport, LabRun, lab_dir, run_lab};
 /// BPF run-time statistics (`BPF_ENABLE_STATS`) and reads the programs' cost; `stacks`
 /// samples the demos' user stacks with each kernel's `bpf_get_stack` (build-ID frames) and
 /// names their call sites; `user_copies` attaches the user layer's uprobes and counts the
-/// in-process demo's memcpy calls exactly.
+/// in-process demo's memcpy calls exactly; `cpu` samples with each kernel's perf_event
+/// program and names user copies by build ID (`bpf_get_stack`) and kernel copies by each
+/// kernel's symbols.
 const TESTS: &[&str] = &[
     "kernel_layer",
     "syscall_layer",
@@ -50,6 +52,7 @@ const TESTS: &[&str] = &[
     "probe_stats",
     "stacks",
     "user_copies",
+    "cpu",
 ];
 /// Tests of those targets that the kernel cannot change (argument checks, one-line errors,
 /// the demo reports' assembly from runs the per-mode exactness tests already make in the
@@ -127,6 +130,13 @@ const HOST_ONLY: &[(&str, &str)] = &[
     (
         "user_copies",
         "a_static_binary_without_symbols_is_reported_not_fatal",
+    ),
+    // Under TCG libc's memcpy is cheap next to the debug demo's byte loops: 2-3 samples of
+    // 3,200 in copy mode on 6.1 and 6.12, too few to compare; the helper's memcpy test
+    // checks the same build-ID path there.
+    (
+        "cpu",
+        "the_in_process_demo_copies_through_libc_in_copy_mode_only",
     ),
 ];
 

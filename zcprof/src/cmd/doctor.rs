@@ -45,6 +45,9 @@ pub struct Report {
     pub bpf_stats: BpfStats,
     /// The user layer (`--user-copies`): whether it is on, and what it attaches to.
     pub user_copies: UserCopies,
+    /// Whether the cpu layer (`--cpu`) may open its perf events, and whether the machine has
+    /// a hardware PMU.
+    pub perf_events: host::perf::PerfEvents,
     /// Why the eBPF object could not be loaded at all (no probe attached then).
     pub load_error: Option<String>,
     pub warnings: Vec<String>,
@@ -166,6 +169,7 @@ pub fn inspect(load: &LoadOptions) -> Report {
             .ok()
             .and_then(|v| v.trim().parse().ok()),
         bpf_stats: BpfStats::read(),
+        perf_events: host::perf::read(),
         privileges,
         user_copies: UserCopies::read(load.user_copies),
         load_error: None,
@@ -263,6 +267,7 @@ pub fn text(r: &Report) -> String {
         ("io_uring", io_uring_line(r.io_uring_disabled)),
         ("BPF stats", bpf_stats_line(&r.bpf_stats)),
         ("user copies", r.user_copies.line()),
+        ("perf events", r.perf_events.line()),
     ];
     for (k, v) in lines {
         out.push_str(&format!("{k:<11} {v}\n"));
@@ -383,6 +388,13 @@ mod tests {
                 would_attach: Vec::new(),
                 error: Some("dlsym found no memcpy".into()),
             },
+            perf_events: host::perf::PerfEvents {
+                paranoid: "4".into(),
+                cpu_clock_allowed: false,
+                error: Some("Permission denied (os error 13)".into()),
+                hardware_pmu: false,
+                max_sample_rate: Some(100_000),
+            },
             load_error: Some("needs root".into()),
             warnings: Vec::new(),
             layers: Vec::new(),
@@ -390,6 +402,11 @@ mod tests {
         };
         let t = text(&r);
         assert!(t.contains("NOT LOADED: needs root"), "{t}");
+        assert!(
+            t.contains("perf events NOT permitted (Permission denied (os error 13)): --cpu needs root or CAP_PERFMON"),
+            "{t}"
+        );
+        assert!(t.contains("no hardware PMU"), "{t}");
         assert!(t.contains("BTF         /nonexistent: missing"), "{t}");
         assert!(
             t.contains("io_uring    kernel.io_uring_disabled=1: only CAP_SYS_ADMIN"),

@@ -53,7 +53,7 @@ impl Metric {
             Metric::Speedup { .. } => "wall clock (demo)",
             Metric::Copies { .. } | Metric::CopyReduction { .. } => "syscall layer",
             Metric::UserCopies { .. } => "demo tally (user-space copies)",
-            Metric::CopyCost { .. } => "CPU time (rusage) + demo tally",
+            Metric::CopyCost { .. } => "CPU time (perf task-clock, else rusage) + demo tally",
             Metric::CopiedAnyway { .. } => "kernel notifications (demo tally)",
         }
     }

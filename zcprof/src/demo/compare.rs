@@ -249,7 +249,8 @@ pub struct Variant {
     pub user_copy_bytes: u64,
     pub wall_seconds: f64,
     pub throughput_bytes_per_sec: f64,
-    /// User + system CPU time of the workers (demo's rusage).
+    /// CPU time of the workers: perf task-clock where the demo could open it, else rusage
+    /// user + system.
     pub cpu_seconds: f64,
     /// Throughput over the baseline's; `None` when either is zero.
     pub speedup: Option<f64>,
@@ -416,7 +417,13 @@ fn variant(info: &ScenarioInfo, m: &Measured, copy_source: Option<Role>) -> Vari
         cpu_seconds: r
             .roles
             .iter()
-            .map(|x| x.cpu_user_seconds + x.cpu_system_seconds)
+            // task-clock where the demo could read it (exact to the scheduler), else rusage.
+            .map(|x| {
+                x.perf
+                    .map_or(x.cpu_user_seconds + x.cpu_system_seconds, |p| {
+                        p.task_clock_seconds
+                    })
+            })
             .sum(),
         speedup: None,
         workers,
@@ -480,6 +487,7 @@ mod tests {
             cpu_system_seconds: 0.25,
             minor_faults: 0,
             major_faults: 0,
+            perf: None,
             io_uring: None,
             zerocopy: None,
             mapped: None,

@@ -384,7 +384,7 @@ pub fn markdown(
         out,
         "Where each figure comes from: **syscall and io_uring layers** = zcprof's eBPF counts \
          (syscalls, io_uring completions) for the demo's worker processes ({}; {}); **wall clock** = the demo's own timing, first worker start \
-         to last worker end; **CPU time** = the workers' user + system time (rusage); **demo tally** = bytes the demo copied in user space, which no \
+         to last worker end; **CPU time** = the workers' CPU time (perf task-clock; rusage user + system where perf events are not permitted); **demo tally** = bytes the demo copied in user space, which no \
          syscall shows.\n",
         layers_line(ctx.layers),
         ctx.lost.line()

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 use zcprof_common::{
-    Counts, HIST_BUCKETS, errno, flows, io_uring, kernel, mapped,
+    Counts, HIST_BUCKETS, cpu, errno, flows, io_uring, kernel, mapped,
     syscalls::{self, Direction, Family, Row},
     user,
 };
@@ -101,6 +101,14 @@ pub enum UserSlots {}
 
 impl Slots for UserSlots {
     const LEN: usize = user::COUNT;
+}
+
+/// The cpu layer's slots: [`cpu::NAMES`] (where samples landed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CpuSlots {}
+
+impl Slots for CpuSlots {
+    const LEN: usize = cpu::COUNT;
 }
 
 /// The flows layer's slots: [`flows::flow`] (descriptor kinds).
@@ -393,6 +401,73 @@ impl Totals<UserSlots> {
     }
 }
 
+/// A process's CPU samples by where they landed (the cpu layer), and the shares derived.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CpuShares {
+    /// Samples in all (each one period of cpu-clock of this process).
+    pub samples: u64,
+    pub kernel_samples: u64,
+    pub kernel_copy_samples: u64,
+    pub user_samples: u64,
+    pub user_copy_samples: u64,
+    /// User samples the kernel could not place in a file (anonymous or JIT code, no build
+    /// ID, the address space's lock busy): counted in `user_samples`, never as copies.
+    pub user_unresolved_samples: u64,
+    /// The CPU time the samples stand for, in ns (the sum of their periods).
+    pub cpu_ns: u64,
+}
+
+impl CpuShares {
+    /// Share of the process's samples in kernel copy routines, `None` without samples.
+    pub fn kernel_copy_share(&self) -> Option<f64> {
+        share(self.kernel_copy_samples, self.samples)
+    }
+
+    /// Share of the process's samples in user-space copy routines.
+    pub fn user_copy_share(&self) -> Option<f64> {
+        share(self.user_copy_samples, self.samples)
+    }
+
+    /// The binomial standard error of a share of `self.samples` samples: `sqrt(p(1-p)/n)`,
+    /// at most `0.5 / sqrt(n)`.
+    pub fn error(&self, share: f64) -> f64 {
+        if self.samples == 0 {
+            return 0.0;
+        }
+        (share * (1.0 - share) / self.samples as f64).sqrt()
+    }
+}
+
+fn share(hits: u64, n: u64) -> Option<f64> {
+    (n > 0).then(|| hits as f64 / n as f64)
+}
+
+impl Totals<CpuSlots> {
+    /// The slots, with their names, in table order.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, &Counts)> {
+        cpu::NAMES
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| (*name, &self[slot]))
+    }
+
+    /// The samples by where they landed.
+    pub fn shares(&self) -> CpuShares {
+        let n = |slot: u32| self[slot as usize].calls;
+        let kernel = n(cpu::KERNEL_COPY) + n(cpu::KERNEL);
+        let user = n(cpu::USER_COPY) + n(cpu::USER) + n(cpu::USER_UNRESOLVED);
+        CpuShares {
+            samples: kernel + user,
+            kernel_samples: kernel,
+            kernel_copy_samples: n(cpu::KERNEL_COPY),
+            user_samples: user,
+            user_copy_samples: n(cpu::USER_COPY),
+            user_unresolved_samples: n(cpu::USER_UNRESOLVED),
+            cpu_ns: self.slots().iter().map(|s| s.bytes).sum(),
+        }
+    }
+}
+
 impl Totals<FlowSlots> {
     /// The flows that counted something, with their slot, in table order.
     pub fn fired(&self) -> impl Iterator<Item = (u32, flows::Flow, &Counts)> {
@@ -505,6 +580,7 @@ counters! {
     io_uring: IoUringOps => IoUring,
     mapped: MappedSlots => Mapped,
     user: UserSlots => User,
+    cpu: CpuSlots => Cpu,
 }
 
 impl Default for Counters {

@@ -56,6 +56,7 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
         flows: opts.flows || opts.files,
         threads: opts.threads,
         user: opts.user_copies,
+        cpu: opts.cpu.is_some(),
     })
 }
 
@@ -81,6 +82,8 @@ struct Lifecycle {
     threads: bool,
     /// `--user-copies`: likewise the user layer's.
     user: bool,
+    /// `--cpu`: likewise the cpu layer's.
+    cpu: bool,
 }
 
 impl Lifecycle {
@@ -90,6 +93,7 @@ impl Lifecycle {
             Layer::Flows => self.flows,
             Layer::Threads => self.threads,
             Layer::User => self.user,
+            Layer::Cpu => self.cpu,
             _ => true,
         })
     }

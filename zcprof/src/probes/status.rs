@@ -37,6 +37,9 @@ pub enum Layer {
     /// `memcpy`/`memmove`/`mempcpy`, Go's `runtime.memmove`), by uprobes (opt-in:
     /// `--user-copies`): its own figure, never added to the syscall layer's.
     User,
+    /// Where each process's CPU time goes, sampled (opt-in: `--cpu`): kernel and user copy
+    /// routines, the rest of the kernel and of user space.
+    Cpu,
 }
 
 impl Layer {
@@ -51,6 +54,7 @@ impl Layer {
             Layer::Threads => "threads",
             Layer::Stacks => "stacks",
             Layer::User => "user",
+            Layer::Cpu => "cpu",
         }
     }
 }
@@ -77,6 +81,8 @@ pub enum Mechanism {
     KprobeAndKretprobe,
     /// A uprobe on a user-space function's entry.
     Uprobe,
+    /// A `perf_event` program on a sampling event.
+    PerfEvent,
 }
 
 impl Mechanism {
@@ -92,6 +98,7 @@ impl Mechanism {
             Mechanism::Kretprobe => "kretprobe",
             Mechanism::KprobeAndKretprobe => "kprobe+kretprobe",
             Mechanism::Uprobe => "uprobe",
+            Mechanism::PerfEvent => "perf_event",
         }
     }
 }

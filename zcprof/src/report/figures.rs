@@ -12,8 +12,8 @@ use zcprof_recording::{self as rec, Bucket, Entry, LayerTotals, Layers, ProbeLay
 use super::Lost;
 use crate::{
     model::{
-        Counters, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Syscalls, Totals,
-        errno_names, flow_name,
+        Counters, CpuSlots, Figures, FlowSlots, IoUringOps, KernelProbes, MappedSlots, Syscalls,
+        Totals, errno_names, flow_name,
     },
     probes::{Layer, LayerSummary},
 };
@@ -30,6 +30,9 @@ pub fn layers(totals: &Counters, copy_source: Option<Role>) -> Layers {
     }
     if !totals.io_uring.is_zero() {
         layers.insert(Layer::IoUring.to_string(), io_uring_layer(&totals.io_uring));
+    }
+    if !totals.cpu.is_zero() {
+        layers.insert(Layer::Cpu.to_string(), cpu_layer(&totals.cpu));
     }
     if !totals.mapped.is_zero() {
         layers.insert(Layer::Mapped.to_string(), mapped_layer(&totals.mapped));
@@ -83,25 +86,50 @@ pub fn mapped_layer(t: &Totals<MappedSlots>) -> rec::Layer {
             ..LayerTotals::default()
         },
         syscalls: Default::default(),
-        probes: t
-            .named()
-            .filter(|(_, s)| s.calls > 0)
-            .map(|(name, s)| {
-                (
-                    name.to_string(),
-                    Entry {
-                        family: rec::Family::Mapped,
-                        direction: rec::Direction::K2u,
-                        calls: s.calls,
-                        bytes: s.bytes,
-                        errors: 0,
-                        errno: Default::default(),
-                        hist: buckets(s),
-                    },
-                )
-            })
-            .collect(),
+        probes: slot_entries(t.named(), rec::Family::Mapped, rec::Direction::K2u),
     }
+}
+
+/// The cpu layer: one entry per slot that counted (`kernel_copy`, `kernel`, `user_copy`,
+/// `user`, `user_unresolved`; family `cpu_samples`, calls = samples, bytes = their CPU
+/// time in ns), and totals with the samples as calls and no bytes: samples are a figure of
+/// their own.
+pub fn cpu_layer(t: &Totals<CpuSlots>) -> rec::Layer {
+    rec::Layer {
+        copy_source: None,
+        totals: LayerTotals {
+            calls: t.shares().samples,
+            ..LayerTotals::default()
+        },
+        syscalls: Default::default(),
+        probes: slot_entries(t.named(), rec::Family::CpuSamples, rec::Direction::K2k),
+    }
+}
+
+/// A layer's named slots that counted, as entries of `family` and `direction` (errors and
+/// errnos none: the layers that use this count events, not calls that fail).
+fn slot_entries<'a>(
+    named: impl Iterator<Item = (&'static str, &'a Counts)>,
+    family: rec::Family,
+    direction: rec::Direction,
+) -> rec::SortedMap<Entry> {
+    named
+        .filter(|(_, s)| s.calls > 0)
+        .map(|(name, s)| {
+            (
+                name.to_string(),
+                Entry {
+                    family,
+                    direction,
+                    calls: s.calls,
+                    bytes: s.bytes,
+                    errors: 0,
+                    errno: Default::default(),
+                    hist: buckets(s),
+                },
+            )
+        })
+        .collect()
 }
 
 /// The io_uring layer: totals (its copies count as copies, as the syscall layer's), and

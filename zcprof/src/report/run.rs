@@ -215,6 +215,11 @@ impl<'a> Summary<'a> {
         self.layers.iter().any(|l| l.layer == Layer::Flows)
     }
 
+    /// The cpu layer was asked for (`--cpu`): every process then has its CPU shares.
+    fn cpu_asked(&self) -> bool {
+        self.layers.iter().any(|l| l.layer == Layer::Cpu)
+    }
+
     /// The threads layer was asked for (`--threads`): every process then lists its threads.
     fn threads_asked(&self) -> bool {
         self.layers.iter().any(|l| l.layer == Layer::Threads)
@@ -316,6 +321,9 @@ struct JsonFigures {
     /// Only with `--user-copies`.
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<super::user::JsonUser>,
+    /// Only with `--cpu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<super::cpu::JsonCpu>,
 }
 
 /// The flows layer: the syscall layer's bytes by descriptor kinds, one entry per flow
@@ -370,6 +378,7 @@ impl JsonFigures {
         files: Vec<MappedFile>,
         flows: bool,
         user: bool,
+        cpu: bool,
     ) -> JsonFigures {
         let syscall = figures::syscall_layer(&c.syscall);
         let kernel = figures::kernel_layer(&c.kernel, copy_source);
@@ -407,6 +416,7 @@ impl JsonFigures {
                 }
             }),
             user: user.then(|| super::user::JsonUser::of(&c.user)),
+            cpu: cpu.then(|| super::cpu::JsonCpu::of(&c.cpu)),
         }
     }
 }
@@ -446,6 +456,7 @@ pub fn json(s: &Summary) -> String {
                     s.files_of(p.tgid),
                     s.flows_asked(),
                     s.user_asked(),
+                    s.cpu_asked(),
                 ),
                 threads: s
                     .threads_asked()
@@ -462,6 +473,7 @@ pub fn json(s: &Summary) -> String {
                 .collect(),
             s.flows_asked(),
             s.user_asked(),
+            s.cpu_asked(),
         ),
         stacks: s.stacks.as_ref(),
         user_copies: s
@@ -533,6 +545,7 @@ pub fn text(s: &Summary) -> String {
         io_uring_table(&mut out, &p.totals.io_uring);
         mapped_line(&mut out, &p.totals.mapped, &s.files_of(p.tgid));
         super::user::line(&mut out, &p.totals.user);
+        out.push_str(&super::cpu::line(&p.totals.cpu).unwrap_or_default());
         kernel_table(&mut out, &p.totals.kernel, s.copy_source());
     }
     cgroup_totals(&mut out, s);
@@ -543,6 +556,7 @@ pub fn text(s: &Summary) -> String {
         io_uring_table(&mut out, &s.total.io_uring);
         mapped_line(&mut out, &s.total.mapped, &[]);
         super::user::line(&mut out, &s.total.user);
+        out.push_str(&super::cpu::line(&s.total.cpu).unwrap_or_default());
         kernel_table(&mut out, &s.total.kernel, s.copy_source());
     }
     if let Some(coverage) = &s.user_coverage {

@@ -384,40 +384,6 @@ pub fn has_child_named(parent: u32, comm: &str) -> bool {
     })
 }
 
-/// `zcprof GLOBAL... run --json -o FILE -- ARGV`, which must succeed, its summary validated
-/// against `schema/run.v1.json`: the summary, and what the command printed.
-pub fn run_json(global: &[&str], argv: &[&str]) -> (serde_json::Value, String) {
-    let out = temp("run-json");
-    let output = zcprof()
-        .args(global)
-        .args(["run", "--json", "-o"])
-        .arg(&out)
-        .arg("--")
-        .args(argv)
-        .output()
-        .expect("zcprof runs");
-    assert!(
-        output.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("summary written");
-    let _ = std::fs::remove_file(&out);
-    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
-    let errors: Vec<String> = run_schema()
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "run --json against its schema: {errors:?}"
-    );
-    (
-        summary,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
-}
-
 /// Builds the Go program `source` (one `main.go`) in `dir` with Debian's golang-go, as
 /// `name`; host only (the lab's guest has no Go toolchain).
 pub fn go_program(dir: &std::path::Path, source: &str, name: &str) -> std::path::PathBuf {
@@ -697,3 +663,42 @@ mod nginx {
 }
 #[allow(unused_imports, reason = "each test binary uses a different subset")]
 pub use nginx::{NGINX_FETCHES, NGINX_FILE, Nginx, wait_attached};
+
+/// `zcprof FLAGS run --json -o FILE -- ARGV` with `env` added: the summary, validated against
+/// `schema/run.v1.json`, and what the command printed. Fails the test when zcprof fails.
+pub fn run_json(
+    flags: &[&str],
+    argv: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (serde_json::Value, String) {
+    let out = temp("run-json");
+    let output = zcprof()
+        .args(flags)
+        .args(["run", "--json", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(argv)
+        .envs(env.iter().copied())
+        .output()
+        .expect("zcprof runs");
+    assert!(
+        output.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("summary written");
+    let _ = std::fs::remove_file(&out);
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
+    let errors: Vec<String> = run_schema()
+        .iter_errors(&summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "run --json against its schema: {errors:?}"
+    );
+    (
+        summary,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
