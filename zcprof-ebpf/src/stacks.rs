@@ -219,25 +219,20 @@ const HEADER_BYTES: u64 = core::mem::size_of::<Sample>() as u64 - FRAMES_BYTES;
 const KERNEL_HEADER_BYTES: u64 = core::mem::size_of::<KernelSample>() as u64 - FRAMES_BYTES;
 const KERNEL_FRAMES_BYTES: u64 = 8 * MAX_KERNEL_FRAMES as u64;
 
-/// The record [`sample`] builds before sending its used part, with slack past its end so
-/// that the masked size is within the map value whatever the mask lets through.
+/// A record [`sample`] or [`sample_kernel`] builds before sending its used part, with slack
+/// past its end so that the masked size is within the map value whatever the mask lets
+/// through.
 #[repr(C)]
-struct Scratch {
-    sample: Sample,
+struct Scratch<T> {
+    sample: T,
     _slack: [u8; 64],
 }
-const _: () = assert!(HEADER_BYTES + 0xfff <= core::mem::size_of::<Scratch>() as u64);
+const _: () = assert!(HEADER_BYTES + 0xfff <= core::mem::size_of::<Scratch<Sample>>() as u64);
+const _: () =
+    assert!(KERNEL_HEADER_BYTES + 0xfff <= core::mem::size_of::<Scratch<KernelSample>>() as u64);
 
 #[map]
-static STACK_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
-
-/// As [`Scratch`], for [`sample_kernel`].
-#[repr(C)]
-struct KernelScratch {
-    sample: KernelSample,
-    _slack: [u8; 64],
-}
-const _: () = assert!(KERNEL_HEADER_BYTES + 0xfff <= core::mem::size_of::<KernelScratch>() as u64);
+static STACK_SCRATCH: PerCpuArray<Scratch<Sample>> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-static KERNEL_SCRATCH: PerCpuArray<KernelScratch> = PerCpuArray::with_max_entries(1, 0);
+static KERNEL_SCRATCH: PerCpuArray<Scratch<KernelSample>> = PerCpuArray::with_max_entries(1, 0);
