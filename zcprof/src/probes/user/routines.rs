@@ -10,6 +10,8 @@
 //! where the copy is, for every process that maps the same file (same device and inode) on
 //! this CPU. A process with another libc (another mount namespace, a container's image, a
 //! `GLIBC_TUNABLES` hwcaps override of the choice) is reported not counted, with the file.
+//! The resolution itself is `host::copy_routines::own_libc`, which the cpu layer's
+//! classification of samples shares.
 //!
 //! # Go: by symbol
 //! `runtime.memmove` is a plain function (`copy()` and slice growth call it), found in the
@@ -24,7 +26,10 @@ use std::{
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use zcprof_common::user::{self, program};
 
-use crate::host::maps::{self, Mapping};
+use crate::host::{
+    copy_routines,
+    maps::{self, Mapping},
+};
 
 /// One routine in one binary: where its uprobe goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,50 +91,36 @@ pub struct Binary {
     pub routines: Vec<Routine>,
 }
 
-/// This host's libc as zcprof maps it, with its copy routines as its resolvers chose them.
+/// This host's libc as zcprof maps it, with its copy routines as its resolvers chose them
+/// (resolved once for every layer: [`copy_routines::own_libc`]).
 pub fn host_libc() -> Result<Binary, String> {
-    let resolve = |name: &std::ffi::CStr| {
-        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no preconditions;
-        // the result is only used as a number.
-        let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as u64;
-        (addr != 0).then_some(addr)
-    };
-    let memcpy = resolve(c"memcpy").ok_or("dlsym found no memcpy")?;
-    let memmove = resolve(c"memmove").ok_or("dlsym found no memmove")?;
-    let mempcpy = resolve(c"mempcpy");
-    let mine = maps::executable(std::process::id())
-        .map_err(|err| format!("reading /proc/self/maps: {err}"))?;
-    let within = |addr: u64| {
-        mine.iter()
-            .find(|m| (m.start..m.end).contains(&addr) && m.is_file())
-            .ok_or_else(|| format!("{addr:#x} (memcpy) is in no mapped file"))
-    };
-    let libc = within(memcpy)?;
-    let mut routines = Vec::new();
-    let mut add = |slot, addr: u64| -> Result<(), String> {
-        let m = within(addr)?;
-        if FileId::of_mapping(m) == FileId::of_mapping(libc) {
-            routines.push(Routine {
+    let libc = copy_routines::own_libc()?;
+    let routines = libc
+        .routines
+        .iter()
+        .filter_map(|r| {
+            let named = |name: &str| r.names.iter().any(|n| n == name);
+            // One implementation for several names is counted once, under them all.
+            let slot = match (named("memcpy"), named("memmove"), named("mempcpy")) {
+                (true, true, _) => user::MEMCPY_MEMMOVE,
+                (true, false, _) => user::MEMCPY,
+                (false, true, _) => user::MEMMOVE,
+                (false, false, true) => user::MEMPCPY,
+                (false, false, false) => return None,
+            };
+            Some(Routine {
                 slot,
                 program: program::C_COPY,
-                offset: m.file_offset(addr),
-            });
-        }
-        Ok(())
-    };
-    if memcpy == memmove {
-        add(user::MEMCPY_MEMMOVE, memcpy)?;
-    } else {
-        add(user::MEMCPY, memcpy)?;
-        add(user::MEMMOVE, memmove)?;
-    }
-    if let Some(mempcpy) = mempcpy.filter(|a| *a != memcpy && *a != memmove) {
-        add(user::MEMPCPY, mempcpy)?;
-    }
-    let path = libc.path.clone().ok_or("memcpy's mapping has no path")?;
+                offset: r.start,
+            })
+        })
+        .collect();
     Ok(Binary {
-        path: PathBuf::from(path),
-        id: FileId::of_mapping(libc),
+        path: PathBuf::from(libc.path),
+        id: FileId {
+            dev: libc.dev,
+            inode: libc.inode,
+        },
         routines,
     })
 }
