@@ -126,20 +126,9 @@ pub fn own_libc() -> Result<CopyFile, String> {
 pub fn go_binary(path: &Path, dev: (u32, u32), inode: u64) -> Result<Option<CopyFile>, String> {
     let data = fs::read(path).map_err(|err| format!("reading {}: {err}", path.display()))?;
     let elf = Elf::parse(&data).map_err(|err| format!("{}: {err}", path.display()))?;
-    let Some((address, size)) = elf
-        .obj
-        .symbols()
-        .find(|s| s.name() == Ok(GO_ROUTINE))
-        .map(|s| (s.address(), s.size()))
-    else {
+    let Some((start, size)) = elf.go_memmove(path)? else {
         return Ok(None);
     };
-    let start = elf.offset_of(address).ok_or_else(|| {
-        format!(
-            "{}: {GO_ROUTINE} is outside the file's segments",
-            path.display()
-        )
-    })?;
     let (end, end_from) = if size > 0 {
         (start + size, EndFrom::Symbol)
     } else {
@@ -158,6 +147,14 @@ pub fn go_binary(path: &Path, dev: (u32, u32), inode: u64) -> Result<Option<Copy
             end_from,
         }],
     }))
+}
+
+/// The file offset of the `runtime.memmove` that the ELF file `data` (read from `path`)
+/// defines: where the user layer's uprobe goes. `None` when it defines none.
+pub fn go_memmove_offset(path: &Path, data: &[u8]) -> Result<Option<u64>, String> {
+    let elf =
+        Elf::parse(data).map_err(|err| format!("{} is not an ELF file: {err}", path.display()))?;
+    Ok(elf.go_memmove(path)?.map(|(start, _)| start))
 }
 
 /// The copy routines of the processes on this machine: zcprof's libc, and the Go binaries
@@ -281,6 +278,25 @@ impl<'a> Elf<'a> {
             let start = s.address();
             (start <= vaddr && vaddr < start + size).then(|| off + (vaddr - start))
         })
+    }
+
+    /// The file offset and symbol size of the `runtime.memmove` the file defines (`path`
+    /// names it in errors); `None` when it defines none (not a Go binary, or stripped).
+    fn go_memmove(&self, path: &Path) -> Result<Option<(u64, u64)>, String> {
+        let Some(sym) = self
+            .obj
+            .symbols()
+            .find(|s| s.name() == Ok(GO_ROUTINE) && s.is_definition())
+        else {
+            return Ok(None);
+        };
+        let start = self.offset_of(sym.address()).ok_or_else(|| {
+            format!(
+                "{}: {GO_ROUTINE} is outside the file's segments",
+                path.display()
+            )
+        })?;
+        Ok(Some((start, sym.size())))
     }
 
     /// The end (file offset) of the function starting at file offset `start`: its sized

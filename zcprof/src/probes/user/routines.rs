@@ -23,7 +23,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+use object::Object as _;
 use zcprof_common::user::{self, program};
 
 use crate::host::{
@@ -186,9 +186,7 @@ impl Known {
 
 /// [`go_binary`] of `path` whose contents are `data`.
 fn go_binary_in(path: &Path, data: &[u8], id: FileId) -> Result<Option<Binary>, String> {
-    let elf = object::File::parse(data)
-        .map_err(|err| format!("{} is not an ELF file: {err}", path.display()))?;
-    let Some(offset) = symbol_offset(&elf, "runtime.memmove") else {
+    let Some(offset) = copy_routines::go_memmove_offset(path, data)? else {
         return Ok(None);
     };
     Ok(Some(Binary {
@@ -200,16 +198,6 @@ fn go_binary_in(path: &Path, data: &[u8], id: FileId) -> Result<Option<Binary>, 
             offset,
         }],
     }))
-}
-
-/// The file offset of function `name` in the symbol table.
-fn symbol_offset(elf: &object::File, name: &str) -> Option<u64> {
-    let sym = elf
-        .symbols()
-        .find(|s| s.name() == Ok(name) && s.is_definition())?;
-    let section = elf.section_by_index(sym.section_index()?).ok()?;
-    let (file_start, _) = section.file_range()?;
-    Some(sym.address().checked_sub(section.address())? + file_start)
 }
 
 /// Whether the ELF file `data` asks for a dynamic loader (`.interp`): it will map a libc.
