@@ -1,6 +1,6 @@
 //! Stack samples as the kernel sends them (`zcprof_common::stacks::Sample`), decoded.
 
-use std::{mem::size_of, ptr::read_unaligned};
+use std::mem::{MaybeUninit, size_of};
 
 use zcprof_common::stacks::{
     self as common, Frame, Header, KERNEL_BIT, KernelSample, MAX_FRAMES, status,
@@ -72,11 +72,14 @@ fn padded<T: Copy>(bytes: &[u8], header: usize) -> Option<T> {
     if bytes.len() < header || bytes.len() > size_of::<T>() {
         return None;
     }
-    let mut whole = vec![0u8; size_of::<T>()];
-    whole[..bytes.len()].copy_from_slice(bytes);
-    // SAFETY: `whole` has the struct's size; both sample types are plain old data (every
-    // bit pattern is valid) and `read_unaligned` makes no alignment assumption.
-    Some(unsafe { read_unaligned(whole.as_ptr().cast()) })
+    // Zeroed in place rather than in a heap buffer: the reader decodes every sample.
+    let mut raw = MaybeUninit::<T>::zeroed();
+    // SAFETY: at most `size_of::<T>()` bytes are copied into `raw`; both sample types are
+    // plain old data, so every bit pattern, zero included, is a valid `T`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), raw.as_mut_ptr().cast::<u8>(), bytes.len());
+        Some(raw.assume_init())
+    }
 }
 
 fn frame(f: &Frame) -> Option<RawFrame> {
