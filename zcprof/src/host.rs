@@ -12,6 +12,7 @@ use std::{fs, path::Path};
 pub mod cgroup;
 pub mod copy_routines;
 pub mod fds;
+pub mod kallsyms;
 pub mod maps;
 pub mod perf;
 pub mod privileges;

@@ -116,9 +116,10 @@ pub struct Names {
 /// One layer's probes during one load.
 pub trait LayerProbes {
     /// Runs before the loader parses the kernel's BTF for aya: a layer that reads BTF with
-    /// a parser of its own (`btf_layout`) does it here and drops it, so the two parsed
-    /// copies are never in memory at once (they would add up in the daemon's peak RSS).
-    fn prepare(&mut self) {}
+    /// a parser of its own (`btf_layout`, parsed once for every layer) does it here; the
+    /// parse is dropped before aya's, so the two are never in memory at once (they would add
+    /// up in the daemon's peak RSS).
+    fn prepare(&mut self, _btf: &mut btf_layout::Shared) {}
 
     /// The globals its programs read, with their values for this host; set before the
     /// object loads. A fact it cannot learn is a warning, and its probes that need it are
@@ -225,9 +226,11 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
         .iter()
         .map(|spec| (spec, (spec.probes)(opts)))
         .collect();
+    let mut layout_btf = btf_layout::Shared::new(opts.btf.as_deref());
     for (_, probes) in &mut layers {
-        probes.prepare();
+        probes.prepare(&mut layout_btf);
     }
+    drop(layout_btf);
     let mut warnings = Vec::new();
     let btf = load_btf(opts.btf.as_ref(), &mut warnings)?;
     let tracefs = match tracefs::ensure_mounted() {

@@ -25,7 +25,10 @@ use zcprof_common::cpu::{
 };
 
 use super::{Host, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus};
-use crate::host::copy_routines::{self, CopyFile};
+use crate::host::{
+    copy_routines::{self, CopyFile},
+    kallsyms,
+};
 
 pub const LAYER: LayerSpec = LayerSpec {
     layer: Layer::Cpu,
@@ -109,28 +112,16 @@ struct Cpu {
 /// the next higher address of any text symbol; sorted, merged where they touch (aliases
 /// such as `memcpy`/`__memcpy` are one range). Addresses shown as 0 (kptr_restrict) give
 /// nothing.
-pub fn kernel_ranges(kallsyms: &str, routines: &[&str]) -> Vec<Range> {
+pub fn kernel_ranges(listing: &str, routines: &[&str]) -> Vec<Range> {
     let mut text: Vec<u64> = Vec::new();
     let mut starts: Vec<u64> = Vec::new();
-    for line in kallsyms.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
+    // The core kernel's copy routines are not in modules.
+    for symbol in kallsyms::symbols(listing).filter(|s| s.is_text() && s.module.is_none()) {
+        let Some(addr) = symbol.address() else {
             continue;
         };
-        if !matches!(kind, "t" | "T") || parts.next().is_some() {
-            // Module symbols carry a `[module]` column: the core kernel's copy routines
-            // are not in modules.
-            continue;
-        }
-        let Ok(addr) = u64::from_str_radix(addr, 16) else {
-            continue;
-        };
-        if addr == 0 {
-            continue;
-        }
         text.push(addr);
-        if routines.contains(&name) {
+        if routines.contains(&symbol.name) {
             starts.push(addr);
         }
     }

@@ -4,8 +4,6 @@
 //! layer). Its one probe is reported attached the way the syscall layer's exit program is.
 //! Without `--flows` it reports nothing and costs one branch per counted syscall.
 
-use std::path::{Path, PathBuf};
-
 use aya::Ebpf;
 use zcprof_common::{
     files,
@@ -66,7 +64,6 @@ fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(Flows {
         wanted: opts.flows || opts.files,
         files: opts.files,
-        btf: opts.btf.clone(),
         plan: Err("not planned yet".into()),
     })
 }
@@ -76,24 +73,24 @@ struct Flows {
     wanted: bool,
     /// `run --files`: per-file attribution too.
     files: bool,
-    /// `--btf`, else the running kernel's.
-    btf: Option<PathBuf>,
     /// The globals, or why the layer cannot count.
     plan: Result<Vec<(&'static str, u32)>, String>,
 }
 
-/// Every member's offset from BTF at `path` (with `files`, the per-file members too), or
+/// Every member's offset in `btf` (with `files`, the per-file members too), or
 /// why one cannot be had.
-fn offsets(path: Option<&Path>, files: bool) -> Result<Vec<(&'static str, u32)>, String> {
-    let btf = btf_layout::open(path)?;
+fn offsets(
+    btf: Result<&btf_rs::Btf, String>,
+    files: bool,
+) -> Result<Vec<(&'static str, u32)>, String> {
     let extra: &[Member] = if files { &FILE_MEMBERS } else { &[] };
-    btf_layout::offsets(&btf, MEMBERS.iter().chain(extra))
+    btf_layout::offsets(btf?, MEMBERS.iter().chain(extra))
 }
 
 impl LayerProbes for Flows {
-    fn prepare(&mut self) {
+    fn prepare(&mut self, btf: &mut btf_layout::Shared) {
         if self.wanted {
-            self.plan = offsets(self.btf.as_deref(), self.files);
+            self.plan = offsets(btf.get(), self.files);
         }
     }
 
@@ -130,12 +127,14 @@ impl LayerProbes for Flows {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     /// This kernel's layout has every member, at plausible offsets.
     #[test]
     fn this_kernels_btf_has_every_member() {
-        let globals = offsets(None, true).expect("every member");
+        let globals = offsets(btf_layout::Shared::new(None).get(), true).expect("every member");
         assert_eq!(globals.len(), MEMBERS.len() + FILE_MEMBERS.len());
         let of = |name: &str| {
             globals
@@ -151,6 +150,7 @@ mod tests {
             of(files::global::DENTRY_NAME) > 0,
             "qstr's name follows its hash"
         );
-        assert!(offsets(Some(Path::new("/nonexistent/btf")), false).is_err());
+        let mut missing = btf_layout::Shared::new(Some(Path::new("/nonexistent/btf")));
+        assert!(offsets(missing.get(), false).is_err());
     }
 }

@@ -126,9 +126,9 @@ fn offsets(root: &Path) -> Result<Offsets, String> {
 }
 
 impl LayerProbes for IoUringLayer {
-    fn prepare(&mut self) {
+    fn prepare(&mut self, btf: &mut btf_layout::Shared) {
         if !self.disabled {
-            self.layout = Some(layout(self.btf.as_deref()));
+            self.layout = Some(layout(btf.get()));
         }
     }
 
@@ -147,7 +147,7 @@ impl LayerProbes for IoUringLayer {
                 let layout = self
                     .layout
                     .take()
-                    .unwrap_or_else(|| layout(self.btf.as_deref()));
+                    .unwrap_or_else(|| layout(btf_layout::Shared::new(self.btf.as_deref()).get()));
                 // Without the request's layout completions join their submissions: the
                 // same counts, at a higher cost per request (nothing to warn about).
                 if let Ok(fields) = layout.req {
@@ -217,14 +217,14 @@ struct Layout {
     req: Result<Vec<(&'static str, u32)>, String>,
 }
 
-fn layout(path: Option<&Path>) -> Layout {
-    match btf_layout::open(path) {
+fn layout(btf: Result<&btf_rs::Btf, String>) -> Layout {
+    match btf {
         Ok(btf) => Layout {
-            zc_report: zc_report_offset(&btf),
+            zc_report: zc_report_offset(btf),
             req: if std::env::var_os(JOIN_ENV).is_some_and(|v| v == "submissions") {
                 Err(format!("{JOIN_ENV}=submissions"))
             } else {
-                req_fields(&btf)
+                req_fields(btf)
             },
         },
         Err(why) => Layout {
@@ -346,7 +346,7 @@ mod tests {
         if !Path::new("/sys/kernel/btf/vmlinux").exists() {
             return;
         }
-        let fields = layout(None)
+        let fields = layout(btf_layout::Shared::new(None).get())
             .req
             .expect("io_kiocb's layout in this kernel's BTF");
         let value = |name: &str| {
@@ -377,7 +377,7 @@ mod tests {
     #[test]
     fn a_missing_btf_file_leaves_the_map_join() {
         let missing = Path::new("/nonexistent/vmlinux");
-        let l = layout(Some(missing));
+        let l = layout(btf_layout::Shared::new(Some(missing)).get());
         assert!(l.req.is_err() && l.zc_report.is_err());
     }
 }

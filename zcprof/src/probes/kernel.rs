@@ -26,7 +26,7 @@ use zcprof_common::kernel::{
 use super::{
     Host, Layer, LayerProbes, LayerSpec, LoadOptions, Mechanism, Names, ProbeStatus, tracefs_offset,
 };
-use crate::tracefs;
+use crate::{host::kallsyms, tracefs};
 
 pub const LAYER: LayerSpec = LayerSpec {
     layer: Layer::Kernel,
@@ -184,16 +184,13 @@ fn attach_one(ebpf: &mut Ebpf, host: &mut Allowed, f: &KernelFunction) -> ProbeS
 impl Allowed<'_> {
     fn kallsyms(&mut self) -> &HashSet<String> {
         self.kallsyms.get_or_insert_with(|| {
-            let wanted: HashSet<&str> = FUNCTIONS.iter().map(|f| f.function).collect();
-            fs::read_to_string("/proc/kallsyms")
-                .map(|text| {
-                    text.lines()
-                        .filter_map(|l| l.split_whitespace().nth(2))
-                        .filter(|n| wanted.contains(n))
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
+            // Sorted for a binary search per line: hashing 120,000 names cost more.
+            let mut wanted: Vec<&str> = FUNCTIONS.iter().map(|f| f.function).collect();
+            wanted.sort_unstable();
+            kallsyms::symbols(&kallsyms::read())
+                .filter(|s| wanted.binary_search(&s.name).is_ok())
+                .map(|s| s.name.to_string())
+                .collect()
         })
     }
 }

@@ -4,7 +4,7 @@
 //! `--syscall-probe`. Each fallback is a warning that says why; the layer is required, so the
 //! loader stops when none of them attaches.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use aya::{
@@ -73,24 +73,22 @@ const MEMBERS: [Member; 2] = [
 fn probes(opts: &LoadOptions) -> Box<dyn LayerProbes> {
     Box::new(Syscall {
         mode: opts.syscall_probe,
-        btf: opts.btf.clone(),
         offsets: Vec::new(),
     })
 }
 
 struct Syscall {
     mode: SyscallProbe,
-    /// `--btf`, else the running kernel's.
-    btf: Option<PathBuf>,
     /// [`MEMBERS`]' offsets; none when BTF lacks one, and then every count is atomic, which
     /// costs a few ns per syscall and changes no figure.
     offsets: Vec<(&'static str, u32)>,
 }
 
 impl LayerProbes for Syscall {
-    fn prepare(&mut self) {
-        self.offsets = btf_layout::open(self.btf.as_deref())
-            .and_then(|btf| btf_layout::offsets(&btf, &MEMBERS))
+    fn prepare(&mut self, btf: &mut btf_layout::Shared) {
+        self.offsets = btf
+            .get()
+            .and_then(|btf| btf_layout::offsets(btf, &MEMBERS))
             .unwrap_or_default();
     }
 
