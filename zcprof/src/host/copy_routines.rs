@@ -63,8 +63,17 @@ pub struct CopyFile {
     pub routines: Vec<Routine>,
 }
 
-/// The resolved copy routines of the libc zcprof itself runs with.
+/// The resolved copy routines of the libc zcprof itself runs with, resolved once per
+/// process: the layers ask again after their uprobes attach (the user layer's session), and
+/// then every `memcpy` of parsing libc's symbols again would trap into the uprobe on
+/// zcprof's own libc (seen: ~13 s of system time in a debug build before a `--user-copies`
+/// session started).
 pub fn own_libc() -> Result<CopyFile, String> {
+    static OWN: std::sync::OnceLock<Result<CopyFile, String>> = std::sync::OnceLock::new();
+    OWN.get_or_init(resolve_own_libc).clone()
+}
+
+fn resolve_own_libc() -> Result<CopyFile, String> {
     // SAFETY: dlopen with RTLD_NOLOAD only returns a handle to a library already loaded.
     let handle = unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
     if handle.is_null() {
