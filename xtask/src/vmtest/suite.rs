@@ -10,9 +10,11 @@
 //!
 //! The release build is what users run, and under TCG it starts in 3.4 s where the debug
 //! build takes 6.5 (12 before its start-up was trimmed): most lab tests run zcprof several
-//! times, and the lab's time is CI's largest part. The host step tests the debug build. Each binary runs with `--test-threads=1` and
-//! `CI=true` (a test that cannot attach fails instead of skipping); its exit status and
-//! output come back over the serial console, and any failure on any kernel fails the run.
+//! times, and the lab's time is CI's largest part. The host step tests the debug build.
+//!
+//! Each binary runs with `--test-threads=1` and `CI=true` (a test that cannot attach fails
+//! instead of skipping); its exit status and output come back over the serial console, and
+//! any failure on any kernel fails the run.
 
 use std::{
     fs,
